@@ -1,0 +1,307 @@
+/* libssl core: status codes, logging, threads, counter-based RNG, tensors, the per-step
+ * context (arena + autograd tape), the long-lived parameter store and the ops.
+ *
+ * Conventions
+ * - Tensors are float32, contiguous, row-major, 0..SSL_MAX_DIMS dims. Images are NCHW,
+ *   tokens are (B, T, C).
+ * - Every op takes the context first and returns a new tensor allocated in the context's
+ *   arena, or NULL on error. On error the thread's last error (ssl_last_error()) names the op
+ *   and the shapes. An op given a NULL input returns NULL and keeps the first error, so a whole
+ *   forward pass can be written without checks and checked once at the end.
+ * - An op records itself on the tape only when grad mode is on and one of its inputs requires
+ *   a gradient. ssl_backward() accumulates (+=) into gradients; zeroing is explicit.
+ * - Library code never exits and never prints; messages go through ssl_set_log_callback().
+ */
+#ifndef SSL_CORE_H
+#define SSL_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status and errors */
+
+typedef enum ssl_status {
+    SSL_OK = 0,
+    SSL_ERR_INVALID = -1,   /* invalid argument */
+    SSL_ERR_SHAPE = -2,     /* tensor shapes do not fit the op */
+    SSL_ERR_NOMEM = -3,     /* allocation failed */
+    SSL_ERR_IO = -4,        /* file could not be opened, read or written */
+    SSL_ERR_FORMAT = -5,    /* file content is malformed */
+    SSL_ERR_CONFIG = -6,    /* configuration key or value is invalid */
+    SSL_ERR_NONFINITE = -7, /* NaN or Inf where a finite value is required */
+    SSL_ERR_STATE = -8,     /* call not valid in the current state */
+    SSL_ERR_UNSUPPORTED = -9
+} ssl_status_t;
+
+/* Short constant name of a status ("SSL_ERR_SHAPE") and a one-line description. */
+const char *ssl_err_name(int status);
+const char *ssl_strerror(int status);
+
+/* The message of the last error set on this thread ("" if none) and its status. */
+const char *ssl_last_error(void);
+int ssl_last_status(void);
+void ssl_clear_error(void);
+/* Set the thread's last error; returns `status` so callers can `return ssl_set_error(...)`. */
+int ssl_set_error(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---------------------------------------------------------------- logging */
+
+typedef enum ssl_log_level {
+    SSL_LOG_DEBUG = 0,
+    SSL_LOG_INFO = 1,
+    SSL_LOG_WARN = 2,
+    SSL_LOG_ERROR = 3
+} ssl_log_level_t;
+
+typedef void (*ssl_log_fn)(int level, const char *msg, void *user);
+/* Install a log callback (NULL: discard all messages, the default). Messages below
+ * min_level are not formatted at all. */
+void ssl_set_log_callback(ssl_log_fn fn, void *user, int min_level);
+void ssl_logf(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---------------------------------------------------------------- version, threads */
+
+const char *ssl_version(void);
+
+/* One knob for OpenMP loops and OpenBLAS GEMM. n <= 0 picks the number of cores. Kernels never
+ * call BLAS from inside an OpenMP region, so the two pools never oversubscribe the machine. */
+void ssl_set_num_threads(int n);
+int ssl_get_num_threads(void);
+
+/* ---------------------------------------------------------------- counter-based RNG */
+
+/* Philox4x32-10. A value depends only on (seed, stream, index): never on the thread that drew
+ * it or on the order of draws. Callers fold epoch/sample/view into `stream` with
+ * ssl_rng_stream(). */
+void ssl_philox4x32(uint64_t seed, uint64_t stream, uint64_t index, uint32_t out[4]);
+uint64_t ssl_rng_stream(uint64_t a, uint64_t b, uint64_t c);          /* mixes 3 ids */
+uint32_t ssl_rng_u32(uint64_t seed, uint64_t stream, uint64_t index);
+float ssl_rng_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1) */
+float ssl_rng_normal(uint64_t seed, uint64_t stream, uint64_t index);  /* N(0, 1) */
+/* dst[i] = value at index (offset + i). */
+void ssl_rng_fill_uniform(float *dst, size_t n, float lo, float hi, uint64_t seed,
+                          uint64_t stream, uint64_t offset);
+void ssl_rng_fill_normal(float *dst, size_t n, float mean, float std, uint64_t seed,
+                         uint64_t stream, uint64_t offset);
+/* N(mean, std) truncated to the absolute bounds [a, b] by resampling (timm trunc_normal_). */
+void ssl_rng_fill_trunc_normal(float *dst, size_t n, float mean, float std, float a, float b,
+                               uint64_t seed, uint64_t stream, uint64_t offset);
+
+/* ---------------------------------------------------------------- tensors */
+
+#define SSL_MAX_DIMS 5
+
+typedef struct ssl_tensor {
+    int ndim;
+    int64_t shape[SSL_MAX_DIMS];
+    int64_t numel;
+    float *data;       /* numel floats, contiguous row-major */
+    float *grad;       /* same size; NULL until a gradient reaches it (params: always set) */
+    int requires_grad; /* leaf flag or propagated from inputs */
+    int node;          /* index of the tape node that produced it; -1 for leaves */
+    const char *name;  /* parameter name, or NULL */
+} ssl_tensor_t;
+
+/* "(2, 3, 4)" into buf; returns buf. */
+char *ssl_shape_str(const ssl_tensor_t *t, char *buf, size_t len);
+int ssl_same_shape(const ssl_tensor_t *a, const ssl_tensor_t *b);
+/* Size of dimension d, negative d counts from the end. */
+int64_t ssl_dim(const ssl_tensor_t *t, int d);
+
+/* ---------------------------------------------------------------- context: arena + tape */
+
+typedef struct ssl_ctx ssl_ctx_t;
+
+/* A context owns the per-step arena and the tape. arena_bytes is the initial reservation; the
+ * arena grows in chunks when it runs out, and ssl_ctx_reset() merges the chunks into one so a
+ * steady-state step never calls malloc. */
+ssl_ctx_t *ssl_ctx_create(size_t arena_bytes);
+void ssl_ctx_free(ssl_ctx_t *ctx);
+/* Forget every tensor and tape node of the step; keeps the memory. */
+void ssl_ctx_reset(ssl_ctx_t *ctx);
+/* Grad mode: returns the previous mode. With grad off no op records anything. */
+int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled);
+int ssl_ctx_grad_enabled(const ssl_ctx_t *ctx);
+size_t ssl_ctx_arena_used(const ssl_ctx_t *ctx);     /* bytes handed out since reset */
+size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx); /* bytes reserved */
+size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx);     /* most bytes ever used in one step */
+int ssl_ctx_tape_len(const ssl_ctx_t *ctx);          /* nodes recorded since reset */
+
+/* Raw arena memory, 64-byte aligned, uninitialised (NULL + error when out of memory). */
+void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes);
+
+/* New tensors in the arena (uninitialised / zeros / copied from host memory). */
+ssl_tensor_t *ssl_tensor_new(ssl_ctx_t *ctx, int ndim, const int64_t *shape);
+ssl_tensor_t *ssl_tensor_zeros(ssl_ctx_t *ctx, int ndim, const int64_t *shape);
+ssl_tensor_t *ssl_tensor_from(ssl_ctx_t *ctx, int ndim, const int64_t *shape, const float *src);
+ssl_tensor_t *ssl_tensor_fill(ssl_ctx_t *ctx, int ndim, const int64_t *shape, float value);
+/* Shorthands for the common ranks. */
+ssl_tensor_t *ssl_tensor_1d(ssl_ctx_t *ctx, int64_t n0);
+ssl_tensor_t *ssl_tensor_2d(ssl_ctx_t *ctx, int64_t n0, int64_t n1);
+ssl_tensor_t *ssl_tensor_3d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2);
+ssl_tensor_t *ssl_tensor_4d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2, int64_t n3);
+
+/* A leaf that requires a gradient (for tests and user-built graphs). */
+void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on);
+
+/* Stop-gradient: a tensor sharing t's data that no gradient flows through. */
+ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t);
+
+/* Back-propagate from a scalar (numel == 1) tensor: d loss / d loss = 1, then every recorded
+ * node in reverse order. Gradients are added to what is there. Returns SSL_OK or an error. */
+int ssl_backward(ssl_ctx_t *ctx, ssl_tensor_t *loss);
+/* The same from a non-scalar output with a given upstream gradient (same shape as out). */
+int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out);
+
+/* ---------------------------------------------------------------- parameter store */
+
+typedef enum ssl_param_kind {
+    SSL_PARAM_TRAINABLE = 0, /* in the data/grad buffers, seen by the optimizer */
+    SSL_PARAM_BUFFER = 1     /* state such as BN running statistics: saved, never optimised */
+} ssl_param_kind_t;
+
+enum ssl_param_flags {
+    SSL_PARAM_NO_DECAY = 1 << 0, /* bias / norm: excluded from weight decay and LARS */
+    SSL_PARAM_FROZEN = 1 << 1    /* requires_grad off (e.g. DINO last layer early on) */
+};
+
+typedef struct ssl_params ssl_params_t;
+
+typedef struct ssl_param_info {
+    const char *name;
+    ssl_tensor_t *t;  /* stable pointer; its data/grad point into the store's buffers */
+    int kind;         /* ssl_param_kind_t */
+    int flags;        /* ssl_param_flags */
+    size_t offset;    /* element offset into the trainable or buffer data */
+} ssl_param_info_t;
+
+ssl_params_t *ssl_params_create(void);
+void ssl_params_free(ssl_params_t *p);
+/* Add a zero-initialised tensor. Names are unique (duplicate -> NULL + error). The returned
+ * pointer stays valid for the life of the store; adding more parameters may move the underlying
+ * buffers but updates every tensor's data/grad pointers. */
+ssl_tensor_t *ssl_params_add(ssl_params_t *p, const char *name, int ndim, const int64_t *shape,
+                             int kind, int flags);
+ssl_tensor_t *ssl_params_get(const ssl_params_t *p, const char *name);
+int ssl_params_count(const ssl_params_t *p);
+const ssl_param_info_t *ssl_params_info(const ssl_params_t *p, int i);
+/* Contiguous buffers: every trainable parameter's data, then the matching gradients. */
+float *ssl_params_data(ssl_params_t *p, size_t *n_floats);
+float *ssl_params_grad(ssl_params_t *p, size_t *n_floats);
+float *ssl_params_buffers(ssl_params_t *p, size_t *n_floats);
+void ssl_params_zero_grad(ssl_params_t *p);
+int ssl_params_set_frozen(ssl_params_t *p, const char *prefix, int frozen);
+
+/* ---------------------------------------------------------------- ops */
+
+typedef enum ssl_gelu_kind { SSL_GELU_ERF = 0, SSL_GELU_TANH = 1 } ssl_gelu_kind_t;
+
+/* Matrix products; no transposing copies are made.
+ * matmul: a (..., M, K) [or (..., K, M) with ta], b (K, N) [or (N, K) with tb] shared across the
+ *   leading dims of a; or b (..., K, N) with the same leading dims as a (batched). */
+ssl_tensor_t *ssl_matmul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, int ta, int tb);
+/* x (..., IN) @ w(OUT, IN)^T + bias(OUT) [bias may be NULL] -> (..., OUT). */
+ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias);
+
+/* Elementwise binary with numpy broadcasting (shapes aligned from the right). */
+ssl_tensor_t *ssl_add(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+ssl_tensor_t *ssl_sub(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+ssl_tensor_t *ssl_mul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+ssl_tensor_t *ssl_div(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+/* y = alpha * x + beta */
+ssl_tensor_t *ssl_scale(ssl_ctx_t *ctx, ssl_tensor_t *x, float alpha, float beta);
+
+/* Reductions; axis may be negative; keepdim keeps the reduced axis with size 1. */
+ssl_tensor_t *ssl_sum(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int keepdim);
+ssl_tensor_t *ssl_mean(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int keepdim);
+ssl_tensor_t *ssl_sum_all(ssl_ctx_t *ctx, ssl_tensor_t *x);  /* shape () , numel 1 */
+ssl_tensor_t *ssl_mean_all(ssl_ctx_t *ctx, ssl_tensor_t *x);
+
+/* Elementwise unary. */
+ssl_tensor_t *ssl_exp(ssl_ctx_t *ctx, ssl_tensor_t *x);
+ssl_tensor_t *ssl_log(ssl_ctx_t *ctx, ssl_tensor_t *x);
+ssl_tensor_t *ssl_sqrt(ssl_ctx_t *ctx, ssl_tensor_t *x);
+ssl_tensor_t *ssl_pow(ssl_ctx_t *ctx, ssl_tensor_t *x, float p);
+ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi);
+ssl_tensor_t *ssl_relu(ssl_ctx_t *ctx, ssl_tensor_t *x);
+ssl_tensor_t *ssl_gelu(ssl_ctx_t *ctx, ssl_tensor_t *x, int kind);
+ssl_tensor_t *ssl_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
+ssl_tensor_t *ssl_tanh(ssl_ctx_t *ctx, ssl_tensor_t *x);
+
+/* Along an axis (negative counts from the end). */
+ssl_tensor_t *ssl_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis);
+ssl_tensor_t *ssl_log_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis);
+/* x / max(||x||_2, eps) along axis (eps 1e-12 as torch.nn.functional.normalize). */
+ssl_tensor_t *ssl_l2_normalize(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, float eps);
+
+/* Losses, mean-reduced to a scalar.
+ * cross_entropy: logits (N, C), labels[N] in [0, C) (copied; a label out of range is an error).
+ * cross_entropy_soft: logits (N, C), target (N, C) distributions: mean_n -sum_c t log_softmax. */
+ssl_tensor_t *ssl_cross_entropy(ssl_ctx_t *ctx, ssl_tensor_t *logits, const int32_t *labels);
+ssl_tensor_t *ssl_cross_entropy_soft(ssl_ctx_t *ctx, ssl_tensor_t *logits, ssl_tensor_t *target);
+ssl_tensor_t *ssl_mse(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+ssl_tensor_t *ssl_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+ssl_tensor_t *ssl_smooth_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, float beta);
+
+/* Normalisation.
+ * layer_norm over the last dim; weight/bias (C) may be NULL.
+ * batch_norm: x (N, C) or (N, C, H, W), statistics per channel. training: normalise with batch
+ *   statistics (biased variance) and update running_mean/var (unbiased variance) with momentum
+ *   as PyTorch does (running = (1 - m) running + m batch); eval: use running statistics.
+ *   weight/bias/running_* may be NULL (no affine / no running stats). */
+ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                             ssl_tensor_t *bias, float eps);
+ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                             ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                             ssl_tensor_t *running_var, int training, float momentum, float eps);
+
+/* Convolution and pooling on NCHW. conv2d: w (OC, C, KH, KW), bias (OC) or NULL. */
+ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias,
+                         int stride, int padding);
+ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
+                             int padding);
+/* count_include_pad = true, as PyTorch's default. */
+ssl_tensor_t *ssl_avg_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
+                             int padding);
+ssl_tensor_t *ssl_global_avg_pool(ssl_ctx_t *ctx, ssl_tensor_t *x); /* (N,C,H,W) -> (N,C) */
+
+/* Shape ops. reshape: one dim may be -1; numel must match (shares data with x). */
+ssl_tensor_t *ssl_reshape(ssl_ctx_t *ctx, ssl_tensor_t *x, int ndim, const int64_t *shape);
+ssl_tensor_t *ssl_permute(ssl_ctx_t *ctx, ssl_tensor_t *x, const int *perm);
+ssl_tensor_t *ssl_transpose(ssl_ctx_t *ctx, ssl_tensor_t *x, int d0, int d1);
+ssl_tensor_t *ssl_concat(ssl_ctx_t *ctx, ssl_tensor_t *const *xs, int n, int axis);
+ssl_tensor_t *ssl_slice(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int64_t start, int64_t len);
+/* n equal parts along axis into out[n]; returns SSL_OK or an error. */
+int ssl_split(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int n, ssl_tensor_t **out);
+
+/* Token selection. gather_rows: x (B, T, C) and idx (B, K) -> (B, K, C); or x (T, C), idx (K)
+ *   -> (K, C). scatter_rows is its adjoint: src (B, K, C), idx (B, K) -> (B, T, C) with zeros in
+ *   the rows not named (an index named twice is summed). Indices are copied. */
+ssl_tensor_t *ssl_gather_rows(ssl_ctx_t *ctx, ssl_tensor_t *x, const int32_t *idx, int64_t k);
+ssl_tensor_t *ssl_scatter_rows(ssl_ctx_t *ctx, ssl_tensor_t *src, const int32_t *idx,
+                               int64_t t);
+/* Embedding lookup: weight (V, C), ids[n_ids] with the given ids shape -> (ids shape..., C). */
+ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t *ids, int ndim,
+                            const int64_t *ids_shape);
+
+/* Inverted dropout: the mask is drawn from (seed, stream) by element index, so backward
+ * recomputes it and nothing depends on thread count. Identity when !training or p == 0. */
+ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training, uint64_t seed,
+                          uint64_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SSL_CORE_H */

@@ -1,0 +1,7 @@
+/* libssl: self-supervised visual representation learning in C. The umbrella header. */
+#ifndef SSL_SSL_H
+#define SSL_SSL_H
+
+#include "ssl/core.h"
+
+#endif

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Second README command: install what is missing, build with -Werror and run the whole suite.
+#   scripts/test.sh          Release build in build-test/
+#   scripts/test.sh --asan   Debug build with AddressSanitizer + UBSan in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if [ "${1:-}" = "--asan" ]; then
+  BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DSSL_WERROR=ON -DSSL_SANITIZE=ON
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+  ctest --test-dir build-asan --output-on-failure -j2
+else
+  BUILD_DIR=build-test bash scripts/build.sh -DSSL_WERROR=ON
+  ctest --test-dir build-test --output-on-failure -j2
+fi

@@ -1,0 +1,105 @@
+/* Internal to the core: tape nodes, op records and the helpers every op family uses. */
+#ifndef SSL_CORE_INTERNAL_H
+#define SSL_CORE_INTERNAL_H
+
+#include "ssl/core.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+/* ---------------------------------------------------------------- op enum */
+
+typedef enum ssl_op {
+#define X(e, n) SSL_OP_##e,
+#include "op_list.h"
+#undef X
+    SSL_OP_COUNT
+} ssl_op_t;
+
+/* ---------------------------------------------------------------- tape node */
+
+#define SSL_NODE_INLINE_IN 4
+
+typedef struct ssl_node {
+    int op;
+    int n_in;
+    ssl_tensor_t **in; /* in_buf, or an arena array for ops with many inputs (concat) */
+    ssl_tensor_t *in_buf[SSL_NODE_INLINE_IN];
+    ssl_tensor_t *out;
+    int64_t ia[8]; /* integer attributes (axis, stride, ...) */
+    float fa[4];   /* float attributes (eps, p, ...) */
+    void *aux[2];  /* op-owned arena memory: copied labels/indices, saved statistics */
+} ssl_node_t;
+
+/* One record per op: the shape rule, the forward kernel and the backward kernel. */
+typedef struct ssl_op_def {
+    const char *name;
+    int n_opt; /* the last n_opt inputs may be NULL (bias, affine weights, ...) */
+    /* Check inputs and attributes, write the output's rank and shape. On a mismatch return
+     * ssl__op_error(n, ...), which names the op and every input shape. */
+    int (*shape)(const ssl_node_t *n, int *ndim, int64_t *shape);
+    /* Compute n->out->data. May keep state for backward in n->aux (ssl_arena_alloc). */
+    int (*forward)(ssl_ctx_t *ctx, ssl_node_t *n);
+    /* Accumulate (+=) into the inputs' gradients from n->out->grad. ssl__grad() returns the
+     * buffer to add into, or NULL for an input that needs no gradient. */
+    void (*backward)(ssl_ctx_t *ctx, ssl_node_t *n);
+    int flags; /* SSL_OPF_* */
+} ssl_op_def_t;
+
+enum {
+    SSL_OPF_ALIAS = 1 << 0 /* output shares input 0's data (reshape): no allocation */
+};
+
+#define X(e, n) extern const ssl_op_def_t ssl_opdef_##n;
+#include "op_list.h"
+#undef X
+
+const ssl_op_def_t *ssl__op_def(int op);
+
+/* ---------------------------------------------------------------- building and running ops */
+
+/* Initialise a node for `op` with n_in inputs given as ssl_tensor_t* varargs. */
+void ssl__node_init(ssl_node_t *n, int op, int n_in, ...);
+/* Shape check, allocate the output, run forward, record on the tape if needed. Returns the
+ * output or NULL (error set). If any input is NULL returns NULL and keeps the earlier error. */
+ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n);
+/* Set the last error to "<op>(<shape>, <shape>, ...): <message>"; returns SSL_ERR_SHAPE. */
+int ssl__op_error(const ssl_node_t *n, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Same, with another status (e.g. SSL_ERR_INVALID for a label out of range). */
+int ssl__op_error_status(const ssl_node_t *n, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Gradient buffer of t to accumulate into: allocated zeroed in the arena on first use; NULL
+ * when t does not require a gradient. */
+float *ssl__grad(ssl_ctx_t *ctx, ssl_tensor_t *t);
+
+/* Normalise a possibly negative axis against ndim; -1 if out of range. */
+int ssl__axis(int axis, int ndim);
+/* Split a shape around `axis` into outer * dim * inner. */
+void ssl__outer_dim_inner(const ssl_tensor_t *t, int axis, int64_t *outer, int64_t *dim,
+                          int64_t *inner);
+
+/* Deterministic sum: fixed blocks summed in double, then combined in order, so the result
+ * does not depend on the number of threads. */
+double ssl__sum_f32(const float *x, int64_t n);
+
+/* OpenMP threshold: loops shorter than this run on one thread. */
+#define SSL_OMP_MIN 16384
+
+/* ---------------------------------------------------------------- BLAS and plain references */
+
+/* C (M, N) = alpha * op(A) op(B) + beta * C; row-major, lda/ldb/ldc as in cblas. */
+void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* The plain triple loop, accumulated in double: the reference the tests compare against. */
+void ssl_ref_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                   int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+#endif

@@ -1,0 +1,185 @@
+/* matmul (plain, shared-weight and batched) and linear, all on sgemm without transposing
+ * copies: the transposes are passed to BLAS as flags. */
+#include "core_internal.h"
+
+#include <string.h>
+
+/* ---------------------------------------------------------------- matmul */
+
+typedef struct mm_dims {
+    int64_t batch; /* number of (M, K) matrices in a */
+    int64_t m, k, n;
+    int shared;    /* b is 2-D and shared across a's leading dims */
+    int ta, tb;
+} mm_dims_t;
+
+static void mm_dims(const ssl_node_t *nd, mm_dims_t *d)
+{
+    const ssl_tensor_t *a = nd->in[0], *b = nd->in[1];
+    d->ta = (int)nd->ia[0];
+    d->tb = (int)nd->ia[1];
+    int64_t r0 = a->shape[a->ndim - 2], r1 = a->shape[a->ndim - 1];
+    d->m = d->ta ? r1 : r0;
+    d->k = d->ta ? r0 : r1;
+    int64_t c0 = b->shape[b->ndim - 2], c1 = b->shape[b->ndim - 1];
+    d->n = d->tb ? c0 : c1;
+    d->batch = 1;
+    for (int i = 0; i < a->ndim - 2; i++)
+        d->batch *= a->shape[i];
+    d->shared = b->ndim == 2;
+}
+
+static int matmul_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
+{
+    const ssl_tensor_t *a = nd->in[0], *b = nd->in[1];
+    if (a->ndim < 2 || b->ndim < 2)
+        return ssl__op_error(nd, "both operands need at least 2 dims");
+    mm_dims_t d;
+    mm_dims(nd, &d);
+    int64_t bk = d.tb ? b->shape[b->ndim - 1] : b->shape[b->ndim - 2];
+    if (bk != d.k)
+        return ssl__op_error(nd, "inner dimensions differ: %lld (a%s) vs %lld (b%s)",
+                             (long long)d.k, d.ta ? "^T" : "", (long long)bk, d.tb ? "^T" : "");
+    if (b->ndim > 2) {
+        if (b->ndim != a->ndim)
+            return ssl__op_error(nd, "batched operands need the same rank (%d vs %d)", a->ndim,
+                                 b->ndim);
+        for (int i = 0; i < a->ndim - 2; i++)
+            if (a->shape[i] != b->shape[i])
+                return ssl__op_error(nd, "batch dimension %d differs (%lld vs %lld)", i,
+                                     (long long)a->shape[i], (long long)b->shape[i]);
+    }
+    *ndim = a->ndim;
+    for (int i = 0; i < a->ndim - 2; i++)
+        shape[i] = a->shape[i];
+    shape[a->ndim - 2] = d.m;
+    shape[a->ndim - 1] = d.n;
+    return SSL_OK;
+}
+
+static int matmul_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    (void)ctx;
+    mm_dims_t d;
+    mm_dims(nd, &d);
+    const float *A = nd->in[0]->data, *B = nd->in[1]->data;
+    float *C = nd->out->data; // (batch, M, N)
+    int64_t lda = d.ta ? d.m : d.k, ldb = d.tb ? d.k : d.n;
+    if (d.shared && !d.ta) { /* all of a's rows against one b: one gemm */
+        ssl__sgemm(0, d.tb, d.batch * d.m, d.n, d.k, 1.0f, A, lda, B, ldb, 0.0f, C, d.n);
+        return SSL_OK;
+    }
+    int64_t sb = d.shared ? 0 : d.k * d.n;
+    for (int64_t i = 0; i < d.batch; i++)
+        ssl__sgemm(d.ta, d.tb, d.m, d.n, d.k, 1.0f, A + i * d.m * d.k, lda, B + i * sb, ldb, 0.0f,
+                   C + i * d.m * d.n, d.n);
+    return SSL_OK;
+}
+
+static void matmul_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    mm_dims_t d;
+    mm_dims(nd, &d);
+    const float *A = nd->in[0]->data, *B = nd->in[1]->data, *dC = nd->out->grad;
+    float *dA = ssl__grad(ctx, nd->in[0]), *dB = ssl__grad(ctx, nd->in[1]);
+    int64_t lda = d.ta ? d.m : d.k, ldb = d.tb ? d.k : d.n;
+    int64_t sb = d.shared ? 0 : d.k * d.n;
+    int flat = d.shared && !d.ta;
+    int64_t nb = flat ? 1 : d.batch, m = flat ? d.batch * d.m : d.m;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *Ai = A + i * d.m * d.k, *Bi = B + i * sb, *dCi = dC + i * d.m * d.n;
+        if (dA) {
+            float *dAi = dA + i * d.m * d.k;
+            if (!d.ta) /* dA (M, K) += dC op(B)^T */
+                ssl__sgemm(0, !d.tb, m, d.k, d.n, 1.0f, dCi, d.n, Bi, ldb, 1.0f, dAi, lda);
+            else /* dA (K, M) += op(B) dC^T */
+                ssl__sgemm(d.tb, 1, d.k, m, d.n, 1.0f, Bi, ldb, dCi, d.n, 1.0f, dAi, lda);
+        }
+        if (dB) {
+            float *dBi = dB + i * sb;
+            if (!d.tb) /* dB (K, N) += op(A)^T dC */
+                ssl__sgemm(!d.ta, 0, d.k, d.n, m, 1.0f, Ai, lda, dCi, d.n, 1.0f, dBi, ldb);
+            else /* dB (N, K) += dC^T op(A) */
+                ssl__sgemm(1, d.ta, d.n, d.k, m, 1.0f, dCi, d.n, Ai, lda, 1.0f, dBi, ldb);
+        }
+    }
+}
+
+const ssl_op_def_t ssl_opdef_matmul = {"matmul", 0, matmul_shape, matmul_forward,
+                                       matmul_backward, 0};
+
+ssl_tensor_t *ssl_matmul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, int ta, int tb)
+{
+    ssl_node_t n;
+    ssl__node_init(&n, SSL_OP_MATMUL, 2, a, b);
+    n.ia[0] = ta != 0;
+    n.ia[1] = tb != 0;
+    return ssl__apply(ctx, &n);
+}
+
+/* ---------------------------------------------------------------- linear */
+
+static int linear_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
+{
+    const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    if (x->ndim < 1 || w->ndim != 2)
+        return ssl__op_error(nd, "need x (..., in) and weight (out, in)");
+    if (w->shape[1] != x->shape[x->ndim - 1])
+        return ssl__op_error(nd, "x has %lld input features, weight expects %lld",
+                             (long long)x->shape[x->ndim - 1], (long long)w->shape[1]);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return ssl__op_error(nd, "bias must have shape (%lld)", (long long)w->shape[0]);
+    *ndim = x->ndim;
+    for (int i = 0; i < x->ndim - 1; i++)
+        shape[i] = x->shape[i];
+    shape[x->ndim - 1] = w->shape[0];
+    return SSL_OK;
+}
+
+static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    (void)ctx;
+    const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
+    float *y = nd->out->data; // (rows, out)
+    float beta = 0.0f;
+    if (b) {
+#pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(y + r * out, b->data, (size_t)out * sizeof(float));
+        beta = 1.0f;
+    }
+    ssl__sgemm(0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, beta, y, out);
+    return SSL_OK;
+}
+
+static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
+    const float *dy = nd->out->grad; // (rows, out)
+    float *dx = ssl__grad(ctx, x), *dw = ssl__grad(ctx, w), *db = ssl__grad(ctx, b);
+    if (dx) /* dx (rows, in) += dy w */
+        ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, dx, in);
+    if (dw) /* dw (out, in) += dy^T x */
+        ssl__sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, dw, in);
+    if (db) {
+#pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
+        for (int64_t j = 0; j < out; j++) {
+            double s = 0;
+            for (int64_t r = 0; r < rows; r++)
+                s += dy[r * out + j];
+            db[j] += (float)s;
+        }
+    }
+}
+
+const ssl_op_def_t ssl_opdef_linear = {"linear", 1, linear_shape, linear_forward,
+                                       linear_backward, 0};
+
+ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias)
+{
+    ssl_node_t n;
+    ssl__node_init(&n, SSL_OP_LINEAR, 3, x, w, bias);
+    return ssl__apply(ctx, &n);
+}

@@ -1,0 +1,485 @@
+/* The per-step context: a chunked arena that is reset (not freed) after each step, tensors
+ * allocated in it, and the define-by-run tape with backward. */
+#include "core_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_ALIGN 64
+#define ARENA_MAX_CHUNKS 64
+
+typedef struct chunk {
+    char *base;
+    size_t cap;
+    size_t used;
+} chunk_t;
+
+struct ssl_ctx {
+    chunk_t chunks[ARENA_MAX_CHUNKS];
+    int n_chunks;
+    int cur;            /* chunk being filled */
+    size_t used;        /* bytes handed out since reset (with alignment padding) */
+    size_t peak;
+    int oom;            /* an allocation failed since reset */
+    int grad_enabled;
+    ssl_node_t *nodes;  /* the tape */
+    int n_nodes, cap_nodes;
+};
+
+static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+static int add_chunk(ssl_ctx_t *ctx, size_t cap)
+{
+    if (ctx->n_chunks == ARENA_MAX_CHUNKS)
+        return ssl_set_error(SSL_ERR_NOMEM, "arena: more than %d chunks", ARENA_MAX_CHUNKS);
+    cap = round_up(cap, ARENA_ALIGN);
+    char *p = aligned_alloc(ARENA_ALIGN, cap);
+    if (!p)
+        return ssl_set_error(SSL_ERR_NOMEM, "arena: cannot allocate %zu bytes", cap);
+    ctx->chunks[ctx->n_chunks++] = (chunk_t){p, cap, 0};
+    return SSL_OK;
+}
+
+ssl_ctx_t *ssl_ctx_create(size_t arena_bytes)
+{
+    ssl_ctx_t *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        ssl_set_error(SSL_ERR_NOMEM, "ssl_ctx_create: out of memory");
+        return NULL;
+    }
+    ctx->grad_enabled = 1;
+    if (add_chunk(ctx, arena_bytes < (1u << 20) ? (1u << 20) : arena_bytes) != SSL_OK) {
+        free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void ssl_ctx_free(ssl_ctx_t *ctx)
+{
+    if (!ctx)
+        return;
+    for (int i = 0; i < ctx->n_chunks; i++)
+        free(ctx->chunks[i].base);
+    free(ctx->nodes);
+    free(ctx);
+}
+
+void ssl_ctx_reset(ssl_ctx_t *ctx)
+{
+    if (ctx->n_chunks > 1) {
+        /* The step needed more than one chunk: replace them by one that holds it all, so the
+         * next step allocates nothing. */
+        size_t total = 0;
+        for (int i = 0; i < ctx->n_chunks; i++) {
+            total += ctx->chunks[i].cap;
+            free(ctx->chunks[i].base);
+        }
+        ctx->n_chunks = 0;
+        if (add_chunk(ctx, total) != SSL_OK)
+            add_chunk(ctx, 1u << 20); /* keep a usable context; the next alloc reports OOM */
+    }
+    for (int i = 0; i < ctx->n_chunks; i++)
+        ctx->chunks[i].used = 0;
+    ctx->cur = 0;
+    ctx->used = 0;
+    ctx->oom = 0;
+    ctx->n_nodes = 0;
+}
+
+int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled)
+{
+    int prev = ctx->grad_enabled;
+    ctx->grad_enabled = enabled != 0;
+    return prev;
+}
+
+int ssl_ctx_grad_enabled(const ssl_ctx_t *ctx) { return ctx->grad_enabled; }
+size_t ssl_ctx_arena_used(const ssl_ctx_t *ctx) { return ctx->used; }
+size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx) { return ctx->peak; }
+int ssl_ctx_tape_len(const ssl_ctx_t *ctx) { return ctx->n_nodes; }
+
+size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx)
+{
+    size_t c = 0;
+    for (int i = 0; i < ctx->n_chunks; i++)
+        c += ctx->chunks[i].cap;
+    return c;
+}
+
+void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes)
+{
+    size_t need = round_up(bytes ? bytes : 1, ARENA_ALIGN);
+    for (;;) {
+        chunk_t *c = &ctx->chunks[ctx->cur];
+        if (c->cap - c->used >= need) {
+            void *p = c->base + c->used;
+            c->used += need;
+            ctx->used += need;
+            if (ctx->used > ctx->peak)
+                ctx->peak = ctx->used;
+            return p;
+        }
+        if (ctx->cur + 1 < ctx->n_chunks) {
+            ctx->cur++;
+            continue;
+        }
+        size_t cap = c->cap * 2;
+        if (cap < need)
+            cap = need;
+        if (add_chunk(ctx, cap) != SSL_OK) {
+            ctx->oom = 1;
+            return NULL;
+        }
+        ctx->cur = ctx->n_chunks - 1;
+    }
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+char *ssl_shape_str(const ssl_tensor_t *t, char *buf, size_t len)
+{
+    if (!t) {
+        snprintf(buf, len, "(null)");
+        return buf;
+    }
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "(");
+    for (int i = 0; i < t->ndim && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, ")");
+    return buf;
+}
+
+int ssl_same_shape(const ssl_tensor_t *a, const ssl_tensor_t *b)
+{
+    if (a->ndim != b->ndim)
+        return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i])
+            return 0;
+    return 1;
+}
+
+int64_t ssl_dim(const ssl_tensor_t *t, int d)
+{
+    if (d < 0)
+        d += t->ndim;
+    return (d >= 0 && d < t->ndim) ? t->shape[d] : 0;
+}
+
+static ssl_tensor_t *header(ssl_ctx_t *ctx, int ndim, const int64_t *shape)
+{
+    if (ndim < 0 || ndim > SSL_MAX_DIMS || (ndim > 0 && !shape)) {
+        ssl_set_error(SSL_ERR_INVALID, "tensor: rank %d outside 0..%d", ndim, SSL_MAX_DIMS);
+        return NULL;
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            ssl_set_error(SSL_ERR_INVALID, "tensor: dimension %d is negative (%lld)", i,
+                          (long long)shape[i]);
+            return NULL;
+        }
+        numel *= shape[i];
+    }
+    ssl_tensor_t *t = ssl_arena_alloc(ctx, sizeof *t);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
+    t->numel = numel;
+    t->node = -1;
+    return t;
+}
+
+ssl_tensor_t *ssl_tensor_new(ssl_ctx_t *ctx, int ndim, const int64_t *shape)
+{
+    ssl_tensor_t *t = header(ctx, ndim, shape);
+    if (!t)
+        return NULL;
+    t->data = ssl_arena_alloc(ctx, (size_t)t->numel * sizeof(float));
+    return t->data ? t : NULL;
+}
+
+ssl_tensor_t *ssl_tensor_zeros(ssl_ctx_t *ctx, int ndim, const int64_t *shape)
+{
+    ssl_tensor_t *t = ssl_tensor_new(ctx, ndim, shape);
+    if (t)
+        memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+ssl_tensor_t *ssl_tensor_from(ssl_ctx_t *ctx, int ndim, const int64_t *shape, const float *src)
+{
+    ssl_tensor_t *t = ssl_tensor_new(ctx, ndim, shape);
+    if (t && t->numel)
+        memcpy(t->data, src, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+ssl_tensor_t *ssl_tensor_fill(ssl_ctx_t *ctx, int ndim, const int64_t *shape, float value)
+{
+    ssl_tensor_t *t = ssl_tensor_new(ctx, ndim, shape);
+    if (t)
+        for (int64_t i = 0; i < t->numel; i++)
+            t->data[i] = value;
+    return t;
+}
+
+ssl_tensor_t *ssl_tensor_1d(ssl_ctx_t *ctx, int64_t n0)
+{
+    return ssl_tensor_new(ctx, 1, (int64_t[]){n0});
+}
+ssl_tensor_t *ssl_tensor_2d(ssl_ctx_t *ctx, int64_t n0, int64_t n1)
+{
+    return ssl_tensor_new(ctx, 2, (int64_t[]){n0, n1});
+}
+ssl_tensor_t *ssl_tensor_3d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2)
+{
+    return ssl_tensor_new(ctx, 3, (int64_t[]){n0, n1, n2});
+}
+ssl_tensor_t *ssl_tensor_4d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2, int64_t n3)
+{
+    return ssl_tensor_new(ctx, 4, (int64_t[]){n0, n1, n2, n3});
+}
+
+void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on)
+{
+    if (t)
+        t->requires_grad = on != 0;
+}
+
+ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t)
+{
+    if (!t)
+        return NULL;
+    ssl_tensor_t *d = header(ctx, t->ndim, t->shape);
+    if (!d)
+        return NULL;
+    d->data = t->data;
+    d->name = t->name;
+    return d;
+}
+
+/* ---------------------------------------------------------------- op plumbing */
+
+void ssl__node_init(ssl_node_t *n, int op, int n_in, ...)
+{
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    n->in = n->in_buf;
+    va_list ap;
+    va_start(ap, n_in);
+    for (int i = 0; i < n_in && i < SSL_NODE_INLINE_IN; i++)
+        n->in_buf[i] = va_arg(ap, ssl_tensor_t *);
+    va_end(ap);
+}
+
+static int vop_error(const ssl_node_t *n, int status, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    size_t o = 0;
+    const ssl_op_def_t *d = ssl__op_def(n->op);
+    o += (size_t)snprintf(msg, sizeof msg, "%s(", d ? d->name : "?");
+    for (int i = 0; i < n->n_in && o < sizeof msg; i++) {
+        char s[96];
+        o += (size_t)snprintf(msg + o, sizeof msg - o, "%s%s", i ? ", " : "",
+                              n->in[i] ? ssl_shape_str(n->in[i], s, sizeof s) : "none");
+    }
+    if (o < sizeof msg)
+        o += (size_t)snprintf(msg + o, sizeof msg - o, "): ");
+    if (o < sizeof msg)
+        vsnprintf(msg + o, sizeof msg - o, fmt, ap);
+    return ssl_set_error(status, "%s", msg);
+}
+
+int ssl__op_error(const ssl_node_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vop_error(n, SSL_ERR_SHAPE, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int ssl__op_error_status(const ssl_node_t *n, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vop_error(n, status, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n)
+{
+    const ssl_op_def_t *d = ssl__op_def(n->op);
+    if (!ctx) {
+        ssl_set_error(SSL_ERR_INVALID, "%s: NULL context", d ? d->name : "op");
+        return NULL;
+    }
+    if (!d) {
+        ssl_set_error(SSL_ERR_UNSUPPORTED, "op %d is not implemented", n->op);
+        return NULL;
+    }
+    int n_req = n->n_in - d->n_opt;
+    int needs_grad = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        if (!n->in[i]) {
+            if (i < n_req)
+                return NULL; /* an earlier op failed: keep its error */
+            continue;
+        }
+        needs_grad |= n->in[i]->requires_grad;
+    }
+    int ndim = 0;
+    int64_t shape[SSL_MAX_DIMS] = {0};
+    if (d->shape(n, &ndim, shape) != SSL_OK)
+        return NULL;
+    ssl_tensor_t *out;
+    if (d->flags & SSL_OPF_ALIAS) {
+        out = header(ctx, ndim, shape);
+        if (out)
+            out->data = n->in[0]->data;
+    } else {
+        out = ssl_tensor_new(ctx, ndim, shape);
+    }
+    if (!out)
+        return NULL;
+    n->out = out;
+    if (d->forward(ctx, n) != SSL_OK)
+        return NULL;
+    if (!(ctx->grad_enabled && needs_grad))
+        return out;
+    if (ctx->n_nodes == ctx->cap_nodes) {
+        int cap = ctx->cap_nodes ? ctx->cap_nodes * 2 : 256;
+        ssl_node_t *nodes = realloc(ctx->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) {
+            ssl_set_error(SSL_ERR_NOMEM, "%s: cannot grow the tape to %d nodes", d->name, cap);
+            return NULL;
+        }
+        ctx->nodes = nodes;
+        ctx->cap_nodes = cap;
+    }
+    ssl_node_t *rec = &ctx->nodes[ctx->n_nodes];
+    *rec = *n;
+    if (n->in == n->in_buf)
+        rec->in = rec->in_buf;
+    out->requires_grad = 1;
+    out->node = ctx->n_nodes++;
+    return out;
+}
+
+float *ssl__grad(ssl_ctx_t *ctx, ssl_tensor_t *t)
+{
+    if (!t || !t->requires_grad)
+        return NULL;
+    if (!t->grad) {
+        t->grad = ssl_arena_alloc(ctx, (size_t)t->numel * sizeof(float));
+        if (!t->grad)
+            return NULL;
+        memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    }
+    return t->grad;
+}
+
+int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
+{
+    if (!ctx || !out || !grad_out)
+        return ssl_set_error(SSL_ERR_INVALID, "backward: NULL %s",
+                             !ctx ? "context" : !out ? "output tensor" : "gradient");
+    if (!out->requires_grad)
+        return ssl_set_error(SSL_ERR_STATE,
+                             "backward: the output does not require a gradient (no parameter "
+                             "or input with requires_grad reaches it, or grad mode was off)");
+    if (out->node >= ctx->n_nodes)
+        return ssl_set_error(SSL_ERR_STATE, "backward: the tape was reset after this tensor "
+                                            "was computed");
+    /* Gradients of intermediates start from zero at every backward call (leaves and
+     * parameters accumulate), so calling backward twice adds the same amount twice. */
+    for (int i = 0; i <= out->node; i++)
+        ctx->nodes[i].out->grad = NULL;
+    float *g = ssl__grad(ctx, out);
+    if (!g)
+        return ssl_set_error(SSL_ERR_NOMEM, "backward: out of memory");
+    for (int64_t i = 0; i < out->numel; i++)
+        g[i] += grad_out[i];
+    for (int i = out->node; i >= 0; i--) {
+        ssl_node_t *n = &ctx->nodes[i];
+        if (!n->out->grad)
+            continue; /* not on a path to `out` */
+        ssl__op_def(n->op)->backward(ctx, n);
+        if (ctx->oom)
+            return ssl_set_error(SSL_ERR_NOMEM, "backward: out of memory at %s",
+                                 ssl__op_def(n->op)->name);
+    }
+    return SSL_OK;
+}
+
+int ssl_backward(ssl_ctx_t *ctx, ssl_tensor_t *loss)
+{
+    if (loss && loss->numel != 1) {
+        char s[96];
+        return ssl_set_error(SSL_ERR_SHAPE,
+                             "backward: the loss must have one element, got shape %s",
+                             ssl_shape_str(loss, s, sizeof s));
+    }
+    const float one = 1.0f;
+    return ssl_backward_with(ctx, loss, &one);
+}
+
+/* ---------------------------------------------------------------- small shared helpers */
+
+int ssl__axis(int axis, int ndim)
+{
+    if (axis < 0)
+        axis += ndim;
+    return (axis >= 0 && axis < ndim) ? axis : -1;
+}
+
+void ssl__outer_dim_inner(const ssl_tensor_t *t, int axis, int64_t *outer, int64_t *dim,
+                          int64_t *inner)
+{
+    int64_t o = 1, in = 1;
+    for (int i = 0; i < axis; i++)
+        o *= t->shape[i];
+    for (int i = axis + 1; i < t->ndim; i++)
+        in *= t->shape[i];
+    *outer = o;
+    *dim = t->shape[axis];
+    *inner = in;
+}
+
+/* At most 64 blocks of at least 4096 elements; the split depends on n only. */
+double ssl__sum_f32(const float *x, int64_t n)
+{
+    int64_t nb = (n + 4095) / 4096;
+    if (nb > 64)
+        nb = 64;
+    if (nb <= 1) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++)
+            s += x[i];
+        return s;
+    }
+    int64_t block = (n + nb - 1) / nb;
+    double parts[64];
+#pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = b * block, hi = lo + block < n ? lo + block : n;
+        double s = 0;
+        for (int64_t i = lo; i < hi; i++)
+            s += x[i];
+        parts[b] = s;
+    }
+    double s = 0;
+    for (int64_t b = 0; b < nb; b++)
+        s += parts[b];
+    return s;
+}

@@ -1,0 +1,55 @@
+/* Shared test helpers: random tensors, closeness checks and the central-difference gradient
+ * check every op test uses. Include after <cmocka.h>'s prerequisites via this header. */
+#ifndef SSL_TESTUTIL_H
+#define SSL_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/core_internal.h"
+#include "ssl/core.h"
+
+/* Uniform values in [lo, hi) from (seed) into a new arena tensor; requires_grad as given. */
+ssl_tensor_t *tu_rand(ssl_ctx_t *ctx, int ndim, const int64_t *shape, uint64_t seed, float lo,
+                      float hi, int requires_grad);
+/* Same, but every |value| >= gap (keeps inputs off kinks at 0 such as relu, abs, l1). */
+ssl_tensor_t *tu_rand_away0(ssl_ctx_t *ctx, int ndim, const int64_t *shape, uint64_t seed,
+                            float lo, float hi, float gap, int requires_grad);
+
+/* Number of i with |a[i] - b[i]| > atol + rtol * |b[i]|; prints the first few. */
+int tu_count_mismatch(const float *a, const float *b, int64_t n, double atol, double rtol,
+                      const char *what);
+#define tu_assert_close(a, b, n, atol, rtol)                                                     \
+    assert_int_equal(tu_count_mismatch((a), (b), (n), (atol), (rtol), #a " vs " #b), 0)
+
+/* Builds the graph under test from the inputs; returns its output (any shape). */
+typedef ssl_tensor_t *(*tu_build_fn)(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user);
+
+typedef struct tu_gradcheck_opts {
+    double eps;       /* central-difference step (default 1e-3) */
+    double atol;      /* default 1e-3 */
+    double rtol;      /* default 1e-2 */
+    int max_per_input; /* elements checked per input, spread over it (default 256) */
+} tu_gradcheck_opts_t;
+
+/* Checks d f / d in[i] for every input that requires a gradient, where
+ * f = sum_j out_j * r_j with fixed random weights r (so every output element matters).
+ * Analytic: ssl_backward_with(out, r). Numeric: (f(x + eps) - f(x - eps)) / 2 eps, f
+ * accumulated in double, forward run in a scratch context with grad mode off.
+ * Returns the number of mismatching elements (0 = pass) and prints the worst ones.
+ * Leaves the inputs' data unchanged. opts may be NULL. */
+int tu_gradcheck(ssl_ctx_t *ctx, tu_build_fn fn, void *user, ssl_tensor_t **in, int n_in,
+                 const tu_gradcheck_opts_t *opts);
+
+/* Fresh context with a small arena (freed by the caller with ssl_ctx_free). */
+ssl_ctx_t *tu_ctx(void);
+
+/* Assert that `t` is NULL and the last error is `status` and mentions every string in the
+ * NULL-terminated list (used for shape errors that must name both shapes). */
+void tu_assert_error(const void *t, int status, ...);
+
+#endif
