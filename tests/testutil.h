@@ -27,7 +27,7 @@ int tu_count_mismatch(const float *a, const float *b, int64_t n, double atol, do
     assert_int_equal(tu_count_mismatch((a), (b), (n), (atol), (rtol), #a " vs " #b), 0)
 
 /* Builds the graph under test from the inputs; returns its output (any shape). */
-typedef ssl_tensor_t *(*tu_build_fn)(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user);
+typedef ssl_graph_fn tu_build_fn;
 
 typedef struct tu_gradcheck_opts {
     double eps;       /* central-difference step (default 1e-3) */

@@ -301,6 +301,41 @@ ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t 
 ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training, uint64_t seed,
                           uint64_t stream);
 
+/* ---------------------------------------------------------------- checking gradients */
+
+/* Builds a graph from inputs in[0..n_in) and returns its output (any shape). */
+typedef ssl_tensor_t *(*ssl_graph_fn)(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user);
+
+typedef struct ssl_gradcheck_opts {
+    double eps;        /* central-difference step (0: 1e-3) */
+    double atol, rtol; /* |analytic - numeric| <= atol + rtol |numeric| (0: 1e-3, 1e-2) */
+    int max_per_input; /* elements checked per input, evenly spread (0: 256) */
+} ssl_gradcheck_opts_t;
+
+typedef struct ssl_gradcheck_result {
+    int checked;        /* elements compared */
+    int failed;         /* elements outside tolerance */
+    int worst_input;    /* input and element of the largest error */
+    int64_t worst_index;
+    double worst_analytic, worst_numeric;
+} ssl_gradcheck_result_t;
+
+/* Compares d f / d in[i], for every input with requires_grad, against central differences,
+ * where f = sum_j out_j r_j with fixed random weights r (every output element counts).
+ * The numeric side runs fn in a scratch context with grad mode off and accumulates f in double.
+ * Inputs must live in ctx; their data is restored. Returns SSL_OK when every element is within
+ * tolerance, SSL_ERR_INVALID with a message naming the worst element otherwise, or the error of
+ * a failed build/backward. res and opts may be NULL. */
+int ssl_gradcheck(ssl_ctx_t *ctx, ssl_graph_fn fn, void *user, ssl_tensor_t **in, int n_in,
+                  const ssl_gradcheck_opts_t *opts, ssl_gradcheck_result_t *res);
+
+/* Runs every op of the library on small random inputs: forward of the BLAS and convolution
+ * kernels against their plain references and the gradient of every op against central
+ * differences. Calls report(name, status, message, user) once per check (may be NULL).
+ * Returns the number of failed checks. */
+typedef void (*ssl_selfcheck_fn)(const char *name, int status, const char *msg, void *user);
+int ssl_selfcheck(ssl_selfcheck_fn report, void *user);
+
 #ifdef __cplusplus
 }
 #endif
