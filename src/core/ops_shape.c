@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 /* "(2, -1, 3)" from a plain dims array. */
 static char *dims_str(const int64_t *d, int n, char *buf, size_t len)
 {
@@ -181,6 +185,60 @@ static int perm_simplify(int nd, const int64_t *shape, const int *perm, int64_t 
 
 enum { PT_TILE = 32 };
 
+#if defined(__AVX__)
+/* One 8x8 block in registers: d[b * ldd + a] (+)= s[a * lds + b]. */
+static inline void transpose8(float *d, int64_t ldd, const float *s, int64_t lds, int acc)
+{
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
+    __m256 r2 = _mm256_loadu_ps(s + 2 * lds), r3 = _mm256_loadu_ps(s + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
+    /* interleave row pairs, then 2x2 blocks within 128-bit lanes, then swap lanes */
+    __m256 a0 = _mm256_unpacklo_ps(r0, r1), a1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 a2 = _mm256_unpacklo_ps(r2, r3), a3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 a4 = _mm256_unpacklo_ps(r4, r5), a5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 a6 = _mm256_unpacklo_ps(r6, r7), a7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
+    __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
+    __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
+    __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
+    __m256 o[8] = {_mm256_permute2f128_ps(b0, b4, 0x20), _mm256_permute2f128_ps(b1, b5, 0x20),
+                   _mm256_permute2f128_ps(b2, b6, 0x20), _mm256_permute2f128_ps(b3, b7, 0x20),
+                   _mm256_permute2f128_ps(b0, b4, 0x31), _mm256_permute2f128_ps(b1, b5, 0x31),
+                   _mm256_permute2f128_ps(b2, b6, 0x31), _mm256_permute2f128_ps(b3, b7, 0x31)};
+    for (int k = 0; k < 8; k++) {
+        float *dk = d + k * ldd;
+        _mm256_storeu_ps(dk, acc ? _mm256_add_ps(_mm256_loadu_ps(dk), o[k]) : o[k]);
+    }
+}
+#endif
+
+/* dst[j * ldd + i] (+)= src[i * lds + j] for i in [i0, i1), j in [j0, j1). */
+static void transpose_tile(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t i0,
+                           int64_t i1, int64_t j0, int64_t j1, int acc)
+{
+    int64_t ie = i0, je = j0; /* end of the part done in 8x8 blocks */
+#if defined(__AVX__)
+    ie = i0 + (i1 - i0) / 8 * 8;
+    je = j0 + (j1 - j0) / 8 * 8;
+    for (int64_t i = i0; i < ie; i += 8)
+        for (int64_t j = j0; j < je; j += 8)
+            transpose8(dst + j * ldd + i, ldd, src + i * lds + j, lds, acc);
+#endif
+    /* ragged edges (everything without AVX): output row j, contiguous in i */
+    for (int64_t j = j0; j < j1; j++) {
+        float *drow = dst + j * ldd;
+        const float *scol = src + j;
+        int64_t from = j < je ? ie : i0;
+        if (acc)
+            for (int64_t i = from; i < i1; i++)
+                drow[i] += scol[i * lds];
+        else
+            for (int64_t i = from; i < i1; i++)
+                drow[i] = scol[i * lds];
+    }
+}
+
 /* dst (+)= src permuted: dst's dim j is src's dim perm[j]. src has shape `shape`. */
 static void permute_kernel(float *dst, const float *src, int nd, const int64_t *shape,
                            const int *perm, int acc)
@@ -228,7 +286,14 @@ static void permute_kernel(float *dst, const float *src, int nd, const int64_t *
                 oin[no] = is[p[j]];
                 oout[no++] = ost[j];
             }
-        int64_t tm = (M + PT_TILE - 1) / PT_TILE, tn = (N + PT_TILE - 1) / PT_TILE;
+        /* Square tiles, stretched along the long side when the other is short (e.g. the 3
+         * channels of NCHW -> NHWC) so that a tile still moves about PT_TILE^2 floats. */
+        int64_t bi = PT_TILE, bj = PT_TILE;
+        if (M < PT_TILE)
+            bj = PT_TILE * PT_TILE / M / 8 * 8;
+        else if (N < PT_TILE)
+            bi = PT_TILE * PT_TILE / N / 8 * 8;
+        int64_t tm = (M + bi - 1) / bi, tn = (N + bj - 1) / bj;
         int64_t planes = numel / (M * N), tasks = planes * tm * tn;
 #pragma omp parallel for schedule(static) if (numel > SSL_OMP_MIN)
         for (int64_t t = 0; t < tasks; t++) {
@@ -240,20 +305,9 @@ static void permute_kernel(float *dst, const float *src, int nd, const int64_t *
                 bin += c * oin[k];
                 bout += c * oout[k];
             }
-            int64_t i0 = ti * PT_TILE, i1 = i0 + PT_TILE < M ? i0 + PT_TILE : M;
-            int64_t j0 = tj * PT_TILE, j1 = j0 + PT_TILE < N ? j0 + PT_TILE : N;
-            const float *sp = src + bin;
-            float *dp = dst + bout;
-            for (int64_t j = j0; j < j1; j++) { /* output row j: contiguous in i */
-                float *drow = dp + j * ldd;
-                const float *scol = sp + j;
-                if (acc)
-                    for (int64_t i = i0; i < i1; i++)
-                        drow[i] += scol[i * lds];
-                else
-                    for (int64_t i = i0; i < i1; i++)
-                        drow[i] = scol[i * lds];
-            }
+            int64_t i0 = ti * bi, i1 = i0 + bi < M ? i0 + bi : M;
+            int64_t j0 = tj * bj, j1 = j0 + bj < N ? j0 + bj : N;
+            transpose_tile(dst + bout, ldd, src + bin, lds, i0, i1, j0, j1, acc);
         }
         return;
     }
