@@ -23,7 +23,10 @@ static int64_t numel_of(int nd, const int64_t *shape)
 }
 
 /* A sentinel error, to check that an op given a NULL input keeps the earlier error. */
-static void set_sentinel(void) { ssl_set_error(SSL_ERR_IO, "sentinel error"); }
+static void set_sentinel(void)
+{
+    ssl_set_error(SSL_ERR_IO, "sentinel error");
+}
 static void assert_sentinel(const void *t)
 {
     assert_null(t);
@@ -188,12 +191,11 @@ static void test_reshape_errors(void **state)
     ssl_tensor_t *x = ssl_tensor_2d(ctx, 2, 3);
     tu_assert_error(ssl_reshape(ctx, x, 2, (int64_t[]){4, 5}), SSL_ERR_SHAPE, "reshape", "(2, 3)",
                     "(4, 5)", NULL);
-    tu_assert_error(ssl_reshape(ctx, x, 2, (int64_t[]){4, -1}), SSL_ERR_SHAPE, "(2, 3)",
-                    "(4, -1)", NULL);
+    tu_assert_error(ssl_reshape(ctx, x, 2, (int64_t[]){4, -1}), SSL_ERR_SHAPE, "(2, 3)", "(4, -1)",
+                    NULL);
     tu_assert_error(ssl_reshape(ctx, x, 3, (int64_t[]){-1, 2, -1}), SSL_ERR_INVALID, "(2, 3)",
                     "more than one -1", NULL);
-    tu_assert_error(ssl_reshape(ctx, x, 2, (int64_t[]){-2, -3}), SSL_ERR_INVALID, "negative",
-                    NULL);
+    tu_assert_error(ssl_reshape(ctx, x, 2, (int64_t[]){-2, -3}), SSL_ERR_INVALID, "negative", NULL);
     tu_assert_error(ssl_reshape(ctx, x, 6, (int64_t[]){1, 1, 1, 1, 2, 3}), SSL_ERR_INVALID,
                     "rank 6", NULL);
     tu_assert_error(ssl_reshape(ctx, x, 2, NULL), SSL_ERR_INVALID, "NULL", NULL);
@@ -233,8 +235,9 @@ static void test_permute_forward(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     /* Every permutation of ranks 2..5, with odd sizes and size-1 dims (merged / dropped). */
-    const int64_t shapes[][SSL_MAX_DIMS] = {
-        {7, 13}, {3, 5, 7}, {1, 4, 3}, {2, 3, 4, 5}, {2, 1, 5, 1}, {3, 2, 1, 4, 3}, {2, 3, 2, 5, 3}};
+    const int64_t shapes[][SSL_MAX_DIMS] = {{7, 13},        {3, 5, 7},    {1, 4, 3},
+                                            {2, 3, 4, 5},   {2, 1, 5, 1}, {3, 2, 1, 4, 3},
+                                            {2, 3, 2, 5, 3}};
     const int ranks[] = {2, 3, 3, 4, 4, 5, 5};
     uint64_t seed = 1;
     for (size_t s = 0; s < sizeof ranks / sizeof ranks[0]; s++) {
@@ -354,8 +357,8 @@ static void test_permute_errors(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     ssl_tensor_t *x = ssl_tensor_3d(ctx, 2, 3, 4);
-    tu_assert_error(ssl_permute(ctx, x, (int[]){0, 0, 2}), SSL_ERR_INVALID, "permute",
-                    "(2, 3, 4)", "(0, 0, 2)", NULL);
+    tu_assert_error(ssl_permute(ctx, x, (int[]){0, 0, 2}), SSL_ERR_INVALID, "permute", "(2, 3, 4)",
+                    "(0, 0, 2)", NULL);
     tu_assert_error(ssl_permute(ctx, x, (int[]){0, 1, 3}), SSL_ERR_INVALID, "(0, 1, 3)", NULL);
     tu_assert_error(ssl_permute(ctx, x, (int[]){-1, 0, 1}), SSL_ERR_INVALID, "(-1, 0, 1)", NULL);
     tu_assert_error(ssl_permute(ctx, x, NULL), SSL_ERR_INVALID, "NULL", NULL);
@@ -387,8 +390,7 @@ static ssl_tensor_t *build_concat(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
 }
 
 /* n inputs of base shape (2, 3, 4) whose `axis` size is 1 + (i % 3). */
-static void make_concat_inputs(ssl_ctx_t *ctx, int n, int axis, uint64_t seed,
-                               ssl_tensor_t **xs)
+static void make_concat_inputs(ssl_ctx_t *ctx, int n, int axis, uint64_t seed, ssl_tensor_t **xs)
 {
     int a = axis < 0 ? axis + 3 : axis;
     for (int i = 0; i < n; i++) {
@@ -465,12 +467,11 @@ static void test_concat_errors(void **state)
                     "input 0 (2, 3) and input 1 (4, 5)", NULL);
     tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a, c, a, c, a, b}, 6, 1), SSL_ERR_SHAPE,
                     "input 0 (2, 3) and input 5 (4, 5)", NULL);
-    tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a, d}, 2, 1), SSL_ERR_SHAPE,
-                    "(2, 3)", "(2, 3, 1)", NULL);
+    tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a, d}, 2, 1), SSL_ERR_SHAPE, "(2, 3)",
+                    "(2, 3, 1)", NULL);
     /* along axis 1 (2, 3) and (2, 7) fit, along axis 0 they do not */
     assert_non_null(ssl_concat(ctx, (ssl_tensor_t *[]){a, c}, 2, 1));
-    tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a, c}, 2, 0), SSL_ERR_SHAPE, "(2, 7)",
-                    NULL);
+    tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a, c}, 2, 0), SSL_ERR_SHAPE, "(2, 7)", NULL);
     tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a, c}, 2, 2), SSL_ERR_INVALID, "axis 2",
                     NULL);
     tu_assert_error(ssl_concat(ctx, (ssl_tensor_t *[]){a}, 0, 0), SSL_ERR_INVALID, NULL);
@@ -676,8 +677,8 @@ static void test_gather_rows_large(void **state)
         ref_scatter(g, keep, B, T, K, C, ref);
         for (int nt = 1; nt <= 2; nt++) {
             ssl_set_num_threads(nt);
-            ssl_tensor_t *x = tu_rand(ctx, B > 1 ? 3 : 2, B > 1 ? shapes[s] : shapes[s] + 1,
-                                      12, -1, 1, 1);
+            ssl_tensor_t *x =
+                tu_rand(ctx, B > 1 ? 3 : 2, B > 1 ? shapes[s] : shapes[s] + 1, 12, -1, 1, 1);
             ssl_tensor_t *y = ssl_gather_rows(ctx, x, idx, K);
             float *fref = malloc((size_t)y->numel * sizeof(float));
             ref_gather(x->data, keep, B, T, K, C, fref);
@@ -874,8 +875,7 @@ static void test_embedding_errors(void **state)
     tu_assert_error(ssl_embedding(ctx, w, ids, 2, (int64_t[]){2, 2}), SSL_ERR_INVALID, "id -1",
                     NULL);
     ids[2] = 1;
-    tu_assert_error(ssl_embedding(ctx, w, NULL, 1, (int64_t[]){4}), SSL_ERR_INVALID, "NULL",
-                    NULL);
+    tu_assert_error(ssl_embedding(ctx, w, NULL, 1, (int64_t[]){4}), SSL_ERR_INVALID, "NULL", NULL);
     tu_assert_error(ssl_embedding(ctx, w, ids, 1, NULL), SSL_ERR_INVALID, "NULL", NULL);
     tu_assert_error(ssl_embedding(ctx, w, ids, 5, (int64_t[]){1, 1, 1, 1, 4}), SSL_ERR_INVALID,
                     "rank 5", NULL);

@@ -93,17 +93,15 @@ static void btc(const ssl_tensor_t *x, int64_t *B, int64_t *T, int64_t *C)
 }
 
 /* Checks idx (B, K) against [0, T); names batch, position and value of the first bad one. */
-static int check_indices(const ssl_node_t *nd, const int32_t *idx, int64_t B, int64_t K,
-                         int64_t T)
+static int check_indices(const ssl_node_t *nd, const int32_t *idx, int64_t B, int64_t K, int64_t T)
 {
     if (B * K > 0 && !idx)
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "idx is NULL");
     int64_t bad = find_bad_index(idx, B * K, T);
     if (bad >= 0)
-        return ssl__op_error_status(nd, SSL_ERR_INVALID,
-                                    "index %d at batch %lld, position %lld is outside [0, %lld)",
-                                    (int)idx[bad], (long long)(bad / K), (long long)(bad % K),
-                                    (long long)T);
+        return ssl__op_error_status(
+            nd, SSL_ERR_INVALID, "index %d at batch %lld, position %lld is outside [0, %lld)",
+            (int)idx[bad], (long long)(bad / K), (long long)(bad % K), (long long)T);
     return SSL_OK;
 }
 
@@ -147,8 +145,8 @@ static void gather_rows_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     scatter_add_kernel(dx, nd->out->grad, nd->aux[0], B, T, nd->ia[0], C);
 }
 
-const ssl_op_def_t ssl_opdef_gather_rows = {"gather_rows", 0, gather_rows_shape,
-                                            gather_rows_forward, gather_rows_backward, 0};
+const ssl_op_def_t ssl_opdef_gather_rows = {
+    "gather_rows", 0, gather_rows_shape, gather_rows_forward, gather_rows_backward, 0};
 
 ssl_tensor_t *ssl_gather_rows(ssl_ctx_t *ctx, ssl_tensor_t *x, const int32_t *idx, int64_t k)
 {
@@ -208,8 +206,8 @@ static void scatter_rows_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     gather_kernel(dsrc, nd->out->grad, nd->aux[0], B, nd->ia[0], K, C, 1);
 }
 
-const ssl_op_def_t ssl_opdef_scatter_rows = {"scatter_rows", 0, scatter_rows_shape,
-                                             scatter_rows_forward, scatter_rows_backward, 0};
+const ssl_op_def_t ssl_opdef_scatter_rows = {
+    "scatter_rows", 0, scatter_rows_shape, scatter_rows_forward, scatter_rows_backward, 0};
 
 ssl_tensor_t *ssl_scatter_rows(ssl_ctx_t *ctx, ssl_tensor_t *src, const int32_t *idx, int64_t t)
 {
@@ -266,8 +264,7 @@ static int embedding_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     (void)ctx;
     const ssl_tensor_t *w = nd->in[0];
-    gather_kernel(nd->out->data, w->data, nd->aux[0], 1, w->shape[0], nd->ia[5], w->shape[1],
-                  0);
+    gather_kernel(nd->out->data, w->data, nd->aux[0], 1, w->shape[0], nd->ia[5], w->shape[1], 0);
     return SSL_OK;
 }
 
@@ -276,11 +273,10 @@ static void embedding_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     ssl_tensor_t *w = nd->in[0];
     float *dw = ssl__grad(ctx, w);
     if (dw)
-        scatter_add_kernel(dw, nd->out->grad, nd->aux[0], 1, w->shape[0], nd->ia[5],
-                           w->shape[1]);
+        scatter_add_kernel(dw, nd->out->grad, nd->aux[0], 1, w->shape[0], nd->ia[5], w->shape[1]);
 }
 
-const ssl_op_def_t ssl_opdef_embedding = {"embedding", 0, embedding_shape, embedding_forward,
+const ssl_op_def_t ssl_opdef_embedding = {"embedding",        0, embedding_shape, embedding_forward,
                                           embedding_backward, 0};
 
 ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t *ids, int ndim,

@@ -45,8 +45,8 @@ static void copy_flat(float *dst, const float *src, int64_t n, int acc)
 
 /* For o < outer: dst[o * dstride + i] (+)= src[o * sstride + i], i < len. Rows are split into
  * chunks so that both many short rows and a few long ones spread over the threads. */
-static void copy_rows(float *dst, int64_t dstride, const float *src, int64_t sstride,
-                      int64_t outer, int64_t len, int acc)
+static void copy_rows(float *dst, int64_t dstride, const float *src, int64_t sstride, int64_t outer,
+                      int64_t len, int acc)
 {
     if (outer == 0 || len == 0)
         return;
@@ -73,8 +73,7 @@ static int reshape_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     const ssl_tensor_t *x = nd->in[0];
     int r = (int)nd->ia[0];
     if (r < 0 || r > SSL_MAX_DIMS)
-        return ssl__op_error_status(nd, SSL_ERR_INVALID, "rank %d outside 0..%d", r,
-                                    SSL_MAX_DIMS);
+        return ssl__op_error_status(nd, SSL_ERR_INVALID, "rank %d outside 0..%d", r, SSL_MAX_DIMS);
     if (nd->ia[6])
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "shape is NULL");
     const int64_t *want = &nd->ia[1];
@@ -84,8 +83,7 @@ static int reshape_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     for (int i = 0; i < r; i++) {
         if (want[i] == -1) {
             if (infer >= 0)
-                return ssl__op_error_status(nd, SSL_ERR_INVALID,
-                                            "shape %s has more than one -1",
+                return ssl__op_error_status(nd, SSL_ERR_INVALID, "shape %s has more than one -1",
                                             dims_str(want, r, s, sizeof s));
             infer = i;
         } else if (want[i] < 0) {
@@ -124,8 +122,8 @@ static void reshape_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         copy_flat(dx, nd->out->grad, nd->out->numel, 1);
 }
 
-const ssl_op_def_t ssl_opdef_reshape = {"reshape",       0, reshape_shape, reshape_forward,
-                                        reshape_backward, SSL_OPF_ALIAS};
+const ssl_op_def_t ssl_opdef_reshape = {
+    "reshape", 0, reshape_shape, reshape_forward, reshape_backward, SSL_OPF_ALIAS};
 
 ssl_tensor_t *ssl_reshape(ssl_ctx_t *ctx, ssl_tensor_t *x, int ndim, const int64_t *shape)
 {
@@ -394,7 +392,7 @@ static void permute_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     permute_kernel(dx, nd->out->grad, nd->out->ndim, nd->out->shape, inv, 1);
 }
 
-const ssl_op_def_t ssl_opdef_permute = {"permute", 0, permute_shape, permute_forward,
+const ssl_op_def_t ssl_opdef_permute = {"permute",        0, permute_shape, permute_forward,
                                         permute_backward, 0};
 
 ssl_tensor_t *ssl_permute(ssl_ctx_t *ctx, ssl_tensor_t *x, const int *perm)
@@ -491,15 +489,16 @@ static void concat_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
 }
 
-const ssl_op_def_t ssl_opdef_concat = {"concat", 0, concat_shape, concat_forward,
+const ssl_op_def_t ssl_opdef_concat = {"concat",        0, concat_shape, concat_forward,
                                        concat_backward, 0};
 
 ssl_tensor_t *ssl_concat(ssl_ctx_t *ctx, ssl_tensor_t *const *xs, int n, int axis)
 {
     if (!ctx || !xs || n < 1) {
-        ssl_set_error(SSL_ERR_INVALID, "concat: %s", !ctx  ? "NULL context"
-                                                     : !xs ? "NULL input array"
-                                                           : "needs at least one input");
+        ssl_set_error(SSL_ERR_INVALID, "concat: %s",
+                      !ctx  ? "NULL context"
+                      : !xs ? "NULL input array"
+                            : "needs at least one input");
         return NULL;
     }
     ssl_node_t nd;
@@ -527,8 +526,8 @@ static int slice_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     int64_t start = nd->ia[1], len = nd->ia[2];
     if (axis < 0 || start < 0 || len < 0 || start > x->shape[axis] - len)
         return ssl__op_error_status(nd, SSL_ERR_INVALID,
-                                    "axis %d, start %lld, len %lld out of range",
-                                    (int)nd->ia[0], (long long)start, (long long)len);
+                                    "axis %d, start %lld, len %lld out of range", (int)nd->ia[0],
+                                    (long long)start, (long long)len);
     *ndim = x->ndim;
     for (int d = 0; d < x->ndim; d++)
         shape[d] = x->shape[d];
@@ -543,8 +542,8 @@ static int slice_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     int axis = ssl__axis((int)nd->ia[0], x->ndim);
     int64_t outer, dim, inner, start = nd->ia[1], len = nd->ia[2];
     ssl__outer_dim_inner(x, axis, &outer, &dim, &inner);
-    copy_rows(nd->out->data, len * inner, x->data + start * inner, dim * inner, outer,
-              len * inner, 0);
+    copy_rows(nd->out->data, len * inner, x->data + start * inner, dim * inner, outer, len * inner,
+              0);
     return SSL_OK;
 }
 
@@ -557,12 +556,10 @@ static void slice_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     int axis = ssl__axis((int)nd->ia[0], x->ndim);
     int64_t outer, dim, inner, start = nd->ia[1], len = nd->ia[2];
     ssl__outer_dim_inner(x, axis, &outer, &dim, &inner);
-    copy_rows(dx + start * inner, dim * inner, nd->out->grad, len * inner, outer, len * inner,
-              1);
+    copy_rows(dx + start * inner, dim * inner, nd->out->grad, len * inner, outer, len * inner, 1);
 }
 
-const ssl_op_def_t ssl_opdef_slice = {"slice", 0, slice_shape, slice_forward, slice_backward,
-                                      0};
+const ssl_op_def_t ssl_opdef_slice = {"slice", 0, slice_shape, slice_forward, slice_backward, 0};
 
 ssl_tensor_t *ssl_slice(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int64_t start, int64_t len)
 {
