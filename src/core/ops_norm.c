@@ -11,54 +11,62 @@
 
 /* ---------------------------------------------------------------- double-accumulated sums */
 
-/* Four independent accumulators break the add dependency chain; the order is fixed by the
- * index, so the result is the same on any thread. */
+/* DACC independent accumulators break the add dependency chain and fill a vector register;
+ * the order is fixed by the index, so the result is the same on any thread. */
+#define DACC 8
+
+static inline double dfold(const double *a)
+{
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 static inline double dsum(const float *x, int64_t n)
 {
-    double a[4] = {0, 0, 0, 0};
+    double a[DACC] = {0};
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++)
+    for (; i + DACC <= n; i += DACC)
+        for (int k = 0; k < DACC; k++)
             a[k] += (double)x[i + k];
-    for (; i < n; i++)
-        a[0] += (double)x[i];
-    return (a[0] + a[1]) + (a[2] + a[3]);
+    for (int k = 0; i < n; i++, k++)
+        a[k] += (double)x[i];
+    return dfold(a);
 }
 
 /* sum (x - mean)^2 */
 static inline double dsum_sqdev(const float *x, int64_t n, double mean)
 {
-    double a[4] = {0, 0, 0, 0};
+    double a[DACC] = {0};
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++) {
+    for (; i + DACC <= n; i += DACC)
+        for (int k = 0; k < DACC; k++) {
             double d = (double)x[i + k] - mean;
             a[k] += d * d;
         }
-    for (; i < n; i++) {
+    for (int k = 0; i < n; i++, k++) {
         double d = (double)x[i] - mean;
-        a[0] += d * d;
+        a[k] += d * d;
     }
-    return (a[0] + a[1]) + (a[2] + a[3]);
+    return dfold(a);
 }
 
 /* sum g and sum g * (x - mean) */
 static inline void dsum_g_gx(const float *g, const float *x, int64_t n, double mean, double *sg,
                              double *sgx)
 {
-    double a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+    double a[DACC] = {0}, b[DACC] = {0};
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++) {
-            a[k] += (double)g[i + k];
-            b[k] += (double)g[i + k] * ((double)x[i + k] - mean);
+    for (; i + DACC <= n; i += DACC)
+        for (int k = 0; k < DACC; k++) {
+            double gk = (double)g[i + k];
+            a[k] += gk;
+            b[k] += gk * ((double)x[i + k] - mean);
         }
-    for (; i < n; i++) {
-        a[0] += (double)g[i];
-        b[0] += (double)g[i] * ((double)x[i] - mean);
+    for (int k = 0; i < n; i++, k++) {
+        a[k] += (double)g[i];
+        b[k] += (double)g[i] * ((double)x[i] - mean);
     }
-    *sg = (a[0] + a[1]) + (a[2] + a[3]);
-    *sgx = (b[0] + b[1]) + (b[2] + b[3]);
+    *sg = dfold(a);
+    *sgx = dfold(b);
 }
 
 static int bad_float(float v, float lo, float hi) { return !(v >= lo && v <= hi); }
