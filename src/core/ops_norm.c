@@ -69,7 +69,10 @@ static inline void dsum_g_gx(const float *g, const float *x, int64_t n, double m
     *sgx = dfold(b);
 }
 
-static int bad_float(float v, float lo, float hi) { return !(v >= lo && v <= hi); }
+static int finite_nonneg(float v)
+{
+    return v >= 0.0f && isfinite(v);
+}
 
 /* ---------------------------------------------------------------- layer_norm */
 
@@ -84,7 +87,7 @@ static int affine_vec_ok(const ssl_tensor_t *t, int64_t c)
 static int layer_norm_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
 {
     const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
-    if (bad_float(nd->fa[0], 0.0f, INFINITY) || isinf(nd->fa[0]))
+    if (!finite_nonneg(nd->fa[0]))
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "eps must be finite and >= 0, got %g",
                                     (double)nd->fa[0]);
     if (x->ndim < 1)
@@ -106,7 +109,7 @@ static int layer_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *stats = ssl_arena_alloc(ctx, (size_t)(rows > 0 ? rows : 1) * 2 * sizeof(float));
     if (!stats)
         return SSL_ERR_NOMEM;
-    nd->aux[0] = stats; // (rows, 2)
+    nd->aux[0] = stats;       // (rows, 2)
     const float *X = x->data; // (rows, C)
     const float *w = wt ? wt->data : NULL, *b = bt ? bt->data : NULL;
     float *Y = nd->out->data; // (rows, C)
@@ -147,7 +150,7 @@ static void layer_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (rows == 0)
         return;
     const float *X = x->data, *dY = nd->out->grad; // (rows, C)
-    const float *stats = nd->aux[0];                // (rows, 2)
+    const float *stats = nd->aux[0];               // (rows, 2)
     const float *w = wt ? wt->data : NULL;
     float *dX = ssl__grad(ctx, x), *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
     if (!dX && !dW && !dB)
@@ -219,8 +222,8 @@ static void layer_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
 }
 
-const ssl_op_def_t ssl_opdef_layer_norm = {"layer_norm", 2, layer_norm_shape, layer_norm_forward,
-                                           layer_norm_backward, 0};
+const ssl_op_def_t ssl_opdef_layer_norm = {
+    "layer_norm", 2, layer_norm_shape, layer_norm_forward, layer_norm_backward, 0};
 
 ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                              ssl_tensor_t *bias, float eps)
@@ -260,12 +263,11 @@ static int batch_norm_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     const int training = (int)nd->ia[0];
     if (x->ndim < 2)
         return ssl__op_error(nd, "x must be (N, C) or (N, C, ...spatial)");
+    static const char *const names[5] = {"x", "weight", "bias", "running_mean", "running_var"};
     int64_t c = x->shape[1];
     for (int i = 1; i < 5; i++)
         if (!affine_vec_ok(nd->in[i], c))
-            return ssl__op_error(nd, "%s must have shape (%lld), the channels of x",
-                                 (const char *[]){"", "weight", "bias", "running_mean",
-                                                  "running_var"}[i],
+            return ssl__op_error(nd, "%s must have shape (%lld), the channels of x", names[i],
                                  (long long)c);
     if (!rm != !rv)
         return ssl__op_error_status(nd, SSL_ERR_INVALID,
@@ -274,10 +276,10 @@ static int batch_norm_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     if (!training && !rm)
         return ssl__op_error_status(nd, SSL_ERR_INVALID,
                                     "eval mode needs running_mean and running_var");
-    if (bad_float(nd->fa[0], 0.0f, 1.0f))
+    if (!(nd->fa[0] >= 0.0f && nd->fa[0] <= 1.0f))
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "momentum must be in [0, 1], got %g",
                                     (double)nd->fa[0]);
-    if (bad_float(nd->fa[1], 0.0f, INFINITY) || isinf(nd->fa[1]))
+    if (!finite_nonneg(nd->fa[1]))
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "eps must be finite and >= 0, got %g",
                                     (double)nd->fa[1]);
     bn_dims_t d = bn_dims(x);
@@ -289,8 +291,7 @@ static int batch_norm_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
 }
 
 /* Batch mean and biased variance of channels [c0, c1) in double. */
-static void bn_stats(const float *X, bn_dims_t d, int64_t c0, int64_t c1, double *mean,
-                     double *var)
+static void bn_stats(const float *X, bn_dims_t d, int64_t c0, int64_t c1, double *mean, double *var)
 {
     const double cnt = (double)(d.n * d.s);
     if (d.s == 1) {
@@ -433,7 +434,7 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const int training = (int)nd->ia[0];
     const bn_dims_t d = bn_dims(x);
     const int64_t C = d.c, S = d.s;
-    const float *X = x->data, *dY = nd->out->grad; // (N, C, S)
+    const float *X = x->data, *dY = nd->out->grad;    // (N, C, S)
     const float *mean = nd->aux[0], *rstd = mean + C; // (C), (C)
     const float *w = wt ? wt->data : NULL;
     float *dX = ssl__grad(ctx, x), *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
@@ -494,8 +495,8 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
 }
 
-const ssl_op_def_t ssl_opdef_batch_norm = {"batch_norm", 4, batch_norm_shape, batch_norm_forward,
-                                           batch_norm_backward, 0};
+const ssl_op_def_t ssl_opdef_batch_norm = {
+    "batch_norm", 4, batch_norm_shape, batch_norm_forward, batch_norm_backward, 0};
 
 ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                              ssl_tensor_t *bias, ssl_tensor_t *running_mean,
@@ -531,15 +532,24 @@ ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weig
  * Element i is kept iff ssl_rng_uniform(seed, stream, i) >= p. One Philox block gives the
  * words of elements 4b..4b+3, exactly as ssl_rng_u32 indexes them. */
 
-static int dropout_active(const ssl_node_t *nd) { return nd->ia[0] && nd->fa[0] > 0.0f; }
+static int dropout_active(const ssl_node_t *nd)
+{
+    return nd->ia[0] && nd->fa[0] > 0.0f;
+}
+
+static uint64_t dropout_u64(int64_t v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
 
 static int dropout_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
 {
     const ssl_tensor_t *x = nd->in[0];
     float p = nd->fa[0];
     if (!(p >= 0.0f && p < 1.0f))
-        return ssl__op_error_status(nd, SSL_ERR_INVALID, "p must be in [0, 1), got %g",
-                                    (double)p);
+        return ssl__op_error_status(nd, SSL_ERR_INVALID, "p must be in [0, 1), got %g", (double)p);
     *ndim = x->ndim;
     memcpy(shape, x->shape, (size_t)x->ndim * sizeof(int64_t));
     return SSL_OK;
@@ -576,8 +586,8 @@ static int dropout_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             memcpy(nd->out->data, x->data, (size_t)x->numel * sizeof(float));
         return SSL_OK;
     }
-    dropout_apply(x->data, nd->out->data, x->numel, nd->fa[0], nd->fa[1], (uint64_t)nd->ia[1],
-                  (uint64_t)nd->ia[2], 0);
+    dropout_apply(x->data, nd->out->data, x->numel, nd->fa[0], nd->fa[1], dropout_u64(nd->ia[1]),
+                  dropout_u64(nd->ia[2]), 0);
     return SSL_OK;
 }
 
@@ -594,11 +604,11 @@ static void dropout_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             dX[i] += dY[i];
         return;
     }
-    dropout_apply(dY, dX, x->numel, nd->fa[0], nd->fa[1], (uint64_t)nd->ia[1],
-                  (uint64_t)nd->ia[2], 1);
+    dropout_apply(dY, dX, x->numel, nd->fa[0], nd->fa[1], dropout_u64(nd->ia[1]),
+                  dropout_u64(nd->ia[2]), 1);
 }
 
-const ssl_op_def_t ssl_opdef_dropout = {"dropout", 0, dropout_shape, dropout_forward,
+const ssl_op_def_t ssl_opdef_dropout = {"dropout",        0, dropout_shape, dropout_forward,
                                         dropout_backward, 0};
 
 ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training, uint64_t seed,
@@ -607,8 +617,9 @@ ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training
     ssl_node_t n;
     ssl__node_init(&n, SSL_OP_DROPOUT, 1, x);
     n.ia[0] = training != 0;
-    n.ia[1] = (int64_t)seed; /* stored bit for bit; read back as uint64_t */
-    n.ia[2] = (int64_t)stream;
+    /* stored bit for bit (no implementation-defined conversion), read back as uint64_t */
+    memcpy(&n.ia[1], &seed, sizeof seed);
+    memcpy(&n.ia[2], &stream, sizeof stream);
     n.fa[0] = p;
     n.fa[1] = (p >= 0.0f && p < 1.0f) ? 1.0f / (1.0f - p) : 0.0f;
     return ssl__apply(ctx, &n);
