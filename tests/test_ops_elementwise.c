@@ -32,10 +32,14 @@ static int64_t ref_bcast_index(const ssl_tensor_t *t, int ndim, const int64_t *o
 static float ref_bin(int op, float x, float z)
 {
     switch (op) {
-    case OP_ADD: return x + z;
-    case OP_SUB: return x - z;
-    case OP_MUL: return x * z;
-    default: return x / z;
+    case OP_ADD:
+        return x + z;
+    case OP_SUB:
+        return x - z;
+    case OP_MUL:
+        return x * z;
+    default:
+        return x / z;
     }
 }
 
@@ -62,10 +66,22 @@ static void ref_binary_grads(int op, const ssl_tensor_t *a, const ssl_tensor_t *
         int64_t ia = ref_bcast_index(a, ndim, oshape, o), ib = ref_bcast_index(b, ndim, oshape, o);
         double g = r[o], x = a->data[ia], z = b->data[ib];
         switch (op) {
-        case OP_ADD: ga[ia] += g; gb[ib] += g; break;
-        case OP_SUB: ga[ia] += g; gb[ib] -= g; break;
-        case OP_MUL: ga[ia] += g * z; gb[ib] += g * x; break;
-        default: ga[ia] += g / z; gb[ib] -= g * x / (z * z); break;
+        case OP_ADD:
+            ga[ia] += g;
+            gb[ib] += g;
+            break;
+        case OP_SUB:
+            ga[ia] += g;
+            gb[ib] -= g;
+            break;
+        case OP_MUL:
+            ga[ia] += g * z;
+            gb[ib] += g * x;
+            break;
+        default:
+            ga[ia] += g / z;
+            gb[ib] -= g * x / (z * z);
+            break;
         }
     }
     for (int64_t i = 0; i < a->numel; i++)
@@ -106,10 +122,14 @@ static const bcase_t SMALL_CASES[] = {
 static ssl_tensor_t *bin_call(ssl_ctx_t *ctx, int op, ssl_tensor_t *a, ssl_tensor_t *b)
 {
     switch (op) {
-    case OP_ADD: return ssl_add(ctx, a, b);
-    case OP_SUB: return ssl_sub(ctx, a, b);
-    case OP_MUL: return ssl_mul(ctx, a, b);
-    default: return ssl_div(ctx, a, b);
+    case OP_ADD:
+        return ssl_add(ctx, a, b);
+    case OP_SUB:
+        return ssl_sub(ctx, a, b);
+    case OP_MUL:
+        return ssl_mul(ctx, a, b);
+    default:
+        return ssl_div(ctx, a, b);
     }
 }
 
@@ -119,8 +139,8 @@ static ssl_tensor_t *build_binary(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
 }
 
 /* Inputs for a case: b kept away from 0 for div. */
-static void make_bin_inputs(ssl_ctx_t *ctx, int op, const bcase_t *c, uint64_t seed, int ga,
-                            int gb, ssl_tensor_t **in)
+static void make_bin_inputs(ssl_ctx_t *ctx, int op, const bcase_t *c, uint64_t seed, int ga, int gb,
+                            ssl_tensor_t **in)
 {
     in[0] = tu_rand(ctx, c->na, c->a, seed, -2, 2, ga);
     in[1] = op == OP_DIV ? tu_rand_away0(ctx, c->nb, c->b, seed + 1, -2, 2, 0.5f, gb)
@@ -318,8 +338,8 @@ enum { U_EXP, U_LOG, U_SQRT, U_POW, U_CLAMP, U_RELU, U_GELU, U_SIGMOID, U_TANH, 
 
 typedef struct ucase {
     int op;
-    float p0, p1;     /* pow: p; clamp: lo, hi; gelu: kind; scale: alpha, beta */
-    float lo, hi;     /* input range */
+    float p0, p1; /* pow: p; clamp: lo, hi; gelu: kind; scale: alpha, beta */
+    float lo, hi; /* input range */
     const char *name;
 } ucase_t;
 
@@ -346,16 +366,26 @@ static const ucase_t UNARY_CASES[] = {
 static ssl_tensor_t *unary_call(ssl_ctx_t *ctx, const ucase_t *c, ssl_tensor_t *x)
 {
     switch (c->op) {
-    case U_EXP: return ssl_exp(ctx, x);
-    case U_LOG: return ssl_log(ctx, x);
-    case U_SQRT: return ssl_sqrt(ctx, x);
-    case U_POW: return ssl_pow(ctx, x, c->p0);
-    case U_CLAMP: return ssl_clamp(ctx, x, c->p0, c->p1);
-    case U_RELU: return ssl_relu(ctx, x);
-    case U_GELU: return ssl_gelu(ctx, x, (int)c->p0);
-    case U_SIGMOID: return ssl_sigmoid(ctx, x);
-    case U_TANH: return ssl_tanh(ctx, x);
-    default: return ssl_scale(ctx, x, c->p0, c->p1);
+    case U_EXP:
+        return ssl_exp(ctx, x);
+    case U_LOG:
+        return ssl_log(ctx, x);
+    case U_SQRT:
+        return ssl_sqrt(ctx, x);
+    case U_POW:
+        return ssl_pow(ctx, x, c->p0);
+    case U_CLAMP:
+        return ssl_clamp(ctx, x, c->p0, c->p1);
+    case U_RELU:
+        return ssl_relu(ctx, x);
+    case U_GELU:
+        return ssl_gelu(ctx, x, (int)c->p0);
+    case U_SIGMOID:
+        return ssl_sigmoid(ctx, x);
+    case U_TANH:
+        return ssl_tanh(ctx, x);
+    default:
+        return ssl_scale(ctx, x, c->p0, c->p1);
     }
 }
 
@@ -371,9 +401,18 @@ static const double SQRT_2_PI = 0.79788456080286535588, INV_SQRT_2PI = 0.3989422
 static void ref_unary(const ucase_t *c, double x, double *y, double *dy)
 {
     switch (c->op) {
-    case U_EXP: *y = exp(x); *dy = exp(x); break;
-    case U_LOG: *y = log(x); *dy = 1 / x; break;
-    case U_SQRT: *y = sqrt(x); *dy = 0.5 / sqrt(x); break;
+    case U_EXP:
+        *y = exp(x);
+        *dy = exp(x);
+        break;
+    case U_LOG:
+        *y = log(x);
+        *dy = 1 / x;
+        break;
+    case U_SQRT:
+        *y = sqrt(x);
+        *dy = 0.5 / sqrt(x);
+        break;
     case U_POW:
         *y = pow(x, c->p0);
         *dy = c->p0 == 0 ? 0 : c->p0 * pow(x, c->p0 - 1);
@@ -382,7 +421,10 @@ static void ref_unary(const ucase_t *c, double x, double *y, double *dy)
         *y = x < c->p0 ? c->p0 : x > c->p1 ? c->p1 : x;
         *dy = (x > c->p0 && x < c->p1) ? 1 : 0;
         break;
-    case U_RELU: *y = x > 0 ? x : 0; *dy = x > 0; break;
+    case U_RELU:
+        *y = x > 0 ? x : 0;
+        *dy = x > 0;
+        break;
     case U_GELU:
         if ((int)c->p0 == SSL_GELU_ERF) {
             double cdf = 0.5 * (1 + erf(x / sqrt(2.0)));
@@ -400,8 +442,14 @@ static void ref_unary(const ucase_t *c, double x, double *y, double *dy)
         *dy = s * (1 - s);
         break;
     }
-    case U_TANH: *y = tanh(x); *dy = 1 - tanh(x) * tanh(x); break;
-    default: *y = c->p0 * x + c->p1; *dy = c->p0; break;
+    case U_TANH:
+        *y = tanh(x);
+        *dy = 1 - tanh(x) * tanh(x);
+        break;
+    default:
+        *y = c->p0 * x + c->p1;
+        *dy = c->p0;
+        break;
     }
 }
 
@@ -486,14 +534,14 @@ static void test_gelu_known_values(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     const float xs[6] = {1.0f, -1.0f, 2.0f, -0.5f, 0.5f, 3.0f};
-    const float erf_y[6] = {0.8413447f, -0.1586553f, 1.9544997f, -0.1542688f, 0.3457312f,
-                            2.9959502f};
-    const float tanh_y[6] = {0.8411920f, -0.1588080f, 1.9545977f, -0.1542860f, 0.3457140f,
-                             2.9963627f};
-    const float erf_d[6] = {1.0833155f, -0.0833155f, 1.0852318f, 0.1325049f, 0.8674951f,
-                            1.0119457f};
-    const float tanh_d[6] = {1.0829641f, -0.0829641f, 1.0860993f, 0.1326301f, 0.8673699f,
-                             1.0115842f};
+    const float erf_y[6] = {0.8413447f,  -0.1586553f, 1.9544997f,
+                            -0.1542688f, 0.3457312f,  2.9959502f};
+    const float tanh_y[6] = {0.8411920f,  -0.1588080f, 1.9545977f,
+                             -0.1542860f, 0.3457140f,  2.9963627f};
+    const float erf_d[6] = {1.0833155f, -0.0833155f, 1.0852318f,
+                            0.1325049f, 0.8674951f,  1.0119457f};
+    const float tanh_d[6] = {1.0829641f, -0.0829641f, 1.0860993f,
+                             0.1326301f, 0.8673699f,  1.0115842f};
     for (int kind = 0; kind < 2; kind++) {
         ssl_tensor_t *x = ssl_tensor_from(ctx, 1, (int64_t[]){6}, xs);
         x->requires_grad = 1;

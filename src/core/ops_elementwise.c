@@ -28,8 +28,8 @@ enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV };
 #define RED_COLS 256
 
 typedef struct bc_geom {
-    int nd;                                    /* collapsed dims, >= 1 */
-    int64_t n[SSL_MAX_DIMS];                   /* sizes */
+    int nd;                                     /* collapsed dims, >= 1 */
+    int64_t n[SSL_MAX_DIMS];                    /* sizes */
     int64_t sa[SSL_MAX_DIMS], sb[SSL_MAX_DIMS]; /* element strides, 0 = broadcast */
     int64_t numel;
 } bc_geom_t;
@@ -90,30 +90,30 @@ static void bc_geom_for(bc_geom_t *g, const ssl_tensor_t *out, const ssl_tensor_
 }
 
 /* One inner run: y[i] (=|+=) a[i*sa] op b[i*sb], sa and sb in {0, 1}. */
-#define BC_RUN(EXPR)                                                                             \
-    do {                                                                                         \
-        if (sa == 1 && sb == 1) {                                                                \
-            for (int64_t i = 0; i < n; i++) {                                                    \
-                float x = a[i], z = b[i];                                                        \
-                BC_STORE(EXPR);                                                                  \
-            }                                                                                    \
-        } else if (sa == 1) {                                                                    \
-            const float z = b[0];                                                                \
-            for (int64_t i = 0; i < n; i++) {                                                    \
-                float x = a[i];                                                                  \
-                BC_STORE(EXPR);                                                                  \
-            }                                                                                    \
-        } else if (sb == 1) {                                                                    \
-            const float x = a[0];                                                                \
-            for (int64_t i = 0; i < n; i++) {                                                    \
-                float z = b[i];                                                                  \
-                BC_STORE(EXPR);                                                                  \
-            }                                                                                    \
-        } else {                                                                                 \
-            const float x = a[0], z = b[0];                                                      \
-            for (int64_t i = 0; i < n; i++)                                                      \
-                BC_STORE(EXPR);                                                                  \
-        }                                                                                        \
+#define BC_RUN(EXPR)                                                                               \
+    do {                                                                                           \
+        if (sa == 1 && sb == 1) {                                                                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float x = a[i], z = b[i];                                                          \
+                BC_STORE(EXPR);                                                                    \
+            }                                                                                      \
+        } else if (sa == 1) {                                                                      \
+            const float z = b[0];                                                                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float x = a[i];                                                                    \
+                BC_STORE(EXPR);                                                                    \
+            }                                                                                      \
+        } else if (sb == 1) {                                                                      \
+            const float x = a[0];                                                                  \
+            for (int64_t i = 0; i < n; i++) {                                                      \
+                float z = b[i];                                                                    \
+                BC_STORE(EXPR);                                                                    \
+            }                                                                                      \
+        } else {                                                                                   \
+            const float x = a[0], z = b[0];                                                        \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                BC_STORE(EXPR);                                                                    \
+        }                                                                                          \
     } while (0)
 
 static void bc_inner_set(int op, float *restrict y, const float *restrict a, int64_t sa,
@@ -121,10 +121,18 @@ static void bc_inner_set(int op, float *restrict y, const float *restrict a, int
 {
 #define BC_STORE(v) y[i] = (v)
     switch (op) {
-    case BIN_ADD: BC_RUN(x + z); break;
-    case BIN_SUB: BC_RUN(x - z); break;
-    case BIN_MUL: BC_RUN(x * z); break;
-    default: BC_RUN(x / z); break;
+    case BIN_ADD:
+        BC_RUN(x + z);
+        break;
+    case BIN_SUB:
+        BC_RUN(x - z);
+        break;
+    case BIN_MUL:
+        BC_RUN(x * z);
+        break;
+    default:
+        BC_RUN(x / z);
+        break;
     }
 #undef BC_STORE
 }
@@ -134,10 +142,18 @@ static void bc_inner_acc(int op, float *restrict y, const float *restrict a, int
 {
 #define BC_STORE(v) y[i] += (v)
     switch (op) {
-    case BIN_ADD: BC_RUN(x + z); break;
-    case BIN_SUB: BC_RUN(x - z); break;
-    case BIN_MUL: BC_RUN(x * z); break;
-    default: BC_RUN(x / z); break;
+    case BIN_ADD:
+        BC_RUN(x + z);
+        break;
+    case BIN_SUB:
+        BC_RUN(x - z);
+        break;
+    case BIN_MUL:
+        BC_RUN(x * z);
+        break;
+    default:
+        BC_RUN(x / z);
+        break;
     }
 #undef BC_STORE
 }
@@ -145,8 +161,7 @@ static void bc_inner_acc(int op, float *restrict y, const float *restrict a, int
 
 /* y (out-shaped, contiguous) = a op b, or += with acc, walking the collapsed geometry in
  * chunks of BC_CHUNK output elements; a chunk may start and end inside an inner run. */
-static void bc_apply(int op, int acc, float *y, const float *a, const float *b,
-                     const bc_geom_t *g)
+static void bc_apply(int op, int acc, float *y, const float *a, const float *b, const bc_geom_t *g)
 {
     const int nd = g->nd;
     const int64_t inner = g->n[nd - 1], isa = g->sa[nd - 1], isb = g->sb[nd - 1];
@@ -229,7 +244,12 @@ static void bc_reduce(float *dst, const float *src, float sign, const ssl_tensor
         }
     }
     const int64_t inner = g.n[last];
-    const int64_t ncb = inner_kept ? (inner + RED_COLS - 1) / RED_COLS : 1;
+    /* Narrower column blocks when there are few kept rows (a bias gradient), so the threads
+     * get balanced work; blocking never changes the order of any element's sum. */
+    int64_t cols = RED_COLS;
+    while (inner_kept && cols > 64 && nkept * ((inner + cols - 1) / cols) < 32)
+        cols /= 2;
+    const int64_t ncb = inner_kept ? (inner + cols - 1) / cols : 1;
     const int64_t nwork = nkept * ncb;
 #pragma omp parallel for schedule(static) if (g.numel > SSL_OMP_MIN)
     for (int64_t w = 0; w < nwork; w++) {
@@ -243,7 +263,7 @@ static void bc_reduce(float *dst, const float *src, float sign, const ssl_tensor
         }
         int64_t ridx[SSL_MAX_DIMS] = {0}, ro = 0;
         if (inner_kept) { /* columns c0..c1 of a kept inner run, summed over reduced dims */
-            int64_t c0 = cb * RED_COLS, nc = inner - c0 < RED_COLS ? inner - c0 : RED_COLS;
+            int64_t c0 = cb * cols, nc = inner - c0 < cols ? inner - c0 : cols;
             double acc[RED_COLS];
             for (int64_t c = 0; c < nc; c++)
                 acc[c] = 0;
@@ -278,13 +298,28 @@ static int binary_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
         int ia = i - (r - a->ndim), ib = i - (r - b->ndim);
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
         if (da != db && da != 1 && db != 1)
-            return ssl__op_error(nd, "shapes do not broadcast: dim %d from the right is %lld "
-                                     "vs %lld",
+            return ssl__op_error(nd,
+                                 "shapes do not broadcast: dim %d from the right is %lld "
+                                 "vs %lld",
                                  r - i, (long long)da, (long long)db);
         shape[i] = da == 1 ? db : da;
     }
     *ndim = r;
     return SSL_OK;
+}
+
+static int bin_kind(const ssl_node_t *nd)
+{
+    switch (nd->op) {
+    case SSL_OP_ADD:
+        return BIN_ADD;
+    case SSL_OP_SUB:
+        return BIN_SUB;
+    case SSL_OP_MUL:
+        return BIN_MUL;
+    default:
+        return BIN_DIV;
+    }
 }
 
 static int binary_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
@@ -293,7 +328,7 @@ static int binary_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     bc_geom_t g;
     bc_geom_for(&g, nd->out, nd->in[0], nd->in[1]);
     if (g.numel)
-        bc_apply((int)nd->ia[0], 0, nd->out->data, nd->in[0]->data, nd->in[1]->data, &g);
+        bc_apply(bin_kind(nd), 0, nd->out->data, nd->in[0]->data, nd->in[1]->data, &g);
     return SSL_OK;
 }
 
@@ -340,13 +375,14 @@ static void binary_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const int64_t n = out->numel;
     if (n == 0)
         return;
-    switch ((int)nd->ia[0]) {
+    const int kind = bin_kind(nd);
+    switch (kind) {
     case BIN_ADD:
     case BIN_SUB:
         if (da)
             grad_pass(da, g, 1.0f, out, a);
         if (db)
-            grad_pass(db, g, nd->ia[0] == BIN_SUB ? -1.0f : 1.0f, out, b);
+            grad_pass(db, g, kind == BIN_SUB ? -1.0f : 1.0f, out, b);
         break;
     case BIN_MUL:
         if (da)
@@ -387,32 +423,31 @@ const ssl_op_def_t ssl_opdef_sub = {"sub", 0, binary_shape, binary_forward, bina
 const ssl_op_def_t ssl_opdef_mul = {"mul", 0, binary_shape, binary_forward, binary_backward, 0};
 const ssl_op_def_t ssl_opdef_div = {"div", 0, binary_shape, binary_forward, binary_backward, 0};
 
-static ssl_tensor_t *binary(ssl_ctx_t *ctx, int op, int kind, ssl_tensor_t *a, ssl_tensor_t *b)
+static ssl_tensor_t *binary(ssl_ctx_t *ctx, int op, ssl_tensor_t *a, ssl_tensor_t *b)
 {
     ssl_node_t n;
     ssl__node_init(&n, op, 2, a, b);
-    n.ia[0] = kind;
     return ssl__apply(ctx, &n);
 }
 
 ssl_tensor_t *ssl_add(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b)
 {
-    return binary(ctx, SSL_OP_ADD, BIN_ADD, a, b);
+    return binary(ctx, SSL_OP_ADD, a, b);
 }
 
 ssl_tensor_t *ssl_sub(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b)
 {
-    return binary(ctx, SSL_OP_SUB, BIN_SUB, a, b);
+    return binary(ctx, SSL_OP_SUB, a, b);
 }
 
 ssl_tensor_t *ssl_mul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b)
 {
-    return binary(ctx, SSL_OP_MUL, BIN_MUL, a, b);
+    return binary(ctx, SSL_OP_MUL, a, b);
 }
 
 ssl_tensor_t *ssl_div(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b)
 {
-    return binary(ctx, SSL_OP_DIV, BIN_DIV, a, b);
+    return binary(ctx, SSL_OP_DIV, a, b);
 }
 
 /* ================================================================ unary ops */
@@ -436,46 +471,49 @@ static ssl_tensor_t *unary(ssl_ctx_t *ctx, int op, ssl_tensor_t *x)
     return ssl__apply(ctx, &n);
 }
 
-/* Declares the forward of a unary op as `y[i] = EXPR(x[i])`, parallel above WORK_MUL. */
-#define UNARY_FORWARD(name, WORK_MUL, EXPR)                                                      \
-    static int name##_forward(ssl_ctx_t *ctx, ssl_node_t *nd)                                    \
-    {                                                                                            \
-        (void)ctx;                                                                               \
-        const float *x = nd->in[0]->data;                                                        \
-        float *y = nd->out->data;                                                                \
-        const int64_t n = nd->out->numel, work = n * (WORK_MUL);                                 \
-        _Pragma("omp parallel for schedule(static) if (work > SSL_OMP_MIN)")                     \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-            const float v = x[i];                                                                \
-            y[i] = (EXPR);                                                                       \
-        }                                                                                        \
-        return SSL_OK;                                                                           \
+/* clang-format cannot lay out _Pragma inside a macro. */
+// clang-format off
+/* Declares the forward of a unary op as y[i] = EXPR with v = x[i]; WORK_MUL is the cost
+ * per element for the OpenMP threshold. */
+#define UNARY_FORWARD(name, WORK_MUL, EXPR)                                                        \
+    static int name##_forward(ssl_ctx_t *ctx, ssl_node_t *nd)                                      \
+    {                                                                                              \
+        (void)ctx;                                                                                 \
+        const float *x = nd->in[0]->data;                                                          \
+        float *y = nd->out->data;                                                                  \
+        const int64_t n = nd->out->numel, work = n * (WORK_MUL);                                   \
+        _Pragma("omp parallel for schedule(static) if (work > SSL_OMP_MIN)")                       \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            const float v = x[i];                                                                  \
+            y[i] = (EXPR);                                                                         \
+        }                                                                                          \
+        return SSL_OK;                                                                             \
     }
 
-/* Declares the backward as `dx[i] += g[i] * DERIV`, with v = x[i] and o = y[i] in scope. */
-#define UNARY_BACKWARD(name, WORK_MUL, DERIV)                                                    \
-    static void name##_backward(ssl_ctx_t *ctx, ssl_node_t *nd)                                  \
-    {                                                                                            \
-        float *dx = ssl__grad(ctx, nd->in[0]);                                                   \
-        if (!dx)                                                                                 \
-            return;                                                                              \
-        const float *x = nd->in[0]->data, *y = nd->out->data, *g = nd->out->grad;               \
-        const int64_t n = nd->out->numel, work = n * (WORK_MUL);                                 \
-        (void)x;                                                                                 \
-        (void)y;                                                                                 \
-        _Pragma("omp parallel for schedule(static) if (work > SSL_OMP_MIN)")                     \
-        for (int64_t i = 0; i < n; i++) {                                                        \
-            const float v = x[i], o = y[i];                                                      \
-            (void)v;                                                                             \
-            (void)o;                                                                             \
-            dx[i] += g[i] * (DERIV);                                                             \
-        }                                                                                        \
+/* Declares the backward as dx[i] += g[i] * DERIV, with v = x[i] and o = y[i] in scope (the
+ * compiler drops whichever load DERIV does not use). */
+#define UNARY_BACKWARD(name, WORK_MUL, DERIV)                                                      \
+    static void name##_backward(ssl_ctx_t *ctx, ssl_node_t *nd)                                    \
+    {                                                                                              \
+        float *dx = ssl__grad(ctx, nd->in[0]);                                                     \
+        if (!dx)                                                                                   \
+            return;                                                                                \
+        const float *x = nd->in[0]->data, *y = nd->out->data, *g = nd->out->grad;                  \
+        const int64_t n = nd->out->numel, work = n * (WORK_MUL);                                   \
+        _Pragma("omp parallel for schedule(static) if (work > SSL_OMP_MIN)")                       \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            const float v = x[i], o = y[i];                                                        \
+            (void)v;                                                                               \
+            (void)o;                                                                               \
+            dx[i] += g[i] * (DERIV);                                                               \
+        }                                                                                          \
     }
 
-#define UNARY_OP(name, OPENUM)                                                                   \
-    const ssl_op_def_t ssl_opdef_##name = {#name, 0, unary_shape, name##_forward,               \
-                                           name##_backward, 0};                                  \
+#define UNARY_OP(name, OPENUM)                                                                     \
+    const ssl_op_def_t ssl_opdef_##name = {#name, 0, unary_shape, name##_forward,                  \
+                                           name##_backward, 0};                                    \
     ssl_tensor_t *ssl_##name(ssl_ctx_t *ctx, ssl_tensor_t *x) { return unary(ctx, OPENUM, x); }
+// clang-format on
 
 /* ---------------------------------------------------------------- exp, log, sqrt */
 
@@ -494,6 +532,7 @@ UNARY_OP(sqrt, SSL_OP_SQRT)
 
 /* ---------------------------------------------------------------- relu, sigmoid, tanh */
 
+/* Gradient 0 at x <= 0, as PyTorch. */
 UNARY_FORWARD(relu, 1, v > 0.0f ? v : 0.0f)
 UNARY_BACKWARD(relu, 1, v > 0.0f ? 1.0f : 0.0f)
 UNARY_OP(relu, SSL_OP_RELU)
@@ -508,7 +547,7 @@ static inline float sigmoidf_(float v)
 }
 
 UNARY_FORWARD(sigmoid, HEAVY, sigmoidf_(v))
-UNARY_BACKWARD(sigmoid, 1, o * (1.0f - o))
+UNARY_BACKWARD(sigmoid, 1, (1.0f - o) * o)
 UNARY_OP(sigmoid, SSL_OP_SIGMOID)
 
 UNARY_FORWARD(tanh, HEAVY, tanhf(v))
@@ -656,8 +695,7 @@ static void clamp_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         dx[i] += (x[i] > lo && x[i] < hi) ? g[i] : 0.0f;
 }
 
-const ssl_op_def_t ssl_opdef_clamp = {"clamp", 0, clamp_shape, clamp_forward, clamp_backward,
-                                      0};
+const ssl_op_def_t ssl_opdef_clamp = {"clamp", 0, clamp_shape, clamp_forward, clamp_backward, 0};
 
 ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi)
 {
@@ -670,9 +708,9 @@ ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi)
 
 /* ---------------------------------------------------------------- gelu */
 
-#define GELU_SQRT1_2 0.70710678118654752440f   /* 1 / sqrt(2) */
+#define GELU_SQRT1_2 0.70710678118654752440f      /* 1 / sqrt(2) */
 #define GELU_INV_SQRT_2PI 0.39894228040143267794f /* 1 / sqrt(2 pi) */
-#define GELU_SQRT_2_PI 0.79788456080286535588f /* sqrt(2 / pi) */
+#define GELU_SQRT_2_PI 0.79788456080286535588f    /* sqrt(2 / pi) */
 #define GELU_KAPPA 0.044715f
 
 static int gelu_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
