@@ -20,11 +20,16 @@ static ssl_tensor_t *build(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
 {
     const loss_case_t *c = user;
     switch (c->op) {
-    case OP_MSE: return ssl_mse(ctx, in[0], in[1]);
-    case OP_L1: return ssl_l1(ctx, in[0], in[1]);
-    case OP_SMOOTH_L1: return ssl_smooth_l1(ctx, in[0], in[1], c->beta);
-    case OP_CE: return ssl_cross_entropy(ctx, in[0], c->labels);
-    default: return ssl_cross_entropy_soft(ctx, in[0], in[1]);
+    case OP_MSE:
+        return ssl_mse(ctx, in[0], in[1]);
+    case OP_L1:
+        return ssl_l1(ctx, in[0], in[1]);
+    case OP_SMOOTH_L1:
+        return ssl_smooth_l1(ctx, in[0], in[1], c->beta);
+    case OP_CE:
+        return ssl_cross_entropy(ctx, in[0], c->labels);
+    default:
+        return ssl_cross_entropy_soft(ctx, in[0], in[1]);
     }
 }
 
@@ -96,9 +101,9 @@ static void test_regression_losses(void **state)
     (void)state;
     ssl_ctx_t *ctx = ssl_ctx_create(4u << 20);
     /* Odd sizes, one block, several blocks, above the OpenMP threshold. */
-    const shape_case_t shapes[] = {{1, {7}},      {2, {3, 5}},    {3, {2, 3, 4}},
-                                   {1, {4097}},   {2, {300, 70}}, {4, {2, 3, 1, 5}}};
-    const loss_case_t cases[] = {{OP_MSE, 0, NULL},        {OP_L1, 0, NULL},
+    const shape_case_t shapes[] = {{1, {7}},    {2, {3, 5}},    {3, {2, 3, 4}},
+                                   {1, {4097}}, {2, {300, 70}}, {4, {2, 3, 1, 5}}};
+    const loss_case_t cases[] = {{OP_MSE, 0, NULL},          {OP_L1, 0, NULL},
                                  {OP_SMOOTH_L1, 1.0f, NULL}, {OP_SMOOTH_L1, 0.5f, NULL},
                                  {OP_SMOOTH_L1, 0.0f, NULL}, {OP_SMOOTH_L1, 10.0f, NULL}};
     for (int si = 0; si < 6; si++)
@@ -172,8 +177,8 @@ static void test_regression_errors_and_null(void **state)
     ssl_tensor_t *r = ssl_tensor_zeros(ctx, 2, (int64_t[]){1, 3}); /* broadcastable: still no */
     tu_assert_error(ssl_mse(ctx, a, b), SSL_ERR_SHAPE, "mse", "(2, 3)", "(3, 2)", NULL);
     tu_assert_error(ssl_l1(ctx, f, a), SSL_ERR_SHAPE, "l1", "(6)", "(2, 3)", NULL);
-    tu_assert_error(ssl_smooth_l1(ctx, a, r, 1.0f), SSL_ERR_SHAPE, "smooth_l1", "(2, 3)",
-                    "(1, 3)", NULL);
+    tu_assert_error(ssl_smooth_l1(ctx, a, r, 1.0f), SSL_ERR_SHAPE, "smooth_l1", "(2, 3)", "(1, 3)",
+                    NULL);
     tu_assert_error(ssl_smooth_l1(ctx, a, a, -1.0f), SSL_ERR_INVALID, "smooth_l1", "beta", NULL);
     tu_assert_error(ssl_smooth_l1(ctx, a, a, NAN), SSL_ERR_INVALID, "beta", NULL);
     ssl_set_error(SSL_ERR_IO, "earlier failure");
@@ -218,8 +223,8 @@ static void test_cross_entropy_hand_values(void **state)
     ssl_ctx_t *ctx = tu_ctx();
     /* Uniform logits: log C whatever the labels. */
     ssl_tensor_t *u = ssl_tensor_fill(ctx, 2, (int64_t[]){5, 10}, 3.7f);
-    assert_float_equal(ssl_cross_entropy(ctx, u, (int32_t[]){0, 9, 3, 3, 5})->data[0],
-                       logf(10), 1e-6);
+    assert_float_equal(ssl_cross_entropy(ctx, u, (int32_t[]){0, 9, 3, 3, 5})->data[0], logf(10),
+                       1e-6);
     /* (1, 2, 3), label 2: log(1 + e^-1 + e^-2) */
     ssl_tensor_t *x = ssl_tensor_from(ctx, 2, (int64_t[]){1, 3}, (float[]){1, 2, 3});
     assert_float_equal(ssl_cross_entropy(ctx, x, (int32_t[]){2})->data[0], 0.40760596f, 1e-6);
@@ -270,12 +275,12 @@ static void test_cross_entropy_errors_and_null(void **state)
     ssl_tensor_t *x = ssl_tensor_zeros(ctx, 2, (int64_t[]){4, 5});
     tu_assert_error(ssl_cross_entropy(ctx, x, (int32_t[]){0, 1, -1, 2}), SSL_ERR_INVALID,
                     "cross_entropy", "(4, 5)", "index 2", "-1", NULL);
-    tu_assert_error(ssl_cross_entropy(ctx, x, (int32_t[]){0, 1, 2, 5}), SSL_ERR_INVALID,
-                    "index 3", "is 5", NULL);
+    tu_assert_error(ssl_cross_entropy(ctx, x, (int32_t[]){0, 1, 2, 5}), SSL_ERR_INVALID, "index 3",
+                    "is 5", NULL);
     tu_assert_error(ssl_cross_entropy(ctx, x, NULL), SSL_ERR_INVALID, "labels", NULL);
     ssl_tensor_t *x3 = ssl_tensor_zeros(ctx, 3, (int64_t[]){2, 3, 4});
-    tu_assert_error(ssl_cross_entropy(ctx, x3, (int32_t[]){0, 0}), SSL_ERR_SHAPE,
-                    "cross_entropy", "(2, 3, 4)", NULL);
+    tu_assert_error(ssl_cross_entropy(ctx, x3, (int32_t[]){0, 0}), SSL_ERR_SHAPE, "cross_entropy",
+                    "(2, 3, 4)", NULL);
     ssl_tensor_t *x1 = ssl_tensor_zeros(ctx, 1, (int64_t[]){5});
     tu_assert_error(ssl_cross_entropy(ctx, x1, (int32_t[]){0}), SSL_ERR_SHAPE, "(5)", NULL);
     /* soft: shapes must match exactly, logits must be 2-D */

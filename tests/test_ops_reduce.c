@@ -16,8 +16,8 @@ typedef struct shape_case {
 /* Odd sizes, a size-1 axis, a strided axis wider than the kernels' column block (300 > 256),
  * rows longer than their chunk, and sizes above the OpenMP threshold. */
 static const shape_case_t SHAPES[] = {
-    {1, {7}},          {2, {3, 5}},       {3, {2, 3, 4}},   {4, {2, 1, 5, 3}},
-    {3, {3, 5, 300}},  {2, {64, 300}},    {3, {4, 1100, 5}}, {2, {5, 1000}},
+    {1, {7}},         {2, {3, 5}},    {3, {2, 3, 4}},    {4, {2, 1, 5, 3}},
+    {3, {3, 5, 300}}, {2, {64, 300}}, {3, {4, 1100, 5}}, {2, {5, 1000}},
 };
 #define N_SHAPES ((int)(sizeof SHAPES / sizeof SHAPES[0]))
 #define GRADCHECK_MAX 200 /* numel above which the shape is only checked forward */
@@ -37,7 +37,7 @@ static void split_dims(const ssl_tensor_t *x, int axis, int64_t *outer, int64_t 
     *dim = x->shape[ax];
 }
 
-#define AT(o, d, j) (((o) * dim + (d)) * inner + (j))
+#define AT(o, d, j) (((o)*dim + (d)) * inner + (j))
 
 static void ref_reduce(const ssl_tensor_t *x, int axis, int mean, float *out)
 {
@@ -97,13 +97,20 @@ static ssl_tensor_t *build(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
 {
     const op_case_t *c = user;
     switch (c->op) {
-    case OP_SUM: return ssl_sum(ctx, in[0], c->axis, c->keepdim);
-    case OP_MEAN: return ssl_mean(ctx, in[0], c->axis, c->keepdim);
-    case OP_SUM_ALL: return ssl_sum_all(ctx, in[0]);
-    case OP_MEAN_ALL: return ssl_mean_all(ctx, in[0]);
-    case OP_SOFTMAX: return ssl_softmax(ctx, in[0], c->axis);
-    case OP_LOG_SOFTMAX: return ssl_log_softmax(ctx, in[0], c->axis);
-    default: return ssl_l2_normalize(ctx, in[0], c->axis, c->eps);
+    case OP_SUM:
+        return ssl_sum(ctx, in[0], c->axis, c->keepdim);
+    case OP_MEAN:
+        return ssl_mean(ctx, in[0], c->axis, c->keepdim);
+    case OP_SUM_ALL:
+        return ssl_sum_all(ctx, in[0]);
+    case OP_MEAN_ALL:
+        return ssl_mean_all(ctx, in[0]);
+    case OP_SOFTMAX:
+        return ssl_softmax(ctx, in[0], c->axis);
+    case OP_LOG_SOFTMAX:
+        return ssl_log_softmax(ctx, in[0], c->axis);
+    default:
+        return ssl_l2_normalize(ctx, in[0], c->axis, c->eps);
     }
 }
 
@@ -177,6 +184,27 @@ static void test_reduce_hand_values(void **state)
         assert_float_equal(x->grad[i], 1.0f / 3, 1e-7);
         assert_float_equal(x->grad[3 + i], 2.0f / 3, 1e-7);
     }
+    ssl_ctx_free(ctx);
+}
+
+/* Empty axes: a sum of nothing is 0, a mean of nothing NaN (as torch). */
+static void test_reduce_empty(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = ssl_tensor_zeros(ctx, 2, (int64_t[]){2, 0});
+    x->requires_grad = 1;
+    ssl_tensor_t *s = ssl_sum(ctx, x, 1, 0), *m = ssl_mean(ctx, x, 1, 0);
+    assert_int_equal(s->numel, 2);
+    assert_true(s->data[0] == 0.0f && s->data[1] == 0.0f);
+    assert_true(isnan(m->data[0]) && isnan(m->data[1]));
+    ssl_tensor_t *s0 = ssl_sum(ctx, x, 0, 1);
+    assert_int_equal(s0->ndim, 2);
+    assert_int_equal(s0->numel, 0);
+    ssl_tensor_t *sa = ssl_sum_all(ctx, x), *ma = ssl_mean_all(ctx, x);
+    assert_true(sa->data[0] == 0.0f && isnan(ma->data[0]));
+    assert_int_equal(ssl_backward(ctx, sa), SSL_OK);
+    assert_int_equal(ssl_backward_with(ctx, s, (float[]){1, 1}), SSL_OK);
     ssl_ctx_free(ctx);
 }
 
@@ -272,8 +300,8 @@ static void test_softmax_hand_values_and_stability(void **state)
     assert_float_equal(y->data[0], 0.25f, 1e-7);
     assert_float_equal(y->data[1], 0.75f, 1e-7);
     /* Huge logits: no overflow. */
-    ssl_tensor_t *big = ssl_tensor_from(ctx, 2, (int64_t[]){2, 3},
-                                        (float[]){1000, 1000, -1000, 5e30f, 0, -5e30f});
+    ssl_tensor_t *big =
+        ssl_tensor_from(ctx, 2, (int64_t[]){2, 3}, (float[]){1000, 1000, -1000, 5e30f, 0, -5e30f});
     ssl_tensor_t *sb = ssl_softmax(ctx, big, 1);
     assert_float_equal(sb->data[0], 0.5f, 1e-7);
     assert_float_equal(sb->data[1], 0.5f, 1e-7);
@@ -419,10 +447,10 @@ static void test_errors_and_null(void **state)
     tu_assert_error(ssl_sum(ctx, x, 2, 0), SSL_ERR_SHAPE, "sum", "(2, 3)", "axis 2", NULL);
     tu_assert_error(ssl_mean(ctx, x, -3, 1), SSL_ERR_SHAPE, "mean", "(2, 3)", "axis -3", NULL);
     tu_assert_error(ssl_softmax(ctx, x, 5), SSL_ERR_SHAPE, "softmax", "(2, 3)", "axis 5", NULL);
-    tu_assert_error(ssl_log_softmax(ctx, x, -4), SSL_ERR_SHAPE, "log_softmax", "(2, 3)",
-                    "axis -4", NULL);
-    tu_assert_error(ssl_l2_normalize(ctx, x, 2, 1e-12f), SSL_ERR_SHAPE, "l2_normalize",
-                    "(2, 3)", "axis 2", NULL);
+    tu_assert_error(ssl_log_softmax(ctx, x, -4), SSL_ERR_SHAPE, "log_softmax", "(2, 3)", "axis -4",
+                    NULL);
+    tu_assert_error(ssl_l2_normalize(ctx, x, 2, 1e-12f), SSL_ERR_SHAPE, "l2_normalize", "(2, 3)",
+                    "axis 2", NULL);
     tu_assert_error(ssl_l2_normalize(ctx, x, 1, -1.0f), SSL_ERR_INVALID, "l2_normalize", "eps",
                     NULL);
     tu_assert_error(ssl_l2_normalize(ctx, x, 1, NAN), SSL_ERR_INVALID, "eps", NULL);
@@ -449,6 +477,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sum_mean_axis),
         cmocka_unit_test(test_reduce_hand_values),
+        cmocka_unit_test(test_reduce_empty),
         cmocka_unit_test(test_sum_mean_all),
         cmocka_unit_test(test_thread_count_independent),
         cmocka_unit_test(test_softmax_forward_backward),

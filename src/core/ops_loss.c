@@ -6,8 +6,8 @@
 
 #include <math.h>
 
-#define LANES 16    /* independent accumulators inside a block */
-#define BLOCK 4096  /* elements per block of the deterministic sum */
+#define LANES 16   /* independent accumulators inside a block */
+#define BLOCK 4096 /* elements per block of the deterministic sum */
 #define MAX_BLOCKS 64
 
 enum { LOSS_MSE = 0, LOSS_L1 = 1, LOSS_SMOOTH_L1 = 2 };

@@ -77,8 +77,8 @@ static int reduce_shape(const ssl_node_t *n, int *ndim, int64_t *shape)
     const ssl_tensor_t *x = n->in[0];
     int ax = ssl__axis((int)n->ia[0], x->ndim);
     if (ax < 0)
-        return ssl__op_error(n, "axis %d is out of range for a tensor with %d dims",
-                             (int)n->ia[0], x->ndim);
+        return ssl__op_error(n, "axis %d is out of range for a tensor with %d dims", (int)n->ia[0],
+                             x->ndim);
     int o = 0;
     for (int i = 0; i < x->ndim; i++) {
         if (i != ax)

@@ -145,8 +145,7 @@ static void softmax_row(const float *x, float *y, int64_t n, int kind)
 }
 
 /* w columns of x (dim, inner) starting at x; rows are `inner` apart. */
-static void softmax_cols(const float *x, float *y, int64_t dim, int64_t inner, int64_t w,
-                         int kind)
+static void softmax_cols(const float *x, float *y, int64_t dim, int64_t inner, int64_t w, int kind)
 {
     float m[IBLOCK], f[IBLOCK];
     double s[IBLOCK];
@@ -188,8 +187,7 @@ static void softmax_cols(const float *x, float *y, int64_t dim, int64_t inner, i
 }
 
 /* softmax: dx += y (g - sum(g y)); log_softmax: dx += g - exp(y) sum(g). One row. */
-static void softmax_row_backward(const float *y, const float *g, float *dx, int64_t n,
-                                 int kind)
+static void softmax_row_backward(const float *y, const float *g, float *dx, int64_t n, int kind)
 {
     if (kind == SM_LOG) {
         float gs = (float)row_sum(g, n);
@@ -236,8 +234,8 @@ static int axis_shape(const ssl_node_t *n, int *ndim, int64_t *shape)
 {
     const ssl_tensor_t *x = n->in[0];
     if (ssl__axis((int)n->ia[0], x->ndim) < 0)
-        return ssl__op_error(n, "axis %d is out of range for a tensor with %d dims",
-                             (int)n->ia[0], x->ndim);
+        return ssl__op_error(n, "axis %d is out of range for a tensor with %d dims", (int)n->ia[0],
+                             x->ndim);
     *ndim = x->ndim;
     for (int i = 0; i < x->ndim; i++)
         shape[i] = x->shape[i];
@@ -322,8 +320,8 @@ static void log_softmax_backward(ssl_ctx_t *ctx, ssl_node_t *n)
 
 const ssl_op_def_t ssl_opdef_softmax = {"softmax", 0, axis_shape, softmax_forward,
                                         softmax_backward, 0};
-const ssl_op_def_t ssl_opdef_log_softmax = {"log_softmax", 0, axis_shape, log_softmax_forward,
-                                            log_softmax_backward, 0};
+const ssl_op_def_t ssl_opdef_log_softmax = {"log_softmax", 0, axis_shape,
+                                            log_softmax_forward, log_softmax_backward, 0};
 
 ssl_tensor_t *ssl_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis)
 {
@@ -504,7 +502,7 @@ static int ce_forward(ssl_ctx_t *ctx, ssl_node_t *n)
     const ssl_tensor_t *x = n->in[0];
     int64_t rows = x->shape[0], c = x->shape[1];
     const int32_t *labels = n->aux[0];
-    float *lse = ssl_arena_alloc(ctx, (size_t)rows * sizeof(float));     // (N)
+    float *lse = ssl_arena_alloc(ctx, (size_t)rows * sizeof(float));    // (N)
     double *loss = ssl_arena_alloc(ctx, (size_t)rows * sizeof(double)); // (N)
     if (!lse || !loss)
         return SSL_ERR_NOMEM;
@@ -583,7 +581,7 @@ static int ce_soft_forward(ssl_ctx_t *ctx, ssl_node_t *n)
 {
     const ssl_tensor_t *x = n->in[0], *t = n->in[1];
     int64_t rows = x->shape[0], c = x->shape[1];
-    float *lse = ssl_arena_alloc(ctx, (size_t)rows * sizeof(float));     // (N)
+    float *lse = ssl_arena_alloc(ctx, (size_t)rows * sizeof(float));    // (N)
     double *loss = ssl_arena_alloc(ctx, (size_t)rows * sizeof(double)); // (N)
     if (!lse || !loss)
         return SSL_ERR_NOMEM;
