@@ -6,7 +6,9 @@
 #include "ssl/core.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---------------------------------------------------------------- string buffer */
 
@@ -39,6 +41,43 @@ int ssl__utf8_seq(const unsigned char *s, size_t n);
 /* 1 if s[0..n) is well-formed UTF-8; otherwise 0 and *bad_at (if given) = offset of the first
  * bad byte. */
 int ssl__utf8_valid(const char *s, size_t n, size_t *bad_at);
+
+/* ---------------------------------------------------------------- bytes and sizes */
+
+static inline int ssl__host_le(void)
+{
+    const uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* n-byte little-endian unsigned integer at p (n <= 8), independent of the host's order. */
+static inline uint64_t ssl__load_le(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline void ssl__store_le(unsigned char *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* *out = a * b; returns 1 (and leaves *out) if the product overflows. */
+static inline int ssl__mul_overflows(uint64_t a, uint64_t b, uint64_t *out)
+{
+    if (a != 0 && b > UINT64_MAX / a)
+        return 1;
+    *out = a * b;
+    return 0;
+}
+
+/* "(2, 3)" or "()" into buf; returns buf. */
+const char *ssl__shape_text(int ndim, const int64_t *shape, char *buf, size_t n);
 
 /* ---------------------------------------------------------------- files */
 

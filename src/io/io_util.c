@@ -152,6 +152,16 @@ int ssl__utf8_valid(const char *s, size_t n, size_t *bad_at)
     return 1;
 }
 
+const char *ssl__shape_text(int ndim, const int64_t *shape, char *buf, size_t n)
+{
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < ndim && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (len < n)
+        snprintf(buf + len, n - len, ")");
+    return buf;
+}
+
 /* ---------------------------------------------------------------- reading */
 
 int ssl__read_file(const char *path, size_t max_bytes, char **out, size_t *len)

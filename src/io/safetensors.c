@@ -1,5 +1,6 @@
-/* safetensors: validating reader (file or memory), float32 conversion, atomic writer and the
- * parameter-store integration. Format and checks: include/ssl/io.h and docs/io.md. */
+/* safetensors reader: header validation (file or memory), tensor lookup, float32 conversion.
+ * The writer is in safetensors_write.c, the parameter-store loader in safetensors_params.c.
+ * Format and checks: include/ssl/io.h and docs/io.md. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "ssl/io.h"
@@ -10,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -53,28 +53,6 @@ int ssl_dtype_from_name(const char *name)
     return -1;
 }
 
-static int host_is_le(void)
-{
-    const uint16_t one = 1;
-    unsigned char b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
-static uint64_t load_le(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void store_le(unsigned char *p, uint64_t v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static float bits_to_float(uint32_t u)
 {
     float f;
@@ -112,41 +90,28 @@ static float e4m3_to_float(unsigned b)
 static float elem_to_float(int dtype, const unsigned char *p)
 {
     switch (dtype) {
-    case SSL_DTYPE_F32: return bits_to_float((uint32_t)load_le(p, 4));
-    case SSL_DTYPE_F16: return half_to_float((uint16_t)load_le(p, 2));
-    case SSL_DTYPE_BF16: return bits_to_float((uint32_t)load_le(p, 2) << 16);
+    case SSL_DTYPE_F32: return bits_to_float((uint32_t)ssl__load_le(p, 4));
+    case SSL_DTYPE_F16: return half_to_float((uint16_t)ssl__load_le(p, 2));
+    case SSL_DTYPE_BF16: return bits_to_float((uint32_t)ssl__load_le(p, 2) << 16);
     case SSL_DTYPE_F64: {
-        uint64_t u = load_le(p, 8);
+        uint64_t u = ssl__load_le(p, 8);
         double d;
         memcpy(&d, &u, sizeof d);
         return (float)d;
     }
-    case SSL_DTYPE_I64: return (float)(int64_t)load_le(p, 8);
-    case SSL_DTYPE_I32: return (float)(int32_t)(uint32_t)load_le(p, 4);
-    case SSL_DTYPE_I16: return (float)(int16_t)(uint16_t)load_le(p, 2);
+    case SSL_DTYPE_I64: return (float)(int64_t)ssl__load_le(p, 8);
+    case SSL_DTYPE_I32: return (float)(int32_t)(uint32_t)ssl__load_le(p, 4);
+    case SSL_DTYPE_I16: return (float)(int16_t)(uint16_t)ssl__load_le(p, 2);
     case SSL_DTYPE_I8: return (float)(int8_t)p[0];
-    case SSL_DTYPE_U64: return (float)load_le(p, 8);
-    case SSL_DTYPE_U32: return (float)(uint32_t)load_le(p, 4);
-    case SSL_DTYPE_U16: return (float)(uint16_t)load_le(p, 2);
+    case SSL_DTYPE_U64: return (float)ssl__load_le(p, 8);
+    case SSL_DTYPE_U32: return (float)(uint32_t)ssl__load_le(p, 4);
+    case SSL_DTYPE_U16: return (float)(uint16_t)ssl__load_le(p, 2);
     case SSL_DTYPE_U8: return (float)p[0];
     case SSL_DTYPE_BOOL: return p[0] ? 1.0f : 0.0f;
     case SSL_DTYPE_F8_E4M3: return e4m3_to_float(p[0]);
     case SSL_DTYPE_F8_E5M2: return half_to_float((uint16_t)(p[0] << 8));
     default: return NAN;
     }
-}
-
-/* "(2, 3)" / "()" into buf. */
-static const char *shape_text(int ndim, const int64_t *shape, char *buf, size_t n)
-{
-    size_t len = 0;
-    buf[0] = '\0';
-    len += (size_t)snprintf(buf, n, "(");
-    for (int i = 0; i < ndim && len < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (len < n)
-        snprintf(buf + len, n - len, ")");
-    return buf;
 }
 
 /* ================================================================ reader */
@@ -213,14 +178,6 @@ static int get_uint(const cJSON *it, uint64_t *out)
     return 1;
 }
 
-static int mul_overflows(uint64_t a, uint64_t b, uint64_t *out)
-{
-    if (a != 0 && b > UINT64_MAX / a)
-        return 1;
-    *out = a * b;
-    return 0;
-}
-
 static int st_fmt_err(const ssl_st_t *f, const char *what, const cJSON *it)
 {
     char got[40];
@@ -273,13 +230,13 @@ static int st_entry(ssl_st_t *f, const cJSON *e, ssl_st_tensor_t *t, int64_t *di
             return st_fmt_err(f, what, x);
         }
         dims[d] = (int64_t)v;
-        overflow |= mul_overflows(numel, v, &numel);
+        overflow |= ssl__mul_overflows(numel, v, &numel);
     }
     t->ndim = d;
     t->shape = dims;
     uint64_t nbytes;
     if (overflow || numel > (uint64_t)INT64_MAX ||
-        mul_overflows(numel, k_dtypes[t->dtype].size, &nbytes))
+        ssl__mul_overflows(numel, k_dtypes[t->dtype].size, &nbytes))
         return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': the element count of its "
                              "shape overflows", f->name, nm);
     t->numel = (int64_t)numel;
@@ -297,7 +254,7 @@ static int st_entry(ssl_st_t *f, const cJSON *e, ssl_st_tensor_t *t, int64_t *di
         char s[128];
         return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': %s %s needs %llu bytes but "
                              "data_offsets [%llu, %llu] span %llu", f->name, nm,
-                             k_dtypes[t->dtype].name, shape_text(t->ndim, dims, s, sizeof s),
+                             k_dtypes[t->dtype].name, ssl__shape_text(t->ndim, dims, s, sizeof s),
                              (unsigned long long)nbytes, (unsigned long long)b,
                              (unsigned long long)en, (unsigned long long)(en - b));
     }
@@ -468,7 +425,7 @@ static int st_header_len(ssl_st_t *f, const unsigned char *len8, uint64_t total,
         return ssl_set_error(SSL_ERR_FORMAT, "%s: the file is %llu bytes, too short for the "
                              "8-byte header length", f->name, (unsigned long long)total);
     }
-    uint64_t hl = load_le(len8, 8);
+    uint64_t hl = ssl__load_le(len8, 8);
     if (hl > SSL_ST_MAX_HEADER)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: header length %llu exceeds the %u-byte limit",
                              f->name, (unsigned long long)hl, SSL_ST_MAX_HEADER);
@@ -641,7 +598,7 @@ int ssl_st_read_f32(const ssl_st_t *f, int i, float *dst, size_t n)
     if ((uint64_t)n != (uint64_t)t->numel)
         return ssl_set_error(SSL_ERR_INVALID, "%s: tensor '%s' has %lld elements, not %zu",
                              f->name, t->name, (long long)t->numel, n);
-    if (t->dtype == SSL_DTYPE_F32 && host_is_le())
+    if (t->dtype == SSL_DTYPE_F32 && ssl__host_le())
         return st_read_data(f, t->offset, dst, (size_t)t->nbytes);
     size_t es = k_dtypes[t->dtype].size;
     enum { CHUNK = 1 << 16 };
@@ -683,496 +640,4 @@ int ssl_st_meta_at(const ssl_st_t *f, int i, const char **key, const char **valu
     if (value)
         *value = f->meta_v[i];
     return SSL_OK;
-}
-
-/* ================================================================ writer */
-
-typedef struct wentry {
-    char *name;
-    int dtype, ndim;
-    int64_t *shape;
-    const void *data;
-    uint64_t nbytes;
-} wentry_t;
-
-struct ssl_st_writer {
-    wentry_t *e;
-    int n, cap;
-    char **mk, **mv;
-    int n_meta, cap_meta;
-};
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
-ssl_st_writer_t *ssl_st_writer_create(void)
-{
-    ssl_st_writer_t *w = calloc(1, sizeof *w);
-    if (!w)
-        ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_create: out of memory");
-    return w;
-}
-
-void ssl_st_writer_free(ssl_st_writer_t *w)
-{
-    if (!w)
-        return;
-    for (int i = 0; i < w->n; i++) {
-        free(w->e[i].name);
-        free(w->e[i].shape);
-    }
-    for (int i = 0; i < w->n_meta; i++) {
-        free(w->mk[i]);
-        free(w->mv[i]);
-    }
-    free(w->e);
-    free(w->mk);
-    free(w->mv);
-    free(w);
-}
-
-static int check_utf8(const char *s, const char *what)
-{
-    size_t bad;
-    if (!ssl__utf8_valid(s, strlen(s), &bad))
-        return ssl_set_error(SSL_ERR_INVALID, "safetensors writer: %s is not valid UTF-8 (byte "
-                             "%zu)", what, bad);
-    return SSL_OK;
-}
-
-int ssl_st_writer_add_raw(ssl_st_writer_t *w, const char *name, int dtype, int ndim,
-                          const int64_t *shape, const void *data)
-{
-    if (!w || !name)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add: NULL writer or name");
-    if (check_utf8(name, "a tensor name"))
-        return SSL_ERR_INVALID;
-    if (!strcmp(name, "__metadata__"))
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add: '__metadata__' is reserved");
-    if (dtype < 0 || dtype >= SSL_DTYPE_COUNT)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': unknown dtype %d", name,
-                             dtype);
-    if (ndim < 0 || ndim > 64 || (ndim > 0 && !shape))
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': bad rank %d", name, ndim);
-    for (int i = 0; i < w->n; i++)
-        if (!strcmp(w->e[i].name, name))
-            return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add: duplicate tensor name '%s'",
-                                 name);
-    uint64_t numel = 1, nbytes;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || (double)shape[i] > EXACT_INT_MAX ||
-            mul_overflows(numel, (uint64_t)shape[i], &numel))
-            return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': bad size %lld in "
-                                 "dimension %d", name, (long long)shape[i], i);
-    }
-    if (mul_overflows(numel, k_dtypes[dtype].size, &nbytes) || (double)nbytes > EXACT_INT_MAX)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': too large", name);
-    if (nbytes && !data)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': NULL data", name);
-    if (w->n == w->cap) {
-        int c = w->cap ? w->cap * 2 : 16;
-        wentry_t *e = realloc(w->e, (size_t)c * sizeof *e);
-        if (!e)
-            return ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_add '%s': out of memory", name);
-        w->e = e;
-        w->cap = c;
-    }
-    wentry_t *e = &w->e[w->n];
-    e->name = dup_str(name);
-    e->shape = malloc(((size_t)ndim + 1) * sizeof *e->shape);
-    if (!e->name || !e->shape) {
-        free(e->name);
-        free(e->shape);
-        return ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_add '%s': out of memory", name);
-    }
-    if (ndim)
-        memcpy(e->shape, shape, (size_t)ndim * sizeof *shape);
-    e->dtype = dtype;
-    e->ndim = ndim;
-    e->data = data;
-    e->nbytes = nbytes;
-    w->n++;
-    return SSL_OK;
-}
-
-int ssl_st_writer_add(ssl_st_writer_t *w, const char *name, int ndim, const int64_t *shape,
-                      const float *data)
-{
-    return ssl_st_writer_add_raw(w, name, SSL_DTYPE_F32, ndim, shape, data);
-}
-
-int ssl_st_writer_add_params(ssl_st_writer_t *w, const ssl_params_t *p, const char *prefix)
-{
-    if (!w || !p)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add_params: NULL writer or store");
-    if (!prefix)
-        prefix = "";
-    size_t plen = strlen(prefix);
-    for (int i = 0; i < ssl_params_count(p); i++) {
-        const ssl_param_info_t *in = ssl_params_info(p, i);
-        size_t n = plen + strlen(in->name) + 1;
-        char *full = malloc(n);
-        if (!full)
-            return ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_add_params: out of memory");
-        snprintf(full, n, "%s%s", prefix, in->name);
-        int rc = ssl_st_writer_add(w, full, in->t->ndim, in->t->shape, in->t->data);
-        free(full);
-        if (rc)
-            return rc;
-    }
-    return SSL_OK;
-}
-
-int ssl_st_writer_meta(ssl_st_writer_t *w, const char *key, const char *value)
-{
-    if (!w || !key || !value)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_meta: NULL argument");
-    if (check_utf8(key, "a metadata key") || check_utf8(value, "a metadata value"))
-        return SSL_ERR_INVALID;
-    char *v = dup_str(value);
-    if (!v)
-        return ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_meta '%s': out of memory", key);
-    for (int i = 0; i < w->n_meta; i++)
-        if (!strcmp(w->mk[i], key)) {
-            free(w->mv[i]);
-            w->mv[i] = v;
-            return SSL_OK;
-        }
-    if (w->n_meta == w->cap_meta) {
-        int c = w->cap_meta ? w->cap_meta * 2 : 8;
-        char **mk = realloc(w->mk, (size_t)c * sizeof *mk);
-        if (mk)
-            w->mk = mk;
-        char **mv = mk ? realloc(w->mv, (size_t)c * sizeof *mv) : NULL;
-        if (mv)
-            w->mv = mv;
-        if (!mk || !mv) {
-            free(v);
-            return ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_meta '%s': out of memory", key);
-        }
-        w->cap_meta = c;
-    }
-    char *k = dup_str(key);
-    if (!k) {
-        free(v);
-        return ssl_set_error(SSL_ERR_NOMEM, "ssl_st_writer_meta '%s': out of memory", key);
-    }
-    w->mk[w->n_meta] = k;
-    w->mv[w->n_meta] = v;
-    w->n_meta++;
-    return SSL_OK;
-}
-
-typedef struct emit_ctx {
-    const ssl_st_writer_t *w;
-    const ssl__sb_t *hdr;
-} emit_ctx_t;
-
-/* Host-order elements to little-endian bytes (a plain copy on little-endian hosts). */
-static void write_le(FILE *f, const void *data, uint64_t nbytes, size_t es)
-{
-    if (host_is_le() || es == 1) {
-        fwrite(data, 1, (size_t)nbytes, f);
-        return;
-    }
-    unsigned char buf[4096];
-    const unsigned char *p = data;
-    for (uint64_t done = 0; done < nbytes;) {
-        size_t k = nbytes - done < sizeof buf ? (size_t)(nbytes - done) : sizeof buf;
-        for (size_t j = 0; j < k; j += es)
-            for (size_t b = 0; b < es; b++)
-                buf[j + b] = p[done + j + es - 1 - b];
-        fwrite(buf, 1, k, f);
-        done += k;
-    }
-}
-
-static int emit_st(FILE *f, void *user)
-{
-    const emit_ctx_t *c = user;
-    unsigned char len8[8];
-    store_le(len8, c->hdr->len, 8);
-    fwrite(len8, 1, 8, f);
-    fwrite(c->hdr->buf, 1, c->hdr->len, f);
-    for (int i = 0; i < c->w->n; i++) {
-        const wentry_t *e = &c->w->e[i];
-        if (e->nbytes)
-            write_le(f, e->data, e->nbytes, k_dtypes[e->dtype].size);
-    }
-    return SSL_OK;
-}
-
-int ssl_st_writer_save(ssl_st_writer_t *w, const char *path)
-{
-    if (!w || !path)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_save: NULL writer or path");
-    ssl__sb_t h = {0};
-    ssl__sb_puts(&h, "{");
-    if (w->n_meta) {
-        ssl__sb_puts(&h, "\"__metadata__\":{");
-        for (int i = 0; i < w->n_meta; i++) {
-            if (i)
-                ssl__sb_puts(&h, ",");
-            ssl__sb_json_string(&h, w->mk[i]);
-            ssl__sb_puts(&h, ":");
-            ssl__sb_json_string(&h, w->mv[i]);
-        }
-        ssl__sb_puts(&h, "}");
-    }
-    uint64_t off = 0;
-    for (int i = 0; i < w->n; i++) {
-        const wentry_t *e = &w->e[i];
-        if (i || w->n_meta)
-            ssl__sb_puts(&h, ",");
-        ssl__sb_json_string(&h, e->name);
-        ssl__sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", k_dtypes[e->dtype].name);
-        for (int d = 0; d < e->ndim; d++)
-            ssl__sb_printf(&h, "%s%lld", d ? "," : "", (long long)e->shape[d]);
-        ssl__sb_printf(&h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                       (unsigned long long)(off + e->nbytes));
-        off += e->nbytes;
-    }
-    ssl__sb_puts(&h, "}");
-    while (h.len % 8) /* 8 + N stays a multiple of 8: aligned data */
-        ssl__sb_puts(&h, " ");
-    if (h.oom) {
-        ssl__sb_free(&h);
-        return ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory building the header", path);
-    }
-    if (h.len > SSL_ST_MAX_HEADER) {
-        size_t len = h.len;
-        ssl__sb_free(&h);
-        return ssl_set_error(SSL_ERR_INVALID, "%s: the header would be %zu bytes, above the "
-                             "%u-byte limit", path, len, SSL_ST_MAX_HEADER);
-    }
-    emit_ctx_t c = {w, &h};
-    int rc = ssl__write_atomic(path, emit_st, &c);
-    ssl__sb_free(&h);
-    return rc;
-}
-
-int ssl_st_save(const char *path, const ssl_st_entry_t *tensors, int n, const ssl_st_kv_t *meta,
-                int n_meta)
-{
-    ssl_st_writer_t *w = ssl_st_writer_create();
-    if (!w)
-        return SSL_ERR_NOMEM;
-    int rc = SSL_OK;
-    for (int i = 0; i < n && !rc; i++)
-        rc = ssl_st_writer_add(w, tensors[i].name, tensors[i].ndim, tensors[i].shape,
-                               tensors[i].data);
-    for (int i = 0; i < n_meta && !rc; i++)
-        rc = ssl_st_writer_meta(w, meta[i].key, meta[i].value);
-    if (!rc)
-        rc = ssl_st_writer_save(w, path);
-    ssl_st_writer_free(w);
-    return rc;
-}
-
-int ssl_st_save_params(const char *path, const ssl_params_t *p, const char *prefix,
-                       const ssl_st_kv_t *meta, int n_meta)
-{
-    ssl_st_writer_t *w = ssl_st_writer_create();
-    if (!w)
-        return SSL_ERR_NOMEM;
-    int rc = ssl_st_writer_add_params(w, p, prefix);
-    for (int i = 0; i < n_meta && !rc; i++)
-        rc = ssl_st_writer_meta(w, meta[i].key, meta[i].value);
-    if (!rc)
-        rc = ssl_st_writer_save(w, path);
-    ssl_st_writer_free(w);
-    return rc;
-}
-
-/* ================================================================ loading into a store */
-
-typedef struct strlist {
-    char **v;
-    int n, cap;
-    int oom;
-} strlist_t;
-
-static void list_add(strlist_t *l, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static void list_add(strlist_t *l, const char *fmt, ...)
-{
-    if (l->oom)
-        return;
-    if (l->n == l->cap) {
-        int c = l->cap ? l->cap * 2 : 8;
-        char **v = realloc(l->v, (size_t)c * sizeof *v);
-        if (!v) {
-            l->oom = 1;
-            return;
-        }
-        l->v = v;
-        l->cap = c;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s) {
-        l->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    l->v[l->n++] = s;
-}
-
-static void list_free(strlist_t *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    *l = (strlist_t){0};
-}
-
-void ssl_st_report_free(ssl_st_report_t *r)
-{
-    if (!r)
-        return;
-    strlist_t l[3] = {{r->missing, r->n_missing, 0, 0},
-                      {r->unexpected, r->n_unexpected, 0, 0},
-                      {r->mismatched, r->n_mismatched, 0, 0}};
-    for (int i = 0; i < 3; i++)
-        list_free(&l[i]);
-    *r = (ssl_st_report_t){0};
-}
-
-/* "2 missing (a, b, c, ...)" */
-static void describe_list(ssl__sb_t *sb, const strlist_t *l, const char *what)
-{
-    if (sb->len)
-        ssl__sb_puts(sb, "; ");
-    ssl__sb_printf(sb, "%d %s (", l->n, what);
-    for (int i = 0; i < l->n && i < 3; i++)
-        ssl__sb_printf(sb, "%s%s", i ? ", " : "", l->v[i]);
-    ssl__sb_puts(sb, l->n > 3 ? ", ...)" : ")");
-}
-
-int ssl_st_load_params(const ssl_st_t *f, ssl_params_t *p, const char *prefix, int flags,
-                       ssl_st_report_t *report)
-{
-    if (report)
-        *report = (ssl_st_report_t){0};
-    if (!f || !p)
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_st_load_params: NULL file or store");
-    if (!prefix)
-        prefix = "";
-    size_t plen = strlen(prefix);
-    int np = ssl_params_count(p);
-    int *match = malloc(((size_t)np + 1) * sizeof *match); /* tensor index per parameter */
-    unsigned char *used = calloc((size_t)f->n + 1, 1);
-    strlist_t missing = {0}, unexpected = {0}, mismatched = {0};
-    int rc = SSL_OK;
-    if (!match || !used) {
-        rc = ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory", f->name);
-        goto done;
-    }
-    for (int i = 0; i < np; i++) {
-        const ssl_param_info_t *in = ssl_params_info(p, i);
-        size_t n = plen + strlen(in->name) + 1;
-        char *full = malloc(n);
-        if (!full) {
-            rc = ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory", f->name);
-            goto done;
-        }
-        snprintf(full, n, "%s%s", prefix, in->name);
-        int j = ssl_st_find(f, full);
-        match[i] = -1;
-        if (j < 0) {
-            list_add(&missing, "%s", full);
-        } else {
-            used[j] = 1;
-            const ssl_st_tensor_t *t = &f->t[j];
-            int same = t->ndim == in->t->ndim;
-            for (int d = 0; same && d < t->ndim; d++)
-                same = t->shape[d] == in->t->shape[d];
-            if (same) {
-                match[i] = j;
-            } else {
-                char a[160], b[160];
-                list_add(&mismatched, "%s: file %s %s vs store %s", full,
-                         k_dtypes[t->dtype].name, shape_text(t->ndim, t->shape, a, sizeof a),
-                         shape_text(in->t->ndim, in->t->shape, b, sizeof b));
-            }
-        }
-        free(full);
-    }
-    for (int j = 0; j < f->n; j++)
-        if (!used[j] && !strncmp(f->t[j].name, prefix, plen))
-            list_add(&unexpected, "%s", f->t[j].name);
-    if (missing.oom || unexpected.oom || mismatched.oom) {
-        rc = ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory", f->name);
-        goto done;
-    }
-    int bad_missing = missing.n && !(flags & SSL_ST_ALLOW_MISSING);
-    int bad_unexpected = unexpected.n && !(flags & SSL_ST_ALLOW_UNEXPECTED);
-    int bad_mismatch = mismatched.n && !(flags & SSL_ST_ALLOW_MISMATCH);
-    if (bad_missing || bad_unexpected || bad_mismatch) {
-        ssl__sb_t sb = {0};
-        if (bad_missing)
-            describe_list(&sb, &missing, "missing");
-        if (bad_unexpected)
-            describe_list(&sb, &unexpected, "unexpected");
-        if (bad_mismatch)
-            describe_list(&sb, &mismatched, "mis-shaped");
-        rc = ssl_set_error(SSL_ERR_FORMAT, "%s: tensors under prefix '%s' do not match the "
-                           "parameters: %s", f->name, prefix, sb.buf && !sb.oom ? sb.buf : "");
-        ssl__sb_free(&sb);
-        goto done;
-    }
-    int loaded = 0;
-    for (int i = 0; i < np && !rc; i++) {
-        if (match[i] < 0)
-            continue;
-        ssl_tensor_t *t = ssl_params_info(p, i)->t;
-        rc = ssl_st_read_f32(f, match[i], t->data, (size_t)t->numel);
-        loaded += !rc;
-    }
-    if (report)
-        report->n_loaded = loaded;
-done:
-    if (report && rc != SSL_ERR_NOMEM) {
-        report->missing = missing.v;
-        report->n_missing = missing.n;
-        report->unexpected = unexpected.v;
-        report->n_unexpected = unexpected.n;
-        report->mismatched = mismatched.v;
-        report->n_mismatched = mismatched.n;
-    } else {
-        list_free(&missing);
-        list_free(&unexpected);
-        list_free(&mismatched);
-    }
-    free(match);
-    free(used);
-    return rc;
-}
-
-int ssl_st_load_params_file(const char *path, ssl_params_t *p, const char *prefix, int flags,
-                            ssl_st_report_t *report)
-{
-    if (report)
-        *report = (ssl_st_report_t){0};
-    ssl_st_t *f = ssl_st_open(path);
-    if (!f)
-        return ssl_last_status();
-    int rc = ssl_st_load_params(f, p, prefix, flags, report);
-    ssl_st_close(f);
-    return rc;
 }
