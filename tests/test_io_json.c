@@ -3,7 +3,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
-#include "io/io_internal.h"
 #include "io/json_strict.h"
 
 #include <math.h>
@@ -13,15 +12,18 @@
 #include <unistd.h>
 
 /* Parse s (strlen) under the name "cfg.json". */
-static cJSON *parse(const char *s) { return ssl_json_parse(s, strlen(s), "cfg.json"); }
+static cJSON *parse(const char *s)
+{
+    return ssl_json_parse(s, strlen(s), "cfg.json");
+}
 
 /* Assert that parsing fails with SSL_ERR_FORMAT and the message contains each string. */
-#define assert_parse_error(text, ...)                                                            \
-    do {                                                                                         \
-        cJSON *d_ = parse(text);                                                                 \
-        if (d_)                                                                                  \
-            cJSON_Delete(d_);                                                                    \
-        tu_assert_error(d_, SSL_ERR_FORMAT, __VA_ARGS__, NULL);                                  \
+#define assert_parse_error(text, ...)                                                              \
+    do {                                                                                           \
+        cJSON *d_ = parse(text);                                                                   \
+        if (d_)                                                                                    \
+            cJSON_Delete(d_);                                                                      \
+        tu_assert_error(d_, SSL_ERR_FORMAT, __VA_ARGS__, NULL);                                    \
     } while (0)
 
 static void test_parse_ok(void **state)
@@ -33,8 +35,8 @@ static void test_parse_ok(void **state)
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(d, "a");
     assert_int_equal(cJSON_GetArraySize(a), 5);
     assert_true(cJSON_GetArrayItem(a, 1)->valuedouble == -2500.0);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "b"),
-                                                      "c");
+    const cJSON *c =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "b"), "c");
     assert_string_equal(c->valuestring, "x\xc3\xa9\xf0\x9f\x98\x80\n");
     cJSON_Delete(d);
     /* Any value at the top; the text need not be NUL-terminated. */
@@ -108,11 +110,8 @@ static void test_depth_limit(void **state)
     (void)state;
     char buf[300];
     for (int depth = 63; depth <= 65; depth++) {
-        int n = 0;
-        for (int i = 0; i < depth; i++)
-            buf[n++] = i % 2 ? '[' : '{', n += i % 2 ? 0 : 0;
         /* Build {"k":[{"k":[ ... ]}]} alternating objects and arrays. */
-        n = 0;
+        int n = 0;
         for (int i = 0; i < depth; i++) {
             if (i % 2 == 0) {
                 memcpy(buf + n, "{\"k\":", 5);
@@ -273,8 +272,7 @@ static void test_unknown_key(void **state)
 /* Run one getter over {"k": <json>} under path "a.b" and check the error text. */
 typedef void (*getter_fn)(ssl_cfg_t *c);
 
-static void expect_cfg_error(const char *json, getter_fn fn, const char *want1,
-                             const char *want2)
+static void expect_cfg_error(const char *json, getter_fn fn, const char *want1, const char *want2)
 {
     char doc[512];
     snprintf(doc, sizeof doc, "{\"a\": {\"b\": {\"k\": %s}}}", json);
@@ -296,10 +294,22 @@ static void expect_cfg_error(const char *json, getter_fn fn, const char *want1,
     cJSON_Delete(d);
 }
 
-static void g_int(ssl_cfg_t *c) { assert_int_equal(ssl_cfg_int(c, "k", 7, 1, 4096), 7); }
-static void g_int_min(ssl_cfg_t *c) { ssl_cfg_int(c, "k", 7, 1, INT32_MAX); }
-static void g_i64(ssl_cfg_t *c) { ssl_cfg_i64(c, "k", 7, INT64_MIN, INT64_MAX); }
-static void g_dbl(ssl_cfg_t *c) { assert_true(ssl_cfg_double(c, "k", 0.5, 0, 1) == 0.5); }
+static void g_int(ssl_cfg_t *c)
+{
+    assert_int_equal(ssl_cfg_int(c, "k", 7, 1, 4096), 7);
+}
+static void g_int_min(ssl_cfg_t *c)
+{
+    ssl_cfg_int(c, "k", 7, 1, INT32_MAX);
+}
+static void g_i64(ssl_cfg_t *c)
+{
+    ssl_cfg_i64(c, "k", 7, INT64_MIN, INT64_MAX);
+}
+static void g_dbl(ssl_cfg_t *c)
+{
+    assert_true(ssl_cfg_double(c, "k", 0.5, 0, 1) == 0.5);
+}
 static void g_dbl_open(ssl_cfg_t *c)
 {
     ssl_cfg_double_ex(c, "k", 0.5, 0, INFINITY, SSL_CFG_LO_OPEN);
@@ -308,11 +318,23 @@ static void g_dbl_open2(ssl_cfg_t *c)
 {
     ssl_cfg_double_ex(c, "k", 0.5, 0, 1, SSL_CFG_LO_OPEN | SSL_CFG_HI_OPEN);
 }
-static void g_flt(ssl_cfg_t *c) { ssl_cfg_float(c, "k", 0.5, -INFINITY, INFINITY); }
-static void g_bool(ssl_cfg_t *c) { assert_int_equal(ssl_cfg_bool(c, "k", 1), 1); }
-static void g_str(ssl_cfg_t *c) { assert_string_equal(ssl_cfg_str(c, "k", "d"), "d"); }
+static void g_flt(ssl_cfg_t *c)
+{
+    ssl_cfg_float(c, "k", 0.5, -INFINITY, INFINITY);
+}
+static void g_bool(ssl_cfg_t *c)
+{
+    assert_int_equal(ssl_cfg_bool(c, "k", 1), 1);
+}
+static void g_str(ssl_cfg_t *c)
+{
+    assert_string_equal(ssl_cfg_str(c, "k", "d"), "d");
+}
 static const char *const acts[] = {"relu", "gelu", "silu", NULL};
-static void g_enum(ssl_cfg_t *c) { assert_int_equal(ssl_cfg_enum(c, "k", acts, 1), 1); }
+static void g_enum(ssl_cfg_t *c)
+{
+    assert_int_equal(ssl_cfg_enum(c, "k", acts, 1), 1);
+}
 static void g_floats(ssl_cfg_t *c)
 {
     float v[3];
@@ -339,13 +361,19 @@ static void g_obj(ssl_cfg_t *c)
     assert_null(s.obj);
     assert_int_equal(ssl_cfg_int(&s, "x", 5, 0, 9), 5);
 }
-static void g_len(ssl_cfg_t *c) { assert_int_equal(ssl_cfg_len(c, "k"), 0); }
+static void g_len(ssl_cfg_t *c)
+{
+    assert_int_equal(ssl_cfg_len(c, "k"), 0);
+}
 static void g_at(ssl_cfg_t *c)
 {
     ssl_cfg_t e = ssl_cfg_at(c, "k", 1);
     assert_null(e.obj);
 }
-static void g_require(ssl_cfg_t *c) { ssl_cfg_require(c, "missing"); }
+static void g_require(ssl_cfg_t *c)
+{
+    ssl_cfg_require(c, "missing");
+}
 
 static void test_getter_errors(void **state)
 {
@@ -373,8 +401,10 @@ static void test_getter_errors(void **state)
                      "(did you mean 'gelu'?)");
     expect_cfg_error("\"tanh\"", g_enum, "is not one of: relu, gelu, silu", NULL);
     expect_cfg_error("1", g_enum, "expected one of: relu, gelu, silu; got 1", NULL);
-    expect_cfg_error("0.5", g_floats, "expected an array of 2 to 3 elements, each a number in "
-                                      "[0, 1]; got 0.5", NULL);
+    expect_cfg_error("0.5", g_floats,
+                     "expected an array of 2 to 3 elements, each a number in "
+                     "[0, 1]; got 0.5",
+                     NULL);
     expect_cfg_error("[0.5]", g_floats, "got 1 element", NULL);
     expect_cfg_error("[0.1, 0.2, 0.3, 0.4]", g_floats, "got 4 elements", NULL);
     expect_cfg_error("[0.5, 1.5]", g_floats, "key 'a.b.k[1]'", "got 1.5");

@@ -58,8 +58,8 @@ static void write_all(const char *path, const void *data, size_t len)
 }
 
 /* A file image: 8-byte length of hdr (or hlen_override if non-zero), hdr, data. */
-static unsigned char *image(const char *hdr, uint64_t hlen_override, const void *data,
-                            size_t dlen, size_t *len)
+static unsigned char *image(const char *hdr, uint64_t hlen_override, const void *data, size_t dlen,
+                            size_t *len)
 {
     size_t hl = strlen(hdr);
     uint64_t n = hlen_override ? hlen_override : hl;
@@ -88,8 +88,7 @@ static void expect_bad_image(const unsigned char *img, size_t len, int status, c
     tu_assert_error(f, status, "mem.st: ", what, NULL);
 }
 
-static void expect_bad(const char *hdr, const void *data, size_t dlen, int status,
-                       const char *what)
+static void expect_bad(const char *hdr, const void *data, size_t dlen, int status, const char *what)
 {
     size_t len;
     unsigned char *img = image(hdr, 0, data, dlen, &len);
@@ -241,8 +240,8 @@ static void test_dtype_conversion(void **state)
     uint8_t e5[2] = {0x3C, 0x7C};                   /* 1, inf */
     unsigned char data[256];
     size_t d = 0;
-#define PUT(x)                                                                                   \
-    memcpy(data + d, x, sizeof x);                                                               \
+#define PUT(x)                                                                                     \
+    memcpy(data + d, x, sizeof x);                                                                 \
     d += sizeof x
     PUT(h);
     PUT(bf);
@@ -254,16 +253,15 @@ static void test_dtype_conversion(void **state)
     PUT(e4);
     PUT(e5);
 #undef PUT
-    const char *hdr =
-        "{\"h\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[0,16]},"
-        "\"bf\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[16,22]},"
-        "\"d\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[22,38]},"
-        "\"l\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[38,54]},"
-        "\"u\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[54,57]},"
-        "\"b\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[57,59]},"
-        "\"c\":{\"dtype\":\"I8\",\"shape\":[2],\"data_offsets\":[59,61]},"
-        "\"e4\":{\"dtype\":\"F8_E4M3\",\"shape\":[5],\"data_offsets\":[61,66]},"
-        "\"e5\":{\"dtype\":\"F8_E5M2\",\"shape\":[2],\"data_offsets\":[66,68]}}";
+    const char *hdr = "{\"h\":{\"dtype\":\"F16\",\"shape\":[2,4],\"data_offsets\":[0,16]},"
+                      "\"bf\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[16,22]},"
+                      "\"d\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[22,38]},"
+                      "\"l\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[38,54]},"
+                      "\"u\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[54,57]},"
+                      "\"b\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[57,59]},"
+                      "\"c\":{\"dtype\":\"I8\",\"shape\":[2],\"data_offsets\":[59,61]},"
+                      "\"e4\":{\"dtype\":\"F8_E4M3\",\"shape\":[5],\"data_offsets\":[61,66]},"
+                      "\"e5\":{\"dtype\":\"F8_E5M2\",\"shape\":[2],\"data_offsets\":[66,68]}}";
     assert_int_equal(d, 68);
     size_t len;
     unsigned char *img = image(hdr, 0, data, d, &len);
@@ -291,8 +289,7 @@ static void test_dtype_conversion(void **state)
     assert_int_equal(ssl_st_read_f32(f, ssl_st_find(f, "c"), out, 2), SSL_OK);
     assert_true(out[0] == -128 && out[1] == 127);
     assert_int_equal(ssl_st_read_f32(f, ssl_st_find(f, "e4"), out, 5), SSL_OK);
-    assert_true(out[0] == 1 && out[1] == 448 && isnan(out[2]) && out[3] == 0x1p-9f &&
-                out[4] == -1);
+    assert_true(out[0] == 1 && out[1] == 448 && isnan(out[2]) && out[3] == 0x1p-9f && out[4] == -1);
     assert_int_equal(ssl_st_read_f32(f, ssl_st_find(f, "e5"), out, 2), SSL_OK);
     assert_true(out[0] == 1 && out[1] == INFINITY);
     ssl_st_close(f);
@@ -304,8 +301,9 @@ static void test_dtype_conversion(void **state)
     for (int64_t i = 0; i < n; i++)
         big[i] = (uint16_t)(i % 0x7C00); /* every finite non-negative half */
     char h2[128];
-    snprintf(h2, sizeof h2, "{\"x\":{\"dtype\":\"F16\",\"shape\":[%lld],\"data_offsets\":[0,%lld]}}",
-             (long long)n, (long long)(2 * n));
+    snprintf(h2, sizeof h2,
+             "{\"x\":{\"dtype\":\"F16\",\"shape\":[%lld],\"data_offsets\":[0,%lld]}}", (long long)n,
+             (long long)(2 * n));
     img = image(h2, 0, big, (size_t)n * 2, &len);
     write_all(tmp_path("f16.safetensors"), img, len);
     f = ssl_st_open(tmp_path("f16.safetensors"));
@@ -377,7 +375,8 @@ static void test_malformed(void **state)
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,8]}}", zeros, 8,
                SSL_ERR_FORMAT, "shape[0] must be a non-negative integer, got 1.5");
     expect_bad("{\"a\":{\"dtype\":\"U8\",\"shape\":[4294967296,4294967296,4294967296],"
-               "\"data_offsets\":[0,8]}}", zeros, 8, SSL_ERR_FORMAT, "overflows");
+               "\"data_offsets\":[0,8]}}",
+               zeros, 8, SSL_ERR_FORMAT, "overflows");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", zeros, 8,
                SSL_ERR_FORMAT, "\"data_offsets\" must be [begin, end]");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8,9]}}", zeros, 8,
@@ -387,12 +386,15 @@ static void test_malformed(void **state)
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,0]}}", zeros, 8,
                SSL_ERR_FORMAT, "data_offsets [8, 0] end before they begin");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", zeros, 20,
-               SSL_ERR_FORMAT, "tensor 'a': F32 (2, 3) needs 24 bytes but data_offsets [0, 20] "
+               SSL_ERR_FORMAT,
+               "tensor 'a': F32 (2, 3) needs 24 bytes but data_offsets [0, 20] "
                "span 20");
     /* Offsets against the data buffer. */
-    expect_bad(T1, zeros, 4, SSL_ERR_FORMAT, "tensor 'a': data_offsets [0, 8] end past the "
+    expect_bad(T1, zeros, 4, SSL_ERR_FORMAT,
+               "tensor 'a': data_offsets [0, 8] end past the "
                "4-byte data buffer");
-    expect_bad(T1, zeros, 12, SSL_ERR_FORMAT, "cover 8 data bytes but the file has 12 after the "
+    expect_bad(T1, zeros, 12, SSL_ERR_FORMAT,
+               "cover 8 data bytes but the file has 12 after the "
                "header: 4 trailing bytes");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
                "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
@@ -402,7 +404,8 @@ static void test_malformed(void **state)
                zeros, 16, SSL_ERR_FORMAT, "overlaps");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}",
-               zeros, 20, SSL_ERR_FORMAT, "tensor 'b' starts at data byte 12 but tensor 'a' "
+               zeros, 20, SSL_ERR_FORMAT,
+               "tensor 'b' starts at data byte 12 but tensor 'a' "
                "ends at 8: a 4-byte hole");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", zeros, 12,
                SSL_ERR_FORMAT, "starts at data byte 4, not 0");
@@ -604,23 +607,21 @@ static void test_params_roundtrip(void **state)
     ssl_st_close(f);
 
     /* The one-call save, and load from a path. */
-    assert_int_equal(ssl_st_save_params(tmp_path("enc.safetensors"), enc, "",
-                                        &(ssl_st_kv_t){"v", "1"}, 1),
-                     SSL_OK);
+    assert_int_equal(
+        ssl_st_save_params(tmp_path("enc.safetensors"), enc, "", &(ssl_st_kv_t){"v", "1"}, 1),
+        SSL_OK);
     ssl_params_t *enc3 = make_store(3, 0);
-    assert_int_equal(ssl_st_load_params_file(tmp_path("enc.safetensors"), enc3, NULL,
-                                             SSL_ST_STRICT, NULL),
-                     SSL_OK);
+    assert_int_equal(
+        ssl_st_load_params_file(tmp_path("enc.safetensors"), enc3, NULL, SSL_ST_STRICT, NULL),
+        SSL_OK);
     assert_same_store(enc, enc3);
-    assert_int_equal(ssl_st_load_params_file(tmp_path("nothere"), enc3, NULL, 0, NULL),
-                     SSL_ERR_IO);
+    assert_int_equal(ssl_st_load_params_file(tmp_path("nothere"), enc3, NULL, 0, NULL), SSL_ERR_IO);
 
     /* An F16 checkpoint loads converted. */
     uint16_t h[4] = {0x3C00, 0x4000, 0x4200, 0x4400}; /* 1 2 3 4 */
     size_t len;
-    unsigned char *img =
-        image("{\"fc.bias\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", 0, h, 8,
-              &len);
+    unsigned char *img = image(
+        "{\"fc.bias\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", 0, h, 8, &len);
     f = ssl_st_open_memory(img, len, "half");
     assert_int_equal(ssl_st_load_params(f, enc3, "", SSL_ST_ALLOW_MISSING, NULL), SSL_OK);
     const float want[4] = {1, 2, 3, 4};
@@ -655,8 +656,7 @@ static void test_params_report(void **state)
     ssl_params_t *dst = make_store(4, 1);
     ssl_st_t *f = ssl_st_open(path);
     ssl_st_report_t rep;
-    assert_int_equal(ssl_st_load_params(f, dst, "encoder.", SSL_ST_STRICT, &rep),
-                     SSL_ERR_FORMAT);
+    assert_int_equal(ssl_st_load_params(f, dst, "encoder.", SSL_ST_STRICT, &rep), SSL_ERR_FORMAT);
     const char *msg = ssl_last_error();
     assert_non_null(strstr(msg, path));
     assert_non_null(strstr(msg, "1 missing (encoder.extra)"));
@@ -708,12 +708,9 @@ static void test_params_report(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_dtype_conversion),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_truncations_never_crash),
-        cmocka_unit_test(test_atomic_write),
-        cmocka_unit_test(test_params_roundtrip),
+        cmocka_unit_test(test_roundtrip),     cmocka_unit_test(test_dtype_conversion),
+        cmocka_unit_test(test_malformed),     cmocka_unit_test(test_truncations_never_crash),
+        cmocka_unit_test(test_atomic_write),  cmocka_unit_test(test_params_roundtrip),
         cmocka_unit_test(test_params_report),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

@@ -84,7 +84,8 @@ typedef struct ssl_st_tensor {
 } ssl_st_tensor_t;
 
 /* Open and validate a file. Only the header is read now; tensor data is read on request
- * (pread), so a large checkpoint costs no memory until its tensors are read. NULL + error. */
+ * (pread), so a large checkpoint costs no memory until its tensors are read. NULL + error.
+ * An open handle is read-only: several threads may read tensors from it at once. */
 ssl_st_t *ssl_st_open(const char *path);
 /* Validate a file image in memory. `buf` is borrowed: it must outlive the handle. `name`
  * names the image in messages (e.g. "<memory>"). NULL + error. */
@@ -156,10 +157,10 @@ int ssl_st_save_params(const char *path, const ssl_params_t *p, const char *pref
 /* ---------------------------------------------------------------- loading into a store */
 
 enum ssl_st_load_flags {
-    SSL_ST_STRICT = 0,                  /* any missing, unexpected or mis-shaped tensor fails */
-    SSL_ST_ALLOW_MISSING = 1 << 0,      /* parameters absent from the file keep their values */
-    SSL_ST_ALLOW_UNEXPECTED = 1 << 1,   /* tensors under the prefix matching no parameter */
-    SSL_ST_ALLOW_MISMATCH = 1 << 2,     /* tensors whose shape differs from the parameter's */
+    SSL_ST_STRICT = 0,                /* any missing, unexpected or mis-shaped tensor fails */
+    SSL_ST_ALLOW_MISSING = 1 << 0,    /* parameters absent from the file keep their values */
+    SSL_ST_ALLOW_UNEXPECTED = 1 << 1, /* tensors under the prefix matching no parameter */
+    SSL_ST_ALLOW_MISMATCH = 1 << 2,   /* tensors whose shape differs from the parameter's */
     SSL_ST_NONSTRICT = SSL_ST_ALLOW_MISSING | SSL_ST_ALLOW_UNEXPECTED | SSL_ST_ALLOW_MISMATCH
 };
 
@@ -179,7 +180,8 @@ void ssl_st_report_free(ssl_st_report_t *r);
  * float32. Tensors outside the prefix are ignored (they belong to other modules). Problems not
  * allowed by `flags` fail with SSL_ERR_FORMAT, the message counting each kind and naming the
  * first few, and then nothing is loaded. Allowed problems are only reported. report may be
- * NULL; when given it is filled in either case (free it with ssl_st_report_free). */
+ * NULL; when given it is filled in either case (free it with ssl_st_report_free). An I/O error
+ * while reading tensor data (SSL_ERR_IO) can leave the parameters read before it loaded. */
 int ssl_st_load_params(const ssl_st_t *f, ssl_params_t *p, const char *prefix, int flags,
                        ssl_st_report_t *report);
 /* The same from a path. */

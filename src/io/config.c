@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cfg_dead(const ssl_cfg_t *c) { return !c || !c->err || *c->err != 0; }
+static int cfg_dead(const ssl_cfg_t *c)
+{
+    return !c || !c->err || *c->err != 0;
+}
 
 /* "PATH.KEY" (or "PATH", or "(root)") into buf. */
 static const char *key_path(const ssl_cfg_t *c, const char *key, char *buf, size_t n)
@@ -72,8 +75,7 @@ static void cfg_nomem(ssl_cfg_t *c, const char *key)
     if (cfg_dead(c))
         return;
     char kp[SSL_CFG_PATH_MAX + 64];
-    ssl_set_error(SSL_ERR_NOMEM, "config key '%s': out of memory",
-                  key_path(c, key, kp, sizeof kp));
+    ssl_set_error(SSL_ERR_NOMEM, "config key '%s': out of memory", key_path(c, key, kp, sizeof kp));
     *c->err = SSL_ERR_NOMEM;
 }
 
@@ -91,7 +93,10 @@ ssl_cfg_t ssl_cfg_root(cJSON *obj, const char *source, int *err, int flags)
     return c;
 }
 
-int ssl_cfg_status(const ssl_cfg_t *c) { return (c && c->err) ? *c->err : SSL_ERR_INVALID; }
+int ssl_cfg_status(const ssl_cfg_t *c)
+{
+    return (c && c->err) ? *c->err : SSL_ERR_INVALID;
+}
 
 /* The value at key; NULL when absent or null. */
 static cJSON *cfg_item(const ssl_cfg_t *c, const char *key)
@@ -185,7 +190,10 @@ int ssl_cfg_keys(ssl_cfg_t *c, const char *const *allowed)
     return SSL_OK;
 }
 
-int ssl_cfg_has(ssl_cfg_t *c, const char *key) { return c && cfg_item(c, key) != NULL; }
+int ssl_cfg_has(ssl_cfg_t *c, const char *key)
+{
+    return c && cfg_item(c, key) != NULL;
+}
 
 int ssl_cfg_require(ssl_cfg_t *c, const char *key)
 {
@@ -198,7 +206,10 @@ int ssl_cfg_require(ssl_cfg_t *c, const char *key)
     return SSL_OK;
 }
 
-cJSON *ssl_cfg_get(ssl_cfg_t *c, const char *key) { return c ? cfg_item(c, key) : NULL; }
+cJSON *ssl_cfg_get(ssl_cfg_t *c, const char *key)
+{
+    return c ? cfg_item(c, key) : NULL;
+}
 
 static const char *int_range(char *buf, size_t n, int64_t lo, int64_t hi, int64_t tmin,
                              int64_t tmax)
@@ -305,8 +316,8 @@ static int num_value(ssl_cfg_t *c, const char *key, const cJSON *it, double lo, 
     return 1;
 }
 
-static double get_num(ssl_cfg_t *c, const char *key, double def, double lo, double hi,
-                      int bounds, int is_float)
+static double get_num(ssl_cfg_t *c, const char *key, double def, double lo, double hi, int bounds,
+                      int is_float)
 {
     if (cfg_dead(c))
         return def;
@@ -335,8 +346,7 @@ float ssl_cfg_float(ssl_cfg_t *c, const char *key, double def, double lo, double
     return (float)get_num(c, key, def, lo, hi, 0, 1);
 }
 
-float ssl_cfg_float_ex(ssl_cfg_t *c, const char *key, double def, double lo, double hi,
-                       int bounds)
+float ssl_cfg_float_ex(ssl_cfg_t *c, const char *key, double def, double lo, double hi, int bounds)
 {
     return (float)get_num(c, key, def, lo, hi, bounds, 1);
 }
@@ -415,8 +425,8 @@ int ssl_cfg_enum(ssl_cfg_t *c, const char *key, const char *const *choices, int 
 
 /* Reads an array of numbers into vals[max_n] (as doubles); returns its length or -1 (error
  * recorded), 0 with *absent = 1 when the key is absent. */
-static int num_array(ssl_cfg_t *c, const char *key, double *vals, int min_n, int max_n,
-                     double lo, double hi, int integral, int *absent)
+static int num_array(ssl_cfg_t *c, const char *key, double *vals, int min_n, int max_n, double lo,
+                     double hi, int integral, int *absent)
 {
     *absent = 0;
     cJSON *it = cfg_item(c, key);
@@ -432,8 +442,7 @@ static int num_array(ssl_cfg_t *c, const char *key, double *vals, int min_n, int
     if (min_n == max_n)
         snprintf(want, sizeof want, "an array of %d elements, each %s", min_n, elem);
     else
-        snprintf(want, sizeof want, "an array of %d to %d elements, each %s", min_n, max_n,
-                 elem);
+        snprintf(want, sizeof want, "an array of %d to %d elements, each %s", min_n, max_n, elem);
     if (!cJSON_IsArray(it)) {
         ssl_cfg_fail(c, key, "expected %s; got %s", want, describe(it, got, sizeof got));
         return -1;

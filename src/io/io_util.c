@@ -48,7 +48,10 @@ void ssl__sb_putn(ssl__sb_t *sb, const char *s, size_t n)
     sb->buf[sb->len] = '\0';
 }
 
-void ssl__sb_puts(ssl__sb_t *sb, const char *s) { ssl__sb_putn(sb, s, strlen(s)); }
+void ssl__sb_puts(ssl__sb_t *sb, const char *s)
+{
+    ssl__sb_putn(sb, s, strlen(s));
+}
 
 void ssl__sb_printf(ssl__sb_t *sb, const char *fmt, ...)
 {
@@ -69,13 +72,27 @@ void ssl__sb_json_string(ssl__sb_t *sb, const char *s)
     ssl__sb_putn(sb, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': ssl__sb_putn(sb, "\\\"", 2); break;
-        case '\\': ssl__sb_putn(sb, "\\\\", 2); break;
-        case '\n': ssl__sb_putn(sb, "\\n", 2); break;
-        case '\r': ssl__sb_putn(sb, "\\r", 2); break;
-        case '\t': ssl__sb_putn(sb, "\\t", 2); break;
-        case '\b': ssl__sb_putn(sb, "\\b", 2); break;
-        case '\f': ssl__sb_putn(sb, "\\f", 2); break;
+        case '"':
+            ssl__sb_putn(sb, "\\\"", 2);
+            break;
+        case '\\':
+            ssl__sb_putn(sb, "\\\\", 2);
+            break;
+        case '\n':
+            ssl__sb_putn(sb, "\\n", 2);
+            break;
+        case '\r':
+            ssl__sb_putn(sb, "\\r", 2);
+            break;
+        case '\t':
+            ssl__sb_putn(sb, "\\t", 2);
+            break;
+        case '\b':
+            ssl__sb_putn(sb, "\\b", 2);
+            break;
+        case '\f':
+            ssl__sb_putn(sb, "\\f", 2);
+            break;
         default:
             if (*p < 0x20)
                 ssl__sb_printf(sb, "\\u%04x", *p);
@@ -221,7 +238,10 @@ int ssl__read_file(const char *path, size_t max_bytes, char **out, size_t *len)
 static _Thread_local int tl_fail_stage;
 static atomic_uint g_tmp_counter;
 
-void ssl__io_fail_next(int stage) { tl_fail_stage = stage; }
+void ssl__io_fail_next(int stage)
+{
+    tl_fail_stage = stage;
+}
 
 /* Best effort: make the rename durable. Some file systems refuse fsync on a directory. */
 static void fsync_parent_dir(const char *path)
@@ -272,8 +292,8 @@ int ssl__write_atomic(const char *path, ssl__emit_fn emit, void *user)
     if (fd < 0) {
         int e = errno;
         free(tmp);
-        return ssl_set_error(SSL_ERR_IO, "%s: cannot create a temporary file next to it: %s",
-                             path, strerror(e));
+        return ssl_set_error(SSL_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
+                             strerror(e));
     }
     FILE *f = fdopen(fd, "wb");
     if (!f) {
@@ -305,8 +325,8 @@ int ssl__write_atomic(const char *path, ssl__emit_fn emit, void *user)
         rc = ssl_set_error(SSL_ERR_IO, "%s: closing '%s' failed: %s", path, tmp, strerror(errno));
     if (rc == SSL_OK) {
         if (fail == SSL__FAIL_RENAME)
-            rc = ssl_set_error(SSL_ERR_IO, "%s: renaming '%s' over it failed: %s (simulated)",
-                               path, tmp, strerror(EXDEV));
+            rc = ssl_set_error(SSL_ERR_IO, "%s: renaming '%s' over it failed: %s (simulated)", path,
+                               tmp, strerror(EXDEV));
         else if (rename(tmp, path) != 0)
             rc = ssl_set_error(SSL_ERR_IO, "%s: renaming '%s' over it failed: %s", path, tmp,
                                strerror(errno));

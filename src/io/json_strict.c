@@ -124,8 +124,8 @@ static int scan_string(scan_t *sc)
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 unsigned lo;
                 if (sc->n - sc->pos < 12 || sc->s[sc->pos + 6] != '\\' ||
-                    sc->s[sc->pos + 7] != 'u' || !hex4(sc->s + sc->pos + 8, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
+                    sc->s[sc->pos + 7] != 'u' || !hex4(sc->s + sc->pos + 8, &lo) || lo < 0xDC00 ||
+                    lo > 0xDFFF)
                     return scan_fail(sc, sc->pos,
                                      "\\u%04X is a high surrogate without a low surrogate", cp);
                 sc->pos += 12;
@@ -393,8 +393,8 @@ static cJSON *parse_impl(const char *text, size_t len, const char *name, size_t 
     if (scan_document(&sc, text, len) != 0) {
         int line, col;
         line_col(text, sc.err_pos, &line, &col);
-        ssl_set_error(SSL_ERR_FORMAT, "%s:%d:%d (byte %zu): %s", name, line, col,
-                      base + sc.err_pos, sc.msg);
+        ssl_set_error(SSL_ERR_FORMAT, "%s:%d:%d (byte %zu): %s", name, line, col, base + sc.err_pos,
+                      sc.msg);
         return NULL;
     }
     /* The scan guarantees no NUL byte inside [0, len), so a terminated copy is the text. */
@@ -416,8 +416,10 @@ static cJSON *parse_impl(const char *text, size_t len, const char *name, size_t 
         size_t at = (end && end >= buf && end <= buf + len) ? (size_t)(end - buf) : 0;
         int line, col;
         line_col(buf, at, &line, &col);
-        ssl_set_error(SSL_ERR_NOMEM, "%s:%d:%d (byte %zu): cJSON could not build the document "
-                      "(out of memory?)", name, line, col, base + at);
+        ssl_set_error(SSL_ERR_NOMEM,
+                      "%s:%d:%d (byte %zu): cJSON could not build the document "
+                      "(out of memory?)",
+                      name, line, col, base + at);
         free(copy);
         return NULL;
     }
@@ -506,8 +508,7 @@ int ssl_json_set(cJSON *doc, const char *path, const char *value)
     if (!path)
         path = "";
     if (!doc || !cJSON_IsObject(doc))
-        return ssl_set_error(SSL_ERR_INVALID, "--set %s: the document is not a JSON object",
-                             path);
+        return ssl_set_error(SSL_ERR_INVALID, "--set %s: the document is not a JSON object", path);
     if (!value)
         return ssl_set_error(SSL_ERR_INVALID, "--set %s: NULL value", path);
     size_t plen = strlen(path);
@@ -545,8 +546,8 @@ int ssl_json_set(cJSON *doc, const char *path, const char *value)
             break;
         }
         if (!cJSON_IsObject(ch)) {
-            int rc = ssl_set_error(SSL_ERR_CONFIG, "--set %s: '%s' is %s, not an object", path,
-                                   buf, ssl_json_type_name(ch));
+            int rc = ssl_set_error(SSL_ERR_CONFIG, "--set %s: '%s' is %s, not an object", path, buf,
+                                   ssl_json_type_name(ch));
             free(buf);
             return rc;
         }

@@ -92,10 +92,10 @@ enum ssl_cfg_bounds {
 };
 
 typedef struct ssl_cfg {
-    cJSON *obj;         /* the object read; NULL for an absent section (all defaults) */
-    const char *source; /* file name for messages, or NULL */
-    int *err;           /* first error (0 = none), shared with children */
-    int flags;          /* ssl_cfg_flags */
+    cJSON *obj;                  /* the object read; NULL for an absent section (all defaults) */
+    const char *source;          /* file name for messages, or NULL */
+    int *err;                    /* first error (0 = none), shared with children */
+    int flags;                   /* ssl_cfg_flags */
     char path[SSL_CFG_PATH_MAX]; /* dotted path of obj, "" at the root */
 } ssl_cfg_t;
 
@@ -138,8 +138,7 @@ double ssl_cfg_double_ex(ssl_cfg_t *c, const char *key, double def, double lo, d
 /* As ssl_cfg_double; the value must also fit a float. def is a double so 0.1 is written back
  * as 0.1, not 0.10000000149. */
 float ssl_cfg_float(ssl_cfg_t *c, const char *key, double def, double lo, double hi);
-float ssl_cfg_float_ex(ssl_cfg_t *c, const char *key, double def, double lo, double hi,
-                       int bounds);
+float ssl_cfg_float_ex(ssl_cfg_t *c, const char *key, double def, double lo, double hi, int bounds);
 int ssl_cfg_bool(ssl_cfg_t *c, const char *key, int def);
 /* A string; the pointer stays valid while the document lives. def may be NULL (no fill). */
 const char *ssl_cfg_str(ssl_cfg_t *c, const char *key, const char *def);

@@ -90,27 +90,42 @@ static float e4m3_to_float(unsigned b)
 static float elem_to_float(int dtype, const unsigned char *p)
 {
     switch (dtype) {
-    case SSL_DTYPE_F32: return bits_to_float((uint32_t)ssl__load_le(p, 4));
-    case SSL_DTYPE_F16: return half_to_float((uint16_t)ssl__load_le(p, 2));
-    case SSL_DTYPE_BF16: return bits_to_float((uint32_t)ssl__load_le(p, 2) << 16);
+    case SSL_DTYPE_F32:
+        return bits_to_float((uint32_t)ssl__load_le(p, 4));
+    case SSL_DTYPE_F16:
+        return half_to_float((uint16_t)ssl__load_le(p, 2));
+    case SSL_DTYPE_BF16:
+        return bits_to_float((uint32_t)ssl__load_le(p, 2) << 16);
     case SSL_DTYPE_F64: {
         uint64_t u = ssl__load_le(p, 8);
         double d;
         memcpy(&d, &u, sizeof d);
         return (float)d;
     }
-    case SSL_DTYPE_I64: return (float)(int64_t)ssl__load_le(p, 8);
-    case SSL_DTYPE_I32: return (float)(int32_t)(uint32_t)ssl__load_le(p, 4);
-    case SSL_DTYPE_I16: return (float)(int16_t)(uint16_t)ssl__load_le(p, 2);
-    case SSL_DTYPE_I8: return (float)(int8_t)p[0];
-    case SSL_DTYPE_U64: return (float)ssl__load_le(p, 8);
-    case SSL_DTYPE_U32: return (float)(uint32_t)ssl__load_le(p, 4);
-    case SSL_DTYPE_U16: return (float)(uint16_t)ssl__load_le(p, 2);
-    case SSL_DTYPE_U8: return (float)p[0];
-    case SSL_DTYPE_BOOL: return p[0] ? 1.0f : 0.0f;
-    case SSL_DTYPE_F8_E4M3: return e4m3_to_float(p[0]);
-    case SSL_DTYPE_F8_E5M2: return half_to_float((uint16_t)(p[0] << 8));
-    default: return NAN;
+    case SSL_DTYPE_I64:
+        return (float)(int64_t)ssl__load_le(p, 8);
+    case SSL_DTYPE_I32:
+        return (float)(int32_t)(uint32_t)ssl__load_le(p, 4);
+    case SSL_DTYPE_I16:
+        return (float)(int16_t)(uint16_t)ssl__load_le(p, 2);
+    case SSL_DTYPE_I8:
+        return (float)(int8_t)p[0];
+    case SSL_DTYPE_U64:
+        return (float)ssl__load_le(p, 8);
+    case SSL_DTYPE_U32:
+        return (float)(uint32_t)ssl__load_le(p, 4);
+    case SSL_DTYPE_U16:
+        return (float)(uint16_t)ssl__load_le(p, 2);
+    case SSL_DTYPE_U8:
+        return (float)p[0];
+    case SSL_DTYPE_BOOL:
+        return p[0] ? 1.0f : 0.0f;
+    case SSL_DTYPE_F8_E4M3:
+        return e4m3_to_float(p[0]);
+    case SSL_DTYPE_F8_E5M2:
+        return half_to_float((uint16_t)(p[0] << 8));
+    default:
+        return NAN;
     }
 }
 
@@ -202,7 +217,9 @@ static int st_entry(ssl_st_t *f, const cJSON *e, ssl_st_tensor_t *t, int64_t *di
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!dt || !sh || !off)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': missing \"%s\"", f->name, nm,
-                             !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+                             !dt   ? "dtype"
+                             : !sh ? "shape"
+                                   : "data_offsets");
     if (!cJSON_IsString(dt)) {
         snprintf(what, sizeof what, "tensor '%.128s': \"dtype\" must be a string", nm);
         return st_fmt_err(f, what, dt);
@@ -211,10 +228,12 @@ static int st_entry(ssl_st_t *f, const cJSON *e, ssl_st_tensor_t *t, int64_t *di
     if (t->dtype < 0) {
         for (int i = 0; k_unsupported[i]; i++)
             if (!strcmp(dt->valuestring, k_unsupported[i]))
-                return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: tensor '%.128s': dtype %s is not "
-                                     "supported", f->name, nm, k_unsupported[i]);
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': unknown dtype '%.32s'",
-                             f->name, nm, dt->valuestring);
+                return ssl_set_error(SSL_ERR_UNSUPPORTED,
+                                     "%s: tensor '%.128s': dtype %s is not "
+                                     "supported",
+                                     f->name, nm, k_unsupported[i]);
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': unknown dtype '%.32s'", f->name,
+                             nm, dt->valuestring);
     }
     if (!cJSON_IsArray(sh)) {
         snprintf(what, sizeof what, "tensor '%.128s': \"shape\" must be an array", nm);
@@ -225,8 +244,8 @@ static int st_entry(ssl_st_t *f, const cJSON *e, ssl_st_tensor_t *t, int64_t *di
     for (const cJSON *x = sh->child; x; x = x->next, d++) {
         uint64_t v;
         if (!get_uint(x, &v)) {
-            snprintf(what, sizeof what,
-                     "tensor '%.128s': shape[%d] must be a non-negative integer", nm, d);
+            snprintf(what, sizeof what, "tensor '%.128s': shape[%d] must be a non-negative integer",
+                     nm, d);
             return st_fmt_err(f, what, x);
         }
         dims[d] = (int64_t)v;
@@ -237,32 +256,41 @@ static int st_entry(ssl_st_t *f, const cJSON *e, ssl_st_tensor_t *t, int64_t *di
     uint64_t nbytes;
     if (overflow || numel > (uint64_t)INT64_MAX ||
         ssl__mul_overflows(numel, k_dtypes[t->dtype].size, &nbytes))
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': the element count of its "
-                             "shape overflows", f->name, nm);
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: tensor '%.128s': the element count of its "
+                             "shape overflows",
+                             f->name, nm);
     t->numel = (int64_t)numel;
     t->nbytes = nbytes;
     uint64_t b, en;
     if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !get_uint(off->child, &b) ||
         !get_uint(off->child->next, &en))
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': \"data_offsets\" must be "
-                             "[begin, end] with non-negative integers", f->name, nm);
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: tensor '%.128s': \"data_offsets\" must be "
+                             "[begin, end] with non-negative integers",
+                             f->name, nm);
     if (b > en)
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': data_offsets [%llu, %llu] "
-                             "end before they begin", f->name, nm, (unsigned long long)b,
-                             (unsigned long long)en);
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: tensor '%.128s': data_offsets [%llu, %llu] "
+                             "end before they begin",
+                             f->name, nm, (unsigned long long)b, (unsigned long long)en);
     if (en - b != nbytes) {
         char s[128];
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': %s %s needs %llu bytes but "
-                             "data_offsets [%llu, %llu] span %llu", f->name, nm,
-                             k_dtypes[t->dtype].name, ssl__shape_text(t->ndim, dims, s, sizeof s),
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: tensor '%.128s': %s %s needs %llu bytes but "
+                             "data_offsets [%llu, %llu] span %llu",
+                             f->name, nm, k_dtypes[t->dtype].name,
+                             ssl__shape_text(t->ndim, dims, s, sizeof s),
                              (unsigned long long)nbytes, (unsigned long long)b,
                              (unsigned long long)en, (unsigned long long)(en - b));
     }
     if (en > f->data_len)
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s': data_offsets [%llu, %llu] "
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: tensor '%.128s': data_offsets [%llu, %llu] "
                              "end past the %llu-byte data buffer (file byte %llu of %llu: "
-                             "truncated?)", f->name, nm, (unsigned long long)b,
-                             (unsigned long long)en, (unsigned long long)f->data_len,
+                             "truncated?)",
+                             f->name, nm, (unsigned long long)b, (unsigned long long)en,
+                             (unsigned long long)f->data_len,
                              (unsigned long long)(f->data_start + en),
                              (unsigned long long)(f->data_start + f->data_len));
     t->offset = b;
@@ -309,8 +337,10 @@ static int st_validate(ssl_st_t *f, const char *hdr, size_t hlen)
     if (hlen == 0)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: the header is empty (length 0)", f->name);
     if (hdr[0] != '{')
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: the header does not start with '{' (byte 8 is "
-                             "0x%02X)", f->name, (unsigned char)hdr[0]);
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: the header does not start with '{' (byte 8 is "
+                             "0x%02X)",
+                             f->name, (unsigned char)hdr[0]);
     size_t bad;
     if (!ssl__utf8_valid(hdr, hlen, &bad))
         return ssl_set_error(SSL_ERR_FORMAT, "%s: the header is not valid UTF-8 (file byte %zu)",
@@ -380,28 +410,31 @@ static int st_validate(ssl_st_t *f, const char *hdr, size_t hlen)
         const ssl_st_tensor_t *t = &f->t[i];
         if (t->offset > pos) {
             if (i == 0)
-                return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s' is the first in the "
+                return ssl_set_error(SSL_ERR_FORMAT,
+                                     "%s: tensor '%.128s' is the first in the "
                                      "data buffer but starts at data byte %llu, not 0 (a hole)",
                                      f->name, t->name, (unsigned long long)t->offset);
-            return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s' starts at data byte %llu "
-                                 "but tensor '%.128s' ends at %llu: a %llu-byte hole", f->name,
-                                 t->name, (unsigned long long)t->offset, f->t[i - 1].name,
-                                 (unsigned long long)pos,
-                                 (unsigned long long)(t->offset - pos));
+            return ssl_set_error(SSL_ERR_FORMAT,
+                                 "%s: tensor '%.128s' starts at data byte %llu "
+                                 "but tensor '%.128s' ends at %llu: a %llu-byte hole",
+                                 f->name, t->name, (unsigned long long)t->offset, f->t[i - 1].name,
+                                 (unsigned long long)pos, (unsigned long long)(t->offset - pos));
         }
         if (t->offset < pos)
-            return ssl_set_error(SSL_ERR_FORMAT, "%s: tensor '%.128s' [%llu, %llu) overlaps "
-                                 "tensor '%.128s' [%llu, %llu)", f->name, t->name,
-                                 (unsigned long long)t->offset,
+            return ssl_set_error(SSL_ERR_FORMAT,
+                                 "%s: tensor '%.128s' [%llu, %llu) overlaps "
+                                 "tensor '%.128s' [%llu, %llu)",
+                                 f->name, t->name, (unsigned long long)t->offset,
                                  (unsigned long long)(t->offset + t->nbytes), f->t[i - 1].name,
                                  (unsigned long long)f->t[i - 1].offset, (unsigned long long)pos);
         pos = t->offset + t->nbytes;
     }
     if (pos != f->data_len)
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: the tensors cover %llu data bytes but the file "
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: the tensors cover %llu data bytes but the file "
                              "has %llu after the header: %llu trailing bytes from file byte "
-                             "%llu", f->name, (unsigned long long)pos,
-                             (unsigned long long)f->data_len,
+                             "%llu",
+                             f->name, (unsigned long long)pos, (unsigned long long)f->data_len,
                              (unsigned long long)(f->data_len - pos),
                              (unsigned long long)(f->data_start + pos));
     int *tmp = malloc(((size_t)f->n + 1) * sizeof *tmp);
@@ -420,19 +453,24 @@ static int st_header_len(ssl_st_t *f, const unsigned char *len8, uint64_t total,
 {
     if (total < 8) {
         if (total == 0)
-            return ssl_set_error(SSL_ERR_FORMAT, "%s: the file is empty (0 bytes); a safetensors "
-                                 "file starts with an 8-byte header length", f->name);
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: the file is %llu bytes, too short for the "
-                             "8-byte header length", f->name, (unsigned long long)total);
+            return ssl_set_error(SSL_ERR_FORMAT,
+                                 "%s: the file is empty (0 bytes); a safetensors "
+                                 "file starts with an 8-byte header length",
+                                 f->name);
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: the file is %llu bytes, too short for the "
+                             "8-byte header length",
+                             f->name, (unsigned long long)total);
     }
     uint64_t hl = ssl__load_le(len8, 8);
     if (hl > SSL_ST_MAX_HEADER)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: header length %llu exceeds the %u-byte limit",
                              f->name, (unsigned long long)hl, SSL_ST_MAX_HEADER);
     if (hl > total - 8)
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: header length %llu runs past the end of the "
-                             "file (%llu bytes)", f->name, (unsigned long long)hl,
-                             (unsigned long long)total);
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: header length %llu runs past the end of the "
+                             "file (%llu bytes)",
+                             f->name, (unsigned long long)hl, (unsigned long long)total);
     *n = hl;
     f->data_start = 8 + hl;
     f->data_len = total - 8 - hl;
@@ -472,8 +510,10 @@ static int pread_all(const ssl_st_t *f, void *dst, size_t n, uint64_t off)
             return ssl_set_error(SSL_ERR_IO, "%s: read failed at file byte %llu: %s", f->name,
                                  (unsigned long long)(off + got), strerror(errno));
         if (r == 0)
-            return ssl_set_error(SSL_ERR_IO, "%s: unexpected end of file at byte %llu (the file "
-                                 "shrank?)", f->name, (unsigned long long)(off + got));
+            return ssl_set_error(SSL_ERR_IO,
+                                 "%s: unexpected end of file at byte %llu (the file "
+                                 "shrank?)",
+                                 f->name, (unsigned long long)(off + got));
         got += (size_t)r;
     }
     return SSL_OK;
@@ -527,8 +567,14 @@ ssl_st_t *ssl_st_open(const char *path)
     return f;
 }
 
-const char *ssl_st_path(const ssl_st_t *f) { return f ? f->name : NULL; }
-int ssl_st_count(const ssl_st_t *f) { return f ? f->n : 0; }
+const char *ssl_st_path(const ssl_st_t *f)
+{
+    return f ? f->name : NULL;
+}
+int ssl_st_count(const ssl_st_t *f)
+{
+    return f ? f->n : 0;
+}
 
 const ssl_st_tensor_t *ssl_st_tensor(const ssl_st_t *f, int i)
 {
@@ -596,8 +642,8 @@ int ssl_st_read_f32(const ssl_st_t *f, int i, float *dst, size_t n)
     if (!t)
         return ssl_last_status();
     if ((uint64_t)n != (uint64_t)t->numel)
-        return ssl_set_error(SSL_ERR_INVALID, "%s: tensor '%s' has %lld elements, not %zu",
-                             f->name, t->name, (long long)t->numel, n);
+        return ssl_set_error(SSL_ERR_INVALID, "%s: tensor '%s' has %lld elements, not %zu", f->name,
+                             t->name, (long long)t->numel, n);
     if (t->dtype == SSL_DTYPE_F32 && ssl__host_le())
         return st_read_data(f, t->offset, dst, (size_t)t->nbytes);
     size_t es = k_dtypes[t->dtype].size;
@@ -629,7 +675,10 @@ const char *ssl_st_meta(const ssl_st_t *f, const char *key)
     return NULL;
 }
 
-int ssl_st_meta_count(const ssl_st_t *f) { return f ? f->n_meta : 0; }
+int ssl_st_meta_count(const ssl_st_t *f)
+{
+    return f ? f->n_meta : 0;
+}
 
 int ssl_st_meta_at(const ssl_st_t *f, int i, const char **key, const char **value)
 {

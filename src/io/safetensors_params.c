@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 typedef struct strlist {
     char **v;
     int n, cap;
@@ -124,8 +123,8 @@ int ssl_st_load_params(const ssl_st_t *f, ssl_params_t *p, const char *prefix, i
                 match[i] = j;
             } else {
                 char a[160], b[160];
-                list_add(&mismatched, "%s: file %s %s vs store %s", full,
-                         ssl_dtype_name(t->dtype), ssl__shape_text(t->ndim, t->shape, a, sizeof a),
+                list_add(&mismatched, "%s: file %s %s vs store %s", full, ssl_dtype_name(t->dtype),
+                         ssl__shape_text(t->ndim, t->shape, a, sizeof a),
                          ssl__shape_text(in->t->ndim, in->t->shape, b, sizeof b));
             }
         }
@@ -151,8 +150,10 @@ int ssl_st_load_params(const ssl_st_t *f, ssl_params_t *p, const char *prefix, i
             describe_list(&sb, &unexpected, "unexpected");
         if (bad_mismatch)
             describe_list(&sb, &mismatched, "mis-shaped");
-        rc = ssl_set_error(SSL_ERR_FORMAT, "%s: tensors under prefix '%s' do not match the "
-                           "parameters: %s", ssl_st_path(f), prefix, sb.buf && !sb.oom ? sb.buf : "");
+        rc = ssl_set_error(SSL_ERR_FORMAT,
+                           "%s: tensors under prefix '%s' do not match the "
+                           "parameters: %s",
+                           ssl_st_path(f), prefix, sb.buf && !sb.oom ? sb.buf : "");
         ssl__sb_free(&sb);
         goto done;
     }

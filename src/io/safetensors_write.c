@@ -9,7 +9,6 @@
 
 #define EXACT_INT_MAX 9007199254740992.0 /* 2^53: sizes a JSON reader holds exactly */
 
-
 typedef struct wentry {
     char *name;
     int dtype, ndim;
@@ -64,8 +63,10 @@ static int check_utf8(const char *s, const char *what)
 {
     size_t bad;
     if (!ssl__utf8_valid(s, strlen(s), &bad))
-        return ssl_set_error(SSL_ERR_INVALID, "safetensors writer: %s is not valid UTF-8 (byte "
-                             "%zu)", what, bad);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "safetensors writer: %s is not valid UTF-8 (byte "
+                             "%zu)",
+                             what, bad);
     return SSL_OK;
 }
 
@@ -91,8 +92,10 @@ int ssl_st_writer_add_raw(ssl_st_writer_t *w, const char *name, int dtype, int n
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0 || (double)shape[i] > EXACT_INT_MAX ||
             ssl__mul_overflows(numel, (uint64_t)shape[i], &numel))
-            return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': bad size %lld in "
-                                 "dimension %d", name, (long long)shape[i], i);
+            return ssl_set_error(SSL_ERR_INVALID,
+                                 "ssl_st_writer_add '%s': bad size %lld in "
+                                 "dimension %d",
+                                 name, (long long)shape[i], i);
     }
     if (ssl__mul_overflows(numel, ssl_dtype_size(dtype), &nbytes) || (double)nbytes > EXACT_INT_MAX)
         return ssl_set_error(SSL_ERR_INVALID, "ssl_st_writer_add '%s': too large", name);
@@ -271,8 +274,10 @@ int ssl_st_writer_save(ssl_st_writer_t *w, const char *path)
     if (h.len > SSL_ST_MAX_HEADER) {
         size_t len = h.len;
         ssl__sb_free(&h);
-        return ssl_set_error(SSL_ERR_INVALID, "%s: the header would be %zu bytes, above the "
-                             "%u-byte limit", path, len, SSL_ST_MAX_HEADER);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "%s: the header would be %zu bytes, above the "
+                             "%u-byte limit",
+                             path, len, SSL_ST_MAX_HEADER);
     }
     emit_ctx_t c = {w, &h};
     int rc = ssl__write_atomic(path, emit_st, &c);
