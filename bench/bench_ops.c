@@ -3,7 +3,8 @@
  * on ResNet-18-like layers. Each figure is the median of several wall-clock repetitions after
  * one warm-up, with its share of the sgemm peak at the same thread count.
  *
- *   bench_ops [--quick]     --quick: batch 16 and 3 repetitions */
+ *   bench_ops [--quick] [--threads N]
+ *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section */
 #include "ssl/core.h"
 
 #include <cblas.h>
@@ -159,12 +160,14 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
+    int quick = 0, only_threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            only_threads = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N]\n", argv[0]);
             return 2;
         }
     }
@@ -186,7 +189,15 @@ int main(int argc, char **argv)
         __builtin_cpu_supports("avx512f"))
         printf("WARNING: AVX-512 CPU but OpenBLAS uses Prescott kernels: run with "
                "OPENBLAS_CORETYPE=SkylakeX\n");
+    /* With the pthreads OpenBLAS, libgomp's idle threads spin (by default) while OpenBLAS's
+     * threads want the same cores: ops that alternate OpenMP loops and gemm (conv2d) lose up
+     * to 10x on 2 threads. Passive waiting, or the OpenMP build of OpenBLAS, avoids it. */
+    if (openblas_get_parallel() == 1 && !getenv("OMP_WAIT_POLICY"))
+        printf("WARNING: pthreads OpenBLAS with spinning OpenMP threads: set "
+               "OMP_WAIT_POLICY=passive (or link the OpenMP OpenBLAS)\n");
     for (int threads = 1; threads <= 2; threads++) {
+        if (only_threads > 0 && threads != only_threads)
+            continue;
         ssl_set_num_threads(threads);
         double peak = bench_sgemm_peak(2048);
         printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");

@@ -390,8 +390,15 @@ static void test_conv_errors(void **state)
     assert_null(ssl_conv2d(ctx, x, NULL, NULL, 1, 1));
     assert_int_equal(ssl_last_status(), SSL_ERR_NOMEM);
     assert_string_equal(ssl_last_error(), "earlier failure");
-    /* the optional bias may be NULL */
+    /* the optional bias may be NULL; an empty batch is a valid (0, OC, OH, OW) result */
     assert_non_null(ssl_conv2d(ctx, x, w, NULL, 2, 0));
+    ssl_tensor_t *x0 = ssl_tensor_4d(ctx, 0, 3, 5, 5);
+    ssl_tensor_t *y0 = ssl_conv2d(ctx, x0, w, NULL, 2, 1);
+    assert_non_null(y0);
+    assert_int_equal(y0->shape[0], 0);
+    assert_int_equal(y0->shape[1], 4);
+    assert_int_equal(y0->shape[2], 3);
+    assert_int_equal(y0->shape[3], 3);
     ssl_ctx_free(ctx);
 }
 
