@@ -64,8 +64,8 @@ static double bench_sgemm_peak(int64_t n)
     double t[MAX_REPS];
     for (int r = -1; r < g_reps; r++) {
         double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)n,
-                    (blasint)n, 1.0f, a, (blasint)n, b, (blasint)n, 0.0f, c, (blasint)n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)n, (blasint)n,
+                    1.0f, a, (blasint)n, b, (blasint)n, 0.0f, c, (blasint)n);
         if (r >= 0)
             t[r] = now_s() - t0;
     }
@@ -175,8 +175,8 @@ int main(int argc, char **argv)
     g_reps = quick ? 3 : 7;
     ssl_ctx_t *ctx = ssl_ctx_create((size_t)256 << 20);
     die_if(!ctx, "ssl_ctx_create");
-    static const int64_t mm[][3] = {{256, 512, 2048}, {2048, 512, 256}, {4096, 384, 1536},
-                                    {512, 2048, 128}};
+    static const int64_t mm[][3] = {
+        {256, 512, 2048}, {2048, 512, 256}, {4096, 384, 1536}, {512, 2048, 128}};
     printf("bench_ops: median of %d repetitions (after 1 warm-up), wall clock; conv batch %lld\n",
            g_reps, (long long)batch);
     printf("conv fwd+bwd counts 3x the forward flops (dx, dw and the forward)\n");
@@ -213,8 +213,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
             double f, fb;
             bench_conv(ctx, &layers[i], batch, &f, &fb);
-            printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%%\n", layers[i].name, f, 100.0 * f / peak,
-                   fb, 100.0 * fb / peak);
+            printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%%\n", layers[i].name, f, 100.0 * f / peak, fb,
+                   100.0 * fb / peak);
         }
     }
     ssl_ctx_free(ctx);

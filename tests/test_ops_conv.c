@@ -40,8 +40,8 @@ static void ref_conv2d(const ssl_tensor_t *x, const ssl_tensor_t *w, const ssl_t
 }
 
 /* The adjoint of ref_conv2d for upstream gradient g: dx, dw, db overwritten (db may be NULL). */
-static void ref_conv2d_backward(const ssl_tensor_t *x, const ssl_tensor_t *w, int64_t s,
-                                int64_t p, const float *g, float *dx, float *dw, float *db)
+static void ref_conv2d_backward(const ssl_tensor_t *x, const ssl_tensor_t *w, int64_t s, int64_t p,
+                                const float *g, float *dx, float *dw, float *db)
 {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t OC = w->shape[0], KH = w->shape[2], KW = w->shape[3];
@@ -155,6 +155,7 @@ typedef struct conv_case {
 
 /* 1x1 (direct and through im2col), 3x3 s1 p1, 3x3 s2 p1, 7x7 s2 p3, non-square inputs and
  * kernels, C = 1, N > 1, bias on and off, and sizes large enough for the parallel loops. */
+// clang-format off
 static const conv_case_t conv_cases[] = {
     {2, 5, 6, 7, 4, 1, 1, 1, 0, 1},   /* 1x1 direct gemm */
     {2, 5, 6, 7, 4, 1, 1, 1, 0, 0},
@@ -171,6 +172,7 @@ static const conv_case_t conv_cases[] = {
     {2, 16, 20, 18, 8, 3, 3, 1, 1, 1},/* parallel im2col / col2im */
     {2, 32, 12, 12, 16, 1, 1, 1, 0, 1} /* parallel direct path */
 };
+// clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
 
 typedef struct conv_user {
@@ -183,8 +185,7 @@ static ssl_tensor_t *build_conv(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
     return ssl_conv2d(ctx, in[0], in[1], in[2], u->stride, u->pad);
 }
 
-static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed,
-                             ssl_tensor_t **in)
+static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed, ssl_tensor_t **in)
 {
     in[0] = tu_rand(ctx, 4, (int64_t[]){c->n, c->c, c->h, c->w}, seed, -1, 1, 1);
     in[1] = tu_rand(ctx, 4, (int64_t[]){c->oc, c->c, c->kh, c->kw}, seed + 1, -1, 1, 1);
@@ -369,11 +370,10 @@ static void test_conv_errors(void **state)
                     "(4, 3, 8, 8)", "larger", NULL);
     /* only one axis too large */
     ssl_tensor_t *w_tall = ssl_tensor_4d(ctx, 4, 3, 6, 1);
-    tu_assert_error(ssl_conv2d(ctx, x, w_tall, NULL, 1, 0), SSL_ERR_SHAPE, "(4, 3, 6, 1)",
-                    NULL);
+    tu_assert_error(ssl_conv2d(ctx, x, w_tall, NULL, 1, 0), SSL_ERR_SHAPE, "(4, 3, 6, 1)", NULL);
     ssl_tensor_t *w = ssl_tensor_4d(ctx, 4, 3, 3, 3);
-    tu_assert_error(ssl_conv2d(ctx, x, w, NULL, 0, 1), SSL_ERR_INVALID, "stride",
-                    "(2, 3, 5, 5)", "(4, 3, 3, 3)", NULL);
+    tu_assert_error(ssl_conv2d(ctx, x, w, NULL, 0, 1), SSL_ERR_INVALID, "stride", "(2, 3, 5, 5)",
+                    "(4, 3, 3, 3)", NULL);
     tu_assert_error(ssl_conv2d(ctx, x, w, NULL, -2, 1), SSL_ERR_INVALID, "stride", NULL);
     tu_assert_error(ssl_conv2d(ctx, x, w, NULL, 1, -1), SSL_ERR_INVALID, "padding", NULL);
     ssl_tensor_t *b_bad = ssl_tensor_1d(ctx, 5);
@@ -409,6 +409,7 @@ typedef struct pool_case {
     int k, stride, pad;
 } pool_case_t;
 
+// clang-format off
 static const pool_case_t pool_cases[] = {
     {2, 3, 8, 8, 2, 2, 0},   /* 2x2 s2 */
     {2, 3, 9, 7, 3, 2, 1},   /* ResNet stem pooling, odd non-square */
@@ -419,6 +420,7 @@ static const pool_case_t pool_cases[] = {
     {1, 1, 3, 3, 3, 1, 0},   /* kernel = input */
     {2, 8, 32, 30, 3, 2, 1}, /* parallel loops */
 };
+// clang-format on
 #define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
 
 typedef struct pool_user {
@@ -546,8 +548,8 @@ static void test_avg_pool_forward_backward(void **state)
     ssl_tensor_t *ones = ssl_tensor_fill(ctx, 4, (int64_t[]){1, 1, 3, 3}, 1.0f);
     ones->requires_grad = 1;
     ssl_tensor_t *y = ssl_avg_pool2d(ctx, ones, 3, 1, 1);
-    const float expect[9] = {4 / 9.f, 6 / 9.f, 4 / 9.f, 6 / 9.f, 1, 6 / 9.f, 4 / 9.f, 6 / 9.f,
-                             4 / 9.f};
+    const float expect[9] = {4 / 9.f, 6 / 9.f, 4 / 9.f, 6 / 9.f, 1,
+                             6 / 9.f, 4 / 9.f, 6 / 9.f, 4 / 9.f};
     tu_assert_close(y->data, expect, 9, 1e-6, 1e-6);
     /* backward: each input receives 1/9 from every window covering it */
     float g[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};

@@ -7,13 +7,13 @@
 #include <string.h>
 
 typedef struct conv_dims {
-    int64_t n, c, h, w;    /* input */
-    int64_t oc, kh, kw;    /* weight */
-    int64_t oh, ow;        /* output */
+    int64_t n, c, h, w; /* input */
+    int64_t oc, kh, kw; /* weight */
+    int64_t oh, ow;     /* output */
     int64_t stride, pad;
-    int64_t k;             /* C * KH * KW: rows of a column matrix */
-    int64_t p;             /* OH * OW: columns of a column matrix */
-    int direct;            /* 1x1, stride 1, padding 0: x[n] is its own column matrix */
+    int64_t k;  /* C * KH * KW: rows of a column matrix */
+    int64_t p;  /* OH * OW: columns of a column matrix */
+    int direct; /* 1x1, stride 1, padding 0: x[n] is its own column matrix */
 } conv_dims_t;
 
 static void conv_dims(const ssl_node_t *nd, conv_dims_t *d)
@@ -47,8 +47,8 @@ static int conv_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "padding must be >= 0, got %lld",
                                     (long long)nd->ia[1]);
     if (w->shape[1] != x->shape[1])
-        return ssl__op_error(nd, "x has %lld channels, weight expects %lld",
-                             (long long)x->shape[1], (long long)w->shape[1]);
+        return ssl__op_error(nd, "x has %lld channels, weight expects %lld", (long long)x->shape[1],
+                             (long long)w->shape[1]);
     if (x->shape[1] < 1 || w->shape[2] < 1 || w->shape[3] < 1)
         return ssl__op_error(nd, "empty kernel or no input channels");
     int64_t ph = x->shape[2] + 2 * nd->ia[1], pw = x->shape[3] + 2 * nd->ia[1];
@@ -73,9 +73,9 @@ static int conv_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
 static void valid_range(int64_t kx, int64_t len, int64_t out, int64_t stride, int64_t pad,
                         int64_t *lo, int64_t *hi)
 {
-    int64_t a = pad - kx;             /* need ox * stride >= a */
+    int64_t a = pad - kx; /* need ox * stride >= a */
     int64_t l = a > 0 ? (a + stride - 1) / stride : 0;
-    int64_t e = len + pad - kx;       /* need ox * stride < e */
+    int64_t e = len + pad - kx; /* need ox * stride < e */
     int64_t h = e > 0 ? (e + stride - 1) / stride : 0;
     if (h > out)
         h = out;

@@ -125,11 +125,14 @@ static void max_pool_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
 }
 
-const ssl_op_def_t ssl_opdef_max_pool2d = {"max_pool2d", 0, pool_shape, max_pool_forward,
-                                           max_pool_backward, 0};
+const ssl_op_def_t ssl_opdef_max_pool2d = {.name = "max_pool2d",
+                                           .n_opt = 0,
+                                           .shape = pool_shape,
+                                           .forward = max_pool_forward,
+                                           .backward = max_pool_backward,
+                                           .flags = 0};
 
-ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
-                             int padding)
+ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride, int padding)
 {
     ssl_node_t n;
     ssl__node_init(&n, SSL_OP_MAX_POOL2D, 1, x);
@@ -200,11 +203,14 @@ static void avg_pool_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
 }
 
-const ssl_op_def_t ssl_opdef_avg_pool2d = {"avg_pool2d", 0, pool_shape, avg_pool_forward,
-                                           avg_pool_backward, 0};
+const ssl_op_def_t ssl_opdef_avg_pool2d = {.name = "avg_pool2d",
+                                           .n_opt = 0,
+                                           .shape = pool_shape,
+                                           .forward = avg_pool_forward,
+                                           .backward = avg_pool_backward,
+                                           .flags = 0};
 
-ssl_tensor_t *ssl_avg_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
-                             int padding)
+ssl_tensor_t *ssl_avg_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride, int padding)
 {
     ssl_node_t n;
     ssl__node_init(&n, SSL_OP_AVG_POOL2D, 1, x);
@@ -262,8 +268,12 @@ static void gap_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
 }
 
-const ssl_op_def_t ssl_opdef_global_avg_pool = {"global_avg_pool", 0, gap_shape, gap_forward,
-                                                gap_backward, 0};
+const ssl_op_def_t ssl_opdef_global_avg_pool = {.name = "global_avg_pool",
+                                                .n_opt = 0,
+                                                .shape = gap_shape,
+                                                .forward = gap_forward,
+                                                .backward = gap_backward,
+                                                .flags = 0};
 
 ssl_tensor_t *ssl_global_avg_pool(ssl_ctx_t *ctx, ssl_tensor_t *x)
 {
