@@ -1,0 +1,222 @@
+/* Micro-benchmark of the gemm-bound ops, for 1 and 2 threads: raw OpenBLAS sgemm at n = 2048
+ * (the machine's peak reference), ssl_matmul forward, and conv2d forward and forward+backward
+ * on ResNet-18-like layers. Each figure is the median of several wall-clock repetitions after
+ * one warm-up, with its share of the sgemm peak at the same thread count.
+ *
+ *   bench_ops [--quick] [--threads N]
+ *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section */
+#include "ssl/core.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static float *rand_buf(size_t n, uint64_t seed)
+{
+    float *p = malloc(n * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "bench_ops: out of memory\n");
+        exit(1);
+    }
+    ssl_rng_fill_uniform(p, n, -1.0f, 1.0f, seed, 1, 0);
+    return p;
+}
+
+static void die_if(int bad, const char *what)
+{
+    if (bad) {
+        fprintf(stderr, "bench_ops: %s failed: %s\n", what, ssl_last_error());
+        exit(1);
+    }
+}
+
+#define MAX_REPS 15
+
+static int g_reps = 7;
+
+/* ---------------------------------------------------------------- OpenBLAS peak */
+
+static double bench_sgemm_peak(int64_t n)
+{
+    float *a = rand_buf((size_t)(n * n), 1), *b = rand_buf((size_t)(n * n), 2);
+    float *c = malloc((size_t)(n * n) * sizeof(float));
+    double t[MAX_REPS];
+    for (int r = -1; r < g_reps; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)n, (blasint)n, (blasint)n,
+                    1.0f, a, (blasint)n, b, (blasint)n, 0.0f, c, (blasint)n);
+        if (r >= 0)
+            t[r] = now_s() - t0;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * (double)n * (double)n * (double)n / median(t, g_reps) * 1e-9;
+}
+
+/* ---------------------------------------------------------------- ssl_matmul */
+
+static double bench_matmul(ssl_ctx_t *ctx, int64_t m, int64_t k, int64_t n)
+{
+    float *ha = rand_buf((size_t)(m * k), 3), *hb = rand_buf((size_t)(k * n), 4);
+    double t[MAX_REPS];
+    ssl_ctx_set_grad(ctx, 0);
+    for (int r = -1; r < g_reps; r++) {
+        ssl_ctx_reset(ctx);
+        ssl_tensor_t *a = ssl_tensor_from(ctx, 2, (int64_t[]){m, k}, ha);
+        ssl_tensor_t *b = ssl_tensor_from(ctx, 2, (int64_t[]){k, n}, hb);
+        double t0 = now_s();
+        ssl_tensor_t *c = ssl_matmul(ctx, a, b, 0, 0);
+        double dt = now_s() - t0;
+        die_if(!c, "ssl_matmul");
+        if (r >= 0)
+            t[r] = dt;
+    }
+    ssl_ctx_set_grad(ctx, 1);
+    free(ha);
+    free(hb);
+    return 2.0 * (double)m * (double)k * (double)n / median(t, g_reps) * 1e-9;
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+typedef struct layer {
+    const char *name;
+    int64_t c, oc, hw, k;
+    int stride, pad;
+} layer_t;
+
+static const layer_t layers[] = {
+    {"stem 3->64 3x3 @32", 3, 64, 32, 3, 1, 1},
+    {"64->64 3x3 @32", 64, 64, 32, 3, 1, 1},
+    {"64->128 3x3 s2 @32", 64, 128, 32, 3, 2, 1},
+    {"128->128 3x3 @16", 128, 128, 16, 3, 1, 1},
+    {"256->256 3x3 @8", 256, 256, 8, 3, 1, 1},
+    {"512->512 3x3 @4", 512, 512, 4, 3, 1, 1},
+    {"proj 64->128 1x1 s2 @32", 64, 128, 32, 1, 2, 0},
+    {"256->256 1x1 @8 (direct)", 256, 256, 8, 1, 1, 0},
+};
+
+/* GFLOP/s of forward (fwd) and forward + backward to x, w and bias (fb). */
+static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *fwd, double *fb)
+{
+    int64_t o = (l->hw + 2 * l->pad - l->k) / l->stride + 1;
+    size_t nx = (size_t)(batch * l->c * l->hw * l->hw), nw = (size_t)(l->oc * l->c * l->k * l->k);
+    size_t ny = (size_t)(batch * l->oc * o * o);
+    float *hx = rand_buf(nx, 5), *hw = rand_buf(nw, 6), *hb = rand_buf((size_t)l->oc, 7);
+    float *hg = rand_buf(ny, 8);
+    double flops = 2.0 * (double)ny * (double)(l->c * l->k * l->k);
+    double tf[MAX_REPS], tb[MAX_REPS];
+    for (int pass = 0; pass < 2; pass++) {
+        ssl_ctx_set_grad(ctx, pass == 1);
+        for (int r = -1; r < g_reps; r++) {
+            ssl_ctx_reset(ctx);
+            ssl_tensor_t *x = ssl_tensor_from(ctx, 4, (int64_t[]){batch, l->c, l->hw, l->hw}, hx);
+            ssl_tensor_t *w = ssl_tensor_from(ctx, 4, (int64_t[]){l->oc, l->c, l->k, l->k}, hw);
+            ssl_tensor_t *b = ssl_tensor_from(ctx, 1, (int64_t[]){l->oc}, hb);
+            die_if(!x || !w || !b, "tensor allocation");
+            ssl_tensor_set_requires_grad(x, 1);
+            ssl_tensor_set_requires_grad(w, 1);
+            ssl_tensor_set_requires_grad(b, 1);
+            double t0 = now_s();
+            ssl_tensor_t *y = ssl_conv2d(ctx, x, w, b, l->stride, l->pad);
+            die_if(!y, "ssl_conv2d");
+            if (pass == 1)
+                die_if(ssl_backward_with(ctx, y, hg) != SSL_OK, "backward");
+            double dt = now_s() - t0;
+            if (r >= 0)
+                (pass ? tb : tf)[r] = dt;
+        }
+    }
+    ssl_ctx_set_grad(ctx, 1);
+    *fwd = flops / median(tf, g_reps) * 1e-9;
+    *fb = 3.0 * flops / median(tb, g_reps) * 1e-9;
+    free(hx);
+    free(hw);
+    free(hb);
+    free(hg);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, only_threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            only_threads = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--threads N]\n", argv[0]);
+            return 2;
+        }
+    }
+    int64_t batch = quick ? 16 : 64;
+    g_reps = quick ? 3 : 7;
+    ssl_ctx_t *ctx = ssl_ctx_create((size_t)256 << 20);
+    die_if(!ctx, "ssl_ctx_create");
+    static const int64_t mm[][3] = {
+        {256, 512, 2048}, {2048, 512, 256}, {4096, 384, 1536}, {512, 2048, 128}};
+    printf("bench_ops: median of %d repetitions (after 1 warm-up), wall clock; conv batch %lld\n",
+           g_reps, (long long)batch);
+    printf("conv fwd+bwd counts 3x the forward flops (dx, dw and the forward)\n");
+    printf("%s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
+    /* OpenBLAS 0.3.21 does not know newer Xeons (e.g. model 207) and falls back to its SSE3
+     * Prescott kernels, several times slower; OPENBLAS_CORETYPE=SkylakeX (or CooperLake)
+     * selects the AVX-512 ones. It is read when the library loads, so only the environment
+     * can set it. */
+    if (!getenv("OPENBLAS_CORETYPE") && !strcmp(openblas_get_corename(), "Prescott") &&
+        __builtin_cpu_supports("avx512f"))
+        printf("WARNING: AVX-512 CPU but OpenBLAS uses Prescott kernels: run with "
+               "OPENBLAS_CORETYPE=SkylakeX\n");
+    /* With the pthreads OpenBLAS, libgomp's idle threads spin (by default) while OpenBLAS's
+     * threads want the same cores: ops that alternate OpenMP loops and gemm (conv2d) lose up
+     * to 10x on 2 threads. Passive waiting, or the OpenMP build of OpenBLAS, avoids it. */
+    if (openblas_get_parallel() == 1 && !getenv("OMP_WAIT_POLICY"))
+        printf("WARNING: pthreads OpenBLAS with spinning OpenMP threads: set "
+               "OMP_WAIT_POLICY=passive (or link the OpenMP OpenBLAS)\n");
+    for (int threads = 1; threads <= 2; threads++) {
+        if (only_threads > 0 && threads != only_threads)
+            continue;
+        ssl_set_num_threads(threads);
+        double peak = bench_sgemm_peak(2048);
+        printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");
+        printf("%-34s %9.1f GFLOP/s  (peak reference)\n", "openblas sgemm n=2048", peak);
+        for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "ssl_matmul %lldx%lldx%lld (MxKxN)", (long long)mm[i][0],
+                     (long long)mm[i][1], (long long)mm[i][2]);
+            double g = bench_matmul(ctx, mm[i][0], mm[i][1], mm[i][2]);
+            printf("%-34s %9.1f GFLOP/s  %5.1f%%\n", name, g, 100.0 * g / peak);
+        }
+        printf("%-34s %9s %7s %9s %7s\n", "conv2d", "fwd", "%peak", "fwd+bwd", "%peak");
+        for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+            double f, fb;
+            bench_conv(ctx, &layers[i], batch, &f, &fb);
+            printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%%\n", layers[i].name, f, 100.0 * f / peak, fb,
+                   100.0 * fb / peak);
+        }
+    }
+    ssl_ctx_free(ctx);
+    return 0;
+}

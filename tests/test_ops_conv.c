@@ -1,0 +1,729 @@
+/* conv2d, max_pool2d, avg_pool2d, global_avg_pool: forward and backward against plain
+ * direct-loop references, central-difference gradient checks, determinism across thread
+ * counts, and error paths. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- plain references */
+
+static int64_t out_size(int64_t in, int64_t k, int64_t stride, int64_t pad)
+{
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+/* y (N, OC, OH, OW) by the 7 nested loops of the definition, accumulated in double. */
+static void ref_conv2d(const ssl_tensor_t *x, const ssl_tensor_t *w, const ssl_tensor_t *b,
+                       int64_t s, int64_t p, float *y)
+{
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t OC = w->shape[0], KH = w->shape[2], KW = w->shape[3];
+    int64_t OH = out_size(H, KH, s, p), OW = out_size(W, KW, s, p);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OC; o++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    double acc = b ? b->data[o] : 0.0;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t ky = 0; ky < KH; ky++)
+                            for (int64_t kx = 0; kx < KW; kx++) {
+                                int64_t iy = oy * s - p + ky, ix = ox * s - p + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue;
+                                acc += (double)x->data[((n * C + c) * H + iy) * W + ix] *
+                                       (double)w->data[((o * C + c) * KH + ky) * KW + kx];
+                            }
+                    y[((n * OC + o) * OH + oy) * OW + ox] = (float)acc;
+                }
+}
+
+/* The adjoint of ref_conv2d for upstream gradient g: dx, dw, db overwritten (db may be NULL). */
+static void ref_conv2d_backward(const ssl_tensor_t *x, const ssl_tensor_t *w, int64_t s, int64_t p,
+                                const float *g, float *dx, float *dw, float *db)
+{
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t OC = w->shape[0], KH = w->shape[2], KW = w->shape[3];
+    int64_t OH = out_size(H, KH, s, p), OW = out_size(W, KW, s, p);
+    double *ax = calloc((size_t)x->numel, sizeof(double));
+    double *aw = calloc((size_t)w->numel, sizeof(double));
+    double *ab = calloc((size_t)OC, sizeof(double));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OC; o++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    double gv = g[((n * OC + o) * OH + oy) * OW + ox];
+                    ab[o] += gv;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t ky = 0; ky < KH; ky++)
+                            for (int64_t kx = 0; kx < KW; kx++) {
+                                int64_t iy = oy * s - p + ky, ix = ox * s - p + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue;
+                                int64_t xi = ((n * C + c) * H + iy) * W + ix;
+                                int64_t wi = ((o * C + c) * KH + ky) * KW + kx;
+                                ax[xi] += gv * w->data[wi];
+                                aw[wi] += gv * x->data[xi];
+                            }
+                }
+    for (int64_t i = 0; i < x->numel; i++)
+        dx[i] = (float)ax[i];
+    for (int64_t i = 0; i < w->numel; i++)
+        dw[i] = (float)aw[i];
+    if (db)
+        for (int64_t i = 0; i < OC; i++)
+            db[i] = (float)ab[i];
+    free(ax);
+    free(aw);
+    free(ab);
+}
+
+/* Max pooling with padding as -inf and the first maximum winning; arg gets the flat input
+ * index of each output's maximum (for the backward reference). */
+static void ref_max_pool(const ssl_tensor_t *x, int64_t k, int64_t s, int64_t p, float *y,
+                         int64_t *arg)
+{
+    int64_t P = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t OH = out_size(H, k, s, p), OW = out_size(W, k, s, p);
+    for (int64_t pl = 0; pl < P; pl++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                float best = -INFINITY;
+                int64_t bi = -1;
+                for (int64_t ky = 0; ky < k; ky++)
+                    for (int64_t kx = 0; kx < k; kx++) {
+                        int64_t iy = oy * s - p + ky, ix = ox * s - p + kx;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                            continue;
+                        float v = x->data[(pl * H + iy) * W + ix];
+                        if (bi < 0 || v > best) {
+                            best = v;
+                            bi = (pl * H + iy) * W + ix;
+                        }
+                    }
+                int64_t o = (pl * OH + oy) * OW + ox;
+                y[o] = best;
+                arg[o] = bi;
+            }
+}
+
+/* Average pooling, count_include_pad: every window divides by k * k. */
+static void ref_avg_pool(const ssl_tensor_t *x, int64_t k, int64_t s, int64_t p, float *y)
+{
+    int64_t P = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t OH = out_size(H, k, s, p), OW = out_size(W, k, s, p);
+    for (int64_t pl = 0; pl < P; pl++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                double acc = 0;
+                for (int64_t ky = 0; ky < k; ky++)
+                    for (int64_t kx = 0; kx < k; kx++) {
+                        int64_t iy = oy * s - p + ky, ix = ox * s - p + kx;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                            acc += x->data[(pl * H + iy) * W + ix];
+                    }
+                y[(pl * OH + oy) * OW + ox] = (float)(acc / (double)(k * k));
+            }
+}
+
+/* Values that are a shuffled grid with spacing `gap`: no ties and no near ties, so a max
+ * pooling gradient check never crosses a kink. */
+static ssl_tensor_t *rand_distinct(ssl_ctx_t *ctx, int ndim, const int64_t *shape, uint64_t seed,
+                                   float gap)
+{
+    ssl_tensor_t *t = ssl_tensor_new(ctx, ndim, shape);
+    assert_non_null(t);
+    for (int64_t i = 0; i < t->numel; i++)
+        t->data[i] = gap * (float)(i - t->numel / 2);
+    for (int64_t i = t->numel - 1; i > 0; i--) {
+        int64_t j = ssl_rng_u32(seed, 5, (uint64_t)i) % (uint64_t)(i + 1);
+        float tmp = t->data[i];
+        t->data[i] = t->data[j];
+        t->data[j] = tmp;
+    }
+    t->requires_grad = 1;
+    return t;
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+typedef struct conv_case {
+    int64_t n, c, h, w, oc, kh, kw;
+    int stride, pad, bias;
+} conv_case_t;
+
+/* 1x1 (direct and through im2col), 3x3 s1 p1, 3x3 s2 p1, 7x7 s2 p3, non-square inputs and
+ * kernels, C = 1, N > 1, bias on and off, and sizes large enough for the parallel loops. */
+// clang-format off
+static const conv_case_t conv_cases[] = {
+    {2, 5, 6, 7, 4, 1, 1, 1, 0, 1},   /* 1x1 direct gemm */
+    {2, 5, 6, 7, 4, 1, 1, 1, 0, 0},
+    {2, 3, 7, 6, 4, 1, 1, 2, 0, 1},   /* 1x1 stride 2: im2col */
+    {1, 3, 5, 5, 2, 1, 1, 1, 1, 0},   /* 1x1 with padding */
+    {2, 3, 8, 8, 6, 3, 3, 1, 1, 1},   /* 3x3 s1 p1 */
+    {3, 4, 9, 7, 5, 3, 3, 2, 1, 0},   /* 3x3 s2 p1, odd non-square */
+    {3, 4, 9, 7, 5, 3, 3, 2, 1, 1},
+    {1, 3, 15, 13, 5, 7, 7, 2, 3, 1}, /* 7x7 s2 p3 stem */
+    {2, 1, 5, 6, 3, 3, 3, 1, 0, 1},   /* C = 1 */
+    {1, 1, 4, 9, 1, 2, 3, 1, 0, 0},   /* non-square kernel, OC = 1 */
+    {2, 2, 8, 10, 3, 2, 3, 3, 1, 1},  /* stride 3 */
+    {2, 3, 4, 4, 2, 4, 4, 1, 0, 0},   /* kernel = input: 1x1 output */
+    {2, 16, 20, 18, 8, 3, 3, 1, 1, 1},/* parallel im2col / col2im */
+    {2, 32, 12, 12, 16, 1, 1, 1, 0, 1} /* parallel direct path */
+};
+// clang-format on
+#define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
+
+typedef struct conv_user {
+    int stride, pad;
+} conv_user_t;
+
+static ssl_tensor_t *build_conv(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    conv_user_t *u = user;
+    return ssl_conv2d(ctx, in[0], in[1], in[2], u->stride, u->pad);
+}
+
+static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed, ssl_tensor_t **in)
+{
+    in[0] = tu_rand(ctx, 4, (int64_t[]){c->n, c->c, c->h, c->w}, seed, -1, 1, 1);
+    in[1] = tu_rand(ctx, 4, (int64_t[]){c->oc, c->c, c->kh, c->kw}, seed + 1, -1, 1, 1);
+    in[2] = c->bias ? tu_rand(ctx, 1, (int64_t[]){c->oc}, seed + 2, -1, 1, 1) : NULL;
+}
+
+static void test_conv_forward_vs_reference(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int i = 0; i < N_CONV_CASES; i++) {
+        const conv_case_t *c = &conv_cases[i];
+        ssl_tensor_t *in[3];
+        make_conv_inputs(ctx, c, 100 + (uint64_t)i, in);
+        ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c->stride, c->pad);
+        assert_non_null(y);
+        int64_t oh = out_size(c->h, c->kh, c->stride, c->pad);
+        int64_t ow = out_size(c->w, c->kw, c->stride, c->pad);
+        assert_int_equal(y->ndim, 4);
+        assert_int_equal(y->shape[0], c->n);
+        assert_int_equal(y->shape[1], c->oc);
+        assert_int_equal(y->shape[2], oh);
+        assert_int_equal(y->shape[3], ow);
+        float *ref = malloc((size_t)y->numel * sizeof(float));
+        ref_conv2d(in[0], in[1], in[2], c->stride, c->pad, ref);
+        tu_assert_close(y->data, ref, y->numel, 1e-4, 1e-4);
+        free(ref);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+/* Every case's gradients against the adjoint loops, then a second backward that must add the
+ * same amount again (accumulation, and the reused column buffer is not stale). */
+static void test_conv_backward_vs_reference(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int i = 0; i < N_CONV_CASES; i++) {
+        const conv_case_t *c = &conv_cases[i];
+        ssl_tensor_t *in[3];
+        make_conv_inputs(ctx, c, 200 + (uint64_t)i, in);
+        ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c->stride, c->pad);
+        assert_non_null(y);
+        float *g = malloc((size_t)y->numel * sizeof(float));
+        ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 300 + (uint64_t)i, 0, 0);
+        float *dx = malloc((size_t)in[0]->numel * sizeof(float));
+        float *dw = malloc((size_t)in[1]->numel * sizeof(float));
+        float db[64];
+        ref_conv2d_backward(in[0], in[1], c->stride, c->pad, g, dx, dw, c->bias ? db : NULL);
+        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+        tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4, 1e-4);
+        tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4, 1e-4);
+        if (c->bias)
+            tu_assert_close(in[2]->grad, db, c->oc, 1e-4, 1e-4);
+        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+        for (int64_t j = 0; j < in[0]->numel; j++)
+            dx[j] *= 2;
+        for (int64_t j = 0; j < in[1]->numel; j++)
+            dw[j] *= 2;
+        tu_assert_close(in[0]->grad, dx, in[0]->numel, 2e-4, 1e-4);
+        tu_assert_close(in[1]->grad, dw, in[1]->numel, 2e-4, 1e-4);
+        if (c->bias) {
+            for (int64_t j = 0; j < c->oc; j++)
+                db[j] *= 2;
+            tu_assert_close(in[2]->grad, db, c->oc, 2e-4, 1e-4);
+        }
+        free(g);
+        free(dx);
+        free(dw);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+/* Gradients reach only the inputs that ask for them (frozen weight, input without grad). */
+static void test_conv_partial_grads(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const conv_case_t c = {2, 3, 6, 5, 4, 3, 3, 2, 1, 1};
+    for (int which = 0; which < 2; which++) {
+        ssl_tensor_t *in[3];
+        make_conv_inputs(ctx, &c, 7, in);
+        in[which]->requires_grad = 0;
+        ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c.stride, c.pad);
+        float *g = malloc((size_t)y->numel * sizeof(float));
+        ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 8, 0, 0);
+        float dx[2 * 3 * 6 * 5], dw[4 * 3 * 3 * 3], db[4];
+        ref_conv2d_backward(in[0], in[1], c.stride, c.pad, g, dx, dw, db);
+        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+        assert_null(in[which]->grad);
+        if (which == 0)
+            tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4, 1e-4);
+        else
+            tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4, 1e-4);
+        tu_assert_close(in[2]->grad, db, 4, 1e-4, 1e-4);
+        free(g);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+static void test_conv_gradcheck(void **state)
+{
+    (void)state;
+    /* conv is linear in each input, so a large step is exact up to float rounding */
+    const tu_gradcheck_opts_t opts = {1e-2, 1e-3, 1e-2, 256};
+    const conv_case_t cases[] = {
+        {2, 3, 5, 5, 2, 3, 3, 1, 1, 1}, /* 3x3 s1 p1 */
+        {2, 2, 6, 5, 3, 3, 3, 2, 1, 1}, /* 3x3 s2 p1 */
+        {2, 3, 4, 3, 2, 1, 1, 1, 0, 1}, /* 1x1 direct */
+        {1, 2, 5, 4, 2, 1, 1, 2, 0, 0}, /* 1x1 stride 2 */
+        {1, 2, 5, 6, 2, 2, 3, 2, 1, 1}, /* non-square kernel */
+        {1, 1, 7, 7, 2, 7, 7, 2, 3, 1}, /* 7x7 s2 p3, C = 1 */
+    };
+    ssl_ctx_t *ctx = tu_ctx();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ssl_tensor_t *in[3];
+        make_conv_inputs(ctx, &cases[i], 400 + i, in);
+        conv_user_t u = {cases[i].stride, cases[i].pad};
+        assert_int_equal(tu_gradcheck(ctx, build_conv, &u, in, 3, &opts), 0);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+/* Forward and backward are bit-identical run to run at a fixed thread count. Between 1 and 2
+ * threads only the bias gradient (our own reduction) is bit-identical: OpenBLAS 0.3.21 takes
+ * a different kernel for small single-threaded gemms (e.g. 8 x 360 x 144), so the gemm
+ * results may differ in the last bits. */
+static void test_conv_deterministic(void **state)
+{
+    (void)state;
+    const conv_case_t c = {3, 16, 20, 18, 8, 3, 3, 1, 1, 1};
+    float *res[3][4];
+    int64_t sz[4];
+    int threads[3] = {2, 2, 1};
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int r = 0; r < 3; r++) {
+        ssl_set_num_threads(threads[r]);
+        ssl_tensor_t *in[3];
+        make_conv_inputs(ctx, &c, 9, in);
+        ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c.stride, c.pad);
+        float *g = malloc((size_t)y->numel * sizeof(float));
+        ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 10, 0, 0);
+        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+        free(g);
+        const float *src[4] = {y->data, in[0]->grad, in[1]->grad, in[2]->grad};
+        int64_t n[4] = {y->numel, in[0]->numel, in[1]->numel, in[2]->numel};
+        for (int k = 0; k < 4; k++) {
+            sz[k] = n[k];
+            res[r][k] = malloc((size_t)n[k] * sizeof(float));
+            memcpy(res[r][k], src[k], (size_t)n[k] * sizeof(float));
+        }
+        ssl_ctx_reset(ctx);
+    }
+    ssl_set_num_threads(2);
+    for (int k = 0; k < 4; k++) {
+        assert_memory_equal(res[0][k], res[1][k], (size_t)sz[k] * sizeof(float));
+        if (k == 3)
+            assert_memory_equal(res[0][k], res[2][k], (size_t)sz[k] * sizeof(float));
+        else
+            tu_assert_close(res[0][k], res[2][k], sz[k], 1e-5, 1e-5);
+        for (int r = 0; r < 3; r++)
+            free(res[r][k]);
+    }
+    ssl_ctx_free(ctx);
+}
+
+static void test_conv_errors(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = ssl_tensor_4d(ctx, 2, 3, 5, 5);
+    ssl_tensor_t *w_bad_c = ssl_tensor_4d(ctx, 4, 2, 3, 3);
+    tu_assert_error(ssl_conv2d(ctx, x, w_bad_c, NULL, 1, 1), SSL_ERR_SHAPE, "conv2d",
+                    "(2, 3, 5, 5)", "(4, 2, 3, 3)", "channels", NULL);
+    /* kernel 8x8 against a padded 7x7 input */
+    ssl_tensor_t *w_big = ssl_tensor_4d(ctx, 4, 3, 8, 8);
+    tu_assert_error(ssl_conv2d(ctx, x, w_big, NULL, 1, 1), SSL_ERR_SHAPE, "(2, 3, 5, 5)",
+                    "(4, 3, 8, 8)", "larger", NULL);
+    /* only one axis too large */
+    ssl_tensor_t *w_tall = ssl_tensor_4d(ctx, 4, 3, 6, 1);
+    tu_assert_error(ssl_conv2d(ctx, x, w_tall, NULL, 1, 0), SSL_ERR_SHAPE, "(4, 3, 6, 1)", NULL);
+    ssl_tensor_t *w = ssl_tensor_4d(ctx, 4, 3, 3, 3);
+    tu_assert_error(ssl_conv2d(ctx, x, w, NULL, 0, 1), SSL_ERR_INVALID, "stride", "(2, 3, 5, 5)",
+                    "(4, 3, 3, 3)", NULL);
+    tu_assert_error(ssl_conv2d(ctx, x, w, NULL, -2, 1), SSL_ERR_INVALID, "stride", NULL);
+    tu_assert_error(ssl_conv2d(ctx, x, w, NULL, 1, -1), SSL_ERR_INVALID, "padding", NULL);
+    ssl_tensor_t *b_bad = ssl_tensor_1d(ctx, 5);
+    tu_assert_error(ssl_conv2d(ctx, x, w, b_bad, 1, 1), SSL_ERR_SHAPE, "bias", "(5)", NULL);
+    ssl_tensor_t *b_2d = ssl_tensor_2d(ctx, 4, 1);
+    tu_assert_error(ssl_conv2d(ctx, x, w, b_2d, 1, 1), SSL_ERR_SHAPE, "(4, 1)", NULL);
+    ssl_tensor_t *x3 = ssl_tensor_3d(ctx, 3, 5, 5);
+    tu_assert_error(ssl_conv2d(ctx, x3, w, NULL, 1, 1), SSL_ERR_SHAPE, "(3, 5, 5)", NULL);
+    ssl_tensor_t *w3 = ssl_tensor_3d(ctx, 4, 3, 3);
+    tu_assert_error(ssl_conv2d(ctx, x, w3, NULL, 1, 1), SSL_ERR_SHAPE, "(4, 3, 3)", NULL);
+    /* a NULL input returns NULL and keeps the first error */
+    ssl_set_error(SSL_ERR_NOMEM, "earlier failure");
+    assert_null(ssl_conv2d(ctx, NULL, w, NULL, 1, 1));
+    assert_null(ssl_conv2d(ctx, x, NULL, NULL, 1, 1));
+    assert_int_equal(ssl_last_status(), SSL_ERR_NOMEM);
+    assert_string_equal(ssl_last_error(), "earlier failure");
+    /* the optional bias may be NULL; an empty batch is a valid (0, OC, OH, OW) result */
+    assert_non_null(ssl_conv2d(ctx, x, w, NULL, 2, 0));
+    ssl_tensor_t *x0 = ssl_tensor_4d(ctx, 0, 3, 5, 5);
+    ssl_tensor_t *y0 = ssl_conv2d(ctx, x0, w, NULL, 2, 1);
+    assert_non_null(y0);
+    assert_int_equal(y0->shape[0], 0);
+    assert_int_equal(y0->shape[1], 4);
+    assert_int_equal(y0->shape[2], 3);
+    assert_int_equal(y0->shape[3], 3);
+    ssl_ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+typedef struct pool_case {
+    int64_t n, c, h, w;
+    int k, stride, pad;
+} pool_case_t;
+
+// clang-format off
+static const pool_case_t pool_cases[] = {
+    {2, 3, 8, 8, 2, 2, 0},   /* 2x2 s2 */
+    {2, 3, 9, 7, 3, 2, 1},   /* ResNet stem pooling, odd non-square */
+    {1, 2, 5, 6, 3, 1, 1},   /* overlapping windows */
+    {1, 1, 5, 5, 2, 1, 0},
+    {2, 2, 10, 11, 3, 3, 0}, /* stride = kernel, leftover columns dropped */
+    {1, 2, 4, 4, 4, 1, 2},   /* padding = kernel / 2 */
+    {1, 1, 3, 3, 3, 1, 0},   /* kernel = input */
+    {2, 8, 32, 30, 3, 2, 1}, /* parallel loops */
+};
+// clang-format on
+#define N_POOL_CASES (int)(sizeof pool_cases / sizeof pool_cases[0])
+
+typedef struct pool_user {
+    int k, stride, pad, avg;
+} pool_user_t;
+
+static ssl_tensor_t *build_pool(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    pool_user_t *u = user;
+    return u->avg ? ssl_avg_pool2d(ctx, in[0], u->k, u->stride, u->pad)
+                  : ssl_max_pool2d(ctx, in[0], u->k, u->stride, u->pad);
+}
+
+static void test_max_pool_forward_backward(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int i = 0; i < N_POOL_CASES; i++) {
+        const pool_case_t *c = &pool_cases[i];
+        ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){c->n, c->c, c->h, c->w}, 30 + i, -1, 1, 1);
+        ssl_tensor_t *y = ssl_max_pool2d(ctx, x, c->k, c->stride, c->pad);
+        assert_non_null(y);
+        int64_t oh = out_size(c->h, c->k, c->stride, c->pad);
+        int64_t ow = out_size(c->w, c->k, c->stride, c->pad);
+        assert_int_equal(y->shape[0], c->n);
+        assert_int_equal(y->shape[1], c->c);
+        assert_int_equal(y->shape[2], oh);
+        assert_int_equal(y->shape[3], ow);
+        float *ref = malloc((size_t)y->numel * sizeof(float));
+        int64_t *arg = malloc((size_t)y->numel * sizeof(int64_t));
+        ref_max_pool(x, c->k, c->stride, c->pad, ref, arg);
+        assert_memory_equal(y->data, ref, (size_t)y->numel * sizeof(float)); /* exact */
+        float *g = malloc((size_t)y->numel * sizeof(float));
+        ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 40 + (uint64_t)i, 0, 0);
+        float *dx = calloc((size_t)x->numel, sizeof(float));
+        for (int64_t o = 0; o < y->numel; o++)
+            dx[arg[o]] += g[o];
+        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+        tu_assert_close(x->grad, dx, x->numel, 1e-6, 1e-6);
+        free(ref);
+        free(arg);
+        free(g);
+        free(dx);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+/* Padding counts as -inf (an all-negative input never yields 0), ties go to the first element
+ * of the window in row-major order, and NaN propagates. */
+static void test_max_pool_semantics(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *neg = ssl_tensor_fill(ctx, 4, (int64_t[]){1, 1, 3, 3}, -2.0f);
+    neg->data[4] = -1.0f;
+    ssl_tensor_t *y = ssl_max_pool2d(ctx, neg, 3, 2, 1); /* 2x2 windows of the padded input */
+    assert_non_null(y);
+    assert_int_equal(y->numel, 4);
+    for (int i = 0; i < 4; i++)
+        assert_true(y->data[i] == -1.0f);
+
+    /* all equal: the gradient goes to each window's first element */
+    ssl_tensor_t *x = ssl_tensor_fill(ctx, 4, (int64_t[]){1, 1, 4, 4}, 0.5f);
+    x->requires_grad = 1;
+    y = ssl_max_pool2d(ctx, x, 2, 2, 0);
+    float ones[4] = {1, 1, 1, 1};
+    assert_int_equal(ssl_backward_with(ctx, y, ones), SSL_OK);
+    const float expect[16] = {1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0};
+    assert_memory_equal(x->grad, expect, sizeof expect);
+    /* overlapping windows with padding: ties resolved per window, not per input */
+    ssl_tensor_t *x2 = ssl_tensor_fill(ctx, 4, (int64_t[]){1, 1, 2, 3}, 1.0f);
+    x2->requires_grad = 1;
+    y = ssl_max_pool2d(ctx, x2, 3, 1, 1); /* (1, 1, 2, 3): windows start at (-1, ox - 1) */
+    float g6[6] = {1, 2, 3, 4, 5, 6};
+    assert_int_equal(ssl_backward_with(ctx, y, g6), SSL_OK);
+    /* window (oy, ox) first real element: row 0, col max(ox - 1, 0) */
+    const float expect2[6] = {1 + 2 + 4 + 5, 3 + 6, 0, 0, 0, 0};
+    assert_memory_equal(x2->grad, expect2, sizeof expect2);
+
+    ssl_tensor_t *xn = ssl_tensor_fill(ctx, 4, (int64_t[]){1, 1, 2, 2}, 1.0f);
+    xn->data[2] = NAN;
+    y = ssl_max_pool2d(ctx, xn, 2, 2, 0);
+    assert_true(isnan(y->data[0]));
+    ssl_ctx_free(ctx);
+}
+
+static void test_max_pool_gradcheck(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const tu_gradcheck_opts_t opts = {1e-3, 1e-3, 1e-2, 256};
+    const pool_case_t cases[] = {
+        {2, 2, 6, 5, 3, 2, 1}, {1, 3, 4, 4, 2, 2, 0}, {1, 2, 5, 4, 3, 1, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const pool_case_t *c = &cases[i];
+        /* spacing 0.01 >> eps: no perturbation changes which element is the maximum */
+        ssl_tensor_t *in[1] = {
+            rand_distinct(ctx, 4, (int64_t[]){c->n, c->c, c->h, c->w}, 50 + i, 0.01f)};
+        pool_user_t u = {c->k, c->stride, c->pad, 0};
+        assert_int_equal(tu_gradcheck(ctx, build_pool, &u, in, 1, &opts), 0);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+static void test_avg_pool_forward_backward(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int i = 0; i < N_POOL_CASES; i++) {
+        const pool_case_t *c = &pool_cases[i];
+        ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){c->n, c->c, c->h, c->w}, 60 + i, -1, 1, 1);
+        ssl_tensor_t *y = ssl_avg_pool2d(ctx, x, c->k, c->stride, c->pad);
+        assert_non_null(y);
+        assert_int_equal(y->shape[2], out_size(c->h, c->k, c->stride, c->pad));
+        assert_int_equal(y->shape[3], out_size(c->w, c->k, c->stride, c->pad));
+        float *ref = malloc((size_t)y->numel * sizeof(float));
+        ref_avg_pool(x, c->k, c->stride, c->pad, ref);
+        tu_assert_close(y->data, ref, y->numel, 1e-6, 1e-5);
+        free(ref);
+        ssl_ctx_reset(ctx);
+    }
+    /* count_include_pad: a 3x3 window at a corner of padded ones holds 4 ones out of 9 */
+    ssl_tensor_t *ones = ssl_tensor_fill(ctx, 4, (int64_t[]){1, 1, 3, 3}, 1.0f);
+    ones->requires_grad = 1;
+    ssl_tensor_t *y = ssl_avg_pool2d(ctx, ones, 3, 1, 1);
+    const float expect[9] = {4 / 9.f, 6 / 9.f, 4 / 9.f, 6 / 9.f, 1,
+                             6 / 9.f, 4 / 9.f, 6 / 9.f, 4 / 9.f};
+    tu_assert_close(y->data, expect, 9, 1e-6, 1e-6);
+    /* backward: each input receives 1/9 from every window covering it */
+    float g[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+    assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+    tu_assert_close(ones->grad, expect, 9, 1e-6, 1e-6);
+    ssl_ctx_free(ctx);
+}
+
+static void test_avg_pool_gradcheck(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const tu_gradcheck_opts_t opts = {1e-2, 1e-3, 1e-2, 256}; /* linear */
+    for (int i = 0; i < N_POOL_CASES - 1; i++) {
+        const pool_case_t *c = &pool_cases[i];
+        ssl_tensor_t *in[1] = {
+            tu_rand(ctx, 4, (int64_t[]){c->n, c->c, c->h, c->w}, 70 + i, -1, 1, 1)};
+        pool_user_t u = {c->k, c->stride, c->pad, 1};
+        assert_int_equal(tu_gradcheck(ctx, build_pool, &u, in, 1, &opts), 0);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
+static ssl_tensor_t *build_gap(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    (void)user;
+    return ssl_global_avg_pool(ctx, in[0]);
+}
+
+static void test_global_avg_pool(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const int64_t shapes[3][4] = {{2, 3, 4, 5}, {1, 1, 1, 1}, {4, 64, 9, 7}};
+    for (int s = 0; s < 3; s++) {
+        const int64_t *sh = shapes[s];
+        ssl_tensor_t *x = tu_rand(ctx, 4, sh, 80 + s, -1, 1, 1);
+        ssl_tensor_t *y = ssl_global_avg_pool(ctx, x);
+        assert_non_null(y);
+        assert_int_equal(y->ndim, 2);
+        assert_int_equal(y->shape[0], sh[0]);
+        assert_int_equal(y->shape[1], sh[1]);
+        int64_t hw = sh[2] * sh[3];
+        float *ref = malloc((size_t)y->numel * sizeof(float));
+        float *dx = malloc((size_t)x->numel * sizeof(float));
+        float *g = malloc((size_t)y->numel * sizeof(float));
+        ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 90 + (uint64_t)s, 0, 0);
+        for (int64_t p = 0; p < y->numel; p++) {
+            double acc = 0;
+            for (int64_t i = 0; i < hw; i++) {
+                acc += x->data[p * hw + i];
+                dx[p * hw + i] = g[p] / (float)hw;
+            }
+            ref[p] = (float)(acc / (double)hw);
+        }
+        tu_assert_close(y->data, ref, y->numel, 1e-6, 1e-6);
+        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+        tu_assert_close(x->grad, dx, x->numel, 1e-7, 1e-6);
+        free(ref);
+        free(dx);
+        free(g);
+        ssl_ctx_reset(ctx);
+    }
+    const tu_gradcheck_opts_t opts = {1e-2, 1e-3, 1e-2, 256};
+    ssl_tensor_t *in[1] = {tu_rand(ctx, 4, (int64_t[]){2, 3, 3, 2}, 95, -1, 1, 1)};
+    assert_int_equal(tu_gradcheck(ctx, build_gap, NULL, in, 1, &opts), 0);
+    ssl_ctx_free(ctx);
+}
+
+static void test_pool_errors(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = ssl_tensor_4d(ctx, 2, 3, 5, 4);
+    for (int avg = 0; avg < 2; avg++) {
+        ssl_tensor_t *(*pool)(ssl_ctx_t *, ssl_tensor_t *, int, int, int) =
+            avg ? ssl_avg_pool2d : ssl_max_pool2d;
+        const char *name = avg ? "avg_pool2d" : "max_pool2d";
+        tu_assert_error(pool(ctx, x, 0, 1, 0), SSL_ERR_INVALID, name, "(2, 3, 5, 4)", "kernel",
+                        NULL);
+        tu_assert_error(pool(ctx, x, 2, 0, 0), SSL_ERR_INVALID, "stride", NULL);
+        tu_assert_error(pool(ctx, x, 2, 2, -1), SSL_ERR_INVALID, "padding", NULL);
+        tu_assert_error(pool(ctx, x, 3, 1, 2), SSL_ERR_INVALID, "padding 2", NULL);
+        tu_assert_error(pool(ctx, x, 6, 1, 0), SSL_ERR_SHAPE, "(2, 3, 5, 4)", "larger", NULL);
+        tu_assert_error(pool(ctx, x, 5, 1, 0), SSL_ERR_SHAPE, "5x4", NULL); /* width 4 < 5 */
+        ssl_tensor_t *x3 = ssl_tensor_3d(ctx, 3, 5, 5);
+        tu_assert_error(pool(ctx, x3, 2, 2, 0), SSL_ERR_SHAPE, name, "(3, 5, 5)", NULL);
+        ssl_set_error(SSL_ERR_NOMEM, "earlier failure");
+        assert_null(pool(ctx, NULL, 2, 2, 0));
+        assert_string_equal(ssl_last_error(), "earlier failure");
+    }
+    tu_assert_error(ssl_global_avg_pool(ctx, ssl_tensor_2d(ctx, 3, 4)), SSL_ERR_SHAPE,
+                    "global_avg_pool", "(3, 4)", NULL);
+    tu_assert_error(ssl_global_avg_pool(ctx, ssl_tensor_4d(ctx, 2, 3, 0, 4)), SSL_ERR_SHAPE,
+                    "(2, 3, 0, 4)", NULL);
+    ssl_set_error(SSL_ERR_NOMEM, "earlier failure");
+    assert_null(ssl_global_avg_pool(ctx, NULL));
+    assert_int_equal(ssl_last_status(), SSL_ERR_NOMEM);
+    ssl_ctx_free(ctx);
+}
+
+/* Pooling is our own code only: bit-identical between 1 and 2 threads, forward and backward. */
+static void test_pool_thread_invariant(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int op = 0; op < 3; op++) {
+        float *res[2][2];
+        int64_t ny = 0, nx = 0;
+        for (int r = 0; r < 2; r++) {
+            ssl_set_num_threads(2 - r);
+            ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){4, 16, 24, 22}, 11, -1, 1, 1);
+            ssl_tensor_t *y = op == 0   ? ssl_max_pool2d(ctx, x, 3, 2, 1)
+                              : op == 1 ? ssl_avg_pool2d(ctx, x, 3, 2, 1)
+                                        : ssl_global_avg_pool(ctx, x);
+            assert_non_null(y);
+            float *g = malloc((size_t)y->numel * sizeof(float));
+            ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 12, 0, 0);
+            assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+            free(g);
+            ny = y->numel;
+            nx = x->numel;
+            res[r][0] = malloc((size_t)ny * sizeof(float));
+            res[r][1] = malloc((size_t)nx * sizeof(float));
+            memcpy(res[r][0], y->data, (size_t)ny * sizeof(float));
+            memcpy(res[r][1], x->grad, (size_t)nx * sizeof(float));
+            ssl_ctx_reset(ctx);
+        }
+        ssl_set_num_threads(2);
+        assert_memory_equal(res[0][0], res[1][0], (size_t)ny * sizeof(float));
+        assert_memory_equal(res[0][1], res[1][1], (size_t)nx * sizeof(float));
+        for (int r = 0; r < 2; r++) {
+            free(res[r][0]);
+            free(res[r][1]);
+        }
+    }
+    ssl_ctx_free(ctx);
+}
+
+/* Inference: no argmax is kept and nothing is recorded, the result is the same. */
+static void test_pool_no_grad(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){2, 3, 7, 7}, 3, -1, 1, 1);
+    ssl_tensor_t *y1 = ssl_max_pool2d(ctx, x, 3, 2, 1);
+    ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *y0 = ssl_max_pool2d(ctx, x, 3, 2, 1);
+    ssl_ctx_set_grad(ctx, 1);
+    assert_int_equal(ssl_ctx_tape_len(ctx), 1);
+    assert_false(y0->requires_grad);
+    assert_memory_equal(y0->data, y1->data, (size_t)y1->numel * sizeof(float));
+    ssl_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_forward_vs_reference),
+        cmocka_unit_test(test_conv_backward_vs_reference),
+        cmocka_unit_test(test_conv_partial_grads),
+        cmocka_unit_test(test_conv_gradcheck),
+        cmocka_unit_test(test_conv_deterministic),
+        cmocka_unit_test(test_conv_errors),
+        cmocka_unit_test(test_max_pool_forward_backward),
+        cmocka_unit_test(test_max_pool_semantics),
+        cmocka_unit_test(test_max_pool_gradcheck),
+        cmocka_unit_test(test_avg_pool_forward_backward),
+        cmocka_unit_test(test_avg_pool_gradcheck),
+        cmocka_unit_test(test_global_avg_pool),
+        cmocka_unit_test(test_pool_errors),
+        cmocka_unit_test(test_pool_thread_invariant),
+        cmocka_unit_test(test_pool_no_grad),
+    };
+    return cmocka_run_group_tests_name("ops_conv", tests, NULL, NULL);
+}
