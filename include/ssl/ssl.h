@@ -4,5 +4,7 @@
 
 #include "ssl/core.h"
 #include "ssl/io.h"
+#include "ssl/models.h"
+#include "ssl/nn.h"
 
 #endif

@@ -1,12 +1,6 @@
 /* The op table: one record per op, indexed by the enum generated from op_list.h. */
 #include "core_internal.h"
 
-/* Declared weak so the library links while an op family is being written; a missing record
- * makes its op fail with SSL_ERR_UNSUPPORTED instead of crashing. */
-#define X(e, n) extern const ssl_op_def_t ssl_opdef_##n __attribute__((weak));
-#include "op_list.h"
-#undef X
-
 static const ssl_op_def_t *const op_table[] = {
 #define X(e, n) [SSL_OP_##e] = &ssl_opdef_##n,
 #include "op_list.h"

@@ -1,0 +1,85 @@
+/* libssl models: the encoders (ResNet, ViT) behind one interface.
+ *
+ * Parameter names follow torchvision (ResNet: conv1.weight, bn1.running_mean,
+ * layer1.0.conv1.weight, layer1.0.downsample.0.weight, ...) and timm (ViT: cls_token, pos_embed,
+ * patch_embed.proj.weight, blocks.0.attn.qkv.weight, norm.weight, ...) under the caller's
+ * prefix (e.g. "encoder."), so weights move between libssl and PyTorch by name.
+ */
+#ifndef SSL_MODELS_H
+#define SSL_MODELS_H
+
+#include "ssl/core.h"
+#include "ssl/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ssl_encoder_kind { SSL_ENC_RESNET = 0, SSL_ENC_VIT = 1 } ssl_encoder_kind_t;
+
+typedef struct ssl_resnet_cfg {
+    int depth;            /* 18, 34 or 50 */
+    int cifar_stem;       /* 1: 3x3 stride 1, no max-pool; 0: 7x7 stride 2 + max-pool */
+    int width;            /* base width (64 in torchvision; 32 for CPU-sized runs) */
+    int in_channels;      /* 3, or 1 for grayscale */
+    int zero_init_residual; /* last BN gamma of each block starts at 0 */
+} ssl_resnet_cfg_t;
+
+typedef enum ssl_vit_pool { SSL_POOL_CLS = 0, SSL_POOL_MEAN = 1 } ssl_vit_pool_t;
+typedef enum ssl_pos_embed { SSL_POS_LEARNED = 0, SSL_POS_SINCOS = 1 } ssl_pos_embed_t;
+
+typedef struct ssl_vit_cfg {
+    int image_size;   /* square input side */
+    int patch_size;
+    int in_channels;
+    int dim, depth, heads;
+    double mlp_ratio; /* 4 */
+    int cls_token;    /* prepend a cls token */
+    int pool;         /* ssl_vit_pool_t; SSL_POOL_CLS requires cls_token */
+    int pos_embed;    /* ssl_pos_embed_t; sin-cos is a fixed buffer */
+    int qkv_bias;     /* 1 */
+    int init;         /* ssl_init_t for linears: SSL_INIT_TRUNC_NORMAL_02 (timm) or XAVIER (MAE) */
+} ssl_vit_cfg_t;
+
+typedef struct ssl_encoder_cfg {
+    int kind; /* ssl_encoder_kind_t */
+    ssl_resnet_cfg_t resnet;
+    ssl_vit_cfg_t vit;
+} ssl_encoder_cfg_t;
+
+/* Defaults of the named architectures: "resnet18", "resnet34", "resnet50", "vit_tiny",
+ * "vit_small", "vit_base". Returns SSL_ERR_CONFIG for an unknown name. */
+int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg);
+
+typedef struct ssl_encoder ssl_encoder_t;
+
+/* Build an encoder whose parameters are added to p under prefix ("" or "encoder", names get a
+ * '.' after a non-empty prefix). Initial values come from seed. NULL + error on bad config. */
+ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
+                                  const char *prefix, uint64_t seed);
+void ssl_encoder_free(ssl_encoder_t *e);
+const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e);
+int64_t ssl_encoder_dim(const ssl_encoder_t *e);       /* pooled feature width */
+int64_t ssl_encoder_num_tokens(const ssl_encoder_t *e); /* ViT patch tokens; 0 for ResNet */
+/* Parameters (trainable elements) of this encoder. */
+int64_t ssl_encoder_num_params(const ssl_encoder_t *e);
+/* Multiply-accumulates of one forward pass on one image of h x w (conv, linear and attention
+ * matmuls; norms and activations not counted), as fvcore/ptflops count "FLOPs". */
+int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
+
+typedef struct ssl_encoder_out {
+    ssl_tensor_t *pooled; /* (B, C): global-average-pooled map / cls token / mean token */
+    ssl_tensor_t *tokens; /* ViT: (B, T or K, C) patch tokens after the final norm; else NULL */
+    ssl_tensor_t *fmap;   /* ResNet: (B, C, h, w) last feature map; else NULL */
+} ssl_encoder_out_t;
+
+/* Forward x (B, C, H, W). keep_idx (B, keep) selects the patch tokens a ViT sees (MAE / I-JEPA
+ * context); NULL keeps all. training selects BatchNorm batch statistics. */
+int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                        const int32_t *keep_idx, int64_t keep, int training,
+                        ssl_encoder_out_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

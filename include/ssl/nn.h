@@ -1,0 +1,180 @@
+/* libssl nn: building blocks with named parameters over the core ops.
+ *
+ * A block is a small struct of tensor pointers into an ssl_params_t, created by an *_init
+ * function under a name prefix ("layer1.0.conv1" makes "layer1.0.conv1.weight"), and applied by
+ * a *_forward function. Names follow torchvision (ResNet) and timm (ViT) so weights move between
+ * libssl and PyTorch by name. Initial values are drawn from the counter-based RNG keyed on the
+ * seed and the parameter's full name, so they do not depend on the order blocks are built in.
+ *
+ * `training` selects batch statistics and dropout (1) or running statistics (0).
+ */
+#ifndef SSL_NN_H
+#define SSL_NN_H
+
+#include "ssl/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- initialisation */
+
+typedef enum ssl_init {
+    SSL_INIT_TORCH_DEFAULT = 0, /* PyTorch default: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in)) */
+    SSL_INIT_KAIMING_FAN_OUT,   /* normal(0, sqrt(2 / fan_out)) (torchvision ResNet convs) */
+    SSL_INIT_TRUNC_NORMAL_02,   /* trunc_normal(std 0.02, [-2, 2]), bias 0 (timm ViT linears) */
+    SSL_INIT_XAVIER_UNIFORM,    /* U(±sqrt(6 / (fan_in + fan_out))), bias 0 (MAE) */
+    SSL_INIT_ZEROS
+} ssl_init_t;
+
+/* Fill a parameter by scheme. fan_in/fan_out as PyTorch computes them for its shape. */
+void ssl_nn_init_tensor(ssl_tensor_t *t, ssl_init_t scheme, uint64_t seed);
+/* Uniform / normal / constant fills keyed on the tensor's name. */
+void ssl_nn_fill_uniform(ssl_tensor_t *t, float lo, float hi, uint64_t seed);
+void ssl_nn_fill_normal(ssl_tensor_t *t, float mean, float std, uint64_t seed);
+void ssl_nn_fill_const(ssl_tensor_t *t, float v);
+/* Stream id of a parameter name (FNV-1a), used as the RNG stream for its values. */
+uint64_t ssl_nn_name_stream(const char *name);
+
+/* Join a prefix and a name with '.' into buf ("a.b" + "c" -> "a.b.c"; "" + "c" -> "c"). */
+const char *ssl_nn_name(char *buf, size_t len, const char *prefix, const char *name);
+
+/* ---------------------------------------------------------------- layers */
+
+typedef struct ssl_nn_linear {
+    ssl_tensor_t *weight; /* (out, in) */
+    ssl_tensor_t *bias;   /* (out) or NULL */
+} ssl_nn_linear_t;
+
+int ssl_nn_linear_init(ssl_nn_linear_t *m, ssl_params_t *p, const char *name, int64_t in,
+                       int64_t out, int bias, ssl_init_t init, uint64_t seed);
+ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_t *m, ssl_tensor_t *x);
+
+typedef struct ssl_nn_conv2d {
+    ssl_tensor_t *weight; /* (out, in, k, k) */
+    ssl_tensor_t *bias;   /* (out) or NULL */
+    int stride, padding;
+} ssl_nn_conv2d_t;
+
+int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
+                       int64_t out, int kernel, int stride, int padding, int bias,
+                       ssl_init_t init, uint64_t seed);
+ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ssl_tensor_t *x);
+
+/* BatchNorm1d/2d: weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked as in
+ * torchvision (a buffer, counted in training). affine = 0 gives BatchNorm without weight/bias. */
+typedef struct ssl_nn_batchnorm {
+    ssl_tensor_t *weight, *bias;             /* (C) or NULL */
+    ssl_tensor_t *running_mean, *running_var; /* (C) buffers */
+    ssl_tensor_t *num_batches_tracked;        /* () buffer, stored as float */
+    float momentum, eps;
+} ssl_nn_batchnorm_t;
+
+int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *name,
+                          int64_t channels, int affine, float momentum, float eps);
+ssl_tensor_t *ssl_nn_batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                       ssl_tensor_t *x, int training);
+
+typedef struct ssl_nn_layernorm {
+    ssl_tensor_t *weight, *bias; /* (C) */
+    float eps;
+} ssl_nn_layernorm_t;
+
+int ssl_nn_layernorm_init(ssl_nn_layernorm_t *m, ssl_params_t *p, const char *name,
+                          int64_t dim, float eps);
+ssl_tensor_t *ssl_nn_layernorm_forward(ssl_ctx_t *ctx, const ssl_nn_layernorm_t *m,
+                                       ssl_tensor_t *x);
+
+/* ---------------------------------------------------------------- MLP */
+
+typedef enum ssl_norm_kind { SSL_NORM_NONE = 0, SSL_NORM_BN, SSL_NORM_LN } ssl_norm_kind_t;
+typedef enum ssl_act_kind {
+    SSL_ACT_NONE = 0,
+    SSL_ACT_RELU,
+    SSL_ACT_GELU,
+    SSL_ACT_GELU_TANH
+} ssl_act_kind_t;
+
+#define SSL_MLP_MAX_LAYERS 8
+
+typedef struct ssl_mlp_cfg {
+    int layers;         /* number of linear layers (>= 1) */
+    int64_t in, hidden, out;
+    int norm;           /* ssl_norm_kind_t after each hidden linear */
+    int act;            /* ssl_act_kind_t after each hidden norm */
+    int last_norm;      /* ssl_norm_kind_t on the output (BYOL/SimSiam projector: BN) */
+    int last_norm_affine; /* affine weights on the output norm */
+    int bias;           /* linear biases (a linear followed by BN usually has none) */
+    ssl_init_t init;
+} ssl_mlp_cfg_t;
+
+/* Linear layers are named "<name>.<index>" with the index of the torch nn.Sequential that the
+ * same MLP would be (Linear, norm, act, Linear, ...), so "projector.0.weight", "projector.1.*"
+ * for its BatchNorm, "projector.3.weight" for the second linear. */
+typedef struct ssl_mlp {
+    ssl_mlp_cfg_t cfg;
+    ssl_nn_linear_t lin[SSL_MLP_MAX_LAYERS];
+    ssl_nn_batchnorm_t bn[SSL_MLP_MAX_LAYERS];
+    ssl_nn_layernorm_t ln[SSL_MLP_MAX_LAYERS];
+} ssl_mlp_t;
+
+int ssl_mlp_init(ssl_mlp_t *m, ssl_params_t *p, const char *name, const ssl_mlp_cfg_t *cfg,
+                 uint64_t seed);
+ssl_tensor_t *ssl_mlp_forward(ssl_ctx_t *ctx, const ssl_mlp_t *m, ssl_tensor_t *x,
+                              int training);
+ssl_tensor_t *ssl_nn_activation(ssl_ctx_t *ctx, ssl_tensor_t *x, int act);
+
+/* ---------------------------------------------------------------- attention, transformer */
+
+typedef struct ssl_nn_attention {
+    ssl_nn_linear_t qkv;  /* (3C, C), timm "attn.qkv" */
+    ssl_nn_linear_t proj; /* (C, C), timm "attn.proj" */
+    int heads;
+    int64_t dim;
+} ssl_nn_attention_t;
+
+int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *name,
+                          int64_t dim, int heads, int qkv_bias, ssl_init_t init, uint64_t seed);
+/* x (B, T, C). attn_bias: NULL, or added to the (B, heads, T, T) scores before softmax with
+ * broadcasting, e.g. (T, T) with -inf above the diagonal for causal attention or (B, 1, 1, T)
+ * with -inf at padded keys. */
+ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias);
+
+/* Pre-norm transformer block (timm Block): x + attn(norm1(x)); x + mlp(norm2(x)), GELU MLP
+ * "mlp.fc1", "mlp.fc2". */
+typedef struct ssl_nn_block {
+    ssl_nn_layernorm_t norm1, norm2;
+    ssl_nn_attention_t attn;
+    ssl_nn_linear_t fc1, fc2;
+    int act; /* SSL_ACT_GELU */
+} ssl_nn_block_t;
+
+int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
+                      int heads, double mlp_ratio, int qkv_bias, ssl_init_t init, uint64_t seed);
+ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
+                                   ssl_tensor_t *attn_bias);
+
+/* Patch embedding (timm "patch_embed.proj"): conv k = stride = patch, then (B, T, C). */
+typedef struct ssl_nn_patch_embed {
+    ssl_nn_conv2d_t proj;
+    int patch;
+    int64_t grid_h, grid_w; /* tokens per side */
+} ssl_nn_patch_embed_t;
+
+int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char *name,
+                            int64_t in_chans, int64_t dim, int patch, int64_t img_h,
+                            int64_t img_w, ssl_init_t init, uint64_t seed);
+ssl_tensor_t *ssl_nn_patch_embed_forward(ssl_ctx_t *ctx, const ssl_nn_patch_embed_t *m,
+                                         ssl_tensor_t *x);
+
+/* Fixed 2-D sin-cos positional embedding (MAE/I-JEPA get_2d_sincos_pos_embed): out
+ * (grid_h * grid_w, dim) for tokens in row-major order; the first dim/2 channels encode the
+ * column (w) coordinate, the last dim/2 the row (h), each as [sin(pos w_k), cos(pos w_k)] with
+ * w_k = 10000^(-k / (dim/4)). dim must be a multiple of 4. */
+int ssl_nn_sincos_2d(float *out, int64_t dim, int64_t grid_h, int64_t grid_w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

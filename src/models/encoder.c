@@ -1,0 +1,120 @@
+/* The encoder interface over ResNet and ViT, and the named presets. */
+#include "models_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    static const struct { const char *name; int depth; } resnets[] = {
+        {"resnet18", 18}, {"resnet34", 34}, {"resnet50", 50}};
+    for (size_t i = 0; i < sizeof resnets / sizeof resnets[0]; i++)
+        if (!strcmp(type, resnets[i].name)) {
+            cfg->kind = SSL_ENC_RESNET;
+            cfg->resnet = (ssl_resnet_cfg_t){resnets[i].depth, 0, 64, 3, 0};
+            return SSL_OK;
+        }
+    static const struct { const char *name; int dim, depth, heads; } vits[] = {
+        {"vit_tiny", 192, 12, 3}, {"vit_small", 384, 12, 6}, {"vit_base", 768, 12, 12}};
+    for (size_t i = 0; i < sizeof vits / sizeof vits[0]; i++)
+        if (!strcmp(type, vits[i].name)) {
+            cfg->kind = SSL_ENC_VIT;
+            cfg->vit = (ssl_vit_cfg_t){224, 16, 3, vits[i].dim, vits[i].depth, vits[i].heads,
+                                       4.0, 1, SSL_POOL_CLS, SSL_POS_LEARNED, 1,
+                                       SSL_INIT_TRUNC_NORMAL_02};
+            return SSL_OK;
+        }
+    return ssl_set_error(SSL_ERR_CONFIG, "unknown encoder type '%s' (resnet18, resnet34, "
+                         "resnet50, vit_tiny, vit_small, vit_base)", type);
+}
+
+ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
+                                  const char *prefix, uint64_t seed)
+{
+    ssl_encoder_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        ssl_set_error(SSL_ERR_NOMEM, "encoder: out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    e->params = p;
+    e->first_param = ssl_params_count(p);
+    char pre[128];
+    snprintf(pre, sizeof pre, "%s%s", prefix ? prefix : "", prefix && *prefix ? "." : "");
+    int st = cfg->kind == SSL_ENC_RESNET ? ssl__resnet_init(e, p, pre, seed)
+           : cfg->kind == SSL_ENC_VIT    ? ssl__vit_init(e, p, pre, seed)
+               : ssl_set_error(SSL_ERR_CONFIG, "encoder: unknown kind %d", cfg->kind);
+    if (st != SSL_OK) {
+        ssl_encoder_free(e);
+        return NULL;
+    }
+    e->n_params = ssl_params_count(p) - e->first_param;
+    return e;
+}
+
+void ssl_encoder_free(ssl_encoder_t *e)
+{
+    if (!e)
+        return;
+    free(e->resnet.blocks);
+    free(e->vit.blocks);
+    free(e);
+}
+
+const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e) { return &e->cfg; }
+
+int64_t ssl_encoder_dim(const ssl_encoder_t *e)
+{
+    return e->cfg.kind == SSL_ENC_RESNET ? e->resnet.out_dim : e->cfg.vit.dim;
+}
+
+int64_t ssl_encoder_num_tokens(const ssl_encoder_t *e)
+{
+    return e->cfg.kind == SSL_ENC_VIT ? e->vit.patch.grid_h * e->vit.patch.grid_w : 0;
+}
+
+int64_t ssl_encoder_num_params(const ssl_encoder_t *e)
+{
+    int64_t n = 0;
+    for (int i = e->first_param; i < e->first_param + e->n_params; i++) {
+        const ssl_param_info_t *in = ssl_params_info(e->params, i);
+        if (in->kind == SSL_PARAM_TRAINABLE)
+            n += in->t->numel;
+    }
+    return n;
+}
+
+int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w)
+{
+    return e->cfg.kind == SSL_ENC_RESNET ? ssl__resnet_macs(e, h, w) : ssl__vit_macs(e, h, w);
+}
+
+int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                        const int32_t *keep_idx, int64_t keep, int training,
+                        ssl_encoder_out_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!x)
+        return ssl_last_status() ? ssl_last_status() : SSL_ERR_INVALID;
+    int64_t want_c = e->cfg.kind == SSL_ENC_RESNET ? e->cfg.resnet.in_channels
+                                                    : e->cfg.vit.in_channels;
+    if (x->ndim != 4 || x->shape[1] != want_c) {
+        char s[96];
+        return ssl_set_error(SSL_ERR_SHAPE, "encoder: input %s, expected (B, %lld, H, W)",
+                             ssl_shape_str(x, s, sizeof s), (long long)want_c);
+    }
+    if (e->cfg.kind == SSL_ENC_RESNET) {
+        if (keep_idx)
+            return ssl_set_error(SSL_ERR_INVALID, "encoder: a ResNet cannot take a token subset");
+        return ssl__resnet_forward(ctx, e, x, training, out);
+    }
+    int64_t S = e->cfg.vit.image_size;
+    if (x->shape[2] != S || x->shape[3] != S) {
+        char s[96];
+        return ssl_set_error(SSL_ERR_SHAPE, "encoder: input %s, this ViT takes %lldx%lld images",
+                             ssl_shape_str(x, s, sizeof s), (long long)S, (long long)S);
+    }
+    return ssl__vit_forward(ctx, e, x, keep_idx, keep, out);
+}

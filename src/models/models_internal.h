@@ -1,0 +1,49 @@
+#ifndef SSL_MODELS_INTERNAL_H
+#define SSL_MODELS_INTERNAL_H
+
+#include "ssl/models.h"
+
+typedef struct ssl_resnet_block {
+    ssl_nn_conv2d_t conv1, conv2, conv3; /* conv3 only in bottlenecks */
+    ssl_nn_batchnorm_t bn1, bn2, bn3;
+    ssl_nn_conv2d_t ds_conv;             /* downsample.0 / downsample.1 */
+    ssl_nn_batchnorm_t ds_bn;
+    int has_ds;
+} ssl_resnet_block_t;
+
+typedef struct ssl_resnet {
+    ssl_nn_conv2d_t conv1;
+    ssl_nn_batchnorm_t bn1;
+    ssl_resnet_block_t *blocks; /* all blocks of layer1..layer4 in order */
+    int n_blocks;
+    int layer_of[64];           /* which layer (0..3) each block belongs to */
+    int bottleneck;
+    int64_t out_dim;
+} ssl_resnet_t;
+
+typedef struct ssl_vit {
+    ssl_nn_patch_embed_t patch;
+    ssl_tensor_t *cls_token; /* (1, 1, D) or NULL */
+    ssl_tensor_t *pos_embed; /* (1, T [+1], D) */
+    ssl_nn_block_t *blocks;
+    ssl_nn_layernorm_t norm;
+} ssl_vit_t;
+
+struct ssl_encoder {
+    ssl_encoder_cfg_t cfg;
+    ssl_params_t *params;
+    int first_param, n_params; /* range of this encoder's entries in the store */
+    ssl_resnet_t resnet;
+    ssl_vit_t vit;
+};
+
+int ssl__resnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
+int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int training,
+                        ssl_encoder_out_t *out);
+int64_t ssl__resnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
+int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
+int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                     const int32_t *keep_idx, int64_t keep, ssl_encoder_out_t *out);
+int64_t ssl__vit_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
+
+#endif

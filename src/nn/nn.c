@@ -1,0 +1,232 @@
+/* Parameter initialisation and the basic layers: linear, conv2d, batchnorm, layernorm. */
+#include "ssl/nn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+uint64_t ssl_nn_name_stream(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *c = (const unsigned char *)name; c && *c; c++) {
+        h ^= *c;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+const char *ssl_nn_name(char *buf, size_t len, const char *prefix, const char *name)
+{
+    if (prefix && *prefix)
+        snprintf(buf, len, "%s.%s", prefix, name);
+    else
+        snprintf(buf, len, "%s", name);
+    return buf;
+}
+
+void ssl_nn_fill_uniform(ssl_tensor_t *t, float lo, float hi, uint64_t seed)
+{
+    ssl_rng_fill_uniform(t->data, (size_t)t->numel, lo, hi, seed, ssl_nn_name_stream(t->name),
+                         0);
+}
+
+void ssl_nn_fill_normal(ssl_tensor_t *t, float mean, float std, uint64_t seed)
+{
+    ssl_rng_fill_normal(t->data, (size_t)t->numel, mean, std, seed, ssl_nn_name_stream(t->name),
+                        0);
+}
+
+void ssl_nn_fill_const(ssl_tensor_t *t, float v)
+{
+    for (int64_t i = 0; i < t->numel; i++)
+        t->data[i] = v;
+}
+
+/* fan_in / fan_out as torch.nn.init._calculate_fan_in_and_fan_out: dim 1 and dim 0 times the
+ * receptive field size. */
+static void fans(const ssl_tensor_t *t, double *fan_in, double *fan_out)
+{
+    double rf = 1;
+    for (int i = 2; i < t->ndim; i++)
+        rf *= (double)t->shape[i];
+    *fan_in = t->ndim >= 2 ? (double)t->shape[1] * rf : (double)t->shape[0];
+    *fan_out = (double)t->shape[0] * rf;
+}
+
+void ssl_nn_init_tensor(ssl_tensor_t *t, ssl_init_t scheme, uint64_t seed)
+{
+    double fi, fo;
+    fans(t, &fi, &fo);
+    switch (scheme) {
+    case SSL_INIT_TORCH_DEFAULT: { /* kaiming_uniform(a = sqrt 5): bound = 1 / sqrt(fan_in) */
+        float b = (float)(1.0 / sqrt(fi));
+        ssl_nn_fill_uniform(t, -b, b, seed);
+        break;
+    }
+    case SSL_INIT_KAIMING_FAN_OUT:
+        ssl_nn_fill_normal(t, 0.0f, (float)sqrt(2.0 / fo), seed);
+        break;
+    case SSL_INIT_TRUNC_NORMAL_02:
+        ssl_rng_fill_trunc_normal(t->data, (size_t)t->numel, 0.0f, 0.02f, -2.0f, 2.0f, seed,
+                                  ssl_nn_name_stream(t->name), 0);
+        break;
+    case SSL_INIT_XAVIER_UNIFORM: {
+        float b = (float)sqrt(6.0 / (fi + fo));
+        ssl_nn_fill_uniform(t, -b, b, seed);
+        break;
+    }
+    case SSL_INIT_ZEROS:
+    default:
+        ssl_nn_fill_const(t, 0.0f);
+        break;
+    }
+}
+
+/* Bias init that goes with a weight scheme: PyTorch's default draws U(±1/sqrt(fan_in)); the
+ * ViT/MAE schemes and torchvision's ResNet fc... use zeros except the default. */
+static void init_bias(ssl_tensor_t *b, const ssl_tensor_t *w, ssl_init_t scheme, uint64_t seed)
+{
+    if (scheme == SSL_INIT_TORCH_DEFAULT) {
+        double fi, fo;
+        fans(w, &fi, &fo);
+        float bd = (float)(1.0 / sqrt(fi));
+        ssl_nn_fill_uniform(b, -bd, bd, seed);
+    } else {
+        ssl_nn_fill_const(b, 0.0f);
+    }
+}
+
+#define NAME(buf, pre, n) ssl_nn_name(buf, sizeof buf, pre, n)
+
+/* ---------------------------------------------------------------- linear */
+
+int ssl_nn_linear_init(ssl_nn_linear_t *m, ssl_params_t *p, const char *name, int64_t in,
+                       int64_t out, int bias, ssl_init_t init, uint64_t seed)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    m->weight = ssl_params_add(p, NAME(buf, name, "weight"), 2, (int64_t[]){out, in},
+                               SSL_PARAM_TRAINABLE, 0);
+    if (!m->weight)
+        return ssl_last_status();
+    ssl_nn_init_tensor(m->weight, init, seed);
+    if (bias) {
+        m->bias = ssl_params_add(p, NAME(buf, name, "bias"), 1, (int64_t[]){out},
+                                 SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
+        if (!m->bias)
+            return ssl_last_status();
+        init_bias(m->bias, m->weight, init, seed);
+    }
+    return SSL_OK;
+}
+
+ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_t *m, ssl_tensor_t *x)
+{
+    return ssl_linear(ctx, x, m->weight, m->bias);
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
+                       int64_t out, int kernel, int stride, int padding, int bias,
+                       ssl_init_t init, uint64_t seed)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    m->stride = stride;
+    m->padding = padding;
+    m->weight = ssl_params_add(p, NAME(buf, name, "weight"), 4,
+                               (int64_t[]){out, in, kernel, kernel}, SSL_PARAM_TRAINABLE, 0);
+    if (!m->weight)
+        return ssl_last_status();
+    ssl_nn_init_tensor(m->weight, init, seed);
+    if (bias) {
+        m->bias = ssl_params_add(p, NAME(buf, name, "bias"), 1, (int64_t[]){out},
+                                 SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
+        if (!m->bias)
+            return ssl_last_status();
+        init_bias(m->bias, m->weight, init == SSL_INIT_KAIMING_FAN_OUT ? SSL_INIT_ZEROS : init,
+                  seed);
+    }
+    return SSL_OK;
+}
+
+ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ssl_tensor_t *x)
+{
+    return ssl_conv2d(ctx, x, m->weight, m->bias, m->stride, m->padding);
+}
+
+/* ---------------------------------------------------------------- batchnorm */
+
+int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *name,
+                          int64_t channels, int affine, float momentum, float eps)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    m->momentum = momentum;
+    m->eps = eps;
+    const int64_t shape[1] = {channels};
+    if (affine) {
+        m->weight = ssl_params_add(p, NAME(buf, name, "weight"), 1, shape, SSL_PARAM_TRAINABLE,
+                                   SSL_PARAM_NO_DECAY);
+        m->bias = ssl_params_add(p, NAME(buf, name, "bias"), 1, shape, SSL_PARAM_TRAINABLE,
+                                 SSL_PARAM_NO_DECAY);
+        if (!m->weight || !m->bias)
+            return ssl_last_status();
+        ssl_nn_fill_const(m->weight, 1.0f);
+    }
+    m->running_mean = ssl_params_add(p, NAME(buf, name, "running_mean"), 1, shape,
+                                     SSL_PARAM_BUFFER, 0);
+    m->running_var = ssl_params_add(p, NAME(buf, name, "running_var"), 1, shape,
+                                    SSL_PARAM_BUFFER, 0);
+    m->num_batches_tracked = ssl_params_add(p, NAME(buf, name, "num_batches_tracked"), 0, NULL,
+                                            SSL_PARAM_BUFFER, 0);
+    if (!m->running_mean || !m->running_var || !m->num_batches_tracked)
+        return ssl_last_status();
+    ssl_nn_fill_const(m->running_var, 1.0f);
+    return SSL_OK;
+}
+
+ssl_tensor_t *ssl_nn_batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                       ssl_tensor_t *x, int training)
+{
+    ssl_tensor_t *y = ssl_batch_norm(ctx, x, m->weight, m->bias, m->running_mean,
+                                     m->running_var, training, m->momentum, m->eps);
+    if (y && training)
+        m->num_batches_tracked->data[0] += 1.0f;
+    return y;
+}
+
+/* ---------------------------------------------------------------- layernorm */
+
+int ssl_nn_layernorm_init(ssl_nn_layernorm_t *m, ssl_params_t *p, const char *name,
+                          int64_t dim, float eps)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    m->eps = eps;
+    m->weight = ssl_params_add(p, NAME(buf, name, "weight"), 1, (int64_t[]){dim},
+                               SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
+    m->bias = ssl_params_add(p, NAME(buf, name, "bias"), 1, (int64_t[]){dim},
+                             SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
+    if (!m->weight || !m->bias)
+        return ssl_last_status();
+    ssl_nn_fill_const(m->weight, 1.0f);
+    return SSL_OK;
+}
+
+ssl_tensor_t *ssl_nn_layernorm_forward(ssl_ctx_t *ctx, const ssl_nn_layernorm_t *m,
+                                       ssl_tensor_t *x)
+{
+    return ssl_layer_norm(ctx, x, m->weight, m->bias, m->eps);
+}
+
+ssl_tensor_t *ssl_nn_activation(ssl_ctx_t *ctx, ssl_tensor_t *x, int act)
+{
+    switch (act) {
+    case SSL_ACT_RELU: return ssl_relu(ctx, x);
+    case SSL_ACT_GELU: return ssl_gelu(ctx, x, SSL_GELU_ERF);
+    case SSL_ACT_GELU_TANH: return ssl_gelu(ctx, x, SSL_GELU_TANH);
+    default: return x;
+    }
+}

@@ -1,0 +1,162 @@
+/* Multi-head self-attention, the pre-norm transformer block, patch embedding and the fixed 2-D
+ * sin-cos positional embedding, with timm's parameter names. */
+#include "ssl/nn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NAME(buf, pre, n) ssl_nn_name(buf, sizeof buf, pre, n)
+
+int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *name,
+                          int64_t dim, int heads, int qkv_bias, ssl_init_t init, uint64_t seed)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    if (heads <= 0 || dim % heads != 0)
+        return ssl_set_error(SSL_ERR_CONFIG, "%s: dim %lld is not divisible by heads %d", name,
+                             (long long)dim, heads);
+    m->heads = heads;
+    m->dim = dim;
+    int st = ssl_nn_linear_init(&m->qkv, p, NAME(buf, name, "qkv"), dim, 3 * dim, qkv_bias, init,
+                                seed);
+    if (st == SSL_OK)
+        st = ssl_nn_linear_init(&m->proj, p, NAME(buf, name, "proj"), dim, dim, 1, init, seed);
+    return st;
+}
+
+ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias)
+{
+    if (!x)
+        return NULL;
+    if (x->ndim != 3 || x->shape[2] != m->dim) {
+        char s[96];
+        ssl_set_error(SSL_ERR_SHAPE, "attention: input %s, expected (B, T, %lld)",
+                      ssl_shape_str(x, s, sizeof s), (long long)m->dim);
+        return NULL;
+    }
+    int64_t B = x->shape[0], T = x->shape[1], C = m->dim, H = m->heads, D = C / H;
+    ssl_tensor_t *qkv = ssl_nn_linear_forward(ctx, &m->qkv, x); // (B, T, 3C)
+    qkv = ssl_reshape(ctx, qkv, 5, (int64_t[]){B, T, 3, H, D});
+    qkv = ssl_permute(ctx, qkv, (int[]){2, 0, 3, 1, 4});         // (3, B, H, T, D)
+    qkv = ssl_reshape(ctx, qkv, 4, (int64_t[]){3, B * H, T, D});
+    ssl_tensor_t *parts[3];
+    if (!qkv || ssl_split(ctx, qkv, 0, 3, parts) != SSL_OK)
+        return NULL;
+    ssl_tensor_t *q = ssl_reshape(ctx, parts[0], 3, (int64_t[]){B * H, T, D});
+    ssl_tensor_t *k = ssl_reshape(ctx, parts[1], 3, (int64_t[]){B * H, T, D});
+    ssl_tensor_t *v = ssl_reshape(ctx, parts[2], 3, (int64_t[]){B * H, T, D});
+    q = ssl_scale(ctx, q, (float)(1.0 / sqrt((double)D)), 0.0f);
+    ssl_tensor_t *s = ssl_matmul(ctx, q, k, 0, 1);              // (B*H, T, T)
+    if (attn_bias) {
+        s = ssl_reshape(ctx, s, 4, (int64_t[]){B, H, T, T});
+        s = ssl_add(ctx, s, attn_bias);
+        s = ssl_reshape(ctx, s, 3, (int64_t[]){B * H, T, T});
+    }
+    ssl_tensor_t *a = ssl_softmax(ctx, s, -1);
+    ssl_tensor_t *o = ssl_matmul(ctx, a, v, 0, 0);              // (B*H, T, D)
+    o = ssl_reshape(ctx, o, 4, (int64_t[]){B, H, T, D});
+    o = ssl_permute(ctx, o, (int[]){0, 2, 1, 3});               // (B, T, H, D)
+    o = ssl_reshape(ctx, o, 3, (int64_t[]){B, T, C});
+    return ssl_nn_linear_forward(ctx, &m->proj, o);
+}
+
+int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
+                      int heads, double mlp_ratio, int qkv_bias, ssl_init_t init, uint64_t seed)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    m->act = SSL_ACT_GELU;
+    int64_t hidden = (int64_t)(dim * mlp_ratio);
+    if (hidden <= 0)
+        return ssl_set_error(SSL_ERR_CONFIG, "%s: mlp_ratio %g gives no hidden units", name,
+                             mlp_ratio);
+    int st;
+    if ((st = ssl_nn_layernorm_init(&m->norm1, p, NAME(buf, name, "norm1"), dim, 1e-6f)) ||
+        (st = ssl_nn_attention_init(&m->attn, p, NAME(buf, name, "attn"), dim, heads, qkv_bias,
+                                    init, seed)) ||
+        (st = ssl_nn_layernorm_init(&m->norm2, p, NAME(buf, name, "norm2"), dim, 1e-6f)) ||
+        (st = ssl_nn_linear_init(&m->fc1, p, NAME(buf, name, "mlp.fc1"), dim, hidden, 1, init,
+                                 seed)) ||
+        (st = ssl_nn_linear_init(&m->fc2, p, NAME(buf, name, "mlp.fc2"), hidden, dim, 1, init,
+                                 seed)))
+        return st;
+    return SSL_OK;
+}
+
+ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
+                                   ssl_tensor_t *attn_bias)
+{
+    ssl_tensor_t *h = ssl_nn_layernorm_forward(ctx, &m->norm1, x);
+    x = ssl_add(ctx, x, ssl_nn_attention_forward(ctx, &m->attn, h, attn_bias));
+    h = ssl_nn_layernorm_forward(ctx, &m->norm2, x);
+    h = ssl_nn_linear_forward(ctx, &m->fc1, h);
+    h = ssl_nn_activation(ctx, h, m->act);
+    h = ssl_nn_linear_forward(ctx, &m->fc2, h);
+    return ssl_add(ctx, x, h);
+}
+
+int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char *name,
+                            int64_t in_chans, int64_t dim, int patch, int64_t img_h,
+                            int64_t img_w, ssl_init_t init, uint64_t seed)
+{
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    if (patch <= 0 || img_h % patch || img_w % patch)
+        return ssl_set_error(SSL_ERR_CONFIG, "%s: image %lldx%lld is not divisible into %d-pixel "
+                             "patches", name, (long long)img_h, (long long)img_w, patch);
+    m->patch = patch;
+    m->grid_h = img_h / patch;
+    m->grid_w = img_w / patch;
+    int st = ssl_nn_conv2d_init(&m->proj, p, NAME(buf, name, "proj"), in_chans, dim, patch,
+                                patch, 0, 1, SSL_INIT_TORCH_DEFAULT, seed);
+    if (st == SSL_OK && init == SSL_INIT_XAVIER_UNIFORM) {
+        /* MAE initialises the patch projection like a linear layer on the flattened patch:
+         * xavier over (dim, in_chans * patch * patch). */
+        ssl_tensor_t *w = m->proj.weight;
+        double fi = (double)(w->numel / w->shape[0]), fo = (double)w->shape[0];
+        float b = (float)sqrt(6.0 / (fi + fo));
+        ssl_nn_fill_uniform(w, -b, b, seed);
+        ssl_nn_fill_const(m->proj.bias, 0.0f);
+    }
+    return st;
+}
+
+ssl_tensor_t *ssl_nn_patch_embed_forward(ssl_ctx_t *ctx, const ssl_nn_patch_embed_t *m,
+                                         ssl_tensor_t *x)
+{
+    ssl_tensor_t *y = ssl_nn_conv2d_forward(ctx, &m->proj, x); // (B, C, gh, gw)
+    if (!y)
+        return NULL;
+    int64_t B = y->shape[0], C = y->shape[1], T = y->shape[2] * y->shape[3];
+    y = ssl_reshape(ctx, y, 3, (int64_t[]){B, C, T});
+    return ssl_permute(ctx, y, (int[]){0, 2, 1}); // (B, T, C)
+}
+
+static void sincos_1d(float *out, int64_t stride, int64_t half, double pos)
+{
+    /* half = D/2 channels: sin(pos w_k) for k < half/2, then cos(pos w_k) */
+    int64_t quarter = half / 2;
+    for (int64_t k = 0; k < quarter; k++) {
+        double omega = 1.0 / pow(10000.0, (double)k / (double)quarter);
+        out[k * stride] = (float)sin(pos * omega);
+        out[(quarter + k) * stride] = (float)cos(pos * omega);
+    }
+}
+
+int ssl_nn_sincos_2d(float *out, int64_t dim, int64_t grid_h, int64_t grid_w)
+{
+    if (dim % 4 != 0)
+        return ssl_set_error(SSL_ERR_CONFIG,
+                             "sin-cos positional embedding: dim %lld is not a multiple of 4",
+                             (long long)dim);
+    int64_t half = dim / 2;
+    for (int64_t i = 0; i < grid_h; i++)
+        for (int64_t j = 0; j < grid_w; j++) {
+            float *row = out + (i * grid_w + j) * dim;
+            sincos_1d(row, 1, half, (double)j);        /* w coordinate first */
+            sincos_1d(row + half, 1, half, (double)i); /* then h */
+        }
+    return SSL_OK;
+}

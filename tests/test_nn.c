@@ -1,0 +1,222 @@
+/* nn building blocks and encoders: names, shapes, parameter counts, FLOPs, init statistics,
+ * sin-cos positions, and gradients through whole blocks. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssl/models.h"
+#include "ssl/nn.h"
+
+static void test_names_and_mlp_layout(void **state)
+{
+    (void)state;
+    ssl_params_t *p = ssl_params_create();
+    ssl_mlp_t m;
+    ssl_mlp_cfg_t cfg = {3, 8, 16, 4, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_BN, 0, 0,
+                         SSL_INIT_TORCH_DEFAULT};
+    assert_int_equal(ssl_mlp_init(&m, p, "projector", &cfg, 1), SSL_OK);
+    /* nn.Sequential(Linear, BN, ReLU, Linear, BN, ReLU, Linear, BN(affine=False)) */
+    assert_non_null(ssl_params_get(p, "projector.0.weight"));
+    assert_null(ssl_params_get(p, "projector.0.bias"));
+    assert_non_null(ssl_params_get(p, "projector.1.weight"));
+    assert_non_null(ssl_params_get(p, "projector.1.running_var"));
+    assert_non_null(ssl_params_get(p, "projector.3.weight"));
+    assert_non_null(ssl_params_get(p, "projector.6.weight"));
+    assert_non_null(ssl_params_get(p, "projector.7.running_mean"));
+    assert_null(ssl_params_get(p, "projector.7.weight")); /* affine off */
+    ssl_params_free(p);
+}
+
+static void test_init_statistics(void **state)
+{
+    (void)state;
+    ssl_params_t *p = ssl_params_create();
+    ssl_nn_conv2d_t c;
+    assert_int_equal(ssl_nn_conv2d_init(&c, p, "conv", 64, 128, 3, 1, 1, 0,
+                                        SSL_INIT_KAIMING_FAN_OUT, 7), SSL_OK);
+    double s = 0, s2 = 0;
+    for (int64_t i = 0; i < c.weight->numel; i++) {
+        s += c.weight->data[i];
+        s2 += (double)c.weight->data[i] * c.weight->data[i];
+    }
+    double mean = s / c.weight->numel, sd = sqrt(s2 / c.weight->numel - mean * mean);
+    assert_true(fabs(mean) < 0.005);
+    assert_true(fabs(sd - sqrt(2.0 / (128 * 9))) < 0.002); /* fan_out = 128 * 3 * 3 */
+    ssl_nn_linear_t l;
+    assert_int_equal(ssl_nn_linear_init(&l, p, "fc", 100, 50, 1, SSL_INIT_TORCH_DEFAULT, 7),
+                     SSL_OK);
+    for (int64_t i = 0; i < l.weight->numel; i++)
+        assert_true(fabsf(l.weight->data[i]) <= 0.1f); /* 1 / sqrt(100) */
+    ssl_nn_linear_t t;
+    assert_int_equal(ssl_nn_linear_init(&t, p, "vit", 100, 200, 1, SSL_INIT_TRUNC_NORMAL_02, 7),
+                     SSL_OK);
+    s = s2 = 0;
+    for (int64_t i = 0; i < t.weight->numel; i++) {
+        s2 += (double)t.weight->data[i] * t.weight->data[i];
+    }
+    assert_true(fabs(sqrt(s2 / t.weight->numel) - 0.02) < 0.001);
+    assert_true(t.bias->data[0] == 0.0f);
+    /* Values depend on the name, not on the order of creation. */
+    ssl_params_t *q = ssl_params_create();
+    ssl_nn_linear_t t2;
+    ssl_nn_linear_init(&t2, q, "vit", 100, 200, 1, SSL_INIT_TRUNC_NORMAL_02, 7);
+    assert_memory_equal(t.weight->data, t2.weight->data, sizeof(float) * 100);
+    ssl_params_free(q);
+    ssl_params_free(p);
+}
+
+static void test_sincos(void **state)
+{
+    (void)state;
+    float pe[4 * 3 * 8];
+    assert_int_equal(ssl_nn_sincos_2d(pe, 8, 4, 3), SSL_OK);
+    /* token (i=2, j=1): channels 0..3 encode w=1: sin(1), sin(1/100), cos(1), cos(1/100) */
+    const float *t = pe + (2 * 3 + 1) * 8;
+    assert_float_equal(t[0], sinf(1.0f), 1e-6);
+    assert_float_equal(t[1], sinf(0.01f), 1e-6);
+    assert_float_equal(t[2], cosf(1.0f), 1e-6);
+    assert_float_equal(t[3], cosf(0.01f), 1e-6);
+    assert_float_equal(t[4], sinf(2.0f), 1e-6); /* h = 2 */
+    assert_float_equal(t[7], cosf(0.02f), 1e-6);
+    assert_int_equal(ssl_nn_sincos_2d(pe, 6, 2, 2), SSL_ERR_CONFIG);
+}
+
+static void test_resnet_counts(void **state)
+{
+    (void)state;
+    ssl_encoder_cfg_t cfg;
+    assert_int_equal(ssl_encoder_preset("resnet18", &cfg), SSL_OK);
+    ssl_params_t *p = ssl_params_create();
+    ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "", 0);
+    assert_non_null(e);
+    /* torchvision resnet18: 11,689,512 parameters including the 512x1000 fc (513,000). */
+    assert_int_equal(ssl_encoder_num_params(e), 11689512 - 513000);
+    /* 1.81 GMACs at 224 (the fc would add 0.5 M) */
+    int64_t macs = ssl_encoder_macs(e, 224, 224);
+    assert_int_equal(macs, 1813561344LL); /* conv MACs counted by hooks on torchvision's model */
+    assert_int_equal(ssl_encoder_dim(e), 512);
+    assert_non_null(ssl_params_get(p, "layer1.0.conv1.weight"));
+    assert_non_null(ssl_params_get(p, "layer2.0.downsample.0.weight"));
+    assert_non_null(ssl_params_get(p, "layer4.1.bn2.running_var"));
+    assert_null(ssl_params_get(p, "layer1.0.downsample.0.weight"));
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+    /* CIFAR stem at 32x32: about 0.56 GMACs */
+    cfg.resnet.cifar_stem = 1;
+    p = ssl_params_create();
+    e = ssl_encoder_create(&cfg, p, "encoder", 0);
+    assert_non_null(ssl_params_get(p, "encoder.conv1.weight"));
+    macs = ssl_encoder_macs(e, 32, 32);
+    assert_int_equal(macs, 555417600LL);
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+    /* resnet50: 25,557,032 with fc (2048*1000+1000) */
+    assert_int_equal(ssl_encoder_preset("resnet50", &cfg), SSL_OK);
+    p = ssl_params_create();
+    e = ssl_encoder_create(&cfg, p, "", 0);
+    assert_int_equal(ssl_encoder_num_params(e), 25557032 - 2049000);
+    assert_int_equal(ssl_encoder_dim(e), 2048);
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+}
+
+static void test_vit_counts(void **state)
+{
+    (void)state;
+    ssl_encoder_cfg_t cfg;
+    assert_int_equal(ssl_encoder_preset("vit_tiny", &cfg), SSL_OK);
+    ssl_params_t *p = ssl_params_create();
+    ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "", 0);
+    assert_non_null(e);
+    /* timm vit_tiny_patch16_224: 5,717,416 including the 192x1000 head (193,000) */
+    assert_int_equal(ssl_encoder_num_params(e), 5717416 - 193000);
+    assert_non_null(ssl_params_get(p, "blocks.11.attn.qkv.weight"));
+    assert_non_null(ssl_params_get(p, "blocks.0.mlp.fc2.bias"));
+    assert_non_null(ssl_params_get(p, "patch_embed.proj.weight"));
+    assert_non_null(ssl_params_get(p, "cls_token"));
+    assert_non_null(ssl_params_get(p, "norm.weight"));
+    /* about 1.26 GMACs at 224 (fvcore counts 1.3 G including the head and norms) */
+    int64_t macs = ssl_encoder_macs(e, 224, 224);
+    assert_true(macs > 1200000000LL && macs < 1300000000LL);
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+    cfg.vit.heads = 5;
+    p = ssl_params_create();
+    assert_null(ssl_encoder_create(&cfg, p, "", 0));
+    assert_int_equal(ssl_last_status(), SSL_ERR_CONFIG);
+    assert_non_null(strstr(ssl_last_error(), "heads"));
+    ssl_params_free(p);
+}
+
+typedef struct enc_case {
+    ssl_encoder_t *e;
+    int training;
+    const int32_t *keep;
+    int64_t k;
+} enc_case_t;
+
+static ssl_tensor_t *build_encoder(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    enc_case_t *c = user;
+    ssl_encoder_out_t out;
+    if (ssl_encoder_forward(ctx, c->e, in[0], c->keep, c->k, c->training, &out) != SSL_OK)
+        return NULL;
+    return ssl_encoder_config(c->e)->kind == SSL_ENC_VIT ? out.tokens : out.pooled;
+}
+
+static void test_encoder_gradients(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    /* a tiny ResNet in eval mode (batch statistics make central differences noisy) */
+    ssl_encoder_cfg_t cfg;
+    ssl_encoder_preset("resnet18", &cfg);
+    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 2, 1, 0};
+    ssl_params_t *p = ssl_params_create();
+    enc_case_t c = {ssl_encoder_create(&cfg, p, "", 3), 0, NULL, 0};
+    assert_non_null(c.e);
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 1, -1, 1, 1);
+    tu_gradcheck_opts_t o = {2e-4, 1e-2, 5e-2, 64};
+    assert_int_equal(tu_gradcheck(ctx, build_encoder, &c, &x, 1, &o), 0);
+    ssl_encoder_free(c.e);
+    ssl_params_free(p);
+    ssl_ctx_reset(ctx);
+    /* a tiny ViT on a token subset */
+    ssl_encoder_preset("vit_tiny", &cfg);
+    cfg.vit.image_size = 8;
+    cfg.vit.patch_size = 2;
+    cfg.vit.dim = 8;
+    cfg.vit.depth = 1;
+    cfg.vit.heads = 2;
+    cfg.vit.in_channels = 1;
+    p = ssl_params_create();
+    const int32_t keep[6] = {0, 5, 9, 15, 3, 3};
+    c = (enc_case_t){ssl_encoder_create(&cfg, p, "", 3), 1, keep, 3};
+    assert_non_null(c.e);
+    x = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 2, -1, 1, 1);
+    assert_int_equal(tu_gradcheck(ctx, build_encoder, &c, &x, 1, &o), 0);
+    /* bad inputs name the shape */
+    ssl_encoder_out_t out;
+    ssl_tensor_t *bad = tu_rand(ctx, 4, (int64_t[]){2, 3, 8, 8}, 2, -1, 1, 0);
+    assert_int_equal(ssl_encoder_forward(ctx, c.e, bad, NULL, 0, 0, &out), SSL_ERR_SHAPE);
+    assert_non_null(strstr(ssl_last_error(), "(2, 3, 8, 8)"));
+    ssl_encoder_free(c.e);
+    ssl_params_free(p);
+    ssl_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names_and_mlp_layout),
+        cmocka_unit_test(test_init_statistics),
+        cmocka_unit_test(test_sincos),
+        cmocka_unit_test(test_resnet_counts),
+        cmocka_unit_test(test_vit_counts),
+        cmocka_unit_test(test_encoder_gradients),
+    };
+    return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
+}
