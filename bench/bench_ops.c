@@ -5,6 +5,7 @@
  *
  *   bench_ops [--quick] [--threads N]
  *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section */
+#include "common/blas_env.h"
 #include "ssl/core.h"
 
 #include <cblas.h>
@@ -160,6 +161,7 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
 
 int main(int argc, char **argv)
 {
+    ssl_tool_blas_reexec(argv);
     int quick = 0, only_threads = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))

@@ -80,6 +80,15 @@ const char *ssl_version(void);
 void ssl_set_num_threads(int n);
 int ssl_get_num_threads(void);
 
+/* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... SkylakeX MAX_THREADS=64". */
+const char *ssl_blas_info(void);
+/* OpenBLAS picks its kernels by CPU model when it loads; a release older than the CPU falls back
+ * to generic SSE3 kernels ("Prescott") that run several times below the machine's peak. When
+ * that happened and OPENBLAS_CORETYPE is unset, this returns the core type to set (e.g.
+ * "SkylakeX" on an AVX-512 CPU, "Haswell" on AVX2); else NULL. It only takes effect in a new
+ * process: `sslc` and the benchmarks re-execute themselves with it. */
+const char *ssl_blas_coretype_hint(void);
+
 /* ---------------------------------------------------------------- counter-based RNG */
 
 /* Philox4x32-10. A value depends only on (seed, stream, index): never on the thread that drew

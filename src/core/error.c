@@ -2,6 +2,7 @@
 #include "core_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -125,4 +126,32 @@ int ssl_get_num_threads(void)
 #else
     return 1;
 #endif
+}
+
+const char *ssl_blas_info(void) { return openblas_get_config(); }
+
+const char *ssl_blas_coretype_hint(void)
+{
+    if (getenv("OPENBLAS_CORETYPE"))
+        return NULL;
+    const char *core = openblas_get_corename();
+    static const char *const generic[] = {"Prescott", "Core2",     "Penryn",   "Dunnington",
+                                          "Nehalem",  "Atom",      "Katmai",   "Coppermine",
+                                          "Northwood", "Banias",   "Sandybridge", "unknown"};
+    int old = 0;
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        old |= core && strcmp(core, generic[i]) == 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx512 && (old || (core && strcmp(core, "Haswell") == 0)))
+        return "SkylakeX";
+    if (avx2 && old)
+        return "Haswell";
+#else
+    (void)old;
+#endif
+    return NULL;
 }

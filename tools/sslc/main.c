@@ -1,4 +1,6 @@
 /* sslc: the command-line front end of libssl. */
+#include "common/blas_env.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@ static int cmd_selfcheck(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    ssl_tool_blas_reexec(argv);
     if (argc < 2) {
         fputs(k_usage, stderr);
         return 2;
