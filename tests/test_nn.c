@@ -208,6 +208,46 @@ static void test_encoder_gradients(void **state)
     ssl_ctx_free(ctx);
 }
 
+static void test_encoder_from_json(void **state)
+{
+    (void)state;
+    ssl_encoder_cfg_t cfg;
+    const char *r = "{\"type\": \"resnet18\", \"stem\": \"cifar\", \"in_channels\": 1, \"width\": 32}";
+    assert_int_equal(ssl_encoder_cfg_from_json(r, strlen(r), "enc.json", &cfg), SSL_OK);
+    assert_int_equal(cfg.kind, SSL_ENC_RESNET);
+    assert_int_equal(cfg.resnet.depth, 18);
+    assert_int_equal(cfg.resnet.cifar_stem, 1);
+    assert_int_equal(cfg.resnet.in_channels, 1);
+    assert_int_equal(cfg.resnet.width, 32);
+    const char *v = "{\"type\": \"vit_tiny\", \"patch_size\": 4, \"image_size\": 32, "
+                    "\"pool\": \"mean\", \"pos_embed\": \"sincos\"}";
+    assert_int_equal(ssl_encoder_cfg_from_json(v, strlen(v), "enc.json", &cfg), SSL_OK);
+    assert_int_equal(cfg.kind, SSL_ENC_VIT);
+    assert_int_equal(cfg.vit.dim, 192);
+    assert_int_equal(cfg.vit.patch_size, 4);
+    assert_int_equal(cfg.vit.pool, SSL_POOL_MEAN);
+    assert_int_equal(cfg.vit.pos_embed, SSL_POS_SINCOS);
+    static const struct { const char *json, *needle1, *needle2; } bad[] = {
+        {"{\"type\": \"resnet18\", \"widht\": 3}", "widht", "did you mean 'width'"},
+        {"{\"type\": \"resnet19\"}", "type", "resnet18"},
+        {"{\"type\": \"resnet18\", \"width\": 0}", "width", "1"},
+        {"{\"type\": \"resnet18\", \"stem\": \"tiny\"}", "stem", "cifar"},
+        {"{\"type\": \"vit_tiny\", \"heads\": 5}", "heads", "192"},
+        {"{\"type\": \"vit_tiny\", \"patch_size\": 5, \"image_size\": 32}", "patch_size", "32"},
+        {"{\"type\": \"vit\", \"dim\": 64}", "depth", "missing"},
+        {"{\"width\": 3}", "type", "missing"},
+        {"{\"type\": \"resnet18\", \"type\": \"resnet50\"}", "type", "duplicate"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int st = ssl_encoder_cfg_from_json(bad[i].json, strlen(bad[i].json), "enc.json", &cfg);
+        if (st == SSL_OK)
+            fail_msg("accepted %s", bad[i].json);
+        const char *m = ssl_last_error();
+        if (!strstr(m, bad[i].needle1) || !strstr(m, bad[i].needle2) || !strstr(m, "enc.json"))
+            fail_msg("message for %s: \"%s\"", bad[i].json, m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_resnet_counts),
         cmocka_unit_test(test_vit_counts),
         cmocka_unit_test(test_encoder_gradients),
+        cmocka_unit_test(test_encoder_from_json),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
 }

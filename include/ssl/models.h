@@ -51,6 +51,15 @@ typedef struct ssl_encoder_cfg {
  * "vit_small", "vit_base". Returns SSL_ERR_CONFIG for an unknown name. */
 int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg);
 
+/* Read an encoder section from JSON text (strict: an unknown key or a bad value is an
+ * SSL_ERR_CONFIG error naming the key path, e.g. "model.encoder.widht: unknown key (did you mean
+ * 'width'?)"); `source` names the text (a file name) in messages. Keys: type (resnet18|resnet34|resnet50|vit_tiny|vit_small|vit_base|vit); ResNet:
+ * stem (imagenet|cifar), in_channels, width, zero_init_residual; ViT: image_size, patch_size,
+ * in_channels, dim, depth, heads, mlp_ratio, cls_token, pool (cls|mean), pos_embed
+ * (learned|sincos), qkv_bias, init (timm|mae). See docs/models.md for defaults. */
+int ssl_encoder_cfg_from_json(const char *json, size_t len, const char *source,
+                              ssl_encoder_cfg_t *cfg);
+
 typedef struct ssl_encoder ssl_encoder_t;
 
 /* Build an encoder whose parameters are added to p under prefix ("" or "encoder", names get a

@@ -13,6 +13,8 @@ static const char *k_usage =
     "commands:\n"
     "  selfcheck [--threads N]   check every op's gradient against central differences and\n"
     "                            the BLAS/conv kernels against plain loops on this build\n"
+    "  info --encoder JSON|FILE [--size N]\n"
+    "                            parameters and multiply-accumulates per image of an encoder\n"
     "  version                   print the version (also --version)\n"
     "  help                      this text (also --help, -h)\n";
 
@@ -50,6 +52,95 @@ static int cmd_selfcheck(int argc, char **argv)
     return failed ? 1 : 0;
 }
 
+/* JSON given inline ("{...}") or as a file name; returns a malloc'ed NUL-terminated text. */
+static char *read_json_arg(const char *arg, const char **source)
+{
+    if (arg[0] == '{') {
+        *source = "--encoder";
+        return strdup(arg);
+    }
+    *source = arg;
+    FILE *f = fopen(arg, "rb");
+    if (!f) {
+        fprintf(stderr, "sslc: cannot open '%s'\n", arg);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "sslc: cannot read '%s'\n", arg);
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    const char *enc_arg = NULL;
+    int size = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--encoder") && i + 1 < argc) {
+            enc_arg = argv[++i];
+        } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+            size = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: sslc info --encoder JSON|FILE [--size N]\n"
+                   "Builds the encoder described by the JSON object (inline or in a file), e.g.\n"
+                   "  sslc info --encoder '{\"type\": \"resnet18\", \"stem\": \"cifar\", "
+                   "\"in_channels\": 1, \"width\": 32}'\n"
+                   "and prints its parameter count, feature width and multiply-accumulates of one\n"
+                   "forward pass per image of N x N pixels (default: the ViT's image_size, 32 for a\n"
+                   "CIFAR-stem ResNet, 224 otherwise).\n");
+            return 0;
+        } else {
+            fprintf(stderr, "sslc info: unknown option '%s' (see sslc info --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!enc_arg) {
+        fprintf(stderr, "sslc info: --encoder JSON|FILE is required (see sslc info --help)\n");
+        return 2;
+    }
+    const char *source;
+    char *text = read_json_arg(enc_arg, &source);
+    if (!text)
+        return 1;
+    ssl_encoder_cfg_t cfg;
+    int st = ssl_encoder_cfg_from_json(text, strlen(text), source, &cfg);
+    free(text);
+    if (st != SSL_OK) {
+        fprintf(stderr, "sslc info: %s\n", ssl_last_error());
+        return 1;
+    }
+    ssl_params_t *p = ssl_params_create();
+    ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "", 0);
+    if (!e) {
+        fprintf(stderr, "sslc info: %s\n", ssl_last_error());
+        ssl_params_free(p);
+        return 1;
+    }
+    if (size <= 0)
+        size = cfg.kind == SSL_ENC_VIT ? cfg.vit.image_size : cfg.resnet.cifar_stem ? 32 : 224;
+    int64_t macs = ssl_encoder_macs(e, size, size);
+    printf("encoder      %s\n", cfg.kind == SSL_ENC_VIT ? "vit" : "resnet");
+    printf("parameters   %lld (%.2f M)\n", (long long)ssl_encoder_num_params(e),
+           ssl_encoder_num_params(e) / 1e6);
+    printf("feature dim  %lld\n", (long long)ssl_encoder_dim(e));
+    if (cfg.kind == SSL_ENC_VIT)
+        printf("tokens       %lld\n", (long long)ssl_encoder_num_tokens(e));
+    printf("MACs/image   %lld (%.3f G) at %dx%d; FLOPs = 2 x MACs\n", (long long)macs, macs / 1e9,
+           size, size);
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ssl_tool_blas_reexec(argv);
@@ -66,6 +157,8 @@ int main(int argc, char **argv)
         fputs(k_usage, stdout);
         return 0;
     }
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "selfcheck"))
         return cmd_selfcheck(argc - 2, argv + 2);
     fprintf(stderr, "sslc: unknown command '%s'\n\n%s", cmd, k_usage);

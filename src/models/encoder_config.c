@@ -1,0 +1,82 @@
+/* Encoder configuration from JSON: the strict reader behind model.encoder in run configs and
+ * `sslc info --encoder`. */
+#include "encoder_config.h"
+
+#include <string.h>
+
+static const char *const k_types[] = {"resnet18", "resnet34", "resnet50", "vit_tiny",
+                                      "vit_small", "vit_base", "vit", NULL};
+
+int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg)
+{
+    static const char *const resnet_keys[] = {"type", "stem", "in_channels", "width",
+                                               "zero_init_residual", NULL};
+    static const char *const vit_keys[] = {"type",      "image_size", "patch_size", "in_channels",
+                                           "dim",       "depth",      "heads",      "mlp_ratio",
+                                           "cls_token", "pool",       "pos_embed",  "qkv_bias",
+                                           "init",      NULL};
+    ssl_cfg_require(c, "type");
+    int t = ssl_cfg_enum(c, "type", k_types, 0);
+    if (ssl_cfg_status(c))
+        return ssl_cfg_status(c);
+    ssl_encoder_preset(t == 6 ? "vit_tiny" : k_types[t], cfg);
+    if (cfg->kind == SSL_ENC_RESNET) {
+        static const char *const stems[] = {"imagenet", "cifar", NULL};
+        ssl_cfg_keys(c, resnet_keys);
+        ssl_resnet_cfg_t *r = &cfg->resnet;
+        r->cifar_stem = ssl_cfg_enum(c, "stem", stems, 0);
+        r->in_channels = ssl_cfg_int(c, "in_channels", 3, 1, 64);
+        r->width = ssl_cfg_int(c, "width", 64, 1, 4096);
+        r->zero_init_residual = ssl_cfg_bool(c, "zero_init_residual", 0);
+    } else {
+        static const char *const pools[] = {"cls", "mean", NULL};
+        static const char *const poss[] = {"learned", "sincos", NULL};
+        static const char *const inits[] = {"timm", "mae", NULL};
+        ssl_cfg_keys(c, vit_keys);
+        ssl_vit_cfg_t *v = &cfg->vit;
+        if (t == 6) { /* custom: dim/depth/heads are required */
+            ssl_cfg_require(c, "dim");
+            ssl_cfg_require(c, "depth");
+            ssl_cfg_require(c, "heads");
+        }
+        v->image_size = ssl_cfg_int(c, "image_size", v->image_size, 1, 4096);
+        v->patch_size = ssl_cfg_int(c, "patch_size", v->patch_size, 1, 1024);
+        v->in_channels = ssl_cfg_int(c, "in_channels", 3, 1, 64);
+        v->dim = ssl_cfg_int(c, "dim", v->dim, 1, 16384);
+        v->depth = ssl_cfg_int(c, "depth", v->depth, 1, 64);
+        v->heads = ssl_cfg_int(c, "heads", v->heads, 1, 256);
+        v->mlp_ratio = ssl_cfg_double(c, "mlp_ratio", 4.0, 0.125, 16.0);
+        v->cls_token = ssl_cfg_bool(c, "cls_token", 1);
+        v->pool = ssl_cfg_enum(c, "pool", pools, v->cls_token ? SSL_POOL_CLS : SSL_POOL_MEAN);
+        v->pos_embed = ssl_cfg_enum(c, "pos_embed", poss, SSL_POS_LEARNED);
+        v->qkv_bias = ssl_cfg_bool(c, "qkv_bias", 1);
+        v->init = ssl_cfg_enum(c, "init", inits, 0) == 1 ? SSL_INIT_XAVIER_UNIFORM
+                                                         : SSL_INIT_TRUNC_NORMAL_02;
+        if (!ssl_cfg_status(c)) {
+            if (v->image_size % v->patch_size)
+                ssl_cfg_fail(c, "patch_size", "%d does not divide image_size %d", v->patch_size,
+                             v->image_size);
+            else if (v->dim % v->heads)
+                ssl_cfg_fail(c, "heads", "%d does not divide dim %d", v->heads, v->dim);
+            else if (v->pool == SSL_POOL_CLS && !v->cls_token)
+                ssl_cfg_fail(c, "pool", "'cls' needs cls_token true");
+            else if (v->pos_embed == SSL_POS_SINCOS && v->dim % 4)
+                ssl_cfg_fail(c, "pos_embed", "'sincos' needs dim divisible by 4 (dim %d)",
+                             v->dim);
+        }
+    }
+    return ssl_cfg_status(c);
+}
+
+int ssl_encoder_cfg_from_json(const char *json, size_t len, const char *source,
+                              ssl_encoder_cfg_t *cfg)
+{
+    cJSON *doc = ssl_json_parse(json, len, source);
+    if (!doc)
+        return ssl_last_status();
+    int err = 0;
+    ssl_cfg_t c = ssl_cfg_root(doc, source, &err, 0);
+    int st = ssl__encoder_cfg_read(&c, cfg);
+    cJSON_Delete(doc);
+    return st;
+}
