@@ -3,5 +3,6 @@
 #define SSL_SSL_H
 
 #include "ssl/core.h"
+#include "ssl/data.h"
 
 #endif

@@ -1,0 +1,90 @@
+/* Image decoding with stb_image, compiled here and only here, restricted and hardened:
+ * PNG, JPEG and BMP only; no stdio (we read files ourselves, with a size limit); dimensions
+ * capped; the header is read first and images over the pixel budget are refused before any
+ * pixel memory is allocated; a fixed channel count; no vertical flip (never enabled). */
+#include "data_internal.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_NO_STDIO
+#define STBI_NO_HDR
+#define STBI_NO_LINEAR
+#define STBI_MAX_DIMENSIONS (1 << 15)
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+
+#if defined(__GNUC__)
+/* stb declares static functions for formats compiled out; reported at the end of the file. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#endif
+#include <stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+int ssl_image_info(const void *buf, size_t len, int *w, int *h)
+{
+    int comp;
+    if (!buf || len == 0 || len > INT_MAX ||
+        !stbi_info_from_memory(buf, (int)len, w, h, &comp) || *w <= 0 || *h <= 0)
+        return ssl_set_error(SSL_ERR_FORMAT, "not a readable PNG, JPEG or BMP header");
+    return SSL_OK;
+}
+
+int ssl_image_decode(const void *buf, size_t len, const char *name, int channels, int size,
+                     int64_t max_pixels, uint8_t *dst)
+{
+    if (!name)
+        name = "<memory>";
+    if (channels != 1 && channels != 3)
+        return ssl_set_error(SSL_ERR_INVALID, "%s: channels %d must be 1 or 3", name, channels);
+    if (size <= 0 || size > 8192)
+        return ssl_set_error(SSL_ERR_INVALID, "%s: image size %d must be in [1, 8192]", name,
+                             size);
+    if (!buf || len == 0)
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: empty file", name);
+    if (len > INT_MAX)
+        return ssl_set_error(SSL_ERR_INVALID, "%s: %zu bytes is too large to decode", name, len);
+    int w = 0, h = 0, comp = 0;
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp)) {
+        const char *why = stbi_failure_reason();
+        if (why && strcmp(why, "unknown image type") == 0)
+            return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: not a PNG, JPEG or BMP image", name);
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt image header (%s)", name,
+                             why ? why : "unknown reason");
+    }
+    if (w <= 0 || h <= 0)
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: image header gives an empty %d x %d image",
+                             name, w, h);
+    if (max_pixels > 0 && (int64_t)w * (int64_t)h > max_pixels)
+        return ssl_set_error(SSL_ERR_INVALID, "%s: %d x %d image exceeds the pixel budget of "
+                             "%lld pixels", name, w, h, (long long)max_pixels);
+    int w2 = 0, h2 = 0;
+    stbi_uc *pix = stbi_load_from_memory(buf, (int)len, &w2, &h2, &comp, channels);
+    if (!pix) {
+        const char *why = stbi_failure_reason();
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt or truncated image (%s)", name,
+                             why ? why : "unknown reason");
+    }
+    int rc;
+    if (w2 != w || h2 != h)
+        rc = ssl_set_error(SSL_ERR_FORMAT, "%s: header says %d x %d but the image decodes as "
+                           "%d x %d", name, w, h, w2, h2);
+    else
+        rc = ssl__resize_center_crop_hwc(pix, h, w, channels, size, dst);
+    stbi_image_free(pix);
+    return rc;
+}
