@@ -35,6 +35,25 @@
 #pragma GCC diagnostic pop
 #endif
 
+/* The format from the magic bytes, or NULL. */
+static const char *sniff(const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len >= 8 && memcmp(b, png, 8) == 0)
+        return "PNG";
+    if (len >= 2 && b[0] == 0xff && b[1] == 0xd8)
+        return "JPEG";
+    if (len >= 2 && b[0] == 'B' && b[1] == 'M')
+        return "BMP";
+    return NULL;
+}
+
+static uint64_t be32(const uint8_t *p)
+{
+    return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | (uint64_t)p[3];
+}
+
 int ssl_image_info(const void *buf, size_t len, int *w, int *h)
 {
     int comp;
@@ -58,14 +77,22 @@ int ssl_image_decode(const void *buf, size_t len, const char *name, int channels
         return ssl_set_error(SSL_ERR_FORMAT, "%s: empty file", name);
     if (len > INT_MAX)
         return ssl_set_error(SSL_ERR_INVALID, "%s: %zu bytes is too large to decode", name, len);
+    const char *kind = sniff(buf, len);
+    if (!kind)
+        return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: not a PNG, JPEG or BMP image", name);
     int w = 0, h = 0, comp = 0;
-    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp)) {
-        const char *why = stbi_failure_reason();
-        if (why && strcmp(why, "unknown image type") == 0)
-            return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: not a PNG, JPEG or BMP image", name);
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt image header (%s)", name,
-                             why ? why : "unknown reason");
+    /* PNG: the size is at a fixed place, so the budget is checked even for headers stb would
+     * refuse as too large (its failure reason is overwritten as it tries the other formats). */
+    if (strcmp(kind, "PNG") == 0 && len >= 24 && max_pixels > 0) {
+        uint64_t pw = be32((const uint8_t *)buf + 16), ph = be32((const uint8_t *)buf + 20);
+        if (pw * ph > (uint64_t)max_pixels)
+            return ssl_set_error(SSL_ERR_INVALID, "%s: %llu x %llu image exceeds the pixel "
+                                 "budget of %lld pixels", name, (unsigned long long)pw,
+                                 (unsigned long long)ph, (long long)max_pixels);
     }
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt, truncated or too large %s header",
+                             name, kind);
     if (w <= 0 || h <= 0)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: image header gives an empty %d x %d image",
                              name, w, h);
