@@ -38,7 +38,7 @@ typedef struct ssl_dataset {
     int n_classes;        /* 0 when unlabeled */
     char **class_names;   /* (n_classes) or NULL */
     char **captions;      /* (N) for image-text pairs, else NULL */
-    char **paths;         /* (N) source file of each sample for file-per-image datasets, else NULL */
+    char **paths;         /* (N) source file of each sample (file-per-image datasets), else NULL */
     int64_t n_skipped;    /* bad files skipped while reading */
 } ssl_dataset_t;
 
@@ -260,10 +260,11 @@ typedef enum ssl_mask_kind {
     SSL_MASK_MULTIBLOCK = 4  /* I-JEPA: one context block and n_targets target blocks */
 } ssl_mask_kind_t;
 
-/* Defaults (ssl_mask_opts_default): ratio 0.75; block 2 (SimMIM cell in tokens: 32 px mask
- * patch / 16 px ViT patch); min_block 4, block_aspect (0.3, 1/0.3) (BEiT); I-JEPA n_targets 4,
- * target_scale (0.15, 0.2), target_aspect (0.75, 1.5), context_scale (0.85, 1.0),
- * context_aspect (1, 1), min_keep 10 (the paper's config). */
+/* Defaults (ssl_mask_opts_default): ratio 0.75 (RANDOM), 0.6 (SIMMIM), 0.4 (BLOCKWISE);
+ * block 2 (SimMIM cell in tokens: 32 px mask patch / 16 px ViT patch); min_block 4,
+ * block_aspect (0.3, 1/0.3) (BEiT); I-JEPA n_targets 4, target_scale (0.15, 0.2),
+ * target_aspect (0.75, 1.5), context_scale (0.85, 1.0), context_aspect (1, 1), min_keep 10
+ * (the paper's config). */
 typedef struct ssl_mask_opts {
     int kind;
     int64_t grid_h, grid_w;  /* patch grid; T = grid_h * grid_w */

@@ -1,7 +1,8 @@
 /* Image decoding with stb_image, compiled here and only here, restricted and hardened:
  * PNG, JPEG and BMP only; no stdio (we read files ourselves, with a size limit); dimensions
  * capped; the header is read first and images over the pixel budget are refused before any
- * pixel memory is allocated; a fixed channel count; no vertical flip (never enabled). */
+ * pixel memory is allocated; a fixed channel count; no vertical flip (never enabled); zeroed
+ * allocations; a pre-check for a JPEG Huffman-table overflow of stb 2.27 (below). */
 #include "data_internal.h"
 
 #include <limits.h>
@@ -16,6 +17,12 @@
 #define STBI_NO_LINEAR
 #define STBI_MAX_DIMENSIONS (1 << 15)
 #define STB_IMAGE_STATIC
+/* Zeroed allocations: a JPEG scan may name a Huffman table the file never defined, and stb 2.27
+ * then decodes with uninitialised table memory (out-of-bounds symbol ids). Zeroed tables decode
+ * every code as symbol 0, in bounds. */
+#define STBI_MALLOC(sz) calloc(1, (sz))
+#define STBI_REALLOC(p, newsz) realloc((p), (newsz))
+#define STBI_FREE(p) free(p)
 #define STB_IMAGE_IMPLEMENTATION
 
 #if defined(__GNUC__)
@@ -54,10 +61,71 @@ static uint64_t be32(const uint8_t *p)
     return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | (uint64_t)p[3];
 }
 
+/* ---------------------------------------------------------------- JPEG pre-check
+ *
+ * stb_image 2.27 (Debian 12) writes past its Huffman size table when a DHT table declares more
+ * than 256 codes (fixed upstream in 2.28 with a bound check). We refuse such files before stb
+ * sees them. Up to the first SOS the markers are walked exactly as stb walks them (junk bytes
+ * skipped one at a time, fill bytes 0xFF skipped, every segment consumed by its length); after
+ * it, stb finds later markers by scanning entropy-coded data for 0xFF xx, so every 0xFF 0xC4
+ * there is checked. */
+
+static unsigned byte_at(const uint8_t *b, size_t len, size_t i) { return i < len ? b[i] : 0; }
+
+/* stb's DHT parse from the length field at p: false when a table has more than 256 codes. */
+static bool dht_ok(const uint8_t *b, size_t len, size_t p)
+{
+    long L = (long)(byte_at(b, len, p) << 8 | byte_at(b, len, p + 1)) - 2;
+    p += 2;
+    while (L > 0 && p < len) {
+        unsigned q = byte_at(b, len, p++);
+        if ((q >> 4) > 1 || (q & 15) > 3)
+            return true; /* stb rejects the header itself */
+        long n = 0;
+        for (int i = 0; i < 16; i++)
+            n += byte_at(b, len, p++);
+        if (n > 256)
+            return false;
+        p += (size_t)n;
+        L -= 17 + n;
+    }
+    return true;
+}
+
+static bool jpeg_tables_ok(const uint8_t *b, size_t len)
+{
+    size_t p = 2; /* after SOI */
+    while (p < len) {
+        if (b[p] != 0xff) { /* junk: stb's get_marker returns "none" and moves one byte */
+            p++;
+            continue;
+        }
+        while (p < len && b[p] == 0xff)
+            p++;
+        if (p >= len)
+            return true;
+        unsigned m = b[p++];
+        if (m == 0xd9)
+            return true; /* EOI */
+        if (m == 0xda)
+            break;       /* SOS: entropy-coded data follows */
+        if (m == 0xc4 && !dht_ok(b, len, p))
+            return false;
+        if (p + 2 > len)
+            return true;
+        p += (size_t)(b[p] << 8 | b[p + 1]);
+    }
+    for (size_t i = p; i + 1 < len; i++)
+        if (b[i] == 0xff && b[i + 1] == 0xc4 && !dht_ok(b, len, i + 2))
+            return false;
+    return true;
+}
+
 int ssl_image_info(const void *buf, size_t len, int *w, int *h)
 {
     int comp;
-    if (!buf || len == 0 || len > INT_MAX ||
+    const char *kind = buf ? sniff(buf, len) : NULL;
+    if (!kind || len > INT_MAX || (strcmp(kind, "JPEG") == 0 && !jpeg_tables_ok(buf, len)) ||
         !stbi_info_from_memory(buf, (int)len, w, h, &comp) || *w <= 0 || *h <= 0)
         return ssl_set_error(SSL_ERR_FORMAT, "not a readable PNG, JPEG or BMP header");
     return SSL_OK;
@@ -80,6 +148,10 @@ int ssl_image_decode(const void *buf, size_t len, const char *name, int channels
     const char *kind = sniff(buf, len);
     if (!kind)
         return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: not a PNG, JPEG or BMP image", name);
+    /* Before any stb call: stbi_info parses the DHT segments of the header too. */
+    if (strcmp(kind, "JPEG") == 0 && !jpeg_tables_ok(buf, len))
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt JPEG (a Huffman table declares more "
+                             "than 256 codes)", name);
     int w = 0, h = 0, comp = 0;
     /* PNG: the size is at a fixed place, so the budget is checked even for headers stb would
      * refuse as too large (its failure reason is overwritten as it tries the other formats). */
