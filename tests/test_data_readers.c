@@ -550,6 +550,19 @@ static void test_image_folder(void **state)
     assert_non_null(strstr(ds->paths[0], "ant/e.png"));
     ssl_dataset_free(ds);
 
+    /* torchvision's order: by directory, then name: c/a.png, c/b.png, then c/a/x.png. */
+    mkdirs("order/c/a");
+    write_png("order/c/b.png", 4, 4, 1);
+    write_png("order/c/a.png", 4, 4, 2);
+    write_png("order/c/a/x.png", 4, 4, 3);
+    ds = ssl_dataset_load_image_folder(path_in("order"), &o);
+    assert_non_null(ds);
+    assert_int_equal(ds->n, 3);
+    assert_non_null(strstr(ds->paths[0], "c/a.png"));
+    assert_non_null(strstr(ds->paths[1], "c/b.png"));
+    assert_non_null(strstr(ds->paths[2], "c/a/x.png"));
+    ssl_dataset_free(ds);
+
     mkdirs("empty");
     tu_assert_error(ssl_dataset_load_image_folder(path_in("empty"), &o), SSL_ERR_FORMAT, "empty",
                     NULL);

@@ -93,7 +93,8 @@ ssl_dataset_t *ssl_dataset_load_cifar_dir(const char *dir, int n_classes, const 
  * subdirectories of root sorted by name (byte order), label = class position. Files with other
  * extensions are ignored; image files that fail to decode are skipped and counted. */
 ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_opts_t *opts);
-/* Every image file under root (recursively), sorted by path, label -1. */
+/* Every image file under root (recursively), label -1. Files of both folder readers are in
+ * torchvision's order: by directory path, then by file name (byte order). */
 ssl_dataset_t *ssl_dataset_load_unlabeled_folder(const char *root, const ssl_read_opts_t *opts);
 /* Image-text pairs. A ".jsonl" list holds one object per line with string fields "image"
  * (or "file"/"path") and "caption" (or "text"); any other list is TSV: "PATH<TAB>CAPTION" per

@@ -76,6 +76,21 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* torchvision's order: sorted(os.walk(...)) sorts by directory path, then file name. */
+static int cmp_dir_then_name(const void *a, const void *b)
+{
+    const char *p = ((const entry_t *)a)->path, *q = ((const entry_t *)b)->path;
+    const char *sp = strrchr(p, '/'), *sq = strrchr(q, '/');
+    size_t dp = sp ? (size_t)(sp - p) : 0, dq = sq ? (size_t)(sq - q) : 0;
+    size_t m = dp < dq ? dp : dq;
+    int c = memcmp(p, q, m);
+    if (c != 0)
+        return c;
+    if (dp != dq)
+        return dp < dq ? -1 : 1;
+    return strcmp(p + dp, q + dq);
+}
+
 /* Names in dir (no "." / ".."), sorted; *n set. NULL with n = 0 and an error on failure. */
 static char **read_dir_sorted(const char *dir, int64_t *n)
 {
@@ -117,7 +132,7 @@ static char **read_dir_sorted(const char *dir, int64_t *n)
     return v;
 }
 
-/* Image files under dir, recursively, in sorted order (directories by name as well). */
+/* Image files under dir, recursively (callers sort them). */
 static int walk(const char *dir, int depth, int32_t label, list_t *out)
 {
     if (depth > MAX_DEPTH) {
@@ -295,6 +310,7 @@ ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_op
                 free(p);
                 goto done;
             }
+            qsort(l.e + before, (size_t)(l.n - before), sizeof *l.e, cmp_dir_then_name);
             if (l.n == before)
                 ssl_logf(SSL_LOG_WARN, "%s: class \"%s\" has no image files", what, names[i]);
             classes[n_classes++] = names[i];
@@ -334,9 +350,7 @@ ssl_dataset_t *ssl_dataset_load_unlabeled_folder(const char *root, const ssl_rea
         list_free(&l);
         return NULL;
     }
-    /* walk() sorts each directory; sorting the full paths makes the order independent of how
-     * the tree is split into directories. */
-    qsort(l.e, (size_t)l.n, sizeof *l.e, cmp_str);
+    qsort(l.e, (size_t)l.n, sizeof *l.e, cmp_dir_then_name);
     apply_limit(&l, o.limit);
     char what[512];
     snprintf(what, sizeof what, "unlabeled folder %s", root);
