@@ -459,8 +459,28 @@ static void test_image_decode(void **state)
     assert_int_equal(ssl_image_decode(hb, n, "huge.png", 3, 10, 40000000, out), SSL_ERR_INVALID);
     hb[16] = 0x7f; /* past STBI_MAX_DIMENSIONS */
     assert_int_equal(ssl_image_decode(hb, n, "huge.png", 3, 10, 0, out), SSL_ERR_FORMAT);
+    /* A chunk length past the end of the file (stb would allocate it before reading). */
+    free(hb);
+    hb = malloc(n);
+    memcpy(hb, b, n);
+    uint8_t *idat = NULL;
+    for (size_t i = 12; i + 4 <= n && !idat; i++)
+        if (memcmp(hb + i, "IDAT", 4) == 0)
+            idat = hb + i;
+    assert_non_null(idat);
+    idat[-4] = 0x7f; idat[-3] = 0xff; idat[-2] = 0xff; idat[-1] = 0xf0;
+    assert_int_equal(ssl_image_decode(hb, n, "chunk.png", 3, 10, 0, out), SSL_ERR_FORMAT);
+    assert_non_null(strstr(ssl_last_error(), "offset"));
     free(hb);
     free(b);
+    /* A JPEG Huffman table declaring 320 codes (overflows stb 2.27's tables): refused first. */
+    uint8_t jp[2 + 4 + 17 + 320 + 2] = {0xff, 0xd8, 0xff, 0xc4, 0x01, 0x53, 0x00};
+    for (int i = 0; i < 16; i++)
+        jp[7 + i] = 20;
+    jp[sizeof jp - 2] = 0xff;
+    jp[sizeof jp - 1] = 0xd9;
+    assert_int_equal(ssl_image_decode(jp, sizeof jp, "dht.jpg", 3, 10, 0, out), SSL_ERR_FORMAT);
+    assert_non_null(strstr(ssl_last_error(), "Huffman"));
 }
 
 static void test_image_folder(void **state)
@@ -509,7 +529,7 @@ static void test_image_folder(void **state)
     /* The report names each bad file with its reason, then a summary. */
     assert_non_null(strstr(g_log, "zero.png: empty file"));
     assert_non_null(strstr(g_log, "text.jpg: not a PNG"));
-    assert_non_null(strstr(g_log, "trunc.png: corrupt"));
+    assert_non_null(strstr(g_log, "trunc.png: truncated or corrupt PNG"));
     assert_non_null(strstr(g_log, "skipped 3 of 8 files"));
     ssl_dataset_free(ds);
 

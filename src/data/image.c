@@ -6,6 +6,8 @@
 #include "data_internal.h"
 
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +22,16 @@
 /* Zeroed allocations: a JPEG scan may name a Huffman table the file never defined, and stb 2.27
  * then decodes with uninitialised table memory (out-of-bounds symbol ids). Zeroed tables decode
  * every code as symbol 0, in bounds. */
-#define STBI_MALLOC(sz) calloc(1, (sz))
-#define STBI_REALLOC(p, newsz) realloc((p), (newsz))
+#define STBI_MALLOC(sz) stb_malloc(sz)
+#define STBI_REALLOC(p, newsz) stb_realloc((p), (newsz))
 #define STBI_FREE(p) free(p)
+
+/* Allocations are also capped per decode (set by ssl_image_decode from the pixel budget and the
+ * file size): a corrupt header cannot make stb ask for gigabytes; stb reports "outofmem". */
+static _Thread_local size_t tl_alloc_cap = SIZE_MAX;
+
+static void *stb_malloc(size_t n) { return n > tl_alloc_cap ? NULL : calloc(1, n); }
+static void *stb_realloc(void *p, size_t n) { return n > tl_alloc_cap ? NULL : realloc(p, n); }
 #define STB_IMAGE_IMPLEMENTATION
 
 #if defined(__GNUC__)
@@ -121,6 +130,24 @@ static bool jpeg_tables_ok(const uint8_t *b, size_t len)
     return true;
 }
 
+/* PNG chunks must fit in the file. stb grows its IDAT buffer to a chunk's claimed length before
+ * reading it, so a 2 GiB claim in a 100-byte file would otherwise be allocated. */
+static bool png_chunks_ok(const uint8_t *b, size_t len, size_t *bad_at)
+{
+    size_t p = 8;
+    while (p + 8 <= len) {
+        uint64_t n = be32(b + p);
+        if (n > len - p - 8 || len - p - 8 - n < 4) {
+            *bad_at = p;
+            return false;
+        }
+        if (memcmp(b + p + 4, "IEND", 4) == 0)
+            return true;
+        p += 12 + (size_t)n;
+    }
+    return true; /* ends without IEND: stb reports it */
+}
+
 int ssl_image_info(const void *buf, size_t len, int *w, int *h)
 {
     int comp;
@@ -152,6 +179,10 @@ int ssl_image_decode(const void *buf, size_t len, const char *name, int channels
     if (strcmp(kind, "JPEG") == 0 && !jpeg_tables_ok(buf, len))
         return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt JPEG (a Huffman table declares more "
                              "than 256 codes)", name);
+    size_t bad_at = 0;
+    if (strcmp(kind, "PNG") == 0 && !png_chunks_ok(buf, len, &bad_at))
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: truncated or corrupt PNG: the chunk at offset "
+                             "%zu claims more bytes than the file holds", name, bad_at);
     int w = 0, h = 0, comp = 0;
     /* PNG: the size is at a fixed place, so the budget is checked even for headers stb would
      * refuse as too large (its failure reason is overwritten as it tries the other formats). */
@@ -172,7 +203,14 @@ int ssl_image_decode(const void *buf, size_t len, const char *name, int channels
         return ssl_set_error(SSL_ERR_INVALID, "%s: %d x %d image exceeds the pixel budget of "
                              "%lld pixels", name, w, h, (long long)max_pixels);
     int w2 = 0, h2 = 0;
+    /* Largest legitimate single allocation: 16 bytes per pixel of the image padded to whole
+     * JPEG MCUs (covers 16-bit RGBA PNG rows, JPEG coefficient planes), or twice the file
+     * (PNG IDAT buffer). */
+    uint64_t cap = 16 * ((uint64_t)w + 32) * ((uint64_t)h + 32) + 2 * (uint64_t)len +
+                   ((uint64_t)1 << 20);
+    tl_alloc_cap = cap < SIZE_MAX ? (size_t)cap : SIZE_MAX;
     stbi_uc *pix = stbi_load_from_memory(buf, (int)len, &w2, &h2, &comp, channels);
+    tl_alloc_cap = SIZE_MAX;
     if (!pix) {
         const char *why = stbi_failure_reason();
         return ssl_set_error(SSL_ERR_FORMAT, "%s: corrupt or truncated image (%s)", name,
