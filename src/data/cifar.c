@@ -100,7 +100,7 @@ ssl_dataset_t *ssl_dataset_load_cifar(const char *const *files, int n_files, int
     int64_t total = 0;
     for (int f = 0; f < n_files; f++) {
         size_t len;
-        if (ssl__read_file(files[f], 0, &bufs[f], &len) != SSL_OK)
+        if (ssl__data_read_file(files[f], 0, &bufs[f], &len) != SSL_OK)
             goto done;
         counts[f] = check_records(bufs[f], len, n_classes, files[f]);
         if (counts[f] < 0)
@@ -131,7 +131,7 @@ static char **read_names(const char *path, int n)
 {
     uint8_t *buf;
     size_t len;
-    if (ssl__read_file(path, 1 << 20, &buf, &len) != SSL_OK) {
+    if (ssl__data_read_file(path, 1 << 20, &buf, &len) != SSL_OK) {
         ssl_clear_error();
         return NULL;
     }

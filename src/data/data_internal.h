@@ -9,7 +9,7 @@
 /* Read a whole file into a new buffer with one extra NUL byte after the content (so text can
  * be parsed in place). Fails with SSL_ERR_IO naming the path, or SSL_ERR_INVALID when the file
  * is larger than max_bytes (> 0). */
-int ssl__read_file(const char *path, int64_t max_bytes, uint8_t **buf, size_t *len);
+int ssl__data_read_file(const char *path, int64_t max_bytes, uint8_t **buf, size_t *len);
 
 /* True when buf starts with the gzip magic 1f 8b. */
 bool ssl__is_gzip(const uint8_t *buf, size_t len);

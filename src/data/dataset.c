@@ -144,7 +144,7 @@ void ssl_dataset_free(ssl_dataset_t *ds)
 
 /* ---------------------------------------------------------------- files */
 
-int ssl__read_file(const char *path, int64_t max_bytes, uint8_t **buf, size_t *len)
+int ssl__data_read_file(const char *path, int64_t max_bytes, uint8_t **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;

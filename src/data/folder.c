@@ -210,7 +210,7 @@ static ssl_dataset_t *decode_list(list_t *l, ssl__badlog_t *bl)
     for (int64_t i = 0; i < n; i++) {
         uint8_t *buf = NULL;
         size_t len = 0;
-        int rc = ssl__read_file(l->e[i].path, o->max_file_bytes, &buf, &len);
+        int rc = ssl__data_read_file(l->e[i].path, o->max_file_bytes, &buf, &len);
         if (rc == SSL_OK)
             rc = ssl_image_decode(buf, len, l->e[i].path, o->channels, o->image_size,
                                   o->max_pixels, ds->images + per * (size_t)i);
@@ -484,7 +484,7 @@ ssl_dataset_t *ssl_dataset_load_pairs(const char *list_path, const ssl_read_opts
     }
     uint8_t *buf;
     size_t len;
-    if (ssl__read_file(list_path, (int64_t)1 << 31, &buf, &len) != SSL_OK)
+    if (ssl__data_read_file(list_path, (int64_t)1 << 31, &buf, &len) != SSL_OK)
         return NULL;
     if (memchr(buf, 0, len)) {
         free(buf);

@@ -122,7 +122,7 @@ static int load_idx_file(const char *path, const ssl_read_opts_t *o, ssl_idx_t *
     uint8_t *buf;
     size_t len;
     /* The compressed file is at most as big as the decompressed cap. */
-    int rc = ssl__read_file(path, o->max_decoded_bytes, &buf, &len);
+    int rc = ssl__data_read_file(path, o->max_decoded_bytes, &buf, &len);
     if (rc != SSL_OK)
         return rc;
     rc = ssl_idx_parse(buf, len, path, o->max_decoded_bytes, out);
