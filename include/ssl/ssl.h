@@ -4,6 +4,7 @@
 
 #include "ssl/core.h"
 #include "ssl/io.h"
+#include "ssl/losses.h"
 #include "ssl/models.h"
 #include "ssl/nn.h"
 
