@@ -310,6 +310,12 @@ ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t 
 ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training, uint64_t seed,
                           uint64_t stream);
 
+/* ---- ops added by the losses layer (kept in one block to ease merging) */
+
+/* log(sigmoid(x)) elementwise, exact for any x (no underflow to log 0, no 1 - sigmoid
+ * cancellation); d/dx = sigmoid(-x). The pairwise term of the SigLIP loss. */
+ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
+
 /* ---------------------------------------------------------------- checking gradients */
 
 /* Builds a graph from inputs in[0..n_in) and returns its output (any shape). */

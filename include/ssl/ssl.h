@@ -5,6 +5,7 @@
 #include "ssl/core.h"
 #include "ssl/data.h"
 #include "ssl/io.h"
+#include "ssl/losses.h"
 #include "ssl/models.h"
 #include "ssl/nn.h"
 

@@ -1,0 +1,75 @@
+/* Image-text objectives: CLIP's symmetric cross-entropy with a learnable logit scale and
+ * SigLIP's pairwise sigmoid loss with learnable scale and bias. */
+#include "losses_internal.h"
+
+#include <math.h>
+
+static int check_scalar(const char *L, const char *what, const ssl_tensor_t *t)
+{
+    if (t->numel != 1) {
+        char a[64];
+        ssl__loss_fail(L, "%s %s must be a scalar", what, LSHAPE(t, a));
+        return 0;
+    }
+    return 1;
+}
+
+/* A () view of a one-element tensor, so it broadcasts against anything. */
+static ssl_tensor_t *as_scalar(ssl_ctx_t *ctx, ssl_tensor_t *t)
+{
+    return t->ndim == 0 ? t : ssl_reshape(ctx, t, 0, NULL);
+}
+
+ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
+                            ssl_tensor_t *logit_scale, float max_logit_scale)
+{
+    static const char *L = "clip";
+    if (!image || !text || !logit_scale)
+        return NULL;
+    if (!ctx)
+        return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
+    if (!ssl__loss_check_pair(L, "image", image, "text", text, 1) ||
+        !check_scalar(L, "logit_scale", logit_scale))
+        return NULL;
+    if (!(max_logit_scale >= 0.0f && max_logit_scale < 80.0f))
+        return ssl__loss_fail_status(SSL_ERR_INVALID, L, "max_logit_scale %g outside [0, 80)",
+                                     (double)max_logit_scale);
+    int32_t *labels = ssl__loss_labels(ctx, image->shape[0], 0);
+    if (!labels)
+        return NULL;
+    /* exp(clamp(t, 0, max)): open_clip clamps the parameter to [0, log 100] */
+    ssl_tensor_t *s = ssl_exp(ctx, ssl_clamp(ctx, as_scalar(ctx, logit_scale), 0.0f,
+                                             max_logit_scale));
+    ssl_tensor_t *in = ssl_mul(ctx, ssl_l2_normalize(ctx, image, -1, 1e-12f), s); // (N, D)
+    ssl_tensor_t *tn = ssl_l2_normalize(ctx, text, -1, 1e-12f);
+    ssl_tensor_t *logits = ssl_matmul(ctx, in, tn, 0, 1); // (N, N) image -> text
+    ssl_tensor_t *li = ssl_cross_entropy(ctx, logits, labels);
+    ssl_tensor_t *lt = ssl_cross_entropy(ctx, ssl_transpose(ctx, logits, 0, 1), labels);
+    return ssl_scale(ctx, ssl_add(ctx, li, lt), 0.5f, 0.0f);
+}
+
+ssl_tensor_t *ssl_loss_siglip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
+                              ssl_tensor_t *logit_scale, ssl_tensor_t *logit_bias)
+{
+    static const char *L = "siglip";
+    if (!image || !text || !logit_scale || !logit_bias)
+        return NULL;
+    if (!ctx)
+        return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
+    if (!ssl__loss_check_pair(L, "image", image, "text", text, 1) ||
+        !check_scalar(L, "logit_scale", logit_scale) ||
+        !check_scalar(L, "logit_bias", logit_bias))
+        return NULL;
+    int64_t n = image->shape[0];
+    ssl_tensor_t *z = ssl_tensor_fill(ctx, 2, (int64_t[]){n, n}, -1.0f); // labels +-1
+    if (!z)
+        return NULL;
+    for (int64_t i = 0; i < n; i++)
+        z->data[i * n + i] = 1.0f;
+    ssl_tensor_t *t = ssl_exp(ctx, as_scalar(ctx, logit_scale));
+    ssl_tensor_t *in = ssl_mul(ctx, ssl_l2_normalize(ctx, image, -1, 1e-12f), t); // (N, D)
+    ssl_tensor_t *tn = ssl_l2_normalize(ctx, text, -1, 1e-12f);
+    ssl_tensor_t *logits = ssl_add(ctx, ssl_matmul(ctx, in, tn, 0, 1), as_scalar(ctx, logit_bias));
+    ssl_tensor_t *ll = ssl_log_sigmoid(ctx, ssl_mul(ctx, logits, z)); // (N, N)
+    return ssl_scale(ctx, ssl_sum_all(ctx, ll), -1.0f / (float)n, 0.0f);
+}

@@ -1,0 +1,54 @@
+/* Internal to the losses layer: argument checks with messages that name the loss and the
+ * shapes, and small constant tensors built in the step's arena. */
+#ifndef SSL_LOSSES_INTERNAL_H
+#define SSL_LOSSES_INTERNAL_H
+
+#include "ssl/losses.h"
+
+#include <stdint.h>
+
+/* "(2, 3)" of t, or "NULL". */
+#define LSHAPE(t, buf) ((t) ? ssl_shape_str((t), (buf), sizeof(buf)) : "NULL")
+
+/* Set "<loss>: <message>" with SSL_ERR_SHAPE (or the given status) and return NULL. */
+void *ssl__loss_fail(const char *loss, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void *ssl__loss_fail_status(int status, const char *loss, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* 1 when t is (rows, cols) with rows >= min_rows (cols > 0); else sets an error naming the
+ * loss and the argument and returns 0. */
+int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t,
+                       int64_t min_rows);
+/* 1 when a and b are both 2-D of the same shape with at least min_rows rows. */
+int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a,
+                         const char *bn, const ssl_tensor_t *b, int64_t min_rows);
+/* 1 when the temperature-like value is finite and > 0. */
+int ssl__loss_check_pos(const char *loss, const char *what, float v);
+
+/* labels[i] = (i + shift) mod n for i < n, in the arena. */
+int32_t *ssl__loss_labels(ssl_ctx_t *ctx, int64_t n, int64_t shift);
+/* n labels all equal to value, in the arena. */
+int32_t *ssl__loss_labels_const(ssl_ctx_t *ctx, int64_t n, int32_t value);
+
+/* Forward-only copy of x with grad mode off when x does not require a gradient: the same
+ * tensor; used to keep targets out of the tape. */
+ssl_tensor_t *ssl__loss_sg(ssl_ctx_t *ctx, ssl_tensor_t *x);
+
+/* Cosine similarity per row of two (N, D) tensors -> (N); b is used as given. */
+ssl_tensor_t *ssl__loss_row_cos(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+
+/* sum_{i != j} m_ij^2 of a square matrix m (D, D) whose diagonal is diag (D), computed as
+ * ||m||_F^2 - ||diag||^2 (no (D, D) mask; exact when diag is m's diagonal). */
+ssl_tensor_t *ssl__loss_offdiag_sq(ssl_ctx_t *ctx, ssl_tensor_t *m, ssl_tensor_t *diag);
+
+/* Value of a scalar tensor (0 if NULL). */
+float ssl__loss_value(const ssl_tensor_t *t);
+
+#endif
