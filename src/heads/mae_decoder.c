@@ -63,12 +63,10 @@ ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d
     const ssl_mae_decoder_cfg_t *c = &d->cfg;
     if (!tokens)
         return NULL;
-    if (c->cls_token && !cls) {
-        /* NULL from a failed upstream op keeps that error; otherwise the caller forgot it */
-        if (ssl_last_status() == SSL_OK)
-            ssl_set_error(SSL_ERR_INVALID, "mae decoder: configured with a cls slot: pass the "
-                                           "encoder's cls token output (B, %lld)",
-                          (long long)c->in_dim);
+    if (c->cls_token && !cls) { /* tokens came through, so the caller left cls out */
+        ssl_set_error(SSL_ERR_INVALID, "mae decoder: configured with a cls slot: pass the "
+                                       "encoder's cls token output (B, %lld)",
+                      (long long)c->in_dim);
         return NULL;
     }
     const int64_t T = c->grid_h * c->grid_w, D = c->in_dim;
