@@ -26,7 +26,7 @@ static run_out_t run(int threads)
     assert_non_null(e);
     ssl_mlp_t head;
     ssl_mlp_cfg_t hc = {2, 64, 128, 10, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 0, 1,
-                        SSL_INIT_TORCH_DEFAULT};
+                        SSL_INIT_TORCH_DEFAULT, 0};
     assert_int_equal(ssl_mlp_init(&head, p, "head", &hc, 11), SSL_OK);
     ssl_ctx_t *ctx = tu_ctx();
     run_out_t r = {0};

@@ -16,7 +16,7 @@ static void test_names_and_mlp_layout(void **state)
     ssl_params_t *p = ssl_params_create();
     ssl_mlp_t m;
     ssl_mlp_cfg_t cfg = {3, 8, 16, 4, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_BN, 0, 0,
-                         SSL_INIT_TORCH_DEFAULT};
+                         SSL_INIT_TORCH_DEFAULT, 0};
     assert_int_equal(ssl_mlp_init(&m, p, "projector", &cfg, 1), SSL_OK);
     /* nn.Sequential(Linear, BN, ReLU, Linear, BN, ReLU, Linear, BN(affine=False)) */
     assert_non_null(ssl_params_get(p, "projector.0.weight"));

@@ -106,6 +106,7 @@ typedef struct ssl_mlp_cfg {
     int last_norm_affine; /* affine weights on the output norm */
     int bias;           /* linear biases (a linear followed by BN usually has none) */
     ssl_init_t init;
+    int no_last_bias;   /* 1: the last linear has no bias either (VICReg, Barlow, MoCo v3) */
 } ssl_mlp_cfg_t;
 
 /* Linear layers are named "<name>.<index>" with the index of the torch nn.Sequential that the

@@ -35,8 +35,10 @@ int ssl_mlp_init(ssl_mlp_t *m, ssl_params_t *p, const char *name, const ssl_mlp_
         char nm[256];
         snprintf(nm, sizeof nm, "%s.%d", name, idx++);
         /* A hidden linear followed by BatchNorm has no bias in the usual heads; cfg->bias
-         * decides for all layers except the last, which always has one unless last_norm is BN */
-        int bias = last ? (cfg->last_norm != SSL_NORM_BN || cfg->bias) : cfg->bias;
+         * decides for all layers except the last, which has one unless last_norm is BN or
+         * cfg->no_last_bias is set */
+        int bias = last ? !cfg->no_last_bias && (cfg->last_norm != SSL_NORM_BN || cfg->bias)
+                        : cfg->bias;
         int st = ssl_nn_linear_init(&m->lin[l], p, nm, in, out, bias, cfg->init, seed);
         if (st != SSL_OK)
             return st;
