@@ -102,8 +102,9 @@ int main(int argc, char **argv)
     printf("  28x28 gray -> 2 x 28x28 : %9.0f images/s per thread (target 20000)\n", g);
     double r = per_thread(rgb, 96, seconds);
     printf("  96x96 RGB  -> 2 x 96x96 : %9.0f images/s per thread (target 2000)\n", r);
-    printf("loader (batch 128; the calling thread also helps while it waits)\n");
-    for (int w = 1; w <= 2; w++) {
+    printf("loader (batch 128; 0 workers = all in the calling thread, which also helps the "
+           "workers while it waits)\n");
+    for (int w = 0; w <= 2; w++) {
         printf("  28x28 gray, %d worker(s): %9.0f images/s\n", w,
                loader_rate(gray, 28, w, seconds));
         printf("  96x96 RGB,  %d worker(s): %9.0f images/s\n", w, loader_rate(rgb, 96, w, seconds));
