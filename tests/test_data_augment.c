@@ -137,6 +137,53 @@ static void rand_img(float *x, int64_t n, uint64_t seed)
     ssl_rng_fill_uniform(x, (size_t)n, 0.0f, 1.0f, seed, 11, 0);
 }
 
+/* Naive reference: torchvision's _rgb2hsv / _hsv2rgb with the six-sector selection. */
+static void hue_reference(float *px, float shift)
+{
+    float r = px[0], g = px[1], b = px[2];
+    float mx = fmaxf(r, fmaxf(g, b)), mn = fminf(r, fminf(g, b)), cr = mx - mn;
+    float s = cr / (cr == 0 ? 1 : mx), d = cr == 0 ? 1 : cr, h;
+    if (mx == r)
+        h = (g - b) / d;
+    else if (mx == g)
+        h = 2 + (b - r) / d;
+    else
+        h = 4 + (r - g) / d;
+    h = fmodf(h / 6 + 1 + shift + 2, 1.0f);
+    float v = mx, h6 = h * 6;
+    int i = (int)floorf(h6);
+    float f = h6 - (float)i, p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
+    const float out[6][3] = {{v, t, p}, {q, v, p}, {p, v, t}, {p, q, v}, {t, p, v}, {v, p, q}};
+    memcpy(px, out[i % 6], sizeof out[0]);
+}
+
+static void test_hue_against_reference(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    float x[3 * N];
+    rand_img(x, 3 * N, 5);
+    for (int i = 0; i < 20; i++) /* gray and saturated pixels too */
+        x[i] = x[N + i] = x[2 * N + i] = (float)i / 19.0f;
+    for (int i = 20; i < 40; i++) {
+        x[i] = 1.0f;
+        x[N + i] = 0.0f;
+    }
+    for (int k = 0; k < 9; k++) {
+        float shift = -0.5f + 0.125f * (float)k;
+        float y[3 * N];
+        memcpy(y, x, sizeof x);
+        ssl_adjust_hue(y, 3, 1, N, shift);
+        for (int i = 0; i < N; i++) {
+            float ref[3] = {x[i], x[N + i], x[2 * N + i]};
+            hue_reference(ref, shift);
+            assert_float_equal(y[i], ref[0], 2e-5);
+            assert_float_equal(y[N + i], ref[1], 2e-5);
+            assert_float_equal(y[2 * N + i], ref[2], 2e-5);
+        }
+    }
+}
+
 static void test_color_identity_and_extremes(void **state)
 {
     (void)state;
@@ -404,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_resize),
         cmocka_unit_test(test_flip),
         cmocka_unit_test(test_color_identity_and_extremes),
+        cmocka_unit_test(test_hue_against_reference),
         cmocka_unit_test(test_jitter_in_view),
         cmocka_unit_test(test_blur),
         cmocka_unit_test(test_solarize_normalize),

@@ -287,48 +287,42 @@ void ssl_grayscale(float *x, int64_t c, int64_t h, int64_t w)
     }
 }
 
-/* Hue rotation through HSV, as torchvision's _rgb2hsv / _hsv2rgb on float tensors. */
+/* Hue rotation through HSV (torchvision's _rgb2hsv / _hsv2rgb on float tensors), written
+ * without branches so it vectorises. HSV -> RGB uses the equivalent closed form
+ * channel_n = v * (1 - s * clamp(min(k, 4 - k), 0, 1)), k = (n + 6 h) mod 6, n = 5, 3, 1 for
+ * R, G, B. A gray pixel (max == min) has s = 0 and comes back unchanged. */
 void ssl_adjust_hue(float *x, int64_t c, int64_t h, int64_t w, float shift)
 {
     if (c != 3 || shift == 0.0f)
         return;
+    shift -= floorf(shift); /* any shift: the same rotation in [0, 1) */
     int64_t hw = h * w;
-    float *R = x, *G = x + hw, *B = x + 2 * hw;
+    float *restrict R = x, *restrict G = x + hw, *restrict B = x + 2 * hw;
     for (int64_t i = 0; i < hw; i++) {
         float r = R[i], g = G[i], b = B[i];
-        float mx = fmaxf(r, fmaxf(g, b)), mn = fminf(r, fminf(g, b));
+        float mx = r > g ? r : g;
+        mx = mx > b ? mx : b;
+        float mn = r < g ? r : g;
+        mn = mn < b ? mn : b;
         float cr = mx - mn;
-        if (cr == 0.0f)
-            continue; /* gray pixel: hue is undefined and saturation 0, nothing changes */
-        float s = cr / mx;
-        float hue;
-        if (mx == r)
-            hue = (g - b) / cr;
-        else if (mx == g)
-            hue = 2.0f + (b - r) / cr;
-        else
-            hue = 4.0f + (r - g) / cr;
-        hue = hue / 6.0f + shift;
-        hue -= floorf(hue); /* into [0, 1) */
-        float v = mx;
-        float h6 = hue * 6.0f;
-        int sector = (int)h6;
-        float f = h6 - (float)sector;
-        sector %= 6;
-        float p = clamp01(v * (1.0f - s));
-        float q = clamp01(v * (1.0f - s * f));
-        float t = clamp01(v * (1.0f - s * (1.0f - f)));
-        switch (sector) {
-        case 0: r = v; g = t; b = p; break;
-        case 1: r = q; g = v; b = p; break;
-        case 2: r = p; g = v; b = t; break;
-        case 3: r = p; g = q; b = v; break;
-        case 4: r = t; g = p; b = v; break;
-        default: r = v; g = p; b = q; break;
-        }
-        R[i] = r;
-        G[i] = g;
-        B[i] = b;
+        float s = cr / (mx > 0.0f ? mx : 1.0f);
+        float inv = 1.0f / (cr > 0.0f ? cr : 1.0f);
+        float hr = (g - b) * inv, hg = 2.0f + (b - r) * inv, hb = 4.0f + (r - g) * inv;
+        float hue = mx == r ? hr : (mx == g ? hg : hb);
+        hue = hue * (1.0f / 6.0f) + shift; /* in [-2/3, 4/3] for |shift| <= 0.5 */
+        hue = hue < 0.0f ? hue + 1.0f : hue;
+        hue = hue >= 1.0f ? hue - 1.0f : hue;
+        float h6 = hue * 6.0f, vs = mx * s;
+        float kr = 5.0f + h6, kg = 3.0f + h6, kb = 1.0f + h6;
+        kr = kr >= 6.0f ? kr - 6.0f : kr;
+        kg = kg >= 6.0f ? kg - 6.0f : kg;
+        kb = kb >= 6.0f ? kb - 6.0f : kb;
+        float fr = kr < 4.0f - kr ? kr : 4.0f - kr;
+        float fg = kg < 4.0f - kg ? kg : 4.0f - kg;
+        float fb = kb < 4.0f - kb ? kb : 4.0f - kb;
+        R[i] = mx - vs * clamp01(fr);
+        G[i] = mx - vs * clamp01(fg);
+        B[i] = mx - vs * clamp01(fb);
     }
 }
 
@@ -405,19 +399,31 @@ int ssl_gaussian_blur(float *x, int64_t c, int64_t h, int64_t w, float sigma, in
     }
     int r = ssl_gaussian_kernel(sigma, kernel_size, k, max_size);
     int64_t K = 2 * r + 1;
-    /* tmp: one padded row (w + 2r) then the horizontally blurred plane (h * w). */
-    float *tmp = ssl__ws_get(W, SSL__WS_BLUR, sizeof(float) * (size_t)(w + 2 * r + h * w));
+    /* tmp: one padded row (w + 2r), the horizontally blurred plane (h * w), then the reflected
+     * column indices (w + 2r) and row indices (h + 2r), computed once per call. */
+    size_t nf = (size_t)(w + 2 * r + h * w);
+    size_t bytes = sizeof(float) * nf + sizeof(int64_t) * (size_t)(w + h + 4 * r) + 64;
+    float *tmp = ssl__ws_get(W, SSL__WS_BLUR, bytes);
     if (!tmp) {
         ssl_aug_ws_free(own);
         return SSL_ERR_NOMEM;
     }
     float *pad = tmp, *plane = tmp + w + 2 * r;
+    int64_t *xi = (int64_t *)(void *)(((uintptr_t)(tmp + nf) + 15) & ~(uintptr_t)15);
+    int64_t *yi = xi + w + 2 * r;
+    for (int64_t i = 0; i < w + 2 * r; i++)
+        xi[i] = reflect(i - r, w);
+    for (int64_t i = 0; i < h + 2 * r; i++)
+        yi[i] = reflect(i - r, h);
     for (int64_t ch = 0; ch < c; ch++) {
         float *img = x + ch * h * w;
         for (int64_t y = 0; y < h; y++) {
             const float *row = img + y * w;
-            for (int64_t i = 0; i < w + 2 * r; i++)
-                pad[i] = row[reflect(i - r, w)];
+            for (int64_t i = 0; i < r; i++) {
+                pad[i] = row[xi[i]];
+                pad[w + r + i] = row[xi[w + r + i]];
+            }
+            memcpy(pad + r, row, sizeof(float) * (size_t)w);
             float *o = plane + y * w;
             for (int64_t i = 0; i < w; i++)
                 o[i] = k[0] * pad[i];
@@ -430,11 +436,11 @@ int ssl_gaussian_blur(float *x, int64_t c, int64_t h, int64_t w, float sigma, in
         }
         for (int64_t y = 0; y < h; y++) {
             float *o = img + y * w;
-            const float *p0 = plane + reflect(y - r, h) * w;
+            const float *p0 = plane + yi[y] * w;
             for (int64_t i = 0; i < w; i++)
                 o[i] = k[0] * p0[i];
             for (int64_t j = 1; j < K; j++) {
-                const float *p = plane + reflect(y - r + j, h) * w;
+                const float *p = plane + yi[y + j] * w;
                 float kj = k[j];
                 for (int64_t i = 0; i < w; i++)
                     o[i] += kj * p[i];

@@ -100,6 +100,10 @@ ssl_dataset_t *ssl_dataset_load_cifar(const char *const *files, int n_files, int
     int64_t total = 0;
     for (int f = 0; f < n_files; f++) {
         size_t len;
+        if (!files[f]) {
+            ssl_set_error(SSL_ERR_INVALID, "CIFAR: file %d of %d is NULL", f, n_files);
+            goto done;
+        }
         if (ssl__data_read_file(files[f], 0, &bufs[f], &len) != SSL_OK)
             goto done;
         counts[f] = check_records(bufs[f], len, n_classes, files[f]);

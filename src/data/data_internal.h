@@ -54,7 +54,7 @@ int ssl__resize_center_crop_hwc(const uint8_t *src, int64_t h, int64_t w, int64_
 
 #define SSL__WS_SLOTS 8
 enum { SSL__WS_AXIS_X = 0, SSL__WS_AXIS_Y, SSL__WS_RESIZE, SSL__WS_BLUR, SSL__WS_KERNEL,
-       SSL__WS_U8 };
+       SSL__WS_U8, SSL__WS_VIEW };
 
 struct ssl_aug_ws {
     void *slot[SSL__WS_SLOTS];

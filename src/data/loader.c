@@ -84,10 +84,17 @@ static void run_item(ssl_loader_t *l, slot_t *s, int64_t item, ssl_aug_ws_t *ws)
     } else if (item < s->size) {
         int64_t idx = s->indices[item];
         const uint8_t *src = ds->images + (size_t)idx * (size_t)(ds->c * ds->h * ds->w);
-        for (int v = 0; v < l->o.views.n_views && rc == SSL_OK; v++)
-            rc = ssl_augment_view(&l->o.views.view[v], src, ds->c, ds->h, ds->w, l->o.seed,
-                                  (uint64_t)l->epoch, idx, v,
-                                  s->view_data[v] + item * l->view_elems[v], ws);
+        /* Each view is built in the thread's scratch (its ~10 passes stay in cache), then
+         * copied once into the batch. */
+        for (int v = 0; v < l->o.views.n_views && rc == SSL_OK; v++) {
+            size_t bytes = sizeof(float) * (size_t)l->view_elems[v];
+            float *tmp = ssl__ws_get(ws, SSL__WS_VIEW, bytes);
+            rc = tmp ? ssl_augment_view(&l->o.views.view[v], src, ds->c, ds->h, ds->w, l->o.seed,
+                                        (uint64_t)l->epoch, idx, v, tmp, ws)
+                     : SSL_ERR_NOMEM;
+            if (rc == SSL_OK)
+                memcpy(s->view_data[v] + item * l->view_elems[v], tmp, bytes);
+        }
     } else {
         rc = ssl_masks_generate(&s->masks, &l->o.mask, s->size, s->indices, l->o.seed,
                                 (uint64_t)l->epoch, s->batch_index);
