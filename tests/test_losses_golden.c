@@ -253,42 +253,63 @@ static void test_swav(void **state)
 
 /* ---------------------------------------------------------------- Barlow, VICReg */
 
-static void test_barlow(void **state)
+/* prefix "barlow": N > D, the (D, D) product; "barlow_wide": N < D, the Gram form */
+static void barlow_case(const char *pre)
 {
-    (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *z1 = load(ctx, "barlow.z1", 1), *z2 = load(ctx, "barlow.z2", 1);
+    char n1[64], n2[64], on[64], off[64];
+    snprintf(n1, sizeof n1, "%s.z1", pre);
+    snprintf(n2, sizeof n2, "%s.z2", pre);
+    snprintf(on, sizeof on, "%s.on_diag", pre);
+    snprintf(off, sizeof off, "%s.off_diag", pre);
+    ssl_tensor_t *z1 = load(ctx, n1, 1), *z2 = load(ctx, n2, 1);
     ssl_loss_parts_t parts;
     ssl_tensor_t *loss = ssl_loss_barlow(ctx, z1, z2, scalar(ctx, "barlow.lambda"),
                                          scalar(ctx, "barlow.scale"), &parts);
     assert_non_null(loss);
     assert_int_equal(parts.n, 2);
     assert_string_equal(parts.name[0], "on_diag");
-    assert_float_equal(parts.value[0], scalar(ctx, "barlow.on_diag"), 1e-5);
-    assert_float_equal(parts.value[1], scalar(ctx, "barlow.off_diag"), 1e-5);
-    check_loss(ctx, loss, "barlow", 2, (ssl_tensor_t *[]){z1, z2},
-               (const char *[]){"z1", "z2"});
+    assert_float_equal(parts.value[0], scalar(ctx, on), 1e-5);
+    assert_float_equal(parts.value[1], scalar(ctx, off), 1e-5);
+    check_loss(ctx, loss, pre, 2, (ssl_tensor_t *[]){z1, z2}, (const char *[]){"z1", "z2"});
+    ssl_ctx_free(ctx);
+}
+
+static void test_barlow(void **state)
+{
+    (void)state;
+    barlow_case("barlow");
+    barlow_case("barlow_wide");
+}
+
+static void vicreg_case(const char *pre)
+{
+    ssl_ctx_t *ctx = tu_ctx();
+    char n1[64], n2[64];
+    snprintf(n1, sizeof n1, "%s.z1", pre);
+    snprintf(n2, sizeof n2, "%s.z2", pre);
+    ssl_tensor_t *z1 = load(ctx, n1, 1), *z2 = load(ctx, n2, 1);
+    ssl_loss_parts_t parts;
+    ssl_tensor_t *loss = ssl_loss_vicreg(ctx, z1, z2, NULL, &parts);
+    assert_non_null(loss);
+    assert_int_equal(parts.n, 3);
+    const char *names[3] = {"invariance", "variance", "covariance"};
+    for (int i = 0; i < 3; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s.%s", pre, names[i]);
+        float ref = scalar(ctx, nm);
+        if (tu_count_mismatch(&parts.value[i], &ref, 1, V_ATOL, V_RTOL, nm))
+            fail_msg("%s differs", nm);
+    }
+    check_loss(ctx, loss, pre, 2, (ssl_tensor_t *[]){z1, z2}, (const char *[]){"z1", "z2"});
     ssl_ctx_free(ctx);
 }
 
 static void test_vicreg(void **state)
 {
     (void)state;
-    ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *z1 = load(ctx, "vicreg.z1", 1), *z2 = load(ctx, "vicreg.z2", 1);
-    ssl_loss_parts_t parts;
-    ssl_tensor_t *loss = ssl_loss_vicreg(ctx, z1, z2, NULL, &parts);
-    assert_non_null(loss);
-    assert_int_equal(parts.n, 3);
-    const char *names[3] = {"vicreg.invariance", "vicreg.variance", "vicreg.covariance"};
-    for (int i = 0; i < 3; i++) {
-        float ref = scalar(ctx, names[i]);
-        if (tu_count_mismatch(&parts.value[i], &ref, 1, V_ATOL, V_RTOL, names[i]))
-            fail_msg("%s differs", names[i]);
-    }
-    check_loss(ctx, loss, "vicreg", 2, (ssl_tensor_t *[]){z1, z2},
-               (const char *[]){"z1", "z2"});
-    ssl_ctx_free(ctx);
+    vicreg_case("vicreg");
+    vicreg_case("vicreg_wide");
 }
 
 /* ---------------------------------------------------------------- MAE, SimMIM */

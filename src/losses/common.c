@@ -101,10 +101,4 @@ ssl_tensor_t *ssl__loss_row_cos(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b
     return ssl_sum(ctx, ssl_mul(ctx, an, bn), -1, 0);
 }
 
-ssl_tensor_t *ssl__loss_offdiag_sq(ssl_ctx_t *ctx, ssl_tensor_t *m, ssl_tensor_t *diag)
-{
-    return ssl_sub(ctx, ssl_sum_all(ctx, ssl_mul(ctx, m, m)),
-                   ssl_sum_all(ctx, ssl_mul(ctx, diag, diag)));
-}
-
 float ssl__loss_value(const ssl_tensor_t *t) { return t ? t->data[0] : 0.0f; }

@@ -44,10 +44,6 @@ ssl_tensor_t *ssl__loss_sg(ssl_ctx_t *ctx, ssl_tensor_t *x);
 /* Cosine similarity per row of two (N, D) tensors -> (N); b is used as given. */
 ssl_tensor_t *ssl__loss_row_cos(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
 
-/* sum_{i != j} m_ij^2 of a square matrix m (D, D) whose diagonal is diag (D), computed as
- * ||m||_F^2 - ||diag||^2 (no (D, D) mask; exact when diag is m's diagonal). */
-ssl_tensor_t *ssl__loss_offdiag_sq(ssl_ctx_t *ctx, ssl_tensor_t *m, ssl_tensor_t *diag);
-
 /* Value of a scalar tensor (0 if NULL). */
 float ssl__loss_value(const ssl_tensor_t *t);
 
