@@ -24,11 +24,10 @@ void *ssl__loss_fail_status(int status, const char *loss, const char *fmt, ...)
 
 /* 1 when t is (rows, cols) with rows >= min_rows (cols > 0); else sets an error naming the
  * loss and the argument and returns 0. */
-int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t,
-                       int64_t min_rows);
+int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t, int64_t min_rows);
 /* 1 when a and b are both 2-D of the same shape with at least min_rows rows. */
-int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a,
-                         const char *bn, const ssl_tensor_t *b, int64_t min_rows);
+int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a, const char *bn,
+                         const ssl_tensor_t *b, int64_t min_rows);
 /* 1 when the temperature-like value is finite and > 0. */
 int ssl__loss_check_pos(const char *loss, const char *what, float v);
 

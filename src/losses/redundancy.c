@@ -83,7 +83,7 @@ static void vicreg_branch(ssl_ctx_t *ctx, ssl_tensor_t *x, const ssl_vicreg_opts
 {
     int64_t n = x->shape[0], d = x->shape[1];
     float inv = 1.0f / (float)(n - 1);
-    ssl_tensor_t *xc = ssl_sub(ctx, x, ssl_mean(ctx, x, 0, 1));                    // (N, D)
+    ssl_tensor_t *xc = ssl_sub(ctx, x, ssl_mean(ctx, x, 0, 1)); // (N, D)
     ssl_tensor_t *var = ssl_scale(ctx, ssl_sum(ctx, ssl_mul(ctx, xc, xc), 0, 0), inv, 0.0f); // (D)
     ssl_tensor_t *std = ssl_sqrt(ctx, ssl_scale(ctx, var, 1.0f, o->eps));
     *std_term = ssl_mean_all(ctx, ssl_relu(ctx, ssl_scale(ctx, std, -1.0f, o->gamma)));
