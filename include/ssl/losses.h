@@ -322,7 +322,8 @@ typedef struct ssl_loss {
  *   dino:    "<name>.center" (1, dim) (buffer)
  *   swav:    "<name>.queue<a>.queue_keys" ... per assigned crop when queue_length > 0
  *   clip:    "<name>.logit_scale" (); siglip also "<name>.logit_bias" (trainable, no decay)
- * dim is the width the loss sees (projection or head output), used by the stateful ones. */
+ * dim is the width of what the stateful losses store: moco_v2 the key width, dino the head's
+ * output K, swav (with a queue) the embedding width D; ignored by the others. */
 int ssl_loss_init(ssl_loss_t *l, const ssl_loss_cfg_t *cfg, ssl_params_t *p, const char *name,
                   int64_t dim, uint64_t seed);
 /* The (unweighted) loss of one step. parts (may be NULL) receives logging terms. */
