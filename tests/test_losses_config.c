@@ -28,8 +28,7 @@ static void expect_cfg_error(const char *json, const char *a, const char *b)
         fail_msg("%s: expected SSL_ERR_CONFIG, got %s (%s)", json, ssl_err_name(st),
                  ssl_last_error());
     if ((a && !strstr(ssl_last_error(), a)) || (b && !strstr(ssl_last_error(), b)))
-        fail_msg("%s: message \"%s\" lacks \"%s\" / \"%s\"", json, ssl_last_error(), a,
-                 b ? b : "");
+        fail_msg("%s: message \"%s\" lacks \"%s\" / \"%s\"", json, ssl_last_error(), a, b ? b : "");
 }
 
 static void test_defaults(void **state)
@@ -55,8 +54,7 @@ static void test_defaults(void **state)
     assert_float_equal(c.dino.warmup_teacher_temp, 0.04f, 0);
     assert_float_equal(c.dino.warmup_teacher_temp_epochs, 30.0, 0);
     assert_float_equal(c.dino.center_momentum, 0.9f, 0);
-    assert_int_equal(read_cfg("{\"type\": \"swav\", \"crops_for_assign\": [0, 1, 2]}", &c),
-                     SSL_OK);
+    assert_int_equal(read_cfg("{\"type\": \"swav\", \"crops_for_assign\": [0, 1, 2]}", &c), SSL_OK);
     assert_float_equal(c.swav.temperature, 0.1f, 0);
     assert_float_equal(c.swav.epsilon, 0.05f, 0);
     assert_int_equal(c.swav.sinkhorn_iterations, 3);
@@ -106,8 +104,7 @@ static void test_errors(void **state)
                      "twice");
     expect_cfg_error("{\"type\": \"ijepa\", \"criterion\": \"mse\", \"beta\": 1}", "beta",
                      "smooth_l1");
-    expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias",
-                     NULL);
+    expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias", NULL);
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_scale\": 6}", "init_logit_scale",
                      "max_logit_scale");
     expect_cfg_error("{\"type\": \"mae\", \"norm_pix_loss\": 1}", "norm_pix_loss", NULL);
@@ -171,9 +168,8 @@ static void test_moco_object(void **state)
     ssl_ctx_t *ctx = tu_ctx();
     ssl_params_t *p = ssl_params_create();
     ssl_loss_cfg_t c;
-    assert_int_equal(read_cfg("{\"type\": \"infonce\", \"form\": \"moco_v2\", \"queue_size\": 8}",
-                              &c),
-                     SSL_OK);
+    assert_int_equal(
+        read_cfg("{\"type\": \"infonce\", \"form\": \"moco_v2\", \"queue_size\": 8}", &c), SSL_OK);
     ssl_loss_t l;
     assert_int_equal(ssl_loss_init(&l, &c, p, "loss", 4, 1), SSL_OK);
     assert_non_null(ssl_params_get(p, "loss.queue_keys"));
@@ -209,8 +205,7 @@ static void test_moco_object(void **state)
     ssl_params_t *p2 = ssl_params_create();
     ssl_loss_t l2;
     assert_int_equal(ssl_loss_init(&l2, &c, p2, "loss", 4, 99), SSL_OK);
-    assert_int_equal(ssl_st_load_params_file(path, p2, "loss_state.", SSL_ST_STRICT, NULL),
-                     SSL_OK);
+    assert_int_equal(ssl_st_load_params_file(path, p2, "loss_state.", SSL_ST_STRICT, NULL), SSL_OK);
     tu_assert_close(l2.queue.keys->data, l.queue.keys->data, l.queue.keys->numel, 0, 0);
     assert_float_equal(l2.queue.ptr->data[0], 1.0f, 0);
     assert_int_equal(ssl_queue_count(&l2.queue), 8);
@@ -240,8 +235,8 @@ static void test_dino_object(void **state)
     assert_non_null(v);
     assert_int_equal(parts.n, 1);
     assert_float_equal(parts.value[0], 0.04f + 0.03f * 0.5f, 1e-7); /* epoch 5 of 11 */
-    ssl_tensor_t *ref = ssl_loss_dino(ctx, in.student, in.teacher, 2, l.center, 0.1f,
-                                      parts.value[0]);
+    ssl_tensor_t *ref =
+        ssl_loss_dino(ctx, in.student, in.teacher, 2, l.center, 0.1f, parts.value[0]);
     assert_float_equal(v->data[0], ref->data[0], 0);
     assert_int_equal(ssl_loss_after_step(&l, &in), SSL_OK);
     double m0 = 0; /* center = 0.1 * mean of the teacher's first column */
@@ -290,8 +285,8 @@ static void test_swav_object(void **state)
         if (used)
             for (int a = 0; a < 2; a++)
                 qs[a] = ssl_matmul(ctx, l.swav_queue[a].keys, protos, 0, 1);
-        ssl_tensor_t *ref = ssl_loss_swav(ctx, in.student, 3, views, 2, used ? qs : NULL, 0.1f,
-                                          0.05f, 3);
+        ssl_tensor_t *ref =
+            ssl_loss_swav(ctx, in.student, 3, views, 2, used ? qs : NULL, 0.1f, 0.05f, 3);
         assert_float_equal(v->data[0], ref->data[0], 0);
         assert_int_equal(ssl_loss_after_step(&l, &in), SSL_OK);
     }
@@ -335,9 +330,8 @@ static void test_clip_objects(void **state)
     v = ssl_loss_forward(ctx, &sl, &in, &parts);
     assert_non_null(v);
     assert_int_equal(parts.n, 2);
-    assert_float_equal(v->data[0],
-                       ssl_loss_siglip(ctx, in.z1, in.z2, sl.logit_scale, sl.logit_bias)->data[0],
-                       0);
+    assert_float_equal(
+        v->data[0], ssl_loss_siglip(ctx, in.z1, in.z2, sl.logit_scale, sl.logit_bias)->data[0], 0);
     ssl_params_free(p);
     ssl_ctx_free(ctx);
 }
@@ -373,10 +367,10 @@ static void test_weighted_sum(void **state)
     memcpy(g, in.z1->grad, sizeof g);
     memset(in.z1->grad, 0, sizeof g);
     assert_int_equal(ssl_backward(ctx, ssl_loss_byol(ctx, in.z1, in.z2, in.t1, in.t2)), SSL_OK);
-    assert_int_equal(ssl_backward(ctx, ssl_scale(ctx, ssl_loss_vicreg(ctx, in.z1, in.z2, NULL,
-                                                                      NULL),
-                                                 0.5f, 0.0f)),
-                     SSL_OK);
+    assert_int_equal(
+        ssl_backward(ctx,
+                     ssl_scale(ctx, ssl_loss_vicreg(ctx, in.z1, in.z2, NULL, NULL), 0.5f, 0.0f)),
+        SSL_OK);
     tu_assert_close(in.z1->grad, g, 40, 1e-6, 1e-5);
     ssl_params_free(p);
     ssl_ctx_free(ctx);
@@ -385,10 +379,10 @@ static void test_weighted_sum(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_defaults),      cmocka_unit_test(test_errors),
         cmocka_unit_test(test_list_and_fill), cmocka_unit_test(test_moco_object),
-        cmocka_unit_test(test_dino_object),  cmocka_unit_test(test_swav_object),
-        cmocka_unit_test(test_clip_objects), cmocka_unit_test(test_weighted_sum),
+        cmocka_unit_test(test_dino_object),   cmocka_unit_test(test_swav_object),
+        cmocka_unit_test(test_clip_objects),  cmocka_unit_test(test_weighted_sum),
     };
     return cmocka_run_group_tests_name("losses_config", tests, NULL, NULL);
 }

@@ -52,7 +52,10 @@ static ssl_tensor_t *load(ssl_ctx_t *ctx, const char *name, int requires_grad)
     return x;
 }
 
-static float scalar(ssl_ctx_t *ctx, const char *name) { return load(ctx, name, 0)->data[0]; }
+static float scalar(ssl_ctx_t *ctx, const char *name)
+{
+    return load(ctx, name, 0)->data[0];
+}
 
 /* Index tensor stored as floats -> int32 in the arena. */
 static int32_t *load_idx(ssl_ctx_t *ctx, const char *name, int64_t *rows, int64_t *cols)
@@ -88,7 +91,7 @@ static void check_grad(ssl_ctx_t *ctx, const ssl_tensor_t *x, const char *name)
     if (!x->grad)
         fail_msg("%s: no gradient reached the input", name);
     if (tu_count_mismatch(x->grad, ref->data, ref->numel, G_ATOL * g_tol_mul, G_RTOL * g_tol_mul,
-                           name))
+                          name))
         fail_msg("%s differs from PyTorch", name);
 }
 
@@ -137,8 +140,7 @@ static void test_moco_v3(void **state)
     ssl_tensor_t *q1 = load(ctx, "mocov3.q1", 1), *q2 = load(ctx, "mocov3.q2", 1);
     ssl_tensor_t *k1 = load(ctx, "mocov3.k1", 1), *k2 = load(ctx, "mocov3.k2", 1);
     ssl_tensor_t *loss = ssl_loss_moco_v3(ctx, q1, q2, k1, k2, scalar(ctx, "mocov3.tau"));
-    check_loss(ctx, loss, "mocov3", 2, (ssl_tensor_t *[]){q1, q2},
-               (const char *[]){"q1", "q2"});
+    check_loss(ctx, loss, "mocov3", 2, (ssl_tensor_t *[]){q1, q2}, (const char *[]){"q1", "q2"});
     assert_null(k1->grad);
     assert_null(k2->grad);
     ssl_ctx_free(ctx);
@@ -222,8 +224,8 @@ static void test_sinkhorn(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     ssl_tensor_t *s = load(ctx, "sinkhorn.scores", 0), *ref = load(ctx, "sinkhorn.codes", 0);
-    ssl_tensor_t *q = ssl_sinkhorn(ctx, s, scalar(ctx, "sinkhorn.epsilon"),
-                                   (int)scalar(ctx, "sinkhorn.iters"));
+    ssl_tensor_t *q =
+        ssl_sinkhorn(ctx, s, scalar(ctx, "sinkhorn.epsilon"), (int)scalar(ctx, "sinkhorn.iters"));
     assert_non_null(q);
     tu_assert_close(q->data, ref->data, ref->numel, 1e-7, 1e-5);
     ssl_ctx_free(ctx);
@@ -241,10 +243,10 @@ static void test_swav(void **state)
             qs[0] = load(ctx, "swavq.queue0", 0);
             qs[1] = load(ctx, "swavq.queue1", 0);
         }
-        ssl_tensor_t *loss = ssl_loss_swav(
-            ctx, s, (int)scalar(ctx, "swav.n_views"), views, 2, use_queue ? qs : NULL,
-            scalar(ctx, "swav.temperature"), scalar(ctx, "swav.epsilon"),
-            (int)scalar(ctx, "swav.iters"));
+        ssl_tensor_t *loss =
+            ssl_loss_swav(ctx, s, (int)scalar(ctx, "swav.n_views"), views, 2, use_queue ? qs : NULL,
+                          scalar(ctx, "swav.temperature"), scalar(ctx, "swav.epsilon"),
+                          (int)scalar(ctx, "swav.iters"));
         check_loss(ctx, loss, use_queue ? "swavq" : "swav", 1, (ssl_tensor_t *[]){s},
                    (const char *[]){"scores"});
         ssl_ctx_free(ctx);
@@ -253,42 +255,63 @@ static void test_swav(void **state)
 
 /* ---------------------------------------------------------------- Barlow, VICReg */
 
-static void test_barlow(void **state)
+/* prefix "barlow": N > D, the (D, D) product; "barlow_wide": N < D, the Gram form */
+static void barlow_case(const char *pre)
 {
-    (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *z1 = load(ctx, "barlow.z1", 1), *z2 = load(ctx, "barlow.z2", 1);
+    char n1[64], n2[64], on[64], off[64];
+    snprintf(n1, sizeof n1, "%s.z1", pre);
+    snprintf(n2, sizeof n2, "%s.z2", pre);
+    snprintf(on, sizeof on, "%s.on_diag", pre);
+    snprintf(off, sizeof off, "%s.off_diag", pre);
+    ssl_tensor_t *z1 = load(ctx, n1, 1), *z2 = load(ctx, n2, 1);
     ssl_loss_parts_t parts;
     ssl_tensor_t *loss = ssl_loss_barlow(ctx, z1, z2, scalar(ctx, "barlow.lambda"),
                                          scalar(ctx, "barlow.scale"), &parts);
     assert_non_null(loss);
     assert_int_equal(parts.n, 2);
     assert_string_equal(parts.name[0], "on_diag");
-    assert_float_equal(parts.value[0], scalar(ctx, "barlow.on_diag"), 1e-5);
-    assert_float_equal(parts.value[1], scalar(ctx, "barlow.off_diag"), 1e-5);
-    check_loss(ctx, loss, "barlow", 2, (ssl_tensor_t *[]){z1, z2},
-               (const char *[]){"z1", "z2"});
+    assert_float_equal(parts.value[0], scalar(ctx, on), 1e-5);
+    assert_float_equal(parts.value[1], scalar(ctx, off), 1e-5);
+    check_loss(ctx, loss, pre, 2, (ssl_tensor_t *[]){z1, z2}, (const char *[]){"z1", "z2"});
+    ssl_ctx_free(ctx);
+}
+
+static void test_barlow(void **state)
+{
+    (void)state;
+    barlow_case("barlow");
+    barlow_case("barlow_wide");
+}
+
+static void vicreg_case(const char *pre)
+{
+    ssl_ctx_t *ctx = tu_ctx();
+    char n1[64], n2[64];
+    snprintf(n1, sizeof n1, "%s.z1", pre);
+    snprintf(n2, sizeof n2, "%s.z2", pre);
+    ssl_tensor_t *z1 = load(ctx, n1, 1), *z2 = load(ctx, n2, 1);
+    ssl_loss_parts_t parts;
+    ssl_tensor_t *loss = ssl_loss_vicreg(ctx, z1, z2, NULL, &parts);
+    assert_non_null(loss);
+    assert_int_equal(parts.n, 3);
+    const char *names[3] = {"invariance", "variance", "covariance"};
+    for (int i = 0; i < 3; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "%s.%s", pre, names[i]);
+        float ref = scalar(ctx, nm);
+        if (tu_count_mismatch(&parts.value[i], &ref, 1, V_ATOL, V_RTOL, nm))
+            fail_msg("%s differs", nm);
+    }
+    check_loss(ctx, loss, pre, 2, (ssl_tensor_t *[]){z1, z2}, (const char *[]){"z1", "z2"});
     ssl_ctx_free(ctx);
 }
 
 static void test_vicreg(void **state)
 {
     (void)state;
-    ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *z1 = load(ctx, "vicreg.z1", 1), *z2 = load(ctx, "vicreg.z2", 1);
-    ssl_loss_parts_t parts;
-    ssl_tensor_t *loss = ssl_loss_vicreg(ctx, z1, z2, NULL, &parts);
-    assert_non_null(loss);
-    assert_int_equal(parts.n, 3);
-    const char *names[3] = {"vicreg.invariance", "vicreg.variance", "vicreg.covariance"};
-    for (int i = 0; i < 3; i++) {
-        float ref = scalar(ctx, names[i]);
-        if (tu_count_mismatch(&parts.value[i], &ref, 1, V_ATOL, V_RTOL, names[i]))
-            fail_msg("%s differs", names[i]);
-    }
-    check_loss(ctx, loss, "vicreg", 2, (ssl_tensor_t *[]){z1, z2},
-               (const char *[]){"z1", "z2"});
-    ssl_ctx_free(ctx);
+    vicreg_case("vicreg");
+    vicreg_case("vicreg_wide");
 }
 
 /* ---------------------------------------------------------------- MAE, SimMIM */
@@ -403,8 +426,7 @@ static void test_clip(void **state)
         ssl_ctx_t *ctx = tu_ctx();
         ssl_tensor_t *img = load(ctx, "clip.image", 1), *txt = load(ctx, "clip.text", 1);
         ssl_tensor_t *ls = load(ctx, clamped ? "clipc.logit_scale" : "clip.logit_scale", 1);
-        ssl_tensor_t *loss =
-            ssl_loss_clip(ctx, img, txt, ls, scalar(ctx, "clip.max_logit_scale"));
+        ssl_tensor_t *loss = ssl_loss_clip(ctx, img, txt, ls, scalar(ctx, "clip.max_logit_scale"));
         g_tol_mul = clamped ? 10.0 : 1.0;
         check_loss(ctx, loss, clamped ? "clipc" : "clip", 3, (ssl_tensor_t *[]){img, txt, ls},
                    (const char *[]){"image", "text", "logit_scale"});
@@ -430,15 +452,24 @@ static void test_siglip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntxent),      cmocka_unit_test(test_moco),
-        cmocka_unit_test(test_moco_v3),     cmocka_unit_test(test_byol),
-        cmocka_unit_test(test_simsiam),     cmocka_unit_test(test_dino),
-        cmocka_unit_test(test_dino_one_global), cmocka_unit_test(test_sinkhorn),
-        cmocka_unit_test(test_swav),        cmocka_unit_test(test_barlow),
-        cmocka_unit_test(test_vicreg),      cmocka_unit_test(test_patchify),
-        cmocka_unit_test(test_mae),         cmocka_unit_test(test_mae_idx),
-        cmocka_unit_test(test_simmim),      cmocka_unit_test(test_ijepa),
-        cmocka_unit_test(test_clip),        cmocka_unit_test(test_siglip),
+        cmocka_unit_test(test_ntxent),
+        cmocka_unit_test(test_moco),
+        cmocka_unit_test(test_moco_v3),
+        cmocka_unit_test(test_byol),
+        cmocka_unit_test(test_simsiam),
+        cmocka_unit_test(test_dino),
+        cmocka_unit_test(test_dino_one_global),
+        cmocka_unit_test(test_sinkhorn),
+        cmocka_unit_test(test_swav),
+        cmocka_unit_test(test_barlow),
+        cmocka_unit_test(test_vicreg),
+        cmocka_unit_test(test_patchify),
+        cmocka_unit_test(test_mae),
+        cmocka_unit_test(test_mae_idx),
+        cmocka_unit_test(test_simmim),
+        cmocka_unit_test(test_ijepa),
+        cmocka_unit_test(test_clip),
+        cmocka_unit_test(test_siglip),
     };
     return cmocka_run_group_tests_name("losses_golden", tests, setup, teardown);
 }

@@ -6,7 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 
-static double ref(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+static double ref(double x)
+{
+    return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x));
+}
 
 static ssl_tensor_t *build(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
 {
@@ -29,8 +32,8 @@ static void test_forward(void **state)
     for (int64_t i = 0; i < x->numel; i++) {
         double r = ref(x->data[i]);
         if (!(fabs(y->data[i] - r) <= 1e-6 * fabs(r) + 1e-30))
-            fail_msg("log_sigmoid(%g) = %.9g, want %.9g", (double)x->data[i],
-                     (double)y->data[i], r);
+            fail_msg("log_sigmoid(%g) = %.9g, want %.9g", (double)x->data[i], (double)y->data[i],
+                     r);
     }
     assert_true(isfinite(y->data[0])); /* log(sigmoid(-1000)) would be log(0) */
     assert_float_equal(y->data[0], -1000.0f, 0);

@@ -36,13 +36,13 @@ ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2
  * encoder's output) and the negatives in `queue` (K, D), rows already L2-normalised (an
  * ssl_queue_t's keys), or NULL for no negatives from a queue. q and k are L2-normalised here.
  * logits [q.k+, q queue^T] / temperature, cross-entropy to index 0, mean over N. */
-ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k,
-                            ssl_tensor_t *queue, float temperature);
+ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k, ssl_tensor_t *queue,
+                            float temperature);
 
 /* MoCo v3: ctr(q1, k2) + ctr(q2, k1), ctr(q, k) = 2 temperature * CE(q k^T / temperature,
  * diagonal) with q, k L2-normalised and the keys (momentum encoder) detached; (N, D) each. */
-ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2,
-                               ssl_tensor_t *k1, ssl_tensor_t *k2, float temperature);
+ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2, ssl_tensor_t *k1,
+                               ssl_tensor_t *k2, float temperature);
 
 /* A FIFO queue of L2-normalised keys (MoCo negatives, SwAV embedding queue): a ring buffer
  * whose state lives in a parameter store as buffers, so checkpoints save and restore it:
@@ -57,8 +57,8 @@ typedef struct ssl_queue {
 
 /* random_init: fill with random unit vectors and mark the queue full (MoCo); else zeros and
  * empty (SwAV uses its queue only once full). Values are drawn from (seed, name). */
-int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t size,
-                   int64_t dim, int random_init, uint64_t seed);
+int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t size, int64_t dim,
+                   int random_init, uint64_t seed);
 /* Enqueue the rows of keys (N, dim), L2-normalised, oldest rows overwritten first. Call after
  * the step's backward: the loss of the step reads the queue's data in backward. */
 int ssl_queue_push(ssl_queue_t *q, const ssl_tensor_t *keys);
@@ -69,11 +69,11 @@ int64_t ssl_queue_count(const ssl_queue_t *q); /* rows filled (== size once full
 
 /* BYOL: (2 - 2 cos(p1, z2)) + (2 - 2 cos(p2, z1)), each averaged over the batch; p online
  * predictions, z target projections (detached here). (N, D) each. */
-ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
-                            ssl_tensor_t *z1, ssl_tensor_t *z2);
+ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
+                            ssl_tensor_t *z2);
 /* SimSiam: -(cos(p1, z2) + cos(p2, z1)) / 2, batch means; z detached here. */
-ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
-                               ssl_tensor_t *z1, ssl_tensor_t *z2);
+ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
+                               ssl_tensor_t *z2);
 
 /* ================================================================ DINO */
 
@@ -92,8 +92,7 @@ ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t 
 float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs, double epoch);
 
 /* The DINO center: a buffer "<name>.center" (1, dim), zeros, in the store. */
-int ssl_dino_center_init(ssl_tensor_t **center, ssl_params_t *p, const char *name,
-                         int64_t dim);
+int ssl_dino_center_init(ssl_tensor_t **center, ssl_params_t *p, const char *name, int64_t dim);
 /* After the step: center = momentum * center + (1 - momentum) * mean over rows of teacher
  * (N, K). Forward-only (not recorded). */
 int ssl_dino_center_update(ssl_tensor_t *center, const ssl_tensor_t *teacher, float momentum);
@@ -108,8 +107,7 @@ int ssl_dino_center_update_mean(ssl_tensor_t *center, const float *batch_mean, f
  * prototype's column to B/K (exactly in the limit). A global maximum is subtracted before exp
  * (it cancels in the first normalisation), so large scores / epsilon do not overflow.
  * Computed in double, forward-only; the result has no gradient. scores (B, K). */
-ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon,
-                           int iters);
+ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon, int iters);
 
 /* The swapped prediction given codes: for each assigned view a (views[a]) and every other
  * view v, -mean_b sum_k codes[a] log softmax(scores_v / temperature); averaged over the
@@ -120,9 +118,9 @@ ssl_tensor_t *ssl_loss_swav_codes(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_vi
 /* Full SwAV loss: codes by ssl_sinkhorn of each assigned view's scores (detached), with the
  * scores of queued embeddings queue_scores[a] (Q, K) stacked before them when queue_scores is
  * not NULL (only the batch's codes are kept), then ssl_loss_swav_codes. */
-ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views,
-                            const int *views, int n_assign, ssl_tensor_t *const *queue_scores,
-                            float temperature, float epsilon, int sinkhorn_iters);
+ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views, const int *views,
+                            int n_assign, ssl_tensor_t *const *queue_scores, float temperature,
+                            float epsilon, int sinkhorn_iters);
 
 /* ================================================================ redundancy reduction */
 
@@ -146,7 +144,8 @@ typedef struct ssl_vicreg_opts {
 } ssl_vicreg_opts_t;
 
 /* VICReg as the official code: sim_coeff * mse(z1, z2)
- *   + std_coeff * (mean_d relu(gamma - sqrt(var1 + eps)) + mean_d relu(gamma - sqrt(var2 + eps))) / 2
+ *   + std_coeff * (mean_d relu(gamma - sqrt(var1 + eps)) + mean_d relu(gamma - sqrt(var2 + eps))) /
+ * 2
  *   + cov_coeff * (sum_{i != j} cov1_ij^2 + sum_{i != j} cov2_ij^2) / D,
  * variances and covariances unbiased (N - 1) over the batch. opts NULL: the defaults above.
  * Parts: invariance, variance, covariance (unweighted). N >= 2. */
@@ -189,8 +188,8 @@ typedef enum ssl_regress_kind { SSL_REGRESS_SMOOTH_L1 = 0, SSL_REGRESS_MSE = 1 }
  * is regressed onto the normed tokens at idx[b] (B, k[b]) with smooth-L1 (beta) or MSE, mean
  * over the block; the loss is the average over the n_blocks blocks. */
 ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_tensor_t *target,
-                             const int32_t *const *idx, const int64_t *k, int n_blocks,
-                             int kind, float beta);
+                             const int32_t *const *idx, const int64_t *k, int n_blocks, int kind,
+                             float beta);
 
 /* ================================================================ image-text (CLIP, SigLIP) */
 
@@ -245,8 +244,8 @@ typedef struct ssl_loss_cfg {
         float center_momentum;                                 /* 0.9 */
     } dino;
     struct {
-        float temperature, epsilon;               /* 0.1, 0.05 */
-        int sinkhorn_iterations;                  /* 3 */
+        float temperature, epsilon;                /* 0.1, 0.05 */
+        int sinkhorn_iterations;                   /* 3 */
         int crops_for_assign[SSL_SWAV_MAX_ASSIGN]; /* {0, 1} */
         int n_assign;
         int64_t queue_length;      /* 0: no queue */
@@ -277,8 +276,7 @@ int ssl_loss_type_from_name(const char *name);
 void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *cfg);
 /* Parse one loss section from JSON text (strict: unknown keys and out-of-range values are
  * errors naming the key). source names the text in messages (may be NULL). */
-int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source,
-                           ssl_loss_cfg_t *cfg);
+int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source, ssl_loss_cfg_t *cfg);
 
 /* What a training step hands to its losses. Each loss reads the fields it needs and reports
  * a missing one by name. View v's online output is z<v>, its target-network output t<v>:
@@ -313,10 +311,10 @@ typedef struct ssl_loss_inputs {
 /* A configured loss and its state. */
 typedef struct ssl_loss {
     ssl_loss_cfg_t cfg;
-    ssl_queue_t queue;                       /* infonce moco_v2 */
+    ssl_queue_t queue;                           /* infonce moco_v2 */
     ssl_queue_t swav_queue[SSL_SWAV_MAX_ASSIGN]; /* swav with queue_length > 0 */
-    ssl_tensor_t *center;                    /* dino (1, dim) buffer */
-    ssl_tensor_t *logit_scale, *logit_bias;  /* clip / siglip trainable scalars */
+    ssl_tensor_t *center;                        /* dino (1, dim) buffer */
+    ssl_tensor_t *logit_scale, *logit_bias;      /* clip / siglip trainable scalars */
 } ssl_loss_t;
 
 /* Create the loss's state in the store under `name` (a prefix; "" for none):
@@ -324,7 +322,8 @@ typedef struct ssl_loss {
  *   dino:    "<name>.center" (1, dim) (buffer)
  *   swav:    "<name>.queue<a>.queue_keys" ... per assigned crop when queue_length > 0
  *   clip:    "<name>.logit_scale" (); siglip also "<name>.logit_bias" (trainable, no decay)
- * dim is the width the loss sees (projection or head output), used by the stateful ones. */
+ * dim is the width of what the stateful losses store: moco_v2 the key width, dino the head's
+ * output K, swav (with a queue) the embedding width D; ignored by the others. */
 int ssl_loss_init(ssl_loss_t *l, const ssl_loss_cfg_t *cfg, ssl_params_t *p, const char *name,
                   int64_t dim, uint64_t seed);
 /* The (unweighted) loss of one step. parts (may be NULL) receives logging terms. */

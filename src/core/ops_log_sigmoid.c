@@ -58,8 +58,8 @@ static void log_sigmoid_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         dx[i] += g[i] * sigmoid_neg(x[i]);
 }
 
-const ssl_op_def_t ssl_opdef_log_sigmoid = {"log_sigmoid", 0, log_sigmoid_shape,
-                                            log_sigmoid_forward, log_sigmoid_backward, 0};
+const ssl_op_def_t ssl_opdef_log_sigmoid = {
+    "log_sigmoid", 0, log_sigmoid_shape, log_sigmoid_forward, log_sigmoid_backward, 0};
 
 ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x)
 {

@@ -38,8 +38,8 @@ ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *t
     if (!labels)
         return NULL;
     /* exp(clamp(t, 0, max)): open_clip clamps the parameter to [0, log 100] */
-    ssl_tensor_t *s = ssl_exp(ctx, ssl_clamp(ctx, as_scalar(ctx, logit_scale), 0.0f,
-                                             max_logit_scale));
+    ssl_tensor_t *s =
+        ssl_exp(ctx, ssl_clamp(ctx, as_scalar(ctx, logit_scale), 0.0f, max_logit_scale));
     ssl_tensor_t *in = ssl_mul(ctx, ssl_l2_normalize(ctx, image, -1, 1e-12f), s); // (N, D)
     ssl_tensor_t *tn = ssl_l2_normalize(ctx, text, -1, 1e-12f);
     ssl_tensor_t *logits = ssl_matmul(ctx, in, tn, 0, 1); // (N, N) image -> text
@@ -57,8 +57,7 @@ ssl_tensor_t *ssl_loss_siglip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t 
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
     if (!ssl__loss_check_pair(L, "image", image, "text", text, 1) ||
-        !check_scalar(L, "logit_scale", logit_scale) ||
-        !check_scalar(L, "logit_bias", logit_bias))
+        !check_scalar(L, "logit_scale", logit_scale) || !check_scalar(L, "logit_bias", logit_bias))
         return NULL;
     int64_t n = image->shape[0];
     ssl_tensor_t *z = ssl_tensor_fill(ctx, 2, (int64_t[]){n, n}, -1.0f); // labels +-1

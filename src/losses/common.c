@@ -31,20 +31,19 @@ void *ssl__loss_fail_status(int status, const char *loss, const char *fmt, ...)
     return NULL;
 }
 
-int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t,
-                       int64_t min_rows)
+int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t, int64_t min_rows)
 {
     char b[64];
     if (t->ndim != 2 || t->shape[1] < 1 || t->shape[0] < min_rows) {
-        ssl__loss_fail(loss, "%s %s must be (N, D) with N >= %lld and D >= 1", arg,
-                       LSHAPE(t, b), (long long)min_rows);
+        ssl__loss_fail(loss, "%s %s must be (N, D) with N >= %lld and D >= 1", arg, LSHAPE(t, b),
+                       (long long)min_rows);
         return 0;
     }
     return 1;
 }
 
-int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a,
-                         const char *bn, const ssl_tensor_t *b, int64_t min_rows)
+int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a, const char *bn,
+                         const ssl_tensor_t *b, int64_t min_rows)
 {
     if (!ssl__loss_check_2d(loss, an, a, min_rows) || !ssl__loss_check_2d(loss, bn, b, min_rows))
         return 0;
@@ -101,10 +100,7 @@ ssl_tensor_t *ssl__loss_row_cos(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b
     return ssl_sum(ctx, ssl_mul(ctx, an, bn), -1, 0);
 }
 
-ssl_tensor_t *ssl__loss_offdiag_sq(ssl_ctx_t *ctx, ssl_tensor_t *m, ssl_tensor_t *diag)
+float ssl__loss_value(const ssl_tensor_t *t)
 {
-    return ssl_sub(ctx, ssl_sum_all(ctx, ssl_mul(ctx, m, m)),
-                   ssl_sum_all(ctx, ssl_mul(ctx, diag, diag)));
+    return t ? t->data[0] : 0.0f;
 }
-
-float ssl__loss_value(const ssl_tensor_t *t) { return t ? t->data[0] : 0.0f; }

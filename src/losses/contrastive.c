@@ -12,8 +12,7 @@
  * never meet another infinity. */
 #define MASKED_LOGIT (-1e9f)
 
-ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
-                              float temperature)
+ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2, float temperature)
 {
     static const char *L = "ntxent";
     if (!z1 || !z2)
@@ -36,8 +35,8 @@ ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2
     return ssl_cross_entropy(ctx, ssl_add(ctx, sim, mask), labels);
 }
 
-ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k,
-                            ssl_tensor_t *queue, float temperature)
+ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k, ssl_tensor_t *queue,
+                            float temperature)
 {
     static const char *L = "moco";
     if (!q || !k)
@@ -54,9 +53,9 @@ ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k,
     }
     int64_t n = q->shape[0];
     ssl_tensor_t *qs = ssl_scale(ctx, ssl_l2_normalize(ctx, q, -1, 1e-12f), 1.0f / temperature,
-                                 0.0f);                                          // (N, D)
+                                 0.0f);                                         // (N, D)
     ssl_tensor_t *kn = ssl_l2_normalize(ctx, ssl__loss_sg(ctx, k), -1, 1e-12f); // (N, D)
-    ssl_tensor_t *logits = ssl_sum(ctx, ssl_mul(ctx, qs, kn), -1, 1);          // (N, 1)
+    ssl_tensor_t *logits = ssl_sum(ctx, ssl_mul(ctx, qs, kn), -1, 1);           // (N, 1)
     if (queue && queue->shape[0] > 0) {
         ssl_tensor_t *parts[2] = {logits, ssl_matmul(ctx, qs, ssl__loss_sg(ctx, queue), 0, 1)};
         logits = ssl_concat(ctx, parts, 2, 1); // (N, 1 + K)
@@ -77,8 +76,8 @@ static ssl_tensor_t *moco_v3_ctr(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *
     return ssl_scale(ctx, ce, 2.0f * tau, 0.0f);
 }
 
-ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2,
-                               ssl_tensor_t *k1, ssl_tensor_t *k2, float temperature)
+ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2, ssl_tensor_t *k1,
+                               ssl_tensor_t *k2, float temperature)
 {
     static const char *L = "moco_v3";
     if (!q1 || !q2 || !k1 || !k2)
@@ -99,8 +98,8 @@ ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q
 
 /* ---------------------------------------------------------------- key queue */
 
-int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t size,
-                   int64_t dim, int random_init, uint64_t seed)
+int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t size, int64_t dim,
+                   int random_init, uint64_t seed)
 {
     if (!q || !p || !name)
         return ssl_set_error(SSL_ERR_INVALID, "ssl_queue_init: NULL argument");
@@ -140,7 +139,10 @@ int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t si
     return SSL_OK;
 }
 
-int64_t ssl_queue_size(const ssl_queue_t *q) { return q && q->keys ? q->keys->shape[0] : 0; }
+int64_t ssl_queue_size(const ssl_queue_t *q)
+{
+    return q && q->keys ? q->keys->shape[0] : 0;
+}
 
 int64_t ssl_queue_count(const ssl_queue_t *q)
 {

@@ -103,8 +103,7 @@ float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs,
     return (float)(warmup_temp + (temp - warmup_temp) * f);
 }
 
-int ssl_dino_center_init(ssl_tensor_t **center, ssl_params_t *p, const char *name,
-                         int64_t dim)
+int ssl_dino_center_init(ssl_tensor_t **center, ssl_params_t *p, const char *name, int64_t dim)
 {
     if (!center || !p || !name)
         return ssl_set_error(SSL_ERR_INVALID, "ssl_dino_center_init: NULL argument");
@@ -126,8 +125,7 @@ int ssl_dino_center_update_mean(ssl_tensor_t *center, const float *batch_mean, f
     if (!center || !batch_mean)
         return ssl_set_error(SSL_ERR_INVALID, "ssl_dino_center_update: NULL argument");
     if (!(momentum >= 0.0f && momentum <= 1.0f))
-        return ssl_set_error(SSL_ERR_INVALID,
-                             "ssl_dino_center_update: momentum %g outside [0, 1]",
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_dino_center_update: momentum %g outside [0, 1]",
                              (double)momentum);
     float *c = center->data;
     for (int64_t j = 0; j < center->numel; j++)
@@ -145,8 +143,7 @@ int ssl_dino_center_update(ssl_tensor_t *center, const ssl_tensor_t *teacher, fl
                              "ssl_dino_center_update: teacher %s must be (N, %lld) for center %s",
                              LSHAPE(teacher, a), (long long)center->numel, LSHAPE(center, b));
     if (!(momentum >= 0.0f && momentum <= 1.0f))
-        return ssl_set_error(SSL_ERR_INVALID,
-                             "ssl_dino_center_update: momentum %g outside [0, 1]",
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_dino_center_update: momentum %g outside [0, 1]",
                              (double)momentum);
     int64_t n = teacher->shape[0], k = teacher->shape[1];
     float *c = center->data;

@@ -3,8 +3,8 @@
 #include "losses_internal.h"
 
 ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_tensor_t *target,
-                             const int32_t *const *idx, const int64_t *k, int n_blocks,
-                             int kind, float beta)
+                             const int32_t *const *idx, const int64_t *k, int n_blocks, int kind,
+                             float beta)
 {
     static const char *L = "ijepa";
     if (!preds || !target)
@@ -28,9 +28,9 @@ ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_ten
         const ssl_tensor_t *p = preds[i];
         if (!idx[i] || k[i] < 1 || p->ndim != 3 || p->shape[0] != nb || p->shape[1] != k[i] ||
             p->shape[2] != d)
-            return ssl__loss_fail(L, "preds[%d] %s must be (%lld, k[%d] = %lld, %lld) for target %s",
-                                  i, LSHAPE(p, a), (long long)nb, i, (long long)k[i],
-                                  (long long)d, LSHAPE(target, b));
+            return ssl__loss_fail(
+                L, "preds[%d] %s must be (%lld, k[%d] = %lld, %lld) for target %s", i, LSHAPE(p, a),
+                (long long)nb, i, (long long)k[i], (long long)d, LSHAPE(target, b));
     }
     /* F.layer_norm(h, (D,)): no affine, eps 1e-5; no gradient (target encoder) */
     ssl_tensor_t *tn = ssl_layer_norm(ctx, ssl__loss_sg(ctx, target), NULL, NULL, 1e-5f);

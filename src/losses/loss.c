@@ -76,12 +76,12 @@ static int missing(const char *loss, const char *field)
     return ssl_set_error(SSL_ERR_INVALID, "%s: input '%s' is missing", loss, field);
 }
 
-#define NEED(loss, in, field)                                                                     \
-    do {                                                                                          \
-        if (!(in)->field) {                                                                       \
-            missing(loss, #field);                                                                \
-            return NULL;                                                                          \
-        }                                                                                         \
+#define NEED(loss, in, field)                                                                      \
+    do {                                                                                           \
+        if (!(in)->field) {                                                                        \
+            missing(loss, #field);                                                                 \
+            return NULL;                                                                           \
+        }                                                                                          \
     } while (0)
 
 static void add_part(ssl_loss_parts_t *parts, const char *name, float v)
@@ -146,9 +146,9 @@ static ssl_tensor_t *swav_forward(ssl_ctx_t *ctx, ssl_loss_t *l, const ssl_loss_
         }
     }
     add_part(parts, "queue_used", (float)use_queue);
-    return ssl_loss_swav(ctx, in->student, in->n_views, c->swav.crops_for_assign,
-                         c->swav.n_assign, use_queue ? qs : NULL, c->swav.temperature,
-                         c->swav.epsilon, c->swav.sinkhorn_iterations);
+    return ssl_loss_swav(ctx, in->student, in->n_views, c->swav.crops_for_assign, c->swav.n_assign,
+                         use_queue ? qs : NULL, c->swav.temperature, c->swav.epsilon,
+                         c->swav.sinkhorn_iterations);
 }
 
 ssl_tensor_t *ssl_loss_forward(ssl_ctx_t *ctx, ssl_loss_t *l, const ssl_loss_inputs_t *in,

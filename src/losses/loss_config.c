@@ -5,9 +5,9 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const k_types[] = {"infonce", "byol",   "simsiam", "dino",
-                                      "swav",    "barlow", "vicreg",  "mae",
-                                      "simmim",  "ijepa",  "clip",    "siglip", NULL};
+static const char *const k_types[] = {"infonce", "byol",   "simsiam", "dino",   "swav",
+                                      "barlow",  "vicreg", "mae",     "simmim", "ijepa",
+                                      "clip",    "siglip", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -86,8 +86,7 @@ static float pos(ssl_cfg_t *c, const char *key, double def, double hi)
 
 static void read_infonce(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 {
-    static const char *const keys[] = {"type", "weight", "temperature", "form", "queue_size",
-                                       NULL};
+    static const char *const keys[] = {"type", "weight", "temperature", "form", "queue_size", NULL};
     static const char *const forms[] = {"ntxent", "moco_v2", "moco_v3", NULL};
     ssl_cfg_keys(c, keys);
     o->infonce.temperature = pos(c, "temperature", D_TEMPERATURE, 100.0);
@@ -119,9 +118,14 @@ static void read_dino(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 
 static void read_swav(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 {
-    static const char *const keys[] = {"type",         "weight",          "temperature",
-                                       "epsilon",      "sinkhorn_iterations",
-                                       "crops_for_assign", "queue_length", "epoch_queue_starts",
+    static const char *const keys[] = {"type",
+                                       "weight",
+                                       "temperature",
+                                       "epsilon",
+                                       "sinkhorn_iterations",
+                                       "crops_for_assign",
+                                       "queue_length",
+                                       "epoch_queue_starts",
                                        NULL};
     static const int def_assign[] = {0, 1};
     ssl_cfg_keys(c, keys);
@@ -167,14 +171,14 @@ static void read_ijepa(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 
 static void read_clip(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 {
-    static const char *const clip_keys[] = {"type", "weight", "init_logit_scale",
-                                            "max_logit_scale", NULL};
+    static const char *const clip_keys[] = {"type", "weight", "init_logit_scale", "max_logit_scale",
+                                            NULL};
     static const char *const siglip_keys[] = {"type", "weight", "init_logit_scale",
                                               "init_logit_bias", NULL};
     int sig = o->type == SSL_LOSS_SIGLIP;
     ssl_cfg_keys(c, sig ? siglip_keys : clip_keys);
-    o->clip.init_logit_scale = ssl_cfg_float(c, "init_logit_scale", clip_init(o->type), -20.0,
-                                             20.0);
+    o->clip.init_logit_scale =
+        ssl_cfg_float(c, "init_logit_scale", clip_init(o->type), -20.0, 20.0);
     if (sig) {
         o->clip.init_logit_bias = ssl_cfg_float(c, "init_logit_bias", -10.0, -1e3, 1e3);
     } else {
@@ -237,8 +241,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
     return ssl_cfg_status(c);
 }
 
-int ssl__loss_cfgs_read(ssl_cfg_t *parent, const char *key, ssl_loss_cfg_t *out, int max_n,
-                        int *n)
+int ssl__loss_cfgs_read(ssl_cfg_t *parent, const char *key, ssl_loss_cfg_t *out, int max_n, int *n)
 {
     *n = 0;
     if (ssl_cfg_require(parent, key))
@@ -266,8 +269,7 @@ int ssl__loss_cfgs_read(ssl_cfg_t *parent, const char *key, ssl_loss_cfg_t *out,
     return SSL_OK;
 }
 
-int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source,
-                           ssl_loss_cfg_t *cfg)
+int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source, ssl_loss_cfg_t *cfg)
 {
     cJSON *doc = ssl_json_parse(json, len, source);
     if (!doc)

@@ -13,7 +13,6 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out);
 /* Read parent[key] as one loss section (an object) or a weighted list of them (an array of
  * objects, "loss": [{"type": ..., "weight": ...}, ...]) into out[0..max_n); *n gets the count.
  * An absent key, an empty array or more than max_n entries is an error. */
-int ssl__loss_cfgs_read(ssl_cfg_t *parent, const char *key, ssl_loss_cfg_t *out, int max_n,
-                        int *n);
+int ssl__loss_cfgs_read(ssl_cfg_t *parent, const char *key, ssl_loss_cfg_t *out, int max_n, int *n);
 
 #endif

@@ -24,11 +24,10 @@ void *ssl__loss_fail_status(int status, const char *loss, const char *fmt, ...)
 
 /* 1 when t is (rows, cols) with rows >= min_rows (cols > 0); else sets an error naming the
  * loss and the argument and returns 0. */
-int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t,
-                       int64_t min_rows);
+int ssl__loss_check_2d(const char *loss, const char *arg, const ssl_tensor_t *t, int64_t min_rows);
 /* 1 when a and b are both 2-D of the same shape with at least min_rows rows. */
-int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a,
-                         const char *bn, const ssl_tensor_t *b, int64_t min_rows);
+int ssl__loss_check_pair(const char *loss, const char *an, const ssl_tensor_t *a, const char *bn,
+                         const ssl_tensor_t *b, int64_t min_rows);
 /* 1 when the temperature-like value is finite and > 0. */
 int ssl__loss_check_pos(const char *loss, const char *what, float v);
 
@@ -43,10 +42,6 @@ ssl_tensor_t *ssl__loss_sg(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
 /* Cosine similarity per row of two (N, D) tensors -> (N); b is used as given. */
 ssl_tensor_t *ssl__loss_row_cos(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-
-/* sum_{i != j} m_ij^2 of a square matrix m (D, D) whose diagonal is diag (D), computed as
- * ||m||_F^2 - ||diag||^2 (no (D, D) mask; exact when diag is m's diagonal). */
-ssl_tensor_t *ssl__loss_offdiag_sq(ssl_ctx_t *ctx, ssl_tensor_t *m, ssl_tensor_t *diag);
 
 /* Value of a scalar tensor (0 if NULL). */
 float ssl__loss_value(const ssl_tensor_t *t);

@@ -16,8 +16,8 @@ static ssl_tensor_t *mean_cos(ssl_ctx_t *ctx, ssl_tensor_t *p, ssl_tensor_t *z)
     return ssl_mean_all(ctx, ssl__loss_row_cos(ctx, p, ssl__loss_sg(ctx, z)));
 }
 
-ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
-                            ssl_tensor_t *z1, ssl_tensor_t *z2)
+ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
+                            ssl_tensor_t *z2)
 {
     if (!p1 || !p2 || !z1 || !z2)
         return NULL;
@@ -30,8 +30,8 @@ ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
     return ssl_scale(ctx, c, -2.0f, 4.0f);
 }
 
-ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
-                               ssl_tensor_t *z1, ssl_tensor_t *z2)
+ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
+                               ssl_tensor_t *z2)
 {
     if (!p1 || !p2 || !z1 || !z2)
         return NULL;

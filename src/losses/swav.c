@@ -7,8 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon,
-                           int iters)
+ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon, int iters)
 {
     static const char *L = "sinkhorn";
     if (!scores)
@@ -20,10 +19,10 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
     if (iters < 0)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "iterations %d < 0", iters);
     int64_t nb = scores->shape[0], nk = scores->shape[1], n = nb * nk;
-    ssl_tensor_t *out = ssl_tensor_new(ctx, 2, scores->shape);                    // (B, K)
-    double *q = ssl_arena_alloc(ctx, (size_t)n * sizeof(double));                  // (B, K)
-    double *rs = ssl_arena_alloc(ctx, (size_t)nk * sizeof(double));                // (K)
-    double *rt = ssl_arena_alloc(ctx, (size_t)nb * sizeof(double));                // (B)
+    ssl_tensor_t *out = ssl_tensor_new(ctx, 2, scores->shape);      // (B, K)
+    double *q = ssl_arena_alloc(ctx, (size_t)n * sizeof(double));   // (B, K)
+    double *rs = ssl_arena_alloc(ctx, (size_t)nk * sizeof(double)); // (K)
+    double *rt = ssl_arena_alloc(ctx, (size_t)nb * sizeof(double)); // (B)
     if (!out || !q || !rs || !rt)
         return NULL;
     const float *s = scores->data;
@@ -59,7 +58,7 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
                 rs[k] += q[b * nk + k];
         for (int64_t k = 0; k < nk; k++) /* an all-zero (underflowed) prototype stays 0 */
             rs[k] = rs[k] > 0 ? 1.0 / (rs[k] * (double)nk) : 0.0;
-        /* then each sample to 1/B */
+            /* then each sample to 1/B */
 #pragma omp parallel for schedule(static) if (n > 16384)
         for (int64_t b = 0; b < nb; b++) {
             double *row = q + b * nk, cs = 0;
@@ -78,8 +77,8 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
 }
 
 /* B from scores (V B, K) and n_views, with every check of the swapped prediction. */
-static int64_t swav_batch(const char *L, const ssl_tensor_t *scores, int n_views,
-                          const int *views, int n_assign)
+static int64_t swav_batch(const char *L, const ssl_tensor_t *scores, int n_views, const int *views,
+                          int n_assign)
 {
     char a[64];
     if (!ssl__loss_check_2d(L, "scores", scores, 1))
@@ -96,8 +95,8 @@ static int64_t swav_batch(const char *L, const ssl_tensor_t *scores, int n_views
     }
     for (int i = 0; i < n_assign; i++) {
         if (views[i] < 0 || views[i] >= n_views) {
-            ssl__loss_fail_status(SSL_ERR_INVALID, L, "assigned view %d outside [0, %d)",
-                                  views[i], n_views);
+            ssl__loss_fail_status(SSL_ERR_INVALID, L, "assigned view %d outside [0, %d)", views[i],
+                                  n_views);
             return -1;
         }
         for (int j = 0; j < i; j++)
@@ -152,13 +151,12 @@ ssl_tensor_t *ssl_loss_swav_codes(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_vi
     ssl_tensor_t *ce =
         ssl_cross_entropy_soft(ctx, ssl_scale(ctx, scores, 1.0f / temperature, 0.0f), tgt);
     /* ce = (1 / (V B)) sum_a sum_{v != a} sum_b CE; the loss averages over B, V - 1, n_assign */
-    return ssl_scale(ctx, ce, (float)((double)n_views / ((double)(n_views - 1) * n_assign)),
-                     0.0f);
+    return ssl_scale(ctx, ce, (float)((double)n_views / ((double)(n_views - 1) * n_assign)), 0.0f);
 }
 
-ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views,
-                            const int *views, int n_assign, ssl_tensor_t *const *queue_scores,
-                            float temperature, float epsilon, int sinkhorn_iters)
+ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views, const int *views,
+                            int n_assign, ssl_tensor_t *const *queue_scores, float temperature,
+                            float epsilon, int sinkhorn_iters)
 {
     static const char *L = "swav";
     if (!scores)
