@@ -100,7 +100,9 @@ static void test_json(void **state)
     assert_int_equal(c.text.pool, SSL_TEXT_POOL_MEAN);
     assert_int_equal(c.text.tokenizer, SSL_TOK_BYTES);
     assert_int_equal(c.text.causal, 0);
-    static const struct { const char *kind, *json, *n1, *n2; } bad[] = {
+    static const struct {
+        const char *kind, *json, *n1, *n2;
+    } bad[] = {
         {"simclr_projector", "{\"hiden_dim\": 3}", "hiden_dim", "did you mean 'hidden_dim'"},
         {"simclr_projector", "{\"out_dim\": 0}", "out_dim", "1"},
         {"simclr_projector", "{\"norm\": \"batch\"}", "norm", "bn"},
@@ -118,8 +120,8 @@ static void test_json(void **state)
         {"dino", "{\"out_dim\": 8, \"out_dim\": 9}", "out_dim", "duplicate"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int st = ssl_head_cfg_from_json(bad[i].json, strlen(bad[i].json), "h.json", bad[i].kind,
-                                        &c);
+        int st =
+            ssl_head_cfg_from_json(bad[i].json, strlen(bad[i].json), "h.json", bad[i].kind, &c);
         if (st == SSL_OK)
             fail_msg("accepted %s for %s", bad[i].json, bad[i].kind);
         const char *m = ssl_last_error();
@@ -172,7 +174,11 @@ static void test_fit_encoder(void **state)
 static void test_projector_names(void **state)
 {
     (void)state;
-    static const struct { const char *kind; const char *has, *lacks; int64_t params; } cases[] = {
+    static const struct {
+        const char *kind;
+        const char *has, *lacks;
+        int64_t params;
+    } cases[] = {
         /* simsiam builder.py: Linear(nb)-BN-ReLU x2, Linear, BN(affine=False) */
         {"simsiam_projector", "projector.7.running_var", "projector.6.bias",
          8 * 16 + 32 + 16 * 16 + 32 + 16 * 12},
@@ -183,8 +189,7 @@ static void test_projector_names(void **state)
         {"vicreg_projector", "projector.3.bias", "projector.6.bias",
          (8 * 16 + 16) + 32 + (16 * 16 + 16) + 32 + 16 * 12},
         /* MoCo v3: bias-free, ends in BN(affine=False) */
-        {"mocov3_projector", "projector.4.running_mean", "projector.3.bias",
-         8 * 16 + 32 + 16 * 12},
+        {"mocov3_projector", "projector.4.running_mean", "projector.3.bias", 8 * 16 + 32 + 16 * 12},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ssl_head_cfg_t c;
@@ -374,10 +379,9 @@ static void test_swav_normalize_and_freeze(void **state)
     assert_int_equal(ssl_swav_prototypes_set_iteration(&h, p, 2), 1);
     assert_int_equal(ssl_swav_prototypes_set_iteration(&h, p, 3), 0);
     assert_int_equal(h.weight->requires_grad, 1);
-    tu_assert_error(ssl_swav_prototypes_forward(ctx, &h, tu_rand(ctx, 1, (int64_t[]){5}, 1, 0, 1,
-                                                                 0),
-                                                NULL),
-                    SSL_ERR_SHAPE, "swav prototypes", "(5)", NULL);
+    tu_assert_error(
+        ssl_swav_prototypes_forward(ctx, &h, tu_rand(ctx, 1, (int64_t[]){5}, 1, 0, 1, 0), NULL),
+        SSL_ERR_SHAPE, "swav prototypes", "(5)", NULL);
     ssl_ctx_free(ctx);
     ssl_params_free(p);
 }
@@ -413,13 +417,13 @@ static void test_mae_decoder(void **state)
                     "mae decoder", "repeats", "sample 0", NULL);
     tu_assert_error(ssl_mae_decoder_forward(ctx, d, cls, tok, out, 2), SSL_ERR_INVALID,
                     "outside [0, 6)", NULL);
-    tu_assert_error(ssl_mae_decoder_forward(ctx, d, NULL, tok, keep, 2), SSL_ERR_INVALID,
-                    "cls", NULL);
-    tu_assert_error(ssl_mae_decoder_forward(ctx, d, cls, tok, keep, 3), SSL_ERR_SHAPE,
-                    "(2, 2, 8)", NULL);
+    tu_assert_error(ssl_mae_decoder_forward(ctx, d, NULL, tok, keep, 2), SSL_ERR_INVALID, "cls",
+                    NULL);
+    tu_assert_error(ssl_mae_decoder_forward(ctx, d, cls, tok, keep, 3), SSL_ERR_SHAPE, "(2, 2, 8)",
+                    NULL);
     ssl_tensor_t *bad_cls = tu_rand(ctx, 2, (int64_t[]){3, 8}, 2, -1, 1, 0);
-    tu_assert_error(ssl_mae_decoder_forward(ctx, d, bad_cls, tok, keep, 2), SSL_ERR_SHAPE,
-                    "(3, 8)", NULL);
+    tu_assert_error(ssl_mae_decoder_forward(ctx, d, bad_cls, tok, keep, 2), SSL_ERR_SHAPE, "(3, 8)",
+                    NULL);
     free(d);
     ssl_params_free(p);
     /* without a cls slot: giving one is an error */
@@ -429,8 +433,8 @@ static void test_mae_decoder(void **state)
     assert_int_equal(ssl_mae_decoder_init(d, p, "", &cfg, 1), SSL_OK);
     assert_int_equal(d->pos_embed->shape[1], 6);
     assert_non_null(ssl_mae_decoder_forward(ctx, d, NULL, tok, keep, 2));
-    tu_assert_error(ssl_mae_decoder_forward(ctx, d, cls, tok, keep, 2), SSL_ERR_INVALID,
-                    "cls", NULL);
+    tu_assert_error(ssl_mae_decoder_forward(ctx, d, cls, tok, keep, 2), SSL_ERR_INVALID, "cls",
+                    NULL);
     free(d);
     ssl_params_free(p);
     /* geometry missing */
@@ -453,8 +457,8 @@ static void test_jepa_predictor(void **state)
     assert_int_equal(ssl_jepa_predictor_init(m, p, "predictor", &cfg, 1), SSL_OK);
     assert_int_equal(ssl_params_get(p, "predictor.predictor_pos_embed")->shape[1], 9);
     ssl_ctx_t *ctx = tu_ctx();
-    const int32_t cidx[6] = {0, 1, 2, 3, 4, 5};          /* 2 samples x 3 context tokens */
-    const int32_t tidx[8] = {6, 7, 8, 0, 5, 6, 7, 8};    /* 2 blocks x 2 samples x 2 targets */
+    const int32_t cidx[6] = {0, 1, 2, 3, 4, 5};       /* 2 samples x 3 context tokens */
+    const int32_t tidx[8] = {6, 7, 8, 0, 5, 6, 7, 8}; /* 2 blocks x 2 samples x 2 targets */
     ssl_tensor_t *x = tu_rand(ctx, 3, (int64_t[]){2, 3, 8}, 1, -1, 1, 0);
     ssl_tensor_t *y = ssl_jepa_predictor_forward(ctx, m, x, cidx, tidx, 2, 2);
     if (!y)
@@ -502,8 +506,8 @@ static void test_text_tower(void **state)
     ssl_tensor_t *y3 = ssl_text_tower_forward(ctx, t, ids3, 2, 4);
     tu_assert_close(y3->data, y->data, y->numel, 1e-6, 1e-5);
     const int32_t no_eos[6] = {1, 5, 6, 0, 0, 0};
-    tu_assert_error(ssl_text_tower_forward(ctx, t, no_eos, 1, 6), SSL_ERR_INVALID, "row 0",
-                    "<eos>", NULL);
+    tu_assert_error(ssl_text_tower_forward(ctx, t, no_eos, 1, 6), SSL_ERR_INVALID, "row 0", "<eos>",
+                    NULL);
     tu_assert_error(ssl_text_tower_forward(ctx, t, ids, 1, 7), SSL_ERR_SHAPE, "(1, 7)",
                     "context_length 6", NULL);
     const int32_t oov[6] = {1, 10, 2, 0, 0, 0};
