@@ -148,9 +148,31 @@ static void test_fit_encoder(void **state)
     assert_int_equal(c.mae.patch_size, 4);
     assert_int_equal(c.mae.in_chans, 3);
     assert_int_equal(c.mae.cls_token, 1);
+    /* the encoder's outputs feed the decoder directly: visible tokens + cls (pool 'cls') */
+    c.mae.dim = 32;
+    c.mae.depth = 1;
+    c.mae.heads = 2;
+    ssl_mae_decoder_t *d = malloc(sizeof *d);
+    assert_int_equal(ssl_mae_decoder_init(d, p, "decoder", &c.mae, 1), SSL_OK);
+    ssl_ctx_t *ctx = ssl_ctx_create(8 << 20);
+    ssl_tensor_t *img = tu_rand(ctx, 4, (int64_t[]){2, 3, 32, 32}, 1, -1, 1, 0);
+    int32_t keep[32];
+    for (int i = 0; i < 32; i++)
+        keep[i] = (i * 7 + i / 16) % 64; /* 16 distinct patches per image */
+    ssl_encoder_out_t eo;
+    assert_int_equal(ssl_encoder_forward(ctx, e, img, keep, 16, 1, &eo), SSL_OK);
+    ssl_tensor_t *pix = ssl_mae_decoder_forward(ctx, d, eo.pooled, eo.tokens, keep, 16);
+    if (!pix)
+        fail_msg("%s", ssl_last_error());
+    assert_int_equal(pix->shape[0], 2);
+    assert_int_equal(pix->shape[1], 64);
+    assert_int_equal(pix->shape[2], 48);
+    free(d);
+    ssl_ctx_free(ctx);
     ssl_head_preset("ijepa_predictor", &c);
     assert_int_equal(ssl_head_cfg_fit_encoder(&c, e), SSL_OK);
     assert_int_equal(c.jepa.grid_w, 8);
+    assert_int_equal(c.jepa.in_dim, 192);
     ssl_head_preset("byol_predictor", &c);
     assert_int_equal(ssl_head_cfg_fit_encoder(&c, e), SSL_OK);
     assert_int_equal(c.mlp.in, 0); /* fed by the projector, set by the caller */
