@@ -215,9 +215,18 @@ static void test_text_tower(void **state)
     (void)state;
     static const int32_t ids[12] = {1, 5, 6, 2, 0, 0, /**/ 1, 7, 8, 9, 4, 2};
     for (int variant = 0; variant < 2; variant++) {
-        ssl_text_cfg_t cfg = {10, 6, 8, 2, 2, 2.0, 4, !variant,
+        ssl_text_cfg_t cfg = {10,
+                              6,
+                              8,
+                              2,
+                              2,
+                              2.0,
+                              4,
+                              !variant,
                               variant ? SSL_TEXT_POOL_MEAN : SSL_TEXT_POOL_EOS,
-                              SSL_TOK_WORDS, 1, 0};
+                              SSL_TOK_WORDS,
+                              1,
+                              0};
         ssl_params_t *p = ssl_params_create();
         text_case_t *c = malloc(sizeof *c);
         c->ids = ids;
@@ -244,8 +253,8 @@ static void test_text_tower(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_projectors),    cmocka_unit_test(test_dino),
-        cmocka_unit_test(test_swav),          cmocka_unit_test(test_mae_decoder),
+        cmocka_unit_test(test_projectors),     cmocka_unit_test(test_dino),
+        cmocka_unit_test(test_swav),           cmocka_unit_test(test_mae_decoder),
         cmocka_unit_test(test_jepa_predictor), cmocka_unit_test(test_text_tower),
     };
     return cmocka_run_group_tests_name("heads_grad", tests, NULL, NULL);

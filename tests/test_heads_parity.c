@@ -68,8 +68,8 @@ static void expect(const ssl_tensor_t *got, ssl_ctx_t *ctx, const ssl_st_t *f, c
         fail_msg("%s differs from PyTorch", name);
 }
 
-static void expect_grad(const ssl_tensor_t *x, ssl_ctx_t *ctx, const ssl_st_t *f,
-                        const char *name, double atol, double rtol)
+static void expect_grad(const ssl_tensor_t *x, ssl_ctx_t *ctx, const ssl_st_t *f, const char *name,
+                        double atol, double rtol)
 {
     ssl_tensor_t *ref = load(ctx, f, name);
     assert_non_null(x->grad);

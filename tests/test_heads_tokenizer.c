@@ -7,7 +7,9 @@
 
 #include "ssl/heads.h"
 
-static const char *const k_caps[] = {"A dog runs.", "a DOG, sleeping!", "\xc3\x9c" "ber caf\xc3\xa9 42",
+static const char *const k_caps[] = {"A dog runs.", "a DOG, sleeping!",
+                                     "\xc3\x9c"
+                                     "ber caf\xc3\xa9 42",
                                      NULL, "dog-dog"};
 
 static void test_build_words(void **state)
@@ -16,9 +18,18 @@ static void test_build_words(void **state)
     ssl_vocab_t *v = ssl_vocab_build(k_caps, 5, SSL_TOK_WORDS, 1, 0);
     assert_non_null(v);
     /* specials, then the words sorted by bytes; ASCII lower-cased, UTF-8 kept whole */
-    static const char *const want[] = {"<pad>", "<sos>", "<eos>", "<unk>", "42", "a",
-                                       "caf\xc3\xa9", "dog", "runs", "sleeping",
-                                       "\xc3\x9c" "ber"};
+    static const char *const want[] = {"<pad>",
+                                       "<sos>",
+                                       "<eos>",
+                                       "<unk>",
+                                       "42",
+                                       "a",
+                                       "caf\xc3\xa9",
+                                       "dog",
+                                       "runs",
+                                       "sleeping",
+                                       "\xc3\x9c"
+                                       "ber"};
     assert_int_equal(ssl_vocab_size(v), 11);
     for (int i = 0; i < 11; i++)
         assert_string_equal(ssl_vocab_token(v, i), want[i]);
@@ -113,7 +124,9 @@ static void test_text_form(void **state)
     free(s);
     ssl_vocab_free(v);
     ssl_vocab_free(w);
-    static const struct { const char *text, *needle; } bad[] = {
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
         {"ssl-vocab 2 words\n", "line 1"},
         {"ssl-vocab 1 words\n<pad>\n<sos>\n<eos>\n", "line 5"},
         {"ssl-vocab 1 words\n<pad>\n<sos>\n<unk>\n<eos>\n", "special"},

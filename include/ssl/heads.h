@@ -62,10 +62,10 @@ typedef struct ssl_dino_head_cfg {
 
 typedef struct ssl_dino_head {
     ssl_dino_head_cfg_t cfg;
-    ssl_mlp_t mlp;          /* layers >= 2: "mlp.N" as DINOHead's nn.Sequential */
-    ssl_nn_linear_t mlp1;   /* layers == 1: a single linear named "mlp" */
-    ssl_tensor_t *weight_g; /* (K, 1): a buffer of ones when norm_last_layer */
-    ssl_tensor_t *weight_v; /* (K, bottleneck) */
+    ssl_mlp_t mlp;               /* layers >= 2: "mlp.N" as DINOHead's nn.Sequential */
+    ssl_nn_linear_t mlp1;        /* layers == 1: a single linear named "mlp" */
+    ssl_tensor_t *weight_g;      /* (K, 1): a buffer of ones when norm_last_layer */
+    ssl_tensor_t *weight_v;      /* (K, bottleneck) */
     char last_layer_prefix[200]; /* "<prefix>.last_layer." for ssl_params_set_frozen */
 } ssl_dino_head_t;
 
@@ -91,8 +91,8 @@ typedef struct ssl_swav_cfg {
 
 typedef struct ssl_swav_prototypes {
     ssl_swav_cfg_t cfg;
-    ssl_tensor_t *weight;  /* (K, D), "<prefix>.weight" */
-    char prefix[200];      /* the weight's full name, for ssl_params_set_frozen */
+    ssl_tensor_t *weight; /* (K, D), "<prefix>.weight" */
+    char prefix[200];     /* the weight's full name, for ssl_params_set_frozen */
 } ssl_swav_prototypes_t;
 
 /* PyTorch's default Linear init, then rows normalised to unit length. */
@@ -122,12 +122,12 @@ typedef struct ssl_mae_decoder_cfg {
 
 typedef struct ssl_mae_decoder {
     ssl_mae_decoder_cfg_t cfg;
-    ssl_nn_linear_t embed;     /* decoder_embed (dim, in_dim) */
-    ssl_tensor_t *mask_token;  /* (1, 1, dim) */
-    ssl_tensor_t *pos_embed;   /* decoder_pos_embed (1, [1 +] T, dim), fixed sin-cos buffer */
+    ssl_nn_linear_t embed;    /* decoder_embed (dim, in_dim) */
+    ssl_tensor_t *mask_token; /* (1, 1, dim) */
+    ssl_tensor_t *pos_embed;  /* decoder_pos_embed (1, [1 +] T, dim), fixed sin-cos buffer */
     ssl_nn_block_t blocks[SSL_HEAD_MAX_DEPTH];
-    ssl_nn_layernorm_t norm;   /* decoder_norm, eps 1e-6 */
-    ssl_nn_linear_t pred;      /* decoder_pred (p * p * C, dim) */
+    ssl_nn_layernorm_t norm; /* decoder_norm, eps 1e-6 */
+    ssl_nn_linear_t pred;    /* decoder_pred (p * p * C, dim) */
 } ssl_mae_decoder_t;
 
 /* MAE's init: xavier_uniform linears with zero bias, mask_token normal(0.02), sin-cos positions
@@ -139,9 +139,8 @@ int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *pref
  * NULL). Indices must be distinct within a sample. Visible tokens go back to their positions
  * and mask_token fills the others, so the decoder sees the full (B, [1 +] T, dim) sequence in
  * the original patch order. Returns (B, T, p * p * C), the cls slot dropped. */
-ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d,
-                                      ssl_tensor_t *cls, ssl_tensor_t *tokens,
-                                      const int32_t *keep_idx, int64_t k);
+ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d, ssl_tensor_t *cls,
+                                      ssl_tensor_t *tokens, const int32_t *keep_idx, int64_t k);
 
 /* ---------------------------------------------------------------- I-JEPA predictor */
 
@@ -154,12 +153,12 @@ typedef struct ssl_jepa_predictor_cfg {
 
 typedef struct ssl_jepa_predictor {
     ssl_jepa_predictor_cfg_t cfg;
-    ssl_nn_linear_t embed;     /* predictor_embed (dim, in_dim) */
-    ssl_tensor_t *mask_token;  /* (1, 1, dim) */
-    ssl_tensor_t *pos_embed;   /* predictor_pos_embed (1, T, dim), fixed sin-cos buffer */
+    ssl_nn_linear_t embed;    /* predictor_embed (dim, in_dim) */
+    ssl_tensor_t *mask_token; /* (1, 1, dim) */
+    ssl_tensor_t *pos_embed;  /* predictor_pos_embed (1, T, dim), fixed sin-cos buffer */
     ssl_nn_block_t blocks[SSL_HEAD_MAX_DEPTH];
-    ssl_nn_layernorm_t norm;   /* predictor_norm, eps 1e-6 */
-    ssl_nn_linear_t proj;      /* predictor_proj (in_dim, dim) */
+    ssl_nn_layernorm_t norm; /* predictor_norm, eps 1e-6 */
+    ssl_nn_linear_t proj;    /* predictor_proj (in_dim, dim) */
 } ssl_jepa_predictor_t;
 
 /* I-JEPA's init: trunc_normal(0.02) linears and mask_token, zero biases, and attn.proj /
@@ -181,25 +180,25 @@ typedef enum ssl_text_pool { SSL_TEXT_POOL_EOS = 0, SSL_TEXT_POOL_MEAN = 1 } ssl
 typedef enum ssl_tokenizer_kind { SSL_TOK_WORDS = 0, SSL_TOK_BYTES = 1 } ssl_tokenizer_kind_t;
 
 typedef struct ssl_text_cfg {
-    int64_t vocab_size;  /* from the vocabulary (ssl_vocab_size) */
-    int context_length;  /* 77 */
+    int64_t vocab_size;       /* from the vocabulary (ssl_vocab_size) */
+    int context_length;       /* 77 */
     int width, layers, heads; /* 512, 12, 8 */
-    double mlp_ratio;    /* 4 */
-    int64_t embed_dim;   /* joint space width 512 */
-    int causal;          /* 1: causal attention mask; 0: bidirectional with padding masked */
-    int pool;            /* ssl_text_pool_t: the EOS token (1st <eos>), or the mean of non-pad */
-    int tokenizer;       /* ssl_tokenizer_kind_t (read by the trainer to build the vocab) */
-    int min_count;       /* words seen fewer times become <unk> (1) */
-    int64_t max_words;   /* keep the most frequent words only; 0 = all */
+    double mlp_ratio;         /* 4 */
+    int64_t embed_dim;        /* joint space width 512 */
+    int causal;               /* 1: causal attention mask; 0: bidirectional with padding masked */
+    int pool;          /* ssl_text_pool_t: the EOS token (1st <eos>), or the mean of non-pad */
+    int tokenizer;     /* ssl_tokenizer_kind_t (read by the trainer to build the vocab) */
+    int min_count;     /* words seen fewer times become <unk> (1) */
+    int64_t max_words; /* keep the most frequent words only; 0 = all */
 } ssl_text_cfg_t;
 
 typedef struct ssl_text_tower {
     ssl_text_cfg_t cfg;
-    ssl_tensor_t *token_embedding;      /* (V, width) */
-    ssl_tensor_t *positional_embedding; /* (context_length, width) */
+    ssl_tensor_t *token_embedding;             /* (V, width) */
+    ssl_tensor_t *positional_embedding;        /* (context_length, width) */
     ssl_nn_block_t blocks[SSL_HEAD_MAX_DEPTH]; /* transformer.resblocks.N, LayerNorm eps 1e-5 */
     ssl_nn_layernorm_t ln_final;
-    ssl_tensor_t *text_projection;      /* (width, embed_dim), no bias */
+    ssl_tensor_t *text_projection; /* (width, embed_dim), no bias */
 } ssl_text_tower_t;
 
 /* open_clip's init: token embedding normal(0.02), positions normal(0.01), in_proj normal
@@ -209,8 +208,8 @@ int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix
                         const ssl_text_cfg_t *cfg, uint64_t seed);
 /* ids (B, L) token ids, L <= context_length (ssl_vocab_encode output). Returns (B, embed_dim).
  * EOS pooling takes the first SSL_VOCAB_EOS of each row (an error if a row has none). */
-ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t,
-                                     const int32_t *ids, int64_t batch, int64_t len);
+ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, const int32_t *ids,
+                                     int64_t batch, int64_t len);
 
 /* Image-side projection: weight (in, out), y = x @ weight, no bias (open_clip "visual.proj").
  * name is the full parameter name, e.g. "visual.proj". Init normal(0, in^-0.5). */
@@ -225,8 +224,13 @@ ssl_tensor_t *ssl_clip_proj_forward(ssl_ctx_t *ctx, const ssl_clip_proj_t *m, ss
 /* ---------------------------------------------------------------- tokenizer */
 
 /* Special tokens have fixed ids; the other tokens follow in sorted (byte) order. */
-enum { SSL_VOCAB_PAD = 0, SSL_VOCAB_SOS = 1, SSL_VOCAB_EOS = 2, SSL_VOCAB_UNK = 3,
-       SSL_VOCAB_N_SPECIAL = 4 };
+enum {
+    SSL_VOCAB_PAD = 0,
+    SSL_VOCAB_SOS = 1,
+    SSL_VOCAB_EOS = 2,
+    SSL_VOCAB_UNK = 3,
+    SSL_VOCAB_N_SPECIAL = 4
+};
 
 typedef struct ssl_vocab ssl_vocab_t;
 
@@ -267,9 +271,9 @@ typedef enum ssl_head_kind {
 } ssl_head_kind_t;
 
 typedef struct ssl_head_cfg {
-    int kind;            /* ssl_head_kind_t */
-    char name[32];       /* the preset it started from, e.g. "simsiam_projector" */
-    int is_predictor;    /* an MLP fed by another head, not by the encoder */
+    int kind;         /* ssl_head_kind_t */
+    char name[32];    /* the preset it started from, e.g. "simsiam_projector" */
+    int is_predictor; /* an MLP fed by another head, not by the encoder */
     ssl_mlp_cfg_t mlp;
     ssl_dino_head_cfg_t dino;
     ssl_swav_cfg_t swav;

@@ -4,9 +4,11 @@
 
 #include "ssl/core.h"
 #include "ssl/data.h"
+#include "ssl/heads.h"
 #include "ssl/io.h"
 #include "ssl/losses.h"
 #include "ssl/models.h"
 #include "ssl/nn.h"
+#include "ssl/optim.h"
 
 #endif

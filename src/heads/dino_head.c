@@ -18,8 +18,8 @@ int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
                              pre, (long long)cfg->in_dim, (long long)cfg->hidden_dim,
                              (long long)cfg->bottleneck_dim, (long long)cfg->out_dim);
     if (cfg->layers < 1 || cfg->layers > SSL_MLP_MAX_LAYERS)
-        return ssl_set_error(SSL_ERR_CONFIG, "dino head '%s': layers must be in 1..%d, got %d",
-                             pre, SSL_MLP_MAX_LAYERS, cfg->layers);
+        return ssl_set_error(SSL_ERR_CONFIG, "dino head '%s': layers must be in 1..%d, got %d", pre,
+                             SSL_MLP_MAX_LAYERS, cfg->layers);
     h->cfg = *cfg;
     char nm[256];
     int st;
@@ -45,19 +45,18 @@ int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
     /* nn.utils.weight_norm(dim=0): g (K, 1), v (K, bottleneck); DINO fills g with 1 and turns
      * its gradient off when norm_last_layer: a buffer here, so freezing never touches it. */
     const int64_t K = cfg->out_dim, D = cfg->bottleneck_dim;
-    h->weight_g = ssl_params_add(p, HEAD_NAME(nm, pre, "last_layer.weight_g"), 2,
-                                 (int64_t[]){K, 1},
+    h->weight_g = ssl_params_add(p, HEAD_NAME(nm, pre, "last_layer.weight_g"), 2, (int64_t[]){K, 1},
                                  cfg->norm_last_layer ? SSL_PARAM_BUFFER : SSL_PARAM_TRAINABLE, 0);
     if (!h->weight_g)
         return ssl_last_status();
     ssl_nn_fill_const(h->weight_g, 1.0f);
-    h->weight_v = ssl_params_add(p, HEAD_NAME(nm, pre, "last_layer.weight_v"), 2,
-                                 (int64_t[]){K, D}, SSL_PARAM_TRAINABLE, 0);
+    h->weight_v = ssl_params_add(p, HEAD_NAME(nm, pre, "last_layer.weight_v"), 2, (int64_t[]){K, D},
+                                 SSL_PARAM_TRAINABLE, 0);
     if (!h->weight_v)
         return ssl_last_status();
     ssl_nn_init_tensor(h->weight_v, SSL_INIT_TORCH_DEFAULT, seed);
-    snprintf(h->last_layer_prefix, sizeof h->last_layer_prefix, "%s", HEAD_NAME(nm, pre,
-                                                                               "last_layer."));
+    snprintf(h->last_layer_prefix, sizeof h->last_layer_prefix, "%s",
+             HEAD_NAME(nm, pre, "last_layer."));
     return SSL_OK;
 }
 
@@ -75,7 +74,7 @@ ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ss
     }
     ssl_tensor_t *z = h->cfg.layers == 1 ? ssl_nn_linear_forward(ctx, &h->mlp1, x)
                                          : ssl_mlp_forward(ctx, &h->mlp, x, training);
-    z = ssl_l2_normalize(ctx, z, -1, 1e-12f);                       // (B, bottleneck)
+    z = ssl_l2_normalize(ctx, z, -1, 1e-12f);                        // (B, bottleneck)
     ssl_tensor_t *w = ssl_l2_normalize(ctx, h->weight_v, 1, 1e-12f); // (K, bottleneck)
     w = ssl_mul(ctx, h->weight_g, w);
     if (bottleneck)

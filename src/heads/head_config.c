@@ -58,16 +58,11 @@ int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg)
             const mlp_preset_t *m = &k_mlp[i];
             cfg->kind = SSL_HEAD_MLP;
             cfg->is_predictor = m->is_predictor;
-            cfg->mlp = (ssl_mlp_cfg_t){m->layers,
-                                       0,
-                                       m->hidden,
-                                       m->out,
-                                       m->norm,
-                                       m->act,
-                                       m->last_norm,
-                                       m->last_norm_affine,
-                                       m->bias,
-                                       SSL_INIT_TORCH_DEFAULT,
+            cfg->mlp = (ssl_mlp_cfg_t){m->layers,      0,
+                                       m->hidden,      m->out,
+                                       m->norm,        m->act,
+                                       m->last_norm,   m->last_norm_affine,
+                                       m->bias,        SSL_INIT_TORCH_DEFAULT,
                                        m->no_last_bias};
             snprintf(cfg->name, sizeof cfg->name, "%s", kind);
             return SSL_OK;
@@ -83,8 +78,8 @@ int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg)
         cfg->swav = (ssl_swav_cfg_t){0, 3000, 313};
         cfg->mae = (ssl_mae_decoder_cfg_t){0, 0, 0, 0, 0, 0, 512, 8, 16, 4.0};
         cfg->jepa = (ssl_jepa_predictor_cfg_t){0, 0, 0, 384, 12, 12, 4.0};
-        cfg->text = (ssl_text_cfg_t){0,   77, 512, 12, 8, 4.0, 512, 1, SSL_TEXT_POOL_EOS,
-                                     SSL_TOK_WORDS, 1, 0};
+        cfg->text = (ssl_text_cfg_t){
+            0, 77, 512, 12, 8, 4.0, 512, 1, SSL_TEXT_POOL_EOS, SSL_TOK_WORDS, 1, 0};
         cfg->clip_proj.embed_dim = 512;
         return SSL_OK;
     }
@@ -95,9 +90,9 @@ int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg)
 
 static void read_mlp(ssl_cfg_t *c, ssl_mlp_cfg_t *m)
 {
-    static const char *const keys[] = {"layers",    "hidden_dim",       "out_dim", "norm",
-                                       "activation", "last_norm",       "last_norm_affine",
-                                       "bias",      "last_bias",        NULL};
+    static const char *const keys[] = {"layers",     "hidden_dim", "out_dim",          "norm",
+                                       "activation", "last_norm",  "last_norm_affine", "bias",
+                                       "last_bias",  NULL};
     ssl_cfg_keys(c, keys);
     m->layers = ssl_cfg_int(c, "layers", m->layers, 1, SSL_MLP_MAX_LAYERS);
     m->hidden = ssl_cfg_i64(c, "hidden_dim", m->hidden, 1, 1 << 20);
@@ -112,9 +107,8 @@ static void read_mlp(ssl_cfg_t *c, ssl_mlp_cfg_t *m)
 
 static void read_dino(ssl_cfg_t *c, ssl_dino_head_cfg_t *d)
 {
-    static const char *const keys[] = {"layers",  "hidden_dim",      "bottleneck_dim",
-                                       "out_dim", "use_bn",          "norm_last_layer",
-                                       "freeze_last_layer", NULL};
+    static const char *const keys[] = {"layers", "hidden_dim",      "bottleneck_dim",    "out_dim",
+                                       "use_bn", "norm_last_layer", "freeze_last_layer", NULL};
     ssl_cfg_keys(c, keys);
     d->layers = ssl_cfg_int(c, "layers", d->layers, 1, SSL_MLP_MAX_LAYERS);
     d->hidden_dim = ssl_cfg_i64(c, "hidden_dim", d->hidden_dim, 1, 1 << 20);
@@ -183,26 +177,34 @@ int ssl__head_cfg_read(ssl_cfg_t *c, const char *kind, ssl_head_cfg_t *cfg)
         return ssl_cfg_fail(c, NULL, "%s", msg);
     }
     switch (cfg->kind) {
-    case SSL_HEAD_MLP: read_mlp(c, &cfg->mlp); break;
-    case SSL_HEAD_DINO: read_dino(c, &cfg->dino); break;
-    case SSL_HEAD_SWAV: read_swav(c, &cfg->swav); break;
+    case SSL_HEAD_MLP:
+        read_mlp(c, &cfg->mlp);
+        break;
+    case SSL_HEAD_DINO:
+        read_dino(c, &cfg->dino);
+        break;
+    case SSL_HEAD_SWAV:
+        read_swav(c, &cfg->swav);
+        break;
     case SSL_HEAD_MAE_DECODER:
-        read_transformer(c, &cfg->mae.dim, &cfg->mae.depth, &cfg->mae.heads,
-                         &cfg->mae.mlp_ratio);
+        read_transformer(c, &cfg->mae.dim, &cfg->mae.depth, &cfg->mae.heads, &cfg->mae.mlp_ratio);
         break;
     case SSL_HEAD_JEPA_PREDICTOR:
         read_transformer(c, &cfg->jepa.dim, &cfg->jepa.depth, &cfg->jepa.heads,
                          &cfg->jepa.mlp_ratio);
         break;
-    case SSL_HEAD_CLIP_TEXT: read_text(c, &cfg->text); break;
+    case SSL_HEAD_CLIP_TEXT:
+        read_text(c, &cfg->text);
+        break;
     case SSL_HEAD_CLIP_PROJ: {
         static const char *const keys[] = {"embed_dim", NULL};
         ssl_cfg_keys(c, keys);
-        cfg->clip_proj.embed_dim = ssl_cfg_i64(c, "embed_dim", cfg->clip_proj.embed_dim, 1,
-                                               1 << 20);
+        cfg->clip_proj.embed_dim =
+            ssl_cfg_i64(c, "embed_dim", cfg->clip_proj.embed_dim, 1, 1 << 20);
         break;
     }
-    default: break;
+    default:
+        break;
     }
     return ssl_cfg_status(c);
 }
@@ -229,8 +231,12 @@ int ssl_head_cfg_fit_encoder(ssl_head_cfg_t *cfg, const ssl_encoder_t *e)
         if (!cfg->is_predictor)
             cfg->mlp.in = dim;
         return SSL_OK;
-    case SSL_HEAD_DINO: cfg->dino.in_dim = dim; return SSL_OK;
-    case SSL_HEAD_CLIP_PROJ: cfg->clip_proj.in_dim = dim; return SSL_OK;
+    case SSL_HEAD_DINO:
+        cfg->dino.in_dim = dim;
+        return SSL_OK;
+    case SSL_HEAD_CLIP_PROJ:
+        cfg->clip_proj.in_dim = dim;
+        return SSL_OK;
     case SSL_HEAD_MAE_DECODER:
     case SSL_HEAD_JEPA_PREDICTOR: {
         if (ec->kind != SSL_ENC_VIT)
@@ -251,6 +257,7 @@ int ssl_head_cfg_fit_encoder(ssl_head_cfg_t *cfg, const ssl_encoder_t *e)
         }
         return SSL_OK;
     }
-    default: return SSL_OK; /* SwAV and the text tower take nothing from the image encoder */
+    default:
+        return SSL_OK; /* SwAV and the text tower take nothing from the image encoder */
     }
 }

@@ -11,8 +11,8 @@ ssl_tensor_t *ssl__head_shape_error(const char *head, const ssl_tensor_t *x, con
     return NULL;
 }
 
-int ssl__head_check_indices(ssl_ctx_t *ctx, const char *head, const char *what,
-                            const int32_t *idx, int64_t b, int64_t k, int64_t t, int distinct)
+int ssl__head_check_indices(ssl_ctx_t *ctx, const char *head, const char *what, const int32_t *idx,
+                            int64_t b, int64_t k, int64_t t, int distinct)
 {
     if (b * k > 0 && !idx) {
         ssl_set_error(SSL_ERR_INVALID, "%s: %s indices are NULL", head, what);

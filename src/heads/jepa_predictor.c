@@ -30,8 +30,8 @@ int ssl_jepa_predictor_init(ssl_jepa_predictor_t *m, ssl_params_t *p, const char
     const int init = SSL_INIT_TRUNC_NORMAL_02;
     char nm[256], sub[64];
     int st;
-    if ((st = ssl_nn_linear_init(&m->embed, p, HEAD_NAME(nm, pre, "predictor_embed"),
-                                 cfg->in_dim, D, 1, init, seed)))
+    if ((st = ssl_nn_linear_init(&m->embed, p, HEAD_NAME(nm, pre, "predictor_embed"), cfg->in_dim,
+                                 D, 1, init, seed)))
         return st;
     m->mask_token = ssl_params_add(p, HEAD_NAME(nm, pre, "mask_token"), 3, (int64_t[]){1, 1, D},
                                    SSL_PARAM_TRAINABLE, 0);
@@ -54,11 +54,10 @@ int ssl_jepa_predictor_init(ssl_jepa_predictor_t *m, ssl_params_t *p, const char
             for (int64_t j = 0; j < ws[w]->numel; j++)
                 ws[w]->data[j] *= s;
     }
-    if ((st = ssl_nn_layernorm_init(&m->norm, p, HEAD_NAME(nm, pre, "predictor_norm"), D,
-                                    1e-6f)))
+    if ((st = ssl_nn_layernorm_init(&m->norm, p, HEAD_NAME(nm, pre, "predictor_norm"), D, 1e-6f)))
         return st;
-    return ssl_nn_linear_init(&m->proj, p, HEAD_NAME(nm, pre, "predictor_proj"), D, cfg->in_dim,
-                              1, init, seed);
+    return ssl_nn_linear_init(&m->proj, p, HEAD_NAME(nm, pre, "predictor_proj"), D, cfg->in_dim, 1,
+                              init, seed);
 }
 
 ssl_tensor_t *ssl_jepa_predictor_forward(ssl_ctx_t *ctx, const ssl_jepa_predictor_t *m,
@@ -86,7 +85,7 @@ ssl_tensor_t *ssl_jepa_predictor_forward(ssl_ctx_t *ctx, const ssl_jepa_predicto
     if (!ssl__head_check_indices(ctx, "jepa predictor", "context", ctx_idx, B, kc, T, 0) ||
         !ssl__head_check_indices(ctx, "jepa predictor", "target", tgt_idx, R, kt, T, 0))
         return NULL;
-    const float *pos = m->pos_embed->data; // (T, d)
+    const float *pos = m->pos_embed->data;                               // (T, d)
     ssl_tensor_t *x = ssl_nn_linear_forward(ctx, &m->embed, ctx_tokens); // (B, Kc, d)
     ssl_tensor_t *pc = ssl__head_gather_const(ctx, pos, D, ctx_idx, B * kc);
     x = ssl_add(ctx, x, ssl_reshape(ctx, pc, 3, (int64_t[]){B, kc, D}));

@@ -30,8 +30,8 @@ int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *pref
     const int init = SSL_INIT_XAVIER_UNIFORM;
     char nm[256], sub[64];
     int st;
-    if ((st = ssl_nn_linear_init(&d->embed, p, HEAD_NAME(nm, pre, "decoder_embed"), cfg->in_dim,
-                                 D, 1, init, seed)))
+    if ((st = ssl_nn_linear_init(&d->embed, p, HEAD_NAME(nm, pre, "decoder_embed"), cfg->in_dim, D,
+                                 1, init, seed)))
         return st;
     d->mask_token = ssl_params_add(p, HEAD_NAME(nm, pre, "mask_token"), 3, (int64_t[]){1, 1, D},
                                    SSL_PARAM_TRAINABLE, 0);
@@ -56,16 +56,16 @@ int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *pref
                               seed);
 }
 
-ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d,
-                                      ssl_tensor_t *cls, ssl_tensor_t *tokens,
-                                      const int32_t *keep_idx, int64_t k)
+ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d, ssl_tensor_t *cls,
+                                      ssl_tensor_t *tokens, const int32_t *keep_idx, int64_t k)
 {
     const ssl_mae_decoder_cfg_t *c = &d->cfg;
     if (!tokens)
         return NULL;
     if (c->cls_token && !cls) { /* tokens came through, so the caller left cls out */
-        ssl_set_error(SSL_ERR_INVALID, "mae decoder: configured with a cls slot: pass the "
-                                       "encoder's cls token output (B, %lld)",
+        ssl_set_error(SSL_ERR_INVALID,
+                      "mae decoder: configured with a cls slot: pass the "
+                      "encoder's cls token output (B, %lld)",
                       (long long)c->in_dim);
         return NULL;
     }
@@ -95,7 +95,7 @@ ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d
         for (int64_t j = 0; j < k; j++)
             masked->data[b * T + keep_idx[b * k + j]] = 0.0f;
     ssl_tensor_t *x = ssl_nn_linear_forward(ctx, &d->embed, tokens); // (B, K, d)
-    x = ssl_scatter_rows(ctx, x, keep_idx, T);                         // (B, T, d)
+    x = ssl_scatter_rows(ctx, x, keep_idx, T);                       // (B, T, d)
     x = ssl_add(ctx, x, ssl_mul(ctx, d->mask_token, masked));
     if (cls) {
         ssl_tensor_t *ce = ssl_reshape(ctx, cls, 3, (int64_t[]){B, 1, D});

@@ -18,8 +18,7 @@ int ssl_swav_prototypes_init(ssl_swav_prototypes_t *h, ssl_params_t *p, const ch
     h->cfg = *cfg;
     char nm[256];
     h->weight = ssl_params_add(p, HEAD_NAME(nm, pre, "weight"), 2,
-                               (int64_t[]){cfg->n_prototypes, cfg->in_dim}, SSL_PARAM_TRAINABLE,
-                               0);
+                               (int64_t[]){cfg->n_prototypes, cfg->in_dim}, SSL_PARAM_TRAINABLE, 0);
     if (!h->weight)
         return ssl_last_status();
     ssl_nn_init_tensor(h->weight, SSL_INIT_TORCH_DEFAULT, seed);

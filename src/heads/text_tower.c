@@ -22,8 +22,8 @@ static void default_bias(ssl_tensor_t *b, int64_t fan_in, uint64_t seed)
     ssl_nn_fill_uniform(b, -bd, bd, seed);
 }
 
-static int resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, int64_t W,
-                         int heads, int64_t hidden, int layers, uint64_t seed)
+static int resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, int64_t W, int heads,
+                         int64_t hidden, int layers, uint64_t seed)
 {
     char nm[256];
     memset(m, 0, sizeof *m);
@@ -35,11 +35,11 @@ static int resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, in
     m->attn.heads = heads;
     m->attn.dim = W;
     m->attn.qkv.weight = add_param(p, pre, "attn.in_proj_weight", 2, (int64_t[]){3 * W, W}, 0);
-    m->attn.qkv.bias = add_param(p, pre, "attn.in_proj_bias", 1, (int64_t[]){3 * W},
-                                 SSL_PARAM_NO_DECAY);
+    m->attn.qkv.bias =
+        add_param(p, pre, "attn.in_proj_bias", 1, (int64_t[]){3 * W}, SSL_PARAM_NO_DECAY);
     m->attn.proj.weight = add_param(p, pre, "attn.out_proj.weight", 2, (int64_t[]){W, W}, 0);
-    m->attn.proj.bias = add_param(p, pre, "attn.out_proj.bias", 1, (int64_t[]){W},
-                                  SSL_PARAM_NO_DECAY);
+    m->attn.proj.bias =
+        add_param(p, pre, "attn.out_proj.bias", 1, (int64_t[]){W}, SSL_PARAM_NO_DECAY);
     m->fc1.weight = add_param(p, pre, "mlp.c_fc.weight", 2, (int64_t[]){hidden, W}, 0);
     m->fc1.bias = add_param(p, pre, "mlp.c_fc.bias", 1, (int64_t[]){hidden}, SSL_PARAM_NO_DECAY);
     m->fc2.weight = add_param(p, pre, "mlp.c_proj.weight", 2, (int64_t[]){W, hidden}, 0);
@@ -84,10 +84,10 @@ int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix
     t->cfg = *cfg;
     char nm[256], sub[96];
     int st;
-    t->token_embedding = add_param(p, pre, "token_embedding.weight", 2,
-                                   (int64_t[]){cfg->vocab_size, W}, 0);
-    t->positional_embedding = add_param(p, pre, "positional_embedding", 2,
-                                        (int64_t[]){cfg->context_length, W}, 0);
+    t->token_embedding =
+        add_param(p, pre, "token_embedding.weight", 2, (int64_t[]){cfg->vocab_size, W}, 0);
+    t->positional_embedding =
+        add_param(p, pre, "positional_embedding", 2, (int64_t[]){cfg->context_length, W}, 0);
     if (!t->token_embedding || !t->positional_embedding)
         return ssl_last_status();
     ssl_nn_fill_normal(t->token_embedding, 0.0f, 0.02f, seed);
@@ -100,8 +100,7 @@ int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix
     }
     if ((st = ssl_nn_layernorm_init(&t->ln_final, p, HEAD_NAME(nm, pre, "ln_final"), W, 1e-5f)))
         return st;
-    t->text_projection = add_param(p, pre, "text_projection", 2,
-                                   (int64_t[]){W, cfg->embed_dim}, 0);
+    t->text_projection = add_param(p, pre, "text_projection", 2, (int64_t[]){W, cfg->embed_dim}, 0);
     if (!t->text_projection)
         return ssl_last_status();
     ssl_nn_fill_normal(t->text_projection, 0.0f, (float)(1.0 / sqrt((double)W)), seed);
@@ -129,13 +128,14 @@ static ssl_tensor_t *attention_bias(ssl_ctx_t *ctx, const int32_t *ids, int64_t 
     return m;
 }
 
-ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t,
-                                     const int32_t *ids, int64_t B, int64_t L)
+ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, const int32_t *ids,
+                                     int64_t B, int64_t L)
 {
     const ssl_text_cfg_t *c = &t->cfg;
     if (B < 1 || L < 1 || L > c->context_length || !ids) {
-        ssl_set_error(SSL_ERR_SHAPE, "text tower: ids (%lld, %lld), expected (B, L) with 1 <= L "
-                                     "<= context_length %d",
+        ssl_set_error(SSL_ERR_SHAPE,
+                      "text tower: ids (%lld, %lld), expected (B, L) with 1 <= L "
+                      "<= context_length %d",
                       (long long)B, (long long)L, c->context_length);
         return NULL;
     }
@@ -193,8 +193,9 @@ int ssl_clip_proj_init(ssl_clip_proj_t *m, ssl_params_t *p, const char *name, in
 {
     memset(m, 0, sizeof *m);
     if (in <= 0 || out <= 0)
-        return ssl_set_error(SSL_ERR_CONFIG, "clip projection '%s': in (%lld) and out (%lld) "
-                                             "must be positive",
+        return ssl_set_error(SSL_ERR_CONFIG,
+                             "clip projection '%s': in (%lld) and out (%lld) "
+                             "must be positive",
                              name, (long long)in, (long long)out);
     m->weight = ssl_params_add(p, name, 2, (int64_t[]){in, out}, SSL_PARAM_TRAINABLE, 0);
     if (!m->weight)

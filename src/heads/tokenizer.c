@@ -31,7 +31,10 @@ static int is_word_byte(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
 
-static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+static char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
 
 /* Next word of s from *pos into buf (lower-cased, NUL-terminated); 0 at the end. buf must hold
  * strlen(s) + 1 bytes. */
@@ -221,9 +224,15 @@ ssl_vocab_t *ssl_vocab_build(const char *const *captions, int64_t n, int kind, i
 
 /* ---------------------------------------------------------------- queries */
 
-int64_t ssl_vocab_size(const ssl_vocab_t *v) { return v ? v->n : 0; }
+int64_t ssl_vocab_size(const ssl_vocab_t *v)
+{
+    return v ? v->n : 0;
+}
 
-int ssl_vocab_kind(const ssl_vocab_t *v) { return v->kind; }
+int ssl_vocab_kind(const ssl_vocab_t *v)
+{
+    return v->kind;
+}
 
 const char *ssl_vocab_token(const ssl_vocab_t *v, int32_t id)
 {
@@ -315,8 +324,9 @@ ssl_vocab_t *ssl_vocab_from_string(const char *s)
             for (size_t j = 0; j < n; j++) {
                 unsigned char b = (unsigned char)c[j];
                 if (!is_word_byte(b) || (b >= 'A' && b <= 'Z'))
-                    return parse_error(v, line, "a word holds only lower-case letters, digits "
-                                                "and non-ASCII bytes");
+                    return parse_error(v, line,
+                                       "a word holds only lower-case letters, digits "
+                                       "and non-ASCII bytes");
             }
             if (!(v->tok[i] = malloc(n + 1)))
                 return parse_error(v, line, "out of memory");
@@ -335,8 +345,9 @@ ssl_vocab_t *ssl_vocab_from_string(const char *s)
 int ssl_vocab_encode(const ssl_vocab_t *v, const char *text, int32_t *out, int context_length)
 {
     if (context_length < 2)
-        return ssl_set_error(SSL_ERR_INVALID, "vocabulary encode: context_length %d < 2 leaves no "
-                                              "room for <sos> and <eos>",
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "vocabulary encode: context_length %d < 2 leaves no "
+                             "room for <sos> and <eos>",
                              context_length);
     const char *s = text ? text : "";
     int room = context_length - 2, n = 0;
