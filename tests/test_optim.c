@@ -746,7 +746,7 @@ static void test_config_reader(void **state)
     expect_cfg_error("{\"optim\": {\"name\": \"sgd\", \"momentm\": 0.9}}", "optim", "optim.momentm",
                      "did you mean 'momentum'");
     expect_cfg_error("{\"optim\": {\"name\": \"adamw\", \"momentum\": 0.9}}", "optim",
-                     "optim.momentum", NULL); /* not an AdamW key */
+                     "optim.momentum", "option of sgd and lars, not of adamw");
     expect_cfg_error("{\"optim\": {\"name\": \"adam\"}}", "optim", "optim.name", "adamw");
     expect_cfg_error("{\"optim\": {\"lr\": 0.1}}", "optim", "optim.name", "missing");
     expect_cfg_error("{\"optim\": {\"name\": \"sgd\", \"lr\": 0.1, \"base_lr\": 0.1}}", "optim",

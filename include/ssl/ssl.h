@@ -6,5 +6,6 @@
 #include "ssl/io.h"
 #include "ssl/models.h"
 #include "ssl/nn.h"
+#include "ssl/optim.h"
 
 #endif
