@@ -8,20 +8,23 @@
 /* Fixed chunking: the same partial sums whatever the thread count. */
 #define SUMSQ_CHUNKS 64
 
+#define SUMSQ_LANES 16
+
 static double sumsq_serial(const float *x, int64_t n)
 {
-    /* four independent accumulators in a fixed order: more ILP, same bits every run */
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    /* independent double lanes in a fixed order: vectorises without reassociation, and gives
+     * the same bits on every run */
+    double acc[SUMSQ_LANES] = {0};
     int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        s0 += (double)x[j] * x[j];
-        s1 += (double)x[j + 1] * x[j + 1];
-        s2 += (double)x[j + 2] * x[j + 2];
-        s3 += (double)x[j + 3] * x[j + 3];
-    }
+    for (; j + SUMSQ_LANES <= n; j += SUMSQ_LANES)
+        for (int l = 0; l < SUMSQ_LANES; l++)
+            acc[l] += (double)x[j + l] * (double)x[j + l];
+    double s = 0;
     for (; j < n; j++)
-        s0 += (double)x[j] * x[j];
-    return (s0 + s1) + (s2 + s3);
+        s += (double)x[j] * (double)x[j];
+    for (int l = 0; l < SUMSQ_LANES; l++)
+        s += acc[l];
+    return s;
 }
 
 double ssl__sumsq_f32(const float *x, int64_t n)

@@ -15,6 +15,22 @@ static const char *const k_lars_keys[] = {COMMON_KEYS, "momentum",     "nesterov
                                           "lars_eta",  "lars_clip_lr", NULL};
 static const char *const k_adamw_keys[] = {COMMON_KEYS, "betas", "eps", NULL};
 
+/* Keys of one optimizer given to another get a message naming the optimizers they belong to. */
+static void check_kind_keys(ssl_cfg_t *c, int kind)
+{
+    static const struct {
+        const char *key;
+        const char *owners;
+        int mask; /* 1 << ssl_optim_kind_t */
+    } own[] = {{"momentum", "sgd and lars", 3}, {"nesterov", "sgd and lars", 3},
+               {"lars_eta", "lars", 2},         {"lars_clip_lr", "lars", 2},
+               {"betas", "adamw", 4},           {"eps", "adamw", 4}};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (!(own[i].mask & (1 << kind)) && ssl_cfg_get(c, own[i].key))
+            ssl_cfg_fail(c, own[i].key, "is an option of %s, not of %s", own[i].owners,
+                         k_names[kind]);
+}
+
 /* betas as doubles (a float round trip would move 0.95 by 1e-8 and the bias correction with it) */
 static void read_betas(ssl_cfg_t *c, ssl_optim_cfg_t *out)
 {
@@ -40,6 +56,7 @@ int ssl__optim_cfg_read(ssl_cfg_t *c, int default_kind, ssl_optim_cfg_t *out)
     if (ssl_cfg_status(c))
         return ssl_cfg_status(c);
     ssl_optim_cfg_default(kind, out);
+    check_kind_keys(c, kind);
     ssl_cfg_keys(c, kind == SSL_OPTIM_SGD    ? k_sgd_keys
                     : kind == SSL_OPTIM_LARS ? k_lars_keys
                                              : k_adamw_keys);
@@ -76,7 +93,7 @@ int ssl__optim_cfg_read(ssl_cfg_t *c, int default_kind, ssl_optim_cfg_t *out)
     if (kind == SSL_OPTIM_LARS) {
         out->lars_eta =
             ssl_cfg_double_ex(c, "lars_eta", out->lars_eta, 0.0, 100.0, SSL_CFG_LO_OPEN);
-        out->lars_clip = ssl_cfg_bool(c, "lars_clip_lr", 0);
+        out->lars_clip = ssl_cfg_bool(c, "lars_clip_lr", out->lars_clip);
     }
     if (kind == SSL_OPTIM_ADAMW) {
         read_betas(c, out);
