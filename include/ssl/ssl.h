@@ -3,6 +3,7 @@
 #define SSL_SSL_H
 
 #include "ssl/core.h"
+#include "ssl/eval.h"
 #include "ssl/io.h"
 #include "ssl/models.h"
 #include "ssl/nn.h"
