@@ -18,8 +18,8 @@
 /* ---------------------------------------------------------------- data */
 
 /* C Gaussian blobs in D dims: centres N(0, 1) * spread, points centre + N(0, noise). */
-static void blobs(int64_t n, int64_t d, int c, float spread, float noise, uint64_t seed,
-                  float *x, int32_t *y)
+static void blobs(int64_t n, int64_t d, int c, float spread, float noise, uint64_t seed, float *x,
+                  int32_t *y)
 {
     float *centres = malloc((size_t)c * (size_t)d * sizeof(float));
     ssl_rng_fill_normal(centres, (size_t)(c * d), 0.0f, spread, 1234, 1, 0);
@@ -48,8 +48,8 @@ static int ref_cmp(const void *a, const void *b)
 }
 
 /* Full sort of every similarity in double, then the documented vote; returns counts. */
-static void ref_knn(const ssl_features_t *tr, const ssl_features_t *te, int C, int metric,
-                    int vote, int k, double T, int32_t *pred, int64_t *c1, int64_t *c5)
+static void ref_knn(const ssl_features_t *tr, const ssl_features_t *te, int C, int metric, int vote,
+                    int k, double T, int32_t *pred, int64_t *c1, int64_t *c5)
 {
     ref_item_t *it = malloc((size_t)tr->n * sizeof(ref_item_t));
     double *score = malloc((size_t)C * sizeof(double));
@@ -68,14 +68,16 @@ static void ref_knn(const ssl_features_t *tr, const ssl_features_t *te, int C, i
                 nb += (double)b[j] * b[j];
                 d2 += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
             }
-            it[i].s = metric == SSL_KNN_COSINE ? dot / (fmax(sqrt(na), 1e-12) * fmax(sqrt(nb), 1e-12))
-                                               : -sqrt(d2);
+            it[i].s = metric == SSL_KNN_COSINE
+                          ? dot / (fmax(sqrt(na), 1e-12) * fmax(sqrt(nb), 1e-12))
+                          : -sqrt(d2);
             it[i].i = i;
         }
         qsort(it, (size_t)tr->n, sizeof *it, ref_cmp);
         memset(score, 0, (size_t)C * sizeof(double));
         for (int j = 0; j < k; j++)
-            score[tr->labels[it[j].i]] += vote == SSL_KNN_MAJORITY ? 1.0 : exp((it[j].s - it[0].s) / T);
+            score[tr->labels[it[j].i]] +=
+                vote == SSL_KNN_MAJORITY ? 1.0 : exp((it[j].s - it[0].s) / T);
         int y = te->labels[q], rank = 0, best = 0;
         for (int c = 0; c < C; c++) {
             rank += score[c] > score[y] || (score[c] == score[y] && c < y);
@@ -90,8 +92,8 @@ static void ref_knn(const ssl_features_t *tr, const ssl_features_t *te, int C, i
     free(score);
 }
 
-static void compare_with_ref(const ssl_features_t *tr, const ssl_features_t *te, int C,
-                             int metric, int vote, int k, float T, int max_pred_diff)
+static void compare_with_ref(const ssl_features_t *tr, const ssl_features_t *te, int C, int metric,
+                             int vote, int k, float T, int max_pred_diff)
 {
     ssl_knn_opts_t o = ssl_knn_opts_default();
     o.metric = metric;

@@ -76,8 +76,8 @@ static void check_spectrum(int64_t n, double *lam, uint64_t seed, double rtol)
         mx = fmax(mx, fabs(lam[i]));
     for (int64_t i = 0; i < n; i++)
         if (fabs(w[i] - lam[i]) > rtol * (mx > 0 ? mx : 1))
-            fail_msg("n %lld: eigenvalue %lld = %.17g, expected %.17g", (long long)n,
-                     (long long)i, w[i], lam[i]);
+            fail_msg("n %lld: eigenvalue %lld = %.17g, expected %.17g", (long long)n, (long long)i,
+                     w[i], lam[i]);
     free(a);
     free(w);
 }

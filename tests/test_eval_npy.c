@@ -75,7 +75,8 @@ static void test_npy_header_bytes(void **state)
     int64_t y[3] = {1, -2, 3};
     assert_int_equal(ssl_npy_save_labels_i64(p, 3, y), SSL_OK);
     b = slurp(p, &n);
-    assert_non_null(strstr((char *)b + 10, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"));
+    assert_non_null(
+        strstr((char *)b + 10, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }"));
     free(b);
     int64_t shp[1] = {2};
     uint8_t u[2] = {7, 200};
@@ -242,10 +243,10 @@ static void test_npy_malformed(void **state)
     spit(tmp_path("ok.npy"), b, n);
     assert_int_equal(ssl_npy_load_f32(tmp_path("ok.npy"), &a), SSL_OK);
     ssl_npy_free(&a);
-    expect_bad(b, n - 1, SSL_ERR_FORMAT, "needs");      /* truncated data */
+    expect_bad(b, n - 1, SSL_ERR_FORMAT, "needs"); /* truncated data */
     b[n] = 0;
-    expect_bad(b, n + 1, SSL_ERR_FORMAT, "needs");      /* trailing bytes */
-    expect_bad(b, 9, SSL_ERR_FORMAT, "magic");          /* truncated preamble */
+    expect_bad(b, n + 1, SSL_ERR_FORMAT, "needs"); /* trailing bytes */
+    expect_bad(b, 9, SSL_ERR_FORMAT, "magic");     /* truncated preamble */
     expect_bad(b, 40, SSL_ERR_FORMAT, "truncated npy header");
     unsigned char c[512];
     memcpy(c, b, n);
@@ -264,8 +265,10 @@ static void test_npy_malformed(void **state)
     expect_bad(b, n, SSL_ERR_FORMAT, "True or False");
     n = image(b, "{'descr': '<U4', 'fortran_order': False, 'shape': (2, 3), }", 24);
     expect_bad(b, n, SSL_ERR_UNSUPPORTED, "'<U4'");
-    n = image(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, "
-                 "99999999999), }", 24);
+    n = image(b,
+              "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, "
+              "99999999999), }",
+              24);
     expect_bad(b, n, SSL_ERR_FORMAT, "overflows");
     n = image(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } junk", 24);
     expect_bad(b, n, SSL_ERR_FORMAT, "trailing");
@@ -323,12 +326,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_npy_header_bytes),
-        cmocka_unit_test(test_npy_round_trip),
-        cmocka_unit_test(test_npy_atomic),
-        cmocka_unit_test(test_npy_numpy_fixtures),
-        cmocka_unit_test(test_npy_malformed),
-        cmocka_unit_test(test_npy_numpy_reads_ours),
+        cmocka_unit_test(test_npy_header_bytes), cmocka_unit_test(test_npy_round_trip),
+        cmocka_unit_test(test_npy_atomic),       cmocka_unit_test(test_npy_numpy_fixtures),
+        cmocka_unit_test(test_npy_malformed),    cmocka_unit_test(test_npy_numpy_reads_ours),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,8 +15,8 @@
 #include "eval_fmnist.h"
 #include "ssl/eval.h"
 
-static void blobs(int64_t n, int64_t d, int c, float spread, float noise, uint64_t seed,
-                  float *x, int32_t *y)
+static void blobs(int64_t n, int64_t d, int c, float spread, float noise, uint64_t seed, float *x,
+                  int32_t *y)
 {
     float *centres = malloc((size_t)c * (size_t)d * sizeof(float));
     ssl_rng_fill_normal(centres, (size_t)(c * d), 0.0f, spread, 4321, 1, 0);

@@ -91,44 +91,44 @@ int ssl_knn_eval(const ssl_features_t *train, const ssl_features_t *test, int n_
  * result per k, temperature 0). ks need not be sorted; opts->k and opts->temperature are
  * unused. */
 int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
-                  const ssl_knn_opts_t *opts, const int *ks, int n_k, const float *temps,
-                  int n_t, ssl_knn_result_t *res);
+                  const ssl_knn_opts_t *opts, const int *ks, int n_k, const float *temps, int n_t,
+                  ssl_knn_result_t *res);
 
 /* ---------------------------------------------------------------- linear probe */
 
 typedef enum ssl_probe_optim { SSL_PROBE_ADAMW = 0, SSL_PROBE_SGD = 1 } ssl_probe_optim_t;
 
 /* Called after every epoch (for progress display); val/test are -1 when that split is empty. */
-typedef void (*ssl_probe_epoch_fn)(int epoch, double train_loss, double val_top1,
-                                   double test_top1, void *user);
+typedef void (*ssl_probe_epoch_fn)(int epoch, double train_loss, double val_top1, double test_top1,
+                                   void *user);
 
 typedef struct ssl_probe_opts {
-    int optimizer;        /* ssl_probe_optim_t; default AdamW */
-    int epochs;           /* default 10 */
-    int batch_size;       /* default 256 */
-    float lr;             /* peak learning rate; default 1e-3 (use ~0.1 with SGD) */
-    float min_lr;         /* cosine floor; default 0 */
-    int warmup_epochs;    /* linear warmup from 0; default 0 */
-    float weight_decay;   /* decoupled (AdamW) or L2 (SGD), weights only; default 1e-4 */
-    float momentum;       /* SGD; default 0.9 (Nesterov off) */
-    float beta1, beta2;   /* AdamW; default 0.9, 0.999 */
-    float eps;            /* AdamW; default 1e-8 */
-    int standardize;      /* 1 (default): (x - mean) / sqrt(var + 1e-6) with statistics of the
-                             training rows, i.e. BatchNorm1d(affine=False) as in MAE's probe */
-    float val_fraction;   /* share of train held out (seeded permutation); default 0.1; 0: no
-                             validation, the last epoch is reported */
-    uint64_t seed;        /* split, shuffling and initialisation; default 0 */
+    int optimizer;      /* ssl_probe_optim_t; default AdamW */
+    int epochs;         /* default 10 */
+    int batch_size;     /* default 256 */
+    float lr;           /* peak learning rate; default 1e-3 (use ~0.1 with SGD) */
+    float min_lr;       /* cosine floor; default 0 */
+    int warmup_epochs;  /* linear warmup from 0; default 0 */
+    float weight_decay; /* decoupled (AdamW) or L2 (SGD), weights only; default 1e-4 */
+    float momentum;     /* SGD; default 0.9 (Nesterov off) */
+    float beta1, beta2; /* AdamW; default 0.9, 0.999 */
+    float eps;          /* AdamW; default 1e-8 */
+    int standardize;    /* 1 (default): (x - mean) / sqrt(var + 1e-6) with statistics of the
+                           training rows, i.e. BatchNorm1d(affine=False) as in MAE's probe */
+    float val_fraction; /* share of train held out (seeded permutation); default 0.1; 0: no
+                           validation, the last epoch is reported */
+    uint64_t seed;      /* split, shuffling and initialisation; default 0 */
     ssl_probe_epoch_fn on_epoch; /* may be NULL */
     void *user;
 } ssl_probe_opts_t;
 
 typedef struct ssl_probe_result {
-    int best_epoch;      /* 1-based epoch with the best validation top-1 (first on ties) */
-    double val_top1;     /* at best_epoch; -1 without validation */
-    double test_top1;    /* at best_epoch; -1 without a test set */
-    double test_top5;    /* at best_epoch; -1 without a test set or with <= 5 classes */
+    int best_epoch;        /* 1-based epoch with the best validation top-1 (first on ties) */
+    double val_top1;       /* at best_epoch; -1 without validation */
+    double test_top1;      /* at best_epoch; -1 without a test set */
+    double test_top5;      /* at best_epoch; -1 without a test set or with <= 5 classes */
     double last_test_top1; /* after the final epoch */
-    double train_loss;   /* mean cross-entropy of the final epoch */
+    double train_loss;     /* mean cross-entropy of the final epoch */
     int64_t n_train, n_val;
 } ssl_probe_result_t;
 

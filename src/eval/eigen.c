@@ -1,6 +1,7 @@
 /* Eigenvalues of a symmetric matrix (no LAPACK): Householder reduction to tridiagonal form with
- * level-2 updates (dsymv + dsyr2 on the lower triangle; plain loops for small blocks), then the implicit QL iteration with
- * Wilkinson-style shifts on the tridiagonal matrix. Eigenvalues only, all in double. Cost:
+ * level-2 updates (dsymv + dsyr2 on the lower triangle; plain loops for small blocks), then the
+ * implicit QL iteration with Wilkinson-style shifts on the tridiagonal matrix. Eigenvalues only,
+ * all in double. Cost:
  * ~(4/3) n^3 flops, memory-bound; ~1 s at n = 1024. */
 #include "eval_internal.h"
 
@@ -69,8 +70,8 @@ static void tridiagonalize(double *a, int64_t n, double *d, double *e, double *w
         double beta = 2.0 / vv;
         /* H A H = A - v w^T - w v^T with p = beta A v, w = p - (beta v^T p / 2) v */
         if (m >= EIG_BLAS_MIN)
-            cblas_dsymv(CblasRowMajor, CblasLower, (blasint)m, beta, blk, (blasint)n, v, 1, 0.0,
-                        p, 1);
+            cblas_dsymv(CblasRowMajor, CblasLower, (blasint)m, beta, blk, (blasint)n, v, 1, 0.0, p,
+                        1);
         else
             symv_lower(m, beta, blk, n, v, p);
         double c = 0;
@@ -154,8 +155,10 @@ static int cmp_double(const void *a, const void *b)
 int ssl_eigvalsh(double *a, int64_t n, double *w)
 {
     if (n < 1 || !a || !w)
-        return ssl_set_error(SSL_ERR_INVALID, "eigvalsh: need a non-empty %lld x %lld matrix and "
-                             "an output", (long long)n, (long long)n);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "eigvalsh: need a non-empty %lld x %lld matrix and "
+                             "an output",
+                             (long long)n, (long long)n);
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j <= i; j++)
             if (!isfinite(a[i * n + j]))

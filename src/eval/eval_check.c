@@ -5,8 +5,7 @@
 
 #include "core/core_internal.h"
 
-int ssl__eval_check_matrix(const char *fn, const char *what, const float *x, int64_t n,
-                           int64_t d)
+int ssl__eval_check_matrix(const char *fn, const char *what, const float *x, int64_t n, int64_t d)
 {
     if (n < 0 || d < 1)
         return ssl_set_error(SSL_ERR_SHAPE, "%s: %s has shape (%lld, %lld); need n >= 0, dim >= 1",
@@ -43,8 +42,8 @@ int ssl__eval_check_features(const char *fn, const char *what, const ssl_feature
         return ssl_set_error(SSL_ERR_INVALID, "%s: %s labels are NULL", fn, what);
     for (int64_t i = 0; i < f->n; i++)
         if (f->labels[i] < 0 || f->labels[i] >= n_classes)
-            return ssl_set_error(SSL_ERR_INVALID, "%s: %s label[%lld] = %d is outside [0, %d)",
-                                 fn, what, (long long)i, (int)f->labels[i], n_classes);
+            return ssl_set_error(SSL_ERR_INVALID, "%s: %s label[%lld] = %d is outside [0, %d)", fn,
+                                 what, (long long)i, (int)f->labels[i], n_classes);
     return SSL_OK;
 }
 

@@ -13,8 +13,7 @@ int ssl__eval_check_features(const char *fn, const char *what, const ssl_feature
                              int n_classes);
 
 /* Same for a bare (n, d) matrix. */
-int ssl__eval_check_matrix(const char *fn, const char *what, const float *x, int64_t n,
-                           int64_t d);
+int ssl__eval_check_matrix(const char *fn, const char *what, const float *x, int64_t n, int64_t d);
 
 /* 1 / max(||row||_2, 1e-12) of every row of x (n, d), accumulated in double, into inv[n]. */
 void ssl__eval_inv_norms(const float *x, int64_t n, int64_t d, float *inv);

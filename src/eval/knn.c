@@ -156,7 +156,7 @@ typedef struct knn_plan {
 static void vote_row(const knn_plan_t *p, const float *sim, const int32_t *lab, int32_t y,
                      double *scratch, uint8_t *hits, int32_t *pred)
 {
-    double *score = scratch;          /* (C) */
+    double *score = scratch;            /* (C) */
     double *w = scratch + p->n_classes; /* (kmax) */
     int C = p->n_classes;
     for (int t = 0; t < p->n_t; t++) {
@@ -183,8 +183,7 @@ static void vote_row(const knn_plan_t *p, const float *sim, const int32_t *lab, 
 
 /* ---------------------------------------------------------------- the pass */
 
-static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t *c5,
-                   int32_t *pred)
+static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t *c5, int32_t *pred)
 {
     const ssl_features_t *tr = p->train, *te = p->test;
     const int64_t N = tr->n, M = te->n, D = tr->dim;
@@ -198,16 +197,18 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
     size_t scratch_n = (size_t)p->n_classes + (size_t)p->kmax;
 
     float *tr_aux = malloc((size_t)N * sizeof(float)); /* 1/||y|| or ||y||^2 */ // (N)
-    float *S = malloc((size_t)B * (size_t)N * sizeof(float));                     // (B, N)
+    float *S = malloc((size_t)B * (size_t)N * sizeof(float));                   // (B, N)
     float *nk = malloc((size_t)nth * p->kmax * sizeof(float));                  // (threads, kmax)
     int32_t *ni = malloc((size_t)nth * p->kmax * sizeof(int32_t));
     int32_t *nl = malloc((size_t)nth * p->kmax * sizeof(int32_t));
     double *scratch = malloc((size_t)nth * scratch_n * sizeof(double));
-    uint8_t *hits = malloc((size_t)B * (size_t)n_cfg);                            // (B, n_cfg)
+    uint8_t *hits = malloc((size_t)B * (size_t)n_cfg); // (B, n_cfg)
     if (!tr_aux || !S || !nk || !ni || !nl || !scratch || !hits) {
         free(tr_aux), free(S), free(nk), free(ni), free(nl), free(scratch), free(hits);
-        return ssl_set_error(SSL_ERR_NOMEM, "knn: out of memory for a block of %lld x %lld "
-                             "similarities", (long long)B, (long long)N);
+        return ssl_set_error(SSL_ERR_NOMEM,
+                             "knn: out of memory for a block of %lld x %lld "
+                             "similarities",
+                             (long long)B, (long long)N);
     }
     if (cos) {
         ssl__eval_inv_norms(tr->x, N, D, tr_aux);
@@ -283,9 +284,11 @@ static int check_common(const char *fn, const ssl_features_t *train, const ssl_f
     if (st != SSL_OK)
         return st;
     if (train->dim != test->dim)
-        return ssl_set_error(SSL_ERR_SHAPE, "%s: train (%lld, %lld) and test (%lld, %lld) differ "
-                             "in feature dim", fn, (long long)train->n, (long long)train->dim,
-                             (long long)test->n, (long long)test->dim);
+        return ssl_set_error(SSL_ERR_SHAPE,
+                             "%s: train (%lld, %lld) and test (%lld, %lld) differ "
+                             "in feature dim",
+                             fn, (long long)train->n, (long long)train->dim, (long long)test->n,
+                             (long long)test->dim);
     if (train->n >= INT32_MAX)
         return ssl_set_error(SSL_ERR_SHAPE, "%s: %lld training rows; at most %d supported", fn,
                              (long long)train->n, INT32_MAX - 1);
@@ -293,8 +296,8 @@ static int check_common(const char *fn, const ssl_features_t *train, const ssl_f
 }
 
 int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
-                  const ssl_knn_opts_t *opts, const int *ks, int n_k, const float *temps,
-                  int n_t, ssl_knn_result_t *res)
+                  const ssl_knn_opts_t *opts, const int *ks, int n_k, const float *temps, int n_t,
+                  ssl_knn_result_t *res)
 {
     const char *fn = "knn";
     ssl_knn_opts_t o = opts ? *opts : ssl_knn_opts_default();
@@ -305,12 +308,16 @@ int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n
         return ssl_set_error(SSL_ERR_INVALID, "%s: need a result array and at least one k", fn);
     int majority = o.vote == SSL_KNN_MAJORITY;
     if (n_t < 0 || (!majority && (n_t < 1 || !temps)) || (n_t > 0 && !temps))
-        return ssl_set_error(SSL_ERR_INVALID, "%s: need at least one temperature for weighted "
-                             "votes (n_t = %d)", fn, n_t);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "%s: need at least one temperature for weighted "
+                             "votes (n_t = %d)",
+                             fn, n_t);
     for (int i = 0; i < n_k; i++)
         if (ks[i] < 1 || ks[i] > train->n)
-            return ssl_set_error(SSL_ERR_INVALID, "%s: k = %d must be in [1, %lld] (the number "
-                                 "of training rows)", fn, ks[i], (long long)train->n);
+            return ssl_set_error(SSL_ERR_INVALID,
+                                 "%s: k = %d must be in [1, %lld] (the number "
+                                 "of training rows)",
+                                 fn, ks[i], (long long)train->n);
     for (int j = 0; j < n_t; j++)
         if (!(temps[j] > 0.0f) || !isfinite(temps[j]))
             return ssl_set_error(SSL_ERR_INVALID, "%s: temperature %g must be finite and > 0", fn,
@@ -338,8 +345,8 @@ int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n
         sk[j] = ks[i];
         slot[j] = i;
     }
-    knn_plan_t p = {train,   test,  n_classes, o.metric, o.vote, n_k, sk,
-                    slot,    vote_t, temps,    sk[n_k - 1]};
+    knn_plan_t p = {train, test, n_classes, o.metric, o.vote,     n_k,
+                    sk,    slot, vote_t,    temps,    sk[n_k - 1]};
     static const float k_one = 1.0f;
     if (majority)
         p.temps = &k_one;
@@ -376,8 +383,10 @@ int ssl_knn_eval(const ssl_features_t *train, const ssl_features_t *test, int n_
     if (!res)
         return ssl_set_error(SSL_ERR_INVALID, "%s: result is NULL", fn);
     if (o.k < 1 || o.k > train->n)
-        return ssl_set_error(SSL_ERR_INVALID, "%s: k = %d must be in [1, %lld] (the number of "
-                             "training rows)", fn, o.k, (long long)train->n);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "%s: k = %d must be in [1, %lld] (the number of "
+                             "training rows)",
+                             fn, o.k, (long long)train->n);
     if (o.vote == SSL_KNN_WEIGHTED && (!(o.temperature > 0.0f) || !isfinite(o.temperature)))
         return ssl_set_error(SSL_ERR_INVALID, "%s: temperature %g must be finite and > 0", fn,
                              (double)o.temperature);

@@ -162,14 +162,16 @@ static int check_opts(const ssl_probe_opts_t *o)
 {
     const char *fn = "linear probe";
     if (o->optimizer != SSL_PROBE_ADAMW && o->optimizer != SSL_PROBE_SGD)
-        return ssl_set_error(SSL_ERR_INVALID, "%s: optimizer = %d is not adamw (0) or sgd (1)",
-                             fn, o->optimizer);
+        return ssl_set_error(SSL_ERR_INVALID, "%s: optimizer = %d is not adamw (0) or sgd (1)", fn,
+                             o->optimizer);
     if (o->epochs < 1 || o->batch_size < 1)
         return ssl_set_error(SSL_ERR_INVALID, "%s: epochs = %d and batch_size = %d must be >= 1",
                              fn, o->epochs, o->batch_size);
     if (!(o->lr > 0.0f) || !isfinite(o->lr) || !(o->min_lr >= 0.0f) || o->min_lr > o->lr)
-        return ssl_set_error(SSL_ERR_INVALID, "%s: lr = %g must be finite and > 0, min_lr = %g in "
-                             "[0, lr]", fn, (double)o->lr, (double)o->min_lr);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "%s: lr = %g must be finite and > 0, min_lr = %g in "
+                             "[0, lr]",
+                             fn, (double)o->lr, (double)o->min_lr);
     if (o->warmup_epochs < 0 || o->warmup_epochs > o->epochs)
         return ssl_set_error(SSL_ERR_INVALID, "%s: warmup_epochs = %d must be in [0, epochs = %d]",
                              fn, o->warmup_epochs, o->epochs);
@@ -178,9 +180,11 @@ static int check_opts(const ssl_probe_opts_t *o)
                              (double)o->weight_decay);
     if (!(o->momentum >= 0.0f && o->momentum < 1.0f) || !(o->beta1 >= 0.0f && o->beta1 < 1.0f) ||
         !(o->beta2 >= 0.0f && o->beta2 < 1.0f) || !(o->eps > 0.0f))
-        return ssl_set_error(SSL_ERR_INVALID, "%s: momentum = %g, beta1 = %g, beta2 = %g must be "
-                             "in [0, 1) and eps = %g > 0", fn, (double)o->momentum,
-                             (double)o->beta1, (double)o->beta2, (double)o->eps);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "%s: momentum = %g, beta1 = %g, beta2 = %g must be "
+                             "in [0, 1) and eps = %g > 0",
+                             fn, (double)o->momentum, (double)o->beta1, (double)o->beta2,
+                             (double)o->eps);
     if (!(o->val_fraction >= 0.0f && o->val_fraction < 1.0f))
         return ssl_set_error(SSL_ERR_INVALID, "%s: val_fraction = %g must be in [0, 1)", fn,
                              (double)o->val_fraction);
@@ -243,27 +247,31 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
     if (st != SSL_OK)
         return st;
     if (test && test->dim != train->dim)
-        return ssl_set_error(SSL_ERR_SHAPE, "%s: train (%lld, %lld) and test (%lld, %lld) differ "
-                             "in feature dim", fn, (long long)train->n, (long long)train->dim,
-                             (long long)test->n, (long long)test->dim);
+        return ssl_set_error(SSL_ERR_SHAPE,
+                             "%s: train (%lld, %lld) and test (%lld, %lld) differ "
+                             "in feature dim",
+                             fn, (long long)train->n, (long long)train->dim, (long long)test->n,
+                             (long long)test->dim);
     const int64_t N = train->n, D = train->dim, C = n_classes;
     const int64_t n_val = (int64_t)llround((double)o.val_fraction * (double)N);
     const int64_t n_tr = N - n_val;
     if (n_tr < 1)
-        return ssl_set_error(SSL_ERR_INVALID, "%s: no training rows left (n = %lld, "
-                             "val_fraction = %g)", fn, (long long)N, (double)o.val_fraction);
+        return ssl_set_error(SSL_ERR_INVALID,
+                             "%s: no training rows left (n = %lld, "
+                             "val_fraction = %g)",
+                             fn, (long long)N, (double)o.val_fraction);
 
     const int64_t B = o.batch_size < n_tr ? o.batch_size : n_tr;
     int64_t chunk = (int64_t)(PROBE_EVAL_BYTES / ((size_t)D * sizeof(float)));
     chunk = chunk < B ? B : chunk;
-    int64_t *perm = malloc((size_t)N * sizeof(int64_t));          // (N): val rows, then train
-    int64_t *order = malloc((size_t)n_tr * sizeof(int64_t));      // (n_tr) this epoch's order
-    float *stats = malloc((size_t)D * 2 * sizeof(float));         // mean (D), inv_std (D)
+    int64_t *perm = malloc((size_t)N * sizeof(int64_t));     // (N): val rows, then train
+    int64_t *order = malloc((size_t)n_tr * sizeof(int64_t)); // (n_tr) this epoch's order
+    float *stats = malloc((size_t)D * 2 * sizeof(float));    // mean (D), inv_std (D)
     int keep = weight_out || bias_out;
     float *best_w = keep ? malloc((size_t)(C * D + C) * sizeof(float)) : NULL; // (C*D + C)
     ssl_params_t *params = ssl_params_create();
-    ssl_ctx_t *ctx = ssl_ctx_create((size_t)chunk * (size_t)(D + 2 * C) * sizeof(float) +
-                                    ((size_t)1 << 20));
+    ssl_ctx_t *ctx =
+        ssl_ctx_create((size_t)chunk * (size_t)(D + 2 * C) * sizeof(float) + ((size_t)1 << 20));
     float *state = NULL;
     if (!perm || !order || !stats || (keep && !best_w) || !params || !ctx) {
         st = ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory", fn);
@@ -283,10 +291,10 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
             inv_std[j] = 1.0f;
         }
     }
-    ssl_tensor_t *w = ssl_params_add(params, "weight", 2, (int64_t[]){C, D}, SSL_PARAM_TRAINABLE,
-                                     0);
-    ssl_tensor_t *b = ssl_params_add(params, "bias", 1, (int64_t[]){C}, SSL_PARAM_TRAINABLE,
-                                     SSL_PARAM_NO_DECAY);
+    ssl_tensor_t *w =
+        ssl_params_add(params, "weight", 2, (int64_t[]){C, D}, SSL_PARAM_TRAINABLE, 0);
+    ssl_tensor_t *b =
+        ssl_params_add(params, "bias", 1, (int64_t[]){C}, SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
     if (!w || !b) {
         st = ssl_last_status();
         goto done;
@@ -339,9 +347,10 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
                 break;
             }
             if (!isfinite(loss->data[0])) {
-                st = ssl_set_error(SSL_ERR_NONFINITE, "%s: the loss became %g at epoch %d, step "
-                                   "%lld (learning rate %g too high?)", fn,
-                                   (double)loss->data[0], epoch, (long long)step, (double)o.lr);
+                st = ssl_set_error(SSL_ERR_NONFINITE,
+                                   "%s: the loss became %g at epoch %d, step "
+                                   "%lld (learning rate %g too high?)",
+                                   fn, (double)loss->data[0], epoch, (long long)step, (double)o.lr);
                 break;
             }
             loss_sum += (double)loss->data[0] * (double)nb;

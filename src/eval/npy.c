@@ -24,32 +24,36 @@ static const char k_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
 /* ---------------------------------------------------------------- dtypes */
 
-/* kind 'f', 'i', 'u' or 'b' and item size of the dtypes this file handles; 0 if unknown. */
+/* The dtypes this file handles: numpy kind ('f', 'i', 'u', 'b') and item size. */
+static const struct {
+    int dtype;
+    char kind;
+    unsigned char size;
+} k_types[] = {
+    {SSL_DTYPE_F32, 'f', 4}, {SSL_DTYPE_F64, 'f', 8},  {SSL_DTYPE_I8, 'i', 1},
+    {SSL_DTYPE_I16, 'i', 2}, {SSL_DTYPE_I32, 'i', 4},  {SSL_DTYPE_I64, 'i', 8},
+    {SSL_DTYPE_U8, 'u', 1},  {SSL_DTYPE_U16, 'u', 2},  {SSL_DTYPE_U32, 'u', 4},
+    {SSL_DTYPE_U64, 'u', 8}, {SSL_DTYPE_BOOL, 'b', 1},
+};
+#define N_TYPES ((int)(sizeof k_types / sizeof k_types[0]))
+
+/* Kind and item size of a dtype; kind 0 (size 0) if unknown. */
 static int dtype_kind(int dtype, size_t *size)
 {
-    switch (dtype) {
-    case SSL_DTYPE_F32: *size = 4; return 'f';
-    case SSL_DTYPE_F64: *size = 8; return 'f';
-    case SSL_DTYPE_I8: *size = 1; return 'i';
-    case SSL_DTYPE_I16: *size = 2; return 'i';
-    case SSL_DTYPE_I32: *size = 4; return 'i';
-    case SSL_DTYPE_I64: *size = 8; return 'i';
-    case SSL_DTYPE_U8: *size = 1; return 'u';
-    case SSL_DTYPE_U16: *size = 2; return 'u';
-    case SSL_DTYPE_U32: *size = 4; return 'u';
-    case SSL_DTYPE_U64: *size = 8; return 'u';
-    case SSL_DTYPE_BOOL: *size = 1; return 'b';
-    default: *size = 0; return 0;
-    }
+    for (int i = 0; i < N_TYPES; i++)
+        if (k_types[i].dtype == dtype) {
+            *size = k_types[i].size;
+            return k_types[i].kind;
+        }
+    *size = 0;
+    return 0;
 }
 
 static int dtype_from(int kind, size_t size)
 {
-    for (int t = 0; t < SSL_DTYPE_COUNT; t++) {
-        size_t s;
-        if (dtype_kind(t, &s) == kind && s == size)
-            return t;
-    }
+    for (int i = 0; i < N_TYPES; i++)
+        if (k_types[i].kind == kind && k_types[i].size == size)
+            return k_types[i].dtype;
     return -1;
 }
 
@@ -68,6 +72,8 @@ static int npy_emit(FILE *f, void *user)
 {
     npy_out_t *o = user;
     fwrite(o->header, 1, o->header_len, f);
+    if (o->numel == 0)
+        return SSL_OK;
     if (ssl__host_le() || o->item == 1) {
         fwrite(o->data, o->item, (size_t)o->numel, f);
         return SSL_OK;
@@ -93,8 +99,10 @@ int ssl_npy_save(const char *path, int dtype, int ndim, const int64_t *shape, co
         return ssl_set_error(SSL_ERR_INVALID, "npy save: path is NULL");
     if (dtype != SSL_DTYPE_F32 && dtype != SSL_DTYPE_F64 && dtype != SSL_DTYPE_I32 &&
         dtype != SSL_DTYPE_I64 && dtype != SSL_DTYPE_U8)
-        return ssl_set_error(SSL_ERR_UNSUPPORTED, "npy save %s: dtype %s not supported (F32, F64, "
-                             "I32, I64, U8)", path, ssl_dtype_name(dtype));
+        return ssl_set_error(SSL_ERR_UNSUPPORTED,
+                             "npy save %s: dtype %s not supported (F32, F64, "
+                             "I32, I64, U8)",
+                             path, ssl_dtype_name(dtype));
     if (ndim < 0 || ndim > SSL_NPY_MAX_DIMS || (ndim > 0 && !shape))
         return ssl_set_error(SSL_ERR_SHAPE, "npy save %s: %d dims (at most %d)", path, ndim,
                              SSL_NPY_MAX_DIMS);
@@ -227,8 +235,10 @@ static int parse_descr(scan_t *sc, npy_header_t *h)
                 ? dtype_from(d[1], (size_t)size)
                 : -1;
     if (t < 0)
-        return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: npy dtype '%s' is not supported (bool, "
-                             "int/uint 1-8 bytes, float32, float64)", sc->path, d);
+        return ssl_set_error(SSL_ERR_UNSUPPORTED,
+                             "%s: npy dtype '%s' is not supported (bool, "
+                             "int/uint 1-8 bytes, float32, float64)",
+                             sc->path, d);
     h->dtype = t;
     h->big = order == '>' || (order == '=' && !ssl__host_le());
     return SSL_OK;
@@ -306,10 +316,14 @@ static int parse_header(const char *s, size_t n, const char *path, npy_header_t 
         return bad(&sc, "trailing characters after the dict");
     if (seen != 7)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: npy header lacks %s", path,
-                             !(seen & 1) ? "'descr'" : !(seen & 2) ? "'fortran_order'" : "'shape'");
+                             !(seen & 1)   ? "'descr'"
+                             : !(seen & 2) ? "'fortran_order'"
+                                           : "'shape'");
     if (h->fortran && h->ndim > 1)
-        return ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: Fortran-order arrays are not supported "
-                             "(save with np.ascontiguousarray)", path);
+        return ssl_set_error(SSL_ERR_UNSUPPORTED,
+                             "%s: Fortran-order arrays are not supported "
+                             "(save with np.ascontiguousarray)",
+                             path);
     return SSL_OK;
 }
 
@@ -418,8 +432,10 @@ static int npy_load(const char *path, int want_int, ssl_npy_t *out)
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != pre_len + hlen + nbytes) {
-        st = ssl_set_error(SSL_ERR_FORMAT, "%s: file is %lld bytes; the header (%s %s) needs "
-                           "%llu", path, (long long)sb.st_size, ssl_dtype_name(h.dtype),
+        st = ssl_set_error(SSL_ERR_FORMAT,
+                           "%s: file is %lld bytes; the header (%s %s) needs "
+                           "%llu",
+                           path, (long long)sb.st_size, ssl_dtype_name(h.dtype),
                            ssl__shape_text(h.ndim, h.shape, (char[160]){0}, 160),
                            (unsigned long long)(pre_len + hlen + nbytes));
         goto done;
