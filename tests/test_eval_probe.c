@@ -298,8 +298,8 @@ static void test_probe_callback_and_errors(void **state)
 
 /* ---------------------------------------------------------------- Fashion-MNIST */
 
-/* Raw pixels: multinomial logistic regression lands near 84% (scikit-learn's
- * LogisticRegression on the same pixels: 84.2%). */
+/* Raw pixels: multinomial logistic regression lands near 84% (a PyTorch L-BFGS fit of the
+ * same model to convergence on the standardised pixels: 84.30%). */
 static void test_probe_fashion_mnist(void **state)
 {
     (void)state;
