@@ -208,7 +208,7 @@ static void test_knn_blobs_separable(void **state)
 static void test_knn_sweep_equals_separate(void **state)
 {
     (void)state;
-    const int64_t n = 1500, m = 400, d = 16;
+    const int64_t n = 3000, m = 400, d = 16; /* 400 x 3000 similarities: threaded rows */
     const int C = 10;
     float *xtr = malloc(n * d * sizeof(float)), *xte = malloc(m * d * sizeof(float));
     int32_t *ytr = malloc(n * sizeof(int32_t)), *yte = malloc(m * sizeof(int32_t));
@@ -360,8 +360,9 @@ static void test_knn_fashion_mnist(void **state)
 
 int main(int argc, char **argv)
 {
-    (void)argc;
     ssl_tool_blas_reexec(argv);
+    if (argc > 1) /* run only the tests matching a pattern, e.g. "*fashion*" */
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_knn_matches_reference),
         cmocka_unit_test(test_knn_ties),

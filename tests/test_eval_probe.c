@@ -331,8 +331,9 @@ static void test_probe_fashion_mnist(void **state)
 
 int main(int argc, char **argv)
 {
-    (void)argc;
     ssl_tool_blas_reexec(argv);
+    if (argc > 1) /* run only the tests matching a pattern, e.g. "*fashion*" */
+        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_matches_reference),
         cmocka_unit_test(test_probe_blobs_and_determinism),

@@ -13,7 +13,7 @@ int ssl__eval_check_matrix(const char *fn, const char *what, const float *x, int
     if (n > 0 && !x)
         return ssl_set_error(SSL_ERR_INVALID, "%s: %s data is NULL", fn, what);
     int64_t bad = INT64_MAX;
-#pragma omp parallel for schedule(static) reduction(min : bad) if (n * d > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) reduction(min : bad) if (n * d > SSL_EVAL_OMP_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *r = x + i * d;
         float acc = 0.0f; /* NaN/Inf propagate through r[j] * 0 */
@@ -49,7 +49,7 @@ int ssl__eval_check_features(const char *fn, const char *what, const ssl_feature
 
 void ssl__eval_inv_norms(const float *x, int64_t n, int64_t d, float *inv)
 {
-#pragma omp parallel for schedule(static) if (n * d > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * d > SSL_EVAL_OMP_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *r = x + i * d;
         double s = 0;

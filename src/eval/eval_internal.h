@@ -6,6 +6,12 @@
 
 #include <stdint.h>
 
+/* Loops over fewer elements than this run on one thread. Eval loops do ~1 ns of work per
+ * element, so a fork/join only pays off for about a millisecond of work, and far later when the
+ * cores are shared with other processes (a waiting thread may not be scheduled for a whole
+ * time slice). */
+#define SSL_EVAL_OMP_MIN ((int64_t)1 << 20)
+
 /* Checks a feature matrix passed as `what` ("knn: train") to function `fn`: x non-NULL (unless
  * n == 0), n >= 0, dim >= 1, every value finite; with n_classes > 0 also labels non-NULL and in
  * [0, n_classes). Returns SSL_OK or an error naming fn, what and the first bad row. */

@@ -213,7 +213,7 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
     if (cos) {
         ssl__eval_inv_norms(tr->x, N, D, tr_aux);
     } else {
-#pragma omp parallel for schedule(static) if (N * D > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) if (N * D > SSL_EVAL_OMP_MIN)
         for (int64_t i = 0; i < N; i++) {
             double s = 0;
             for (int64_t j = 0; j < D; j++)
@@ -228,7 +228,7 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
         int64_t nb = M - b0 < B ? M - b0 : B;
         /* cosine: S = X Y^T; euclidean: S = 2 X Y^T, key = S - ||y||^2 = ||x||^2 - d^2 */
         ssl__sgemm(0, 1, nb, N, D, cos ? 1.0f : 2.0f, te->x + b0 * D, D, tr->x, D, 0.0f, S, N);
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if (nb * N > SSL_EVAL_OMP_MIN)
         for (int64_t r = 0; r < nb; r++) {
             int th = omp_get_thread_num();
             const float *row = S + r * N;

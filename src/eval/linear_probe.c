@@ -13,9 +13,6 @@
 
 #define PROBE_BN_EPS 1e-6
 #define PROBE_EVAL_BYTES ((size_t)16 << 20) /* one evaluation chunk of standardised rows */
-/* Copies shorter than this run on one thread: a fork/join costs more than the copy, and far
- * more when the cores are shared. */
-#define PROBE_OMP_MIN ((int64_t)1 << 20)
 /* A training step with fewer multiply-adds than this (batch x dim x classes) runs on one thread:
  * the threads would spend the step waiting for each other. */
 #define PROBE_SERIAL_MACS ((int64_t)1 << 23)
@@ -66,7 +63,7 @@ static void gather(const probe_data_t *pd, const int64_t *rows, int64_t start, i
                    float *dst)
 {
     const int64_t D = pd->f->dim;
-#pragma omp parallel for schedule(static) if (n * D > PROBE_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * D > SSL_EVAL_OMP_MIN)
     for (int64_t i = 0; i < n; i++) {
         int64_t r = rows ? rows[start + i] : start + i;
         const float *src = pd->f->x + r * D;
@@ -201,7 +198,7 @@ static int train_stats(const ssl_features_t *f, const int64_t *rows, int64_t n, 
     double *part = calloc((size_t)nblk * 2 * (size_t)D, sizeof(double)); // (nblk, 2, D)
     if (!part)
         return ssl_set_error(SSL_ERR_NOMEM, "linear probe: out of memory");
-#pragma omp parallel for schedule(static) if (n * D > PROBE_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * D > SSL_EVAL_OMP_MIN)
     for (int64_t bi = 0; bi < nblk; bi++) {
         double *s = part + bi * 2 * D, *q = s + D;
         int64_t e = (bi + 1) * STATS_ROWS < n ? (bi + 1) * STATS_ROWS : n;

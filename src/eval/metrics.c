@@ -121,7 +121,7 @@ int ssl_collapse_std(const float *z, int64_t n, int64_t d, double *out)
         return ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory", fn);
     }
     ssl__eval_inv_norms(z, n, d, inv);
-#pragma omp parallel for schedule(static) if (n * d > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * d > SSL_EVAL_OMP_MIN)
     for (int64_t j0 = 0; j0 < d; j0 += 64) { /* column panels: each thread owns its columns */
         int64_t j1 = j0 + 64 < d ? j0 + 64 : d;
         double s[64] = {0}, q[64] = {0};
@@ -168,7 +168,7 @@ int ssl_alignment(const float *z1, const float *z2, int64_t n, int64_t d, double
     double *row = malloc((size_t)n * sizeof(double));
     if (!row)
         return ssl_set_error(SSL_ERR_NOMEM, "%s: out of memory", fn);
-#pragma omp parallel for schedule(static) if (n * d > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * d > SSL_EVAL_OMP_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *a = z1 + i * d, *b = z2 + i * d;
         double ia = 1.0, ib = 1.0;
@@ -222,13 +222,13 @@ int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize
     const float *x = z;
     if (normalize) {
         ssl__eval_inv_norms(z, n, d, sq);
-#pragma omp parallel for schedule(static) if (n * d > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * d > SSL_EVAL_OMP_MIN)
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < d; j++)
                 zn[i * d + j] = z[i * d + j] * sq[i];
         x = zn;
     }
-#pragma omp parallel for schedule(static) if (n * d > SSL_OMP_MIN)
+#pragma omp parallel for schedule(static) if (n * d > SSL_EVAL_OMP_MIN)
     for (int64_t i = 0; i < n; i++) {
         double s = 0;
         for (int64_t j = 0; j < d; j++)
@@ -240,7 +240,7 @@ int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize
     for (int64_t r0 = 0; r0 < n - 1; r0 += B) {
         int64_t nb = n - 1 - r0 < B ? n - 1 - r0 : B, nc = n - r0;
         ssl__sgemm(0, 1, nb, nc, d, 1.0f, x + r0 * d, d, x + r0 * d, d, 0.0f, S, nc);
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(dynamic, 8) if (nb * nc > SSL_EVAL_OMP_MIN)
         for (int64_t r = 0; r < nb; r++) {
             int64_t i = r0 + r;
             const float *srow = S + r * nc;
