@@ -139,7 +139,9 @@ ssl_probe_opts_t ssl_probe_opts_default(void);
  * (ssl_linear, ssl_cross_entropy, ssl_backward), evaluate validation and `test` after each
  * epoch, and report the epoch with the best validation top-1. test may be NULL. weight_out
  * (C*D floats) and bias_out (C), which may be NULL, receive the classifier of the best epoch
- * acting on standardised features. opts NULL: defaults. */
+ * acting on standardised features. opts NULL: defaults. A probe whose step is small (batch x dim
+ * x classes < 2^23 multiply-adds) trains with ssl_set_num_threads(1) and restores the previous
+ * count when it returns: thread fork/join would cost more than the step. */
 int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
                      const ssl_probe_opts_t *opts, ssl_probe_result_t *res, float *weight_out,
                      float *bias_out);

@@ -156,8 +156,7 @@ int ssl_eigvalsh(double *a, int64_t n, double *w)
 {
     if (n < 1 || !a || !w)
         return ssl_set_error(SSL_ERR_INVALID,
-                             "eigvalsh: need a non-empty %lld x %lld matrix and "
-                             "an output",
+                             "eigvalsh: need a non-empty %lld x %lld matrix and an output",
                              (long long)n, (long long)n);
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j <= i; j++)

@@ -55,18 +55,18 @@ static void sift_down(float *hk, int32_t *hi, int n, int i)
 #define SEL_CHUNK 32
 
 /* Ranking key of training row j from the raw product s (see knn_run). */
-static inline float rank_key(int cos, float s, float aux)
+static inline float rank_key(int is_cos, float s, float aux)
 {
-    return cos ? s * aux : s - aux;
+    return is_cos ? s * aux : s - aux;
 }
 
 /* The k best keys of row[0..n) (k <= n), key_j = rank_key(row[j], aux[j]), into hk/hi, best
  * first. */
-static void select_topk(int cos, const float *row, const float *aux, int64_t n, int k, float *hk,
+static void select_topk(int is_cos, const float *row, const float *aux, int64_t n, int k, float *hk,
                         int32_t *hi)
 {
     for (int j = 0; j < k; j++) {
-        hk[j] = rank_key(cos, row[j], aux[j]);
+        hk[j] = rank_key(is_cos, row[j], aux[j]);
         hi[j] = j;
     }
     for (int j = k / 2 - 1; j >= 0; j--)
@@ -76,7 +76,7 @@ static void select_topk(int cos, const float *row, const float *aux, int64_t n, 
     float kc[SEL_CHUNK];
     for (; j + SEL_CHUNK <= n; j += SEL_CHUNK) {
         int any = 0;
-        if (cos) {
+        if (is_cos) {
             for (int t = 0; t < SEL_CHUNK; t++)
                 kc[t] = row[j + t] * aux[j + t];
         } else {
@@ -96,7 +96,7 @@ static void select_topk(int cos, const float *row, const float *aux, int64_t n, 
             }
     }
     for (; j < n; j++) {
-        float kj = rank_key(cos, row[j], aux[j]);
+        float kj = rank_key(is_cos, row[j], aux[j]);
         if (kj > worst) {
             hk[0] = kj;
             hi[0] = (int32_t)j;
@@ -187,7 +187,7 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
 {
     const ssl_features_t *tr = p->train, *te = p->test;
     const int64_t N = tr->n, M = te->n, D = tr->dim;
-    const int cos = p->metric == SSL_KNN_COSINE;
+    const int is_cos = p->metric == SSL_KNN_COSINE;
     const int n_cfg = p->n_k * p->n_t;
     if (!block_bytes)
         block_bytes = KNN_DEFAULT_BLOCK_BYTES;
@@ -206,11 +206,10 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
     if (!tr_aux || !S || !nk || !ni || !nl || !scratch || !hits) {
         free(tr_aux), free(S), free(nk), free(ni), free(nl), free(scratch), free(hits);
         return ssl_set_error(SSL_ERR_NOMEM,
-                             "knn: out of memory for a block of %lld x %lld "
-                             "similarities",
+                             "knn: out of memory for a block of %lld x %lld similarities",
                              (long long)B, (long long)N);
     }
-    if (cos) {
+    if (is_cos) {
         ssl__eval_inv_norms(tr->x, N, D, tr_aux);
     } else {
 #pragma omp parallel for schedule(static) if (N * D > SSL_EVAL_OMP_MIN)
@@ -227,7 +226,7 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
     for (int64_t b0 = 0; b0 < M; b0 += B) {
         int64_t nb = M - b0 < B ? M - b0 : B;
         /* cosine: S = X Y^T; euclidean: S = 2 X Y^T, key = S - ||y||^2 = ||x||^2 - d^2 */
-        ssl__sgemm(0, 1, nb, N, D, cos ? 1.0f : 2.0f, te->x + b0 * D, D, tr->x, D, 0.0f, S, N);
+        ssl__sgemm(0, 1, nb, N, D, is_cos ? 1.0f : 2.0f, te->x + b0 * D, D, tr->x, D, 0.0f, S, N);
 #pragma omp parallel for schedule(dynamic, 4) if (nb * N > SSL_EVAL_OMP_MIN)
         for (int64_t r = 0; r < nb; r++) {
             int th = omp_get_thread_num();
@@ -236,11 +235,11 @@ static int knn_run(const knn_plan_t *p, size_t block_bytes, int64_t *c1, int64_t
             float *hk = nk + (size_t)th * p->kmax;
             int32_t *hi = ni + (size_t)th * p->kmax;
             int32_t *hl = nl + (size_t)th * p->kmax;
-            select_topk(cos, row, tr_aux, N, p->kmax, hk, hi);
+            select_topk(is_cos, row, tr_aux, N, p->kmax, hk, hi);
             double xs = 0;
             for (int64_t j = 0; j < D; j++)
                 xs += (double)xr[j] * xr[j];
-            if (cos) {
+            if (is_cos) {
                 double nr = sqrt(xs), inv = 1.0 / (nr > 1e-12 ? nr : 1e-12);
                 for (int j = 0; j < p->kmax; j++)
                     hk[j] = (float)(hk[j] * inv);
@@ -284,11 +283,9 @@ static int check_common(const char *fn, const ssl_features_t *train, const ssl_f
     if (st != SSL_OK)
         return st;
     if (train->dim != test->dim)
-        return ssl_set_error(SSL_ERR_SHAPE,
-                             "%s: train (%lld, %lld) and test (%lld, %lld) differ "
-                             "in feature dim",
-                             fn, (long long)train->n, (long long)train->dim, (long long)test->n,
-                             (long long)test->dim);
+        return ssl_set_error(
+            SSL_ERR_SHAPE, "%s: train (%lld, %lld) and test (%lld, %lld) differ in feature dim", fn,
+            (long long)train->n, (long long)train->dim, (long long)test->n, (long long)test->dim);
     if (train->n >= INT32_MAX)
         return ssl_set_error(SSL_ERR_SHAPE, "%s: %lld training rows; at most %d supported", fn,
                              (long long)train->n, INT32_MAX - 1);
@@ -309,14 +306,12 @@ int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n
     int majority = o.vote == SSL_KNN_MAJORITY;
     if (n_t < 0 || (!majority && (n_t < 1 || !temps)) || (n_t > 0 && !temps))
         return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: need at least one temperature for weighted "
-                             "votes (n_t = %d)",
-                             fn, n_t);
+                             "%s: need at least one temperature for weighted votes (n_t = %d)", fn,
+                             n_t);
     for (int i = 0; i < n_k; i++)
         if (ks[i] < 1 || ks[i] > train->n)
             return ssl_set_error(SSL_ERR_INVALID,
-                                 "%s: k = %d must be in [1, %lld] (the number "
-                                 "of training rows)",
+                                 "%s: k = %d must be in [1, %lld] (the number of training rows)",
                                  fn, ks[i], (long long)train->n);
     for (int j = 0; j < n_t; j++)
         if (!(temps[j] > 0.0f) || !isfinite(temps[j]))
@@ -384,9 +379,8 @@ int ssl_knn_eval(const ssl_features_t *train, const ssl_features_t *test, int n_
         return ssl_set_error(SSL_ERR_INVALID, "%s: result is NULL", fn);
     if (o.k < 1 || o.k > train->n)
         return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: k = %d must be in [1, %lld] (the number of "
-                             "training rows)",
-                             fn, o.k, (long long)train->n);
+                             "%s: k = %d must be in [1, %lld] (the number of training rows)", fn,
+                             o.k, (long long)train->n);
     if (o.vote == SSL_KNN_WEIGHTED && (!(o.temperature > 0.0f) || !isfinite(o.temperature)))
         return ssl_set_error(SSL_ERR_INVALID, "%s: temperature %g must be finite and > 0", fn,
                              (double)o.temperature);

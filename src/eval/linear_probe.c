@@ -166,9 +166,8 @@ static int check_opts(const ssl_probe_opts_t *o)
                              fn, o->epochs, o->batch_size);
     if (!(o->lr > 0.0f) || !isfinite(o->lr) || !(o->min_lr >= 0.0f) || o->min_lr > o->lr)
         return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: lr = %g must be finite and > 0, min_lr = %g in "
-                             "[0, lr]",
-                             fn, (double)o->lr, (double)o->min_lr);
+                             "%s: lr = %g must be finite and > 0, min_lr = %g in [0, lr]", fn,
+                             (double)o->lr, (double)o->min_lr);
     if (o->warmup_epochs < 0 || o->warmup_epochs > o->epochs)
         return ssl_set_error(SSL_ERR_INVALID, "%s: warmup_epochs = %d must be in [0, epochs = %d]",
                              fn, o->warmup_epochs, o->epochs);
@@ -177,11 +176,10 @@ static int check_opts(const ssl_probe_opts_t *o)
                              (double)o->weight_decay);
     if (!(o->momentum >= 0.0f && o->momentum < 1.0f) || !(o->beta1 >= 0.0f && o->beta1 < 1.0f) ||
         !(o->beta2 >= 0.0f && o->beta2 < 1.0f) || !(o->eps > 0.0f))
-        return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: momentum = %g, beta1 = %g, beta2 = %g must be "
-                             "in [0, 1) and eps = %g > 0",
-                             fn, (double)o->momentum, (double)o->beta1, (double)o->beta2,
-                             (double)o->eps);
+        return ssl_set_error(
+            SSL_ERR_INVALID,
+            "%s: momentum = %g, beta1 = %g, beta2 = %g must be in [0, 1) and eps = %g > 0", fn,
+            (double)o->momentum, (double)o->beta1, (double)o->beta2, (double)o->eps);
     if (!(o->val_fraction >= 0.0f && o->val_fraction < 1.0f))
         return ssl_set_error(SSL_ERR_INVALID, "%s: val_fraction = %g must be in [0, 1)", fn,
                              (double)o->val_fraction);
@@ -244,19 +242,16 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
     if (st != SSL_OK)
         return st;
     if (test && test->dim != train->dim)
-        return ssl_set_error(SSL_ERR_SHAPE,
-                             "%s: train (%lld, %lld) and test (%lld, %lld) differ "
-                             "in feature dim",
-                             fn, (long long)train->n, (long long)train->dim, (long long)test->n,
-                             (long long)test->dim);
+        return ssl_set_error(
+            SSL_ERR_SHAPE, "%s: train (%lld, %lld) and test (%lld, %lld) differ in feature dim", fn,
+            (long long)train->n, (long long)train->dim, (long long)test->n, (long long)test->dim);
     const int64_t N = train->n, D = train->dim, C = n_classes;
     const int64_t n_val = (int64_t)llround((double)o.val_fraction * (double)N);
     const int64_t n_tr = N - n_val;
     if (n_tr < 1)
         return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: no training rows left (n = %lld, "
-                             "val_fraction = %g)",
-                             fn, (long long)N, (double)o.val_fraction);
+                             "%s: no training rows left (n = %lld, val_fraction = %g)", fn,
+                             (long long)N, (double)o.val_fraction);
 
     const int64_t B = o.batch_size < n_tr ? o.batch_size : n_tr;
     int64_t chunk = (int64_t)(PROBE_EVAL_BYTES / ((size_t)D * sizeof(float)));
@@ -344,10 +339,10 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
                 break;
             }
             if (!isfinite(loss->data[0])) {
-                st = ssl_set_error(SSL_ERR_NONFINITE,
-                                   "%s: the loss became %g at epoch %d, step "
-                                   "%lld (learning rate %g too high?)",
-                                   fn, (double)loss->data[0], epoch, (long long)step, (double)o.lr);
+                st = ssl_set_error(
+                    SSL_ERR_NONFINITE,
+                    "%s: the loss became %g at epoch %d, step %lld (learning rate %g too high?)",
+                    fn, (double)loss->data[0], epoch, (long long)step, (double)o.lr);
                 break;
             }
             loss_sum += (double)loss->data[0] * (double)nb;

@@ -27,11 +27,10 @@ int ssl_singular_values(const float *z, int64_t n, int64_t d, double *s)
         return ssl_set_error(SSL_ERR_INVALID, "%s: need n >= 1 rows and an output", fn);
     const int64_t g = n < d ? n : d;
     if (g > GRAM_MAX)
-        return ssl_set_error(SSL_ERR_UNSUPPORTED,
-                             "%s: z (%lld, %lld) needs a %lld x %lld Gram "
-                             "matrix; at most %lld supported",
-                             fn, (long long)n, (long long)d, (long long)g, (long long)g,
-                             (long long)GRAM_MAX);
+        return ssl_set_error(
+            SSL_ERR_UNSUPPORTED,
+            "%s: z (%lld, %lld) needs a %lld x %lld Gram matrix; at most %lld supported", fn,
+            (long long)n, (long long)d, (long long)g, (long long)g, (long long)GRAM_MAX);
     double *G = calloc((size_t)g * (size_t)g, sizeof(double)); // (g, g)
     double *w = malloc((size_t)g * sizeof(double));            // (g)
     int64_t other = d <= n ? d : n;
@@ -162,8 +161,7 @@ int ssl_alignment(const float *z1, const float *z2, int64_t n, int64_t d, double
         return st;
     if (n < 1 || !out || !(alpha > 0) || !isfinite(alpha))
         return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: need n >= 1 pairs (got %lld), alpha > 0 (got "
-                             "%g) and an output",
+                             "%s: need n >= 1 pairs (got %lld), alpha > 0 (got %g) and an output",
                              fn, (long long)n, alpha);
     double *row = malloc((size_t)n * sizeof(double));
     if (!row)
@@ -206,9 +204,8 @@ int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize
         return st;
     if (n < 2 || !out || !(t > 0) || !isfinite(t))
         return ssl_set_error(SSL_ERR_INVALID,
-                             "%s: need n >= 2 rows (got %lld), t > 0 (got %g) "
-                             "and an output",
-                             fn, (long long)n, t);
+                             "%s: need n >= 2 rows (got %lld), t > 0 (got %g) and an output", fn,
+                             (long long)n, t);
     int64_t B = (int64_t)(PAIR_BLOCK_BYTES / ((size_t)n * sizeof(float)));
     B = B < 1 ? 1 : B > n ? n : B;
     float *zn = normalize ? malloc((size_t)n * (size_t)d * sizeof(float)) : NULL; // (n, d)

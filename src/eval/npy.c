@@ -100,9 +100,8 @@ int ssl_npy_save(const char *path, int dtype, int ndim, const int64_t *shape, co
     if (dtype != SSL_DTYPE_F32 && dtype != SSL_DTYPE_F64 && dtype != SSL_DTYPE_I32 &&
         dtype != SSL_DTYPE_I64 && dtype != SSL_DTYPE_U8)
         return ssl_set_error(SSL_ERR_UNSUPPORTED,
-                             "npy save %s: dtype %s not supported (F32, F64, "
-                             "I32, I64, U8)",
-                             path, ssl_dtype_name(dtype));
+                             "npy save %s: dtype %s not supported (F32, F64, I32, I64, U8)", path,
+                             ssl_dtype_name(dtype));
     if (ndim < 0 || ndim > SSL_NPY_MAX_DIMS || (ndim > 0 && !shape))
         return ssl_set_error(SSL_ERR_SHAPE, "npy save %s: %d dims (at most %d)", path, ndim,
                              SSL_NPY_MAX_DIMS);
@@ -235,10 +234,10 @@ static int parse_descr(scan_t *sc, npy_header_t *h)
                 ? dtype_from(d[1], (size_t)size)
                 : -1;
     if (t < 0)
-        return ssl_set_error(SSL_ERR_UNSUPPORTED,
-                             "%s: npy dtype '%s' is not supported (bool, "
-                             "int/uint 1-8 bytes, float32, float64)",
-                             sc->path, d);
+        return ssl_set_error(
+            SSL_ERR_UNSUPPORTED,
+            "%s: npy dtype '%s' is not supported (bool, int/uint 1-8 bytes, float32, float64)",
+            sc->path, d);
     h->dtype = t;
     h->big = order == '>' || (order == '=' && !ssl__host_le());
     return SSL_OK;
@@ -320,10 +319,9 @@ static int parse_header(const char *s, size_t n, const char *path, npy_header_t 
                              : !(seen & 2) ? "'fortran_order'"
                                            : "'shape'");
     if (h->fortran && h->ndim > 1)
-        return ssl_set_error(SSL_ERR_UNSUPPORTED,
-                             "%s: Fortran-order arrays are not supported "
-                             "(save with np.ascontiguousarray)",
-                             path);
+        return ssl_set_error(
+            SSL_ERR_UNSUPPORTED,
+            "%s: Fortran-order arrays are not supported (save with np.ascontiguousarray)", path);
     return SSL_OK;
 }
 
@@ -432,9 +430,7 @@ static int npy_load(const char *path, int want_int, ssl_npy_t *out)
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || (uint64_t)sb.st_size != pre_len + hlen + nbytes) {
-        st = ssl_set_error(SSL_ERR_FORMAT,
-                           "%s: file is %lld bytes; the header (%s %s) needs "
-                           "%llu",
+        st = ssl_set_error(SSL_ERR_FORMAT, "%s: file is %lld bytes; the header (%s %s) needs %llu",
                            path, (long long)sb.st_size, ssl_dtype_name(h.dtype),
                            ssl__shape_text(h.ndim, h.shape, (char[160]){0}, 160),
                            (unsigned long long)(pre_len + hlen + nbytes));
