@@ -4,6 +4,7 @@
 
 #include "ssl/core.h"
 #include "ssl/data.h"
+#include "ssl/eval.h"
 #include "ssl/heads.h"
 #include "ssl/io.h"
 #include "ssl/losses.h"
