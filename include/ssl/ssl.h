@@ -11,5 +11,6 @@
 #include "ssl/models.h"
 #include "ssl/nn.h"
 #include "ssl/optim.h"
+#include "ssl/train.h"
 
 #endif

@@ -5,12 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sslc.h"
 #include "ssl/ssl.h"
 
 static const char *k_usage =
     "usage: sslc <command> [options]\n"
     "\n"
     "commands:\n"
+    "  train CONFIG [--set k=v]... [--resume RUN_DIR] [--threads N] [--out DIR]\n"
+    "                            pretrain an encoder with the method a JSON config composes\n"
     "  selfcheck [--threads N]   check every op's gradient against central differences and\n"
     "                            the BLAS/conv kernels against plain loops on this build\n"
     "  info --encoder JSON|FILE [--size N]\n"
@@ -157,6 +160,8 @@ int main(int argc, char **argv)
         fputs(k_usage, stdout);
         return 0;
     }
+    if (!strcmp(cmd, "train"))
+        return sslc_cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "selfcheck"))

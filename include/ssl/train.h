@@ -1,0 +1,59 @@
+/* libssl train: the config-driven trainer. A JSON run config composes encoder x heads x target
+ * network x loss (see docs/train.md and configs/); the trainer runs it with schedules, EMA,
+ * online kNN, checkpoints and exact resume. */
+#ifndef SSL_TRAIN_H
+#define SSL_TRAIN_H
+
+#include "ssl/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What the trainer reports after every step (for progress bars) and at each log point. */
+typedef struct ssl_train_progress {
+    int64_t epoch, epochs;        /* epoch is 1-based while training */
+    int64_t step, steps_per_epoch; /* step within the epoch, 1-based */
+    int64_t global_step, total_steps;
+    double loss, lr;
+    double images_per_s;          /* original images (not views) per second, this epoch */
+    double eta_s;                 /* seconds left for the whole run */
+    int is_log_point;             /* 1 every train.log_every steps and at the end of an epoch */
+    int epoch_done;               /* 1 once per epoch, after its evaluation and checkpoint */
+    double knn_top1;              /* online kNN top-1 of this epoch (-1 if not run) */
+    double knn_top1_init;         /* kNN top-1 at initialisation (-1 if not run) */
+} ssl_train_progress_t;
+
+typedef void (*ssl_train_progress_fn)(const ssl_train_progress_t *p, void *user);
+
+typedef struct ssl_train_opts {
+    const char *config_path;          /* JSON run config (NULL when resuming: taken from the
+                                       * checkpoint) */
+    const char *const *overrides;     /* "path.to.key=value" applied in order */
+    int n_overrides;
+    const char *resume_dir;           /* runs/NAME to continue from its last checkpoint */
+    const char *out_dir;              /* parent of run directories ("runs") */
+    int threads;                      /* > 0 overrides train.threads */
+    int stop_after_epochs;            /* > 0: stop (after its checkpoint) once this many epochs
+                                       * are done, as if interrupted; the schedules still run
+                                       * to train.epochs (for resume tests) */
+    ssl_train_progress_fn progress;   /* may be NULL */
+    void *user;
+} ssl_train_opts_t;
+
+typedef struct ssl_trainer ssl_trainer_t;
+
+/* Read the config (strictly: errors name the key path), load the data, build the model,
+ * optimizer and run directory; restore the checkpoint when resuming. NULL + error. */
+ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts);
+/* Train to the configured number of epochs. SSL_OK, or an error (a non-finite loss or gradient
+ * stops the run naming the step and the first non-finite tensor; the last good checkpoint is
+ * kept). */
+int ssl_trainer_run(ssl_trainer_t *t);
+const char *ssl_trainer_run_dir(const ssl_trainer_t *t);
+void ssl_trainer_free(ssl_trainer_t *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,47 @@
+/* The run config: every section but model/loss/optim, which their modules read. */
+#ifndef SSL_TRAIN_RUN_CONFIG_H
+#define SSL_TRAIN_RUN_CONFIG_H
+
+#include "io/json_strict.h"
+#include "ssl/data.h"
+
+typedef enum ssl_target_kind {
+    SSL_TARGET_NONE = 0,     /* no target branch */
+    SSL_TARGET_STOP_GRAD,    /* the online outputs, detached (SimSiam) */
+    SSL_TARGET_EMA           /* a momentum copy of the online network (BYOL, MoCo, DINO) */
+} ssl_target_kind_t;
+
+typedef struct ssl_run_cfg {
+    char name[64];
+    /* data */
+    char dataset[32], root[512], split[16], eval_split[16];
+    int64_t limit, eval_limit;
+    int image_size, channels, workers, strict_files;
+    int captions;  /* build captions from class names ("a photo of a {name}") */
+    /* views and masks */
+    ssl_views_t views;
+    int n_global;  /* views of the first group */
+    ssl_view_aug_t eval_view;
+    int mask_kind; /* ssl_mask_kind_t */
+    ssl_mask_opts_t mask;
+    /* train */
+    int epochs;
+    int64_t batch_size, max_steps; /* max_steps: per epoch, 0 = all */
+    uint64_t seed;
+    int threads, log_every, skip_nonfinite;
+    /* eval */
+    int knn_every, knn_k;
+    float knn_t;
+    int64_t knn_train_limit, knn_test_limit;
+    /* checkpoint */
+    int ckpt_every, keep_last;
+    /* target */
+    int target;
+    double ema_start, ema_end;
+} ssl_run_cfg_t;
+
+/* Read the sections data, views, masks, train, eval, checkpoint, target of the root reader
+ * (SSL_CFG_FILL writes the defaults into the document). */
+int ssl__run_cfg_read(ssl_cfg_t *root, ssl_run_cfg_t *rc);
+
+#endif

@@ -1,0 +1,498 @@
+/* The generic trainer: one loop for every method. */
+#define _POSIX_C_SOURCE 200809L
+#include "trainer_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "optim_config.h"
+#include "ssl/io.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return ssl_set_error(SSL_ERR_IO, "cannot create directory '%s': %s", path,
+                             strerror(errno));
+    return SSL_OK;
+}
+
+static int dir_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ---------------------------------------------------------------- data */
+
+static ssl_dataset_t *load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit)
+{
+    ssl_read_opts_t o;
+    ssl_read_opts_default(&o);
+    o.limit = limit;
+    o.strict = rc->strict_files;
+    o.image_size = rc->image_size;
+    o.channels = rc->channels;
+    const char *d = rc->dataset;
+    if (!strcmp(d, "fashion_mnist"))
+        return ssl_dataset_load_fashion_mnist(rc->root, split, &o);
+    if (!strcmp(d, "mnist"))
+        return ssl_dataset_load_mnist(rc->root, split, &o);
+    if (!strcmp(d, "cifar10") || !strcmp(d, "cifar100"))
+        return ssl_dataset_load_cifar_dir(rc->root, !strcmp(d, "cifar10") ? 10 : 100, split, &o);
+    char path[1100];
+    if (!strcmp(d, "folder")) {
+        snprintf(path, sizeof path, "%s/%s", rc->root, split);
+        return ssl_dataset_load_image_folder(dir_exists(path) ? path : rc->root, &o);
+    }
+    /* pairs: root is the list file for the train split, <root-without-ext>.<split> otherwise */
+    return ssl_dataset_load_pairs(rc->root, &o);
+}
+
+/* CLIP on a labelled dataset: captions from class names ("a photo of a sneaker"). */
+static int add_class_captions(ssl_dataset_t *ds)
+{
+    if (ds->captions || !ds->class_names)
+        return ds->captions ? SSL_OK
+                            : ssl_set_error(SSL_ERR_CONFIG, "data.captions: the dataset has no "
+                                                            "class names to build captions from");
+    ds->captions = calloc((size_t)ds->n, sizeof(char *));
+    if (!ds->captions)
+        return ssl_set_error(SSL_ERR_NOMEM, "captions: out of memory");
+    for (int64_t i = 0; i < ds->n; i++) {
+        const char *name = ds->labels[i] >= 0 ? ds->class_names[ds->labels[i]] : "thing";
+        size_t len = strlen(name) + 16;
+        ds->captions[i] = malloc(len);
+        if (!ds->captions[i])
+            return ssl_set_error(SSL_ERR_NOMEM, "captions: out of memory");
+        snprintf(ds->captions[i], len, "a photo of a %s", name);
+    }
+    return SSL_OK;
+}
+
+/* ---------------------------------------------------------------- config */
+
+static cJSON *config_from_checkpoint(const char *run_dir)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", run_dir);
+    ssl_st_t *f = ssl_st_open(path);
+    if (!f)
+        return NULL;
+    const char *text = ssl_st_meta(f, "config");
+    cJSON *doc = NULL;
+    if (!text)
+        ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the checkpoint metadata", path);
+    else
+        doc = ssl_json_parse(text, strlen(text), path);
+    ssl_st_close(f);
+    return doc;
+}
+
+static int read_config(ssl_trainer_t *t)
+{
+    const ssl_train_opts_t *o = &t->opts;
+    t->doc = o->resume_dir ? config_from_checkpoint(o->resume_dir)
+                           : o->config_path ? ssl_json_parse_file(o->config_path) : NULL;
+    if (!t->doc)
+        return o->resume_dir || o->config_path
+                   ? ssl_last_status()
+                   : ssl_set_error(SSL_ERR_INVALID, "train: no config file given");
+    for (int i = 0; i < o->n_overrides; i++)
+        if (ssl_json_override(t->doc, o->overrides[i]) != SSL_OK)
+            return ssl_last_status();
+    static const char *const keys[] = {"name",   "data",  "views", "masks", "model",
+                                       "target", "loss",  "optim", "train", "eval",
+                                       "checkpoint", NULL};
+    int err = 0;
+    const char *src = o->resume_dir ? o->resume_dir : o->config_path;
+    ssl_cfg_t root = ssl_cfg_root(t->doc, src, &err, SSL_CFG_FILL);
+    ssl_cfg_keys(&root, keys);
+    if (ssl__run_cfg_read(&root, &t->rc) != SSL_OK)
+        return ssl_last_status();
+    if (o->threads > 0)
+        t->rc.threads = o->threads;
+    ssl_cfg_t oc = ssl_cfg_obj(&root, "optim");
+    if (ssl__optim_cfg_read(&oc, SSL_OPTIM_SGD, &t->ocfg) != SSL_OK)
+        return ssl_last_status();
+    /* the method reads model and loss (and fills their defaults) */
+    ssl_set_num_threads(t->rc.threads);
+    t->train_ds = load_split(&t->rc, t->rc.split, t->rc.limit);
+    if (!t->train_ds)
+        return ssl_last_status();
+    if (t->rc.captions && add_class_captions(t->train_ds) != SSL_OK)
+        return ssl_last_status();
+    if (t->rc.knn_every > 0) {
+        t->eval_ds = load_split(&t->rc, t->rc.eval_split, t->rc.eval_limit);
+        if (!t->eval_ds)
+            return ssl_last_status();
+    }
+    t->online = ssl_params_create();
+    t->target = ssl_params_create();
+    if (!t->online || !t->target)
+        return ssl_last_status();
+    t->method = ssl__method_create(&root, &t->rc, t->train_ds, t->online, t->target, t->rc.seed);
+    if (!t->method)
+        return ssl_last_status();
+    return ssl_cfg_status(&root);
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int setup_run_dir(ssl_trainer_t *t)
+{
+    const char *out = t->opts.out_dir ? t->opts.out_dir : "runs";
+    if (t->opts.resume_dir) {
+        snprintf(t->run_dir, sizeof t->run_dir, "%s", t->opts.resume_dir);
+    } else {
+        if (make_dir(out) != SSL_OK)
+            return ssl_last_status();
+        snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", out, t->rc.name);
+        for (int i = 2; dir_exists(t->run_dir) && i < 10000; i++)
+            snprintf(t->run_dir, sizeof t->run_dir, "%s/%s-%d", out, t->rc.name, i);
+        if (make_dir(t->run_dir) != SSL_OK)
+            return ssl_last_status();
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s/checkpoints", t->run_dir);
+    if (make_dir(path) != SSL_OK)
+        return ssl_last_status();
+    snprintf(path, sizeof path, "%s/config.json", t->run_dir);
+    return ssl_json_write_file(path, t->doc);
+}
+
+ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
+{
+    ssl_trainer_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        ssl_set_error(SSL_ERR_NOMEM, "trainer: out of memory");
+        return NULL;
+    }
+    t->opts = *opts;
+    t->knn_init = -1;
+    if (read_config(t) != SSL_OK)
+        goto fail;
+    ssl_loader_opts_t lo;
+    ssl_loader_opts_default(&lo);
+    lo.batch_size = t->rc.batch_size;
+    lo.shuffle = 1;
+    lo.drop_last = 1;
+    lo.seed = t->rc.seed;
+    lo.n_workers = t->rc.workers;
+    lo.views = t->rc.views;
+    if (ssl__method_mask_opts(t->method, &t->rc, &lo.mask, &lo.patch_size) != SSL_OK)
+        goto fail;
+    if (t->train_ds->n < t->rc.batch_size) {
+        ssl_set_error(SSL_ERR_CONFIG, "train.batch_size: %lld is larger than the %lld training "
+                      "images", (long long)t->rc.batch_size, (long long)t->train_ds->n);
+        goto fail;
+    }
+    t->loader = ssl_loader_create(t->train_ds, &lo);
+    if (!t->loader)
+        goto fail;
+    t->steps_per_epoch = ssl_loader_num_batches(t->loader);
+    if (t->rc.max_steps > 0 && t->rc.max_steps < t->steps_per_epoch)
+        t->steps_per_epoch = t->rc.max_steps;
+    t->total_steps = t->steps_per_epoch * t->rc.epochs;
+    t->optim = ssl_optim_create(&t->ocfg, t->online);
+    if (!t->optim)
+        goto fail;
+    t->lr_sched = ssl_optim_lr_sched(&t->ocfg, t->rc.batch_size, t->steps_per_epoch);
+    t->wd_sched = ssl_optim_wd_sched(&t->ocfg);
+    t->ema_sched = ssl_sched_cosine(t->rc.ema_start, t->rc.ema_end);
+    if (t->rc.target == SSL_TARGET_EMA) {
+        if (ssl_params_count(t->target) == 0) {
+            ssl_set_error(SSL_ERR_CONFIG, "target.type: 'ema' but the method has no target "
+                                          "network");
+            goto fail;
+        }
+        t->ema = ssl_ema_create(t->target, "target.", t->online, "");
+        if (!t->ema || ssl_ema_copy(t->ema) != SSL_OK)
+            goto fail;
+    }
+    t->ctx = ssl_ctx_create((size_t)64 << 20);
+    if (!t->ctx)
+        goto fail;
+    if (setup_run_dir(t) != SSL_OK)
+        goto fail;
+    if (t->opts.resume_dir) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", t->run_dir);
+        if (ssl__trainer_load(t, path) != SSL_OK)
+            goto fail;
+    }
+    return t;
+fail:
+    ssl_trainer_free(t);
+    return NULL;
+}
+
+void ssl_trainer_free(ssl_trainer_t *t)
+{
+    if (!t)
+        return;
+    /* keep the first error message: freeing must not overwrite it */
+    ssl_loader_free(t->loader);
+    ssl__method_free(t->method);
+    ssl_optim_free(t->optim);
+    ssl_ema_free(t->ema);
+    ssl_ctx_free(t->ctx);
+    ssl_params_free(t->online);
+    ssl_params_free(t->target);
+    ssl_dataset_free(t->train_ds);
+    ssl_dataset_free(t->eval_ds);
+    cJSON_Delete(t->doc);
+    free(t);
+}
+
+const char *ssl_trainer_run_dir(const ssl_trainer_t *t) { return t->run_dir; }
+
+/* ---------------------------------------------------------------- metrics */
+
+static void metrics_line(ssl_trainer_t *t, const char *json)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        ssl_logf(SSL_LOG_WARN, "cannot append to %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%s\n", json);
+    fclose(f);
+}
+
+/* Mean per-dimension std of the L2-normalised embeddings (SimSiam's collapse check). */
+static double embedding_std(const ssl_tensor_t *z)
+{
+    if (!z || z->ndim != 2 || z->shape[0] < 2)
+        return -1;
+    int64_t n = z->shape[0], d = z->shape[1];
+    double total = 0;
+    double *mean = calloc((size_t)d, sizeof(double)), *sq = calloc((size_t)d, sizeof(double));
+    if (!mean || !sq) {
+        free(mean);
+        free(sq);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const float *r = z->data + i * d;
+        double nr = 0;
+        for (int64_t j = 0; j < d; j++)
+            nr += (double)r[j] * r[j];
+        nr = sqrt(nr) > 1e-12 ? sqrt(nr) : 1e-12;
+        for (int64_t j = 0; j < d; j++) {
+            double v = r[j] / nr;
+            mean[j] += v;
+            sq[j] += v * v;
+        }
+    }
+    for (int64_t j = 0; j < d; j++) {
+        double m = mean[j] / n, var = sq[j] / n - m * m;
+        total += sqrt(var > 0 ? var * n / (n - 1) : 0);
+    }
+    free(mean);
+    free(sq);
+    return total / d;
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+
+static int save_checkpoints(ssl_trainer_t *t)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", t->run_dir);
+    if (ssl__trainer_save(t, path) != SSL_OK)
+        return ssl_last_status();
+    if (t->rc.ckpt_every > 0 && t->epoch_done % t->rc.ckpt_every == 0) {
+        snprintf(path, sizeof path, "%s/checkpoints/epoch-%lld.safetensors", t->run_dir,
+                 (long long)t->epoch_done);
+        if (ssl__trainer_save(t, path) != SSL_OK)
+            return ssl_last_status();
+        if (t->rc.keep_last > 0) { /* drop the epoch checkpoint that fell out of the window */
+            int64_t old = t->epoch_done - (int64_t)t->rc.keep_last * t->rc.ckpt_every;
+            if (old > 0) {
+                snprintf(path, sizeof path, "%s/checkpoints/epoch-%lld.safetensors", t->run_dir,
+                         (long long)old);
+                remove(path);
+            }
+        }
+    }
+    return SSL_OK;
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static int first_nonfinite_param(ssl_trainer_t *t, char *name, size_t len)
+{
+    int bad = -1;
+    if (ssl_grad_check_finite(t->online, &bad) == SSL_OK || bad < 0)
+        return 0;
+    const ssl_param_info_t *in = ssl_params_info(t->online, bad);
+    snprintf(name, len, "%s", in ? in->name : "?");
+    return 1;
+}
+
+static int train_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
+                      double *loss_out)
+{
+    ssl_step_pos_t pos = {t->epoch_done, t->global_step, t->steps_per_epoch, t->total_steps};
+    ssl_ctx_reset(t->ctx);
+    if (ssl__method_before_step(t->method, t->online, &pos) != SSL_OK)
+        return ssl_last_status();
+    ssl_tensor_t *loss = ssl__method_loss(t->method, t->ctx, b, &pos);
+    if (!loss)
+        return ssl_last_status();
+    double L = loss->data[0];
+    *loss_out = L;
+    if (!isfinite(L)) {
+        if (t->rc.skip_nonfinite) {
+            t->skipped_steps++;
+            ssl_logf(SSL_LOG_WARN, "step %lld: loss is %g, step skipped",
+                     (long long)t->global_step + 1, L);
+            return SSL_OK;
+        }
+        return ssl_set_error(SSL_ERR_NONFINITE, "step %lld (epoch %lld): the loss is %g",
+                             (long long)t->global_step + 1, (long long)t->epoch_done + 1, L);
+    }
+    if (ssl_backward(t->ctx, loss) != SSL_OK)
+        return ssl_last_status();
+    char bad[256];
+    if (first_nonfinite_param(t, bad, sizeof bad)) {
+        ssl_params_zero_grad(t->online);
+        if (t->rc.skip_nonfinite) {
+            t->skipped_steps++;
+            ssl_logf(SSL_LOG_WARN, "step %lld: non-finite gradient in %s, step skipped",
+                     (long long)t->global_step + 1, bad);
+            return SSL_OK;
+        }
+        return ssl_set_error(SSL_ERR_NONFINITE,
+                             "step %lld (epoch %lld): the gradient of '%s' is not finite",
+                             (long long)t->global_step + 1, (long long)t->epoch_done + 1, bad);
+    }
+    if (t->ocfg.clip_grad > 0 && ssl_grad_clip_norm(t->online, t->ocfg.clip_grad, NULL) != SSL_OK)
+        return ssl_last_status();
+    if (t->ocfg.clip_grad_per_param > 0 &&
+        ssl_grad_clip_per_param(t->online, t->ocfg.clip_grad_per_param, NULL) != SSL_OK)
+        return ssl_last_status();
+    if (ssl_optim_step(t->optim, lr, wd) != SSL_OK)
+        return ssl_last_status();
+    ssl_params_zero_grad(t->online);
+    if (t->ema) {
+        double m = ssl_sched_value(&t->ema_sched, t->global_step, t->total_steps);
+        if (ssl_ema_update(t->ema, m, SSL_EMA_BUFFERS_KEEP) != SSL_OK)
+            return ssl_last_status();
+    }
+    return ssl__method_after_step(t->method, t->ctx);
+}
+
+static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
+{
+    if (t->opts.progress)
+        t->opts.progress(p, t->opts.user);
+}
+
+int ssl_trainer_run(ssl_trainer_t *t)
+{
+    char line[1024];
+    if (t->rc.knn_every > 0 && t->epoch_done == 0 && t->knn_init < 0) {
+        if (ssl__trainer_knn(t, &t->knn_init) != SSL_OK)
+            return ssl_last_status();
+        snprintf(line, sizeof line, "{\"epoch\": 0, \"step\": 0, \"knn_top1\": %.6f}",
+                 t->knn_init);
+        metrics_line(t, line);
+    }
+    double t_run = now_s();
+    int64_t steps_at_start = t->global_step;
+    int64_t last_epoch = t->rc.epochs;
+    if (t->opts.stop_after_epochs > 0 && t->opts.stop_after_epochs < last_epoch)
+        last_epoch = t->opts.stop_after_epochs;
+    while (t->epoch_done < last_epoch) {
+        int64_t epoch = t->epoch_done;
+        if (ssl_loader_start_epoch(t->loader, epoch, 0) != SSL_OK)
+            return ssl_last_status();
+        double t0 = now_s(), loss_sum = 0;
+        int64_t n_loss = 0, images = 0;
+        ssl_train_progress_t p = {0};
+        p.epochs = t->rc.epochs;
+        p.steps_per_epoch = t->steps_per_epoch;
+        p.total_steps = t->total_steps;
+        p.knn_top1 = -1;
+        p.knn_top1_init = t->knn_init;
+        for (int64_t s = 0; s < t->steps_per_epoch; s++) {
+            const ssl_batch_t *b = ssl_loader_next(t->loader);
+            if (!b)
+                return ssl_last_status() ? ssl_last_status()
+                                         : ssl_set_error(SSL_ERR_STATE, "loader ran dry");
+            double lr = ssl_sched_value(&t->lr_sched, t->global_step, t->total_steps);
+            double wd = ssl_sched_value(&t->wd_sched, t->global_step, t->total_steps);
+            double L = 0;
+            if (train_step(t, b, lr, wd, &L) != SSL_OK)
+                return ssl_last_status();
+            t->global_step++;
+            images += b->size;
+            if (isfinite(L)) {
+                loss_sum += L;
+                n_loss++;
+            }
+            double dt = now_s() - t0;
+            p.epoch = epoch + 1;
+            p.step = s + 1;
+            p.global_step = t->global_step;
+            p.loss = L;
+            p.lr = lr;
+            p.images_per_s = dt > 0 ? images / dt : 0;
+            double run_dt = now_s() - t_run;
+            int64_t done = t->global_step - steps_at_start;
+            p.eta_s = done > 0 ? run_dt / done * (double)(t->total_steps - t->global_step) : 0;
+            p.is_log_point = (s + 1) % t->rc.log_every == 0 || s + 1 == t->steps_per_epoch;
+            if (p.is_log_point) {
+                snprintf(line, sizeof line,
+                         "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, "
+                         "\"weight_decay\": %.6g, \"images_per_s\": %.1f}",
+                         (long long)epoch + 1, (long long)t->global_step, L, lr, wd,
+                         p.images_per_s);
+                metrics_line(t, line);
+            }
+            report(t, &p);
+        }
+        t->epoch_done++;
+        double epoch_s = now_s() - t0;
+        double emb_std = embedding_std(ssl__method_last_embedding(t->method));
+        double knn = -1;
+        if (t->rc.knn_every > 0 &&
+            (t->epoch_done % t->rc.knn_every == 0 || t->epoch_done == t->rc.epochs)) {
+            if (ssl__trainer_knn(t, &knn) != SSL_OK)
+                return ssl_last_status();
+        }
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %.6g, \"epoch_s\": %.2f, "
+                 "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"skipped_steps\": %lld%s",
+                 (long long)t->epoch_done, (long long)t->global_step,
+                 n_loss ? loss_sum / n_loss : NAN, epoch_s, images / (epoch_s > 0 ? epoch_s : 1),
+                 emb_std, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
+        if (knn >= 0) {
+            size_t o = strlen(line);
+            snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
+        }
+        metrics_line(t, line);
+        if (save_checkpoints(t) != SSL_OK)
+            return ssl_last_status();
+        p.epoch_done = 1;
+        p.knn_top1 = knn;
+        p.loss = n_loss ? loss_sum / n_loss : NAN;
+        report(t, &p);
+    }
+    return SSL_OK;
+}

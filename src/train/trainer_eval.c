@@ -1,0 +1,84 @@
+/* Online evaluation during training: kNN on the pooled features of the online encoder. */
+#include "trainer_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssl/eval.h"
+
+/* Pooled features of the first n images of ds (eval transform), (n, D) malloc'ed. */
+static float *extract(ssl_trainer_t *t, const ssl_dataset_t *ds, int64_t n, int64_t *dim)
+{
+    const ssl_view_aug_t *a = &t->rc.eval_view;
+    int64_t C = ds->c, S = a->out_h, B = 256;
+    float *feats = NULL;
+    ssl_aug_ws_t *ws = ssl_aug_ws_create();
+    if (!ws)
+        return NULL;
+    int prev = ssl_ctx_set_grad(t->ctx, 0);
+    for (int64_t i0 = 0; i0 < n; i0 += B) {
+        int64_t b = n - i0 < B ? n - i0 : B;
+        ssl_ctx_reset(t->ctx);
+        ssl_tensor_t *x = ssl_tensor_4d(t->ctx, b, C, S, S);
+        if (!x)
+            goto fail;
+        for (int64_t i = 0; i < b; i++) {
+            const uint8_t *src = ds->images + (i0 + i) * ds->c * ds->h * ds->w;
+            if (ssl_augment_view(a, src, ds->c, ds->h, ds->w, 0, 0, i0 + i, 0,
+                                 x->data + i * C * S * S, ws) != SSL_OK)
+                goto fail;
+        }
+        ssl_tensor_t *f = ssl__method_features(t->method, t->ctx, x);
+        if (!f)
+            goto fail;
+        if (!feats) {
+            *dim = f->shape[1];
+            feats = malloc((size_t)(n * *dim) * sizeof(float));
+            if (!feats) {
+                ssl_set_error(SSL_ERR_NOMEM, "kNN: out of memory for %lld features",
+                              (long long)n);
+                goto fail;
+            }
+        }
+        memcpy(feats + i0 * *dim, f->data, (size_t)(b * *dim) * sizeof(float));
+    }
+    ssl_ctx_reset(t->ctx);
+    ssl_ctx_set_grad(t->ctx, prev);
+    ssl_aug_ws_free(ws);
+    return feats;
+fail:
+    ssl_ctx_reset(t->ctx);
+    ssl_ctx_set_grad(t->ctx, prev);
+    ssl_aug_ws_free(ws);
+    free(feats);
+    return NULL;
+}
+
+int ssl__trainer_knn(ssl_trainer_t *t, double *top1)
+{
+    const ssl_dataset_t *tr = t->train_ds, *te = t->eval_ds;
+    if (!te || !tr->labels || !te->labels || tr->n_classes < 2)
+        return ssl_set_error(SSL_ERR_CONFIG, "eval.knn_every: kNN needs labelled train and "
+                             "eval splits (set eval.knn_every to 0 to turn it off)");
+    int64_t ntr = t->rc.knn_train_limit > 0 && t->rc.knn_train_limit < tr->n
+                      ? t->rc.knn_train_limit : tr->n;
+    int64_t nte = t->rc.knn_test_limit > 0 && t->rc.knn_test_limit < te->n
+                      ? t->rc.knn_test_limit : te->n;
+    int64_t d1 = 0, d2 = 0;
+    float *ftr = extract(t, tr, ntr, &d1);
+    float *fte = ftr ? extract(t, te, nte, &d2) : NULL;
+    int st = ftr && fte ? SSL_OK : ssl_last_status();
+    if (st == SSL_OK) {
+        ssl_knn_result_t r;
+        ssl_features_t a = {ftr, tr->labels, ntr, d1}, b = {fte, te->labels, nte, d2};
+        ssl_knn_opts_t ko = ssl_knn_opts_default();
+        ko.k = t->rc.knn_k < ntr ? t->rc.knn_k : (int)ntr;
+        ko.temperature = t->rc.knn_t;
+        st = ssl_knn_eval(&a, &b, tr->n_classes, &ko, &r, NULL);
+        if (st == SSL_OK)
+            *top1 = r.top1;
+    }
+    free(ftr);
+    free(fte);
+    return st;
+}

@@ -1,0 +1,39 @@
+#ifndef SSL_TRAIN_TRAINER_INTERNAL_H
+#define SSL_TRAIN_TRAINER_INTERNAL_H
+
+#include "method.h"
+#include "run_config.h"
+#include "ssl/data.h"
+#include "ssl/optim.h"
+#include "ssl/train.h"
+
+struct ssl_trainer {
+    ssl_train_opts_t opts;
+    cJSON *doc;                 /* resolved config */
+    ssl_run_cfg_t rc;
+    ssl_optim_cfg_t ocfg;
+    ssl_dataset_t *train_ds, *eval_ds;
+    ssl_params_t *online, *target;
+    ssl_method_t *method;
+    ssl_optim_t *optim;
+    ssl_ema_t *ema;
+    ssl_loader_t *loader;
+    ssl_ctx_t *ctx;
+    ssl_sched_t lr_sched, wd_sched, ema_sched;
+    int64_t steps_per_epoch, total_steps;
+    int64_t epoch_done;         /* completed epochs */
+    int64_t global_step;
+    int64_t skipped_steps;
+    double knn_init;            /* kNN top-1 at initialisation, -1 if not measured */
+    char run_dir[1024];
+    char vocab_meta[8];
+};
+
+/* kNN top-1 of the online encoder's pooled features: a bank from the train split, queries from
+ * the eval split (eval.knn_* keys). Returns SSL_OK and *top1 in [0, 1]. */
+int ssl__trainer_knn(ssl_trainer_t *t, double *top1);
+/* Checkpoints: save the full state (atomic) / restore it. */
+int ssl__trainer_save(ssl_trainer_t *t, const char *path);
+int ssl__trainer_load(ssl_trainer_t *t, const char *path);
+
+#endif

@@ -1,0 +1,143 @@
+/* sslc train: run a config with a live progress line. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sslc.h"
+#include "ssl/train.h"
+
+static const char *k_help =
+    "usage: sslc train CONFIG [--set key.path=value]... [--threads N] [--out DIR]\n"
+    "       sslc train --resume RUN_DIR [--set key.path=value]... [--threads N]\n"
+    "\n"
+    "Pretrains the encoder described by CONFIG (JSON; see configs/ and docs/train.md) and\n"
+    "writes RUN_DIR = DIR/NAME (DIR defaults to runs/): config.json (the resolved config),\n"
+    "metrics.jsonl, checkpoints/last.safetensors and checkpoints/epoch-N.safetensors.\n"
+    "\n"
+    "  --set k=v            override one config key (repeatable), e.g. --set train.epochs=50\n"
+    "  --resume RUN_DIR     continue from RUN_DIR/checkpoints/last.safetensors exactly as the\n"
+    "                       uninterrupted run would have (config taken from the checkpoint)\n"
+    "  --threads N          worker threads for math (default: train.threads, 0 = all cores)\n"
+    "  --out DIR            parent directory of the run directory (default: runs)\n"
+    "  --stop-after N       stop after N epochs as if interrupted (schedules still span\n"
+    "                       train.epochs); resume later with --resume\n"
+    "  --quiet              no progress line, only the per-epoch summary\n"
+    "\n"
+    "Exit status: 0 done, 1 runtime error, 2 usage or config error.\n";
+
+typedef struct prog {
+    int tty, quiet;
+} prog_t;
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+    long t = s > 0 ? (long)(s + 0.5) : 0;
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void on_progress(const ssl_train_progress_t *p, void *user)
+{
+    prog_t *g = user;
+    char eta[32];
+    fmt_time(p->eta_s, eta, sizeof eta);
+    if (p->epoch_done) {
+        if (g->tty && !g->quiet)
+            printf("\r\033[K");
+        printf("epoch %lld/%lld  loss %.4f", (long long)p->epoch, (long long)p->epochs, p->loss);
+        if (p->knn_top1 >= 0)
+            printf("  knn top-1 %.2f%%", 100 * p->knn_top1);
+        if (p->knn_top1_init >= 0)
+            printf(" (random init %.2f%%)", 100 * p->knn_top1_init);
+        printf("  %.1f img/s\n", p->images_per_s);
+        fflush(stdout);
+        return;
+    }
+    if (g->quiet)
+        return;
+    if (g->tty) {
+        int width = 24, filled = (int)(width * p->step / (p->steps_per_epoch ? p->steps_per_epoch : 1));
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[width] = '\0';
+        printf("\r\033[Kepoch %lld/%lld [%s] %lld/%lld  loss %.4f  lr %.3g  %.1f img/s  ETA %s",
+               (long long)p->epoch, (long long)p->epochs, bar, (long long)p->step,
+               (long long)p->steps_per_epoch, p->loss, p->lr, p->images_per_s, eta);
+        fflush(stdout);
+    } else if (p->is_log_point) {
+        printf("epoch %lld/%lld step %lld/%lld loss %.4f lr %.3g %.1f img/s ETA %s\n",
+               (long long)p->epoch, (long long)p->epochs, (long long)p->step,
+               (long long)p->steps_per_epoch, p->loss, p->lr, p->images_per_s, eta);
+        fflush(stdout);
+    }
+}
+
+int sslc_cmd_train(int argc, char **argv)
+{
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    prog_t g = {isatty(STDOUT_FILENO), 0};
+    if (!sets)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(k_help, stdout);
+            free(sets);
+            return 0;
+        } else if (!strcmp(a, "--set") && i + 1 < argc) {
+            sets[o.n_overrides++] = argv[++i];
+        } else if (!strncmp(a, "--set=", 6)) {
+            sets[o.n_overrides++] = a + 6;
+        } else if (!strcmp(a, "--resume") && i + 1 < argc) {
+            o.resume_dir = argv[++i];
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            o.threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--out") && i + 1 < argc) {
+            o.out_dir = argv[++i];
+        } else if (!strcmp(a, "--stop-after") && i + 1 < argc) {
+            o.stop_after_epochs = atoi(argv[++i]);
+        } else if (!strcmp(a, "--quiet")) {
+            g.quiet = 1;
+        } else if (a[0] != '-' && !o.config_path) {
+            o.config_path = a;
+        } else {
+            fprintf(stderr, "sslc train: unexpected argument '%s' (see sslc train --help)\n", a);
+            free(sets);
+            return 2;
+        }
+    }
+    if (!o.config_path == !o.resume_dir) {
+        fprintf(stderr, "sslc train: give a CONFIG or --resume RUN_DIR (see sslc train --help)\n");
+        free(sets);
+        return 2;
+    }
+    o.overrides = sets;
+    o.progress = on_progress;
+    o.user = &g;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    if (!t) {
+        int st = ssl_last_status();
+        fprintf(stderr, "sslc train: %s\n", ssl_last_error());
+        free(sets);
+        return (st == SSL_ERR_CONFIG || (st == SSL_ERR_FORMAT && !o.resume_dir)) ? 2 : 1;
+    }
+    printf("run directory: %s\n", ssl_trainer_run_dir(t));
+    int st = ssl_trainer_run(t);
+    if (st != SSL_OK) {
+        if (g.tty)
+            printf("\n");
+        fprintf(stderr, "sslc train: %s\n", ssl_last_error());
+    } else {
+        printf("done: %s/checkpoints/last.safetensors\n", ssl_trainer_run_dir(t));
+    }
+    ssl_trainer_free(t);
+    free(sets);
+    return st == SSL_OK ? 0 : 1;
+}
