@@ -214,6 +214,25 @@ static void test_grad_accumulates_two_uses(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* A tape longer than its first allocation: the node array moves while it grows, and every
+ * recorded node must still find its inputs (regression: inline input lists dangled). */
+static void test_long_tape(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *w = tu_rand(ctx, 2, (int64_t[]){4, 4}, 3, -0.3f, 0.3f, 1);
+    ssl_tensor_t *x = tu_rand(ctx, 2, (int64_t[]){2, 4}, 4, -1, 1, 1);
+    ssl_tensor_t *h = x;
+    for (int i = 0; i < 1000; i++)
+        h = ssl_linear(ctx, h, w, NULL);
+    assert_true(ssl_ctx_tape_len(ctx) == 1000);
+    float g[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    assert_int_equal(ssl_backward_with(ctx, h, g), SSL_OK);
+    assert_non_null(w->grad);
+    assert_non_null(x->grad);
+    ssl_ctx_free(ctx);
+}
+
 static void test_backward_errors(void **state)
 {
     (void)state;
@@ -381,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_no_grad_records_nothing),
         cmocka_unit_test(test_detach_blocks_gradient),
         cmocka_unit_test(test_grad_accumulates_two_uses),
+        cmocka_unit_test(test_long_tape),
         cmocka_unit_test(test_backward_errors),
         cmocka_unit_test(test_params_gradient_in_store),
         cmocka_unit_test(test_sgemm_reference),

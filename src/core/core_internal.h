@@ -24,6 +24,7 @@ typedef struct ssl_node {
     int op;
     int n_in;
     ssl_tensor_t **in; /* in_buf, or an arena array for ops with many inputs (concat) */
+    int in_inline;     /* in points at in_buf (re-pointed when the tape array moves) */
     ssl_tensor_t *in_buf[SSL_NODE_INLINE_IN];
     ssl_tensor_t *out;
     int64_t ia[8]; /* integer attributes (axis, stride, ...) */

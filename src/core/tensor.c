@@ -366,10 +366,15 @@ ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n)
         }
         ctx->nodes = nodes;
         ctx->cap_nodes = cap;
+        /* the array moved: inline input lists must point into their node's new place */
+        for (int i = 0; i < ctx->n_nodes; i++)
+            if (nodes[i].in_inline)
+                nodes[i].in = nodes[i].in_buf;
     }
     ssl_node_t *rec = &ctx->nodes[ctx->n_nodes];
     *rec = *n;
-    if (n->in == n->in_buf)
+    rec->in_inline = n->in == n->in_buf;
+    if (rec->in_inline)
         rec->in = rec->in_buf;
     out->requires_grad = 1;
     out->node = ctx->n_nodes++;

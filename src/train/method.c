@@ -468,9 +468,7 @@ static ssl_tensor_t *mae_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t
     ssl_tensor_t *x = view(b, 0);
     if (ssl_encoder_forward(ctx, m->enc, x, mk->keep, mk->n_keep, 1, &o) != SSL_OK)
         return NULL;
-    ssl_tensor_t *cls = NULL;
-    if (ssl_encoder_config(m->enc)->vit.cls_token)
-        cls = ssl_reshape(ctx, o.pooled, 3, (int64_t[]){b->size, 1, o.pooled->shape[1]});
+    ssl_tensor_t *cls = ssl_encoder_config(m->enc)->vit.cls_token ? o.pooled : NULL;
     ssl_tensor_t *pred = ssl_mae_decoder_forward(ctx, &m->mae, cls, o.tokens, mk->keep, mk->n_keep);
     ssl_tensor_t *target = ssl_patchify(ctx, x, ssl_encoder_config(m->enc)->vit.patch_size);
     m->last_z = o.pooled;

@@ -217,9 +217,24 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
                                           "network");
             goto fail;
         }
-        t->ema = ssl_ema_create(t->target, "target.", t->online, "");
-        if (!t->ema || ssl_ema_copy(t->ema) != SSL_OK)
-            goto fail;
+        /* the target copies some modules of the online network (not the predictor, queue or
+         * center): one EMA per module, matched by name */
+        static const char *const mods[] = {"encoder.", "projector.", "head."};
+        for (int i = 0; i < 3; i++) {
+            char tp[64];
+            snprintf(tp, sizeof tp, "target.%s", mods[i]);
+            int present = 0;
+            for (int j = 0; j < ssl_params_count(t->target) && !present; j++)
+                present = !strncmp(ssl_params_info(t->target, j)->name, tp, strlen(tp));
+            if (!present)
+                continue;
+            ssl_ema_t *e = ssl_ema_create(t->target, tp, t->online, mods[i]);
+            if (!e)
+                goto fail;
+            t->ema[t->n_ema++] = e;
+            if (ssl_ema_copy(e) != SSL_OK)
+                goto fail;
+        }
     }
     t->ctx = ssl_ctx_create((size_t)64 << 20);
     if (!t->ctx)
@@ -246,7 +261,8 @@ void ssl_trainer_free(ssl_trainer_t *t)
     ssl_loader_free(t->loader);
     ssl__method_free(t->method);
     ssl_optim_free(t->optim);
-    ssl_ema_free(t->ema);
+    for (int i = 0; i < t->n_ema; i++)
+        ssl_ema_free(t->ema[i]);
     ssl_ctx_free(t->ctx);
     ssl_params_free(t->online);
     ssl_params_free(t->target);
@@ -389,11 +405,10 @@ static int train_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     if (ssl_optim_step(t->optim, lr, wd) != SSL_OK)
         return ssl_last_status();
     ssl_params_zero_grad(t->online);
-    if (t->ema) {
-        double m = ssl_sched_value(&t->ema_sched, t->global_step, t->total_steps);
-        if (ssl_ema_update(t->ema, m, SSL_EMA_BUFFERS_KEEP) != SSL_OK)
+    double m = ssl_sched_value(&t->ema_sched, t->global_step, t->total_steps);
+    for (int i = 0; i < t->n_ema; i++)
+        if (ssl_ema_update(t->ema[i], m, SSL_EMA_BUFFERS_KEEP) != SSL_OK)
             return ssl_last_status();
-    }
     return ssl__method_after_step(t->method, t->ctx);
 }
 

@@ -16,7 +16,8 @@ struct ssl_trainer {
     ssl_params_t *online, *target;
     ssl_method_t *method;
     ssl_optim_t *optim;
-    ssl_ema_t *ema;
+    ssl_ema_t *ema[4];         /* one per module the target copies (encoder, projector, head) */
+    int n_ema;
     ssl_loader_t *loader;
     ssl_ctx_t *ctx;
     ssl_sched_t lr_sched, wd_sched, ema_sched;
