@@ -20,8 +20,17 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* mkdir -p */
 static int make_dir(const char *path)
 {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return ssl_set_error(SSL_ERR_IO, "cannot create directory '%s': %s", path,
                              strerror(errno));

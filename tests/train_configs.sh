@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every shipped config builds and trains a few steps on a small Fashion-MNIST subset, with the
+# encoder narrowed so the whole set runs in seconds (the real sizes are exercised by hand; see
+# docs/train.md). Usage: train_configs.sh SSLC SOURCE_DIR
+set -euo pipefail
+sslc=$1
+src=$2
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 0; }
+n=0
+for cfg in "$src"/configs/*.json; do
+  name=$(basename "$cfg" .json)
+  if grep -q '"vit' "$cfg"; then
+    narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
+  else
+    narrow=(--set model.encoder.width=4)
+  fi
+  "$sslc" train "$cfg" --out "$out" --quiet --set data.limit=128 --set train.batch_size=16 \
+    --set train.max_steps=2 --set eval.knn_every=0 --set data.workers=1 "${narrow[@]}" \
+    > "$out/$name.log" 2>&1 || { echo "FAIL: $name"; cat "$out/$name.log"; exit 1; }
+  [ -s "$out/$name/checkpoints/last.safetensors" ] || { echo "FAIL: $name wrote no checkpoint"; exit 1; }
+  grep -q '"loss_mean"' "$out/$name/metrics.jsonl" || { echo "FAIL: $name has no metrics"; exit 1; }
+  echo "ok: $name"
+  n=$((n + 1))
+done
+[ "$n" -ge 13 ] || { echo "FAIL: only $n configs"; exit 1; }
+echo "$n passed, 0 failed"
