@@ -53,6 +53,19 @@ int ssl_trainer_run(ssl_trainer_t *t);
 const char *ssl_trainer_run_dir(const ssl_trainer_t *t);
 void ssl_trainer_free(ssl_trainer_t *t);
 
+/* Embed a dataset split with the encoder of a training checkpoint: pooled features (N, D) as
+ * float32 .npy at out_path and int32 labels at labels_path (may be NULL), the data and the
+ * evaluation transform taken from the checkpoint's config. split NULL: the config's eval split;
+ * limit 0: all images. *n and *dim (may be NULL) get the matrix size. */
+typedef struct ssl_embed_opts {
+    const char *checkpoint;
+    const char *split;
+    int64_t limit;
+    const char *out_path, *labels_path;
+} ssl_embed_opts_t;
+
+int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
+
 #ifdef __cplusplus
 }
 #endif

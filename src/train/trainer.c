@@ -45,7 +45,7 @@ static int dir_exists(const char *path)
 
 /* ---------------------------------------------------------------- data */
 
-static ssl_dataset_t *load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit)
+ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit)
 {
     ssl_read_opts_t o;
     ssl_read_opts_default(&o);
@@ -70,7 +70,7 @@ static ssl_dataset_t *load_split(const ssl_run_cfg_t *rc, const char *split, int
 }
 
 /* CLIP on a labelled dataset: captions from class names ("a photo of a sneaker"). */
-static int add_class_captions(ssl_dataset_t *ds)
+int ssl__add_class_captions(ssl_dataset_t *ds)
 {
     if (ds->captions || !ds->class_names)
         return ds->captions ? SSL_OK
@@ -137,13 +137,13 @@ static int read_config(ssl_trainer_t *t)
         return ssl_last_status();
     /* the method reads model and loss (and fills their defaults) */
     ssl_set_num_threads(t->rc.threads);
-    t->train_ds = load_split(&t->rc, t->rc.split, t->rc.limit);
+    t->train_ds = ssl__load_split(&t->rc, t->rc.split, t->rc.limit);
     if (!t->train_ds)
         return ssl_last_status();
-    if (t->rc.captions && add_class_captions(t->train_ds) != SSL_OK)
+    if (t->rc.captions && ssl__add_class_captions(t->train_ds) != SSL_OK)
         return ssl_last_status();
     if (t->rc.knn_every > 0) {
-        t->eval_ds = load_split(&t->rc, t->rc.eval_split, t->rc.eval_limit);
+        t->eval_ds = ssl__load_split(&t->rc, t->rc.eval_split, t->rc.eval_limit);
         if (!t->eval_ds)
             return ssl_last_status();
     }

@@ -6,20 +6,19 @@
 
 #include "ssl/eval.h"
 
-/* Pooled features of the first n images of ds (eval transform), (n, D) malloc'ed. */
-static float *extract(ssl_trainer_t *t, const ssl_dataset_t *ds, int64_t n, int64_t *dim)
+float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
+                             const ssl_dataset_t *ds, int64_t n, int64_t *dim)
 {
-    const ssl_view_aug_t *a = &t->rc.eval_view;
     int64_t C = ds->c, S = a->out_h, B = 256;
     float *feats = NULL;
     ssl_aug_ws_t *ws = ssl_aug_ws_create();
     if (!ws)
         return NULL;
-    int prev = ssl_ctx_set_grad(t->ctx, 0);
+    int prev = ssl_ctx_set_grad(ctx, 0);
     for (int64_t i0 = 0; i0 < n; i0 += B) {
         int64_t b = n - i0 < B ? n - i0 : B;
-        ssl_ctx_reset(t->ctx);
-        ssl_tensor_t *x = ssl_tensor_4d(t->ctx, b, C, S, S);
+        ssl_ctx_reset(ctx);
+        ssl_tensor_t *x = ssl_tensor_4d(ctx, b, C, S, S);
         if (!x)
             goto fail;
         for (int64_t i = 0; i < b; i++) {
@@ -28,7 +27,7 @@ static float *extract(ssl_trainer_t *t, const ssl_dataset_t *ds, int64_t n, int6
                                  x->data + i * C * S * S, ws) != SSL_OK)
                 goto fail;
         }
-        ssl_tensor_t *f = ssl__method_features(t->method, t->ctx, x);
+        ssl_tensor_t *f = ssl__method_features(m, ctx, x);
         if (!f)
             goto fail;
         if (!feats) {
@@ -42,13 +41,13 @@ static float *extract(ssl_trainer_t *t, const ssl_dataset_t *ds, int64_t n, int6
         }
         memcpy(feats + i0 * *dim, f->data, (size_t)(b * *dim) * sizeof(float));
     }
-    ssl_ctx_reset(t->ctx);
-    ssl_ctx_set_grad(t->ctx, prev);
+    ssl_ctx_reset(ctx);
+    ssl_ctx_set_grad(ctx, prev);
     ssl_aug_ws_free(ws);
     return feats;
 fail:
-    ssl_ctx_reset(t->ctx);
-    ssl_ctx_set_grad(t->ctx, prev);
+    ssl_ctx_reset(ctx);
+    ssl_ctx_set_grad(ctx, prev);
     ssl_aug_ws_free(ws);
     free(feats);
     return NULL;
@@ -65,8 +64,9 @@ int ssl__trainer_knn(ssl_trainer_t *t, double *top1)
     int64_t nte = t->rc.knn_test_limit > 0 && t->rc.knn_test_limit < te->n
                       ? t->rc.knn_test_limit : te->n;
     int64_t d1 = 0, d2 = 0;
-    float *ftr = extract(t, tr, ntr, &d1);
-    float *fte = ftr ? extract(t, te, nte, &d2) : NULL;
+    float *ftr = ssl__extract_features(t->method, t->ctx, &t->rc.eval_view, tr, ntr, &d1);
+    float *fte = ftr ? ssl__extract_features(t->method, t->ctx, &t->rc.eval_view, te, nte, &d2)
+                     : NULL;
     int st = ftr && fte ? SSL_OK : ssl_last_status();
     if (st == SSL_OK) {
         ssl_knn_result_t r;

@@ -33,6 +33,13 @@ struct ssl_trainer {
 /* kNN top-1 of the online encoder's pooled features: a bank from the train split, queries from
  * the eval split (eval.knn_* keys). Returns SSL_OK and *top1 in [0, 1]. */
 int ssl__trainer_knn(ssl_trainer_t *t, double *top1);
+/* Pooled encoder features of the first n images of ds under the eval transform a: (n, *dim)
+ * malloc'ed, or NULL + error. */
+float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
+                             const ssl_dataset_t *ds, int64_t n, int64_t *dim);
+/* The configured dataset's split (limit 0: all) and captions from class names. */
+ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit);
+int ssl__add_class_captions(ssl_dataset_t *ds);
 /* Checkpoints: save the full state (atomic) / restore it. */
 int ssl__trainer_save(ssl_trainer_t *t, const char *path);
 int ssl__trainer_load(ssl_trainer_t *t, const char *path);

@@ -16,6 +16,9 @@ static const char *k_usage =
     "                            pretrain an encoder with the method a JSON config composes\n"
     "  selfcheck [--threads N]   check every op's gradient against central differences and\n"
     "                            the BLAS/conv kernels against plain loops on this build\n"
+    "  embed CKPT --out F.npy [--split S] [--limit N]\n"
+    "                            pooled encoder features of a dataset split as .npy\n"
+    "  info CKPT [--tensors]     a checkpoint's metadata, modules, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
     "  version                   print the version (also --version)\n"
@@ -85,6 +88,12 @@ static char *read_json_arg(const char *arg, const char **source)
 
 static int cmd_info(int argc, char **argv)
 {
+    int has_encoder = 0;
+    for (int i = 0; i < argc; i++)
+        has_encoder |= !strcmp(argv[i], "--encoder");
+    if (!has_encoder && !(argc == 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) &&
+        argc > 0)
+        return sslc_cmd_info_ckpt(argc, argv);
     const char *enc_arg = NULL;
     int size = 0;
     for (int i = 0; i < argc; i++) {
@@ -93,7 +102,8 @@ static int cmd_info(int argc, char **argv)
         } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             size = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: sslc info --encoder JSON|FILE [--size N]\n"
+            printf("usage: sslc info CKPT [--tensors]   (metadata, modules and config of a checkpoint)\n"
+                   "       sslc info --encoder JSON|FILE [--size N]\n"
                    "Builds the encoder described by the JSON object (inline or in a file), e.g.\n"
                    "  sslc info --encoder '{\"type\": \"resnet18\", \"stem\": \"cifar\", "
                    "\"in_channels\": 1, \"width\": 32}'\n"
@@ -162,6 +172,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "train"))
         return sslc_cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "embed"))
+        return sslc_cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "selfcheck"))

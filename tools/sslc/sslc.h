@@ -4,5 +4,7 @@
 #define SSLC_H
 
 int sslc_cmd_train(int argc, char **argv);
+int sslc_cmd_embed(int argc, char **argv);
+int sslc_cmd_info_ckpt(int argc, char **argv);
 
 #endif

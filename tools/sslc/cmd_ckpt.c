@@ -1,0 +1,149 @@
+/* sslc embed / sslc info CKPT: use and inspect training checkpoints. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sslc.h"
+#include "ssl/io.h"
+#include "ssl/train.h"
+
+static const char *k_embed_help =
+    "usage: sslc embed CKPT --out FEATS.npy [--split test|train] [--limit N] [--threads N]\n"
+    "\n"
+    "Embeds a split of the checkpoint's dataset (data section of its config) with its encoder:\n"
+    "pooled features, evaluation transform (resize + normalise), no augmentation. Writes\n"
+    "FEATS.npy (float32, N x D) and, when the data is labelled, FEATS.labels.npy (int32, N).\n";
+
+int sslc_cmd_embed(int argc, char **argv)
+{
+    ssl_embed_opts_t o;
+    memset(&o, 0, sizeof o);
+    int threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(k_embed_help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--out") && i + 1 < argc) {
+            o.out_path = argv[++i];
+        } else if (!strcmp(a, "--split") && i + 1 < argc) {
+            o.split = argv[++i];
+        } else if (!strcmp(a, "--limit") && i + 1 < argc) {
+            o.limit = atoll(argv[++i]);
+        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+        } else if (a[0] != '-' && !o.checkpoint) {
+            o.checkpoint = a;
+        } else {
+            fprintf(stderr, "sslc embed: unexpected argument '%s' (see sslc embed --help)\n", a);
+            return 2;
+        }
+    }
+    if (!o.checkpoint || !o.out_path) {
+        fprintf(stderr, "sslc embed: CKPT and --out are required (see sslc embed --help)\n");
+        return 2;
+    }
+    char labels[1100];
+    size_t len = strlen(o.out_path);
+    if (len > 4 && !strcmp(o.out_path + len - 4, ".npy"))
+        snprintf(labels, sizeof labels, "%.*s.labels.npy", (int)(len - 4), o.out_path);
+    else
+        snprintf(labels, sizeof labels, "%s.labels.npy", o.out_path);
+    o.labels_path = labels;
+    ssl_set_num_threads(threads);
+    int64_t n = 0, d = 0;
+    if (ssl_embed_checkpoint(&o, &n, &d) != SSL_OK) {
+        fprintf(stderr, "sslc embed: %s\n", ssl_last_error());
+        return 1;
+    }
+    printf("%s: %lld x %lld float32\n%s: labels\n", o.out_path, (long long)n, (long long)d,
+           labels);
+    return 0;
+}
+
+static const char *k_info_help =
+    "usage: sslc info CKPT [--tensors]\n"
+    "       sslc info --encoder JSON|FILE [--size N]\n"
+    "\n"
+    "CKPT: a safetensors checkpoint. Prints its metadata (format, epoch, step, seed), the run\n"
+    "name and method, parameter counts per module and, with --tensors, every tensor.\n";
+
+int sslc_cmd_info_ckpt(int argc, char **argv)
+{
+    const char *path = NULL;
+    int tensors = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--tensors"))
+            tensors = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(k_info_help, stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else {
+            fprintf(stderr, "sslc info: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!path) {
+        fputs(k_info_help, stderr);
+        return 2;
+    }
+    ssl_st_t *f = ssl_st_open(path);
+    if (!f) {
+        fprintf(stderr, "sslc info: %s\n", ssl_last_error());
+        return 1;
+    }
+    printf("file        %s\n", path);
+    static const char *const keys[] = {"format", "format_version", "sslc_version", "epoch",
+                                       "step", "seed", "knn_top1_init"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = ssl_st_meta(f, keys[i]);
+        if (v)
+            printf("%-11s %s\n", keys[i], v);
+    }
+    /* parameter counts per top-level module ("encoder", "projector", "target.encoder", ...) */
+    struct { char name[64]; int64_t n; int count; } mods[32];
+    int n_mods = 0;
+    int64_t total = 0;
+    for (int i = 0; i < ssl_st_count(f); i++) {
+        const ssl_st_tensor_t *t = ssl_st_tensor(f, i);
+        char mod[64];
+        const char *dot = strchr(t->name, '.');
+        if (dot && !strncmp(t->name, "target.", 7) && strchr(dot + 1, '.'))
+            dot = strchr(dot + 1, '.');
+        snprintf(mod, sizeof mod, "%.*s", dot ? (int)(dot - t->name) : (int)strlen(t->name),
+                 t->name);
+        int j = 0;
+        while (j < n_mods && strcmp(mods[j].name, mod))
+            j++;
+        if (j == n_mods && n_mods < 32) {
+            snprintf(mods[n_mods].name, sizeof mods[n_mods].name, "%s", mod);
+            mods[n_mods].n = 0;
+            mods[n_mods++].count = 0;
+        }
+        if (j < n_mods) {
+            mods[j].n += t->numel;
+            mods[j].count++;
+        }
+        total += t->numel;
+    }
+    printf("tensors     %d (%lld values)\n", ssl_st_count(f), (long long)total);
+    for (int j = 0; j < n_mods; j++)
+        printf("  %-24s %5d tensors %12lld values\n", mods[j].name, mods[j].count,
+               (long long)mods[j].n);
+    if (tensors)
+        for (int i = 0; i < ssl_st_count(f); i++) {
+            const ssl_st_tensor_t *t = ssl_st_tensor(f, i);
+            printf("  %-48s %-5s (", t->name, ssl_dtype_name(t->dtype));
+            for (int d = 0; d < t->ndim; d++)
+                printf(d ? ", %lld" : "%lld", (long long)t->shape[d]);
+            printf(")\n");
+        }
+    const char *cfg = ssl_st_meta(f, "config");
+    if (cfg)
+        printf("config      (resolved, %zu bytes; sslc info --tensors lists every tensor)\n%s",
+               strlen(cfg), cfg);
+    ssl_st_close(f);
+    return 0;
+}
