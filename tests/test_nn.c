@@ -208,6 +208,58 @@ static void test_encoder_gradients(void **state)
     ssl_ctx_free(ctx);
 }
 
+typedef struct masked_case {
+    ssl_encoder_t *e;
+    const int32_t *idx;
+    int64_t m;
+} masked_case_t;
+
+static ssl_tensor_t *build_masked(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    masked_case_t *c = user;
+    ssl_encoder_out_t out;
+    if (ssl_encoder_forward_masked(ctx, c->e, in[0], NULL, 0, c->idx, c->m, in[1], 1, &out))
+        return NULL;
+    return out.tokens;
+}
+
+/* SimMIM's forward: masked patches become the mask token (the input there does not matter),
+ * and gradients reach the input and the mask token. */
+static void test_encoder_masked_tokens(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_encoder_cfg_t cfg;
+    ssl_encoder_preset("vit_tiny", &cfg);
+    cfg.vit.image_size = 8;
+    cfg.vit.patch_size = 4;
+    cfg.vit.dim = 8;
+    cfg.vit.depth = 1;
+    cfg.vit.heads = 2;
+    cfg.vit.in_channels = 1;
+    ssl_params_t *p = ssl_params_create();
+    ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "", 3);
+    ssl_tensor_t *tok = tu_rand(ctx, 3, (int64_t[]){1, 1, 8}, 9, -1, 1, 1);
+    const int32_t all[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+    ssl_tensor_t *x1 = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 1, -1, 1, 0);
+    ssl_tensor_t *x2 = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 2, -1, 1, 0);
+    ssl_encoder_out_t o1, o2;
+    assert_int_equal(ssl_encoder_forward_masked(ctx, e, x1, NULL, 0, all, 4, tok, 0, &o1), SSL_OK);
+    assert_int_equal(ssl_encoder_forward_masked(ctx, e, x2, NULL, 0, all, 4, tok, 0, &o2), SSL_OK);
+    tu_assert_close(o1.tokens->data, o2.tokens->data, o1.tokens->numel, 1e-5, 1e-5);
+    ssl_encoder_forward(ctx, e, x2, NULL, 0, 0, &o2); /* unmasked: the input matters */
+    assert_true(tu_count_mismatch(o1.tokens->data, o2.tokens->data, o1.tokens->numel, 1e-3, 1e-3,
+                                  "masked vs plain") > 0);
+    const int32_t some[4] = {1, 3, 0, 2};
+    masked_case_t c = {e, some, 2};
+    ssl_tensor_t *in[2] = {tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 5, -1, 1, 1), tok};
+    tu_gradcheck_opts_t o = {1e-3, 1e-2, 5e-2, 64};
+    assert_int_equal(tu_gradcheck(ctx, build_masked, &c, in, 2, &o), 0);
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+    ssl_ctx_free(ctx);
+}
+
 static void test_encoder_from_json(void **state)
 {
     (void)state;
@@ -258,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_vit_counts),
         cmocka_unit_test(test_encoder_gradients),
         cmocka_unit_test(test_encoder_from_json),
+        cmocka_unit_test(test_encoder_masked_tokens),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
 }

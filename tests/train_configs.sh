@@ -24,5 +24,5 @@ for cfg in "$src"/configs/*.json; do
   echo "ok: $name"
   n=$((n + 1))
 done
-[ "$n" -ge 13 ] || { echo "FAIL: only $n configs"; exit 1; }
+[ "$n" -ge 14 ] || { echo "FAIL: only $n configs"; exit 1; }
 echo "$n passed, 0 failed"

@@ -88,6 +88,13 @@ int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                         const int32_t *keep_idx, int64_t keep, int training,
                         ssl_encoder_out_t *out);
 
+/* SimMIM's forward: the patch embeddings at masked_idx (B, n_masked) are replaced by
+ * mask_token (1, 1, D) before positions are added; every token goes through the blocks. */
+int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                               const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
+                               int64_t n_masked, ssl_tensor_t *mask_token, int training,
+                               ssl_encoder_out_t *out);
+
 #ifdef __cplusplus
 }
 #endif

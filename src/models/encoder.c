@@ -95,6 +95,14 @@ int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                         const int32_t *keep_idx, int64_t keep, int training,
                         ssl_encoder_out_t *out)
 {
+    return ssl_encoder_forward_masked(ctx, e, x, keep_idx, keep, NULL, 0, NULL, training, out);
+}
+
+int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                               const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
+                               int64_t n_masked, ssl_tensor_t *mask_token, int training,
+                               ssl_encoder_out_t *out)
+{
     memset(out, 0, sizeof *out);
     if (!x)
         return ssl_last_status() ? ssl_last_status() : SSL_ERR_INVALID;
@@ -106,8 +114,9 @@ int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                              ssl_shape_str(x, s, sizeof s), (long long)want_c);
     }
     if (e->cfg.kind == SSL_ENC_RESNET) {
-        if (keep_idx)
-            return ssl_set_error(SSL_ERR_INVALID, "encoder: a ResNet cannot take a token subset");
+        if (keep_idx || masked_idx)
+            return ssl_set_error(SSL_ERR_INVALID, "encoder: a ResNet cannot take a token subset "
+                                                  "or masked tokens");
         return ssl__resnet_forward(ctx, e, x, training, out);
     }
     int64_t S = e->cfg.vit.image_size;
@@ -116,5 +125,8 @@ int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
         return ssl_set_error(SSL_ERR_SHAPE, "encoder: input %s, this ViT takes %lldx%lld images",
                              ssl_shape_str(x, s, sizeof s), (long long)S, (long long)S);
     }
-    return ssl__vit_forward(ctx, e, x, keep_idx, keep, out);
+    if (masked_idx && (!mask_token || mask_token->numel != e->cfg.vit.dim))
+        return ssl_set_error(SSL_ERR_SHAPE, "encoder: masked tokens need a mask token of %d "
+                             "values", e->cfg.vit.dim);
+    return ssl__vit_forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, mask_token, out);
 }

@@ -43,7 +43,8 @@ int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
 int64_t ssl__resnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
 int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
-                     const int32_t *keep_idx, int64_t keep, ssl_encoder_out_t *out);
+                     const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
+                     int64_t n_masked, ssl_tensor_t *mask_token, ssl_encoder_out_t *out);
 int64_t ssl__vit_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 
 #endif

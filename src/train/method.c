@@ -22,7 +22,9 @@ struct ssl_method {
     int target;      /* ssl_target_kind_t */
     int n_views, n_global;
     ssl_encoder_t *enc, *tenc;
-    int has_proj, has_pred, has_dino, has_swav, has_mae, has_jepa, has_clip;
+    int has_proj, has_pred, has_dino, has_swav, has_mae, has_jepa, has_clip, has_simmim;
+    ssl_tensor_t *mask_token;  /* SimMIM: (1, 1, D) */
+    ssl_nn_linear_t simmim_dec; /* SimMIM: per-token linear decoder D -> p*p*C */
     ssl_mlp_t proj, tproj, pred;
     ssl_dino_head_t dino, tdino;
     ssl_swav_prototypes_t swav;
@@ -176,11 +178,6 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
             goto fail;
         }
     }
-    if (L->type == SSL_LOSS_SIMMIM) {
-        ssl_cfg_fail(root, "loss", "'simmim' needs an encoder that replaces masked tokens with a "
-                                   "mask token, which the ViT does not do yet");
-        goto fail;
-    }
     int ema = m->target == SSL_TARGET_EMA;
     /* encoder(s) */
     m->enc = ssl_encoder_create(&ecfg, online, "encoder", seed);
@@ -247,6 +244,21 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
             ssl_mae_decoder_init(&m->mae, online, "decoder", &h.mae, seed) != SSL_OK)
             goto fail;
         m->has_mae = 1;
+    }
+    if (L->type == SSL_LOSS_SIMMIM) {
+        /* SimMIM: a learned mask token in the encoder and a one-layer linear decoder (the
+         * official 1x1 conv + pixel shuffle) predicting each patch's pixels */
+        m->mask_token = ssl_params_add(online, "encoder.mask_token", 3, (int64_t[]){1, 1, D},
+                                       SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
+        if (!m->mask_token)
+            goto fail;
+        ssl_rng_fill_trunc_normal(m->mask_token->data, (size_t)D, 0.0f, 0.02f, -2.0f, 2.0f, seed,
+                                  ssl_nn_name_stream(m->mask_token->name), 0);
+        int64_t pp = (int64_t)ecfg.vit.patch_size * ecfg.vit.patch_size * ecfg.vit.in_channels;
+        if (ssl_nn_linear_init(&m->simmim_dec, online, "decoder", D, pp, 1,
+                               SSL_INIT_TORCH_DEFAULT, seed) != SSL_OK)
+            goto fail;
+        m->has_simmim = 1;
     }
     if (L->type == SSL_LOSS_IJEPA) {
         ssl_head_cfg_t h;
@@ -337,8 +349,10 @@ int ssl__method_mask_opts(const ssl_method_t *m, const ssl_run_cfg_t *rc, ssl_ma
 {
     *o = rc->mask;
     *patch_size = 0;
-    int need = m->loss[0].type == SSL_LOSS_MAE ? SSL_MASK_RANDOM
-             : m->loss[0].type == SSL_LOSS_IJEPA ? SSL_MASK_MULTIBLOCK : SSL_MASK_NONE;
+    int need = m->loss[0].type == SSL_LOSS_MAE      ? SSL_MASK_RANDOM
+             : m->loss[0].type == SSL_LOSS_SIMMIM ? SSL_MASK_SIMMIM
+             : m->loss[0].type == SSL_LOSS_IJEPA  ? SSL_MASK_MULTIBLOCK
+                                                  : SSL_MASK_NONE;
     if (need == SSL_MASK_NONE) {
         o->kind = SSL_MASK_NONE;
         return SSL_OK;
@@ -349,12 +363,15 @@ int ssl__method_mask_opts(const ssl_method_t *m, const ssl_run_cfg_t *rc, ssl_ma
         (void)given;
     } else if ((need == SSL_MASK_MULTIBLOCK) != (rc->mask_kind == SSL_MASK_MULTIBLOCK)) {
         return ssl_set_error(SSL_ERR_CONFIG, "masks.type: the %s loss needs %s masks",
-                             need == SSL_MASK_MULTIBLOCK ? "ijepa" : "mae",
+                             need == SSL_MASK_MULTIBLOCK ? "ijepa"
+                             : need == SSL_MASK_SIMMIM  ? "simmim" : "mae",
                              need == SSL_MASK_MULTIBLOCK ? "'multiblock'" : "token-dropping");
     }
     const ssl_encoder_cfg_t *ec = ssl_encoder_config(m->enc);
     *patch_size = ec->vit.patch_size;
     o->grid_h = o->grid_w = ec->vit.image_size / ec->vit.patch_size;
+    if (o->kind == SSL_MASK_SIMMIM && rc->mask_kind == SSL_MASK_NONE && o->grid_h % o->block)
+        o->block = 1; /* the default cell does not tile this grid: mask single tokens */
     if (rc->views.view[0].out_h != ec->vit.image_size)
         return ssl_set_error(SSL_ERR_CONFIG, "views[0].size: %d, but the ViT takes %d-pixel "
                              "images", rc->views.view[0].out_h, ec->vit.image_size);
@@ -475,6 +492,28 @@ static ssl_tensor_t *mae_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t
     return ssl_loss_mae_idx(ctx, pred, target, mk->masked, mk->n_masked, m->loss[0].mae.norm_pix_loss);
 }
 
+static ssl_tensor_t *simmim_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
+{
+    const ssl_masks_t *mk = b->masks;
+    const ssl_vit_cfg_t *v = &ssl_encoder_config(m->enc)->vit;
+    ssl_tensor_t *x = view(b, 0);
+    ssl_encoder_out_t o;
+    if (ssl_encoder_forward_masked(ctx, m->enc, x, NULL, 0, mk->masked, mk->n_masked,
+                                   m->mask_token, 1, &o) != SSL_OK)
+        return NULL;
+    int64_t g = v->image_size / v->patch_size, B = b->size;
+    ssl_tensor_t *pred = ssl_nn_linear_forward(ctx, &m->simmim_dec, o.tokens); // (B, T, p*p*C)
+    pred = ssl_unpatchify(ctx, pred, v->patch_size, v->image_size, v->image_size);
+    ssl_tensor_t *mask = ssl_tensor_zeros(ctx, 3, (int64_t[]){B, g, g});
+    if (!mask)
+        return NULL;
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t j = 0; j < mk->n_masked; j++)
+            mask->data[i * g * g + mk->masked[i * mk->n_masked + j]] = 1.0f;
+    m->last_z = o.pooled;
+    return ssl_loss_simmim(ctx, pred, x, mask);
+}
+
 static ssl_tensor_t *ijepa_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
 {
     const ssl_masks_t *mk = b->masks;
@@ -538,7 +577,8 @@ ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
 {
     m->pending_keys = m->pending_teacher = m->last_z = NULL;
     const ssl_loss_cfg_t *L = &m->loss[0];
-    if ((L->type == SSL_LOSS_MAE || L->type == SSL_LOSS_IJEPA) && !b->masks) {
+    if ((L->type == SSL_LOSS_MAE || L->type == SSL_LOSS_IJEPA || L->type == SSL_LOSS_SIMMIM) &&
+        !b->masks) {
         ssl_set_error(SSL_ERR_STATE, "method: the batch carries no masks");
         return NULL;
     }
@@ -546,6 +586,7 @@ ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
     case SSL_LOSS_DINO: return dino_loss(m, ctx, b, pos);
     case SSL_LOSS_SWAV: return swav_loss(m, ctx, b);
     case SSL_LOSS_MAE: return mae_loss(m, ctx, b);
+    case SSL_LOSS_SIMMIM: return simmim_loss(m, ctx, b);
     case SSL_LOSS_IJEPA: return ijepa_loss(m, ctx, b);
     case SSL_LOSS_CLIP:
     case SSL_LOSS_SIGLIP: return clip_loss(m, ctx, b);
