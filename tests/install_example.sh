@@ -14,8 +14,10 @@ pc=$(dirname "$(find "$tmp/prefix" -name sslc.pc | head -1)")
 ls "$tmp"/prefix/lib*/sslc/libssl.a "$tmp"/prefix/lib*/sslc/libssl.so > /dev/null
 [ ! -e "$tmp/prefix/lib/libssl.so" ] || { echo "FAIL: libssl.so installed where it shadows OpenSSL's"; exit 1; }
 flags=$(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs sslc)
-cc -std=c11 -Wall -Wextra -Werror "$src/examples/embed_images.c" $flags -o "$tmp/ex_pkgconfig"
-cmake -S "$src/examples" -B "$tmp/build-example" -DCMAKE_PREFIX_PATH="$tmp/prefix" > "$tmp/cmake.log"
+extra=${SSL_EXAMPLE_CFLAGS:-}
+cc -std=c11 -Wall -Wextra -Werror $extra "$src/examples/embed_images.c" $flags -o "$tmp/ex_pkgconfig"
+cmake -S "$src/examples" -B "$tmp/build-example" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+  -DCMAKE_C_FLAGS="$extra" > "$tmp/cmake.log"
 cmake --build "$tmp/build-example" > "$tmp/build.log"
 "$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --quiet --set data.limit=128 \
   --set train.batch_size=32 --set train.max_steps=2 --set eval.knn_every=0 \

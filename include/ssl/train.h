@@ -66,6 +66,18 @@ typedef struct ssl_embed_opts {
 
 int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
 
+/* The same features in memory: x (n, dim), labels (n) or NULL, n_classes of the dataset. */
+typedef struct ssl_ckpt_features {
+    float *x;
+    int32_t *labels;
+    int64_t n, dim;
+    int n_classes;
+} ssl_ckpt_features_t;
+
+int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
+                            ssl_ckpt_features_t *out);
+void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,40 @@
 #include "ssl/eval.h"
 #include "ssl/io.h"
 
+int ssl__embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep);
+
+int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
+                            ssl_ckpt_features_t *out)
+{
+    memset(out, 0, sizeof *out);
+    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL};
+    return ssl__embed(&eo, out);
+}
+
+void ssl_ckpt_features_free(ssl_ckpt_features_t *f)
+{
+    free(f->x);
+    free(f->labels);
+    memset(f, 0, sizeof *f);
+}
+
 int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n_out, int64_t *dim_out)
+{
+    ssl_ckpt_features_t f;
+    memset(&f, 0, sizeof f);
+    int st = ssl__embed(o, &f);
+    if (st == SSL_OK) {
+        if (n_out)
+            *n_out = f.n;
+        if (dim_out)
+            *dim_out = f.dim;
+    }
+    ssl_ckpt_features_free(&f);
+    return st;
+}
+
+/* Features in memory (keep != NULL) and/or written to o->out_path. */
+int ssl__embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 {
     ssl_st_t *f = ssl_st_open(o->checkpoint);
     if (!f)
@@ -56,13 +89,23 @@ int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n_out, int64_t *dim
         st = ssl_last_status();
         goto done;
     }
-    st = ssl_npy_save_f32_2d(o->out_path, n, dim, feats);
-    if (st == SSL_OK && o->labels_path && ds->labels)
+    st = o->out_path ? ssl_npy_save_f32_2d(o->out_path, n, dim, feats) : SSL_OK;
+    if (st == SSL_OK && o->out_path && o->labels_path && ds->labels)
         st = ssl_npy_save_labels_i32(o->labels_path, n, ds->labels);
-    if (n_out)
-        *n_out = n;
-    if (dim_out)
-        *dim_out = dim;
+    keep->n = n;
+    keep->dim = dim;
+    keep->n_classes = ds->n_classes;
+    if (st == SSL_OK && ds->labels) {
+        keep->labels = malloc((size_t)n * sizeof(int32_t));
+        if (!keep->labels)
+            st = ssl_set_error(SSL_ERR_NOMEM, "embed: out of memory");
+        else
+            memcpy(keep->labels, ds->labels, (size_t)n * sizeof(int32_t));
+    }
+    if (st == SSL_OK) {
+        keep->x = feats;
+        feats = NULL;
+    }
 done:
     free(feats);
     ssl__method_free(m);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The sslc command line: help on every subcommand, exit codes (0 ok, 1 runtime error, 2 usage or
+# config error), config errors naming the key path, and train -> info / embed / knn on a tiny run.
+# Usage: cli.sh SSLC SOURCE_DIR
+set -uo pipefail
+sslc=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail() { echo "FAIL: $*"; exit 1; }
+expect() { # expect CODE NEEDLE -- command...
+  local code=$1 needle=$2; shift 3
+  out=$("$@" 2>&1); rc=$?
+  [ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code: $out"
+  [ -z "$needle" ] || echo "$out" | grep -q -- "$needle" || fail "'$*' output lacks '$needle': $out"
+  pass=$((pass + 1))
+}
+for cmd in train embed knn info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
+expect 0 "train CONFIG" -- "$sslc" --help
+expect 2 "unknown command" -- "$sslc" fly
+expect 2 "" -- "$sslc" train
+expect 2 "did you mean 'limit'" -- "$sslc" train "$src/configs/simclr.json" --set data.limt=5
+expect 2 "train.batch_size" -- "$sslc" train "$src/configs/simclr.json" --set train.batch_size=-3
+expect 1 "" -- "$sslc" train --resume "$tmp/nowhere"
+[ -d /usr/share/datasets/fashion-mnist ] || { echo "$pass passed, 0 failed (dataset absent: run checks skipped)"; exit 0; }
+expect 0 "done" -- "$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --quiet \
+  --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
+  --set eval.knn_every=0 --set model.encoder.width=4
+ckpt="$tmp/runs/simclr/checkpoints/last.safetensors"
+expect 0 "epoch       1" -- "$sslc" info "$ckpt"
+expect 0 "encoder.conv1.weight" -- "$sslc" info "$ckpt" --tensors
+expect 0 "64 x 32 float32" -- "$sslc" embed "$ckpt" --out "$tmp/f.npy" --limit 64
+head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
+[ -s "$tmp/f.labels.npy" ] || fail "no labels file"
+expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
+expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
+expect 2 "" -- "$sslc" knn "$ckpt" --k 0
+echo "garbage" > "$tmp/bad.safetensors"
+expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"
+echo "$pass passed, 0 failed"
