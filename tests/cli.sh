@@ -16,7 +16,7 @@ expect() { # expect CODE NEEDLE -- command...
   [ -z "$needle" ] || echo "$out" | grep -q -- "$needle" || fail "'$*' output lacks '$needle': $out"
   pass=$((pass + 1))
 }
-for cmd in train embed knn info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
+for cmd in train embed knn linear info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
 expect 0 "train CONFIG" -- "$sslc" --help
 expect 2 "unknown command" -- "$sslc" fly
 expect 2 "" -- "$sslc" train
@@ -36,6 +36,7 @@ head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
 expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
+expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --train-limit 256 --test-limit 64
 echo "garbage" > "$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"
 echo "$pass passed, 0 failed"

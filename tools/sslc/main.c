@@ -20,6 +20,8 @@ static const char *k_usage =
     "                            pooled encoder features of a dataset split as .npy\n"
     "  knn CKPT [--k 20,200] [--t 0.07] [--majority]\n"
     "                            kNN accuracy of a checkpoint's encoder features\n"
+    "  linear CKPT [--epochs N] [--lr X] [--sgd]\n"
+    "                            linear-probe accuracy of a checkpoint's encoder features\n"
     "  info CKPT [--tensors]     a checkpoint's metadata, modules, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
@@ -174,6 +176,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "train"))
         return sslc_cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "linear"))
+        return sslc_cmd_linear(argc - 2, argv + 2);
     if (!strcmp(cmd, "knn"))
         return sslc_cmd_knn(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))
