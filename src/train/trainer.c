@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "optim_config.h"
+#include "ssl/eval.h"
 #include "ssl/io.h"
 
 static double now_s(void)
@@ -298,38 +299,17 @@ static void metrics_line(ssl_trainer_t *t, const char *json)
     fclose(f);
 }
 
-/* Mean per-dimension std of the L2-normalised embeddings (SimSiam's collapse check). */
-static double embedding_std(const ssl_tensor_t *z)
+/* Label-free collapse metrics of the last step's embeddings (eval layer): the mean
+ * per-dimension std of the L2-normalised rows and RankMe; -1 when not available. */
+static void collapse_metrics(const ssl_tensor_t *z, double *std, double *rankme)
 {
+    *std = *rankme = -1;
     if (!z || z->ndim != 2 || z->shape[0] < 2)
-        return -1;
-    int64_t n = z->shape[0], d = z->shape[1];
-    double total = 0;
-    double *mean = calloc((size_t)d, sizeof(double)), *sq = calloc((size_t)d, sizeof(double));
-    if (!mean || !sq) {
-        free(mean);
-        free(sq);
-        return -1;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        const float *r = z->data + i * d;
-        double nr = 0;
-        for (int64_t j = 0; j < d; j++)
-            nr += (double)r[j] * r[j];
-        nr = sqrt(nr) > 1e-12 ? sqrt(nr) : 1e-12;
-        for (int64_t j = 0; j < d; j++) {
-            double v = r[j] / nr;
-            mean[j] += v;
-            sq[j] += v * v;
-        }
-    }
-    for (int64_t j = 0; j < d; j++) {
-        double m = mean[j] / n, var = sq[j] / n - m * m;
-        total += sqrt(var > 0 ? var * n / (n - 1) : 0);
-    }
-    free(mean);
-    free(sq);
-    return total / d;
+        return;
+    if (ssl_collapse_std(z->data, z->shape[0], z->shape[1], std) != SSL_OK)
+        *std = -1;
+    if (ssl_rankme(z->data, z->shape[0], z->shape[1], rankme) != SSL_OK)
+        *rankme = -1;
 }
 
 /* ---------------------------------------------------------------- checkpoints */
@@ -493,7 +473,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
         }
         t->epoch_done++;
         double epoch_s = now_s() - t0;
-        double emb_std = embedding_std(ssl__method_last_embedding(t->method));
+        double emb_std, rankme;
+        collapse_metrics(ssl__method_last_embedding(t->method), &emb_std, &rankme);
         double knn = -1;
         if (t->rc.knn_every > 0 &&
             (t->epoch_done % t->rc.knn_every == 0 || t->epoch_done == t->rc.epochs)) {
@@ -502,10 +483,11 @@ int ssl_trainer_run(ssl_trainer_t *t)
         }
         snprintf(line, sizeof line,
                  "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %.6g, \"epoch_s\": %.2f, "
-                 "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"skipped_steps\": %lld%s",
+                 "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"rankme\": %.6g, "
+                 "\"skipped_steps\": %lld%s",
                  (long long)t->epoch_done, (long long)t->global_step,
                  n_loss ? loss_sum / n_loss : NAN, epoch_s, images / (epoch_s > 0 ? epoch_s : 1),
-                 emb_std, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
+                 emb_std, rankme, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
         if (knn >= 0) {
             size_t o = strlen(line);
             snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
