@@ -4,7 +4,8 @@
 #   scripts/test.sh --asan   Debug build with AddressSanitizer + UBSan in build-asan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# python3-numpy: the .npy tests check that numpy reads our files and we read its files
+bash scripts/setup.sh python3-numpy
 if [ "${1:-}" = "--asan" ]; then
   BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DSSL_WERROR=ON -DSSL_SANITIZE=ON
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1

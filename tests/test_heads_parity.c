@@ -10,33 +10,13 @@
 #include "ssl/heads.h"
 #include "ssl/io.h"
 
-#define FIXTURE(name) SSL_SOURCE_DIR "/tests/fixtures/" name
-
-static ssl_st_t *open_fixture(const char *path)
-{
-    ssl_st_t *f = ssl_st_open(path);
-    if (!f)
-        fail_msg("%s", ssl_last_error());
-    return f;
-}
-
-static ssl_tensor_t *load(ssl_ctx_t *ctx, const ssl_st_t *f, const char *name)
-{
-    int i = ssl_st_find(f, name);
-    if (i < 0)
-        fail_msg("fixture %s has no tensor '%s'", ssl_st_path(f), name);
-    const ssl_st_tensor_t *t = ssl_st_tensor(f, i);
-    ssl_tensor_t *x = ssl_tensor_new(ctx, t->ndim, t->shape);
-    assert_non_null(x);
-    assert_int_equal(ssl_st_read_f32(f, i, x->data, (size_t)x->numel), SSL_OK);
-    return x;
-}
+#define FIXTURE(name) TU_FIXTURE(name)
 
 /* Integer indices stored as floats. */
 static int32_t *load_idx(ssl_ctx_t *ctx, const ssl_st_t *f, const char *name, int64_t *rows,
                          int64_t *cols)
 {
-    ssl_tensor_t *t = load(ctx, f, name);
+    ssl_tensor_t *t = tu_fixture_tensor(ctx, f, name);
     int32_t *idx = ssl_arena_alloc(ctx, (size_t)t->numel * sizeof *idx);
     for (int64_t i = 0; i < t->numel; i++)
         idx[i] = (int32_t)t->data[i];
@@ -58,7 +38,7 @@ static void load_weights(const ssl_st_t *f, ssl_params_t *p)
 static void expect(const ssl_tensor_t *got, ssl_ctx_t *ctx, const ssl_st_t *f, const char *name,
                    double atol, double rtol)
 {
-    ssl_tensor_t *ref = load(ctx, f, name);
+    ssl_tensor_t *ref = tu_fixture_tensor(ctx, f, name);
     if (!ssl_same_shape(got, ref)) {
         char a[64], b[64];
         fail_msg("%s: shape %s vs %s", name, ssl_shape_str(got, a, sizeof a),
@@ -71,33 +51,10 @@ static void expect(const ssl_tensor_t *got, ssl_ctx_t *ctx, const ssl_st_t *f, c
 static void expect_grad(const ssl_tensor_t *x, ssl_ctx_t *ctx, const ssl_st_t *f, const char *name,
                         double atol, double rtol)
 {
-    ssl_tensor_t *ref = load(ctx, f, name);
+    ssl_tensor_t *ref = tu_fixture_tensor(ctx, f, name);
     assert_non_null(x->grad);
     if (tu_count_mismatch(x->grad, ref->data, ref->numel, atol, rtol, name))
         fail_msg("%s differs from PyTorch", name);
-}
-
-/* Every trainable parameter's gradient against "grad.<name>"; returns how many. */
-static int compare_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, double rtol)
-{
-    int checked = 0;
-    for (int i = 0; i < ssl_params_count(p); i++) {
-        const ssl_param_info_t *in = ssl_params_info(p, i);
-        if (in->kind != SSL_PARAM_TRAINABLE)
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "grad.%s", in->name);
-        int j = ssl_st_find(f, name);
-        if (j < 0)
-            fail_msg("fixture has no %s", name);
-        float *ref = malloc((size_t)in->t->numel * sizeof(float));
-        assert_int_equal(ssl_st_read_f32(f, j, ref, (size_t)in->t->numel), SSL_OK);
-        if (tu_count_mismatch(in->t->grad, ref, in->t->numel, atol, rtol, in->name))
-            fail_msg("gradient of %s differs from PyTorch", in->name);
-        free(ref);
-        checked++;
-    }
-    return checked;
 }
 
 static void compare_running_stats(ssl_ctx_t *ctx, const ssl_st_t *f, ssl_params_t *p)
@@ -121,7 +78,7 @@ static void backward_upstream(ssl_ctx_t *ctx, const ssl_st_t *f, ssl_tensor_t *o
 {
     char nm[128];
     snprintf(nm, sizeof nm, "upstream.%s", name);
-    ssl_tensor_t *up = load(ctx, f, nm);
+    ssl_tensor_t *up = tu_fixture_tensor(ctx, f, nm);
     assert_true(ssl_same_shape(out, up));
     assert_int_equal(ssl_backward_with(ctx, out, up->data), SSL_OK);
 }
@@ -130,7 +87,7 @@ static void backward_upstream(ssl_ctx_t *ctx, const ssl_st_t *f, ssl_tensor_t *o
 
 static void dino_case(const char *path, int use_bn, int norm_last_layer)
 {
-    ssl_st_t *f = open_fixture(path);
+    ssl_st_t *f = tu_fixture_open(path);
     ssl_head_cfg_t hc;
     assert_int_equal(ssl_head_preset("dino", &hc), SSL_OK);
     ssl_dino_head_cfg_t cfg = hc.dino;
@@ -145,14 +102,14 @@ static void dino_case(const char *path, int use_bn, int norm_last_layer)
     assert_int_equal(ssl_dino_head_init(&h, p, "", &cfg, 1), SSL_OK);
     load_weights(f, p);
     ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *x = load(ctx, f, "input");
+    ssl_tensor_t *x = tu_fixture_tensor(ctx, f, "input");
     x->requires_grad = 1;
     ssl_tensor_t *y = ssl_dino_head_forward(ctx, &h, x, 1, NULL);
     assert_non_null(y);
     expect(y, ctx, f, "logits", 1e-5, 1e-4);
     backward_upstream(ctx, f, y, "logits");
     expect_grad(x, ctx, f, "grad.input", 1e-5, 1e-3);
-    assert_true(compare_param_grads(f, p, 1e-5, 1e-3) >= 7);
+    assert_true(tu_fixture_param_grads(f, p, 1e-5, 1e-3) >= 7);
     if (use_bn)
         compare_running_stats(ctx, f, p);
     ssl_ctx_free(ctx);
@@ -177,24 +134,24 @@ static void test_dino_bn_learned_g(void **state)
 static void test_swav(void **state)
 {
     (void)state;
-    ssl_st_t *f = open_fixture(FIXTURE("head_swav.safetensors"));
+    ssl_st_t *f = tu_fixture_open(FIXTURE("head_swav.safetensors"));
     ssl_swav_cfg_t cfg = {8, 10, 313};
     ssl_params_t *p = ssl_params_create();
     ssl_swav_prototypes_t h;
     assert_int_equal(ssl_swav_prototypes_init(&h, p, "prototypes", &cfg, 1), SSL_OK);
     ssl_ctx_t *ctx = tu_ctx();
     /* the un-normalised prototypes, normalised by our step function */
-    ssl_tensor_t *raw = load(ctx, f, "raw.prototypes.weight");
+    ssl_tensor_t *raw = tu_fixture_tensor(ctx, f, "raw.prototypes.weight");
     memcpy(h.weight->data, raw->data, sizeof(float) * 80);
     ssl_swav_prototypes_normalize(&h);
     expect(h.weight, ctx, f, "weight.prototypes.weight", 1e-7, 1e-6);
-    ssl_tensor_t *z = load(ctx, f, "input");
+    ssl_tensor_t *z = tu_fixture_tensor(ctx, f, "input");
     z->requires_grad = 1;
     ssl_tensor_t *s = ssl_swav_prototypes_forward(ctx, &h, z, NULL);
     expect(s, ctx, f, "scores", 1e-6, 1e-5);
     backward_upstream(ctx, f, s, "scores");
     expect_grad(z, ctx, f, "grad.input", 1e-6, 1e-4);
-    assert_int_equal(compare_param_grads(f, p, 1e-6, 1e-4), 1);
+    assert_int_equal(tu_fixture_param_grads(f, p, 1e-6, 1e-4), 1);
     ssl_ctx_free(ctx);
     ssl_params_free(p);
     ssl_st_close(f);
@@ -204,7 +161,7 @@ static void test_swav(void **state)
 
 static void mae_case(const char *path, int cls)
 {
-    ssl_st_t *f = open_fixture(path);
+    ssl_st_t *f = tu_fixture_open(path);
     ssl_head_cfg_t hc;
     assert_int_equal(ssl_head_preset("mae_decoder", &hc), SSL_OK);
     ssl_mae_decoder_cfg_t cfg = hc.mae;
@@ -225,11 +182,11 @@ static void mae_case(const char *path, int cls)
     load_weights(f, p);
     int64_t B, K;
     int32_t *keep = load_idx(ctx, f, "keep", &B, &K);
-    ssl_tensor_t *tok = load(ctx, f, "tokens");
+    ssl_tensor_t *tok = tu_fixture_tensor(ctx, f, "tokens");
     tok->requires_grad = 1;
     ssl_tensor_t *c = NULL;
     if (cls) {
-        c = load(ctx, f, "cls");
+        c = tu_fixture_tensor(ctx, f, "cls");
         c->requires_grad = 1;
     }
     ssl_tensor_t *y = ssl_mae_decoder_forward(ctx, d, c, tok, keep, K);
@@ -240,7 +197,7 @@ static void mae_case(const char *path, int cls)
     expect_grad(tok, ctx, f, "grad.tokens", 1e-5, 1e-3);
     if (cls)
         expect_grad(c, ctx, f, "grad.cls", 1e-5, 1e-3);
-    assert_true(compare_param_grads(f, p, 2e-5, 1e-3) > 20);
+    assert_true(tu_fixture_param_grads(f, p, 2e-5, 1e-3) > 20);
     ssl_ctx_free(ctx);
     free(d);
     ssl_params_free(p);
@@ -264,7 +221,7 @@ static void test_mae_decoder_no_cls(void **state)
 static void test_jepa_predictor(void **state)
 {
     (void)state;
-    ssl_st_t *f = open_fixture(FIXTURE("head_jepa.safetensors"));
+    ssl_st_t *f = tu_fixture_open(FIXTURE("head_jepa.safetensors"));
     ssl_head_cfg_t hc;
     assert_int_equal(ssl_head_preset("ijepa_predictor", &hc), SSL_OK);
     ssl_jepa_predictor_cfg_t cfg = hc.jepa;
@@ -282,7 +239,7 @@ static void test_jepa_predictor(void **state)
     int64_t B, Kc, R, Kt;
     int32_t *cidx = load_idx(ctx, f, "ctx_idx", &B, &Kc);
     int32_t *tidx = load_idx(ctx, f, "tgt_idx", &R, &Kt);
-    ssl_tensor_t *x = load(ctx, f, "tokens");
+    ssl_tensor_t *x = tu_fixture_tensor(ctx, f, "tokens");
     x->requires_grad = 1;
     ssl_tensor_t *y = ssl_jepa_predictor_forward(ctx, m, x, cidx, tidx, (int)(R / B), Kt);
     if (!y)
@@ -290,7 +247,7 @@ static void test_jepa_predictor(void **state)
     expect(y, ctx, f, "pred", 1e-5, 1e-4);
     backward_upstream(ctx, f, y, "pred");
     expect_grad(x, ctx, f, "grad.tokens", 1e-5, 1e-3);
-    assert_true(compare_param_grads(f, p, 2e-5, 1e-3) > 20);
+    assert_true(tu_fixture_param_grads(f, p, 2e-5, 1e-3) > 20);
     ssl_ctx_free(ctx);
     free(m);
     ssl_params_free(p);
@@ -301,7 +258,7 @@ static void test_jepa_predictor(void **state)
 
 static void text_case(const char *path, int causal, int pool)
 {
-    ssl_st_t *f = open_fixture(path);
+    ssl_st_t *f = tu_fixture_open(path);
     ssl_head_cfg_t hc;
     assert_int_equal(ssl_head_preset("clip_text", &hc), SSL_OK);
     ssl_text_cfg_t cfg = hc.text;
@@ -325,7 +282,7 @@ static void text_case(const char *path, int causal, int pool)
         fail_msg("%s", ssl_last_error());
     expect(y, ctx, f, "embedding", 1e-5, 1e-4);
     backward_upstream(ctx, f, y, "embedding");
-    assert_int_equal(compare_param_grads(f, p, 1e-5, 1e-3), 2 + 2 * 12 + 2 + 1);
+    assert_int_equal(tu_fixture_param_grads(f, p, 1e-5, 1e-3), 2 + 2 * 12 + 2 + 1);
     ssl_ctx_free(ctx);
     free(t);
     ssl_params_free(p);
@@ -349,7 +306,7 @@ static void test_text_bidirectional_mean(void **state)
 static void test_simsiam_projector(void **state)
 {
     (void)state;
-    ssl_st_t *f = open_fixture(FIXTURE("head_simsiam_proj.safetensors"));
+    ssl_st_t *f = tu_fixture_open(FIXTURE("head_simsiam_proj.safetensors"));
     ssl_head_cfg_t hc;
     assert_int_equal(ssl_head_preset("simsiam_projector", &hc), SSL_OK);
     hc.mlp.in = 8;
@@ -360,13 +317,13 @@ static void test_simsiam_projector(void **state)
     assert_int_equal(ssl_mlp_init(&m, p, "projector", &hc.mlp, 1), SSL_OK);
     load_weights(f, p); /* strict: no extra bias, no affine output BN */
     ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *x = load(ctx, f, "input");
+    ssl_tensor_t *x = tu_fixture_tensor(ctx, f, "input");
     x->requires_grad = 1;
     ssl_tensor_t *z = ssl_mlp_forward(ctx, &m, x, 1);
     expect(z, ctx, f, "z", 1e-5, 1e-4);
     backward_upstream(ctx, f, z, "z");
     expect_grad(x, ctx, f, "grad.input", 1e-5, 1e-3);
-    assert_int_equal(compare_param_grads(f, p, 1e-5, 1e-3), 7);
+    assert_int_equal(tu_fixture_param_grads(f, p, 1e-5, 1e-3), 7);
     compare_running_stats(ctx, f, p);
     ssl_ctx_free(ctx);
     ssl_params_free(p);

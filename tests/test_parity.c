@@ -11,42 +11,7 @@
 #include "ssl/io.h"
 #include "ssl/models.h"
 
-#define FIXTURE(name) SSL_SOURCE_DIR "/tests/fixtures/" name
-
-static ssl_tensor_t *load(ssl_ctx_t *ctx, const ssl_st_t *f, const char *name)
-{
-    int i = ssl_st_find(f, name);
-    if (i < 0)
-        fail_msg("fixture %s has no tensor '%s'", ssl_st_path(f), name);
-    const ssl_st_tensor_t *t = ssl_st_tensor(f, i);
-    ssl_tensor_t *x = ssl_tensor_new(ctx, t->ndim, t->shape);
-    assert_non_null(x);
-    assert_int_equal(ssl_st_read_f32(f, i, x->data, (size_t)x->numel), SSL_OK);
-    return x;
-}
-
-/* Every trainable parameter's gradient against "grad.<name>". */
-static void compare_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, double rtol)
-{
-    int checked = 0;
-    for (int i = 0; i < ssl_params_count(p); i++) {
-        const ssl_param_info_t *in = ssl_params_info(p, i);
-        if (in->kind != SSL_PARAM_TRAINABLE)
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "grad.%s", in->name);
-        int j = ssl_st_find(f, name);
-        if (j < 0)
-            fail_msg("fixture has no %s", name);
-        float *ref = malloc((size_t)in->t->numel * sizeof(float));
-        assert_int_equal(ssl_st_read_f32(f, j, ref, (size_t)in->t->numel), SSL_OK);
-        if (tu_count_mismatch(in->t->grad, ref, in->t->numel, atol, rtol, in->name))
-            fail_msg("gradient of %s differs from PyTorch", in->name);
-        free(ref);
-        checked++;
-    }
-    assert_true(checked > 10);
-}
+#define FIXTURE(name) TU_FIXTURE(name)
 
 static void resnet_case(const char *path, int training)
 {
@@ -65,18 +30,18 @@ static void resnet_case(const char *path, int training)
         fail_msg("loading torchvision weights by name: %s", ssl_last_error());
     ssl_st_report_free(&rep);
     ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *x = load(ctx, f, "input");
+    ssl_tensor_t *x = tu_fixture_tensor(ctx, f, "input");
     x->requires_grad = 1;
     ssl_encoder_out_t out;
     assert_int_equal(ssl_encoder_forward(ctx, e, x, NULL, 0, training, &out), SSL_OK);
-    ssl_tensor_t *ref = load(ctx, f, "pooled");
+    ssl_tensor_t *ref = tu_fixture_tensor(ctx, f, "pooled");
     assert_true(ssl_same_shape(out.pooled, ref));
     tu_assert_close(out.pooled->data, ref->data, ref->numel, 1e-5, 1e-4);
-    ssl_tensor_t *up = load(ctx, f, "upstream");
+    ssl_tensor_t *up = tu_fixture_tensor(ctx, f, "upstream");
     assert_int_equal(ssl_backward_with(ctx, out.pooled, up->data), SSL_OK);
-    ssl_tensor_t *gx = load(ctx, f, "grad.input");
+    ssl_tensor_t *gx = tu_fixture_tensor(ctx, f, "grad.input");
     tu_assert_close(x->grad, gx->data, gx->numel, 1e-5, 1e-3);
-    compare_param_grads(f, p, 5e-5, 1e-3);
+    assert_true(tu_fixture_param_grads(f, p, 5e-5, 1e-3) > 10);
     if (training) { /* running statistics after the step */
         for (int i = 0; i < ssl_params_count(p); i++) {
             const ssl_param_info_t *in = ssl_params_info(p, i);
@@ -84,7 +49,7 @@ static void resnet_case(const char *path, int training)
                 continue;
             char name[256];
             snprintf(name, sizeof name, "after.%s", in->name);
-            ssl_tensor_t *r = load(ctx, f, name);
+            ssl_tensor_t *r = tu_fixture_tensor(ctx, f, name);
             tu_assert_close(in->t->data, r->data, r->numel, 1e-6, 1e-5);
         }
     }
@@ -124,29 +89,29 @@ static void vit_case(const char *path, int subset)
     if (ssl_st_load_params(f, p, "weight.", SSL_ST_STRICT, NULL) != SSL_OK)
         fail_msg("loading timm-named weights: %s", ssl_last_error());
     ssl_ctx_t *ctx = tu_ctx();
-    ssl_tensor_t *x = load(ctx, f, "input");
+    ssl_tensor_t *x = tu_fixture_tensor(ctx, f, "input");
     x->requires_grad = 1;
     int32_t keep[64];
     int64_t k = 0;
     if (subset) {
-        ssl_tensor_t *kt = load(ctx, f, "keep"); /* (B, K) as floats */
+        ssl_tensor_t *kt = tu_fixture_tensor(ctx, f, "keep"); /* (B, K) as floats */
         k = kt->shape[1];
         for (int64_t i = 0; i < kt->numel; i++)
             keep[i] = (int32_t)kt->data[i];
     }
     ssl_encoder_out_t out;
     assert_int_equal(ssl_encoder_forward(ctx, e, x, subset ? keep : NULL, k, 1, &out), SSL_OK);
-    ssl_tensor_t *rp = load(ctx, f, "pooled"), *rt = load(ctx, f, "tokens");
+    ssl_tensor_t *rp = tu_fixture_tensor(ctx, f, "pooled"), *rt = tu_fixture_tensor(ctx, f, "tokens");
     assert_true(ssl_same_shape(out.tokens, rt));
     tu_assert_close(out.pooled->data, rp->data, rp->numel, 1e-5, 1e-4);
     tu_assert_close(out.tokens->data, rt->data, rt->numel, 1e-5, 1e-4);
-    ssl_tensor_t *u1 = load(ctx, f, "upstream.pooled"), *u2 = load(ctx, f, "upstream.tokens");
+    ssl_tensor_t *u1 = tu_fixture_tensor(ctx, f, "upstream.pooled"), *u2 = tu_fixture_tensor(ctx, f, "upstream.tokens");
     ssl_tensor_t *loss = ssl_add(ctx, ssl_sum_all(ctx, ssl_mul(ctx, out.pooled, u1)),
                                  ssl_sum_all(ctx, ssl_mul(ctx, out.tokens, u2)));
     assert_int_equal(ssl_backward(ctx, loss), SSL_OK);
-    ssl_tensor_t *gx = load(ctx, f, "grad.input");
+    ssl_tensor_t *gx = tu_fixture_tensor(ctx, f, "grad.input");
     tu_assert_close(x->grad, gx->data, gx->numel, 1e-5, 1e-3);
-    compare_param_grads(f, p, 5e-5, 1e-3);
+    assert_true(tu_fixture_param_grads(f, p, 5e-5, 1e-3) > 10);
     ssl_ctx_free(ctx);
     ssl_encoder_free(e);
     ssl_params_free(p);

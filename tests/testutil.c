@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "ssl/io.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,4 +81,47 @@ void tu_assert_error(const void *t, int status, ...)
         if (!strstr(msg, s))
             fail_msg("error message \"%s\" does not mention \"%s\"", msg, s);
     va_end(ap);
+}
+
+ssl_st_t *tu_fixture_open(const char *path)
+{
+    ssl_st_t *f = ssl_st_open(path);
+    if (!f)
+        fail_msg("%s", ssl_last_error());
+    return f;
+}
+
+ssl_tensor_t *tu_fixture_tensor(ssl_ctx_t *ctx, const ssl_st_t *f, const char *name)
+{
+    int i = ssl_st_find(f, name);
+    if (i < 0)
+        fail_msg("fixture %s has no tensor '%s'", ssl_st_path(f), name);
+    const ssl_st_tensor_t *t = ssl_st_tensor(f, i);
+    ssl_tensor_t *x = ssl_tensor_new(ctx, t->ndim, t->shape);
+    assert_non_null(x);
+    assert_int_equal(ssl_st_read_f32(f, i, x->data, (size_t)x->numel), SSL_OK);
+    return x;
+}
+
+int tu_fixture_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, double rtol)
+{
+    int checked = 0;
+    for (int i = 0; i < ssl_params_count(p); i++) {
+        const ssl_param_info_t *in = ssl_params_info(p, i);
+        if (in->kind != SSL_PARAM_TRAINABLE)
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "grad.%s", in->name);
+        int j = ssl_st_find(f, name);
+        if (j < 0)
+            fail_msg("fixture %s has no %s", ssl_st_path(f), name);
+        float *ref = malloc((size_t)in->t->numel * sizeof(float));
+        assert_int_equal(ssl_st_read_f32(f, j, ref, (size_t)in->t->numel), SSL_OK);
+        int bad = tu_count_mismatch(in->t->grad, ref, in->t->numel, atol, rtol, in->name);
+        free(ref);
+        if (bad)
+            fail_msg("gradient of %s differs from PyTorch", in->name);
+        checked++;
+    }
+    return checked;
 }

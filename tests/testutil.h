@@ -52,4 +52,16 @@ ssl_ctx_t *tu_ctx(void);
  * NULL-terminated list (used for shape errors that must name both shapes). */
 void tu_assert_error(const void *t, int status, ...);
 
+/* ---------------------------------------------------------------- golden fixtures */
+
+typedef struct ssl_st ssl_st_t;
+#define TU_FIXTURE(name) SSL_SOURCE_DIR "/tests/fixtures/" name
+/* Open a safetensors fixture (fails the test with the reason when it cannot). */
+ssl_st_t *tu_fixture_open(const char *path);
+/* Tensor `name` of a fixture as float32 in ctx (fails the test when absent). */
+ssl_tensor_t *tu_fixture_tensor(ssl_ctx_t *ctx, const ssl_st_t *f, const char *name);
+/* Every trainable parameter's gradient against the fixture's "grad.<name>"; fails the test on a
+ * missing tensor or a mismatch; returns how many were compared. */
+int tu_fixture_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, double rtol);
+
 #endif
