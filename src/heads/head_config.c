@@ -90,7 +90,7 @@ int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg)
 
 static void read_mlp(ssl_cfg_t *c, ssl_mlp_cfg_t *m)
 {
-    static const char *const keys[] = {"layers",     "hidden_dim", "out_dim",          "norm",
+    static const char *const keys[] = {"type", "layers",     "hidden_dim", "out_dim",          "norm",
                                        "activation", "last_norm",  "last_norm_affine", "bias",
                                        "last_bias",  NULL};
     ssl_cfg_keys(c, keys);
@@ -107,7 +107,7 @@ static void read_mlp(ssl_cfg_t *c, ssl_mlp_cfg_t *m)
 
 static void read_dino(ssl_cfg_t *c, ssl_dino_head_cfg_t *d)
 {
-    static const char *const keys[] = {"layers", "hidden_dim",      "bottleneck_dim",    "out_dim",
+    static const char *const keys[] = {"type", "layers", "hidden_dim",      "bottleneck_dim",    "out_dim",
                                        "use_bn", "norm_last_layer", "freeze_last_layer", NULL};
     ssl_cfg_keys(c, keys);
     d->layers = ssl_cfg_int(c, "layers", d->layers, 1, SSL_MLP_MAX_LAYERS);
@@ -121,7 +121,7 @@ static void read_dino(ssl_cfg_t *c, ssl_dino_head_cfg_t *d)
 
 static void read_swav(ssl_cfg_t *c, ssl_swav_cfg_t *s)
 {
-    static const char *const keys[] = {"n_prototypes", "freeze_iters", NULL};
+    static const char *const keys[] = {"type", "n_prototypes", "freeze_iters", NULL};
     ssl_cfg_keys(c, keys);
     s->n_prototypes = ssl_cfg_i64(c, "n_prototypes", s->n_prototypes, 1, 1 << 24);
     s->freeze_iters = ssl_cfg_int(c, "freeze_iters", s->freeze_iters, 0, 1 << 30);
@@ -130,7 +130,7 @@ static void read_swav(ssl_cfg_t *c, ssl_swav_cfg_t *s)
 /* dim / depth / heads / mlp_ratio of a narrow transformer (MAE decoder, I-JEPA predictor). */
 static void read_transformer(ssl_cfg_t *c, int *dim, int *depth, int *heads, double *mlp_ratio)
 {
-    static const char *const keys[] = {"dim", "depth", "heads", "mlp_ratio", NULL};
+    static const char *const keys[] = {"type", "dim", "depth", "heads", "mlp_ratio", NULL};
     ssl_cfg_keys(c, keys);
     *dim = ssl_cfg_int(c, "dim", *dim, 4, 16384);
     *depth = ssl_cfg_int(c, "depth", *depth, 0, SSL_HEAD_MAX_DEPTH);
@@ -146,7 +146,7 @@ static void read_transformer(ssl_cfg_t *c, int *dim, int *depth, int *heads, dou
 
 static void read_text(ssl_cfg_t *c, ssl_text_cfg_t *t)
 {
-    static const char *const keys[] = {"context_length", "width",     "layers",    "heads",
+    static const char *const keys[] = {"type", "context_length", "width",     "layers",    "heads",
                                        "mlp_ratio",      "embed_dim", "causal",    "pool",
                                        "tokenizer",      "min_count", "max_words", NULL};
     static const char *const pools[] = {"eos", "mean", NULL};
@@ -171,10 +171,16 @@ int ssl__head_cfg_read(ssl_cfg_t *c, const char *kind, ssl_head_cfg_t *cfg)
 {
     if (ssl_cfg_status(c))
         return ssl_cfg_status(c);
+    /* a "type" key in the section picks another preset than the caller's default */
+    char chosen[64];
+    snprintf(chosen, sizeof chosen, "%s", ssl_cfg_str(c, "type", kind));
+    if (ssl_cfg_status(c))
+        return ssl_cfg_status(c);
+    kind = chosen;
     if (ssl_head_preset(kind, cfg) != SSL_OK) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", ssl_last_error());
-        return ssl_cfg_fail(c, NULL, "%s", msg);
+        return ssl_cfg_fail(c, ssl_cfg_has(c, "type") ? "type" : NULL, "%s", msg);
     }
     switch (cfg->kind) {
     case SSL_HEAD_MLP:
@@ -197,7 +203,7 @@ int ssl__head_cfg_read(ssl_cfg_t *c, const char *kind, ssl_head_cfg_t *cfg)
         read_text(c, &cfg->text);
         break;
     case SSL_HEAD_CLIP_PROJ: {
-        static const char *const keys[] = {"embed_dim", NULL};
+        static const char *const keys[] = {"type", "embed_dim", NULL};
         ssl_cfg_keys(c, keys);
         cfg->clip_proj.embed_dim =
             ssl_cfg_i64(c, "embed_dim", cfg->clip_proj.embed_dim, 1, 1 << 20);

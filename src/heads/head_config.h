@@ -6,7 +6,8 @@
 #include "io/json_strict.h"
 #include "ssl/heads.h"
 
-/* Start from ssl_head_preset(kind) and read the section's keys over it. Unknown keys are errors
+/* Start from ssl_head_preset(kind) -- or of the section's own "type" key when present -- and
+ * read the section's keys over it. Unknown keys are errors
  * suggesting the nearest valid key; every error names the key path. An unknown kind is an
  * error on the section itself. Returns the reader's status. */
 int ssl__head_cfg_read(ssl_cfg_t *c, const char *kind, ssl_head_cfg_t *cfg);

@@ -45,32 +45,12 @@ struct ssl_method {
 
 /* ---------------------------------------------------------------- config */
 
-/* A head section whose "type" picks the preset ("projector": {"type": "byol_projector", ...}):
- * the type is read here and the rest by the head's strict reader. */
+/* A head section ("projector": {"type": "byol_projector", ...}): "type" picks the preset
+ * (default def_kind), the other keys override it. */
 static int read_head(ssl_cfg_t *model, const char *key, const char *def_kind, ssl_head_cfg_t *h)
 {
     ssl_cfg_t sec = ssl_cfg_obj(model, key);
-    if (ssl_cfg_status(model))
-        return ssl_cfg_status(model);
-    char kind[64];
-    snprintf(kind, sizeof kind, "%s", ssl_cfg_str(&sec, "type", def_kind));
-    if (ssl_cfg_status(model))
-        return ssl_cfg_status(model);
-    /* the head reader sees the section without "type" */
-    cJSON *copy = sec.obj ? cJSON_Duplicate(sec.obj, 1) : cJSON_CreateObject();
-    if (!copy)
-        return ssl_cfg_fail(model, key, "out of memory");
-    cJSON_DeleteItemFromObjectCaseSensitive(copy, "type");
-    ssl_cfg_t hc = sec;
-    hc.obj = copy;
-    int st = ssl__head_cfg_read(&hc, kind, h);
-    if (st == SSL_OK && sec.obj && (sec.flags & SSL_CFG_FILL)) { /* resolved defaults back */
-        for (cJSON *it = copy->child; it; it = it->next)
-            if (!cJSON_GetObjectItemCaseSensitive(sec.obj, it->string))
-                cJSON_AddItemToObject(sec.obj, it->string, cJSON_Duplicate(it, 1));
-    }
-    cJSON_Delete(copy);
-    return st;
+    return ssl__head_cfg_read(&sec, def_kind, h);
 }
 
 static int is_projector_family(int type)
