@@ -80,6 +80,10 @@ const char *ssl_version(void);
 void ssl_set_num_threads(int n);
 int ssl_get_num_threads(void);
 
+/* Floating-point operations done by matrix products (2*m*n*k per GEMM) in this process so far,
+ * summed over all threads: benchmarks divide its growth by time for achieved GFLOP/s. */
+uint64_t ssl_gemm_flops(void);
+
 /* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... SkylakeX MAX_THREADS=64". */
 const char *ssl_blas_info(void);
 /* OpenBLAS picks its kernels by CPU model when it loads; a release older than the CPU falls back

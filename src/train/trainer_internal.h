@@ -40,6 +40,10 @@ float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug
 /* The configured dataset's split (limit 0: all) and captions from class names. */
 ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit);
 int ssl__add_class_captions(ssl_dataset_t *ds);
+/* One training step on batch b at learning rate lr and weight decay wd: forward, backward,
+ * finiteness check, clipping, optimizer, EMA, method updates. *loss_out gets the loss. */
+int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
+                      double *loss_out);
 /* Checkpoints: save the full state (atomic) / restore it. */
 int ssl__trainer_save(ssl_trainer_t *t, const char *path);
 int ssl__trainer_load(ssl_trainer_t *t, const char *path);
