@@ -22,6 +22,46 @@ static void test_gemm_flop_counter(void **state)
     ssl_ctx_free(ctx);
 }
 
+static void test_op_profile(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    int64_t sa[2] = {5, 7}, sb[2] = {7, 3};
+    ssl_tensor_t *a = tu_rand(ctx, 2, sa, 1, -1, 1, 1), *b = tu_rand(ctx, 2, sb, 2, -1, 1, 0);
+    ssl_profile_reset();
+    ssl_profile_enable(1);
+    ssl_tensor_t *loss = ssl_sum_all(ctx, ssl_relu(ctx, ssl_matmul(ctx, a, b, 0, 0)));
+    assert_int_equal(ssl_backward(ctx, loss), SSL_OK);
+    ssl_tensor_t *again = ssl_relu(ctx, a);
+    assert_non_null(again);
+    ssl_profile_enable(0);
+    ssl_tensor_t *unseen = ssl_matmul(ctx, a, b, 0, 0); /* profiling off: not counted */
+    assert_non_null(unseen);
+    ssl_op_profile_t p[8];
+    int n = ssl_profile_get(p, 8);
+    assert_int_equal(n, 3);
+    int seen = 0;
+    for (int i = 0; i < n; i++) {
+        assert_true(p[i].fwd_s >= 0 && p[i].bwd_s >= 0);
+        if (i > 0)
+            assert_true(p[i - 1].fwd_s + p[i - 1].bwd_s >= p[i].fwd_s + p[i].bwd_s);
+        if (!strcmp(p[i].op, "matmul")) {
+            assert_int_equal(p[i].fwd_calls, 1);
+            assert_int_equal(p[i].bwd_calls, 1);
+            seen |= 1;
+        } else if (!strcmp(p[i].op, "relu")) {
+            assert_int_equal(p[i].fwd_calls, 2);
+            assert_int_equal(p[i].bwd_calls, 1);
+            seen |= 2;
+        }
+    }
+    assert_int_equal(seen, 3);
+    assert_int_equal(ssl_profile_get(p, 1), 1); /* truncated to max */
+    ssl_profile_reset();
+    assert_int_equal(ssl_profile_get(p, 8), 0);
+    ssl_ctx_free(ctx);
+}
+
 static void test_synthetic_dataset(void **state)
 {
     (void)state;
@@ -114,6 +154,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_flop_counter),
+        cmocka_unit_test(test_op_profile),
         cmocka_unit_test(test_synthetic_dataset),
         cmocka_unit_test(test_bench_tiny_workload),
         cmocka_unit_test(test_bench_errors),

@@ -100,6 +100,7 @@ typedef struct ssl_bench_opts {
     int steps;                    /* timed steps after the warm-up (0: 5) */
     int threads;                  /* 0: the config's train.threads (0 there: all cores) */
     int peak_n;                   /* sgemm size of the peak measurement (0: 2048; <0: skip) */
+    int profile;                  /* 1: per-op profile of the timed steps (ssl_profile_get) */
 } ssl_bench_opts_t;
 
 typedef struct ssl_bench_result {
@@ -107,6 +108,7 @@ typedef struct ssl_bench_result {
     int64_t batch_size;           /* images per step (not views) */
     int steps, threads;
     double step_s_median, step_s_min, step_s_max;
+    double step_s_total;          /* of all timed steps */
     double images_per_s;          /* batch_size / median step time */
     double gemm_gflop_per_step;   /* floating-point operations in matrix products per step */
     double gemm_gflops;           /* achieved: GEMM work per step / median step time */

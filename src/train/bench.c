@@ -169,15 +169,23 @@ int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
         goto done;
     }
     uint64_t f0 = ssl_gemm_flops();
+    if (o->profile) {
+        ssl_profile_reset();
+        ssl_profile_enable(1);
+    }
     for (int s = 0; s < steps; s++) {
         double t0 = now_s();
         if (ssl__trainer_step(t, b, lr, wd, &loss) != SSL_OK) {
+            ssl_profile_enable(0);
             st = ssl_last_status();
             goto done;
         }
         times[s] = now_s() - t0;
     }
+    ssl_profile_enable(0);
     r->gemm_gflop_per_step = (double)(ssl_gemm_flops() - f0) / steps * 1e-9;
+    for (int s = 0; s < steps; s++)
+        r->step_s_total += times[s];
     snprintf(r->name, sizeof r->name, "%s", o->workload ? o->workload : t->rc.name);
     r->batch_size = b->size;
     r->steps = steps;

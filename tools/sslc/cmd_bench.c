@@ -10,7 +10,7 @@
 
 static const char *k_help =
     "usage: sslc bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N] [--set k=v]...\n"
-    "                  [--peak-n N | --no-peak]\n"
+    "                  [--peak-n N | --no-peak] [--profile]\n"
     "\n"
     "Times training steps (forward, backward, optimizer, EMA) on one fixed batch, after one\n"
     "warm-up step, and prints one line: median step seconds, images/s (original images, not\n"
@@ -23,6 +23,8 @@ static const char *k_help =
     "              normalised-pixel loss, AdamW\n"
     "or a run config file (e.g. configs/simclr.json: its model, loss, optimizer, batch and a\n"
     "batch of its own data and augmentations).\n"
+    "--profile adds a table of the time each op kind took in forward and backward over the timed\n"
+    "steps; 'other' is the rest of the step (optimizer, EMA, loss bookkeeping, tape).\n"
     "Defaults: batch 128 (workloads) or the config's, 5 timed steps, 2048 for the peak.\n"
     "bench/README.md has the side-by-side comparison with PyTorch.\n";
 
@@ -48,6 +50,8 @@ int sslc_cmd_bench(int argc, char **argv)
             o.threads = atoi(argv[++i]);
         } else if (!strcmp(a, "--peak-n") && i + 1 < argc) {
             o.peak_n = atoi(argv[++i]);
+        } else if (!strcmp(a, "--profile")) {
+            o.profile = 1;
         } else if (!strcmp(a, "--no-peak")) {
             o.peak_n = -1;
         } else if (!strcmp(a, "--set") && i + 1 < argc) {
@@ -95,6 +99,23 @@ int sslc_cmd_bench(int argc, char **argv)
         printf(" sgemm_peak=%.1f pct_peak=%.1f", r.sgemm_peak_gflops,
                100 * r.gemm_gflops / r.sgemm_peak_gflops);
     printf(" peak_rss_mb=%.0f loss=%.4f\n", r.peak_rss_bytes / 1048576.0, r.loss);
+    if (o.profile) {
+        ssl_op_profile_t prof[128];
+        int n = ssl_profile_get(prof, 128);
+        double ops = 0;
+        printf("%-22s %9s %9s %9s %7s %7s\n", "op (per step)", "fwd ms", "bwd ms", "total ms",
+               "share", "calls");
+        for (int i = 0; i < n; i++) {
+            double tot = prof[i].fwd_s + prof[i].bwd_s;
+            ops += tot;
+            printf("%-22s %9.1f %9.1f %9.1f %6.1f%% %7lld\n", prof[i].op,
+                   1e3 * prof[i].fwd_s / r.steps, 1e3 * prof[i].bwd_s / r.steps,
+                   1e3 * tot / r.steps, 100 * tot / r.step_s_total,
+                   (long long)((prof[i].fwd_calls + prof[i].bwd_calls) / r.steps));
+        }
+        printf("%-22s %9s %9s %9.1f %6.1f%%\n", "other", "", "",
+               1e3 * (r.step_s_total - ops) / r.steps, 100 * (r.step_s_total - ops) / r.step_s_total);
+    }
     st = 0;
 out:
     free(sets);
