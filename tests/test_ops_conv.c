@@ -174,7 +174,13 @@ static const conv_case_t conv_cases[] = {
     {2, 16, 20, 18, 8, 3, 3, 1, 1, 1},/* parallel im2col / col2im */
     {2, 32, 12, 12, 16, 1, 1, 1, 0, 1},/* parallel 1x1 */
     {5, 3, 6, 6, 4, 3, 3, 1, 1, 1},   /* N = 5: uneven chunks of images */
-    {7, 8, 4, 4, 16, 3, 3, 2, 1, 0}   /* tiny maps, many images per GEMM */
+    {7, 8, 4, 4, 16, 3, 3, 2, 1, 0},  /* tiny maps, many images per GEMM */
+    /* 3x3 stride 1 with >= 8 channels in and out: Winograd F(2x2, 3x3) */
+    {3, 8, 7, 9, 8, 3, 3, 1, 1, 1},   /* odd output sizes: partial edge tiles */
+    {2, 8, 6, 5, 12, 3, 3, 1, 0, 0},  /* padding 0 (input gradient at padding 2) */
+    {2, 9, 5, 6, 8, 3, 3, 1, 2, 1},   /* padding 2 */
+    {5, 12, 4, 4, 10, 3, 3, 1, 1, 0}, /* 4x4 maps, N = 5 */
+    {1, 8, 3, 3, 8, 3, 3, 1, 1, 1}    /* one tile per plane */
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
@@ -197,13 +203,25 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
 }
 
 /* Images per GEMM chunk: the default budget (all images of these small cases in one GEMM),
- * one image per GEMM, and two (chunks of 2, 2, 1 for N = 5). */
-#define N_CHUNK_MODES 3
+ * one image per GEMM, two (chunks of 2, 2, 1 for N = 5); mode 3 turns Winograd off so the
+ * im2col path runs the 3x3 stride-1 cases too. */
+#define N_CHUNK_MODES 4
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
     int64_t oh = out_size(c->h, c->kh, c->stride, c->pad), ow = out_size(c->w, c->kw, c->stride, c->pad);
     int64_t per = (c->c * c->kh * c->kw + c->oc) * oh * ow;
-    ssl__conv_chunk_floats = mode == 0 ? (int64_t)1 << 22 : mode * per;
+    int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
+    int m = mode == 3 ? 0 : mode;
+    ssl__conv_chunk_floats = m == 0 ? (int64_t)1 << 22 : m * per;
+    ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 20 : m * 16 * (c->c + c->oc) * tiles;
+    ssl__conv_winograd = mode != 3;
+}
+
+static void restore_conv_defaults(void)
+{
+    ssl__conv_chunk_floats = (int64_t)1 << 22;
+    ssl__wino_chunk_floats = (int64_t)1 << 20;
+    ssl__conv_winograd = 1;
 }
 
 static void test_conv_forward_vs_reference(void **state)
@@ -230,7 +248,7 @@ static void test_conv_forward_vs_reference(void **state)
         free(ref);
         ssl_ctx_reset(ctx);
     }
-    ssl__conv_chunk_floats = (int64_t)1 << 22;
+    restore_conv_defaults();
     ssl_ctx_free(ctx);
 }
 
@@ -275,7 +293,7 @@ static void test_conv_backward_vs_reference(void **state)
         free(dw);
         ssl_ctx_reset(ctx);
     }
-    ssl__conv_chunk_floats = (int64_t)1 << 22;
+    restore_conv_defaults();
     ssl_ctx_free(ctx);
 }
 
@@ -319,6 +337,8 @@ static void test_conv_gradcheck(void **state)
         {1, 2, 5, 4, 2, 1, 1, 2, 0, 0}, /* 1x1 stride 2 */
         {1, 2, 5, 6, 2, 2, 3, 2, 1, 1}, /* non-square kernel */
         {1, 1, 7, 7, 2, 7, 7, 2, 3, 1}, /* 7x7 s2 p3, C = 1 */
+        {2, 8, 5, 4, 8, 3, 3, 1, 1, 1}, /* Winograd, partial tiles */
+        {1, 8, 4, 5, 9, 3, 3, 1, 0, 0}, /* Winograd, padding 0 */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -105,6 +105,22 @@ size_t ssl__scratch_capacity(const ssl_ctx_t *ctx);
  * Tests shrink it to run the chunked paths on small shapes. */
 extern int64_t ssl__conv_chunk_floats;
 
+/* 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (ops_conv_winograd.c), used by conv2d when
+ * ssl__conv3x3_winograd_usable() (both channel counts >= 8, padding <= 2) and the switch
+ * ssl__conv_winograd is on (tests turn it off to compare with the im2col path). Scratch memory
+ * comes in chunks of images of about ssl__wino_chunk_floats. */
+extern int ssl__conv_winograd;
+extern int64_t ssl__wino_chunk_floats;
+int ssl__conv3x3_winograd_usable(int64_t c, int64_t oc, int64_t w, int64_t kh, int64_t kw,
+                                 int64_t stride, int64_t pad);
+int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w,
+                                  const float *bias, float *y, int64_t n, int64_t c, int64_t h,
+                                  int64_t wd, int64_t oc, int64_t pad);
+/* dx and/or dw (either may be NULL) += the gradients for upstream dy. */
+int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w,
+                                   const float *dy, float *dx, float *dw, int64_t n, int64_t c,
+                                   int64_t h, int64_t wd, int64_t oc, int64_t pad);
+
 /* ---------------------------------------------------------------- BLAS and plain references */
 
 /* C (M, N) = alpha * op(A) op(B) + beta * C; row-major, lda/ldb/ldc as in cblas. */

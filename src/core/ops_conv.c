@@ -193,6 +193,8 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *y = nd->out->data; // (N, OC, P)
     if (d.n == 0)
         return SSL_OK;
+    if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad))
+        return ssl__conv3x3_winograd_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad);
     int64_t nb = conv_chunk(&d), chw = d.c * d.h * d.w;
     float *col = ssl__scratch(ctx, (size_t)((d.k + d.oc) * nb * d.p) * sizeof(float));
     if (!col)
@@ -230,6 +232,10 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
+    if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad)) {
+        ssl__conv3x3_winograd_backward(ctx, x, w, dy, dx, dw, d.n, d.c, d.h, d.w, d.oc, d.pad);
+        return; /* out of memory shows in the context's flag */
+    }
     int64_t nb = conv_chunk(&d), chw = d.c * d.h * d.w;
     /* columns (recomputed, then reused for their gradient) and the chunk's dy block */
     float *col = ssl__scratch(ctx, (size_t)((d.k + d.oc) * nb * d.p) * sizeof(float));
