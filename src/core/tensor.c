@@ -27,6 +27,11 @@ struct ssl_ctx {
     int grad_enabled;
     ssl_node_t *nodes;  /* the tape */
     int n_nodes, cap_nodes;
+    struct free_grad {  /* gradient buffers of intermediates whose backward has run */
+        float *p;
+        int64_t n;
+    } *free_grads;
+    int n_free, cap_free;
     void *scratch;      /* ssl__scratch: one buffer kernels reuse, kept across resets */
     size_t scratch_cap;
 };
@@ -68,6 +73,7 @@ void ssl_ctx_free(ssl_ctx_t *ctx)
         free(ctx->chunks[i].base);
     free(ctx->nodes);
     free(ctx->scratch);
+    free(ctx->free_grads);
     free(ctx);
 }
 
@@ -91,6 +97,7 @@ void ssl_ctx_reset(ssl_ctx_t *ctx)
     ctx->used = 0;
     ctx->oom = 0;
     ctx->n_nodes = 0;
+    ctx->n_free = 0;
 }
 
 int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled)
@@ -469,12 +476,44 @@ ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n)
     return out;
 }
 
+/* Intermediate gradients live only from their first consumer's backward to their producer's:
+ * backward hands the buffer back here and the next gradient of a fitting size reuses it, so a
+ * step's peak memory is the activations plus the gradients alive at once, not all of them. */
+static float *grad_block(ssl_ctx_t *ctx, int64_t numel)
+{
+    int best = -1;
+    for (int i = 0; i < ctx->n_free; i++)
+        if (ctx->free_grads[i].n >= numel &&
+            (best < 0 || ctx->free_grads[i].n < ctx->free_grads[best].n))
+            best = i;
+    if (best < 0)
+        return NULL;
+    float *p = ctx->free_grads[best].p;
+    ctx->free_grads[best] = ctx->free_grads[--ctx->n_free];
+    return p;
+}
+
+static void grad_release(ssl_ctx_t *ctx, ssl_tensor_t *t)
+{
+    if (ctx->n_free == ctx->cap_free) {
+        int cap = ctx->cap_free ? 2 * ctx->cap_free : 64;
+        struct free_grad *f = realloc(ctx->free_grads, (size_t)cap * sizeof *f);
+        if (!f)
+            return; /* the buffer stays unused until the next reset */
+        ctx->free_grads = f;
+        ctx->cap_free = cap;
+    }
+    ctx->free_grads[ctx->n_free++] = (struct free_grad){t->grad, t->numel};
+}
+
 float *ssl__grad(ssl_ctx_t *ctx, ssl_tensor_t *t)
 {
     if (!t || !t->requires_grad)
         return NULL;
     if (!t->grad) {
-        t->grad = ssl_arena_alloc(ctx, (size_t)t->numel * sizeof(float));
+        t->grad = t->node >= 0 ? grad_block(ctx, t->numel) : NULL;
+        if (!t->grad)
+            t->grad = ssl_arena_alloc(ctx, (size_t)t->numel * sizeof(float));
         if (!t->grad)
             return NULL;
         memset(t->grad, 0, (size_t)t->numel * sizeof(float));
@@ -511,6 +550,16 @@ int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
         if (ctx->oom)
             return ssl_set_error(SSL_ERR_NOMEM, "backward: out of memory at %s",
                                  ssl__op_def(n->op)->name);
+        /* every consumer of n->out came later on the tape and has run: its gradient is spent
+         * (unless an input's gradient shares the buffer) */
+        if (n->out != out) {
+            int shared = 0;
+            for (int k = 0; k < n->n_in; k++)
+                shared |= n->in[k] && n->in[k]->grad == n->out->grad;
+            if (!shared)
+                grad_release(ctx, n->out);
+            n->out->grad = NULL;
+        }
     }
     return SSL_OK;
 }

@@ -26,7 +26,7 @@ static const char *k_usage =
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
     "  bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N]\n"
-    "                            time training steps: images/s, GFLOP/s, %% of sgemm peak, RSS\n"
+    "                            time training steps: images/s, GFLOP/s, % of sgemm peak, RSS\n"
     "                            (workloads simclr-r18, mae-vitt; or any run config)\n"
     "  version                   print the version (also --version)\n"
     "  help                      this text (also --help, -h)\n";
