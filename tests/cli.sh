@@ -16,7 +16,7 @@ expect() { # expect CODE NEEDLE -- command...
   [ -z "$needle" ] || echo "$out" | grep -q -- "$needle" || fail "'$*' output lacks '$needle': $out"
   pass=$((pass + 1))
 }
-for cmd in train embed knn linear info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
+for cmd in train embed knn linear zeroshot info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
 expect 0 "train CONFIG" -- "$sslc" --help
 expect 2 "unknown command" -- "$sslc" fly
 expect 2 "" -- "$sslc" train
@@ -37,6 +37,19 @@ expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
 expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --train-limit 256 --test-limit 64
+# zero-shot: a CLIP run of 2 steps; accuracy printed as a percentage in [0, 100]
+expect 2 "clip or siglip" -- "$sslc" zeroshot "$ckpt" --limit 16
+expect 0 "done" -- "$sslc" train "$src/configs/clip.json" --out "$tmp/runs" --quiet \
+  --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
+  --set eval.knn_every=0 --set model.encoder.width=4 --set model.text.width=16 \
+  --set model.text.layers=1 --set model.text.heads=2 --set data.workers=1
+clip="$tmp/runs/clip/checkpoints/last.safetensors"
+expect 0 "top-5" -- "$sslc" zeroshot "$clip" --limit 64
+echo "$out" | grep -q '^zero-shot, 64 images, template "a photo of a {}"$' || fail "zeroshot header: $out"
+top1=$(echo "$out" | sed -n 's/^top-1 \([0-9.]*\)%.*/\1/p')
+awk -v a="$top1" 'BEGIN { exit !(a != "" && a >= 0 && a <= 100) }' || fail "zeroshot top-1 '$top1'"
+expect 0 "not in the checkpoint's vocabulary" -- "$sslc" zeroshot "$clip" --limit 8 --template "an image of {}"
+expect 2 "exactly once" -- "$sslc" zeroshot "$clip" --template "no placeholder"
 echo "garbage" > "$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"
 echo "$pass passed, 0 failed"

@@ -146,6 +146,21 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
                      const ssl_probe_opts_t *opts, ssl_probe_result_t *res, float *weight_out,
                      float *bias_out);
 
+/* ---------------------------------------------------------------- zero-shot */
+
+typedef struct ssl_zeroshot_result {
+    double top1; /* fraction of images whose most similar class is the label */
+    double top5; /* within the 5 most similar classes; -1 with 5 classes or fewer */
+    int64_t n;   /* images evaluated */
+} ssl_zeroshot_result_t;
+
+/* Zero-shot classification (CLIP): images (n, dim) with labels; classes (n_classes, dim), one
+ * embedding per class (the text embedding of its prompt). Each image goes to the class of
+ * highest cosine similarity; equal similarities rank the lower class index first (as kNN).
+ * pred (may be NULL) receives the n predicted classes. Dot products in double. */
+int ssl_zeroshot_eval(const ssl_features_t *images, const float *classes, int n_classes,
+                      ssl_zeroshot_result_t *res, int32_t *pred);
+
 /* ---------------------------------------------------------------- collapse metrics */
 
 /* Eigenvalues of the symmetric n x n matrix a (row-major; only the lower triangle is read;

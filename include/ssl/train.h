@@ -5,6 +5,7 @@
 #define SSL_TRAIN_H
 
 #include "ssl/core.h"
+#include "ssl/eval.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -77,6 +78,25 @@ typedef struct ssl_ckpt_features {
 int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
                             ssl_ckpt_features_t *out);
 void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
+
+/* Zero-shot classification with a CLIP or SigLIP checkpoint. Each class name of the dataset
+ * goes into the prompt template ("{}" is replaced by the name) and through the text tower (with
+ * the vocabulary stored in the checkpoint); each image of the split through the encoder and
+ * the image projection (evaluation transform); an image is assigned the class whose prompt
+ * embedding has the highest cosine similarity (ssl_zeroshot_eval). Words of the prompts the
+ * vocabulary does not know become <unk>; *unknown_words (may be NULL) counts them.
+ * SSL_ERR_UNSUPPORTED for a checkpoint without a text tower. */
+#define SSL_ZEROSHOT_PROMPT "a photo of a {}" /* the captions data.captions builds */
+
+typedef struct ssl_zeroshot_opts {
+    const char *checkpoint;
+    const char *split;  /* NULL: the config's eval split */
+    int64_t limit;      /* 0: all images */
+    const char *prompt; /* NULL: SSL_ZEROSHOT_PROMPT */
+} ssl_zeroshot_opts_t;
+
+int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
+                            int64_t *unknown_words);
 
 #ifdef __cplusplus
 }

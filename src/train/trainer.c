@@ -152,7 +152,8 @@ static int read_config(ssl_trainer_t *t)
     t->target = ssl_params_create();
     if (!t->online || !t->target)
         return ssl_last_status();
-    t->method = ssl__method_create(&root, &t->rc, t->train_ds, t->online, t->target, t->rc.seed);
+    t->method = ssl__method_create(&root, &t->rc, t->train_ds, t->online, t->target, t->rc.seed,
+                                   NULL);
     if (!t->method)
         return ssl_last_status();
     return ssl_cfg_status(&root);

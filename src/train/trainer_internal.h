@@ -5,6 +5,7 @@
 #include "run_config.h"
 #include "ssl/data.h"
 #include "ssl/optim.h"
+#include "ssl/io.h"
 #include "ssl/train.h"
 
 struct ssl_trainer {
@@ -40,6 +41,25 @@ float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug
 /* The configured dataset's split (limit 0: all) and captions from class names. */
 ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit);
 int ssl__add_class_captions(ssl_dataset_t *ds);
+/* A training checkpoint opened for use: the method its config composes, with the checkpoint's
+ * parameters loaded, and a split of its dataset (captions added for CLIP). */
+typedef struct ssl_ckpt_model {
+    const char *path;
+    ssl_st_t *f;
+    cJSON *doc;
+    ssl_run_cfg_t rc;
+    ssl_dataset_t *ds;
+    ssl_params_t *online, *target;
+    ssl_method_t *m;
+    ssl_ctx_t *ctx;
+} ssl_ckpt_model_t;
+
+/* split NULL: the config's eval split; limit 0: all images. On error the partly opened model
+ * must still be closed. */
+int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
+                         int64_t limit);
+void ssl__ckpt_model_close(ssl_ckpt_model_t *cm);
+
 /* Checkpoints: save the full state (atomic) / restore it. */
 int ssl__trainer_save(ssl_trainer_t *t, const char *path);
 int ssl__trainer_load(ssl_trainer_t *t, const char *path);

@@ -22,6 +22,8 @@ static const char *k_usage =
     "                            kNN accuracy of a checkpoint's encoder features\n"
     "  linear CKPT [--epochs N] [--lr X] [--sgd]\n"
     "                            linear-probe accuracy of a checkpoint's encoder features\n"
+    "  zeroshot CKPT [--split S] [--limit N] [--template \"a photo of a {}\"]\n"
+    "                            zero-shot accuracy of a clip/siglip checkpoint from class names\n"
     "  info CKPT [--tensors]     a checkpoint's metadata, modules, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
         return sslc_cmd_linear(argc - 2, argv + 2);
     if (!strcmp(cmd, "knn"))
         return sslc_cmd_knn(argc - 2, argv + 2);
+    if (!strcmp(cmd, "zeroshot"))
+        return sslc_cmd_zeroshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))
         return sslc_cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "info"))

@@ -8,5 +8,6 @@ int sslc_cmd_embed(int argc, char **argv);
 int sslc_cmd_knn(int argc, char **argv);
 int sslc_cmd_linear(int argc, char **argv);
 int sslc_cmd_info_ckpt(int argc, char **argv);
+int sslc_cmd_zeroshot(int argc, char **argv);
 
 #endif
