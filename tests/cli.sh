@@ -37,6 +37,13 @@ expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
 expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --train-limit 256 --test-limit 64
+# identity encoder: raw pixels of the config's (or the checkpoint's) dataset; full-data figures
+# (79.1% / 85.5% / ~84%) are checked by test_eval_knn and test_eval_probe
+expect 0 "top-1 70.20%" -- "$sslc" knn --identity "$src/configs/simclr.json" --train-limit 2000 --test-limit 500
+echo "$out" | grep -q "bank 2000 x 784 raw pixels" || fail "knn --identity header: $out"
+expect 0 "top-1 79.20%" -- "$sslc" knn --identity "$ckpt" --euclidean --majority --k 5 --train-limit 2000 --test-limit 500
+expect 0 "raw pixels" -- "$sslc" linear --identity "$ckpt" --epochs 2 --train-limit 1000 --test-limit 200
+expect 1 "nowhere.json" -- "$sslc" knn --identity "$tmp/nowhere.json"
 # zero-shot: a CLIP run of 2 steps; accuracy printed as a percentage in [0, 100]
 expect 2 "clip or siglip" -- "$sslc" zeroshot "$ckpt" --limit 16
 expect 0 "done" -- "$sslc" train "$src/configs/clip.json" --out "$tmp/runs" --quiet \

@@ -79,6 +79,13 @@ int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t l
                             ssl_ckpt_features_t *out);
 void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
 
+/* The identity encoder: raw pixels of a split, flattened (C*H*W per row, as the data section
+ * loads the images) and scaled to [0, 1], with labels: the baseline every learned
+ * representation should beat. source: a training checkpoint or a run config file (a name
+ * ending in ".json"); only its data section is used. */
+int ssl_pixel_features(const char *source, const char *split, int64_t limit,
+                       ssl_ckpt_features_t *out);
+
 /* Zero-shot classification with a CLIP or SigLIP checkpoint. Each class name of the dataset
  * goes into the prompt template ("{}" is replaced by the name) and through the text tower (with
  * the vocabulary stored in the checkpoint); each image of the split through the encoder and

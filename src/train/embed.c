@@ -126,3 +126,61 @@ int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n_out, int64_t *dim
     ssl_ckpt_features_free(&f);
     return st;
 }
+
+/* The run config of a checkpoint's metadata or of a JSON config file (".json"). */
+static cJSON *source_config(const char *source)
+{
+    size_t len = strlen(source);
+    if (len > 5 && !strcmp(source + len - 5, ".json"))
+        return ssl_json_parse_file(source);
+    ssl_st_t *f = ssl_st_open(source);
+    if (!f)
+        return NULL;
+    const char *text = ssl_st_meta(f, "config");
+    cJSON *doc = text ? ssl_json_parse(text, strlen(text), source) : NULL;
+    if (!text)
+        ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the metadata (not an sslc training "
+                      "checkpoint)", source);
+    ssl_st_close(f);
+    return doc;
+}
+
+int ssl_pixel_features(const char *source, const char *split, int64_t limit,
+                       ssl_ckpt_features_t *out)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *doc = source_config(source);
+    if (!doc)
+        return ssl_last_status();
+    int err = 0, st;
+    ssl_run_cfg_t rc;
+    ssl_cfg_t root = ssl_cfg_root(doc, source, &err, 0);
+    ssl_dataset_t *ds = NULL;
+    if ((st = ssl__run_cfg_read(&root, &rc)) != SSL_OK)
+        goto done;
+    ds = ssl__load_split(&rc, split ? split : rc.eval_split, limit);
+    if (!ds) {
+        st = ssl_last_status();
+        goto done;
+    }
+    int64_t n = ds->n, d = ds->c * ds->h * ds->w;
+    out->x = malloc((size_t)(n * d) * sizeof(float)); // (n, C*H*W)
+    out->labels = ds->labels ? malloc((size_t)n * sizeof(int32_t)) : NULL;
+    if (!out->x || (ds->labels && !out->labels)) {
+        ssl_ckpt_features_free(out);
+        st = ssl_set_error(SSL_ERR_NOMEM, "pixel features: out of memory for %lld x %lld",
+                           (long long)n, (long long)d);
+        goto done;
+    }
+    for (int64_t i = 0; i < n * d; i++)
+        out->x[i] = ds->images[i] / 255.0f;
+    if (ds->labels)
+        memcpy(out->labels, ds->labels, (size_t)n * sizeof(int32_t));
+    out->n = n;
+    out->dim = d;
+    out->n_classes = ds->n_classes;
+done:
+    ssl_dataset_free(ds);
+    cJSON_Delete(doc);
+    return st;
+}
