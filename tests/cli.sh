@@ -28,6 +28,13 @@ expect 0 "done" -- "$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --
   --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
   --set eval.knn_every=0 --set model.encoder.width=4
 ckpt="$tmp/runs/simclr/checkpoints/last.safetensors"
+metrics="$tmp/runs/simclr/metrics.jsonl"
+grep '"loss_mean"' "$metrics" | grep '"rankme"' | grep '"alignment"' | grep -q '"uniformity"' \
+  || fail "epoch line without collapse metrics: $(cat "$metrics")"
+if /usr/bin/python3 -c 'import json' 2>/dev/null; then
+  /usr/bin/python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1])]' "$metrics" \
+    || fail "metrics.jsonl is not JSON lines"
+fi
 expect 0 "epoch       1" -- "$sslc" info "$ckpt"
 expect 0 "encoder.conv1.weight" -- "$sslc" info "$ckpt" --tensors
 expect 0 "64 x 32 float32" -- "$sslc" embed "$ckpt" --out "$tmp/f.npy" --limit 64

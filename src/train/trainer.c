@@ -313,6 +313,22 @@ static void collapse_metrics(const ssl_tensor_t *z, double *std, double *rankme)
         *rankme = -1;
 }
 
+/* Alignment and uniformity (Wang & Isola 2020, alpha 2, t 2, on L2-normalised rows) of the last
+ * step's positive pairs: the two views' projector outputs (or CLIP's image and text
+ * embeddings); uniformity of the first. -1 when the method has no pair. */
+static void pair_metrics(const ssl_method_t *m, double *align, double *unif)
+{
+    ssl_tensor_t *z1, *z2;
+    *align = *unif = -1;
+    if (!ssl__method_last_pair(m, &z1, &z2) || z1->ndim != 2 || z2->ndim != 2 ||
+        z1->shape[0] < 2 || z1->shape[0] != z2->shape[0] || z1->shape[1] != z2->shape[1])
+        return;
+    if (ssl_alignment(z1->data, z2->data, z1->shape[0], z1->shape[1], 2.0, 1, align) != SSL_OK)
+        *align = -1;
+    if (ssl_uniformity(z1->data, z1->shape[0], z1->shape[1], 2.0, 1, unif) != SSL_OK)
+        *unif = 1; /* uniformity is <= 0: 1 marks "not available" */
+}
+
 /* ---------------------------------------------------------------- checkpoints */
 
 static int save_checkpoints(ssl_trainer_t *t)
@@ -476,6 +492,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
         double epoch_s = now_s() - t0;
         double emb_std, rankme;
         collapse_metrics(ssl__method_last_embedding(t->method), &emb_std, &rankme);
+        double align, unif;
+        pair_metrics(t->method, &align, &unif);
         double knn = -1;
         if (t->rc.knn_every > 0 &&
             (t->epoch_done % t->rc.knn_every == 0 || t->epoch_done == t->rc.epochs)) {
@@ -489,6 +507,11 @@ int ssl_trainer_run(ssl_trainer_t *t)
                  (long long)t->epoch_done, (long long)t->global_step,
                  n_loss ? loss_sum / n_loss : NAN, epoch_s, images / (epoch_s > 0 ? epoch_s : 1),
                  emb_std, rankme, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
+        if (align >= 0 && unif <= 0) { /* before the closing brace or the kNN key */
+            size_t o = strlen(line) - (knn >= 0 ? 2 : 1);
+            snprintf(line + o, sizeof line - o, ", \"alignment\": %.6g, \"uniformity\": %.6g%s",
+                     align, unif, knn >= 0 ? ", " : "}");
+        }
         if (knn >= 0) {
             size_t o = strlen(line);
             snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
