@@ -192,6 +192,15 @@ int ssl_alignment(const float *z1, const float *z2, int64_t n, int64_t d, double
  * pairs of rows of z (n, d), n >= 2 (blocked sgemm, O(n^2 d)). normalize as above. */
 int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize, double *out);
 
+/* Principal components of x (n, d), n >= 2, 1 <= k <= d <= 4096: rows centred, covariance
+ * (divided by n - 1) in double, its eigenvalues by ssl_eigvalsh and the k leading eigenvectors
+ * by power iteration with deflation until each Rayleigh quotient meets its eigenvalue (1e-10
+ * of the largest). proj (n, k) receives the centred rows projected on them; components (k, d),
+ * variance (k) (the variance along each) and total_variance (the trace) may be NULL. Each
+ * component's largest entry is positive, so results do not flip sign. O(n d^2 + d^3). */
+int ssl_pca(const float *x, int64_t n, int64_t d, int k, float *proj, float *components,
+            double *variance, double *total_variance);
+
 /* ---------------------------------------------------------------- NumPy .npy files */
 
 #define SSL_NPY_MAX_DIMS 8

@@ -86,6 +86,28 @@ void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
 int ssl_pixel_features(const char *source, const char *split, int64_t limit,
                        ssl_ckpt_features_t *out);
 
+/* A run's metrics.jsonl read back (sslc report, sslc info): every line a strict JSON object of
+ * numbers (null: a value that was not finite). values is (n_rows, SSL_RUN_LOG_MAX_KEYS), column
+ * k holding keys[k]; NAN where a row lacks the key or has null. Empty lines are skipped; a
+ * malformed line is an error naming the file, the line number and the reason. */
+#define SSL_RUN_LOG_MAX_KEYS 64
+
+typedef struct ssl_run_log {
+    int64_t n_rows;
+    int n_keys;
+    char *keys[SSL_RUN_LOG_MAX_KEYS];
+    double *values;
+} ssl_run_log_t;
+
+int ssl_run_log_read(const char *path, ssl_run_log_t *log);
+void ssl_run_log_free(ssl_run_log_t *log);
+/* Column of a key, or -1. */
+int ssl_run_log_key(const ssl_run_log_t *log, const char *key);
+/* The rows where both keys have finite values, in file order: x[i], y[i] (room for n_rows
+ * each). Returns how many (0 when a key never occurs). */
+int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
+                           double *x, double *y);
+
 /* Zero-shot classification with a CLIP or SigLIP checkpoint. Each class name of the dataset
  * goes into the prompt template ("{}" is replaced by the name) and through the text tower (with
  * the vocabulary stored in the checkpoint); each image of the split through the encoder and

@@ -300,6 +300,16 @@ static void metrics_line(ssl_trainer_t *t, const char *json)
     fclose(f);
 }
 
+/* A JSON number with %.6g, or null when v is not finite (strict JSON has no NaN). */
+static const char *json_num(char *buf, size_t len, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, len, "%.6g", v);
+    else
+        snprintf(buf, len, "null");
+    return buf;
+}
+
 /* Label-free collapse metrics of the last step's embeddings (eval layer): the mean
  * per-dimension std of the L2-normalised rows and RankMe; -1 when not available. */
 static void collapse_metrics(const ssl_tensor_t *z, double *std, double *rankme)
@@ -426,7 +436,7 @@ static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
 
 int ssl_trainer_run(ssl_trainer_t *t)
 {
-    char line[1024];
+    char line[1024], num[32];
     if (t->rc.knn_every > 0 && t->epoch_done == 0 && t->knn_init < 0) {
         if (ssl__trainer_knn(t, &t->knn_init) != SSL_OK)
             return ssl_last_status();
@@ -480,9 +490,10 @@ int ssl_trainer_run(ssl_trainer_t *t)
             p.is_log_point = (s + 1) % t->rc.log_every == 0 || s + 1 == t->steps_per_epoch;
             if (p.is_log_point) {
                 snprintf(line, sizeof line,
-                         "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, "
+                         "{\"epoch\": %lld, \"step\": %lld, \"loss\": %s, \"lr\": %.6g, "
                          "\"weight_decay\": %.6g, \"images_per_s\": %.1f}",
-                         (long long)epoch + 1, (long long)t->global_step, L, lr, wd,
+                         (long long)epoch + 1, (long long)t->global_step,
+                         json_num(num, sizeof num, L), lr, wd,
                          p.images_per_s);
                 metrics_line(t, line);
             }
@@ -501,11 +512,12 @@ int ssl_trainer_run(ssl_trainer_t *t)
                 return ssl_last_status();
         }
         snprintf(line, sizeof line,
-                 "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %.6g, \"epoch_s\": %.2f, "
+                 "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %s, \"epoch_s\": %.2f, "
                  "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"rankme\": %.6g, "
                  "\"skipped_steps\": %lld%s",
                  (long long)t->epoch_done, (long long)t->global_step,
-                 n_loss ? loss_sum / n_loss : NAN, epoch_s, images / (epoch_s > 0 ? epoch_s : 1),
+                 json_num(num, sizeof num, n_loss ? loss_sum / n_loss : NAN), epoch_s,
+                 images / (epoch_s > 0 ? epoch_s : 1),
                  emb_std, rankme, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
         if (align >= 0 && unif <= 0) { /* before the closing brace or the kNN key */
             size_t o = strlen(line) - (knn >= 0 ? 2 : 1);
