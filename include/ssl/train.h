@@ -67,12 +67,14 @@ typedef struct ssl_embed_opts {
 
 int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
 
-/* The same features in memory: x (n, dim), labels (n) or NULL, n_classes of the dataset. */
+/* The same features in memory: x (n, dim), labels (n) or NULL, n_classes of the dataset and
+ * its class names (n_classes strings) or NULL. */
 typedef struct ssl_ckpt_features {
     float *x;
     int32_t *labels;
     int64_t n, dim;
     int n_classes;
+    char **class_names;
 } ssl_ckpt_features_t;
 
 int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
@@ -107,6 +109,11 @@ int ssl_run_log_key(const ssl_run_log_t *log, const char *key);
  * each). Returns how many (0 when a key never occurs). */
 int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
                            double *x, double *y);
+
+/* One line describing a run config (a run directory's config.json or any config file):
+ * "simclr: resnet18 (width 16), loss infonce, fashion_mnist, 1 epoch x batch 256, sgd lr 0.3".
+ * Keys that are absent are left out. */
+int ssl_run_describe(const char *config_path, char *buf, size_t len);
 
 /* Zero-shot classification with a CLIP or SigLIP checkpoint. Each class name of the dataset
  * goes into the prompt template ("{}" is replaced by the name) and through the text tower (with

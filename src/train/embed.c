@@ -1,5 +1,6 @@
 /* Using a trained checkpoint: its method rebuilt from the config in its metadata, the
  * parameters loaded, and a dataset split to run it on (sslc embed, knn, linear, zeroshot). */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "trainer_internal.h"
 
 #include <stdlib.h>
@@ -58,6 +59,18 @@ void ssl__ckpt_model_close(ssl_ckpt_model_t *cm)
     memset(cm, 0, sizeof *cm);
 }
 
+/* A copy of the dataset's class names into f (nothing when it has none). */
+static int copy_class_names(ssl_ckpt_features_t *f, const ssl_dataset_t *ds)
+{
+    if (!ds->class_names || ds->n_classes < 1)
+        return SSL_OK;
+    f->class_names = calloc((size_t)ds->n_classes, sizeof(char *));
+    for (int c = 0; f->class_names && c < ds->n_classes; c++)
+        if (!(f->class_names[c] = strdup(ds->class_names[c] ? ds->class_names[c] : "")))
+            return ssl_set_error(SSL_ERR_NOMEM, "features: out of memory for class names");
+    return f->class_names ? SSL_OK : ssl_set_error(SSL_ERR_NOMEM, "features: out of memory");
+}
+
 /* Features in memory (keep != NULL) and/or written to o->out_path. */
 static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 {
@@ -87,6 +100,8 @@ static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
         else
             memcpy(keep->labels, ds->labels, (size_t)n * sizeof(int32_t));
     }
+    if (st == SSL_OK)
+        st = copy_class_names(keep, ds);
     if (st == SSL_OK) {
         keep->x = feats;
         feats = NULL;
@@ -107,6 +122,9 @@ int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t l
 
 void ssl_ckpt_features_free(ssl_ckpt_features_t *f)
 {
+    for (int c = 0; f->class_names && c < f->n_classes; c++)
+        free(f->class_names[c]);
+    free(f->class_names);
     free(f->x);
     free(f->labels);
     memset(f, 0, sizeof *f);
@@ -179,6 +197,8 @@ int ssl_pixel_features(const char *source, const char *split, int64_t limit,
     out->n = n;
     out->dim = d;
     out->n_classes = ds->n_classes;
+    if ((st = copy_class_names(out, ds)) != SSL_OK)
+        ssl_ckpt_features_free(out);
 done:
     ssl_dataset_free(ds);
     cJSON_Delete(doc);

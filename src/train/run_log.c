@@ -136,3 +136,51 @@ int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const cha
     }
     return m;
 }
+
+/* ---------------------------------------------------------------- config summary */
+
+static const cJSON *path_get(const cJSON *doc, const char *a, const char *b, const char *c)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(doc, a);
+    if (x && b)
+        x = cJSON_GetObjectItemCaseSensitive(x, b);
+    if (x && c)
+        x = cJSON_GetObjectItemCaseSensitive(x, c);
+    return x;
+}
+
+/* Append ", <label><value>" for a string or number at a.b.c (nothing when absent). */
+static void add_item(char *buf, size_t len, const char *sep, const char *label, const cJSON *v)
+{
+    size_t o = strlen(buf);
+    if (o >= len || !v)
+        return;
+    if (cJSON_IsString(v))
+        snprintf(buf + o, len - o, "%s%s%s", o ? sep : "", label, v->valuestring);
+    else if (cJSON_IsNumber(v))
+        snprintf(buf + o, len - o, "%s%s%g", o ? sep : "", label, v->valuedouble);
+}
+
+int ssl_run_describe(const char *config_path, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return ssl_set_error(SSL_ERR_INVALID, "run describe: no output buffer");
+    buf[0] = '\0';
+    cJSON *doc = ssl_json_parse_file(config_path);
+    if (!doc)
+        return ssl_last_status();
+    const cJSON *name = path_get(doc, "name", NULL, NULL);
+    snprintf(buf, len, "%s:", cJSON_IsString(name) ? name->valuestring : "run");
+    add_item(buf, len, " ", "", path_get(doc, "model", "encoder", "type"));
+    add_item(buf, len, " ", "width ", path_get(doc, "model", "encoder", "width"));
+    add_item(buf, len, " ", "dim ", path_get(doc, "model", "encoder", "dim"));
+    add_item(buf, len, " ", "depth ", path_get(doc, "model", "encoder", "depth"));
+    add_item(buf, len, ", ", "loss ", path_get(doc, "loss", "type", NULL));
+    add_item(buf, len, ", ", "", path_get(doc, "data", "dataset", NULL));
+    add_item(buf, len, ", ", "epochs ", path_get(doc, "train", "epochs", NULL));
+    add_item(buf, len, ", ", "batch ", path_get(doc, "train", "batch_size", NULL));
+    add_item(buf, len, ", ", "", path_get(doc, "optim", "name", NULL));
+    add_item(buf, len, " ", "base_lr ", path_get(doc, "optim", "base_lr", NULL));
+    cJSON_Delete(doc);
+    return SSL_OK;
+}

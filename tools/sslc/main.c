@@ -24,6 +24,8 @@ static const char *k_usage =
     "                            linear-probe accuracy of a checkpoint's encoder features\n"
     "  zeroshot CKPT [--split S] [--limit N] [--template \"a photo of a {}\"]\n"
     "                            zero-shot accuracy of a clip/siglip checkpoint from class names\n"
+    "  report RUN_DIR [--out FILE] [--points N]\n"
+    "                            self-contained report.html: metric charts, PCA of embeddings\n"
     "  info CKPT [--tensors]     a checkpoint's metadata, modules, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
@@ -182,6 +184,8 @@ int main(int argc, char **argv)
         return sslc_cmd_linear(argc - 2, argv + 2);
     if (!strcmp(cmd, "knn"))
         return sslc_cmd_knn(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report"))
+        return sslc_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "zeroshot"))
         return sslc_cmd_zeroshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))

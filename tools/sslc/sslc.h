@@ -13,6 +13,7 @@ int sslc_cmd_knn(int argc, char **argv);
 int sslc_cmd_linear(int argc, char **argv);
 int sslc_cmd_info_ckpt(int argc, char **argv);
 int sslc_cmd_zeroshot(int argc, char **argv);
+int sslc_cmd_report(int argc, char **argv);
 
 /* Train and test features of `source` for subcommand `cmd`: its encoder's (a checkpoint) or,
  * with identity, raw pixels (a checkpoint or a config file). Prints the error and returns 1
