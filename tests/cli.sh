@@ -43,6 +43,34 @@ head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
 expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
+# sslc knn agrees with an independent kNN (numpy, float64) over sslc embed's features
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  expect 0 "" -- "$sslc" embed "$ckpt" --split train --limit 256 --out "$tmp/tr.npy"
+  expect 0 "" -- "$sslc" embed "$ckpt" --split test --limit 64 --out "$tmp/te.npy"
+  expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
+  ours=$(echo "$out" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
+  ref=$(/usr/bin/python3 - "$tmp" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+tr, te = np.load(d + "/tr.npy").astype(np.float64), np.load(d + "/te.npy").astype(np.float64)
+ytr, yte = np.load(d + "/tr.labels.npy"), np.load(d + "/te.labels.npy")
+tr /= np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
+te /= np.maximum(np.linalg.norm(te, axis=1, keepdims=True), 1e-12)
+sim = te @ tr.T
+hit = 0
+for i in range(len(te)):
+    nn = np.argsort(-sim[i], kind="stable")[:20]
+    score = np.zeros(10)
+    np.add.at(score, ytr[nn], np.exp((sim[i, nn] - sim[i, nn[0]]) / 0.07))
+    hit += int(np.argmax(score) == yte[i])
+print("%.2f" % (100.0 * hit / len(te)))
+PY
+)
+  [ -n "$ours" ] && [ "$ours" = "$ref" ] || fail "sslc knn top-1 $ours% vs numpy over embed's .npy $ref%"
+  pass=$((pass + 1))
+else
+  echo "skip: /usr/bin/python3 with numpy not available (numpy kNN cross-check)"
+fi
 expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --train-limit 256 --test-limit 64
 # identity encoder: raw pixels of the config's (or the checkpoint's) dataset; full-data figures
 # (79.1% / 85.5% / ~84%) are checked by test_eval_knn and test_eval_probe
