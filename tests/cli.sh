@@ -36,7 +36,13 @@ if /usr/bin/python3 -c 'import json' 2>/dev/null; then
     || fail "metrics.jsonl is not JSON lines"
 fi
 expect 0 "epoch       1" -- "$sslc" info "$ckpt"
-expect 0 "encoder.conv1.weight" -- "$sslc" info "$ckpt" --tensors
+expect 0 "encoder.conv1.weight" -- "$sslc" info "$ckpt" --tensors --no-metrics
+echo "$out" | grep -q "^collapse" && fail "info --no-metrics printed collapse metrics"
+expect 0 "collapse    pooled encoder features of 200 eval-split images" -- "$sslc" info "$ckpt" --metrics-limit 200
+for key in rankme embedding_std alignment uniformity; do
+  [ "$(echo "$out" | grep -c "^  $key ")" = 2 ] || fail "info lacks logged + measured $key: $out"
+done
+echo "$out" | grep -q "^logged      $tmp/runs/simclr/metrics.jsonl, epoch 1" || fail "info: no logged metrics: $out"
 expect 0 "64 x 32 float32" -- "$sslc" embed "$ckpt" --out "$tmp/f.npy" --limit 64
 head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
 [ -s "$tmp/f.labels.npy" ] || fail "no labels file"

@@ -110,6 +110,20 @@ int ssl_run_log_key(const ssl_run_log_t *log, const char *key);
 int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
                            double *x, double *y);
 
+/* Collapse metrics of a checkpoint's encoder on the first `limit` images (0: 1000) of a split
+ * (NULL: the eval split): rankme and embedding_std of the pooled features under the evaluation
+ * transform; alignment (alpha 2) and uniformity (t 2) of the L2-normalised pooled features of
+ * two views of each image drawn with the training augmentation (views 1 and 2 of the config, or
+ * view 1 twice), seeded by the run's seed. The trainer's per-epoch values in metrics.jsonl are
+ * measured on the projector outputs of a training batch instead, so the two differ. */
+typedef struct ssl_collapse_report {
+    int64_t n, dim;
+    double rankme, embedding_std, alignment, uniformity;
+} ssl_collapse_report_t;
+
+int ssl_checkpoint_collapse(const char *checkpoint, const char *split, int64_t limit,
+                            ssl_collapse_report_t *out);
+
 /* One line describing a run config (a run directory's config.json or any config file):
  * "simclr: resnet18 (width 16), loss infonce, fashion_mnist, 1 epoch x batch 256, sgd lr 0.3".
  * Keys that are absent are left out. */

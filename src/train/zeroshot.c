@@ -9,8 +9,6 @@
 
 #include "ssl/eval.h"
 
-#define ZS_BATCH 256
-
 /* "a photo of a {}" with name in place of "{}" (malloc'd). */
 static char *fill_template(const char *tmpl, const char *name)
 {
@@ -69,44 +67,6 @@ static float *class_embeddings(ssl_ckpt_model_t *cm, const char *tmpl, int64_t *
     return out;
 }
 
-/* Image embeddings of the whole split under the evaluation transform, (n, E) malloc'd. */
-static float *image_embeddings(ssl_ckpt_model_t *cm, int64_t dim)
-{
-    const ssl_dataset_t *ds = cm->ds;
-    const ssl_view_aug_t *a = &cm->rc.eval_view;
-    int64_t n = ds->n, C = ds->c, S = a->out_h;
-    float *out = malloc((size_t)(n * dim) * sizeof(float));
-    ssl_aug_ws_t *ws = ssl_aug_ws_create();
-    if (!out || !ws) {
-        free(out);
-        ssl_aug_ws_free(ws);
-        ssl_set_error(SSL_ERR_NOMEM, "zeroshot: out of memory for %lld embeddings", (long long)n);
-        return NULL;
-    }
-    for (int64_t i0 = 0; i0 < n; i0 += ZS_BATCH) {
-        int64_t b = n - i0 < ZS_BATCH ? n - i0 : ZS_BATCH;
-        ssl_ctx_reset(cm->ctx);
-        ssl_tensor_t *x = ssl_tensor_4d(cm->ctx, b, C, S, S), *z = NULL;
-        for (int64_t i = 0; x && i < b; i++) {
-            const uint8_t *src = ds->images + (i0 + i) * ds->c * ds->h * ds->w;
-            if (ssl_augment_view(a, src, ds->c, ds->h, ds->w, 0, 0, i0 + i, 0,
-                                 x->data + i * C * S * S, ws) != SSL_OK)
-                x = NULL;
-        }
-        if (x)
-            z = ssl__method_image_embed(cm->m, cm->ctx, x);
-        if (!z) {
-            free(out);
-            out = NULL;
-            break;
-        }
-        memcpy(out + i0 * dim, z->data, (size_t)(b * dim) * sizeof(float));
-    }
-    ssl_ctx_reset(cm->ctx);
-    ssl_aug_ws_free(ws);
-    return out;
-}
-
 int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
                             int64_t *unknown_words)
 {
@@ -133,7 +93,10 @@ int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t 
         goto done;
     }
     classes = class_embeddings(&cm, tmpl, &unknown, &dim);
-    images = classes ? image_embeddings(&cm, dim) : NULL;
+    int64_t idim = 0;
+    images = classes ? ssl__extract(cm.m, cm.ctx, &cm.rc.eval_view, ds, ds->n, 0, 0,
+                                    ssl__method_image_embed, &idim)
+                     : NULL;
     if (!images) {
         st = ssl_last_status();
         goto done;

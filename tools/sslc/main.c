@@ -26,7 +26,8 @@ static const char *k_usage =
     "                            zero-shot accuracy of a clip/siglip checkpoint from class names\n"
     "  report RUN_DIR [--out FILE] [--points N]\n"
     "                            self-contained report.html: metric charts, PCA of embeddings\n"
-    "  info CKPT [--tensors]     a checkpoint's metadata, modules, config\n"
+    "  info CKPT [--tensors] [--no-metrics]\n"
+    "                            a checkpoint's metadata, modules, collapse metrics, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
     "  version                   print the version (also --version)\n"
@@ -110,7 +111,11 @@ static int cmd_info(int argc, char **argv)
         } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             size = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: sslc info CKPT [--tensors]   (metadata, modules and config of a checkpoint)\n"
+            printf("usage: sslc info CKPT [--tensors] [--no-metrics] [--metrics-limit N]\n"
+                   "       (metadata, modules, collapse metrics and config of a checkpoint:\n"
+                   "       RankMe, embedding std, alignment, uniformity measured on the first N\n"
+                   "       (1000) eval-split images unless --no-metrics, and those the trainer\n"
+                   "       logged for its epoch in the run's metrics.jsonl; sslc info CKPT --help)\n"
                    "       sslc info --encoder JSON|FILE [--size N]\n"
                    "Builds the encoder described by the JSON object (inline or in a file), e.g.\n"
                    "  sslc info --encoder '{\"type\": \"resnet18\", \"stem\": \"cifar\", "
