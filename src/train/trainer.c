@@ -82,11 +82,9 @@ int ssl__add_class_captions(ssl_dataset_t *ds)
         return ssl_set_error(SSL_ERR_NOMEM, "captions: out of memory");
     for (int64_t i = 0; i < ds->n; i++) {
         const char *name = ds->labels[i] >= 0 ? ds->class_names[ds->labels[i]] : "thing";
-        size_t len = strlen(name) + 16;
-        ds->captions[i] = malloc(len);
+        ds->captions[i] = ssl__fill_prompt(SSL_ZEROSHOT_PROMPT, name);
         if (!ds->captions[i])
             return ssl_set_error(SSL_ERR_NOMEM, "captions: out of memory");
-        snprintf(ds->captions[i], len, "a photo of a %s", name);
     }
     return SSL_OK;
 }

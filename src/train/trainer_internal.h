@@ -47,6 +47,9 @@ float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug
 /* The configured dataset's split (limit 0: all) and captions from class names. */
 ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit);
 int ssl__add_class_captions(ssl_dataset_t *ds);
+/* tmpl with its first "{}" replaced by name (malloc'd), e.g. SSL_ZEROSHOT_PROMPT: the caption
+ * template of data.captions "class_names" and of zero-shot prompts. */
+char *ssl__fill_prompt(const char *tmpl, const char *name);
 /* A training checkpoint opened for use: the method its config composes, with the checkpoint's
  * parameters loaded, and a split of its dataset (captions added for CLIP). */
 typedef struct ssl_ckpt_model {

@@ -9,8 +9,7 @@
 
 #include "ssl/eval.h"
 
-/* "a photo of a {}" with name in place of "{}" (malloc'd). */
-static char *fill_template(const char *tmpl, const char *name)
+char *ssl__fill_prompt(const char *tmpl, const char *name)
 {
     const char *at = strstr(tmpl, "{}");
     size_t len = strlen(tmpl) - 2 + strlen(name) + 1;
@@ -46,7 +45,7 @@ static float *class_embeddings(ssl_ckpt_model_t *cm, const char *tmpl, int64_t *
     float *out = NULL;
     int ok = prompts != NULL;
     for (int c = 0; ok && c < C; c++)
-        ok = (prompts[c] = fill_template(tmpl, ds->class_names[c])) != NULL;
+        ok = (prompts[c] = ssl__fill_prompt(tmpl, ds->class_names[c])) != NULL;
     if (!ok) {
         ssl_set_error(SSL_ERR_NOMEM, "zeroshot: out of memory");
     } else {
