@@ -51,7 +51,11 @@ static int metric_charts(rep_buf_t *b, const ssl_run_log_t *log, const char *met
         x[k] = malloc(((size_t)log->n_rows + 1) * sizeof(double));
         y[k] = malloc(((size_t)log->n_rows + 1) * sizeof(double));
     }
-    for (size_t c = 0; c < sizeof k_charts / sizeof k_charts[0] && x[1] && y[1]; c++) {
+    int ok = x[0] && y[0] && x[1] && y[1];
+    if (!ok)
+        fprintf(stderr, "sslc report: out of memory for %lld metrics rows\n",
+                (long long)log->n_rows);
+    for (size_t c = 0; ok && c < sizeof k_charts / sizeof k_charts[0]; c++) {
         const chart_def_t *d = &k_charts[c];
         rep_series_t s[2];
         int ns = 0;
@@ -107,7 +111,8 @@ static int scatter(rep_buf_t *b, const char *ckpt, int64_t points)
 {
     ssl_ckpt_features_t f;
     if (ssl_checkpoint_features(ckpt, NULL, points, &f) != SSL_OK) {
-        fprintf(stderr, "sslc report: %s\n", ssl_last_error());
+        fprintf(stderr, "sslc report: %s (--no-scatter writes the report without embeddings)\n",
+                ssl_last_error());
         return 1;
     }
     float *xy = malloc((size_t)f.n * 2 * sizeof(float));
