@@ -3,6 +3,8 @@
  * counts, and error paths. */
 #include "testutil.h"
 
+#include "core/core_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +159,7 @@ typedef struct conv_case {
  * kernels, C = 1, N > 1, bias on and off, and sizes large enough for the parallel loops. */
 // clang-format off
 static const conv_case_t conv_cases[] = {
-    {2, 5, 6, 7, 4, 1, 1, 1, 0, 1},   /* 1x1 direct gemm */
+    {2, 5, 6, 7, 4, 1, 1, 1, 0, 1},   /* 1x1 s1 p0 */
     {2, 5, 6, 7, 4, 1, 1, 1, 0, 0},
     {2, 3, 7, 6, 4, 1, 1, 2, 0, 1},   /* 1x1 stride 2: im2col */
     {1, 3, 5, 5, 2, 1, 1, 1, 1, 0},   /* 1x1 with padding */
@@ -170,7 +172,9 @@ static const conv_case_t conv_cases[] = {
     {2, 2, 8, 10, 3, 2, 3, 3, 1, 1},  /* stride 3 */
     {2, 3, 4, 4, 2, 4, 4, 1, 0, 0},   /* kernel = input: 1x1 output */
     {2, 16, 20, 18, 8, 3, 3, 1, 1, 1},/* parallel im2col / col2im */
-    {2, 32, 12, 12, 16, 1, 1, 1, 0, 1} /* parallel direct path */
+    {2, 32, 12, 12, 16, 1, 1, 1, 0, 1},/* parallel 1x1 */
+    {5, 3, 6, 6, 4, 3, 3, 1, 1, 1},   /* N = 5: uneven chunks of images */
+    {7, 8, 4, 4, 16, 3, 3, 2, 1, 0}   /* tiny maps, many images per GEMM */
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
@@ -192,12 +196,23 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
     in[2] = c->bias ? tu_rand(ctx, 1, (int64_t[]){c->oc}, seed + 2, -1, 1, 1) : NULL;
 }
 
+/* Images per GEMM chunk: the default budget (all images of these small cases in one GEMM),
+ * one image per GEMM, and two (chunks of 2, 2, 1 for N = 5). */
+#define N_CHUNK_MODES 3
+static void set_chunk_mode(const conv_case_t *c, int mode)
+{
+    int64_t oh = out_size(c->h, c->kh, c->stride, c->pad), ow = out_size(c->w, c->kw, c->stride, c->pad);
+    int64_t per = (c->c * c->kh * c->kw + c->oc) * oh * ow;
+    ssl__conv_chunk_floats = mode == 0 ? (int64_t)1 << 22 : mode * per;
+}
+
 static void test_conv_forward_vs_reference(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    for (int i = 0; i < N_CONV_CASES; i++) {
-        const conv_case_t *c = &conv_cases[i];
+    for (int i = 0; i < N_CONV_CASES * N_CHUNK_MODES; i++) {
+        const conv_case_t *c = &conv_cases[i % N_CONV_CASES];
+        set_chunk_mode(c, i / N_CONV_CASES);
         ssl_tensor_t *in[3];
         make_conv_inputs(ctx, c, 100 + (uint64_t)i, in);
         ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c->stride, c->pad);
@@ -215,6 +230,7 @@ static void test_conv_forward_vs_reference(void **state)
         free(ref);
         ssl_ctx_reset(ctx);
     }
+    ssl__conv_chunk_floats = (int64_t)1 << 22;
     ssl_ctx_free(ctx);
 }
 
@@ -224,8 +240,9 @@ static void test_conv_backward_vs_reference(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    for (int i = 0; i < N_CONV_CASES; i++) {
-        const conv_case_t *c = &conv_cases[i];
+    for (int i = 0; i < N_CONV_CASES * N_CHUNK_MODES; i++) {
+        const conv_case_t *c = &conv_cases[i % N_CONV_CASES];
+        set_chunk_mode(c, i / N_CONV_CASES);
         ssl_tensor_t *in[3];
         make_conv_inputs(ctx, c, 200 + (uint64_t)i, in);
         ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c->stride, c->pad);
@@ -258,6 +275,7 @@ static void test_conv_backward_vs_reference(void **state)
         free(dw);
         ssl_ctx_reset(ctx);
     }
+    ssl__conv_chunk_floats = (int64_t)1 << 22;
     ssl_ctx_free(ctx);
 }
 

@@ -80,6 +80,24 @@ const char *ssl_version(void);
 void ssl_set_num_threads(int n);
 int ssl_get_num_threads(void);
 
+/* Floating-point operations done by matrix products (2*m*n*k per GEMM) in this process so far,
+ * summed over all threads: benchmarks divide its growth by time for achieved GFLOP/s. */
+uint64_t ssl_gemm_flops(void);
+
+/* Per-op time profile, off by default: wall seconds and calls of each op kind's forward and
+ * backward kernels since the last reset (`sslc bench --profile` prints it). Meant for one
+ * training thread; enabling costs two clock reads per kernel call. */
+typedef struct ssl_op_profile {
+    const char *op;
+    double fwd_s, bwd_s;
+    int64_t fwd_calls, bwd_calls;
+} ssl_op_profile_t;
+void ssl_profile_enable(int on);
+void ssl_profile_reset(void);
+/* Fill up to max entries (op kinds that ran), sorted by fwd_s + bwd_s, largest first; returns
+ * how many were filled. */
+int ssl_profile_get(ssl_op_profile_t *out, int max);
+
 /* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... SkylakeX MAX_THREADS=64". */
 const char *ssl_blas_info(void);
 /* OpenBLAS picks its kernels by CPU model when it loads; a release older than the CPU falls back

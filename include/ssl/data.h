@@ -66,6 +66,12 @@ void ssl_read_opts_default(ssl_read_opts_t *o);
 ssl_dataset_t *ssl_dataset_new(int64_t n, int64_t c, int64_t h, int64_t w);
 void ssl_dataset_free(ssl_dataset_t *ds);
 
+/* n random images (uniform uint8 pixels from the counter RNG, stream by seed) with labels
+ * i % n_classes and class names "class0".. : for benchmarks and tests that need data of a
+ * given shape and no files. Deterministic in seed. */
+ssl_dataset_t *ssl_dataset_synthetic(int64_t n, int64_t c, int64_t h, int64_t w, int n_classes,
+                                     uint64_t seed);
+
 /* IDX (MNIST family): images_path is an idx3-ubyte file (N, H, W), labels_path an idx1-ubyte
  * file (N) or NULL. Either may be gzip-compressed (detected from the content, not the name).
  * opts may be NULL (defaults); only limit and max_decoded_bytes apply. */

@@ -1,13 +1,20 @@
 /* GEMM through OpenBLAS, and the plain reference the tests hold it to. */
 #include "core_internal.h"
 
+#include <stdatomic.h>
+
 #include <cblas.h>
+
+static _Atomic uint64_t g_gemm_flops;
+
+uint64_t ssl_gemm_flops(void) { return atomic_load_explicit(&g_gemm_flops, memory_order_relaxed); }
 
 void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
     if (m == 0 || n == 0)
         return;
+    atomic_fetch_add_explicit(&g_gemm_flops, (uint64_t)(2 * m * n * k), memory_order_relaxed);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
                 c, (blasint)ldc);

@@ -94,6 +94,17 @@ double ssl__sum_f32(const float *x, int64_t n);
 /* OpenMP threshold: loops shorter than this run on one thread. */
 #define SSL_OMP_MIN 16384
 
+/* Scratch memory of a kernel call: one buffer per context, grown on demand and kept across
+ * steps (no malloc in the steady state). Valid until the next ssl__scratch call on the context,
+ * so a kernel takes everything it needs in one call. NULL (and the context's out-of-memory flag,
+ * which backward reports) when it cannot grow. */
+void *ssl__scratch(ssl_ctx_t *ctx, size_t bytes);
+size_t ssl__scratch_capacity(const ssl_ctx_t *ctx);
+
+/* conv2d's scratch budget in floats (columns + output block of a chunk of images; default 4 Mi).
+ * Tests shrink it to run the chunked paths on small shapes. */
+extern int64_t ssl__conv_chunk_floats;
+
 /* ---------------------------------------------------------------- BLAS and plain references */
 
 /* C (M, N) = alpha * op(A) op(B) + beta * C; row-major, lda/ldb/ldc as in cblas. */

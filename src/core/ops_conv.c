@@ -1,7 +1,7 @@
-/* conv2d on NCHW as im2col + one sgemm per image; a 1x1 / stride 1 / padding 0 convolution
- * is already a gemm on the image and skips im2col. Backward recomputes each image's columns
- * instead of keeping them for the whole batch, and reuses one (K, P) buffer for columns and
- * column gradients. */
+/* conv2d on NCHW as im2col + one sgemm per chunk of images (columns of several images side by
+ * side, so the GEMMs stay large on small feature maps). The columns live in the context's
+ * scratch buffer, not the arena: backward recomputes them instead of keeping them for the whole
+ * step, and reuses the buffer for the column gradients. */
 #include "core_internal.h"
 
 #include <string.h>
@@ -12,8 +12,7 @@ typedef struct conv_dims {
     int64_t oh, ow;     /* output */
     int64_t stride, pad;
     int64_t k;  /* C * KH * KW: rows of a column matrix */
-    int64_t p;  /* OH * OW: columns of a column matrix */
-    int direct; /* 1x1, stride 1, padding 0: x[n] is its own column matrix */
+    int64_t p;  /* OH * OW: columns of a column matrix per image */
 } conv_dims_t;
 
 static void conv_dims(const ssl_node_t *nd, conv_dims_t *d)
@@ -32,7 +31,6 @@ static void conv_dims(const ssl_node_t *nd, conv_dims_t *d)
     d->ow = (d->w + 2 * d->pad - d->kw) / d->stride + 1;
     d->k = d->c * d->kh * d->kw;
     d->p = d->oh * d->ow;
-    d->direct = d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0;
 }
 
 static int conv_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
@@ -85,43 +83,66 @@ static void valid_range(int64_t kx, int64_t len, int64_t out, int64_t stride, in
     *hi = h;
 }
 
-/* col (K, P) from one image x (C, H, W); row r = (c * KH + ky) * KW + kx. */
-static void im2col(const conv_dims_t *d, const float *x, float *col)
+/* Images per GEMM: as many as fit about ssl__conv_chunk_floats of scratch (columns and the output
+ * block), so a GEMM multiplies N*P columns instead of P (the deep layers of a CIFAR ResNet have
+ * P = 16 positions per image: one GEMM per image would pack the whole weight for 16 columns). */
+int64_t ssl__conv_chunk_floats = (int64_t)1 << 22;
+
+static int64_t conv_chunk(const conv_dims_t *d)
 {
-#pragma omp parallel for schedule(static) if (d->k * d->p > SSL_OMP_MIN)
-    for (int64_t r = 0; r < d->k; r++) {
-        int64_t kx = r % d->kw, ky = (r / d->kw) % d->kh, c = r / (d->kw * d->kh);
-        const float *xc = x + c * d->h * d->w; // (H, W)
-        int64_t lo, hi;
-        valid_range(kx, d->w, d->ow, d->stride, d->pad, &lo, &hi);
-        for (int64_t oy = 0; oy < d->oh; oy++) {
-            float *dst = col + r * d->p + oy * d->ow; // (OW)
-            int64_t iy = oy * d->stride - d->pad + ky;
-            if (iy < 0 || iy >= d->h) {
-                memset(dst, 0, (size_t)d->ow * sizeof(float));
-                continue;
-            }
-            const float *src = xc + iy * d->w - d->pad + kx; /* src[ox * stride] */
-            for (int64_t ox = 0; ox < lo; ox++)
-                dst[ox] = 0.0f;
-            if (d->stride == 1)
-                memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-            else
-                for (int64_t ox = lo; ox < hi; ox++)
-                    dst[ox] = src[ox * d->stride];
-            for (int64_t ox = hi; ox < d->ow; ox++)
-                dst[ox] = 0.0f;
+    int64_t per = (d->k + d->oc) * d->p;
+    int64_t nb = ssl__conv_chunk_floats / (per > 0 ? per : 1);
+    if (nb > d->n)
+        nb = d->n;
+    return nb < 1 ? 1 : nb;
+}
+
+/* Row r = (c * KH + ky) * KW + kx of image x's (C, H, W) column matrix: P values into dst. */
+static void im2col_row(const conv_dims_t *d, const float *x, int64_t r, float *dst)
+{
+    int64_t kx = r % d->kw, ky = (r / d->kw) % d->kh, c = r / (d->kw * d->kh);
+    const float *xc = x + c * d->h * d->w; // (H, W)
+    int64_t lo, hi;
+    valid_range(kx, d->w, d->ow, d->stride, d->pad, &lo, &hi);
+    for (int64_t oy = 0; oy < d->oh; oy++, dst += d->ow) {
+        int64_t iy = oy * d->stride - d->pad + ky;
+        if (iy < 0 || iy >= d->h) {
+            memset(dst, 0, (size_t)d->ow * sizeof(float));
+            continue;
         }
+        const float *src = xc + iy * d->w - d->pad + kx; /* src[ox * stride] */
+        for (int64_t ox = 0; ox < lo; ox++)
+            dst[ox] = 0.0f;
+        if (d->stride == 1)
+            memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+        else
+            for (int64_t ox = lo; ox < hi; ox++)
+                dst[ox] = src[ox * d->stride];
+        for (int64_t ox = hi; ox < d->ow; ox++)
+            dst[ox] = 0.0f;
     }
 }
 
-/* dx (C, H, W) += col2im(dcol (K, P)). One thread owns a channel and walks its rows in a fixed
- * order, so the sums are race-free and do not depend on the thread count. */
-static void col2im_add(const conv_dims_t *d, const float *dcol, float *dx)
+/* col (K, m*P) from m images x (m, C, H, W): image j's columns are col[r, j*P .. (j+1)*P). */
+static void im2col(const conv_dims_t *d, const float *x, int64_t m, float *col)
 {
-#pragma omp parallel for schedule(static) if (d->k * d->p > SSL_OMP_MIN)
-    for (int64_t c = 0; c < d->c; c++) {
-        float *dxc = dx + c * d->h * d->w; // (H, W)
+    int64_t ld = m * d->p, chw = d->c * d->h * d->w;
+#pragma omp parallel for schedule(static) if (m * d->k * d->p > SSL_OMP_MIN)
+    for (int64_t t = 0; t < m * d->k; t++) {
+        int64_t j = t / d->k, r = t % d->k;
+        im2col_row(d, x + j * chw, r, col + r * ld + j * d->p);
+    }
+}
+
+/* dx (m, C, H, W) += col2im(dcol (K, m*P)). One thread owns an (image, channel) plane and walks
+ * its rows in a fixed order, so the sums are race-free and do not depend on the thread count. */
+static void col2im_add(const conv_dims_t *d, const float *dcol, int64_t m, float *dx)
+{
+    int64_t ld = m * d->p;
+#pragma omp parallel for schedule(static) if (m * d->k * d->p > SSL_OMP_MIN)
+    for (int64_t t = 0; t < m * d->c; t++) {
+        int64_t j = t / d->c, c = t % d->c;
+        float *dxc = dx + t * d->h * d->w; // (H, W) of image j, channel c
         for (int64_t ky = 0; ky < d->kh; ky++)
             for (int64_t kx = 0; kx < d->kw; kx++) {
                 int64_t r = (c * d->kh + ky) * d->kw + kx, lo, hi;
@@ -130,8 +151,8 @@ static void col2im_add(const conv_dims_t *d, const float *dcol, float *dx)
                     int64_t iy = oy * d->stride - d->pad + ky;
                     if (iy < 0 || iy >= d->h)
                         continue;
-                    const float *src = dcol + r * d->p + oy * d->ow; // (OW)
-                    float *dst = dxc + iy * d->w - d->pad + kx;      /* dst[ox * stride] */
+                    const float *src = dcol + r * ld + j * d->p + oy * d->ow; // (OW)
+                    float *dst = dxc + iy * d->w - d->pad + kx; /* dst[ox * stride] */
                     if (d->stride == 1)
                         for (int64_t ox = lo; ox < hi; ox++)
                             dst[ox] += src[ox];
@@ -143,36 +164,47 @@ static void col2im_add(const conv_dims_t *d, const float *dcol, float *dx)
     }
 }
 
+/* Between the (OC, m*P) block of a chunk's GEMM and the images' (m, OC, P) layout:
+ * to_images 1: y[j, o, :] = blk[o, j*P ..] + bias[o]; 0: blk[o, j*P ..] = y[j, o, :]. */
+static void block_copy(const conv_dims_t *d, int64_t m, float *blk, float *y, const float *bias,
+                       int to_images)
+{
+    int64_t ld = m * d->p;
+#pragma omp parallel for schedule(static) if (m * d->oc * d->p > SSL_OMP_MIN)
+    for (int64_t t = 0; t < m * d->oc; t++) {
+        int64_t j = t / d->oc, o = t % d->oc;
+        float *b = blk + o * ld + j * d->p, *yi = y + t * d->p;
+        if (!to_images) {
+            memcpy(b, yi, (size_t)d->p * sizeof(float));
+        } else {
+            float v = bias ? bias[o] : 0.0f;
+            for (int64_t q = 0; q < d->p; q++)
+                yi[q] = b[q] + v;
+        }
+    }
+}
+
 static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     conv_dims_t d;
     conv_dims(nd, &d);
     const float *x = nd->in[0]->data, *w = nd->in[1]->data; // (N, C, H, W), (OC, K)
-    const ssl_tensor_t *b = nd->in[2];
+    const float *bias = nd->in[2] ? nd->in[2]->data : NULL;
     float *y = nd->out->data; // (N, OC, P)
-    float *col = NULL;        // (K, P), reused for every image
-    if (!d.direct && d.n > 0) {
-        col = ssl_arena_alloc(ctx, (size_t)(d.k * d.p) * sizeof(float));
-        if (!col)
-            return SSL_ERR_NOMEM;
+    if (d.n == 0)
+        return SSL_OK;
+    int64_t nb = conv_chunk(&d), chw = d.c * d.h * d.w;
+    float *col = ssl__scratch(ctx, (size_t)((d.k + d.oc) * nb * d.p) * sizeof(float));
+    if (!col)
+        return SSL_ERR_NOMEM;
+    float *blk = col + d.k * nb * d.p; // (OC, m*P)
+    for (int64_t i0 = 0; i0 < d.n; i0 += nb) {
+        int64_t m = d.n - i0 < nb ? d.n - i0 : nb;
+        im2col(&d, x + i0 * chw, m, col);
+        /* blk (OC, m*P) = W (OC, K) @ col (K, m*P) */
+        ssl__sgemm(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk, m * d.p);
+        block_copy(&d, m, blk, y + i0 * d.oc * d.p, bias, 1);
     }
-    if (b) {
-#pragma omp parallel for schedule(static) if (d.n * d.oc * d.p > SSL_OMP_MIN)
-        for (int64_t i = 0; i < d.n * d.oc; i++) {
-            float v = b->data[i % d.oc], *yi = y + i * d.p;
-            for (int64_t j = 0; j < d.p; j++)
-                yi[j] = v;
-        }
-    }
-    for (int64_t i = 0; i < d.n; i++) {
-        const float *xi = x + i * d.c * d.h * d.w;
-        if (!d.direct)
-            im2col(&d, xi, col);
-        /* y[i] (OC, P) = W (OC, K) @ col (K, P) */
-        ssl__sgemm(0, 0, d.oc, d.p, d.k, 1.0f, w, d.k, d.direct ? xi : col, d.p, b ? 1.0f : 0.0f,
-                   y + i * d.oc * d.p, d.p);
-    }
-    nd->aux[0] = col;
     return SSL_OK;
 }
 
@@ -180,10 +212,10 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     conv_dims_t d;
     conv_dims(nd, &d);
-    const float *x = nd->in[0]->data, *w = nd->in[1]->data, *dy = nd->out->grad;
+    const float *x = nd->in[0]->data, *w = nd->in[1]->data;
+    float *dy = nd->out->grad;
     float *dx = ssl__grad(ctx, nd->in[0]), *dw = ssl__grad(ctx, nd->in[1]);
     float *db = ssl__grad(ctx, nd->in[2]);
-    float *col = nd->aux[0]; /* the forward's (K, P) buffer: columns, then their gradient */
     if (db) {
 #pragma omp parallel for schedule(static) if (d.n * d.oc * d.p > SSL_OMP_MIN)
         for (int64_t o = 0; o < d.oc; o++) {
@@ -196,25 +228,30 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             db[o] += (float)s;
         }
     }
-    for (int64_t i = 0; i < d.n; i++) {
-        const float *xi = x + i * d.c * d.h * d.w, *dyi = dy + i * d.oc * d.p; // dyi (OC, P)
-        float *dxi = dx ? dx + i * d.c * d.h * d.w : NULL;
-        if (d.direct) {
-            if (dw) /* dW (OC, C) += dy[i] (OC, P) @ x[i]^T (P, C) */
-                ssl__sgemm(0, 1, d.oc, d.k, d.p, 1.0f, dyi, d.p, xi, d.p, 1.0f, dw, d.k);
-            if (dxi) /* dx[i] (C, P) += W^T (C, OC) @ dy[i] (OC, P) */
-                ssl__sgemm(1, 0, d.k, d.p, d.oc, 1.0f, w, d.k, dyi, d.p, 1.0f, dxi, d.p);
-            continue;
+    if ((!dx && !dw) || d.n == 0)
+        return;
+    int64_t nb = conv_chunk(&d), chw = d.c * d.h * d.w;
+    /* columns (recomputed, then reused for their gradient) and the chunk's dy block */
+    float *col = ssl__scratch(ctx, (size_t)((d.k + d.oc) * nb * d.p) * sizeof(float));
+    if (!col)
+        return;
+    float *dyb = col + d.k * nb * d.p; // (OC, m*P)
+    for (int64_t i0 = 0; i0 < d.n; i0 += nb) {
+        int64_t m = d.n - i0 < nb ? d.n - i0 : nb, mp = m * d.p;
+        const float *g = dy + i0 * d.oc * d.p;
+        if (m > 1) {
+            block_copy(&d, m, dyb, (float *)g, NULL, 0);
+            g = dyb;
         }
         if (dw) {
-            im2col(&d, xi, col);
-            /* dW (OC, K) += dy[i] (OC, P) @ col^T (P, K) */
-            ssl__sgemm(0, 1, d.oc, d.k, d.p, 1.0f, dyi, d.p, col, d.p, 1.0f, dw, d.k);
+            im2col(&d, x + i0 * chw, m, col);
+            /* dW (OC, K) += dy (OC, m*P) @ col^T (m*P, K) */
+            ssl__sgemm(0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, dw, d.k);
         }
-        if (dxi) {
-            /* dcol (K, P) = W^T (K, OC) @ dy[i] (OC, P), then scattered back onto the image */
-            ssl__sgemm(1, 0, d.k, d.p, d.oc, 1.0f, w, d.k, dyi, d.p, 0.0f, col, d.p);
-            col2im_add(&d, col, dxi);
+        if (dx) {
+            /* dcol (K, m*P) = W^T (K, OC) @ dy (OC, m*P), then scattered back onto the images */
+            ssl__sgemm(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
+            col2im_add(&d, col, m, dx + i0 * chw);
         }
     }
 }

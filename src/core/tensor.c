@@ -1,10 +1,12 @@
 /* The per-step context: a chunked arena that is reset (not freed) after each step, tensors
  * allocated in it, and the define-by-run tape with backward. */
+#define _POSIX_C_SOURCE 200809L
 #include "core_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ARENA_ALIGN 64
 #define ARENA_MAX_CHUNKS 64
@@ -25,6 +27,8 @@ struct ssl_ctx {
     int grad_enabled;
     ssl_node_t *nodes;  /* the tape */
     int n_nodes, cap_nodes;
+    void *scratch;      /* ssl__scratch: one buffer kernels reuse, kept across resets */
+    size_t scratch_cap;
 };
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -63,6 +67,7 @@ void ssl_ctx_free(ssl_ctx_t *ctx)
     for (int i = 0; i < ctx->n_chunks; i++)
         free(ctx->chunks[i].base);
     free(ctx->nodes);
+    free(ctx->scratch);
     free(ctx);
 }
 
@@ -135,6 +140,25 @@ void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes)
         ctx->cur = ctx->n_chunks - 1;
     }
 }
+
+void *ssl__scratch(ssl_ctx_t *ctx, size_t bytes)
+{
+    if (bytes > ctx->scratch_cap) {
+        size_t cap = round_up(bytes, ARENA_ALIGN);
+        void *p = aligned_alloc(ARENA_ALIGN, cap);
+        if (!p) {
+            ctx->oom = 1;
+            ssl_set_error(SSL_ERR_NOMEM, "scratch: cannot allocate %zu bytes", cap);
+            return NULL;
+        }
+        free(ctx->scratch);
+        ctx->scratch = p;
+        ctx->scratch_cap = cap;
+    }
+    return ctx->scratch;
+}
+
+size_t ssl__scratch_capacity(const ssl_ctx_t *ctx) { return ctx->scratch_cap; }
 
 /* ---------------------------------------------------------------- tensors */
 
@@ -317,6 +341,70 @@ int ssl__op_error_status(const ssl_node_t *n, int status, const char *fmt, ...)
     return r;
 }
 
+/* ---------------------------------------------------------------- profile */
+
+static int g_prof_on;
+static struct {
+    double fwd_s, bwd_s;
+    int64_t fwd_calls, bwd_calls;
+} g_prof[SSL_OP_COUNT];
+
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ssl_profile_enable(int on) { g_prof_on = on != 0; }
+void ssl_profile_reset(void) { memset(g_prof, 0, sizeof g_prof); }
+
+static int prof_cmp(const void *a, const void *b)
+{
+    const ssl_op_profile_t *x = a, *y = b;
+    double tx = x->fwd_s + x->bwd_s, ty = y->fwd_s + y->bwd_s;
+    return (tx < ty) - (tx > ty);
+}
+
+int ssl_profile_get(ssl_op_profile_t *out, int max)
+{
+    ssl_op_profile_t all[SSL_OP_COUNT];
+    int n = 0;
+    for (int i = 0; i < SSL_OP_COUNT; i++)
+        if (g_prof[i].fwd_calls || g_prof[i].bwd_calls)
+            all[n++] = (ssl_op_profile_t){ssl__op_def(i)->name, g_prof[i].fwd_s, g_prof[i].bwd_s,
+                                          g_prof[i].fwd_calls, g_prof[i].bwd_calls};
+    qsort(all, (size_t)n, sizeof all[0], prof_cmp);
+    if (n > max)
+        n = max;
+    if (n > 0)
+        memcpy(out, all, (size_t)n * sizeof all[0]);
+    return n;
+}
+
+static int run_forward(const ssl_op_def_t *d, ssl_ctx_t *ctx, ssl_node_t *n)
+{
+    if (!g_prof_on)
+        return d->forward(ctx, n);
+    double t0 = prof_now();
+    int st = d->forward(ctx, n);
+    g_prof[n->op].fwd_s += prof_now() - t0;
+    g_prof[n->op].fwd_calls++;
+    return st;
+}
+
+static void run_backward(const ssl_op_def_t *d, ssl_ctx_t *ctx, ssl_node_t *n)
+{
+    if (!g_prof_on) {
+        d->backward(ctx, n);
+        return;
+    }
+    double t0 = prof_now();
+    d->backward(ctx, n);
+    g_prof[n->op].bwd_s += prof_now() - t0;
+    g_prof[n->op].bwd_calls++;
+}
+
 ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n)
 {
     const ssl_op_def_t *d = ssl__op_def(n->op);
@@ -353,7 +441,7 @@ ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n)
     if (!out)
         return NULL;
     n->out = out;
-    if (d->forward(ctx, n) != SSL_OK)
+    if (run_forward(d, ctx, n) != SSL_OK)
         return NULL;
     if (!(ctx->grad_enabled && needs_grad))
         return out;
@@ -419,7 +507,7 @@ int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
         ssl_node_t *n = &ctx->nodes[i];
         if (!n->out->grad)
             continue; /* not on a path to `out` */
-        ssl__op_def(n->op)->backward(ctx, n);
+        run_backward(ssl__op_def(n->op), ctx, n);
         if (ctx->oom)
             return ssl_set_error(SSL_ERR_NOMEM, "backward: out of memory at %s",
                                  ssl__op_def(n->op)->name);

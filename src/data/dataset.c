@@ -107,6 +107,45 @@ ssl_dataset_t *ssl_dataset_new(int64_t n, int64_t c, int64_t h, int64_t w)
     return ssl__dataset_alloc(n, c, h, w, true);
 }
 
+ssl_dataset_t *ssl_dataset_synthetic(int64_t n, int64_t c, int64_t h, int64_t w, int n_classes,
+                                     uint64_t seed)
+{
+    if (n_classes < 1 || n_classes > 100000) {
+        ssl_set_error(SSL_ERR_INVALID, "synthetic dataset: n_classes %d is outside [1, 100000]",
+                      n_classes);
+        return NULL;
+    }
+    ssl_dataset_t *ds = ssl__dataset_alloc(n, c, h, w, false);
+    if (!ds)
+        return NULL;
+    ds->class_names = calloc((size_t)n_classes, sizeof(char *));
+    if (!ds->class_names) {
+        ssl_dataset_free(ds);
+        ssl_set_error(SSL_ERR_NOMEM, "synthetic dataset: out of memory");
+        return NULL;
+    }
+    ds->n_classes = n_classes;
+    for (int k = 0; k < n_classes; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "class%d", k);
+        ds->class_names[k] = ssl__strdup(name);
+        if (!ds->class_names[k]) {
+            ssl_dataset_free(ds);
+            ssl_set_error(SSL_ERR_NOMEM, "synthetic dataset: out of memory");
+            return NULL;
+        }
+    }
+    size_t bytes = (size_t)(n * c * h * w);
+    for (size_t i = 0; i < bytes; i += 4) {
+        uint32_t r = ssl_rng_u32(seed, 0x5e7d47a, i / 4);
+        for (size_t j = 0; j < 4 && i + j < bytes; j++)
+            ds->images[i + j] = (uint8_t)(r >> (8 * j));
+    }
+    for (int64_t i = 0; i < n; i++)
+        ds->labels[i] = (int32_t)(i % n_classes);
+    return ds;
+}
+
 void ssl__dataset_truncate(ssl_dataset_t *ds, int64_t n)
 {
     if (n >= ds->n)

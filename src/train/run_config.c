@@ -15,7 +15,7 @@ static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
                                        "eval_limit", "image_size", "channels", "workers",
                                        "strict", "captions", NULL};
     static const char *const sets[] = {"fashion_mnist", "mnist", "cifar10", "cifar100",
-                                       "folder", "pairs", NULL};
+                                       "folder", "pairs", "synthetic", NULL};
     static const char *const caps[] = {"none", "class_names", NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "data");
     ssl_cfg_keys(&c, keys);

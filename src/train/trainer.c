@@ -61,6 +61,9 @@ ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64
         return ssl_dataset_load_mnist(rc->root, split, &o);
     if (!strcmp(d, "cifar10") || !strcmp(d, "cifar100"))
         return ssl_dataset_load_cifar_dir(rc->root, !strcmp(d, "cifar10") ? 10 : 100, split, &o);
+    if (!strcmp(d, "synthetic")) /* random pixels: benchmarks and tests without files */
+        return ssl_dataset_synthetic(limit > 0 ? limit : 1024, rc->channels, rc->image_size,
+                                     rc->image_size, 10, strcmp(split, rc->split) ? 2 : 1);
     char path[1100];
     if (!strcmp(d, "folder")) {
         snprintf(path, sizeof path, "%s/%s", rc->root, split);
@@ -111,10 +114,12 @@ static cJSON *config_from_checkpoint(const char *run_dir)
 static int read_config(ssl_trainer_t *t)
 {
     const ssl_train_opts_t *o = &t->opts;
-    t->doc = o->resume_dir ? config_from_checkpoint(o->resume_dir)
-                           : o->config_path ? ssl_json_parse_file(o->config_path) : NULL;
+    t->doc = o->resume_dir    ? config_from_checkpoint(o->resume_dir)
+             : o->config_path ? ssl_json_parse_file(o->config_path)
+             : o->config_text ? ssl_json_parse(o->config_text, strlen(o->config_text), "config")
+                              : NULL;
     if (!t->doc)
-        return o->resume_dir || o->config_path
+        return o->resume_dir || o->config_path || o->config_text
                    ? ssl_last_status()
                    : ssl_set_error(SSL_ERR_INVALID, "train: no config file given");
     for (int i = 0; i < o->n_overrides; i++)
@@ -124,7 +129,7 @@ static int read_config(ssl_trainer_t *t)
                                        "target", "loss",  "optim", "train", "eval",
                                        "checkpoint", NULL};
     int err = 0;
-    const char *src = o->resume_dir ? o->resume_dir : o->config_path;
+    const char *src = o->resume_dir ? o->resume_dir : o->config_path ? o->config_path : "config";
     ssl_cfg_t root = ssl_cfg_root(t->doc, src, &err, SSL_CFG_FILL);
     ssl_cfg_keys(&root, keys);
     if (ssl__run_cfg_read(&root, &t->rc) != SSL_OK)
@@ -162,6 +167,12 @@ static int read_config(ssl_trainer_t *t)
 static int setup_run_dir(ssl_trainer_t *t)
 {
     const char *out = t->opts.out_dir ? t->opts.out_dir : "runs";
+    if (t->opts.no_run_dir) {
+        if (t->opts.resume_dir)
+            return ssl_set_error(SSL_ERR_INVALID, "train: no_run_dir cannot resume a run");
+        t->run_dir[0] = '\0';
+        return SSL_OK;
+    }
     if (t->opts.resume_dir) {
         snprintf(t->run_dir, sizeof t->run_dir, "%s", t->opts.resume_dir);
     } else {
@@ -287,6 +298,8 @@ const char *ssl_trainer_run_dir(const ssl_trainer_t *t) { return t->run_dir; }
 
 static void metrics_line(ssl_trainer_t *t, const char *json)
 {
+    if (t->opts.no_run_dir)
+        return;
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
     FILE *f = fopen(path, "a");
@@ -341,6 +354,8 @@ static void pair_metrics(const ssl_method_t *m, double *align, double *unif)
 
 static int save_checkpoints(ssl_trainer_t *t)
 {
+    if (t->opts.no_run_dir)
+        return SSL_OK;
     char path[1100];
     snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", t->run_dir);
     if (ssl__trainer_save(t, path) != SSL_OK)
@@ -374,7 +389,7 @@ static int first_nonfinite_param(ssl_trainer_t *t, char *name, size_t len)
     return 1;
 }
 
-static int train_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
+int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
                       double *loss_out)
 {
     ssl_step_pos_t pos = {t->epoch_done, t->global_step, t->steps_per_epoch, t->total_steps};
@@ -467,7 +482,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
             double lr = ssl_sched_value(&t->lr_sched, t->global_step, t->total_steps);
             double wd = ssl_sched_value(&t->wd_sched, t->global_step, t->total_steps);
             double L = 0;
-            if (train_step(t, b, lr, wd, &L) != SSL_OK)
+            if (ssl__trainer_step(t, b, lr, wd, &L) != SSL_OK)
                 return ssl_last_status();
             t->global_step++;
             images += b->size;

@@ -69,6 +69,10 @@ int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const cha
                          int64_t limit);
 void ssl__ckpt_model_close(ssl_ckpt_model_t *cm);
 
+/* One training step on batch b at learning rate lr and weight decay wd: forward, backward,
+ * finiteness check, clipping, optimizer, EMA, method updates. *loss_out gets the loss. */
+int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
+                      double *loss_out);
 /* Checkpoints: save the full state (atomic) / restore it. */
 int ssl__trainer_save(ssl_trainer_t *t, const char *path);
 int ssl__trainer_load(ssl_trainer_t *t, const char *path);

@@ -30,6 +30,9 @@ static const char *k_usage =
     "                            a checkpoint's metadata, modules, collapse metrics, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
+    "  bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N]\n"
+    "                            time training steps: images/s, GFLOP/s, %% of sgemm peak, RSS\n"
+    "                            (workloads simclr-r18, mae-vitt; or any run config)\n"
     "  version                   print the version (also --version)\n"
     "  help                      this text (also --help, -h)\n";
 
@@ -197,6 +200,8 @@ int main(int argc, char **argv)
         return sslc_cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench"))
+        return sslc_cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "selfcheck"))
         return cmd_selfcheck(argc - 2, argv + 2);
     fprintf(stderr, "sslc: unknown command '%s'\n\n%s", cmd, k_usage);

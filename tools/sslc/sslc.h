@@ -12,6 +12,7 @@ int sslc_cmd_embed(int argc, char **argv);
 int sslc_cmd_knn(int argc, char **argv);
 int sslc_cmd_linear(int argc, char **argv);
 int sslc_cmd_info_ckpt(int argc, char **argv);
+int sslc_cmd_bench(int argc, char **argv);
 int sslc_cmd_zeroshot(int argc, char **argv);
 int sslc_cmd_report(int argc, char **argv);
 
