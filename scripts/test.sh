@@ -4,8 +4,10 @@
 #   scripts/test.sh --asan   Debug build with AddressSanitizer + UBSan in build-asan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# python3-numpy: the .npy tests check that numpy reads our files and we read its files
-bash scripts/setup.sh python3-numpy
+# python3-numpy: the .npy tests check that numpy reads our files and we read its files (and
+# tests/cli.sh recomputes kNN over sslc embed's output); chromium: tests/report.sh renders the
+# HTML report in a headless browser
+bash scripts/setup.sh python3-numpy chromium
 if [ "${1:-}" = "--asan" ]; then
   BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DSSL_WERROR=ON -DSSL_SANITIZE=ON
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1

@@ -16,7 +16,7 @@ expect() { # expect CODE NEEDLE -- command...
   [ -z "$needle" ] || echo "$out" | grep -q -- "$needle" || fail "'$*' output lacks '$needle': $out"
   pass=$((pass + 1))
 }
-for cmd in train embed knn linear info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
+for cmd in train embed knn linear zeroshot info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
 expect 0 "train CONFIG" -- "$sslc" --help
 expect 2 "unknown command" -- "$sslc" fly
 expect 2 "" -- "$sslc" train
@@ -28,15 +28,76 @@ expect 0 "done" -- "$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --
   --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
   --set eval.knn_every=0 --set model.encoder.width=4
 ckpt="$tmp/runs/simclr/checkpoints/last.safetensors"
+metrics="$tmp/runs/simclr/metrics.jsonl"
+grep '"loss_mean"' "$metrics" | grep '"rankme"' | grep '"alignment"' | grep -q '"uniformity"' \
+  || fail "epoch line without collapse metrics: $(cat "$metrics")"
+if /usr/bin/python3 -c 'import json' 2>/dev/null; then
+  /usr/bin/python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1])]' "$metrics" \
+    || fail "metrics.jsonl is not JSON lines"
+fi
 expect 0 "epoch       1" -- "$sslc" info "$ckpt"
-expect 0 "encoder.conv1.weight" -- "$sslc" info "$ckpt" --tensors
+expect 0 "encoder.conv1.weight" -- "$sslc" info "$ckpt" --tensors --no-metrics
+echo "$out" | grep -q "^collapse" && fail "info --no-metrics printed collapse metrics"
+expect 0 "collapse    pooled encoder features of 200 eval-split images" -- "$sslc" info "$ckpt" --metrics-limit 200
+for key in rankme embedding_std alignment uniformity; do
+  [ "$(echo "$out" | grep -c "^  $key ")" = 2 ] || fail "info lacks logged + measured $key: $out"
+done
+echo "$out" | grep -q "^logged      $tmp/runs/simclr/metrics.jsonl, epoch 1" || fail "info: no logged metrics: $out"
 expect 0 "64 x 32 float32" -- "$sslc" embed "$ckpt" --out "$tmp/f.npy" --limit 64
 head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
 [ -s "$tmp/f.labels.npy" ] || fail "no labels file"
 expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
+# sslc knn agrees with an independent kNN (numpy, float64) over sslc embed's features
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+  expect 0 "" -- "$sslc" embed "$ckpt" --split train --limit 256 --out "$tmp/tr.npy"
+  expect 0 "" -- "$sslc" embed "$ckpt" --split test --limit 64 --out "$tmp/te.npy"
+  expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
+  ours=$(echo "$out" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
+  ref=$(/usr/bin/python3 - "$tmp" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+tr, te = np.load(d + "/tr.npy").astype(np.float64), np.load(d + "/te.npy").astype(np.float64)
+ytr, yte = np.load(d + "/tr.labels.npy"), np.load(d + "/te.labels.npy")
+tr /= np.maximum(np.linalg.norm(tr, axis=1, keepdims=True), 1e-12)
+te /= np.maximum(np.linalg.norm(te, axis=1, keepdims=True), 1e-12)
+sim = te @ tr.T
+hit = 0
+for i in range(len(te)):
+    nn = np.argsort(-sim[i], kind="stable")[:20]
+    score = np.zeros(10)
+    np.add.at(score, ytr[nn], np.exp((sim[i, nn] - sim[i, nn[0]]) / 0.07))
+    hit += int(np.argmax(score) == yte[i])
+print("%.2f" % (100.0 * hit / len(te)))
+PY
+)
+  [ -n "$ours" ] && [ "$ours" = "$ref" ] || fail "sslc knn top-1 $ours% vs numpy over embed's .npy $ref%"
+  pass=$((pass + 1))
+else
+  echo "skip: /usr/bin/python3 with numpy not available (numpy kNN cross-check)"
+fi
 expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --train-limit 256 --test-limit 64
+# identity encoder: raw pixels of the config's (or the checkpoint's) dataset; full-data figures
+# (79.1% / 85.5% / ~84%) are checked by test_eval_knn and test_eval_probe
+expect 0 "top-1 70.20%" -- "$sslc" knn --identity "$src/configs/simclr.json" --train-limit 2000 --test-limit 500
+echo "$out" | grep -q "bank 2000 x 784 raw pixels" || fail "knn --identity header: $out"
+expect 0 "top-1 79.20%" -- "$sslc" knn --identity "$ckpt" --euclidean --majority --k 5 --train-limit 2000 --test-limit 500
+expect 0 "raw pixels" -- "$sslc" linear --identity "$ckpt" --epochs 2 --train-limit 1000 --test-limit 200
+expect 1 "nowhere.json" -- "$sslc" knn --identity "$tmp/nowhere.json"
+# zero-shot: a CLIP run of 2 steps; accuracy printed as a percentage in [0, 100]
+expect 2 "clip or siglip" -- "$sslc" zeroshot "$ckpt" --limit 16
+expect 0 "done" -- "$sslc" train "$src/configs/clip.json" --out "$tmp/runs" --quiet \
+  --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
+  --set eval.knn_every=0 --set model.encoder.width=4 --set model.text.width=16 \
+  --set model.text.layers=1 --set model.text.heads=2 --set data.workers=1
+clip="$tmp/runs/clip/checkpoints/last.safetensors"
+expect 0 "top-5" -- "$sslc" zeroshot "$clip" --limit 64
+echo "$out" | grep -q '^zero-shot, 64 images, template "a photo of a {}"$' || fail "zeroshot header: $out"
+top1=$(echo "$out" | sed -n 's/^top-1 \([0-9.]*\)%.*/\1/p')
+awk -v a="$top1" 'BEGIN { exit !(a != "" && a >= 0 && a <= 100) }' || fail "zeroshot top-1 '$top1'"
+expect 0 "not in the checkpoint's vocabulary" -- "$sslc" zeroshot "$clip" --limit 8 --template "an image of {}"
+expect 2 "exactly once" -- "$sslc" zeroshot "$clip" --template "no placeholder"
 echo "garbage" > "$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"
 echo "$pass passed, 0 failed"

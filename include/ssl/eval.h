@@ -146,6 +146,21 @@ int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, in
                      const ssl_probe_opts_t *opts, ssl_probe_result_t *res, float *weight_out,
                      float *bias_out);
 
+/* ---------------------------------------------------------------- zero-shot */
+
+typedef struct ssl_zeroshot_result {
+    double top1; /* fraction of images whose most similar class is the label */
+    double top5; /* within the 5 most similar classes; -1 with 5 classes or fewer */
+    int64_t n;   /* images evaluated */
+} ssl_zeroshot_result_t;
+
+/* Zero-shot classification (CLIP): images (n, dim) with labels; classes (n_classes, dim), one
+ * embedding per class (the text embedding of its prompt). Each image goes to the class of
+ * highest cosine similarity; equal similarities rank the lower class index first (as kNN).
+ * pred (may be NULL) receives the n predicted classes. Dot products in double. */
+int ssl_zeroshot_eval(const ssl_features_t *images, const float *classes, int n_classes,
+                      ssl_zeroshot_result_t *res, int32_t *pred);
+
 /* ---------------------------------------------------------------- collapse metrics */
 
 /* Eigenvalues of the symmetric n x n matrix a (row-major; only the lower triangle is read;
@@ -176,6 +191,15 @@ int ssl_alignment(const float *z1, const float *z2, int64_t n, int64_t d, double
 /* Uniformity (Wang & Isola 2020): log mean_{i<j} exp(-t ||z_i - z_j||^2), t default 2, over all
  * pairs of rows of z (n, d), n >= 2 (blocked sgemm, O(n^2 d)). normalize as above. */
 int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize, double *out);
+
+/* Principal components of x (n, d), n >= 2, 1 <= k <= d <= 4096: rows centred, covariance
+ * (divided by n - 1) in double, its eigenvalues by ssl_eigvalsh and the k leading eigenvectors
+ * by power iteration with deflation until each Rayleigh quotient meets its eigenvalue (1e-10
+ * of the largest). proj (n, k) receives the centred rows projected on them; components (k, d),
+ * variance (k) (the variance along each) and total_variance (the trace) may be NULL. Each
+ * component's largest entry is positive, so results do not flip sign. O(n d^2 + d^3). */
+int ssl_pca(const float *x, int64_t n, int64_t d, int k, float *proj, float *components,
+            double *variance, double *total_variance);
 
 /* ---------------------------------------------------------------- NumPy .npy files */
 

@@ -5,6 +5,7 @@
 #define SSL_TRAIN_H
 
 #include "ssl/core.h"
+#include "ssl/eval.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,17 +70,86 @@ typedef struct ssl_embed_opts {
 
 int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
 
-/* The same features in memory: x (n, dim), labels (n) or NULL, n_classes of the dataset. */
+/* The same features in memory: x (n, dim), labels (n) or NULL, n_classes of the dataset and
+ * its class names (n_classes strings) or NULL. */
 typedef struct ssl_ckpt_features {
     float *x;
     int32_t *labels;
     int64_t n, dim;
     int n_classes;
+    char **class_names;
 } ssl_ckpt_features_t;
 
 int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
                             ssl_ckpt_features_t *out);
 void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
+
+/* The identity encoder: raw pixels of a split, flattened (C*H*W per row, as the data section
+ * loads the images) and scaled to [0, 1], with labels: the baseline every learned
+ * representation should beat. source: a training checkpoint or a run config file (a name
+ * ending in ".json"); only its data section is used. */
+int ssl_pixel_features(const char *source, const char *split, int64_t limit,
+                       ssl_ckpt_features_t *out);
+
+/* A run's metrics.jsonl read back (sslc report, sslc info): every line a strict JSON object of
+ * numbers (null: a value that was not finite). values is (n_rows, SSL_RUN_LOG_MAX_KEYS), column
+ * k holding keys[k]; NAN where a row lacks the key or has null. Empty lines are skipped; a
+ * malformed line is an error naming the file, the line number and the reason. */
+#define SSL_RUN_LOG_MAX_KEYS 64
+
+typedef struct ssl_run_log {
+    int64_t n_rows;
+    int n_keys;
+    char *keys[SSL_RUN_LOG_MAX_KEYS];
+    double *values;
+} ssl_run_log_t;
+
+int ssl_run_log_read(const char *path, ssl_run_log_t *log);
+void ssl_run_log_free(ssl_run_log_t *log);
+/* Column of a key, or -1. */
+int ssl_run_log_key(const ssl_run_log_t *log, const char *key);
+/* The rows where both keys have finite values, in file order: x[i], y[i] (room for n_rows
+ * each). Returns how many (0 when a key never occurs). */
+int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
+                           double *x, double *y);
+
+/* Collapse metrics of a checkpoint's encoder on the first `limit` images (0: 1000) of a split
+ * (NULL: the eval split): rankme and embedding_std of the pooled features under the evaluation
+ * transform; alignment (alpha 2) and uniformity (t 2) of the L2-normalised pooled features of
+ * two views of each image drawn with the training augmentation (views 1 and 2 of the config, or
+ * view 1 twice), seeded by the run's seed. The trainer's per-epoch values in metrics.jsonl are
+ * measured on the projector outputs of a training batch instead, so the two differ. */
+typedef struct ssl_collapse_report {
+    int64_t n, dim;
+    double rankme, embedding_std, alignment, uniformity;
+} ssl_collapse_report_t;
+
+int ssl_checkpoint_collapse(const char *checkpoint, const char *split, int64_t limit,
+                            ssl_collapse_report_t *out);
+
+/* One line describing a run config (a run directory's config.json or any config file):
+ * "simclr: resnet18 (width 16), loss infonce, fashion_mnist, 1 epoch x batch 256, sgd lr 0.3".
+ * Keys that are absent are left out. */
+int ssl_run_describe(const char *config_path, char *buf, size_t len);
+
+/* Zero-shot classification with a CLIP or SigLIP checkpoint. Each class name of the dataset
+ * goes into the prompt template ("{}" is replaced by the name) and through the text tower (with
+ * the vocabulary stored in the checkpoint); each image of the split through the encoder and
+ * the image projection (evaluation transform); an image is assigned the class whose prompt
+ * embedding has the highest cosine similarity (ssl_zeroshot_eval). Words of the prompts the
+ * vocabulary does not know become <unk>; *unknown_words (may be NULL) counts them.
+ * SSL_ERR_UNSUPPORTED for a checkpoint without a text tower. */
+#define SSL_ZEROSHOT_PROMPT "a photo of a {}" /* the captions data.captions builds */
+
+typedef struct ssl_zeroshot_opts {
+    const char *checkpoint;
+    const char *split;  /* NULL: the config's eval split */
+    int64_t limit;      /* 0: all images */
+    const char *prompt; /* NULL: SSL_ZEROSHOT_PROMPT */
+} ssl_zeroshot_opts_t;
+
+int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
+                            int64_t *unknown_words);
 
 /* ---------------------------------------------------------------- benchmarks */
 

@@ -1,4 +1,6 @@
-/* Embedding a dataset with a trained checkpoint's encoder (sslc embed). */
+/* Using a trained checkpoint: its method rebuilt from the config in its metadata, the
+ * parameters loaded, and a dataset split to run it on (sslc embed, knn, linear, zeroshot). */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "trainer_internal.h"
 
 #include <stdlib.h>
@@ -7,84 +9,80 @@
 #include "ssl/eval.h"
 #include "ssl/io.h"
 
-int ssl__embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep);
-
-int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
-                            ssl_ckpt_features_t *out)
+int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
+                         int64_t limit)
 {
-    memset(out, 0, sizeof *out);
-    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL};
-    return ssl__embed(&eo, out);
-}
-
-void ssl_ckpt_features_free(ssl_ckpt_features_t *f)
-{
-    free(f->x);
-    free(f->labels);
-    memset(f, 0, sizeof *f);
-}
-
-int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n_out, int64_t *dim_out)
-{
-    ssl_ckpt_features_t f;
-    memset(&f, 0, sizeof f);
-    int st = ssl__embed(o, &f);
-    if (st == SSL_OK) {
-        if (n_out)
-            *n_out = f.n;
-        if (dim_out)
-            *dim_out = f.dim;
-    }
-    ssl_ckpt_features_free(&f);
+    memset(cm, 0, sizeof *cm);
+    cm->path = checkpoint;
+    cm->f = ssl_st_open(checkpoint);
+    if (!cm->f)
+        return ssl_last_status();
+    const char *text = ssl_st_meta(cm->f, "config");
+    if (!text)
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the metadata (not an sslc "
+                             "training checkpoint)", checkpoint);
+    cm->doc = ssl_json_parse(text, strlen(text), checkpoint);
+    cm->online = ssl_params_create();
+    cm->target = ssl_params_create();
+    cm->ctx = ssl_ctx_create((size_t)64 << 20);
+    if (!cm->doc || !cm->online || !cm->target || !cm->ctx)
+        return ssl_last_status() ? ssl_last_status() : SSL_ERR_NOMEM;
+    int err = 0, st;
+    ssl_cfg_t root = ssl_cfg_root(cm->doc, checkpoint, &err, 0);
+    if ((st = ssl__run_cfg_read(&root, &cm->rc)) != SSL_OK)
+        return st;
+    cm->ds = ssl__load_split(&cm->rc, split ? split : cm->rc.eval_split, limit);
+    if (!cm->ds || (cm->rc.captions && ssl__add_class_captions(cm->ds) != SSL_OK))
+        return ssl_last_status();
+    /* the text tower's vocabulary is the one it was trained with, not one rebuilt from the
+     * captions of this split (which may lack words) */
+    cm->m = ssl__method_create(&root, &cm->rc, cm->ds, cm->online, cm->target, cm->rc.seed,
+                               ssl_st_meta(cm->f, "vocab"));
+    if (!cm->m)
+        return ssl_last_status();
+    ssl_st_report_t rep;
+    memset(&rep, 0, sizeof rep);
+    st = ssl_st_load_params(cm->f, cm->online, "", SSL_ST_ALLOW_UNEXPECTED, &rep);
+    ssl_st_report_free(&rep);
     return st;
 }
 
-/* Features in memory (keep != NULL) and/or written to o->out_path. */
-int ssl__embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
+void ssl__ckpt_model_close(ssl_ckpt_model_t *cm)
 {
-    ssl_st_t *f = ssl_st_open(o->checkpoint);
-    if (!f)
-        return ssl_last_status();
-    const char *text = ssl_st_meta(f, "config");
-    if (!text) {
-        ssl_st_close(f);
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the metadata (not an sslc "
-                             "training checkpoint)", o->checkpoint);
-    }
-    cJSON *doc = ssl_json_parse(text, strlen(text), o->checkpoint);
-    int err = 0, st;
-    ssl_run_cfg_t rc;
-    ssl_dataset_t *ds = NULL;
-    ssl_params_t *online = ssl_params_create(), *target = ssl_params_create();
-    ssl_method_t *m = NULL;
-    ssl_ctx_t *ctx = ssl_ctx_create((size_t)64 << 20);
+    ssl__method_free(cm->m);
+    ssl_params_free(cm->online);
+    ssl_params_free(cm->target);
+    ssl_dataset_free(cm->ds);
+    ssl_ctx_free(cm->ctx);
+    cJSON_Delete(cm->doc);
+    ssl_st_close(cm->f);
+    memset(cm, 0, sizeof *cm);
+}
+
+/* A copy of the dataset's class names into f (nothing when it has none). */
+static int copy_class_names(ssl_ckpt_features_t *f, const ssl_dataset_t *ds)
+{
+    if (!ds->class_names || ds->n_classes < 1)
+        return SSL_OK;
+    f->class_names = calloc((size_t)ds->n_classes, sizeof(char *));
+    for (int c = 0; f->class_names && c < ds->n_classes; c++)
+        if (!(f->class_names[c] = strdup(ds->class_names[c] ? ds->class_names[c] : "")))
+            return ssl_set_error(SSL_ERR_NOMEM, "features: out of memory for class names");
+    return f->class_names ? SSL_OK : ssl_set_error(SSL_ERR_NOMEM, "features: out of memory");
+}
+
+/* Features in memory (keep != NULL) and/or written to o->out_path. */
+static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
+{
+    ssl_ckpt_model_t cm;
     float *feats = NULL;
     int64_t dim = 0, n = 0;
-    if (!doc || !online || !target || !ctx) {
-        st = ssl_last_status() ? ssl_last_status() : SSL_ERR_NOMEM;
-        goto done;
-    }
-    ssl_cfg_t root = ssl_cfg_root(doc, o->checkpoint, &err, 0);
-    if ((st = ssl__run_cfg_read(&root, &rc)) != SSL_OK)
-        goto done;
-    ds = ssl__load_split(&rc, o->split ? o->split : rc.eval_split, o->limit);
-    if (!ds || (rc.captions && ssl__add_class_captions(ds) != SSL_OK)) {
-        st = ssl_last_status();
-        goto done;
-    }
-    m = ssl__method_create(&root, &rc, ds, online, target, rc.seed);
-    if (!m) {
-        st = ssl_last_status();
-        goto done;
-    }
-    ssl_st_report_t rep;
-    memset(&rep, 0, sizeof rep);
-    st = ssl_st_load_params(f, online, "", SSL_ST_ALLOW_UNEXPECTED, &rep);
-    ssl_st_report_free(&rep);
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit);
     if (st != SSL_OK)
         goto done;
+    const ssl_dataset_t *ds = cm.ds;
     n = ds->n;
-    feats = ssl__extract_features(m, ctx, &rc.eval_view, ds, n, &dim);
+    feats = ssl__extract_features(cm.m, cm.ctx, &cm.rc.eval_view, ds, n, &dim);
     if (!feats) {
         st = ssl_last_status();
         goto done;
@@ -102,18 +100,107 @@ int ssl__embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
         else
             memcpy(keep->labels, ds->labels, (size_t)n * sizeof(int32_t));
     }
+    if (st == SSL_OK)
+        st = copy_class_names(keep, ds);
     if (st == SSL_OK) {
         keep->x = feats;
         feats = NULL;
     }
 done:
     free(feats);
-    ssl__method_free(m);
-    ssl_params_free(online);
-    ssl_params_free(target);
-    ssl_dataset_free(ds);
-    ssl_ctx_free(ctx);
-    cJSON_Delete(doc);
+    ssl__ckpt_model_close(&cm);
+    return st;
+}
+
+int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
+                            ssl_ckpt_features_t *out)
+{
+    memset(out, 0, sizeof *out);
+    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL};
+    return embed(&eo, out);
+}
+
+void ssl_ckpt_features_free(ssl_ckpt_features_t *f)
+{
+    for (int c = 0; f->class_names && c < f->n_classes; c++)
+        free(f->class_names[c]);
+    free(f->class_names);
+    free(f->x);
+    free(f->labels);
+    memset(f, 0, sizeof *f);
+}
+
+int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n_out, int64_t *dim_out)
+{
+    ssl_ckpt_features_t f;
+    memset(&f, 0, sizeof f);
+    int st = embed(o, &f);
+    if (st == SSL_OK) {
+        if (n_out)
+            *n_out = f.n;
+        if (dim_out)
+            *dim_out = f.dim;
+    }
+    ssl_ckpt_features_free(&f);
+    return st;
+}
+
+/* The run config of a checkpoint's metadata or of a JSON config file (".json"). */
+static cJSON *source_config(const char *source)
+{
+    size_t len = strlen(source);
+    if (len > 5 && !strcmp(source + len - 5, ".json"))
+        return ssl_json_parse_file(source);
+    ssl_st_t *f = ssl_st_open(source);
+    if (!f)
+        return NULL;
+    const char *text = ssl_st_meta(f, "config");
+    cJSON *doc = text ? ssl_json_parse(text, strlen(text), source) : NULL;
+    if (!text)
+        ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the metadata (not an sslc training "
+                      "checkpoint)", source);
     ssl_st_close(f);
+    return doc;
+}
+
+int ssl_pixel_features(const char *source, const char *split, int64_t limit,
+                       ssl_ckpt_features_t *out)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *doc = source_config(source);
+    if (!doc)
+        return ssl_last_status();
+    int err = 0, st;
+    ssl_run_cfg_t rc;
+    ssl_cfg_t root = ssl_cfg_root(doc, source, &err, 0);
+    ssl_dataset_t *ds = NULL;
+    if ((st = ssl__run_cfg_read(&root, &rc)) != SSL_OK)
+        goto done;
+    ds = ssl__load_split(&rc, split ? split : rc.eval_split, limit);
+    if (!ds) {
+        st = ssl_last_status();
+        goto done;
+    }
+    int64_t n = ds->n, d = ds->c * ds->h * ds->w;
+    out->x = malloc((size_t)(n * d) * sizeof(float)); // (n, C*H*W)
+    out->labels = ds->labels ? malloc((size_t)n * sizeof(int32_t)) : NULL;
+    if (!out->x || (ds->labels && !out->labels)) {
+        ssl_ckpt_features_free(out);
+        st = ssl_set_error(SSL_ERR_NOMEM, "pixel features: out of memory for %lld x %lld",
+                           (long long)n, (long long)d);
+        goto done;
+    }
+    for (int64_t i = 0; i < n * d; i++)
+        out->x[i] = ds->images[i] / 255.0f;
+    if (ds->labels)
+        memcpy(out->labels, ds->labels, (size_t)n * sizeof(int32_t));
+    out->n = n;
+    out->dim = d;
+    out->n_classes = ds->n_classes;
+    if ((st = copy_class_names(out, ds)) != SSL_OK)
+        ssl_ckpt_features_free(out);
+done:
+    ssl_dataset_free(ds);
+    cJSON_Delete(doc);
     return st;
 }

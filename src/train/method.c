@@ -40,7 +40,7 @@ struct ssl_method {
     int has_queue;
     ssl_tensor_t *center;
     /* set by the step, consumed by after_step / the trainer (arena tensors of that step) */
-    ssl_tensor_t *pending_keys, *pending_teacher, *last_z;
+    ssl_tensor_t *pending_keys, *pending_teacher, *last_z, *last_z2;
 };
 
 /* ---------------------------------------------------------------- config */
@@ -104,7 +104,7 @@ static const char *const k_target_names[] = {"none", "stop_grad", "ema"};
 
 ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
                                  const ssl_dataset_t *ds, ssl_params_t *online,
-                                 ssl_params_t *target, uint64_t seed)
+                                 ssl_params_t *target, uint64_t seed, const char *vocab)
 {
     ssl_method_t *m = calloc(1, sizeof *m);
     if (!m) {
@@ -260,8 +260,9 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
         if (read_head(&model, "text", "clip_text", &t) != SSL_OK ||
             read_head(&model, "image_proj", "clip_image_proj", &ip) != SSL_OK)
             goto fail;
-        m->vocab = ssl_vocab_build((const char *const *)ds->captions, ds->n, t.text.tokenizer,
-                                   t.text.min_count, t.text.max_words);
+        m->vocab = vocab ? ssl_vocab_from_string(vocab)
+                         : ssl_vocab_build((const char *const *)ds->captions, ds->n,
+                                           t.text.tokenizer, t.text.min_count, t.text.max_words);
         if (!m->vocab || !(m->vocab_str = ssl_vocab_to_string(m->vocab)))
             goto fail;
         t.text.vocab_size = ssl_vocab_size(m->vocab);
@@ -323,6 +324,13 @@ void ssl__method_free(ssl_method_t *m)
 
 const char *ssl__method_vocab(const ssl_method_t *m) { return m->vocab_str; }
 ssl_tensor_t *ssl__method_last_embedding(const ssl_method_t *m) { return m->last_z; }
+
+int ssl__method_last_pair(const ssl_method_t *m, ssl_tensor_t **z1, ssl_tensor_t **z2)
+{
+    *z1 = m->last_z;
+    *z2 = m->last_z2;
+    return m->last_z && m->last_z2;
+}
 
 int ssl__method_mask_opts(const ssl_method_t *m, const ssl_run_cfg_t *rc, ssl_mask_opts_t *o,
                           int *patch_size)
@@ -533,6 +541,7 @@ static ssl_tensor_t *clip_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
     ssl_tensor_t *img = ssl_clip_proj_forward(ctx, &m->img_proj, pooled(ctx, m->enc, view(b, 0)));
     ssl_tensor_t *txt = ssl_text_tower_forward(ctx, &m->text, ids, B, Lc);
     m->last_z = img;
+    m->last_z2 = txt;
     if (m->loss[0].type == SSL_LOSS_CLIP)
         return ssl_loss_clip(ctx, img, txt, m->logit_scale, m->loss[0].clip.max_logit_scale);
     return ssl_loss_siglip(ctx, img, txt, m->logit_scale, m->logit_bias);
@@ -555,7 +564,7 @@ int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_ste
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                const ssl_step_pos_t *pos)
 {
-    m->pending_keys = m->pending_teacher = m->last_z = NULL;
+    m->pending_keys = m->pending_teacher = m->last_z = m->last_z2 = NULL;
     const ssl_loss_cfg_t *L = &m->loss[0];
     if ((L->type == SSL_LOSS_MAE || L->type == SSL_LOSS_IJEPA || L->type == SSL_LOSS_SIMMIM) &&
         !b->masks) {
@@ -579,6 +588,7 @@ ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
             p[v] = ssl_mlp_forward(ctx, &m->pred, z[v], 1);
     }
     m->last_z = z[0];
+    m->last_z2 = z[1];
     ssl_tensor_t *total = NULL;
     for (int i = 0; i < m->n_loss; i++) {
         ssl_tensor_t *l = projector_family_loss(m, ctx, b, &m->loss[i], z, p);
@@ -608,4 +618,47 @@ ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t
     int st = ssl_encoder_forward(ctx, m->enc, x, NULL, 0, 0, &o);
     ssl_ctx_set_grad(ctx, prev);
     return st == SSL_OK ? o.pooled : NULL;
+}
+
+/* ---------------------------------------------------------------- CLIP zero-shot */
+
+int ssl__method_is_clip(const ssl_method_t *m) { return m->has_clip; }
+
+ssl_tensor_t *ssl__method_image_embed(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    if (!m->has_clip) {
+        ssl_set_error(SSL_ERR_STATE, "method: no image projection (not a CLIP/SigLIP method)");
+        return NULL;
+    }
+    ssl_tensor_t *f = ssl__method_features(m, ctx, x);
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *z = f ? ssl_clip_proj_forward(ctx, &m->img_proj, f) : NULL;
+    ssl_ctx_set_grad(ctx, prev);
+    return z;
+}
+
+ssl_tensor_t *ssl__method_text_embed(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,
+                                     int64_t n, int64_t *n_unknown)
+{
+    if (!m->has_clip) {
+        ssl_set_error(SSL_ERR_STATE, "method: no text tower (not a CLIP/SigLIP method)");
+        return NULL;
+    }
+    int64_t Lc = m->context_length, unk = 0;
+    int32_t *ids = ssl_arena_alloc(ctx, (size_t)(n * Lc) * sizeof(int32_t)); // (n, Lc)
+    if (!ids)
+        return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        int len = ssl_vocab_encode(m->vocab, texts[i], ids + i * Lc, (int)Lc);
+        if (len < 0)
+            return NULL;
+        for (int j = 0; j < len; j++)
+            unk += ids[i * Lc + j] == SSL_VOCAB_UNK;
+    }
+    if (n_unknown)
+        *n_unknown = unk;
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *t = ssl_text_tower_forward(ctx, &m->text, ids, n, Lc);
+    ssl_ctx_set_grad(ctx, prev);
+    return t;
 }

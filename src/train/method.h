@@ -18,10 +18,12 @@ typedef struct ssl_step_pos {
 } ssl_step_pos_t;
 
 /* Build from the "model" and "loss" sections (strict readers). Parameters go into `online`
- * (optimised) and `target` (EMA copy; may stay empty). `ds` gives the channels and captions. */
+ * (optimised) and `target` (EMA copy; may stay empty). `ds` gives the channels and captions.
+ * vocab: a checkpoint's text vocabulary (ssl_vocab_to_string text) for the text tower, or NULL
+ * to build it from the captions of ds. */
 ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
                                  const ssl_dataset_t *ds, ssl_params_t *online,
-                                 ssl_params_t *target, uint64_t seed);
+                                 ssl_params_t *target, uint64_t seed, const char *vocab);
 void ssl__method_free(ssl_method_t *m);
 
 /* Called before the forward of every step (prototype normalisation, freezing schedules). */
@@ -40,5 +42,19 @@ int ssl__method_mask_opts(const ssl_method_t *m, const ssl_run_cfg_t *rc, ssl_ma
 ssl_tensor_t *ssl__method_last_embedding(const ssl_method_t *m);
 /* Extra metadata the checkpoint must keep (e.g. the text vocabulary), or NULL. */
 const char *ssl__method_vocab(const ssl_method_t *m);
+/* The two views' projector outputs of the last step (positive pairs row by row; for CLIP the
+ * image and text embeddings), for alignment and uniformity; 0 when the method has no pair. */
+int ssl__method_last_pair(const ssl_method_t *m, ssl_tensor_t **z1, ssl_tensor_t **z2);
+
+/* ---- CLIP / SigLIP (zero-shot classification) */
+/* 1 when the method has a text tower and an image projection. */
+int ssl__method_is_clip(const ssl_method_t *m);
+/* Image embeddings (B, embed_dim): encoder pooled features through the image projection, eval
+ * mode, no tape. */
+ssl_tensor_t *ssl__method_image_embed(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+/* Text embeddings (n, embed_dim) of n texts, no tape. *n_unknown (may be NULL) gets the
+ * number of words the vocabulary does not know (encoded as <unk>). */
+ssl_tensor_t *ssl__method_text_embed(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,
+                                     int64_t n, int64_t *n_unknown);
 
 #endif

@@ -85,11 +85,9 @@ int ssl__add_class_captions(ssl_dataset_t *ds)
         return ssl_set_error(SSL_ERR_NOMEM, "captions: out of memory");
     for (int64_t i = 0; i < ds->n; i++) {
         const char *name = ds->labels[i] >= 0 ? ds->class_names[ds->labels[i]] : "thing";
-        size_t len = strlen(name) + 16;
-        ds->captions[i] = malloc(len);
+        ds->captions[i] = ssl__fill_prompt(SSL_ZEROSHOT_PROMPT, name);
         if (!ds->captions[i])
             return ssl_set_error(SSL_ERR_NOMEM, "captions: out of memory");
-        snprintf(ds->captions[i], len, "a photo of a %s", name);
     }
     return SSL_OK;
 }
@@ -157,7 +155,8 @@ static int read_config(ssl_trainer_t *t)
     t->target = ssl_params_create();
     if (!t->online || !t->target)
         return ssl_last_status();
-    t->method = ssl__method_create(&root, &t->rc, t->train_ds, t->online, t->target, t->rc.seed);
+    t->method = ssl__method_create(&root, &t->rc, t->train_ds, t->online, t->target, t->rc.seed,
+                                   NULL);
     if (!t->method)
         return ssl_last_status();
     return ssl_cfg_status(&root);
@@ -312,6 +311,16 @@ static void metrics_line(ssl_trainer_t *t, const char *json)
     fclose(f);
 }
 
+/* A JSON number with %.6g, or null when v is not finite (strict JSON has no NaN). */
+static const char *json_num(char *buf, size_t len, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, len, "%.6g", v);
+    else
+        snprintf(buf, len, "null");
+    return buf;
+}
+
 /* Label-free collapse metrics of the last step's embeddings (eval layer): the mean
  * per-dimension std of the L2-normalised rows and RankMe; -1 when not available. */
 static void collapse_metrics(const ssl_tensor_t *z, double *std, double *rankme)
@@ -323,6 +332,22 @@ static void collapse_metrics(const ssl_tensor_t *z, double *std, double *rankme)
         *std = -1;
     if (ssl_rankme(z->data, z->shape[0], z->shape[1], rankme) != SSL_OK)
         *rankme = -1;
+}
+
+/* Alignment and uniformity (Wang & Isola 2020, alpha 2, t 2, on L2-normalised rows) of the last
+ * step's positive pairs: the two views' projector outputs (or CLIP's image and text
+ * embeddings); uniformity of the first. -1 when the method has no pair. */
+static void pair_metrics(const ssl_method_t *m, double *align, double *unif)
+{
+    ssl_tensor_t *z1, *z2;
+    *align = *unif = -1;
+    if (!ssl__method_last_pair(m, &z1, &z2) || z1->ndim != 2 || z2->ndim != 2 ||
+        z1->shape[0] < 2 || z1->shape[0] != z2->shape[0] || z1->shape[1] != z2->shape[1])
+        return;
+    if (ssl_alignment(z1->data, z2->data, z1->shape[0], z1->shape[1], 2.0, 1, align) != SSL_OK)
+        *align = -1;
+    if (ssl_uniformity(z1->data, z1->shape[0], z1->shape[1], 2.0, 1, unif) != SSL_OK)
+        *unif = 1; /* uniformity is <= 0: 1 marks "not available" */
 }
 
 /* ---------------------------------------------------------------- checkpoints */
@@ -424,7 +449,7 @@ static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
 
 int ssl_trainer_run(ssl_trainer_t *t)
 {
-    char line[1024];
+    char line[1024], num[32];
     if (t->rc.knn_every > 0 && t->epoch_done == 0 && t->knn_init < 0) {
         if (ssl__trainer_knn(t, &t->knn_init) != SSL_OK)
             return ssl_last_status();
@@ -478,9 +503,10 @@ int ssl_trainer_run(ssl_trainer_t *t)
             p.is_log_point = (s + 1) % t->rc.log_every == 0 || s + 1 == t->steps_per_epoch;
             if (p.is_log_point) {
                 snprintf(line, sizeof line,
-                         "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, "
+                         "{\"epoch\": %lld, \"step\": %lld, \"loss\": %s, \"lr\": %.6g, "
                          "\"weight_decay\": %.6g, \"images_per_s\": %.1f}",
-                         (long long)epoch + 1, (long long)t->global_step, L, lr, wd,
+                         (long long)epoch + 1, (long long)t->global_step,
+                         json_num(num, sizeof num, L), lr, wd,
                          p.images_per_s);
                 metrics_line(t, line);
             }
@@ -490,6 +516,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
         double epoch_s = now_s() - t0;
         double emb_std, rankme;
         collapse_metrics(ssl__method_last_embedding(t->method), &emb_std, &rankme);
+        double align, unif;
+        pair_metrics(t->method, &align, &unif);
         double knn = -1;
         if (t->rc.knn_every > 0 &&
             (t->epoch_done % t->rc.knn_every == 0 || t->epoch_done == t->rc.epochs)) {
@@ -497,12 +525,18 @@ int ssl_trainer_run(ssl_trainer_t *t)
                 return ssl_last_status();
         }
         snprintf(line, sizeof line,
-                 "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %.6g, \"epoch_s\": %.2f, "
+                 "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %s, \"epoch_s\": %.2f, "
                  "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"rankme\": %.6g, "
                  "\"skipped_steps\": %lld%s",
                  (long long)t->epoch_done, (long long)t->global_step,
-                 n_loss ? loss_sum / n_loss : NAN, epoch_s, images / (epoch_s > 0 ? epoch_s : 1),
+                 json_num(num, sizeof num, n_loss ? loss_sum / n_loss : NAN), epoch_s,
+                 images / (epoch_s > 0 ? epoch_s : 1),
                  emb_std, rankme, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
+        if (align >= 0 && unif <= 0) { /* before the closing brace or the kNN key */
+            size_t o = strlen(line) - (knn >= 0 ? 2 : 1);
+            snprintf(line + o, sizeof line - o, ", \"alignment\": %.6g, \"uniformity\": %.6g%s",
+                     align, unif, knn >= 0 ? ", " : "}");
+        }
         if (knn >= 0) {
             size_t o = strlen(line);
             snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);

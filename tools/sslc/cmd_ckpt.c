@@ -1,4 +1,5 @@
 /* sslc embed / sslc info CKPT: use and inspect training checkpoints. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,19 +63,94 @@ int sslc_cmd_embed(int argc, char **argv)
 }
 
 static const char *k_info_help =
-    "usage: sslc info CKPT [--tensors]\n"
+    "usage: sslc info CKPT [--tensors] [--no-metrics] [--metrics-limit N] [--threads N]\n"
     "       sslc info --encoder JSON|FILE [--size N]\n"
     "\n"
     "CKPT: a safetensors checkpoint. Prints its metadata (format, epoch, step, seed), the run\n"
-    "name and method, parameter counts per module and, with --tensors, every tensor.\n";
+    "name and method, parameter counts per module and, with --tensors, every tensor.\n"
+    "For a training checkpoint it also prints collapse metrics: RankMe and embedding std of the\n"
+    "pooled encoder features of the first N (default 1000) eval-split images, alignment and\n"
+    "uniformity of two augmented views of them (--no-metrics skips this), and the values the\n"
+    "trainer logged for the checkpoint's epoch in the run's metrics.jsonl (projector outputs of\n"
+    "the last training batch), when that file is beside the checkpoints directory.\n";
+
+/* The epoch line of the run's metrics.jsonl for this checkpoint's epoch. */
+static void print_logged_metrics(const char *ckpt, const char *epoch)
+{
+    char dir[1100], path[1200];
+    snprintf(dir, sizeof dir, "%s", ckpt);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    size_t n = strlen(dir);
+    if (!strcmp(dir, "checkpoints"))
+        snprintf(dir, sizeof dir, ".");
+    else if (n > 12 && !strcmp(dir + n - 12, "/checkpoints")) /* runs/NAME/checkpoints */
+        dir[n - 12] = '\0';
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    fclose(f);
+    ssl_run_log_t log;
+    if (ssl_run_log_read(path, &log) != SSL_OK) {
+        fprintf(stderr, "sslc info: warning: %s\n", ssl_last_error());
+        return;
+    }
+    static const char *const keys[] = {"rankme", "embedding_std", "alignment", "uniformity",
+                                       "knn_top1", "loss_mean"};
+    int ke = ssl_run_log_key(&log, "epoch"), kl = ssl_run_log_key(&log, "loss_mean");
+    double want = epoch ? atof(epoch) : -1;
+    int64_t row = -1;
+    for (int64_t i = 0; ke >= 0 && kl >= 0 && i < log.n_rows; i++)
+        if (log.values[i * SSL_RUN_LOG_MAX_KEYS + ke] == want &&
+            log.values[i * SSL_RUN_LOG_MAX_KEYS + kl] == log.values[i * SSL_RUN_LOG_MAX_KEYS + kl])
+            row = i;
+    if (row < 0) {
+        printf("logged      %s has no epoch line for epoch %s\n", path, epoch ? epoch : "?");
+    } else {
+        printf("logged      %s, epoch %s (projector outputs of the last batch)\n", path, epoch);
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            int c = ssl_run_log_key(&log, keys[k]);
+            double v = c >= 0 ? log.values[row * SSL_RUN_LOG_MAX_KEYS + c] : NAN;
+            if (v == v)
+                printf("  %-14s %.6g\n", keys[k], v);
+        }
+    }
+    ssl_run_log_free(&log);
+}
+
+static void print_measured_metrics(const char *ckpt, int64_t limit)
+{
+    ssl_collapse_report_t r;
+    if (ssl_checkpoint_collapse(ckpt, NULL, limit, &r) != SSL_OK) {
+        fprintf(stderr, "sslc info: collapse metrics: %s\n", ssl_last_error());
+        return;
+    }
+    printf("collapse    pooled encoder features of %lld eval-split images (dim %lld; "
+           "--no-metrics skips)\n", (long long)r.n, (long long)r.dim);
+    printf("  %-14s %.6g\n  %-14s %.6g  (1/sqrt(dim) = %.4g when spread, 0 when collapsed)\n",
+           "rankme", r.rankme, "embedding_std", r.embedding_std, 1.0 / sqrt((double)r.dim));
+    printf("  %-14s %.6g  (two augmented views, lower is better)\n  %-14s %.6g\n",
+           "alignment", r.alignment, "uniformity", r.uniformity);
+}
 
 int sslc_cmd_info_ckpt(int argc, char **argv)
 {
     const char *path = NULL;
-    int tensors = 0;
+    int tensors = 0, metrics = 1, threads = 0;
+    int64_t metrics_limit = 1000;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--tensors"))
             tensors = 1;
+        else if (!strcmp(argv[i], "--no-metrics"))
+            metrics = 0;
+        else if (!strcmp(argv[i], "--metrics-limit") && i + 1 < argc)
+            metrics_limit = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(k_info_help, stdout);
             return 0;
@@ -85,10 +161,11 @@ int sslc_cmd_info_ckpt(int argc, char **argv)
             return 2;
         }
     }
-    if (!path) {
+    if (!path || metrics_limit < 2) {
         fputs(k_info_help, stderr);
         return 2;
     }
+    ssl_set_num_threads(threads);
     ssl_st_t *f = ssl_st_open(path);
     if (!f) {
         fprintf(stderr, "sslc info: %s\n", ssl_last_error());
@@ -141,6 +218,11 @@ int sslc_cmd_info_ckpt(int argc, char **argv)
             printf(")\n");
         }
     const char *cfg = ssl_st_meta(f, "config");
+    if (cfg) {
+        print_logged_metrics(path, ssl_st_meta(f, "epoch"));
+        if (metrics)
+            print_measured_metrics(path, metrics_limit);
+    }
     if (cfg)
         printf("config      (resolved, %zu bytes; sslc info --tensors lists every tensor)\n%s",
                strlen(cfg), cfg);

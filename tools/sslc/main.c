@@ -18,11 +18,17 @@ static const char *k_usage =
     "                            the BLAS/conv kernels against plain loops on this build\n"
     "  embed CKPT --out F.npy [--split S] [--limit N]\n"
     "                            pooled encoder features of a dataset split as .npy\n"
-    "  knn CKPT [--k 20,200] [--t 0.07] [--majority]\n"
-    "                            kNN accuracy of a checkpoint's encoder features\n"
-    "  linear CKPT [--epochs N] [--lr X] [--sgd]\n"
+    "  knn CKPT [--k 20,200] [--t 0.07] [--majority] [--identity]\n"
+    "                            kNN accuracy of a checkpoint's encoder features (--identity:\n"
+    "                            of raw pixels; CKPT may then be a config file)\n"
+    "  linear CKPT [--epochs N] [--lr X] [--sgd] [--identity]\n"
     "                            linear-probe accuracy of a checkpoint's encoder features\n"
-    "  info CKPT [--tensors]     a checkpoint's metadata, modules, config\n"
+    "  zeroshot CKPT [--split S] [--limit N] [--template \"a photo of a {}\"]\n"
+    "                            zero-shot accuracy of a clip/siglip checkpoint from class names\n"
+    "  report RUN_DIR [--out FILE] [--points N]\n"
+    "                            self-contained report.html: metric charts, PCA of embeddings\n"
+    "  info CKPT [--tensors] [--no-metrics]\n"
+    "                            a checkpoint's metadata, modules, collapse metrics, config\n"
     "  info --encoder JSON|FILE [--size N]\n"
     "                            parameters and multiply-accumulates per image of an encoder\n"
     "  bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N]\n"
@@ -109,7 +115,11 @@ static int cmd_info(int argc, char **argv)
         } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
             size = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: sslc info CKPT [--tensors]   (metadata, modules and config of a checkpoint)\n"
+            printf("usage: sslc info CKPT [--tensors] [--no-metrics] [--metrics-limit N]\n"
+                   "       (metadata, modules, collapse metrics and config of a checkpoint:\n"
+                   "       RankMe, embedding std, alignment, uniformity measured on the first N\n"
+                   "       (1000) eval-split images unless --no-metrics, and those the trainer\n"
+                   "       logged for its epoch in the run's metrics.jsonl; sslc info CKPT --help)\n"
                    "       sslc info --encoder JSON|FILE [--size N]\n"
                    "Builds the encoder described by the JSON object (inline or in a file), e.g.\n"
                    "  sslc info --encoder '{\"type\": \"resnet18\", \"stem\": \"cifar\", "
@@ -183,6 +193,10 @@ int main(int argc, char **argv)
         return sslc_cmd_linear(argc - 2, argv + 2);
     if (!strcmp(cmd, "knn"))
         return sslc_cmd_knn(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report"))
+        return sslc_cmd_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "zeroshot"))
+        return sslc_cmd_zeroshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))
         return sslc_cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "info"))

@@ -1,0 +1,186 @@
+/* Reading a run's metrics.jsonl back: one strict JSON object per line, numeric values (null
+ * for a value that was not finite) as columns. */
+#define _POSIX_C_SOURCE 200809L /* getline, strdup */
+#include "trainer_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/json_strict.h"
+
+static int add_row(ssl_run_log_t *log, int64_t *cap)
+{
+    if (log->n_rows == *cap) {
+        int64_t nc = *cap ? 2 * *cap : 256;
+        double *v = realloc(log->values, (size_t)(nc * SSL_RUN_LOG_MAX_KEYS) * sizeof(double));
+        if (!v)
+            return ssl_set_error(SSL_ERR_NOMEM, "metrics log: out of memory");
+        log->values = v;
+        *cap = nc;
+    }
+    double *row = log->values + log->n_rows * SSL_RUN_LOG_MAX_KEYS;
+    for (int k = 0; k < SSL_RUN_LOG_MAX_KEYS; k++)
+        row[k] = NAN;
+    log->n_rows++;
+    return SSL_OK;
+}
+
+static int key_column(ssl_run_log_t *log, const char *key, const char *where)
+{
+    int k = ssl_run_log_key(log, key);
+    if (k >= 0)
+        return k;
+    if (log->n_keys == SSL_RUN_LOG_MAX_KEYS)
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: key '%s' is one more than the %d distinct keys "
+                             "a metrics log may have", where, key, SSL_RUN_LOG_MAX_KEYS);
+    if (!(log->keys[log->n_keys] = strdup(key)))
+        return ssl_set_error(SSL_ERR_NOMEM, "metrics log: out of memory");
+    return log->n_keys++;
+}
+
+/* One line (text[0..len), no newline) into a new row. */
+static int parse_line(ssl_run_log_t *log, const char *text, size_t len, const char *where,
+                      int64_t *cap)
+{
+    cJSON *doc = ssl_json_parse(text, len, where);
+    if (!doc)
+        return ssl_last_status();
+    int st = cJSON_IsObject(doc) ? add_row(log, cap)
+                                 : ssl_set_error(SSL_ERR_FORMAT, "%s: not a JSON object", where);
+    for (const cJSON *it = doc->child; st == SSL_OK && it; it = it->next) {
+        if (!cJSON_IsNumber(it) && !cJSON_IsNull(it)) {
+            st = ssl_set_error(SSL_ERR_FORMAT, "%s: key '%s' is not a number or null", where,
+                               it->string);
+            break;
+        }
+        int k = key_column(log, it->string, where);
+        if (k < 0)
+            st = k;
+        else
+            log->values[(log->n_rows - 1) * SSL_RUN_LOG_MAX_KEYS + k] =
+                cJSON_IsNull(it) ? NAN : it->valuedouble;
+    }
+    cJSON_Delete(doc);
+    return st;
+}
+
+int ssl_run_log_read(const char *path, ssl_run_log_t *log)
+{
+    memset(log, 0, sizeof *log);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ssl_set_error(SSL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL, where[1100];
+    size_t cap = 0;
+    ssize_t n;
+    int64_t lineno = 0, rows_cap = 0;
+    int st = SSL_OK;
+    while (st == SSL_OK && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        size_t len = (size_t)n;
+        int complete = len > 0 && line[len - 1] == '\n';
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            len--;
+        if (len == 0)
+            continue;
+        snprintf(where, sizeof where, "%s line %lld", path, (long long)lineno);
+        st = parse_line(log, line, len, where, &rows_cap);
+        if (st != SSL_OK && !complete)
+            st = ssl_set_error(st, "%s line %lld: the last line is cut short (the run was "
+                               "interrupted while writing it?): %s", path, (long long)lineno,
+                               ssl_last_error());
+    }
+    if (st == SSL_OK && ferror(f))
+        st = ssl_set_error(SSL_ERR_IO, "%s: read error after line %lld", path, (long long)lineno);
+    free(line);
+    fclose(f);
+    if (st != SSL_OK)
+        ssl_run_log_free(log);
+    return st;
+}
+
+void ssl_run_log_free(ssl_run_log_t *log)
+{
+    for (int k = 0; k < log->n_keys; k++)
+        free(log->keys[k]);
+    free(log->values);
+    memset(log, 0, sizeof *log);
+}
+
+int ssl_run_log_key(const ssl_run_log_t *log, const char *key)
+{
+    for (int k = 0; k < log->n_keys; k++)
+        if (!strcmp(log->keys[k], key))
+            return k;
+    return -1;
+}
+
+int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
+                           double *x, double *y)
+{
+    int kx = ssl_run_log_key(log, xkey), ky = ssl_run_log_key(log, ykey);
+    int64_t m = 0;
+    if (kx < 0 || ky < 0)
+        return 0;
+    for (int64_t i = 0; i < log->n_rows; i++) {
+        double a = log->values[i * SSL_RUN_LOG_MAX_KEYS + kx];
+        double b = log->values[i * SSL_RUN_LOG_MAX_KEYS + ky];
+        if (isfinite(a) && isfinite(b)) {
+            x[m] = a;
+            y[m] = b;
+            m++;
+        }
+    }
+    return m;
+}
+
+/* ---------------------------------------------------------------- config summary */
+
+static const cJSON *path_get(const cJSON *doc, const char *a, const char *b, const char *c)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(doc, a);
+    if (x && b)
+        x = cJSON_GetObjectItemCaseSensitive(x, b);
+    if (x && c)
+        x = cJSON_GetObjectItemCaseSensitive(x, c);
+    return x;
+}
+
+/* Append ", <label><value>" for a string or number at a.b.c (nothing when absent). */
+static void add_item(char *buf, size_t len, const char *sep, const char *label, const cJSON *v)
+{
+    size_t o = strlen(buf);
+    if (o >= len || !v)
+        return;
+    if (cJSON_IsString(v))
+        snprintf(buf + o, len - o, "%s%s%s", o ? sep : "", label, v->valuestring);
+    else if (cJSON_IsNumber(v))
+        snprintf(buf + o, len - o, "%s%s%g", o ? sep : "", label, v->valuedouble);
+}
+
+int ssl_run_describe(const char *config_path, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return ssl_set_error(SSL_ERR_INVALID, "run describe: no output buffer");
+    buf[0] = '\0';
+    cJSON *doc = ssl_json_parse_file(config_path);
+    if (!doc)
+        return ssl_last_status();
+    const cJSON *name = path_get(doc, "name", NULL, NULL);
+    snprintf(buf, len, "%s:", cJSON_IsString(name) ? name->valuestring : "run");
+    add_item(buf, len, " ", "", path_get(doc, "model", "encoder", "type"));
+    add_item(buf, len, " ", "width ", path_get(doc, "model", "encoder", "width"));
+    add_item(buf, len, " ", "dim ", path_get(doc, "model", "encoder", "dim"));
+    add_item(buf, len, " ", "depth ", path_get(doc, "model", "encoder", "depth"));
+    add_item(buf, len, ", ", "loss ", path_get(doc, "loss", "type", NULL));
+    add_item(buf, len, ", ", "", path_get(doc, "data", "dataset", NULL));
+    add_item(buf, len, ", ", "epochs ", path_get(doc, "train", "epochs", NULL));
+    add_item(buf, len, ", ", "batch ", path_get(doc, "train", "batch_size", NULL));
+    add_item(buf, len, ", ", "", path_get(doc, "optim", "name", NULL));
+    add_item(buf, len, " ", "base_lr ", path_get(doc, "optim", "base_lr", NULL));
+    cJSON_Delete(doc);
+    return SSL_OK;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# sslc report on a tiny run: the page is self-contained (no scripts, nothing fetched), has one
+# chart per metric and one point per embedded image with a legend of class names, names missing
+# metrics and malformed lines; then headless Chromium renders it (the DOM keeps every chart, the
+# screenshot is far from blank). Exit 77 (skipped) when Fashion-MNIST or chromium is absent.
+# Usage: report.sh SSLC SOURCE_DIR
+set -uo pipefail
+sslc=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
+"$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --quiet --set data.limit=256 \
+  --set train.batch_size=32 --set train.max_steps=2 --set train.epochs=2 --set train.log_every=1 \
+  --set eval.knn_train_limit=256 --set eval.knn_test_limit=64 --set model.encoder.width=4 \
+  --set data.workers=1 > "$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; fail "train"; }
+run="$tmp/runs/simclr"
+out=$("$sslc" report "$run" --points 300 2>&1) || fail "report: $out"
+echo "$out" | grep -q "5 charts + PCA scatter" || fail "report summary: $out"
+html="$run/report.html"
+[ -s "$html" ] || fail "no report.html"
+grep -Eiq '<script|(src|href) *= *"?(https?:)?//' "$html" && fail "report.html loads something"
+[ "$(grep -o '<svg' "$html" | wc -l)" = 6 ] || fail "expected 6 <svg> (5 charts + scatter)"
+[ "$(grep -o 'class="pt"' "$html" | wc -l)" = 300 ] || fail "expected 300 scatter points"
+for needle in "sslc report: simclr" "resnet18 width 4, loss infonce" "Ankle boot (" \
+  "PC1 (" 'id="knn"' 'id="rankme"' 'id="loss"' 'id="lr"'; do
+  grep -qF "$needle" "$html" || fail "report.html lacks '$needle'"
+done
+# a log without kNN lines: the chart is replaced by a message naming the key and the file
+mkdir -p "$tmp/partial"
+grep -v '"epoch": 0,' "$run/metrics.jsonl" | sed -E 's/, "knn_top1": [0-9.e+-]+//' \
+  > "$tmp/partial/metrics.jsonl"
+cp "$run/config.json" "$tmp/partial/"
+out=$("$sslc" report "$tmp/partial" --no-scatter 2>&1) || fail "partial report: $out"
+echo "$out" | grep -q "no 'knn_top1'" || fail "partial report does not name knn_top1: $out"
+[ "$(grep -o '<svg' "$tmp/partial/report.html" | wc -l)" = 4 ] || fail "partial: expected 4 charts"
+# a malformed line: exit 1 naming the file and the line
+echo '{"step": 3, "loss": }' >> "$tmp/partial/metrics.jsonl"
+n=$(wc -l < "$tmp/partial/metrics.jsonl")
+out=$("$sslc" report "$tmp/partial" --no-scatter 2>&1); rc=$?
+[ "$rc" = 1 ] && echo "$out" | grep -q "metrics.jsonl line $n" || fail "malformed line: rc $rc: $out"
+out=$("$sslc" report "$tmp/nowhere" 2>&1); rc=$?
+[ "$rc" = 1 ] || fail "missing run dir: rc $rc: $out"
+out=$("$sslc" report 2>&1); rc=$?
+[ "$rc" = 2 ] || fail "no arguments: rc $rc"
+echo "ok: report.html $(wc -c < "$html") bytes, 6 svg, 300 points"
+
+chrome=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$chrome" ] || { echo "SKIP: chromium not installed (apt-get install chromium)"; exit 77; }
+flags=(--headless --disable-gpu --no-sandbox --user-data-dir="$tmp/chrome" --window-size=1000,2400)
+timeout 120 "$chrome" "${flags[@]}" --dump-dom "file://$html" > "$tmp/dom.html" 2>/dev/null \
+  || fail "chromium --dump-dom"
+[ "$(grep -o '<svg' "$tmp/dom.html" | wc -l)" = 6 ] || fail "rendered DOM lacks the 6 charts"
+[ "$(grep -o 'class="pt"' "$tmp/dom.html" | wc -l)" = 300 ] || fail "rendered DOM lacks points"
+# screenshot of the report against one of an empty page of the same size: charts and points
+# make the PNG many times larger than a blank page
+echo '<!DOCTYPE html><html><body></body></html>' > "$tmp/blank.html"
+timeout 120 "$chrome" "${flags[@]}" --screenshot="$tmp/report.png" "file://$html" >/dev/null 2>&1
+timeout 120 "$chrome" "${flags[@]}" --screenshot="$tmp/blank.png" "file://$tmp/blank.html" >/dev/null 2>&1
+[ -s "$tmp/report.png" ] && [ -s "$tmp/blank.png" ] || fail "chromium wrote no screenshot"
+a=$(wc -c < "$tmp/report.png"); b=$(wc -c < "$tmp/blank.png")
+[ "$a" -gt $((b * 5)) ] || fail "the screenshot looks blank ($a bytes vs $b for an empty page)"
+echo "ok: chromium rendered 6 svg, 300 points; screenshot $a bytes (empty page $b)"
