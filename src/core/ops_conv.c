@@ -127,7 +127,6 @@ static void im2col_row(const conv_dims_t *d, const float *x, int64_t r, float *d
 static void im2col(const conv_dims_t *d, const float *x, int64_t m, float *col)
 {
     int64_t ld = m * d->p, chw = d->c * d->h * d->w;
-#pragma omp parallel for schedule(static) if (m * d->k * d->p > SSL_OMP_MIN)
     for (int64_t t = 0; t < m * d->k; t++) {
         int64_t j = t / d->k, r = t % d->k;
         im2col_row(d, x + j * chw, r, col + r * ld + j * d->p);
@@ -139,7 +138,6 @@ static void im2col(const conv_dims_t *d, const float *x, int64_t m, float *col)
 static void col2im_add(const conv_dims_t *d, const float *dcol, int64_t m, float *dx)
 {
     int64_t ld = m * d->p;
-#pragma omp parallel for schedule(static) if (m * d->k * d->p > SSL_OMP_MIN)
     for (int64_t t = 0; t < m * d->c; t++) {
         int64_t j = t / d->c, c = t % d->c;
         float *dxc = dx + t * d->h * d->w; // (H, W) of image j, channel c
@@ -170,7 +168,6 @@ static void block_copy(const conv_dims_t *d, int64_t m, float *blk, float *y, co
                        int to_images)
 {
     int64_t ld = m * d->p;
-#pragma omp parallel for schedule(static) if (m * d->oc * d->p > SSL_OMP_MIN)
     for (int64_t t = 0; t < m * d->oc; t++) {
         int64_t j = t / d->oc, o = t % d->oc;
         float *b = blk + o * ld + j * d->p, *yi = y + t * d->p;
@@ -184,6 +181,28 @@ static void block_copy(const conv_dims_t *d, int64_t m, float *blk, float *y, co
     }
 }
 
+#ifdef _OPENMP
+#include <omp.h>
+static int thread_id(void) { return omp_get_thread_num(); }
+static int64_t max_threads(void) { return omp_get_max_threads(); }
+#else
+static int thread_id(void) { return 0; }
+static int64_t max_threads(void) { return 1; }
+#endif
+
+/* Threads take whole chunks of images: im2col, a single-threaded GEMM (OpenBLAS runs on one
+ * thread inside an OpenMP region) and the copy back, in their own workspace of columns (K, m*P)
+ * and an output block (OC, m*P). No thread waits on another between the phases. */
+static int64_t ws_floats(const conv_dims_t *d, int64_t nb) { return (d->k + d->oc) * nb * d->p; }
+
+static int64_t chunk_for_threads(const conv_dims_t *d)
+{
+    int64_t nb = conv_chunk(d), nt = max_threads();
+    if (nb > (d->n + nt - 1) / nt)
+        nb = (d->n + nt - 1) / nt;
+    return nb < 1 ? 1 : nb;
+}
+
 static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     conv_dims_t d;
@@ -195,17 +214,22 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
         return SSL_OK;
     if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad))
         return ssl__conv3x3_winograd_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad);
-    int64_t nb = conv_chunk(&d), chw = d.c * d.h * d.w;
-    float *col = ssl__scratch(ctx, (size_t)((d.k + d.oc) * nb * d.p) * sizeof(float));
-    if (!col)
+    int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
+    int64_t n_chunks = (d.n + nb - 1) / nb;
+    float *ws = ssl__scratch(ctx, (size_t)(max_threads() * wsf) * sizeof(float));
+    if (!ws)
         return SSL_ERR_NOMEM;
-    float *blk = col + d.k * nb * d.p; // (OC, m*P)
-    for (int64_t i0 = 0; i0 < d.n; i0 += nb) {
-        int64_t m = d.n - i0 < nb ? d.n - i0 : nb;
-        im2col(&d, x + i0 * chw, m, col);
-        /* blk (OC, m*P) = W (OC, K) @ col (K, m*P) */
-        ssl__sgemm(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk, m * d.p);
-        block_copy(&d, m, blk, y + i0 * d.oc * d.p, bias, 1);
+#pragma omp parallel if (n_chunks > 1)
+    {
+        float *col = ws + thread_id() * wsf, *blk = col + d.k * nb * d.p; // (K, mP), (OC, mP)
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb;
+            im2col(&d, x + i0 * chw, m, col);
+            /* blk (OC, m*P) = W (OC, K) @ col (K, m*P) */
+            ssl__sgemm(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk, m * d.p);
+            block_copy(&d, m, blk, y + i0 * d.oc * d.p, bias, 1);
+        }
     }
     return SSL_OK;
 }
@@ -236,28 +260,48 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         ssl__conv3x3_winograd_backward(ctx, x, w, dy, dx, dw, d.n, d.c, d.h, d.w, d.oc, d.pad);
         return; /* out of memory shows in the context's flag */
     }
-    int64_t nb = conv_chunk(&d), chw = d.c * d.h * d.w;
-    /* columns (recomputed, then reused for their gradient) and the chunk's dy block */
-    float *col = ssl__scratch(ctx, (size_t)((d.k + d.oc) * nb * d.p) * sizeof(float));
-    if (!col)
+    int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
+    int64_t n_chunks = (d.n + nb - 1) / nb, nt = max_threads(), kw = d.oc * d.k;
+    /* per thread: columns (recomputed, then reused for their gradient), the chunk's dy block,
+     * then nt partial weight gradients summed in thread order at the end */
+    float *ws = ssl__scratch(ctx, (size_t)(nt * wsf + (dw ? nt * kw : 0)) * sizeof(float));
+    if (!ws)
         return;
-    float *dyb = col + d.k * nb * d.p; // (OC, m*P)
-    for (int64_t i0 = 0; i0 < d.n; i0 += nb) {
-        int64_t m = d.n - i0 < nb ? d.n - i0 : nb, mp = m * d.p;
-        const float *g = dy + i0 * d.oc * d.p;
-        if (m > 1) {
-            block_copy(&d, m, dyb, (float *)g, NULL, 0);
-            g = dyb;
+    float *parts = ws + nt * wsf;
+    if (dw)
+        memset(parts, 0, (size_t)(nt * kw) * sizeof(float));
+#pragma omp parallel if (n_chunks > 1)
+    {
+        float *col = ws + thread_id() * wsf, *dyb = col + d.k * nb * d.p; // (K, mP), (OC, mP)
+        float *pdw = dw ? parts + thread_id() * kw : NULL;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb, mp = m * d.p;
+            const float *g = dy + i0 * d.oc * d.p;
+            if (m > 1) {
+                block_copy(&d, m, dyb, (float *)g, NULL, 0);
+                g = dyb;
+            }
+            if (pdw) {
+                im2col(&d, x + i0 * chw, m, col);
+                /* dW (OC, K) += dy (OC, m*P) @ col^T (m*P, K) */
+                ssl__sgemm(0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, pdw, d.k);
+            }
+            if (dx) {
+                /* dcol (K, m*P) = W^T (K, OC) @ dy (OC, m*P), then scattered onto the images */
+                ssl__sgemm(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
+                col2im_add(&d, col, m, dx + i0 * chw);
+            }
         }
-        if (dw) {
-            im2col(&d, x + i0 * chw, m, col);
-            /* dW (OC, K) += dy (OC, m*P) @ col^T (m*P, K) */
-            ssl__sgemm(0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, dw, d.k);
-        }
-        if (dx) {
-            /* dcol (K, m*P) = W^T (K, OC) @ dy (OC, m*P), then scattered back onto the images */
-            ssl__sgemm(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
-            col2im_add(&d, col, m, dx + i0 * chw);
+    }
+    if (dw) {
+        int64_t used = n_chunks > 1 ? nt : 1;
+#pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
+        for (int64_t i = 0; i < kw; i++) {
+            float s = parts[i];
+            for (int64_t t = 1; t < used; t++) /* in thread order: deterministic */
+                s += parts[t * kw + i];
+            dw[i] += s;
         }
     }
 }

@@ -110,17 +110,14 @@ static void weights_in(const float *w, int64_t oc, int64_t c, int flip, float *U
 #define WINO_MAX_TW 256
 
 /* V (16, C, m*T): the transformed input tiles of m images x (m, C, H, W). */
-static void input_tiles(const wgeom_t *g, const float *x, int64_t m, float *V, float *pad_buf,
-                        int64_t pad_stride)
+static void input_tiles(const wgeom_t *g, const float *x, int64_t m, float *V, float *P)
 {
     int64_t ld = m * g->t, plane = g->c * ld;
     int64_t pw = 2 * g->tw + 2, ph = 2 * g->th + 2; /* padded plane covering every tile */
-#pragma omp parallel for schedule(static) if (m * g->c * g->t * 16 > SSL_OMP_MIN)
     for (int64_t jc = 0; jc < m * g->c; jc++) {
         int64_t j = jc / g->c, c = jc % g->c;
         const float *xc = x + jc * g->h * g->w;
         float *dst = V + c * ld + j * g->t;
-        float *P = pad_buf + (int64_t)omp_thread() * pad_stride;
         for (int64_t yy = 0; yy < ph; yy++) {
             int64_t sy = yy - g->pad;
             float *row = P + yy * pw;
@@ -167,7 +164,6 @@ static void output_tiles(const wgeom_t *g, const float *M, int64_t m, const floa
                          int accumulate, float *y)
 {
     int64_t ld = m * g->t, plane = g->oc * ld;
-#pragma omp parallel for schedule(static) if (m * g->oc * g->t * 16 > SSL_OMP_MIN)
     for (int64_t jo = 0; jo < m * g->oc; jo++) {
         int64_t j = jo / g->oc, o = jo % g->oc;
         float *yo = y + jo * g->oh * g->ow, b = bias ? bias[o] : 0.0f;
@@ -209,7 +205,6 @@ static void output_tiles(const wgeom_t *g, const float *M, int64_t m, const floa
 static void output_tiles_adjoint(const wgeom_t *g, const float *dy, int64_t m, float *dM)
 {
     int64_t ld = m * g->t, plane = g->oc * ld;
-#pragma omp parallel for schedule(static) if (m * g->oc * g->t * 16 > SSL_OMP_MIN)
     for (int64_t jo = 0; jo < m * g->oc; jo++) {
         int64_t j = jo / g->oc, o = jo % g->oc;
         const float *go = dy + jo * g->oh * g->ow;
@@ -248,39 +243,56 @@ static void output_tiles_adjoint(const wgeom_t *g, const float *dy, int64_t m, f
     }
 }
 
-/* Images per chunk so that the two tile buffers (16 x (C + OC) x tiles each) fit the budget:
- * small enough to stay in cache between the transforms and the GEMMs (4 MiB measured 1.3-1.7x
- * faster than 32 MiB here), but at least WINO_MIN_TILES columns per GEMM. */
+/* Threads take whole chunks of images (transforms and 16 single-threaded GEMMs each, in
+ * their own cache-sized workspace) instead of sharing every small GEMM: OpenBLAS runs on one
+ * thread inside an OpenMP region, so nothing is oversubscribed and no thread waits on another
+ * between the phases. Images per chunk: the two tile buffers (16 x (C + OC) x tiles each) fit
+ * the budget (4 MiB measured 1.3-1.7x faster than 32 MiB), at least WINO_MIN_TILES columns per
+ * GEMM, and enough chunks for every thread. */
 #define WINO_MIN_TILES 128
 static int64_t chunk_images(const wgeom_t *g, int64_t n)
 {
-    int64_t per = 16 * (g->c + g->oc) * g->t;
+    int64_t per = 16 * (g->c + g->oc) * g->t, nt = omp_threads();
     int64_t nb = ssl__wino_chunk_floats / (per > 0 ? per : 1);
     if (nb * g->t < WINO_MIN_TILES && ssl__wino_chunk_floats >= ((int64_t)1 << 20))
         nb = (WINO_MIN_TILES + g->t - 1) / g->t;
-    if (nb > n)
-        nb = n;
+    if (nb > (n + nt - 1) / nt)
+        nb = (n + nt - 1) / nt;
     return nb < 1 ? 1 : nb;
 }
 
-/* y (n, OC, OH, OW) (+)= conv(x, U) + bias, U already transformed (16, OC, C). */
-/* Per-thread buffer of input_tiles: the padded plane, then 16 rows of WINO_MAX_TW. */
+/* Per-thread workspace: the padded plane and the row buffers of input_tiles, then two tile
+ * buffers of 16 x max(C, OC) x nb*T. */
 static int64_t pad_floats(const wgeom_t *g)
 {
     return (2 * g->th + 2) * (2 * g->tw + 2) + 16 * WINO_MAX_TW + 16;
 }
 
-static void wino_conv(const wgeom_t *g, const float *U, const float *x, int64_t n,
-                      const float *bias, int accumulate, float *y, float *V, float *M, int64_t nb,
-                      float *pad_buf)
+static int64_t ws_floats(const wgeom_t *g, int64_t nb)
 {
-    for (int64_t i0 = 0; i0 < n; i0 += nb) {
-        int64_t m = n - i0 < nb ? n - i0 : nb, mt = m * g->t;
-        input_tiles(g, x + i0 * g->c * g->h * g->w, m, V, pad_buf, pad_floats(g));
-        for (int k = 0; k < 16; k++) /* M_k (OC, mT) = U_k (OC, C) @ V_k (C, mT) */
-            ssl__sgemm(0, 0, g->oc, mt, g->c, 1.0f, U + k * g->oc * g->c, g->c, V + k * g->c * mt,
-                       mt, 0.0f, M + k * g->oc * mt, mt);
-        output_tiles(g, M, m, bias, accumulate, y + i0 * g->oc * g->oh * g->ow);
+    int64_t cm = g->c > g->oc ? g->c : g->oc;
+    return pad_floats(g) + 2 * 16 * cm * nb * g->t + 16;
+}
+
+/* y (n, OC, OH, OW) (+)= conv(x, U) + bias, U already transformed (16, OC, C). */
+static void wino_conv(const wgeom_t *g, const float *U, const float *x, int64_t n,
+                      const float *bias, int accumulate, float *y, int64_t nb, float *ws)
+{
+    int64_t n_chunks = (n + nb - 1) / nb, wsf = ws_floats(g, nb);
+    int64_t cm = g->c > g->oc ? g->c : g->oc;
+#pragma omp parallel if (n_chunks > 1)
+    {
+        float *P = ws + (int64_t)omp_thread() * wsf, *V = P + pad_floats(g);
+        float *M = V + 16 * cm * nb * g->t;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t i0 = ch * nb, m = n - i0 < nb ? n - i0 : nb, mt = m * g->t;
+            input_tiles(g, x + i0 * g->c * g->h * g->w, m, V, P);
+            for (int k = 0; k < 16; k++) /* M_k (OC, mT) = U_k (OC, C) @ V_k (C, mT) */
+                ssl__sgemm(0, 0, g->oc, mt, g->c, 1.0f, U + k * g->oc * g->c, g->c,
+                           V + k * g->c * mt, mt, 0.0f, M + k * g->oc * mt, mt);
+            output_tiles(g, M, m, bias, accumulate, y + i0 * g->oc * g->oh * g->ow);
+        }
     }
 }
 
@@ -298,13 +310,12 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
     wgeom_t g;
     geom(&g, c, h, wd, oc, pad);
     int64_t nb = chunk_images(&g, n);
-    size_t u = (size_t)(16 * oc * c), v = (size_t)(16 * c * nb * g.t),
-           mm = (size_t)(16 * oc * nb * g.t), pb = (size_t)(omp_threads() * pad_floats(&g));
-    float *U = ssl__scratch(ctx, (u + v + mm + pb) * sizeof(float));
+    size_t u = (size_t)(16 * oc * c);
+    float *U = ssl__scratch(ctx, (u + (size_t)(omp_threads() * ws_floats(&g, nb))) * sizeof(float));
     if (!U)
         return SSL_ERR_NOMEM;
     weights_in(w, oc, c, 0, U);
-    wino_conv(&g, U, x, n, bias, 0, y, U + u, U + u + v, nb, U + u + v + mm);
+    wino_conv(&g, U, x, n, bias, 0, y, nb, U + u);
     return SSL_OK;
 }
 
@@ -315,38 +326,50 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
     wgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
     geom(&g, c, h, wd, oc, pad);
     geom(&gb, oc, g.oh, g.ow, c, 2 - pad);
-    int64_t nb = chunk_images(&g, n), nbb = chunk_images(&gb, n);
-    size_t u = (size_t)(16 * oc * c);
-    size_t buf = (size_t)(16 * (c > oc ? c : oc)) *
-                 (size_t)(nb * g.t > nbb * gb.t ? nb * g.t : nbb * gb.t);
-    int64_t pf = pad_floats(&g) > pad_floats(&gb) ? pad_floats(&g) : pad_floats(&gb);
-    float *U = ssl__scratch(ctx, (u + 2 * buf + (size_t)(omp_threads() * pf)) * sizeof(float));
+    int64_t nb = chunk_images(&g, n), nbb = chunk_images(&gb, n), nt = omp_threads();
+    int64_t u = 16 * oc * c, wsf = ws_floats(&g, nb), wsb = ws_floats(&gb, nbb);
+    /* U (or U'), then per thread: a workspace and a partial dU */
+    int64_t per = (wsf > wsb ? wsf : wsb) + u;
+    float *U = ssl__scratch(ctx, (size_t)(u + nt * per) * sizeof(float));
     if (!U)
         return SSL_ERR_NOMEM;
-    float *B1 = U + u, *B2 = B1 + buf, *pad_buf = B2 + buf;
+    float *ws = U + u;
     if (dx) {
         weights_in(w, oc, c, 1, U); /* (16, C, OC) */
-        wino_conv(&gb, U, dy, n, NULL, 1, dx, B1, B2, nbb, pad_buf);
+        wino_conv(&gb, U, dy, n, NULL, 1, dx, nbb, ws);
     }
-    if (dw) {
-        float *dU = U; /* (16, OC, C), summed over all chunks */
-        memset(dU, 0, u * sizeof(float));
-        for (int64_t i0 = 0; i0 < n; i0 += nb) {
-            int64_t m = n - i0 < nb ? n - i0 : nb, mt = m * g.t;
-            input_tiles(&g, x + i0 * c * h * wd, m, B1, pad_buf, pf);
-            output_tiles_adjoint(&g, dy + i0 * oc * g.oh * g.ow, m, B2);
+    if (!dw)
+        return SSL_OK;
+    int64_t n_chunks = (n + nb - 1) / nb, cm = c > oc ? c : oc;
+    float *parts = ws + nt * wsf; /* nt partial dU (16, OC, C); a thread without chunks (or
+                                   * absent, in a nested region) leaves its zeros */
+    memset(parts, 0, (size_t)(nt * u) * sizeof(float));
+#pragma omp parallel if (n_chunks > 1)
+    {
+        int tid = omp_thread();
+        float *P = ws + tid * wsf, *V = P + pad_floats(&g), *dM = V + 16 * cm * nb * g.t;
+        float *dU = parts + tid * u;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t i0 = ch * nb, m = n - i0 < nb ? n - i0 : nb, mt = m * g.t;
+            input_tiles(&g, x + i0 * c * h * wd, m, V, P);
+            output_tiles_adjoint(&g, dy + i0 * oc * g.oh * g.ow, m, dM);
             for (int k = 0; k < 16; k++) /* dU_k (OC, C) += dM_k (OC, mT) @ V_k^T (mT, C) */
-                ssl__sgemm(0, 1, oc, c, mt, 1.0f, B2 + k * oc * mt, mt, B1 + k * c * mt, mt,
+                ssl__sgemm(0, 1, oc, c, mt, 1.0f, dM + k * oc * mt, mt, V + k * c * mt, mt,
                            1.0f, dU + k * oc * c, c);
         }
-        int64_t plane = oc * c;
+    }
+    int64_t used = n_chunks > 1 ? nt : 1; /* threads that may hold a partial */
 #pragma omp parallel for schedule(static) if (oc * c * 16 > SSL_OMP_MIN)
-        for (int64_t i = 0; i < oc * c; i++) {
-            float du[16];
-            for (int k = 0; k < 16; k++)
-                du[k] = dU[k * plane + i];
-            tile_weight_adjoint(du, dw + i * 9);
+    for (int64_t i = 0; i < oc * c; i++) {
+        float du[16];
+        for (int k = 0; k < 16; k++) {
+            float sum = parts[k * oc * c + i];
+            for (int64_t t = 1; t < used; t++) /* partials summed in thread order */
+                sum += parts[t * u + k * oc * c + i];
+            du[k] = sum;
         }
+        tile_weight_adjoint(du, dw + i * 9);
     }
     return SSL_OK;
 }
