@@ -180,7 +180,11 @@ static const conv_case_t conv_cases[] = {
     {2, 8, 6, 5, 12, 3, 3, 1, 0, 0},  /* padding 0 (input gradient at padding 2) */
     {2, 9, 5, 6, 8, 3, 3, 1, 2, 1},   /* padding 2 */
     {5, 12, 4, 4, 10, 3, 3, 1, 1, 0}, /* 4x4 maps, N = 5 */
-    {1, 8, 3, 3, 8, 3, 3, 1, 1, 1}    /* one tile per plane */
+    {1, 8, 3, 3, 8, 3, 3, 1, 1, 1},   /* one tile per plane */
+    /* maps of >= 14x14: the direct kernel's own weight gradient */
+    {2, 8, 14, 15, 8, 3, 3, 1, 1, 1},
+    {1, 4, 16, 16, 20, 3, 3, 1, 1, 0},  /* OC = 20: partial channel blocks */
+    {2, 3, 15, 14, 17, 3, 3, 1, 0, 1}   /* padding 0 */
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
@@ -202,9 +206,10 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
     in[2] = c->bias ? tu_rand(ctx, 1, (int64_t[]){c->oc}, seed + 2, -1, 1, 1) : NULL;
 }
 
-/* Images per GEMM chunk: the default budget (all images of these small cases in one GEMM),
- * one image per GEMM, two (chunks of 2, 2, 1 for N = 5); mode 3 turns Winograd off so the
- * im2col path runs the 3x3 stride-1 cases too. */
+/* Mode 0: the defaults (3x3 stride-1 convolutions with <= 64 input channels take the direct
+ * kernel). Modes 1 and 2 turn the direct kernel off (Winograd for 3x3 stride 1 with >= 8
+ * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5); mode 3 turns
+ * Winograd off too, so the im2col path runs every case. */
 #define N_CHUNK_MODES 4
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
@@ -215,6 +220,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__conv_chunk_floats = m == 0 ? (int64_t)1 << 22 : m * per;
     ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 20 : m * 16 * (c->c + c->oc) * tiles;
     ssl__conv_winograd = mode != 3;
+    ssl__conv_direct = mode == 0;
 }
 
 static void restore_conv_defaults(void)
@@ -222,6 +228,7 @@ static void restore_conv_defaults(void)
     ssl__conv_chunk_floats = (int64_t)1 << 22;
     ssl__wino_chunk_floats = (int64_t)1 << 20;
     ssl__conv_winograd = 1;
+    ssl__conv_direct = 1;
 }
 
 static void test_conv_forward_vs_reference(void **state)

@@ -105,6 +105,17 @@ size_t ssl__scratch_capacity(const ssl_ctx_t *ctx);
  * Tests shrink it to run the chunked paths on small shapes. */
 extern int64_t ssl__conv_chunk_floats;
 
+/* The calling thread's index in the current OpenMP team and the team size a region would get
+ * (0 and 1 without OpenMP): for per-thread workspaces. */
+int ssl__thread_id(void);
+int64_t ssl__max_threads(void);
+
+/* Shapes of a 3x3 stride-1 convolution: input (C, H, W), output (OC, OH, OW), padding. */
+typedef struct ssl_conv3_shape {
+    int64_t c, h, w, oc, pad, oh, ow;
+} ssl_conv3_shape_t;
+ssl_conv3_shape_t ssl__conv3_shape(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad);
+
 /* 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) (ops_conv_winograd.c), used by conv2d when
  * ssl__conv3x3_winograd_usable() (both channel counts >= 8, padding <= 2) and the switch
  * ssl__conv_winograd is on (tests turn it off to compare with the im2col path). Scratch memory
@@ -116,6 +127,17 @@ int ssl__conv3x3_winograd_usable(int64_t c, int64_t oc, int64_t w, int64_t kh, i
 int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w,
                                   const float *bias, float *y, int64_t n, int64_t c, int64_t h,
                                   int64_t wd, int64_t oc, int64_t pad);
+/* Direct 3x3 stride-1 convolution for narrow layers (ops_conv_direct.c): used before Winograd
+ * when ssl__conv3x3_direct_usable() and the switch ssl__conv_direct is on. Same contracts. */
+extern int ssl__conv_direct;
+int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
+                               int64_t kw, int64_t stride, int64_t pad);
+int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
+                                float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc,
+                                int64_t pad);
+int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                                 float *dx, float *dw, int64_t n, int64_t c, int64_t h, int64_t wd,
+                                 int64_t oc, int64_t pad);
 /* dx and/or dw (either may be NULL) += the gradients for upstream dy. */
 int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w,
                                    const float *dy, float *dx, float *dw, int64_t n, int64_t c,

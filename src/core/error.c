@@ -128,6 +128,29 @@ int ssl_get_num_threads(void)
 #endif
 }
 
+int ssl__thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+int64_t ssl__max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+ssl_conv3_shape_t ssl__conv3_shape(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad)
+{
+    return (ssl_conv3_shape_t){c, h, w, oc, pad, h + 2 * pad - 2, w + 2 * pad - 2};
+}
+
 const char *ssl_blas_info(void) { return openblas_get_config(); }
 
 const char *ssl_blas_coretype_hint(void)

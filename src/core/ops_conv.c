@@ -181,15 +181,6 @@ static void block_copy(const conv_dims_t *d, int64_t m, float *blk, float *y, co
     }
 }
 
-#ifdef _OPENMP
-#include <omp.h>
-static int thread_id(void) { return omp_get_thread_num(); }
-static int64_t max_threads(void) { return omp_get_max_threads(); }
-#else
-static int thread_id(void) { return 0; }
-static int64_t max_threads(void) { return 1; }
-#endif
-
 /* Threads take whole chunks of images: im2col, a single-threaded GEMM (OpenBLAS runs on one
  * thread inside an OpenMP region) and the copy back, in their own workspace of columns (K, m*P)
  * and an output block (OC, m*P). No thread waits on another between the phases. */
@@ -197,7 +188,7 @@ static int64_t ws_floats(const conv_dims_t *d, int64_t nb) { return (d->k + d->o
 
 static int64_t chunk_for_threads(const conv_dims_t *d)
 {
-    int64_t nb = conv_chunk(d), nt = max_threads();
+    int64_t nb = conv_chunk(d), nt = ssl__max_threads();
     if (nb > (d->n + nt - 1) / nt)
         nb = (d->n + nt - 1) / nt;
     return nb < 1 ? 1 : nb;
@@ -212,16 +203,18 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *y = nd->out->data; // (N, OC, P)
     if (d.n == 0)
         return SSL_OK;
+    if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
+        return ssl__conv3x3_direct_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad);
     if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad))
         return ssl__conv3x3_winograd_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad);
     int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
     int64_t n_chunks = (d.n + nb - 1) / nb;
-    float *ws = ssl__scratch(ctx, (size_t)(max_threads() * wsf) * sizeof(float));
+    float *ws = ssl__scratch(ctx, (size_t)(ssl__max_threads() * wsf) * sizeof(float));
     if (!ws)
         return SSL_ERR_NOMEM;
 #pragma omp parallel if (n_chunks > 1)
     {
-        float *col = ws + thread_id() * wsf, *blk = col + d.k * nb * d.p; // (K, mP), (OC, mP)
+        float *col = ws + ssl__thread_id() * wsf, *blk = col + d.k * nb * d.p; // (K, mP), (OC, mP)
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
             int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb;
@@ -256,12 +249,21 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
-    if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad)) {
+    if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
+        /* the direct weight gradient is a dot product per tap over the positions: on maps
+         * smaller than 14x14 the im2col GEMM below does it faster */
+        int direct_dw = d.h * d.w >= 196;
+        ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, direct_dw ? dw : NULL, d.n, d.c, d.h,
+                                     d.w, d.oc, d.pad);
+        if (direct_dw || !dw)
+            return; /* out of memory shows in the context's flag */
+        dx = NULL;
+    } else if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad)) {
         ssl__conv3x3_winograd_backward(ctx, x, w, dy, dx, dw, d.n, d.c, d.h, d.w, d.oc, d.pad);
         return; /* out of memory shows in the context's flag */
     }
     int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
-    int64_t n_chunks = (d.n + nb - 1) / nb, nt = max_threads(), kw = d.oc * d.k;
+    int64_t n_chunks = (d.n + nb - 1) / nb, nt = ssl__max_threads(), kw = d.oc * d.k;
     /* per thread: columns (recomputed, then reused for their gradient), the chunk's dy block,
      * then nt partial weight gradients summed in thread order at the end */
     float *ws = ssl__scratch(ctx, (size_t)(nt * wsf + (dw ? nt * kw : 0)) * sizeof(float));
@@ -272,8 +274,8 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         memset(parts, 0, (size_t)(nt * kw) * sizeof(float));
 #pragma omp parallel if (n_chunks > 1)
     {
-        float *col = ws + thread_id() * wsf, *dyb = col + d.k * nb * d.p; // (K, mP), (OC, mP)
-        float *pdw = dw ? parts + thread_id() * kw : NULL;
+        float *col = ws + ssl__thread_id() * wsf, *dyb = col + d.k * nb * d.p; // (K, mP), (OC, mP)
+        float *pdw = dw ? parts + ssl__thread_id() * kw : NULL;
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
             int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb, mp = m * d.p;

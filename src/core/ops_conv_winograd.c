@@ -10,14 +10,6 @@
 
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-static int omp_thread(void) { return omp_get_thread_num(); }
-static int omp_threads(void) { return omp_get_max_threads(); }
-#else
-static int omp_thread(void) { return 0; }
-static int omp_threads(void) { return 1; }
-#endif
 
 int ssl__conv_winograd = 1;
 int64_t ssl__wino_chunk_floats = (int64_t)1 << 20;
@@ -63,21 +55,14 @@ static inline void tile_weight_adjoint(const float du[16], float dg[9])
 /* ---------------------------------------------------------------- whole-tensor passes */
 
 typedef struct wgeom {
-    int64_t c, h, w;    /* input planes */
-    int64_t oc, oh, ow; /* output planes */
-    int64_t pad;
-    int64_t th, tw, t;  /* tiles over the output: th x tw = t per image */
+    int64_t c, h, w, oc, pad, oh, ow; /* as ssl_conv3_shape_t */
+    int64_t th, tw, t;                /* tiles over the output: th x tw = t per image */
 } wgeom_t;
 
 static void geom(wgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad)
 {
-    g->c = c;
-    g->h = h;
-    g->w = w;
-    g->oc = oc;
-    g->pad = pad;
-    g->oh = h + 2 * pad - 2;
-    g->ow = w + 2 * pad - 2;
+    ssl_conv3_shape_t s = ssl__conv3_shape(c, h, w, oc, pad);
+    *g = (wgeom_t){s.c, s.h, s.w, s.oc, s.pad, s.oh, s.ow, 0, 0, 0};
     g->th = (g->oh + 1) / 2;
     g->tw = (g->ow + 1) / 2;
     g->t = g->th * g->tw;
@@ -252,7 +237,7 @@ static void output_tiles_adjoint(const wgeom_t *g, const float *dy, int64_t m, f
 #define WINO_MIN_TILES 128
 static int64_t chunk_images(const wgeom_t *g, int64_t n)
 {
-    int64_t per = 16 * (g->c + g->oc) * g->t, nt = omp_threads();
+    int64_t per = 16 * (g->c + g->oc) * g->t, nt = ssl__max_threads();
     int64_t nb = ssl__wino_chunk_floats / (per > 0 ? per : 1);
     if (nb * g->t < WINO_MIN_TILES && ssl__wino_chunk_floats >= ((int64_t)1 << 20))
         nb = (WINO_MIN_TILES + g->t - 1) / g->t;
@@ -282,7 +267,7 @@ static void wino_conv(const wgeom_t *g, const float *U, const float *x, int64_t 
     int64_t cm = g->c > g->oc ? g->c : g->oc;
 #pragma omp parallel if (n_chunks > 1)
     {
-        float *P = ws + (int64_t)omp_thread() * wsf, *V = P + pad_floats(g);
+        float *P = ws + (int64_t)ssl__thread_id() * wsf, *V = P + pad_floats(g);
         float *M = V + 16 * cm * nb * g->t;
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
@@ -311,7 +296,7 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
     geom(&g, c, h, wd, oc, pad);
     int64_t nb = chunk_images(&g, n);
     size_t u = (size_t)(16 * oc * c);
-    float *U = ssl__scratch(ctx, (u + (size_t)(omp_threads() * ws_floats(&g, nb))) * sizeof(float));
+    float *U = ssl__scratch(ctx, (u + (size_t)(ssl__max_threads() * ws_floats(&g, nb))) * sizeof(float));
     if (!U)
         return SSL_ERR_NOMEM;
     weights_in(w, oc, c, 0, U);
@@ -326,7 +311,7 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
     wgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
     geom(&g, c, h, wd, oc, pad);
     geom(&gb, oc, g.oh, g.ow, c, 2 - pad);
-    int64_t nb = chunk_images(&g, n), nbb = chunk_images(&gb, n), nt = omp_threads();
+    int64_t nb = chunk_images(&g, n), nbb = chunk_images(&gb, n), nt = ssl__max_threads();
     int64_t u = 16 * oc * c, wsf = ws_floats(&g, nb), wsb = ws_floats(&gb, nbb);
     /* U (or U'), then per thread: a workspace and a partial dU */
     int64_t per = (wsf > wsb ? wsf : wsb) + u;
@@ -346,7 +331,7 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
     memset(parts, 0, (size_t)(nt * u) * sizeof(float));
 #pragma omp parallel if (n_chunks > 1)
     {
-        int tid = omp_thread();
+        int tid = ssl__thread_id();
         float *P = ws + tid * wsf, *V = P + pad_floats(&g), *dM = V + 16 * cm * nb * g.t;
         float *dU = parts + tid * u;
 #pragma omp for schedule(static)

@@ -1,0 +1,280 @@
+/* Direct 3x3 stride-1 convolution for narrow layers (few channels, small maps), where im2col
+ * and Winograd GEMMs are too thin to run fast. Each image is copied once into a zero-padded
+ * plane of width PW = W + 2 pad; output position i = oy * PW + ox then reads input i + ky * PW
+ * + kx for every (ky, kx), so a run of 16 consecutive outputs is one vector of 16 consecutive
+ * inputs per tap (the two columns past each row are computed and dropped). 16 output channels
+ * accumulate in registers; each tap's weights are broadcast from a (C, 9, OC16) copy.
+ * The input gradient is the same convolution of dy by the flipped kernel; the weight gradient is
+ * a dot product per (o, c, tap) over the padded positions. Threads own whole images; weight
+ * gradients are per-thread partials summed in thread order. */
+#include "core_internal.h"
+
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+int ssl__conv_direct = 1;
+
+#define OB 16 /* output channels per register block */
+#define VL 16 /* positions per vector */
+
+typedef struct dgeom {
+    int64_t c, h, w, oc, pad, oh, ow; /* as ssl_conv3_shape_t */
+    int64_t pw, ph;
+    int64_t plane; /* floats per padded input plane, with slack for the last vector's taps */
+    int64_t l;     /* output positions on the padded grid: OH * PW, rounded up to VL */
+    int64_t ocb;   /* OC rounded up to OB */
+} dgeom_t;
+
+static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad)
+{
+    ssl_conv3_shape_t s = ssl__conv3_shape(c, h, w, oc, pad);
+    *g = (dgeom_t){s.c, s.h, s.w, s.oc, s.pad, s.oh, s.ow, 0, 0, 0, 0, 0};
+    g->pw = w + 2 * pad;
+    g->ph = h + 2 * pad;
+    g->l = (g->oh * g->pw + VL - 1) / VL * VL;
+    g->plane = g->l + 2 * g->pw + 2 + VL;
+    if (g->plane < g->ph * g->pw)
+        g->plane = g->ph * g->pw;
+    g->ocb = (oc + OB - 1) / OB * OB;
+}
+
+int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
+                               int64_t kw, int64_t stride, int64_t pad)
+{
+    (void)oc;
+    (void)h;
+    (void)w;
+    return ssl__conv_direct && kh == 3 && kw == 3 && stride == 1 && pad <= 2 && c <= 64;
+}
+
+/* xp (C, plane) zero-padded copy of one image x (C, H, W). */
+static void pad_image(const dgeom_t *g, const float *x, float *xp)
+{
+    for (int64_t c = 0; c < g->c; c++) {
+        float *dst = xp + c * g->plane;
+        memset(dst, 0, (size_t)g->plane * sizeof(float));
+        for (int64_t y = 0; y < g->h; y++)
+            memcpy(dst + (y + g->pad) * g->pw + g->pad, x + (c * g->h + y) * g->w,
+                   (size_t)g->w * sizeof(float));
+    }
+}
+
+/* wt (C, 9, OCB) from w (OC, C, 3, 3); flip: the kernel of the input gradient, as (OC, 9, CB)
+ * with w'[c, o, k] = w[o, c, 8 - k] (the caller's geometry has C and OC swapped). */
+static void weights_taps(const float *w, int64_t oc, int64_t c, int flip, int64_t ocb, float *wt)
+{
+    /* rows: input channels of the convolution that runs; columns: its output channels */
+    int64_t rows = flip ? oc : c;
+    memset(wt, 0, (size_t)(rows * 9 * ocb) * sizeof(float));
+    for (int64_t o = 0; o < oc; o++)
+        for (int64_t ci = 0; ci < c; ci++)
+            for (int k = 0; k < 9; k++) {
+                float v = w[(o * c + ci) * 9 + k];
+                if (flip)
+                    wt[(o * 9 + (8 - k)) * ocb + ci] = v;
+                else
+                    wt[(ci * 9 + k) * ocb + o] = v;
+            }
+}
+
+/* out (OCB, L) = taps of xp (C, plane) with wt (C, 9, OCB). */
+static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float *out)
+{
+    int64_t off[9];
+    for (int k = 0; k < 9; k++)
+        off[k] = (k / 3) * g->pw + k % 3;
+    for (int64_t ob = 0; ob < g->ocb; ob += OB) {
+        for (int64_t i = 0; i < g->l; i += VL) {
+#if defined(__AVX512F__)
+            __m512 acc[OB];
+            for (int q = 0; q < OB; q++)
+                acc[q] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < g->c; c++) {
+                const float *xc = xp + c * g->plane + i;
+                const float *wc = wt + c * 9 * g->ocb + ob;
+                for (int k = 0; k < 9; k++) {
+                    __m512 xv = _mm512_loadu_ps(xc + off[k]);
+                    const float *wk = wc + k * g->ocb;
+                    for (int q = 0; q < OB; q++)
+                        acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(wk[q]), xv, acc[q]);
+                }
+            }
+            for (int q = 0; q < OB; q++)
+                _mm512_storeu_ps(out + (ob + q) * g->l + i, acc[q]);
+#else
+            float acc[OB][VL];
+            memset(acc, 0, sizeof acc);
+            for (int64_t c = 0; c < g->c; c++) {
+                const float *xc = xp + c * g->plane + i;
+                const float *wc = wt + c * 9 * g->ocb + ob;
+                for (int k = 0; k < 9; k++) {
+                    const float *xv = xc + off[k], *wk = wc + k * g->ocb;
+                    for (int q = 0; q < OB; q++)
+                        for (int v = 0; v < VL; v++)
+                            acc[q][v] += wk[q] * xv[v];
+                }
+            }
+            for (int q = 0; q < OB; q++)
+                memcpy(out + (ob + q) * g->l + i, acc[q], sizeof acc[q]);
+#endif
+        }
+    }
+}
+
+/* y (OC, OH, OW) (+)= out's valid positions + bias. */
+static void store_image(const dgeom_t *g, const float *out, const float *bias, int accumulate,
+                        float *y)
+{
+    for (int64_t o = 0; o < g->oc; o++) {
+        float b = bias ? bias[o] : 0.0f;
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+            const float *src = out + o * g->l + oy * g->pw;
+            float *dst = y + (o * g->oh + oy) * g->ow;
+            if (accumulate)
+                for (int64_t ox = 0; ox < g->ow; ox++)
+                    dst[ox] += src[ox] + b;
+            else
+                for (int64_t ox = 0; ox < g->ow; ox++)
+                    dst[ox] = src[ox] + b;
+        }
+    }
+}
+
+static int64_t ws_floats(const dgeom_t *g) { return g->c * g->plane + g->ocb * g->l + 64; }
+
+/* y (n, OC, OH, OW) (+)= conv(x, wt) + bias, threads over images. */
+static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64_t n,
+                        const float *bias, int accumulate, float *y, float *ws)
+{
+    int64_t wsf = ws_floats(g);
+#pragma omp parallel if (n > 1)
+    {
+        float *xp = ws + ssl__thread_id() * wsf, *out = xp + g->c * g->plane;
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            pad_image(g, x + j * g->c * g->h * g->w, xp);
+            conv_image(g, xp, wt, out);
+            store_image(g, out, bias, accumulate, y + j * g->oc * g->oh * g->ow);
+        }
+    }
+}
+
+int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
+                                float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc,
+                                int64_t pad)
+{
+    dgeom_t g;
+    dgeom(&g, c, h, wd, oc, pad);
+    int64_t wtf = c * 9 * g.ocb;
+    float *wt = ssl__scratch(ctx, (size_t)(wtf + ssl__max_threads() * ws_floats(&g)) * sizeof(float));
+    if (!wt)
+        return SSL_ERR_NOMEM;
+    weights_taps(w, oc, c, 0, g.ocb, wt);
+    direct_conv(&g, wt, x, n, bias, 0, y, wt + wtf);
+    return SSL_OK;
+}
+
+/* dW partial (OC, C, 9, VL) += dot products of dyp (OCB, L) (zero off the valid columns and in
+ * the rows past OC) with the taps of xp (C, plane), kept as VL lanes (summed once at the end: on
+ * small maps a horizontal sum per image would cost more than the products). Blocks of 8 output
+ * channels x one row of 3 taps: 24 accumulators, each dy vector reused for 3 taps and each input
+ * vector for 8 channels. */
+#define WB 8
+static void weight_grad_image(const dgeom_t *g, const float *xp, const float *dyp, float *dw)
+{
+    for (int64_t ob = 0; ob < g->oc; ob += WB) {
+        int64_t nob = g->oc - ob < WB ? g->oc - ob : WB;
+        for (int64_t c = 0; c < g->c; c++)
+            for (int ky = 0; ky < 3; ky++) {
+                const float *xc = xp + c * g->plane + ky * g->pw, *go = dyp + ob * g->l;
+                float sums[WB][3];
+#if defined(__AVX512F__)
+                __m512 acc[WB][3];
+                for (int q = 0; q < WB; q++)
+                    for (int kx = 0; kx < 3; kx++)
+                        acc[q][kx] = q < nob ? _mm512_loadu_ps(
+                                                   dw + (((ob + q) * g->c + c) * 9 + ky * 3 + kx) * VL)
+                                             : _mm512_setzero_ps();
+                for (int64_t i = 0; i < g->l; i += VL) {
+                    __m512 x0 = _mm512_loadu_ps(xc + i), x1 = _mm512_loadu_ps(xc + i + 1),
+                           x2 = _mm512_loadu_ps(xc + i + 2);
+                    for (int q = 0; q < WB; q++) {
+                        __m512 gv = _mm512_loadu_ps(go + q * g->l + i);
+                        acc[q][0] = _mm512_fmadd_ps(gv, x0, acc[q][0]);
+                        acc[q][1] = _mm512_fmadd_ps(gv, x1, acc[q][1]);
+                        acc[q][2] = _mm512_fmadd_ps(gv, x2, acc[q][2]);
+                    }
+                }
+                for (int64_t q = 0; q < nob; q++)
+                    for (int kx = 0; kx < 3; kx++)
+                        _mm512_storeu_ps(dw + (((ob + q) * g->c + c) * 9 + ky * 3 + kx) * VL,
+                                         acc[q][kx]);
+                (void)sums;
+#else
+                for (int q = 0; q < WB; q++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        float sum = 0;
+                        for (int64_t i = 0; i < g->l; i++)
+                            sum += go[q * g->l + i] * xc[i + kx];
+                        sums[q][kx] = sum;
+                    }
+                for (int64_t q = 0; q < nob; q++)
+                    for (int kx = 0; kx < 3; kx++)
+                        dw[(((ob + q) * g->c + c) * 9 + ky * 3 + kx) * VL] += sums[q][kx];
+#endif
+            }
+    }
+}
+
+int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                                 float *dx, float *dw, int64_t n, int64_t c, int64_t h, int64_t wd,
+                                 int64_t oc, int64_t pad)
+{
+    dgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
+    dgeom(&g, c, h, wd, oc, pad);
+    dgeom(&gb, oc, g.oh, g.ow, c, 2 - pad);
+    int64_t nt = ssl__max_threads(), kw = oc * c * 9;
+    int64_t wtf = gb.c * 9 * gb.ocb;
+    int64_t wsb = ws_floats(&gb), wsw = c * g.plane + g.ocb * g.l + 64;
+    int64_t per = wsb > wsw ? wsb : wsw;
+    float *wt = ssl__scratch(ctx, (size_t)(wtf + nt * per + nt * kw * VL) * sizeof(float));
+    if (!wt)
+        return SSL_ERR_NOMEM;
+    float *ws = wt + wtf, *parts = ws + nt * per;
+    if (dx) {
+        weights_taps(w, oc, c, 1, gb.ocb, wt);
+        direct_conv(&gb, wt, dy, n, NULL, 1, dx, ws);
+    }
+    if (!dw)
+        return SSL_OK;
+    memset(parts, 0, (size_t)(nt * kw * VL) * sizeof(float));
+#pragma omp parallel if (n > 1)
+    {
+        float *xp = ws + ssl__thread_id() * per, *dyp = xp + c * g.plane;
+        float *pdw = parts + ssl__thread_id() * kw * VL;
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            pad_image(&g, x + j * c * h * wd, xp);
+            memset(dyp, 0, (size_t)(g.ocb * g.l) * sizeof(float));
+            const float *gj = dy + j * oc * g.oh * g.ow;
+            for (int64_t o = 0; o < oc; o++)
+                for (int64_t oy = 0; oy < g.oh; oy++)
+                    memcpy(dyp + o * g.l + oy * g.pw, gj + (o * g.oh + oy) * g.ow,
+                           (size_t)g.ow * sizeof(float));
+            weight_grad_image(&g, xp, dyp, pdw);
+        }
+    }
+    int64_t used = n > 1 ? nt : 1;
+#pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
+    for (int64_t i = 0; i < kw; i++) {
+        float s = 0;
+        for (int64_t t = 0; t < used; t++) /* in thread and lane order: deterministic */
+            for (int v = 0; v < VL; v++)
+                s += parts[(t * kw + i) * VL + v];
+        dw[i] += s;
+    }
+    return SSL_OK;
+}
