@@ -495,6 +495,52 @@ static void test_batch_norm_backward(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The fused relu(batch_norm(x)) against the two ops composed: the same output, running
+ * statistics and gradients (the composition's parts are tested against references above). */
+static void test_batch_norm_relu_fused(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const bn_shape_t shapes[] = {{2, {6, 3}}, {4, {3, 4, 5, 6}}, {4, {16, 8, 12, 12}}};
+    for (int si = 0; si < 3; si++)
+        for (int training = 0; training < 2; training++) {
+            int64_t N, C, S;
+            bn_nsc(&shapes[si], &N, &C, &S);
+            (void)N;
+            (void)S;
+            float *ref[5] = {0};
+            for (int fused = 0; fused < 2; fused++) {
+                ssl_tensor_t *x = tu_rand(ctx, shapes[si].ndim, shapes[si].shape, 7 + si, -2, 2, 1);
+                ssl_tensor_t *w = tu_rand(ctx, 1, &C, 8 + si, -2, 2, 1);
+                ssl_tensor_t *b = tu_rand(ctx, 1, &C, 9 + si, -1, 1, 1);
+                ssl_tensor_t *rm = tu_rand(ctx, 1, &C, 10 + si, -0.5f, 0.5f, 0);
+                ssl_tensor_t *rv = tu_rand(ctx, 1, &C, 11 + si, 0.5f, 1.5f, 0);
+                ssl_tensor_t *y = fused
+                    ? ssl_batch_norm_relu(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f)
+                    : ssl_relu(ctx, ssl_batch_norm(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f));
+                assert_non_null(y);
+                float *g = malloc((size_t)y->numel * sizeof(float));
+                ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 12 + si, 0, 0);
+                assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+                free(g);
+                const ssl_tensor_t *out[5] = {y, x, w, rm, b};
+                for (int k = 0; k < 5; k++) {
+                    const float *v = k == 0 || k == 3 ? out[k]->data : out[k]->grad;
+                    int64_t n = out[k]->numel;
+                    if (!fused) {
+                        ref[k] = malloc((size_t)n * sizeof(float));
+                        memcpy(ref[k], v, (size_t)n * sizeof(float));
+                    } else {
+                        tu_assert_close(v, ref[k], n, 1e-6, 1e-5);
+                        free(ref[k]);
+                    }
+                }
+                ssl_ctx_reset(ctx);
+            }
+        }
+    ssl_ctx_free(ctx);
+}
+
 /* Parallel paths (per-channel with spatial dims, channel tiles for (N, C)): forward and
  * backward against the references, bit-identical with 1 and 2 threads. */
 static void test_batch_norm_large(void **state)
@@ -731,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_batch_norm_params_store),
         cmocka_unit_test(test_batch_norm_backward),
         cmocka_unit_test(test_batch_norm_large),
+        cmocka_unit_test(test_batch_norm_relu_fused),
         cmocka_unit_test(test_batch_norm_errors),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_backward),

@@ -293,6 +293,11 @@ ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weig
 ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                              ssl_tensor_t *bias, ssl_tensor_t *running_mean,
                              ssl_tensor_t *running_var, int training, float momentum, float eps);
+/* relu(batch_norm(x)) as one op: no separate relu output, one pass fewer each way. */
+ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                  ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                  ssl_tensor_t *running_var, int training, float momentum,
+                                  float eps);
 
 /* Convolution and pooling on NCHW. conv2d: w (OC, C, KH, KW), bias (OC) or NULL. */
 ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias,

@@ -74,6 +74,9 @@ int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *na
                           int64_t channels, int affine, float momentum, float eps);
 ssl_tensor_t *ssl_nn_batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
                                        ssl_tensor_t *x, int training);
+/* relu(batchnorm(x)) as one fused op (ssl_batch_norm_relu). */
+ssl_tensor_t *ssl_nn_batchnorm_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                            ssl_tensor_t *x, int training);
 
 typedef struct ssl_nn_layernorm {
     ssl_tensor_t *weight, *bias; /* (C) */

@@ -333,7 +333,7 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     const ssl_tensor_t *x = nd->in[0], *wt = nd->in[1], *bt = nd->in[2];
     ssl_tensor_t *rmt = nd->in[3], *rvt = nd->in[4];
-    const int training = (int)nd->ia[0];
+    const int training = (int)nd->ia[0], relu = (int)nd->ia[1];
     const double momentum = nd->fa[0], eps = nd->fa[1];
     const bn_dims_t d = bn_dims(x);
     const int64_t C = d.c, S = d.s;
@@ -384,6 +384,9 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             float *yr = Y + i * C;
             for (int64_t c = 0; c < C; c++)
                 yr[c] = xr[c] * scale[c] + shift[c];
+            if (relu)
+                for (int64_t c = 0; c < C; c++)
+                    yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
         }
     } else {
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -391,8 +394,14 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             const float sc = scale[p % C], sh = shift[p % C];
             const float *xp = X + p * S;
             float *yp = Y + p * S;
-            for (int64_t k = 0; k < S; k++)
-                yp[k] = xp[k] * sc + sh;
+            if (relu)
+                for (int64_t k = 0; k < S; k++) {
+                    float v = xp[k] * sc + sh;
+                    yp[k] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (int64_t k = 0; k < S; k++)
+                    yp[k] = xp[k] * sc + sh;
         }
     }
     return SSL_OK;
@@ -440,6 +449,16 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *dX = ssl__grad(ctx, x), *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
     if (!dX && !dW && !dB)
         return;
+    if (nd->ia[1]) { /* fused relu: the gradient reaching the normalisation is dy where y > 0 */
+        const float *Y = nd->out->data;
+        float *g = ssl__scratch(ctx, (size_t)x->numel * sizeof(float));
+        if (!g)
+            return;
+#pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
+        for (int64_t i = 0; i < x->numel; i++)
+            g[i] = Y[i] > 0.0f ? dY[i] : 0.0f;
+        dY = g;
+    }
     /* Per channel: k1 multiplies dy, k2 multiplies (x - mean), k0 is added:
      * training dx = w rstd (dy - mean(dy) - xhat mean(dy xhat)), eval dx = w rstd dy. */
     float *coef = ssl_arena_alloc(ctx, (size_t)(C > 0 ? C : 1) * 3 * sizeof(float));
@@ -498,9 +517,10 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 const ssl_op_def_t ssl_opdef_batch_norm = {
     "batch_norm", 4, batch_norm_shape, batch_norm_forward, batch_norm_backward, 0};
 
-ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
-                             ssl_tensor_t *bias, ssl_tensor_t *running_mean,
-                             ssl_tensor_t *running_var, int training, float momentum, float eps)
+static ssl_tensor_t *batch_norm_node(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                     ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                     ssl_tensor_t *running_var, int training, float momentum,
+                                     float eps, int relu)
 {
     if (!x)
         return NULL; /* an earlier op failed: keep its error */
@@ -521,9 +541,27 @@ ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weig
     in[4] = running_var;
     n.in = in;
     n.ia[0] = training != 0;
+    n.ia[1] = relu;
     n.fa[0] = momentum;
     n.fa[1] = eps;
     return ssl__apply(ctx, &n);
+}
+
+ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                             ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                             ssl_tensor_t *running_var, int training, float momentum, float eps)
+{
+    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
+                           eps, 0);
+}
+
+ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                  ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                  ssl_tensor_t *running_var, int training, float momentum,
+                                  float eps)
+{
+    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
+                           eps, 1);
 }
 
 /* ---------------------------------------------------------------- dropout */

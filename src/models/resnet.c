@@ -98,13 +98,14 @@ static ssl_tensor_t *block_forward(ssl_ctx_t *ctx, const ssl_resnet_block_t *b, 
                                    ssl_tensor_t *x, int training)
 {
     ssl_tensor_t *h = ssl_nn_conv2d_forward(ctx, &b->conv1, x);
-    h = ssl_relu(ctx, ssl_nn_batchnorm_forward(ctx, &b->bn1, h, training));
+    h = ssl_nn_batchnorm_relu_forward(ctx, &b->bn1, h, training);
     h = ssl_nn_conv2d_forward(ctx, &b->conv2, h);
-    h = ssl_nn_batchnorm_forward(ctx, &b->bn2, h, training);
     if (bottleneck) {
-        h = ssl_relu(ctx, h);
+        h = ssl_nn_batchnorm_relu_forward(ctx, &b->bn2, h, training);
         h = ssl_nn_conv2d_forward(ctx, &b->conv3, h);
         h = ssl_nn_batchnorm_forward(ctx, &b->bn3, h, training);
+    } else {
+        h = ssl_nn_batchnorm_forward(ctx, &b->bn2, h, training);
     }
     ssl_tensor_t *id = x;
     if (b->has_ds)
@@ -118,7 +119,7 @@ int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
 {
     const ssl_resnet_t *r = &e->resnet;
     ssl_tensor_t *h = ssl_nn_conv2d_forward(ctx, &r->conv1, x);
-    h = ssl_relu(ctx, ssl_nn_batchnorm_forward(ctx, &r->bn1, h, training));
+    h = ssl_nn_batchnorm_relu_forward(ctx, &r->bn1, h, training);
     if (!e->cfg.resnet.cifar_stem)
         h = ssl_max_pool2d(ctx, h, 3, 2, 1);
     for (int b = 0; b < r->n_blocks; b++)
