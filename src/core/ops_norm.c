@@ -49,6 +49,27 @@ static inline double dsum_sqdev(const float *x, int64_t n, double mean)
     return dfold(a);
 }
 
+/* sum (x - k) and sum (x - k)^2 in one pass (k: a value of the data, which keeps the variance
+ * E[(x-k)^2] - E[x-k]^2 free of cancellation for data far from zero) */
+static inline void dsum_shift2(const float *x, int64_t n, double k0, double *s1, double *s2)
+{
+    double a[DACC] = {0}, b[DACC] = {0};
+    int64_t i = 0;
+    for (; i + DACC <= n; i += DACC)
+        for (int k = 0; k < DACC; k++) {
+            double d = (double)x[i + k] - k0;
+            a[k] += d;
+            b[k] += d * d;
+        }
+    for (int k = 0; i < n; i++, k++) {
+        double d = (double)x[i] - k0;
+        a[k] += d;
+        b[k] += d * d;
+    }
+    *s1 = dfold(a);
+    *s2 = dfold(b);
+}
+
 /* sum g and sum g * (x - mean) */
 static inline void dsum_g_gx(const float *g, const float *x, int64_t n, double mean, double *sg,
                              double *sgx)
@@ -64,6 +85,27 @@ static inline void dsum_g_gx(const float *g, const float *x, int64_t n, double m
     for (int k = 0; i < n; i++, k++) {
         a[k] += (double)g[i];
         b[k] += (double)g[i] * ((double)x[i] - mean);
+    }
+    *sg = dfold(a);
+    *sgx = dfold(b);
+}
+
+/* The same with g taken only where the fused relu's output y is positive. */
+static inline void dsum_g_gx_relu(const float *g, const float *y, const float *x, int64_t n,
+                                  double mean, double *sg, double *sgx)
+{
+    double a[DACC] = {0}, b[DACC] = {0};
+    int64_t i = 0;
+    for (; i + DACC <= n; i += DACC)
+        for (int k = 0; k < DACC; k++) {
+            double gk = y[i + k] > 0.0f ? (double)g[i + k] : 0.0;
+            a[k] += gk;
+            b[k] += gk * ((double)x[i + k] - mean);
+        }
+    for (int k = 0; i < n; i++, k++) {
+        double gk = y[i] > 0.0f ? (double)g[i] : 0.0;
+        a[k] += gk;
+        b[k] += gk * ((double)x[i] - mean);
     }
     *sg = dfold(a);
     *sgx = dfold(b);
@@ -318,14 +360,16 @@ static void bn_stats(const float *X, bn_dims_t d, int64_t c0, int64_t c1, double
         return;
     }
     for (int64_t c = c0; c < c1; c++) {
-        double s = 0, v = 0;
-        for (int64_t i = 0; i < d.n; i++)
-            s += dsum(X + (i * d.c + c) * d.s, d.s);
-        const double m = s / cnt;
-        for (int64_t i = 0; i < d.n; i++)
-            v += dsum_sqdev(X + (i * d.c + c) * d.s, d.s, m);
-        mean[c - c0] = m;
-        var[c - c0] = v / cnt;
+        double s1 = 0, s2 = 0, k0 = d.n > 0 && d.s > 0 ? (double)X[c * d.s] : 0.0;
+        for (int64_t i = 0; i < d.n; i++) {
+            double a, b;
+            dsum_shift2(X + (i * d.c + c) * d.s, d.s, k0, &a, &b);
+            s1 += a;
+            s2 += b;
+        }
+        const double dm = s1 / cnt, v = s2 / cnt - dm * dm;
+        mean[c - c0] = k0 + dm;
+        var[c - c0] = v > 0 ? v : 0;
     }
 }
 
@@ -408,17 +452,19 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 }
 
 /* Per channel: sum dy and sum dy * (x - mean) over channels [c0, c1). */
-static void bn_grad_sums(const float *X, const float *dY, bn_dims_t d, const float *mean,
-                         int64_t c0, int64_t c1, double *sg, double *sgx)
+static void bn_grad_sums(const float *X, const float *dY, const float *Y, bn_dims_t d,
+                         const float *mean, int64_t c0, int64_t c1, double *sg, double *sgx)
 {
     if (d.s == 1) {
         for (int64_t c = c0; c < c1; c++)
             sg[c - c0] = sgx[c - c0] = 0;
         for (int64_t i = 0; i < d.n; i++) {
             const float *xr = X + i * d.c, *gr = dY + i * d.c;
+            const float *yr = Y ? Y + i * d.c : NULL;
             for (int64_t c = c0; c < c1; c++) {
-                sg[c - c0] += (double)gr[c];
-                sgx[c - c0] += (double)gr[c] * ((double)xr[c] - (double)mean[c]);
+                double g = yr && !(yr[c] > 0.0f) ? 0.0 : (double)gr[c];
+                sg[c - c0] += g;
+                sgx[c - c0] += g * ((double)xr[c] - (double)mean[c]);
             }
         }
         return;
@@ -428,7 +474,10 @@ static void bn_grad_sums(const float *X, const float *dY, bn_dims_t d, const flo
         for (int64_t i = 0; i < d.n; i++) {
             double s1, s2;
             int64_t off = (i * d.c + c) * d.s;
-            dsum_g_gx(dY + off, X + off, d.s, (double)mean[c], &s1, &s2);
+            if (Y)
+                dsum_g_gx_relu(dY + off, Y + off, X + off, d.s, (double)mean[c], &s1, &s2);
+            else
+                dsum_g_gx(dY + off, X + off, d.s, (double)mean[c], &s1, &s2);
             a += s1;
             bsum += s2;
         }
@@ -449,16 +498,8 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *dX = ssl__grad(ctx, x), *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
     if (!dX && !dW && !dB)
         return;
-    if (nd->ia[1]) { /* fused relu: the gradient reaching the normalisation is dy where y > 0 */
-        const float *Y = nd->out->data;
-        float *g = ssl__scratch(ctx, (size_t)x->numel * sizeof(float));
-        if (!g)
-            return;
-#pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
-        for (int64_t i = 0; i < x->numel; i++)
-            g[i] = Y[i] > 0.0f ? dY[i] : 0.0f;
-        dY = g;
-    }
+    /* fused relu: the gradient reaching the normalisation is dy where y > 0 */
+    const float *Y = nd->ia[1] ? nd->out->data : NULL;
     /* Per channel: k1 multiplies dy, k2 multiplies (x - mean), k0 is added:
      * training dx = w rstd (dy - mean(dy) - xhat mean(dy xhat)), eval dx = w rstd dy. */
     float *coef = ssl_arena_alloc(ctx, (size_t)(C > 0 ? C : 1) * 3 * sizeof(float));
@@ -474,7 +515,7 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         int64_t c0 = t * tile, c1 = c0 + tile < C ? c0 + tile : C;
         double sg[BN_TILE], sgx[BN_TILE];
         if (need_sums)
-            bn_grad_sums(X, dY, d, mean, c0, c1, sg, sgx);
+            bn_grad_sums(X, dY, Y, d, mean, c0, c1, sg, sgx);
         for (int64_t c = c0; c < c1; c++) {
             const double rs = rstd[c], wc = w ? (double)w[c] : 1.0;
             if (dW)
@@ -496,10 +537,12 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (S == 1) {
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
         for (int64_t i = 0; i < d.n; i++) {
-            const float *xr = X + i * C, *gr = dY + i * C;
+            const float *xr = X + i * C, *gr = dY + i * C, *yr = Y ? Y + i * C : NULL;
             float *dxr = dX + i * C;
-            for (int64_t c = 0; c < C; c++)
-                dxr[c] += k1[c] * gr[c] + k2[c] * (xr[c] - mean[c]) + k0[c];
+            for (int64_t c = 0; c < C; c++) {
+                float g = yr && !(yr[c] > 0.0f) ? 0.0f : gr[c];
+                dxr[c] += k1[c] * g + k2[c] * (xr[c] - mean[c]) + k0[c];
+            }
         }
     } else {
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -508,8 +551,14 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             const float a1 = k1[c], a2 = k2[c], a0 = k0[c], m = mean[c];
             const float *xp = X + p * S, *gp = dY + p * S;
             float *dxp = dX + p * S;
-            for (int64_t k = 0; k < S; k++)
-                dxp[k] += a1 * gp[k] + a2 * (xp[k] - m) + a0;
+            if (Y) {
+                const float *yp = Y + p * S;
+                for (int64_t k = 0; k < S; k++)
+                    dxp[k] += a1 * (yp[k] > 0.0f ? gp[k] : 0.0f) + a2 * (xp[k] - m) + a0;
+            } else {
+                for (int64_t k = 0; k < S; k++)
+                    dxp[k] += a1 * gp[k] + a2 * (xp[k] - m) + a0;
+            }
         }
     }
 }
