@@ -263,6 +263,8 @@ ssl_tensor_t *ssl_sqrt(ssl_ctx_t *ctx, ssl_tensor_t *x);
 ssl_tensor_t *ssl_pow(ssl_ctx_t *ctx, ssl_tensor_t *x, float p);
 ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi);
 ssl_tensor_t *ssl_relu(ssl_ctx_t *ctx, ssl_tensor_t *x);
+/* relu(a + b) for a and b of one shape, as one op (the end of a residual block). */
+ssl_tensor_t *ssl_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
 ssl_tensor_t *ssl_gelu(ssl_ctx_t *ctx, ssl_tensor_t *x, int kind);
 ssl_tensor_t *ssl_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
 ssl_tensor_t *ssl_tanh(ssl_ctx_t *ctx, ssl_tensor_t *x);

@@ -40,6 +40,8 @@ static ssl_tensor_t *f_sqrt(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; re
 static ssl_tensor_t *f_pow(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_pow(c, IN0, 2.5f); }
 static ssl_tensor_t *f_clamp(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_clamp(c, IN0, -0.5f, 0.6f); }
 static ssl_tensor_t *f_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_relu(c, IN0); }
+static ssl_tensor_t *f_add_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_add_relu(c, IN0, IN1); }
+static ssl_tensor_t *f_bn_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_batch_norm_relu(c, IN0, IN1, IN2, NULL, NULL, 1, 0.1f, 1e-5f); }
 static ssl_tensor_t *f_gelu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_gelu(c, IN0, SSL_GELU_ERF); }
 static ssl_tensor_t *f_gelu_tanh(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_gelu(c, IN0, SSL_GELU_TANH); }
 static ssl_tensor_t *f_sigmoid(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_sigmoid(c, IN0); }
@@ -87,6 +89,7 @@ static const sc_case_t k_cases[] = {
     {"pow", f_pow, 1, {2}, {{3, 4}}, 0.5f, 2},
     {"clamp", f_clamp, 1, {2}, {{3, 4}}, -1, 1},
     {"relu", f_relu, 1, {2}, {{3, 4}}, -1, 1},
+    {"add_relu", f_add_relu, 2, {2, 2}, {{3, 4}, {3, 4}}, -1, 1},
     {"gelu (erf)", f_gelu, 1, {2}, {{3, 4}}, -2, 2},
     {"gelu (tanh)", f_gelu_tanh, 1, {2}, {{3, 4}}, -2, 2},
     {"sigmoid", f_sigmoid, 1, {2}, {{3, 4}}, -2, 2},
@@ -101,6 +104,7 @@ static const sc_case_t k_cases[] = {
     {"smooth_l1", f_smooth_l1, 2, {2, 2}, {{3, 4}, {3, 4}}, -2, 2},
     {"layer_norm", f_layer_norm, 3, {3, 1, 1}, {{2, 3, 6}, {6}, {6}}, -2, 2},
     {"batch_norm", f_batch_norm, 3, {4, 1, 1}, {{3, 2, 2, 2}, {2}, {2}}, -2, 2},
+    {"batch_norm_relu", f_bn_relu, 3, {4, 1, 1}, {{3, 2, 2, 2}, {2}, {2}}, -2, 2},
     {"conv2d", f_conv, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, -1, 1},
     {"max_pool2d", f_maxpool, 1, {4}, {{1, 2, 5, 5}}, -1, 1},
     {"avg_pool2d", f_avgpool, 1, {4}, {{1, 2, 4, 4}}, -1, 1},

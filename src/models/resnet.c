@@ -111,7 +111,7 @@ static ssl_tensor_t *block_forward(ssl_ctx_t *ctx, const ssl_resnet_block_t *b, 
     if (b->has_ds)
         id = ssl_nn_batchnorm_forward(ctx, &b->ds_bn, ssl_nn_conv2d_forward(ctx, &b->ds_conv, x),
                                       training);
-    return ssl_relu(ctx, ssl_add(ctx, h, id));
+    return ssl_add_relu(ctx, h, id);
 }
 
 int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int training,
