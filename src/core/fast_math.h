@@ -1,9 +1,9 @@
 /* Branch-free float exp and erf that the compiler vectorises (libm's expf/erff are scalar calls
  * without -ffast-math). Both are written from the math: range reduction plus polynomials fitted
- * here with mpmath's Chebyshev fit (mpmath.chebyfit, 40 digits), evaluated with fmaf.
- * Accuracy, checked against double libm over dense sweeps in tests/test_ops_elementwise.c:
- *   ssl__expf_neg  x in [-87, 0]: relative error < 3e-7 (exp(x) for x < -87 returns exp(-87))
- *   ssl__erff      all finite x:  absolute error < 2e-7 (exact +-1 beyond |x| = 4) */
+ * here with mpmath's Chebyshev fit (mpmath.chebyfit, 40 digits) for erf.
+ * Accuracy, checked against libm over dense sweeps in tests/test_ops_elementwise.c:
+ *   ssl__expf  relative error < 3e-7 where the result is a normal float
+ *   ssl__erff  absolute error < 2e-7 for all finite x (exactly +-1 beyond |x| = 4) */
 #ifndef SSL_FAST_MATH_H
 #define SSL_FAST_MATH_H
 
@@ -11,27 +11,35 @@
 #include <stdint.h>
 #include <string.h>
 
-/* exp(x) for x <= 0: x = k ln2 + r with |r| <= ln2 / 2, exp(r) by a degree-6 polynomial
- * (fit error 2e-9), 2^k put into the exponent bits. */
-static inline float ssl__expf_neg(float x)
+/* exp(x) to about 1 ulp, written so loops over it vectorise (libm's expf does not without
+ * -ffast-math): x = k ln2 + r with |r| <= ln2/2, a degree-7 polynomial for e^r, 2^k put in
+ * the exponent bits. Exact for x < ln(FLT_MIN) (returns 0), NaN and +-inf; x in (88.37, 88.72]
+ * is clamped, which the callers never reach (they exponentiate x - max <= 0). */
+static inline float ssl__expf(float x)
 {
-    x = x < -87.0f ? -87.0f : x; /* keeps 2^k a normal number; NaN passes through */
-    /* round to nearest with the 1.5 * 2^23 trick: exact for |x log2 e| < 2^22 */
-    const float shift = 12582912.0f;
-    float kf = (x * 1.44269504088896341f + shift) - shift;
-    float r = fmaf(kf, -0.693145751953125f, x); /* ln2 split: the high part has 12 bits */
-    r = fmaf(kf, -1.42860682030941723e-6f, r);
-    float p = 0.001394110843f;
-    p = fmaf(p, r, 0.008375126398f);
-    p = fmaf(p, r, 0.0416663529f);
-    p = fmaf(p, r, 0.1666641551f);
-    p = fmaf(p, r, 0.5000000047f);
-    p = fmaf(p, r, 1.000000038f);
-    p = fmaf(p, r, 1.0f);
-    int32_t bits = ((int32_t)kf + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    const float lo = -87.33654475f, hi = 88.37f;
+    float xc = x < lo ? lo : x;
+    xc = xc > hi ? hi : xc;
+    /* Adding 1.5 * 2^23 rounds to an integer and leaves it in the low mantissa bits. */
+    float kf = xc * 1.44269504088896341f + 12582912.0f;
+    uint32_t kb;
+    memcpy(&kb, &kf, sizeof kb);
+    kf -= 12582912.0f;
+    float r = xc - kf * 0.693359375f; /* ln2 split in two (Cody-Waite): the first is exact */
+    r = r + kf * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    uint32_t eb = (kb - 0x4B400000u + 127u) << 23;
+    float s;
+    memcpy(&s, &eb, sizeof s);
+    float y = p * s;
+    y = x < lo ? 0.0f : y;
+    return x > 88.72283906f ? INFINITY : y;
 }
 
 /* erf(x). |x| < 1: x P(x^2), P of degree 6 (fit error 1.2e-9); 1 <= |x| <= 4:
@@ -63,7 +71,7 @@ static inline float ssl__erff(float x)
     g = fmaf(g, u, 0.02493805689f);
     g = fmaf(g, u, -0.0743475937f);
     g = fmaf(g, u, 0.2108063641f);
-    float large = 1.0f - ssl__expf_neg(-s) * g;
+    float large = 1.0f - ssl__expf(-s) * g;
     float r = a < 1.0f ? small : large;
     return copysignf(r, x);
 }

@@ -758,7 +758,7 @@ static void gelu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         for (int64_t i = 0; i < n; i++) {
             float v = x[i];
             float cdf = 0.5f * (1.0f + ssl__erff(v * GELU_SQRT1_2));
-            float pdf = GELU_INV_SQRT_2PI * ssl__expf_neg(-0.5f * v * v);
+            float pdf = GELU_INV_SQRT_2PI * ssl__expf(-0.5f * v * v);
             dx[i] += g[i] * (cdf + v * pdf);
         }
     } else { /* 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 kappa x^2) */
