@@ -388,6 +388,30 @@ static void test_linear_forward_backward(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The bias gradient in column blocks (130 outputs: two full blocks and a ragged one) against
+ * plain column sums of the upstream gradient. */
+static void test_linear_bias_grad_blocks(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 3, (int64_t[]){2, 50, 8}, 4, -1, 1, 0);
+    ssl_tensor_t *w = tu_rand(ctx, 2, (int64_t[]){130, 8}, 5, -1, 1, 0);
+    ssl_tensor_t *b = tu_rand(ctx, 1, (int64_t[]){130}, 6, -1, 1, 1);
+    ssl_tensor_t *y = ssl_linear(ctx, x, w, b);
+    assert_non_null(y);
+    ssl_tensor_t *g = tu_rand(ctx, 3, (int64_t[]){2, 50, 130}, 7, -1, 1, 0);
+    assert_int_equal(ssl_backward_with(ctx, y, g->data), SSL_OK);
+    float ref[130];
+    for (int j = 0; j < 130; j++) {
+        double sum = 0;
+        for (int r = 0; r < 100; r++)
+            sum += g->data[r * 130 + j];
+        ref[j] = (float)sum;
+    }
+    tu_assert_close(b->grad, ref, 130, 1e-6, 1e-6);
+    ssl_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_matmul_forward_backward),
         cmocka_unit_test(test_matmul_shape_errors),
         cmocka_unit_test(test_linear_forward_backward),
+        cmocka_unit_test(test_linear_bias_grad_blocks),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

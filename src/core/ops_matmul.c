@@ -153,6 +153,30 @@ static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     return SSL_OK;
 }
 
+/* Columns per work item of the bias gradient: a block of one row is a few cache lines. */
+#define DB_COLS 64
+
+/* db (out) += the column sums of dy (rows, out). Each work item owns a block of columns and
+ * walks all rows in order, reading contiguous runs (a column at a time would stride through
+ * dy once per column); every sum is in double in row order, whatever the thread count. */
+static void bias_grad(float *db, const float *dy, int64_t rows, int64_t out)
+{
+    int64_t nblk = (out + DB_COLS - 1) / DB_COLS;
+#pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t c0 = b * DB_COLS, nc = out - c0 < DB_COLS ? out - c0 : DB_COLS;
+        double acc[DB_COLS] = {0};
+        for (int64_t r = 0; r < rows; r++) {
+            const float *row = dy + r * out + c0;
+#pragma omp simd
+            for (int64_t c = 0; c < nc; c++)
+                acc[c] += row[c];
+        }
+        for (int64_t c = 0; c < nc; c++)
+            db[c0 + c] += (float)acc[c];
+    }
+}
+
 static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
@@ -163,15 +187,8 @@ static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, dx, in);
     if (dw) /* dw (out, in) += dy^T x */
         ssl__sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, dw, in);
-    if (db) {
-#pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
-        for (int64_t j = 0; j < out; j++) {
-            double s = 0;
-            for (int64_t r = 0; r < rows; r++)
-                s += dy[r * out + j];
-            db[j] += (float)s;
-        }
-    }
+    if (db)
+        bias_grad(db, dy, rows, out);
 }
 
 const ssl_op_def_t ssl_opdef_linear = {"linear", 1, linear_shape, linear_forward,
