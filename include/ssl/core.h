@@ -334,6 +334,15 @@ ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training
  * cancellation); d/dx = sigmoid(-x). The pairwise term of the SigLIP loss. */
 ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
+/* ---- fused attention */
+
+/* Multi-head self-attention straight from a fused qkv projection: qkv (B, T, 3C) with token rows
+ * [q | k | v] and head h at columns h D .. (h + 1) D - 1 of each part (D = C / heads, timm's
+ * layout). Per (batch, head): softmax(Q K^T / sqrt(D) + bias) V, returned as (B, T, C) with the
+ * heads side by side (ready for the output projection). bias may be NULL, or added to the
+ * (B, heads, T, T) scores with broadcasting (e.g. (T, T) causal, (B, 1, 1, T) key padding). */
+ssl_tensor_t *ssl_attention(ssl_ctx_t *ctx, ssl_tensor_t *qkv, int heads, ssl_tensor_t *bias);
+
 /* ---------------------------------------------------------------- checking gradients */
 
 /* Builds a graph from inputs in[0..n_in) and returns its output (any shape). */

@@ -67,6 +67,7 @@ static ssl_tensor_t *f_scatter(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U;
 static ssl_tensor_t *f_embedding(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_embedding(c, IN0, k_idx, 2, (int64_t[]){2, 3}); }
 static ssl_tensor_t *f_dropout(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_dropout(c, IN0, 0.3f, 1, 7, 1); }
 static ssl_tensor_t *f_log_sigmoid(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_log_sigmoid(c, IN0); }
+static ssl_tensor_t *f_attention(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_attention(c, IN0, 2, IN1); }
 
 static const sc_case_t k_cases[] = {
     {"matmul", f_matmul, 2, {2, 2}, {{5, 4}, {3, 4}}, -1, 1},
@@ -114,6 +115,7 @@ static const sc_case_t k_cases[] = {
     {"embedding", f_embedding, 1, {2}, {{4, 3}}, -1, 1},
     {"dropout", f_dropout, 1, {2}, {{4, 8}}, -1, 1},
     {"log_sigmoid", f_log_sigmoid, 1, {2}, {{3, 4}}, -4, 4},
+    {"attention (bias)", f_attention, 2, {3, 4}, {{2, 3, 12}, {2, 1, 3, 3}}, -1, 1},
 };
 
 /* Direct convolution: the plain reference for the im2col + sgemm kernel. */

@@ -36,29 +36,8 @@ ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t 
                       ssl_shape_str(x, s, sizeof s), (long long)m->dim);
         return NULL;
     }
-    int64_t B = x->shape[0], T = x->shape[1], C = m->dim, H = m->heads, D = C / H;
     ssl_tensor_t *qkv = ssl_nn_linear_forward(ctx, &m->qkv, x); // (B, T, 3C)
-    qkv = ssl_reshape(ctx, qkv, 5, (int64_t[]){B, T, 3, H, D});
-    qkv = ssl_permute(ctx, qkv, (int[]){2, 0, 3, 1, 4});         // (3, B, H, T, D)
-    qkv = ssl_reshape(ctx, qkv, 4, (int64_t[]){3, B * H, T, D});
-    ssl_tensor_t *parts[3];
-    if (!qkv || ssl_split(ctx, qkv, 0, 3, parts) != SSL_OK)
-        return NULL;
-    ssl_tensor_t *q = ssl_reshape(ctx, parts[0], 3, (int64_t[]){B * H, T, D});
-    ssl_tensor_t *k = ssl_reshape(ctx, parts[1], 3, (int64_t[]){B * H, T, D});
-    ssl_tensor_t *v = ssl_reshape(ctx, parts[2], 3, (int64_t[]){B * H, T, D});
-    q = ssl_scale(ctx, q, (float)(1.0 / sqrt((double)D)), 0.0f);
-    ssl_tensor_t *s = ssl_matmul(ctx, q, k, 0, 1);              // (B*H, T, T)
-    if (attn_bias) {
-        s = ssl_reshape(ctx, s, 4, (int64_t[]){B, H, T, T});
-        s = ssl_add(ctx, s, attn_bias);
-        s = ssl_reshape(ctx, s, 3, (int64_t[]){B * H, T, T});
-    }
-    ssl_tensor_t *a = ssl_softmax(ctx, s, -1);
-    ssl_tensor_t *o = ssl_matmul(ctx, a, v, 0, 0);              // (B*H, T, D)
-    o = ssl_reshape(ctx, o, 4, (int64_t[]){B, H, T, D});
-    o = ssl_permute(ctx, o, (int[]){0, 2, 1, 3});               // (B, T, H, D)
-    o = ssl_reshape(ctx, o, 3, (int64_t[]){B, T, C});
+    ssl_tensor_t *o = ssl_attention(ctx, qkv, m->heads, attn_bias); // (B, T, C)
     return ssl_nn_linear_forward(ctx, &m->proj, o);
 }
 
