@@ -267,10 +267,11 @@ static int attention_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 }
 
 /* Backward of one (batch, head). With dP = dO V^T and dS = P * (dP - rowsum(P * dP)):
- *   dQ += scale dS K,  dK += scale dS^T Q,  dV += P^T dO,  and dS itself for the bias.
- * First pass over queries: dS rows (into ds, (T, T)) and dQ; second pass over keys: dK, dV. */
+ *   dQ (+)= scale dS K,  dK (+)= scale dS^T Q,  dV (+)= P^T dO,  and dS itself for the bias.
+ * First pass over queries: dS rows (into ds, (T, T)) and dQ; second pass over keys: dK, dV.
+ * Every element of the head's dq, dk, dv is written once: added with acc, else stored. */
 static void att_backward_item(const att_dims_t *d, int64_t bh, const float *qkv, const float *P,
-                              const float *dout, float *dqkv, float *ds, float *work)
+                              const float *dout, float *dqkv, int acc, float *ds, float *work)
 {
     const int64_t T = d->T, C = d->C, D = d->D, ld = 3 * C, Tp = att_pad(T);
     const int64_t b = bh / d->H, h = bh % d->H;
@@ -291,14 +292,14 @@ static void att_backward_item(const att_dims_t *d, int64_t bh, const float *qkv,
         for (int64_t j = 0; j < T; j++)
             dsi[j] = p[j] * (dp[j] - r);
         if (dqkv)
-            att_sum_rows(dqkv + (b * T + i) * ld + h * D, d->scale, dsi, 1, k0, ld, T, D, 1);
+            att_sum_rows(dqkv + (b * T + i) * ld + h * D, d->scale, dsi, 1, k0, ld, T, D, acc);
     }
     if (!dqkv)
         return;
     for (int64_t j = 0; j < T; j++) {
         float *dkj = dqkv + (b * T + j) * ld + C + h * D;
-        att_sum_rows(dkj, d->scale, ds + j, T, q0, ld, T, D, 1);  /* column j of dS */
-        att_sum_rows(dkj + C, 1.0f, p0 + j, T, do0, C, T, D, 1); /* column j of P */
+        att_sum_rows(dkj, d->scale, ds + j, T, q0, ld, T, D, acc);  /* column j of dS */
+        att_sum_rows(dkj + C, 1.0f, p0 + j, T, do0, C, T, D, acc); /* column j of P */
     }
 }
 
@@ -308,7 +309,8 @@ static void attention_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     att_dims(nd, &d);
     ssl_tensor_t *x = nd->in[0], *bias = nd->in[1];
     const float *P = nd->aux[0];
-    float *dqkv = ssl__grad(ctx, x), *dbias = ssl__grad(ctx, bias);
+    int fresh; /* qkv has no gradient yet: store into an unzeroed buffer */
+    float *dqkv = ssl__grad_write(ctx, x, &fresh), *dbias = ssl__grad(ctx, bias);
     if (!P || (!dqkv && !dbias))
         return;
     const int64_t T = d.T, nbh = d.B * d.H;
@@ -323,7 +325,7 @@ static void attention_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const float *qkv = x->data, *dout = nd->out->grad;
 #pragma omp parallel for schedule(static) if (nbh * T * T * d.D > SSL_OMP_MIN)
     for (int64_t bh = 0; bh < nbh; bh++)
-        att_backward_item(&d, bh, qkv, P, dout, dqkv, ds ? ds + bh * T * T : NULL,
+        att_backward_item(&d, bh, qkv, P, dout, dqkv, !fresh, ds ? ds + bh * T * T : NULL,
                           work + omp_get_thread_num() * wf);
     if (!dbias)
         return;

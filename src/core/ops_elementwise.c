@@ -371,20 +371,25 @@ static void grad_product(ssl_ctx_t *ctx, int op, float *dx, const ssl_tensor_t *
 static void binary_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     ssl_tensor_t *a = nd->in[0], *b = nd->in[1], *out = nd->out;
-    float *da = ssl__grad(ctx, a), *db = ssl__grad(ctx, b);
     const float *g = out->grad;
     const int64_t n = out->numel;
     if (n == 0)
         return;
     const int kind = bin_kind(nd);
-    switch (kind) {
-    case BIN_ADD:
-    case BIN_SUB:
-        if (da)
+    if (kind == BIN_ADD || kind == BIN_SUB) {
+        /* An out-shaped input without a gradient yet takes g's buffer (nothing to compute);
+         * at most one input may take it. */
+        int took = 0, tb = 0;
+        float *da = ssl__grad_take(ctx, a, out, &took);
+        if (da && !took)
             grad_pass(da, g, 1.0f, out, a);
-        if (db)
+        float *db = kind == BIN_ADD && !took ? ssl__grad_take(ctx, b, out, &tb) : ssl__grad(ctx, b);
+        if (db && !tb)
             grad_pass(db, g, kind == BIN_SUB ? -1.0f : 1.0f, out, b);
-        break;
+        return;
+    }
+    float *da = ssl__grad(ctx, a), *db = ssl__grad(ctx, b);
+    switch (kind) {
     case BIN_MUL:
         if (da)
             grad_product(ctx, BIN_MUL, da, a, b, out);
@@ -579,14 +584,15 @@ static int scale_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 
 static void scale_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
-    float *dx = ssl__grad(ctx, nd->in[0]);
+    int fresh; /* dx may be out->grad itself: scaled in place */
+    float *dx = ssl__grad_take(ctx, nd->in[0], nd->out, &fresh);
     if (!dx)
         return;
     const float alpha = nd->fa[0], *g = nd->out->grad;
     const int64_t n = nd->out->numel;
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
     for (int64_t i = 0; i < n; i++)
-        dx[i] += alpha * g[i];
+        dx[i] = fresh ? alpha * g[i] : dx[i] + alpha * g[i];
 }
 
 const ssl_op_def_t ssl_opdef_scale = {"scale", 0, scale_shape, scale_forward, scale_backward, 0};
@@ -748,7 +754,8 @@ static int gelu_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 
 static void gelu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
-    float *dx = ssl__grad(ctx, nd->in[0]);
+    int fresh; /* dx may be out->grad itself: dx[i] = g[i] * f'(x[i]) in place */
+    float *dx = ssl__grad_take(ctx, nd->in[0], nd->out, &fresh);
     if (!dx)
         return;
     const float *x = nd->in[0]->data, *g = nd->out->grad;
@@ -759,7 +766,8 @@ static void gelu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             float v = x[i];
             float cdf = 0.5f * (1.0f + ssl__erff(v * GELU_SQRT1_2));
             float pdf = GELU_INV_SQRT_2PI * ssl__expf(-0.5f * v * v);
-            dx[i] += g[i] * (cdf + v * pdf);
+            float d = g[i] * (cdf + v * pdf);
+            dx[i] = fresh ? d : dx[i] + d;
         }
     } else { /* 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 kappa x^2) */
 #pragma omp parallel for schedule(static) if (n * HEAVY > SSL_OMP_MIN)
@@ -767,7 +775,8 @@ static void gelu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             float v = x[i], v2 = v * v;
             float t = tanhf(GELU_SQRT_2_PI * (v + GELU_KAPPA * v2 * v));
             float du = GELU_SQRT_2_PI * (1.0f + 3.0f * GELU_KAPPA * v2);
-            dx[i] += g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+            float d = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
+            dx[i] = fresh ? d : dx[i] + d;
         }
     }
 }

@@ -182,9 +182,10 @@ static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
     const float *dy = nd->out->grad; // (rows, out)
-    float *dx = ssl__grad(ctx, x), *dw = ssl__grad(ctx, w), *db = ssl__grad(ctx, b);
-    if (dx) /* dx (rows, in) += dy w */
-        ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, dx, in);
+    int fresh; /* x has no gradient yet: the GEMM stores into an unzeroed buffer */
+    float *dx = ssl__grad_write(ctx, x, &fresh), *dw = ssl__grad(ctx, w), *db = ssl__grad(ctx, b);
+    if (dx) /* dx (rows, in) (+)= dy w */
+        ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, fresh ? 0.0f : 1.0f, dx, in);
     if (dw) /* dw (out, in) += dy^T x */
         ssl__sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, dw, in);
     if (db)

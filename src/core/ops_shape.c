@@ -115,24 +115,14 @@ static int reshape_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     return SSL_OK;
 }
 
-/* The gradient is a view too. Backward runs in reverse tape order, so when this node runs every
- * consumer of the output has already added into out->grad and nothing reads it afterwards. If x
- * has no gradient yet (its other consumers, recorded earlier, run later), x's gradient so far
- * is zero + out->grad: x takes over the buffer and its other consumers accumulate into it. This
- * saves zeroing a buffer and a full pass over it (a reshape of the (B, T, 3C) qkv activations
- * is 5 MB). Only when x already holds a gradient (a parameter, a leaf, another consumer ran
- * first) is out->grad added to it. After backward, out->grad of such a reshape is therefore
- * not its own gradient; like PyTorch, only leaves' gradients are meant to be read. */
+/* The gradient is a view too: an input without a gradient yet takes the output's buffer
+ * (ssl__grad_take; a reshape of the (B, T, 3C) qkv activations saves zeroing and adding 5 MB). */
 static void reshape_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
-    ssl_tensor_t *x = nd->in[0];
-    if (!x->requires_grad)
-        return;
-    if (!x->grad) {
-        x->grad = nd->out->grad;
-        return;
-    }
-    copy_flat(ssl__grad(ctx, x), nd->out->grad, nd->out->numel, 1);
+    int fresh;
+    float *dx = ssl__grad_take(ctx, nd->in[0], nd->out, &fresh);
+    if (dx && !fresh)
+        copy_flat(dx, nd->out->grad, nd->out->numel, 1);
 }
 
 const ssl_op_def_t ssl_opdef_reshape = {
