@@ -333,13 +333,18 @@ static int binary_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     return SSL_OK;
 }
 
-/* dx += sign * g when x is out-shaped, else the reduction of sign * g onto x. */
+/* dx += sign * g when x is out-shaped (dx = sign * g when fresh: dx not initialised), else the
+ * reduction of sign * g onto x. */
 static void grad_pass(float *dx, const float *g, float sign, const ssl_tensor_t *out,
-                      const ssl_tensor_t *x)
+                      const ssl_tensor_t *x, int fresh)
 {
     const int64_t n = out->numel;
     if (x->numel != n) {
         bc_reduce(dx, g, sign, out, x);
+    } else if (fresh) {
+#pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = sign * g[i];
     } else if (sign > 0) {
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
         for (int64_t i = 0; i < n; i++)
@@ -379,13 +384,19 @@ static void binary_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (kind == BIN_ADD || kind == BIN_SUB) {
         /* An out-shaped input without a gradient yet takes g's buffer (nothing to compute);
          * at most one input may take it. */
-        int took = 0, tb = 0;
+        int took = 0, tb = 0, fresh = 0;
         float *da = ssl__grad_take(ctx, a, out, &took);
         if (da && !took)
-            grad_pass(da, g, 1.0f, out, a);
-        float *db = kind == BIN_ADD && !took ? ssl__grad_take(ctx, b, out, &tb) : ssl__grad(ctx, b);
+            grad_pass(da, g, 1.0f, out, a, 0);
+        float *db;
+        if (kind == BIN_ADD && !took)
+            db = ssl__grad_take(ctx, b, out, &tb);
+        else if (b->numel == n) /* stored, not zeroed and added */
+            db = ssl__grad_write(ctx, b, &fresh);
+        else
+            db = ssl__grad(ctx, b);
         if (db && !tb)
-            grad_pass(db, g, kind == BIN_SUB ? -1.0f : 1.0f, out, b);
+            grad_pass(db, g, kind == BIN_SUB ? -1.0f : 1.0f, out, b, fresh);
         return;
     }
     float *da = ssl__grad(ctx, a), *db = ssl__grad(ctx, b);

@@ -153,12 +153,15 @@ static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     return SSL_OK;
 }
 
-/* Columns per work item of the bias gradient: a block of one row is a few cache lines. */
+/* Columns per work item of the bias gradient: a block of one row is a few cache lines. Rows are
+ * summed in float in groups of DB_ROWS, the groups in double. */
 #define DB_COLS 64
+#define DB_ROWS 16
 
 /* db (out) += the column sums of dy (rows, out). Each work item owns a block of columns and
  * walks all rows in order, reading contiguous runs (a column at a time would stride through
- * dy once per column); every sum is in double in row order, whatever the thread count. */
+ * dy once per column); the grouping is fixed by the shape, so the sums do not depend on the
+ * thread count. */
 static void bias_grad(float *db, const float *dy, int64_t rows, int64_t out)
 {
     int64_t nblk = (out + DB_COLS - 1) / DB_COLS;
@@ -166,11 +169,17 @@ static void bias_grad(float *db, const float *dy, int64_t rows, int64_t out)
     for (int64_t b = 0; b < nblk; b++) {
         int64_t c0 = b * DB_COLS, nc = out - c0 < DB_COLS ? out - c0 : DB_COLS;
         double acc[DB_COLS] = {0};
-        for (int64_t r = 0; r < rows; r++) {
-            const float *row = dy + r * out + c0;
+        for (int64_t r0 = 0; r0 < rows; r0 += DB_ROWS) {
+            int64_t r1 = r0 + DB_ROWS < rows ? r0 + DB_ROWS : rows;
+            float part[DB_COLS] = {0};
+            for (int64_t r = r0; r < r1; r++) {
+                const float *row = dy + r * out + c0;
 #pragma omp simd
+                for (int64_t c = 0; c < nc; c++)
+                    part[c] += row[c];
+            }
             for (int64_t c = 0; c < nc; c++)
-                acc[c] += row[c];
+                acc[c] += part[c];
         }
         for (int64_t c = 0; c < nc; c++)
             db[c0 + c] += (float)acc[c];
