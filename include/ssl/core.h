@@ -241,6 +241,10 @@ typedef enum ssl_gelu_kind { SSL_GELU_ERF = 0, SSL_GELU_TANH = 1 } ssl_gelu_kind
 ssl_tensor_t *ssl_matmul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, int ta, int tb);
 /* x (..., IN) @ w(OUT, IN)^T + bias(OUT) [bias may be NULL] -> (..., OUT). */
 ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias);
+/* residual + linear(x, w, bias), residual of the output's shape: a transformer's residual
+ * connection in the same pass as the projection (no separate add over the activations). */
+ssl_tensor_t *ssl_linear_residual(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                  ssl_tensor_t *bias, ssl_tensor_t *residual);
 
 /* Elementwise binary with numpy broadcasting (shapes aligned from the right). */
 ssl_tensor_t *ssl_add(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);

@@ -25,8 +25,9 @@ int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *na
     return st;
 }
 
-ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
-                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias)
+/* The heads' outputs side by side (B, T, C), before the output projection. */
+static ssl_tensor_t *attention_heads(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                     ssl_tensor_t *x, ssl_tensor_t *attn_bias)
 {
     if (!x)
         return NULL;
@@ -37,8 +38,13 @@ ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t 
         return NULL;
     }
     ssl_tensor_t *qkv = ssl_nn_linear_forward(ctx, &m->qkv, x); // (B, T, 3C)
-    ssl_tensor_t *o = ssl_attention(ctx, qkv, m->heads, attn_bias); // (B, T, C)
-    return ssl_nn_linear_forward(ctx, &m->proj, o);
+    return ssl_attention(ctx, qkv, m->heads, attn_bias);        // (B, T, C)
+}
+
+ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias)
+{
+    return ssl_nn_linear_forward(ctx, &m->proj, attention_heads(ctx, m, x, attn_bias));
 }
 
 int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
@@ -67,13 +73,14 @@ int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int6
 ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
                                    ssl_tensor_t *attn_bias)
 {
+    /* the residual additions ride on the output projections (ssl_linear_residual) */
     ssl_tensor_t *h = ssl_nn_layernorm_forward(ctx, &m->norm1, x);
-    x = ssl_add(ctx, x, ssl_nn_attention_forward(ctx, &m->attn, h, attn_bias));
+    h = attention_heads(ctx, &m->attn, h, attn_bias);
+    x = ssl_linear_residual(ctx, h, m->attn.proj.weight, m->attn.proj.bias, x);
     h = ssl_nn_layernorm_forward(ctx, &m->norm2, x);
     h = ssl_nn_linear_forward(ctx, &m->fc1, h);
     h = ssl_nn_activation(ctx, h, m->act);
-    h = ssl_nn_linear_forward(ctx, &m->fc2, h);
-    return ssl_add(ctx, x, h);
+    return ssl_linear_residual(ctx, h, m->fc2.weight, m->fc2.bias, x);
 }
 
 int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char *name,
