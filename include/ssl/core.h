@@ -187,7 +187,9 @@ void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on);
 ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t);
 
 /* Back-propagate from a scalar (numel == 1) tensor: d loss / d loss = 1, then every recorded
- * node in reverse order. Gradients are added to what is there. Returns SSL_OK or an error. */
+ * node in reverse order. Gradients are added to what is there. Returns SSL_OK or an error.
+ * Afterwards the gradients of leaves and parameters are meaningful; an intermediate's grad
+ * buffer may have been handed on to its input (see docs/core.md), as PyTorch frees them. */
 int ssl_backward(ssl_ctx_t *ctx, ssl_tensor_t *loss);
 /* The same from a non-scalar output with a given upstream gradient (same shape as out). */
 int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out);
