@@ -358,33 +358,85 @@ static void test_matmul_shape_errors(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* linear, or linear_residual when in[3] is set; user != NULL: x is its own residual (square
+ * weight), so the residual's gradient and the input's land in one buffer. */
 static ssl_tensor_t *build_linear(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
 {
-    (void)user;
-    return ssl_linear(ctx, in[0], in[1], in[2]);
+    if (user)
+        return ssl_linear_residual(ctx, in[0], in[1], in[2], in[0]);
+    return in[3] ? ssl_linear_residual(ctx, in[0], in[1], in[2], in[3])
+                 : ssl_linear(ctx, in[0], in[1], in[2]);
 }
 
 static void test_linear_forward_backward(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    for (int with_bias = 0; with_bias < 2; with_bias++) {
-        ssl_tensor_t *in[3] = {tu_rand(ctx, 3, (int64_t[]){2, 3, 6}, 1, -1, 1, 1),
+    for (int v = 0; v < 4; v++) { /* bias: v & 1, residual: v & 2 */
+        int with_bias = v & 1, with_res = v & 2;
+        ssl_tensor_t *in[4] = {tu_rand(ctx, 3, (int64_t[]){2, 3, 6}, 1, -1, 1, 1),
                                tu_rand(ctx, 2, (int64_t[]){4, 6}, 2, -1, 1, 1),
-                               with_bias ? tu_rand(ctx, 1, (int64_t[]){4}, 3, -1, 1, 1) : NULL};
+                               with_bias ? tu_rand(ctx, 1, (int64_t[]){4}, 3, -1, 1, 1) : NULL,
+                               with_res ? tu_rand(ctx, 3, (int64_t[]){2, 3, 4}, 4, -1, 1, 1)
+                                        : NULL};
         ssl_tensor_t *y = build_linear(ctx, in, NULL);
         assert_int_equal(y->ndim, 3);
         assert_int_equal(y->shape[2], 4);
         float ref[24];
         ssl_ref_sgemm(0, 1, 6, 4, 6, 1.0f, in[0]->data, 6, in[1]->data, 6, 0.0f, ref, 4);
-        if (with_bias)
-            for (int r = 0; r < 6; r++)
-                for (int j = 0; j < 4; j++)
-                    ref[r * 4 + j] += in[2]->data[j];
+        for (int r = 0; r < 6; r++)
+            for (int j = 0; j < 4; j++)
+                ref[r * 4 + j] += (with_bias ? in[2]->data[j] : 0.0f) +
+                                  (with_res ? in[3]->data[r * 4 + j] : 0.0f);
         tu_assert_close(y->data, ref, 24, 1e-5, 1e-5);
-        assert_int_equal(tu_gradcheck(ctx, build_linear, NULL, in, 3, NULL), 0);
+        assert_int_equal(tu_gradcheck(ctx, build_linear, NULL, in, 4, NULL), 0);
         ssl_ctx_reset(ctx);
     }
+    ssl_ctx_free(ctx);
+}
+
+static void test_linear_residual(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int with_bias = 0; with_bias < 2; with_bias++) { /* x as its own residual */
+        ssl_tensor_t *sq[3] = {tu_rand(ctx, 3, (int64_t[]){2, 3, 5}, 5, -1, 1, 1),
+                               tu_rand(ctx, 2, (int64_t[]){5, 5}, 6, -1, 1, 1),
+                               with_bias ? tu_rand(ctx, 1, (int64_t[]){5}, 7, -1, 1, 1) : NULL};
+        assert_int_equal(tu_gradcheck(ctx, build_linear, "self", sq, 3, NULL), 0);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_tensor_t *x = ssl_tensor_3d(ctx, 2, 3, 6), *w = ssl_tensor_2d(ctx, 4, 6);
+    tu_assert_error(ssl_linear_residual(ctx, x, w, NULL, ssl_tensor_3d(ctx, 2, 3, 5)),
+                    SSL_ERR_SHAPE, "linear", "(2, 3, 6)", "(4, 6)", "(2, 3, 5)", "residual", NULL);
+    ssl_set_error(SSL_ERR_IO, "earlier failure");
+    assert_null(ssl_linear_residual(ctx, x, w, NULL, NULL));
+    assert_int_equal(ssl_last_status(), SSL_ERR_IO);
+    ssl_clear_error();
+    ssl_ctx_free(ctx);
+}
+
+/* The bias gradient in column blocks (130 outputs: two full blocks and a ragged one) against
+ * plain column sums of the upstream gradient. */
+static void test_linear_bias_grad_blocks(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 3, (int64_t[]){2, 50, 8}, 4, -1, 1, 0);
+    ssl_tensor_t *w = tu_rand(ctx, 2, (int64_t[]){130, 8}, 5, -1, 1, 0);
+    ssl_tensor_t *b = tu_rand(ctx, 1, (int64_t[]){130}, 6, -1, 1, 1);
+    ssl_tensor_t *y = ssl_linear(ctx, x, w, b);
+    assert_non_null(y);
+    ssl_tensor_t *g = tu_rand(ctx, 3, (int64_t[]){2, 50, 130}, 7, -1, 1, 0);
+    assert_int_equal(ssl_backward_with(ctx, y, g->data), SSL_OK);
+    float ref[130];
+    for (int j = 0; j < 130; j++) {
+        double sum = 0;
+        for (int r = 0; r < 100; r++)
+            sum += g->data[r * 130 + j];
+        ref[j] = (float)sum;
+    }
+    tu_assert_close(b->grad, ref, 130, 1e-6, 1e-6);
     ssl_ctx_free(ctx);
 }
 
@@ -407,6 +459,8 @@ int main(void)
         cmocka_unit_test(test_matmul_forward_backward),
         cmocka_unit_test(test_matmul_shape_errors),
         cmocka_unit_test(test_linear_forward_backward),
+        cmocka_unit_test(test_linear_bias_grad_blocks),
+        cmocka_unit_test(test_linear_residual),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -2,6 +2,8 @@
  * plain reference computed here, central-difference gradient checks and error paths. */
 #include "testutil.h"
 
+#include "core/fast_math.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,6 +558,30 @@ static void test_gelu_known_values(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The vectorised erf and exp behind gelu against libm (the plain references), over dense
+ * sweeps that cross every branch and range-reduction boundary. */
+static void test_fast_erf_exp(void **state)
+{
+    (void)state;
+    double worst_erf = 0, worst_exp = 0;
+    for (int64_t i = -700000; i <= 700000; i++) { /* x in [-7, 7] step 1e-5 */
+        float x = (float)i * 1e-5f;
+        worst_erf = fmax(worst_erf, fabs((double)ssl__erff(x) - (double)erff(x)));
+    }
+    for (int64_t i = -870000; i <= 880000; i++) { /* x in [-87, 88] step 1e-4 */
+        float x = (float)i * 1e-4f;
+        double ref = exp((double)x);
+        worst_exp = fmax(worst_exp, fabs((double)ssl__expf(x) - ref) / ref);
+    }
+    if (worst_erf > 2e-7 || worst_exp > 3e-7)
+        fail_msg("fast erf max abs error %.3g (limit 2e-7), fast exp max rel error %.3g "
+                 "(limit 3e-7)", worst_erf, worst_exp);
+    assert_true(ssl__erff(0.0f) == 0.0f && ssl__erff(100.0f) == 1.0f &&
+                ssl__erff(-100.0f) == -1.0f && isnan(ssl__erff(NAN)));
+    assert_true(ssl__expf(0.0f) == 1.0f && ssl__expf(-1000.0f) == 0.0f &&
+                ssl__expf(1000.0f) == INFINITY);
+}
+
 /* Points the random tests avoid: kinks, saturation, exact values. */
 static void test_unary_edge_values(void **state)
 {
@@ -637,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_binary_accumulates),
         cmocka_unit_test(test_unary_forward_backward),
         cmocka_unit_test(test_gelu_known_values),
+        cmocka_unit_test(test_fast_erf_exp),
         cmocka_unit_test(test_unary_edge_values),
         cmocka_unit_test(test_unary_errors),
     };

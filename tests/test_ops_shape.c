@@ -140,6 +140,21 @@ static ssl_tensor_t *build_permute_reshape(ssl_ctx_t *ctx, ssl_tensor_t **in, vo
     return ssl_reshape(ctx, p, 2, (int64_t[]){-1, 4});
 }
 
+/* h = 2x feeds a scale and the reshape, and a mul recorded after the reshape (*user == 1: its
+ * backward runs first, so the reshape adds into h's gradient) or before it (the reshape hands
+ * its gradient buffer to h) */
+static ssl_tensor_t *build_shared_reshape(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    int mul_after = *(const int *)user;
+    ssl_tensor_t *h = ssl_scale(ctx, in[0], 2.0f, 0.0f);
+    ssl_tensor_t *a = ssl_scale(ctx, h, -1.5f, 0.0f);
+    ssl_tensor_t *b = mul_after ? NULL : ssl_mul(ctx, h, h);
+    ssl_tensor_t *r = ssl_reshape(ctx, h, 3, (int64_t[]){2, 3, 4});
+    if (mul_after)
+        b = ssl_mul(ctx, h, h);
+    return ssl_add(ctx, ssl_add(ctx, a, r), b);
+}
+
 static void test_reshape(void **state)
 {
     (void)state;
@@ -181,6 +196,12 @@ static void test_reshape(void **state)
     assert_int_equal(ssl_backward_with(ctx, v, g), SSL_OK);
     for (int i = 0; i < 24; i++)
         assert_true(x->grad[i] == 2.0f * (float)i);
+    /* an intermediate that also feeds ops recorded before and after the reshape: the reshape's
+     * gradient buffer becomes the input's and the other consumers add into it */
+    for (int mul_after = 0; mul_after < 2; mul_after++) {
+        in[0] = tu_rand(ctx, 3, (int64_t[]){2, 3, 4}, 21, -1, 1, 1);
+        assert_int_equal(tu_gradcheck(ctx, build_shared_reshape, &mul_after, in, 1, NULL), 0);
+    }
     ssl_ctx_free(ctx);
 }
 

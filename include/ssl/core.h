@@ -187,7 +187,9 @@ void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on);
 ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t);
 
 /* Back-propagate from a scalar (numel == 1) tensor: d loss / d loss = 1, then every recorded
- * node in reverse order. Gradients are added to what is there. Returns SSL_OK or an error. */
+ * node in reverse order. Gradients are added to what is there. Returns SSL_OK or an error.
+ * Afterwards the gradients of leaves and parameters are meaningful; an intermediate's grad
+ * buffer may have been handed on to its input (see docs/core.md), as PyTorch frees them. */
 int ssl_backward(ssl_ctx_t *ctx, ssl_tensor_t *loss);
 /* The same from a non-scalar output with a given upstream gradient (same shape as out). */
 int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out);
@@ -241,6 +243,10 @@ typedef enum ssl_gelu_kind { SSL_GELU_ERF = 0, SSL_GELU_TANH = 1 } ssl_gelu_kind
 ssl_tensor_t *ssl_matmul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, int ta, int tb);
 /* x (..., IN) @ w(OUT, IN)^T + bias(OUT) [bias may be NULL] -> (..., OUT). */
 ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias);
+/* residual + linear(x, w, bias), residual of the output's shape: a transformer's residual
+ * connection in the same pass as the projection (no separate add over the activations). */
+ssl_tensor_t *ssl_linear_residual(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                  ssl_tensor_t *bias, ssl_tensor_t *residual);
 
 /* Elementwise binary with numpy broadcasting (shapes aligned from the right). */
 ssl_tensor_t *ssl_add(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
@@ -340,6 +346,15 @@ ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training
 /* log(sigmoid(x)) elementwise, exact for any x (no underflow to log 0, no 1 - sigmoid
  * cancellation); d/dx = sigmoid(-x). The pairwise term of the SigLIP loss. */
 ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
+
+/* ---- fused attention */
+
+/* Multi-head self-attention straight from a fused qkv projection: qkv (B, T, 3C) with token rows
+ * [q | k | v] and head h at columns h D .. (h + 1) D - 1 of each part (D = C / heads, timm's
+ * layout). Per (batch, head): softmax(Q K^T / sqrt(D) + bias) V, returned as (B, T, C) with the
+ * heads side by side (ready for the output projection). bias may be NULL, or added to the
+ * (B, heads, T, T) scores with broadcasting (e.g. (T, T) causal, (B, 1, 1, T) key padding). */
+ssl_tensor_t *ssl_attention(ssl_ctx_t *ctx, ssl_tensor_t *qkv, int heads, ssl_tensor_t *bias);
 
 /* ---------------------------------------------------------------- checking gradients */
 

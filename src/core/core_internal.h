@@ -81,6 +81,26 @@ int ssl__op_error_status(const ssl_node_t *n, int status, const char *fmt, ...)
  * when t does not require a gradient. */
 float *ssl__grad(ssl_ctx_t *ctx, ssl_tensor_t *t);
 
+/* Zeroing and then adding costs two passes over a buffer that one store would fill. Backward
+ * runs in reverse tape order, so when a node runs every other consumer of an input that has no
+ * gradient yet runs later (it was recorded earlier) and would only add to it. Two shortcuts:
+ *
+ * ssl__grad_write: for a kernel that writes every element of t's gradient. If t has no
+ * gradient yet it gets a new buffer that is NOT zeroed and *fresh = 1: the kernel stores
+ * (dx = v, beta = 0 in a GEMM). Else t's buffer and *fresh = 0: the kernel adds.
+ *
+ * ssl__grad_take: for an input gradient of the output's size computed element by element
+ * from out->grad (reshape, add, scale, gelu, layer_norm rows). If t has no gradient yet it
+ * takes over out's gradient buffer, which nothing reads after this node, and *fresh = 1: the
+ * kernel transforms it in place (dx[i] = f(g[i]) with dx == g; nothing to do for identity).
+ * Else as ssl__grad with *fresh = 0. A node may take at most one buffer from its output (two
+ * inputs sharing one buffer would add each other's gradients). After backward, the grad of an
+ * intermediate whose buffer was taken holds its input's gradient: only leaves' gradients are
+ * meant to be read, as in PyTorch.
+ * Both return NULL when t needs no gradient (or memory ran out: the context records it). */
+float *ssl__grad_write(ssl_ctx_t *ctx, ssl_tensor_t *t, int *fresh);
+float *ssl__grad_take(ssl_ctx_t *ctx, ssl_tensor_t *t, ssl_tensor_t *out, int *fresh);
+
 /* Normalise a possibly negative axis against ndim; -1 if out of range. */
 int ssl__axis(int axis, int ndim);
 /* Split a shape around `axis` into outer * dim * inner. */

@@ -133,24 +133,73 @@ static int linear_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     for (int i = 0; i < x->ndim - 1; i++)
         shape[i] = x->shape[i];
     shape[x->ndim - 1] = w->shape[0];
+    const ssl_tensor_t *res = nd->in[3];
+    int same = res && res->ndim == x->ndim;
+    for (int i = 0; same && i < x->ndim; i++)
+        same = res->shape[i] == shape[i];
+    if (res && !same)
+        return ssl__op_error(nd, "the residual must have the output's shape (x's leading dims, "
+                                 "%lld)",
+                             (long long)w->shape[0]);
     return SSL_OK;
 }
 
+/* in: x, weight, bias (or NULL), residual (or NULL). y starts as residual + bias (or either,
+ * or nothing) and the GEMM adds x W^T onto it. */
 static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     (void)ctx;
-    const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *res = nd->in[3];
     int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
     float *y = nd->out->data; // (rows, out)
-    float beta = 0.0f;
-    if (b) {
+    const float *bd = b ? b->data : NULL, *rd = res ? res->data : NULL;
+    if (bd || rd) {
 #pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(y + r * out, b->data, (size_t)out * sizeof(float));
-        beta = 1.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            float *yr = y + r * out;
+            if (bd && rd)
+                for (int64_t j = 0; j < out; j++)
+                    yr[j] = rd[r * out + j] + bd[j];
+            else
+                memcpy(yr, rd ? rd + r * out : bd, (size_t)out * sizeof(float));
+        }
     }
-    ssl__sgemm(0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, beta, y, out);
+    ssl__sgemm(0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, bd || rd ? 1.0f : 0.0f, y,
+               out);
     return SSL_OK;
+}
+
+/* Columns per work item of the bias gradient: a block of one row is a few cache lines. Rows are
+ * summed in float in groups of DB_ROWS, the groups in double. */
+#define DB_COLS 64
+#define DB_ROWS 16
+
+/* db (out) += the column sums of dy (rows, out). Each work item owns a block of columns and
+ * walks all rows in order, reading contiguous runs (a column at a time would stride through
+ * dy once per column); the grouping is fixed by the shape, so the sums do not depend on the
+ * thread count. */
+static void bias_grad(float *db, const float *dy, int64_t rows, int64_t out)
+{
+    int64_t nblk = (out + DB_COLS - 1) / DB_COLS;
+#pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t c0 = b * DB_COLS, nc = out - c0 < DB_COLS ? out - c0 : DB_COLS;
+        double acc[DB_COLS] = {0};
+        for (int64_t r0 = 0; r0 < rows; r0 += DB_ROWS) {
+            int64_t r1 = r0 + DB_ROWS < rows ? r0 + DB_ROWS : rows;
+            float part[DB_COLS] = {0};
+            for (int64_t r = r0; r < r1; r++) {
+                const float *row = dy + r * out + c0;
+#pragma omp simd
+                for (int64_t c = 0; c < nc; c++)
+                    part[c] += row[c];
+            }
+            for (int64_t c = 0; c < nc; c++)
+                acc[c] += part[c];
+        }
+        for (int64_t c = 0; c < nc; c++)
+            db[c0 + c] += (float)acc[c];
+    }
 }
 
 static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
@@ -158,28 +207,44 @@ static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
     const float *dy = nd->out->grad; // (rows, out)
-    float *dx = ssl__grad(ctx, x), *dw = ssl__grad(ctx, w), *db = ssl__grad(ctx, b);
-    if (dx) /* dx (rows, in) += dy w */
-        ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, 1.0f, dx, in);
+    int fresh; /* x has no gradient yet: the GEMM stores into an unzeroed buffer */
+    float *dx = ssl__grad_write(ctx, x, &fresh), *dw = ssl__grad(ctx, w), *db = ssl__grad(ctx, b);
+    if (dx) /* dx (rows, in) (+)= dy w */
+        ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, fresh ? 0.0f : 1.0f, dx, in);
     if (dw) /* dw (out, in) += dy^T x */
         ssl__sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, dw, in);
-    if (db) {
-#pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
-        for (int64_t j = 0; j < out; j++) {
-            double s = 0;
-            for (int64_t r = 0; r < rows; r++)
-                s += dy[r * out + j];
-            db[j] += (float)s;
-        }
+    if (db)
+        bias_grad(db, dy, rows, out);
+    /* The residual last: taking dy's buffer must not alias a GEMM operand above. */
+    int took;
+    float *dr = ssl__grad_take(ctx, nd->in[3], nd->out, &took);
+    if (dr && !took) {
+        const int64_t n = nd->out->numel;
+#pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
+        for (int64_t i = 0; i < n; i++)
+            dr[i] += dy[i];
     }
 }
 
-const ssl_op_def_t ssl_opdef_linear = {"linear", 1, linear_shape, linear_forward,
+const ssl_op_def_t ssl_opdef_linear = {"linear", 2, linear_shape, linear_forward,
                                        linear_backward, 0};
 
 ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias)
 {
     ssl_node_t n;
-    ssl__node_init(&n, SSL_OP_LINEAR, 3, x, w, bias);
+    ssl__node_init(&n, SSL_OP_LINEAR, 4, x, w, bias, (ssl_tensor_t *)NULL);
+    return ssl__apply(ctx, &n);
+}
+
+ssl_tensor_t *ssl_linear_residual(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                  ssl_tensor_t *bias, ssl_tensor_t *residual)
+{
+    if (!residual) { /* an earlier op failed: keep its error */
+        if (ssl_last_status() == SSL_OK)
+            ssl_set_error(SSL_ERR_INVALID, "linear_residual: NULL residual");
+        return NULL;
+    }
+    ssl_node_t n;
+    ssl__node_init(&n, SSL_OP_LINEAR, 4, x, w, bias, residual);
     return ssl__apply(ctx, &n);
 }

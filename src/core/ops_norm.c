@@ -194,7 +194,9 @@ static void layer_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const float *X = x->data, *dY = nd->out->grad; // (rows, C)
     const float *stats = nd->aux[0];               // (rows, 2)
     const float *w = wt ? wt->data : NULL;
-    float *dX = ssl__grad(ctx, x), *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
+    int fresh; /* dX may be dY's buffer itself: each row is read before it is written */
+    float *dX = ssl__grad_take(ctx, x, nd->out, &fresh);
+    float *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
     if (!dX && !dW && !dB)
         return;
     int64_t nb = (rows + LN_MIN_BLOCK_ROWS - 1) / LN_MIN_BLOCK_ROWS;
@@ -244,8 +246,10 @@ static void layer_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             const float mg = (float)(sg / (double)C);
             const float mgx = (float)(sgx * (double)rs / (double)C);
             float *dxr = dX + r * C;
-            for (int64_t j = 0; j < C; j++)
-                dxr[j] += rs * (gr[j] - mg - (xr[j] - m) * rs * mgx);
+            for (int64_t j = 0; j < C; j++) {
+                float v = rs * (gr[j] - mg - (xr[j] - m) * rs * mgx);
+                dxr[j] = fresh ? v : dxr[j] + v;
+            }
         }
     }
     if (!part)

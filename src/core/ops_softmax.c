@@ -7,6 +7,7 @@
  * the common case) runs contiguous row kernels; otherwise IBLOCK columns of inner are processed
  * together so the inner loops stay contiguous. */
 #include "core_internal.h"
+#include "fast_math.h"
 
 #include <math.h>
 #include <string.h>
@@ -16,37 +17,6 @@
 #define CHUNK 256  /* row elements exponentiated into a stack buffer before summing */
 
 /* ---------------------------------------------------------------- kernels shared below */
-
-/* exp(x) to about 1 ulp, written so loops over it vectorise (libm's expf does not without
- * -ffast-math): x = k ln2 + r with |r| <= ln2/2, a degree-7 polynomial for e^r, 2^k put in
- * the exponent bits. Exact for x < ln(FLT_MIN) (returns 0), NaN and +-inf; x in (88.37, 88.72]
- * is clamped, which the callers never reach (they exponentiate x - max <= 0). */
-static inline float exp_fast(float x)
-{
-    const float lo = -87.33654475f, hi = 88.37f;
-    float xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
-    /* Adding 1.5 * 2^23 rounds to an integer and leaves it in the low mantissa bits. */
-    float kf = xc * 1.44269504088896341f + 12582912.0f;
-    uint32_t kb;
-    memcpy(&kb, &kf, sizeof kb);
-    kf -= 12582912.0f;
-    float r = xc - kf * 0.693359375f; /* ln2 split in two (Cody-Waite): the first is exact */
-    r = r + kf * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    uint32_t eb = (kb - 0x4B400000u + 127u) << 23;
-    float s;
-    memcpy(&s, &eb, sizeof s);
-    float y = p * s;
-    y = x < lo ? 0.0f : y;
-    return x > 88.72283906f ? INFINITY : y;
-}
 
 /* Maximum of a row (-inf if empty). NaNs are skipped here but still reach the output
  * through x - max. */
@@ -117,7 +87,7 @@ static double row_lse(const float *x, int64_t n)
     for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
         int64_t w = n - i0 < CHUNK ? n - i0 : CHUNK;
         for (int64_t j = 0; j < w; j++)
-            buf[j] = exp_fast(x[i0 + j] - m);
+            buf[j] = ssl__expf(x[i0 + j] - m);
         s += row_sum(buf, w);
     }
     return (double)m + log(s);
@@ -131,7 +101,7 @@ static void softmax_row(const float *x, float *y, int64_t n, int kind)
 {
     float m = row_max(x, n);
     for (int64_t i = 0; i < n; i++)
-        y[i] = exp_fast(x[i] - m);
+        y[i] = ssl__expf(x[i] - m);
     double s = row_sum(y, n);
     if (kind == SM_LOG) {
         float ls = (float)log(s);
@@ -162,7 +132,7 @@ static void softmax_cols(const float *x, float *y, int64_t dim, int64_t inner, i
         const float *xr = x + d * inner;
         float *yr = y + d * inner;
         for (int64_t j = 0; j < w; j++)
-            yr[j] = exp_fast(xr[j] - m[j]);
+            yr[j] = ssl__expf(xr[j] - m[j]);
         for (int64_t j = 0; j < w; j++)
             s[j] += yr[j];
     }
@@ -192,7 +162,7 @@ static void softmax_row_backward(const float *y, const float *g, float *dx, int6
     if (kind == SM_LOG) {
         float gs = (float)row_sum(g, n);
         for (int64_t i = 0; i < n; i++)
-            dx[i] += g[i] - exp_fast(y[i]) * gs;
+            dx[i] += g[i] - ssl__expf(y[i]) * gs;
     } else {
         float dot = (float)row_dot(g, y, n);
         for (int64_t i = 0; i < n; i++)
@@ -223,7 +193,7 @@ static void softmax_cols_backward(const float *y, const float *g, float *dx, int
         float *dr = dx + d * inner;
         if (kind == SM_LOG)
             for (int64_t j = 0; j < w; j++)
-                dr[j] += gr[j] - exp_fast(yr[j]) * f[j];
+                dr[j] += gr[j] - ssl__expf(yr[j]) * f[j];
         else
             for (int64_t j = 0; j < w; j++)
                 dr[j] += yr[j] * (gr[j] - f[j]);
@@ -535,7 +505,7 @@ static void ce_backward(ssl_ctx_t *ctx, ssl_node_t *n)
         const float *xr = x->data + r * c;
         float *dr = dx + r * c, l = lse[r];
         for (int64_t j = 0; j < c; j++)
-            dr[j] += scale * exp_fast(xr[j] - l);
+            dr[j] += scale * ssl__expf(xr[j] - l);
         dr[labels[r]] -= scale;
     }
 }
@@ -622,7 +592,7 @@ static void ce_soft_backward(ssl_ctx_t *ctx, ssl_node_t *n)
         if (dx) {
             float *dr = dx + r * c, st = (float)row_sum(tr, c);
             for (int64_t j = 0; j < c; j++)
-                dr[j] += scale * (exp_fast(xr[j] - l) * st - tr[j]);
+                dr[j] += scale * (ssl__expf(xr[j] - l) * st - tr[j]);
         }
         if (dt) {
             float *dr = dt + r * c;

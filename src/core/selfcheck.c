@@ -25,6 +25,7 @@ static const int32_t k_idx[6] = {2, 0, 3, 3, 1, 0};
 static ssl_tensor_t *f_matmul(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_matmul(c, IN0, IN1, 0, 1); }
 static ssl_tensor_t *f_bmm(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_matmul(c, IN0, IN1, 1, 0); }
 static ssl_tensor_t *f_linear(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_linear(c, IN0, IN1, IN2); }
+static ssl_tensor_t *f_linear_res(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_linear_residual(c, IN0, IN1, NULL, IN2); }
 static ssl_tensor_t *f_add(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_add(c, IN0, IN1); }
 static ssl_tensor_t *f_sub(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_sub(c, IN0, IN1); }
 static ssl_tensor_t *f_mul(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_mul(c, IN0, IN1); }
@@ -69,11 +70,13 @@ static ssl_tensor_t *f_scatter(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U;
 static ssl_tensor_t *f_embedding(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_embedding(c, IN0, k_idx, 2, (int64_t[]){2, 3}); }
 static ssl_tensor_t *f_dropout(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_dropout(c, IN0, 0.3f, 1, 7, 1); }
 static ssl_tensor_t *f_log_sigmoid(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_log_sigmoid(c, IN0); }
+static ssl_tensor_t *f_attention(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_attention(c, IN0, 2, IN1); }
 
 static const sc_case_t k_cases[] = {
     {"matmul", f_matmul, 2, {2, 2}, {{5, 4}, {3, 4}}, -1, 1},
     {"matmul (batched, a^T)", f_bmm, 2, {3, 3}, {{2, 4, 5}, {2, 4, 3}}, -1, 1},
     {"linear", f_linear, 3, {3, 2, 1}, {{2, 3, 4}, {5, 4}, {5}}, -1, 1},
+    {"linear (residual)", f_linear_res, 3, {3, 2, 3}, {{2, 3, 4}, {5, 4}, {2, 3, 5}}, -1, 1},
     {"add (broadcast)", f_add, 2, {3, 1}, {{2, 3, 4}, {4}}, -1, 1},
     {"sub (broadcast)", f_sub, 2, {2, 2}, {{3, 4}, {3, 1}}, -1, 1},
     {"mul (broadcast)", f_mul, 2, {3, 3}, {{2, 1, 4}, {1, 3, 1}}, -1, 1},
@@ -118,6 +121,7 @@ static const sc_case_t k_cases[] = {
     {"embedding", f_embedding, 1, {2}, {{4, 3}}, -1, 1},
     {"dropout", f_dropout, 1, {2}, {{4, 8}}, -1, 1},
     {"log_sigmoid", f_log_sigmoid, 1, {2}, {{3, 4}}, -4, 4},
+    {"attention (bias)", f_attention, 2, {3, 4}, {{2, 3, 12}, {2, 1, 3, 3}}, -1, 1},
 };
 
 /* Direct convolution: the plain reference for the im2col + sgemm kernel. */

@@ -521,6 +521,33 @@ float *ssl__grad(ssl_ctx_t *ctx, ssl_tensor_t *t)
     return t->grad;
 }
 
+float *ssl__grad_write(ssl_ctx_t *ctx, ssl_tensor_t *t, int *fresh)
+{
+    *fresh = 0;
+    if (!t || !t->requires_grad)
+        return NULL;
+    if (t->grad)
+        return t->grad;
+    t->grad = t->node >= 0 ? grad_block(ctx, t->numel) : NULL;
+    if (!t->grad)
+        t->grad = ssl_arena_alloc(ctx, (size_t)t->numel * sizeof(float));
+    *fresh = t->grad != NULL;
+    return t->grad;
+}
+
+float *ssl__grad_take(ssl_ctx_t *ctx, ssl_tensor_t *t, ssl_tensor_t *out, int *fresh)
+{
+    *fresh = 0;
+    if (!t || !t->requires_grad)
+        return NULL;
+    if (!t->grad && t->numel == out->numel && out->grad) {
+        t->grad = out->grad;
+        *fresh = 1;
+        return t->grad;
+    }
+    return ssl__grad(ctx, t);
+}
+
 int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
 {
     if (!ctx || !out || !grad_out)

@@ -25,8 +25,9 @@ int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *na
     return st;
 }
 
-ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
-                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias)
+/* The heads' outputs side by side (B, T, C), before the output projection. */
+static ssl_tensor_t *attention_heads(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                     ssl_tensor_t *x, ssl_tensor_t *attn_bias)
 {
     if (!x)
         return NULL;
@@ -36,30 +37,14 @@ ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t 
                       ssl_shape_str(x, s, sizeof s), (long long)m->dim);
         return NULL;
     }
-    int64_t B = x->shape[0], T = x->shape[1], C = m->dim, H = m->heads, D = C / H;
     ssl_tensor_t *qkv = ssl_nn_linear_forward(ctx, &m->qkv, x); // (B, T, 3C)
-    qkv = ssl_reshape(ctx, qkv, 5, (int64_t[]){B, T, 3, H, D});
-    qkv = ssl_permute(ctx, qkv, (int[]){2, 0, 3, 1, 4});         // (3, B, H, T, D)
-    qkv = ssl_reshape(ctx, qkv, 4, (int64_t[]){3, B * H, T, D});
-    ssl_tensor_t *parts[3];
-    if (!qkv || ssl_split(ctx, qkv, 0, 3, parts) != SSL_OK)
-        return NULL;
-    ssl_tensor_t *q = ssl_reshape(ctx, parts[0], 3, (int64_t[]){B * H, T, D});
-    ssl_tensor_t *k = ssl_reshape(ctx, parts[1], 3, (int64_t[]){B * H, T, D});
-    ssl_tensor_t *v = ssl_reshape(ctx, parts[2], 3, (int64_t[]){B * H, T, D});
-    q = ssl_scale(ctx, q, (float)(1.0 / sqrt((double)D)), 0.0f);
-    ssl_tensor_t *s = ssl_matmul(ctx, q, k, 0, 1);              // (B*H, T, T)
-    if (attn_bias) {
-        s = ssl_reshape(ctx, s, 4, (int64_t[]){B, H, T, T});
-        s = ssl_add(ctx, s, attn_bias);
-        s = ssl_reshape(ctx, s, 3, (int64_t[]){B * H, T, T});
-    }
-    ssl_tensor_t *a = ssl_softmax(ctx, s, -1);
-    ssl_tensor_t *o = ssl_matmul(ctx, a, v, 0, 0);              // (B*H, T, D)
-    o = ssl_reshape(ctx, o, 4, (int64_t[]){B, H, T, D});
-    o = ssl_permute(ctx, o, (int[]){0, 2, 1, 3});               // (B, T, H, D)
-    o = ssl_reshape(ctx, o, 3, (int64_t[]){B, T, C});
-    return ssl_nn_linear_forward(ctx, &m->proj, o);
+    return ssl_attention(ctx, qkv, m->heads, attn_bias);        // (B, T, C)
+}
+
+ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias)
+{
+    return ssl_nn_linear_forward(ctx, &m->proj, attention_heads(ctx, m, x, attn_bias));
 }
 
 int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
@@ -88,13 +73,14 @@ int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int6
 ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
                                    ssl_tensor_t *attn_bias)
 {
+    /* the residual additions ride on the output projections (ssl_linear_residual) */
     ssl_tensor_t *h = ssl_nn_layernorm_forward(ctx, &m->norm1, x);
-    x = ssl_add(ctx, x, ssl_nn_attention_forward(ctx, &m->attn, h, attn_bias));
+    h = attention_heads(ctx, &m->attn, h, attn_bias);
+    x = ssl_linear_residual(ctx, h, m->attn.proj.weight, m->attn.proj.bias, x);
     h = ssl_nn_layernorm_forward(ctx, &m->norm2, x);
     h = ssl_nn_linear_forward(ctx, &m->fc1, h);
     h = ssl_nn_activation(ctx, h, m->act);
-    h = ssl_nn_linear_forward(ctx, &m->fc2, h);
-    return ssl_add(ctx, x, h);
+    return ssl_linear_residual(ctx, h, m->fc2.weight, m->fc2.bias, x);
 }
 
 int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char *name,
