@@ -38,6 +38,7 @@ static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64
     g->plane = g->l + 2 * g->pw + 2 + VL;
     if (g->plane < g->ph * g->pw)
         g->plane = g->ph * g->pw;
+    g->plane = (g->plane + VL - 1) / VL * VL; /* planes and output rows start on cache lines */
     g->ocb = (oc + OB - 1) / OB * OB;
 }
 
@@ -144,6 +145,7 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
 }
 
 static int64_t ws_floats(const dgeom_t *g) { return g->c * g->plane + g->ocb * g->l + 64; }
+/* (every term is a multiple of VL floats, so each thread's workspace stays 64-byte aligned) */
 
 /* y (n, OC, OH, OW) (+)= conv(x, wt) + bias, threads over images. */
 static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64_t n,
