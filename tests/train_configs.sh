@@ -25,4 +25,8 @@ for cfg in "$src"/configs/*.json; do
   n=$((n + 1))
 done
 [ "$n" -ge 14 ] || { echo "FAIL: only $n configs"; exit 1; }
+# scripts/metrics_table.py summarises the runs: one row per config with its losses
+table=$(python3 "$src/scripts/metrics_table.py" "$out"/*/metrics.jsonl) || { echo "FAIL: metrics_table.py"; exit 1; }
+rows=$(echo "$table" | grep -c '^| [a-z0-9]* | 2 | ')
+[ "$rows" -eq "$n" ] || { echo "FAIL: metrics_table.py gave $rows rows of 2 steps for $n runs:"; echo "$table"; exit 1; }
 echo "$n passed, 0 failed"
