@@ -12,7 +12,7 @@
 
 
 int ssl__conv_winograd = 1;
-int64_t ssl__wino_chunk_floats = (int64_t)1 << 20;
+int64_t ssl__wino_chunk_floats = (int64_t)1 << 19;
 
 /* ---------------------------------------------------------------- tile transforms */
 
@@ -232,14 +232,14 @@ static void output_tiles_adjoint(const wgeom_t *g, const float *dy, int64_t m, f
  * their own cache-sized workspace) instead of sharing every small GEMM: OpenBLAS runs on one
  * thread inside an OpenMP region, so nothing is oversubscribed and no thread waits on another
  * between the phases. Images per chunk: the two tile buffers (16 x (C + OC) x tiles each) fit
- * the budget (4 MiB measured 1.3-1.7x faster than 32 MiB), at least WINO_MIN_TILES columns per
- * GEMM, and enough chunks for every thread. */
+ * the budget (2 MiB: 1.1-1.3x faster than 4 MiB, 1.3-1.7x faster than 32 MiB here), at least
+ * WINO_MIN_TILES columns per GEMM, and enough chunks for every thread. */
 #define WINO_MIN_TILES 128
 static int64_t chunk_images(const wgeom_t *g, int64_t n)
 {
     int64_t per = 16 * (g->c + g->oc) * g->t, nt = ssl__max_threads();
     int64_t nb = ssl__wino_chunk_floats / (per > 0 ? per : 1);
-    if (nb * g->t < WINO_MIN_TILES && ssl__wino_chunk_floats >= ((int64_t)1 << 20))
+    if (nb * g->t < WINO_MIN_TILES && ssl__wino_chunk_floats >= ((int64_t)1 << 19))
         nb = (WINO_MIN_TILES + g->t - 1) / g->t;
     if (nb > (n + nt - 1) / nt)
         nb = (n + nt - 1) / nt;
