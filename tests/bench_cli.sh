@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sslc bench: help, errors (unknown workload, bad key), and the one-line report of a tiny
-# built-in workload and of a run config on synthetic data (no dataset files needed).
+# built-in workload and of a run config on synthetic data (no dataset files needed); and
+# sslc selfcheck (the kernels these benchmarks time, against plain loops and differences).
 # Usage: bench_cli.sh SSLC SOURCE_DIR
 set -uo pipefail
 sslc=$1
@@ -40,4 +41,6 @@ expect 0 "simclr batch=8" -- "$sslc" bench "$src/configs/simclr.json" --batch 8 
   --no-peak --set data.dataset=synthetic --set data.channels=1 --set data.image_size=28 \
   --set data.limit=16 --set model.encoder.width=4
 positive "$(field img_per_s)" img_per_s
+# every op's gradient against central differences, as users run it on their build
+expect 0 " 0 failed" -- "$sslc" selfcheck
 echo "$pass passed, 0 failed"

@@ -495,6 +495,32 @@ static void test_batch_norm_backward(void **state)
     ssl_ctx_free(ctx);
 }
 
+static ssl_tensor_t *build_bn_relu(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    (void)user;
+    return ssl_batch_norm_relu(ctx, in[0], in[1], in[2], NULL, NULL, 1, 0.1f, 1e-5f);
+}
+
+/* Central differences through the fused op, with inputs whose normalised values are well away
+ * from the relu's kink: per channel x = 1, 2, 3, 4 (z = -1.34, -0.45, 0.45, 1.34), weights of
+ * either sign, bias 0: half the outputs are masked, none is near 0. */
+static void test_batch_norm_relu_gradcheck(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    int64_t xs[2] = {4, 2}, cs = 2;
+    ssl_tensor_t *in[3] = {tu_rand(ctx, 2, xs, 1, 0, 1, 1), tu_rand(ctx, 1, &cs, 2, 0, 1, 1),
+                           tu_rand(ctx, 1, &cs, 3, 0, 1, 1)};
+    const float x[8] = {1, 4, 2, 3, 3, 2, 4, 1};
+    for (int i = 0; i < 8; i++)
+        in[0]->data[i] = x[i];
+    in[1]->data[0] = 0.8f;
+    in[1]->data[1] = -1.2f;
+    in[2]->data[0] = in[2]->data[1] = 0.0f;
+    assert_int_equal(tu_gradcheck(ctx, build_bn_relu, NULL, in, 3, NULL), 0);
+    ssl_ctx_free(ctx);
+}
+
 /* The fused relu(batch_norm(x)) against the two ops composed: the same output, running
  * statistics and gradients (the composition's parts are tested against references above). */
 static void test_batch_norm_relu_fused(void **state)
@@ -778,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_batch_norm_backward),
         cmocka_unit_test(test_batch_norm_large),
         cmocka_unit_test(test_batch_norm_relu_fused),
+        cmocka_unit_test(test_batch_norm_relu_gradcheck),
         cmocka_unit_test(test_batch_norm_errors),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_dropout_backward),
