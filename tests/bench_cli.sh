@@ -6,15 +6,7 @@
 set -uo pipefail
 sslc=$1
 src=$2
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # expect CODE NEEDLE -- command...
-  local code=$1 needle=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  [ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code: $out"
-  [ -z "$needle" ] || echo "$out" | grep -q -- "$needle" || fail "'$*' output lacks '$needle': $out"
-  pass=$((pass + 1))
-}
+. "$(dirname "$0")/cli_lib.sh"
 field() { echo "$out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 positive() { awk -v v="$1" 'BEGIN { exit !(v + 0 > 0) }' || fail "$2 is '$1', not positive: $out"; }
 

@@ -7,15 +7,7 @@ sslc=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # expect CODE NEEDLE -- command...
-  local code=$1 needle=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  [ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code: $out"
-  [ -z "$needle" ] || echo "$out" | grep -q -- "$needle" || fail "'$*' output lacks '$needle': $out"
-  pass=$((pass + 1))
-}
+. "$(dirname "$0")/cli_lib.sh"
 for cmd in train embed knn linear zeroshot info selfcheck; do expect 0 "usage" -- "$sslc" $cmd --help; done
 expect 0 "train CONFIG" -- "$sslc" --help
 expect 2 "unknown command" -- "$sslc" fly
