@@ -36,10 +36,9 @@ static int parse_list(const char *s, double *out, int max)
 
 int sslc_cmd_knn(int argc, char **argv)
 {
-    const char *ckpt = NULL;
+    sslc_feature_src_t src = {0};
     double ks[16] = {200}, ts[16] = {0.07};
-    int nk = 1, nt = 1, majority = 0, euclid = 0, threads = 0, identity = 0;
-    int64_t train_limit = 0, test_limit = 0;
+    int nk = 1, nt = 1, majority = 0, euclid = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -53,22 +52,12 @@ int sslc_cmd_knn(int argc, char **argv)
             majority = 1;
         } else if (!strcmp(a, "--euclidean")) {
             euclid = 1;
-        } else if (!strcmp(a, "--train-limit") && i + 1 < argc) {
-            train_limit = atoll(argv[++i]);
-        } else if (!strcmp(a, "--test-limit") && i + 1 < argc) {
-            test_limit = atoll(argv[++i]);
-        } else if (!strcmp(a, "--identity")) {
-            identity = 1;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-        } else if (a[0] != '-' && !ckpt) {
-            ckpt = a;
-        } else {
+        } else if (!sslc_feature_opt(argc, argv, &i, &src)) {
             fprintf(stderr, "sslc knn: unexpected argument '%s' (see sslc knn --help)\n", a);
             return 2;
         }
     }
-    if (!ckpt || nk <= 0 || nt <= 0) {
+    if (!src.source || nk <= 0 || nt <= 0) {
         fprintf(stderr, "sslc knn: need CKPT and valid --k/--t lists (see sslc knn --help)\n");
         return 2;
     }
@@ -82,9 +71,8 @@ int sslc_cmd_knn(int argc, char **argv)
             fprintf(stderr, "sslc knn: --t values must be > 0\n");
             return 2;
         }
-    ssl_set_num_threads(threads);
     ssl_ckpt_features_t tr, te;
-    if (sslc_load_features("knn", ckpt, identity, train_limit, test_limit, &tr, &te) != 0)
+    if (sslc_load_features("knn", &src, &tr, &te) != 0)
         return 1;
     int kk[16];
     float tt[16];
@@ -103,7 +91,7 @@ int sslc_cmd_knn(int argc, char **argv)
         fprintf(stderr, "sslc knn: %s\n", ssl_last_error());
     } else {
         printf("bank %lld x %lld%s, test %lld, %s, %s votes\n", (long long)tr.n,
-               (long long)tr.dim, identity ? " raw pixels" : "", (long long)te.n,
+               (long long)tr.dim, src.identity ? " raw pixels" : "", (long long)te.n,
                euclid ? "euclidean" : "cosine", majority ? "majority" : "exp(sim/T)");
         int n_res = nk * (majority ? 1 : nt);
         for (int i = 0; i < n_res; i++) {

@@ -29,10 +29,8 @@ static void on_epoch(int epoch, double loss, double val, double test, void *user
 
 int sslc_cmd_linear(int argc, char **argv)
 {
-    const char *ckpt = NULL;
+    sslc_feature_src_t src = {0};
     ssl_probe_opts_t o = ssl_probe_opts_default();
-    int64_t train_limit = 0, test_limit = 0;
-    int threads = 0, identity = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -50,28 +48,17 @@ int sslc_cmd_linear(int argc, char **argv)
             o.optimizer = SSL_PROBE_SGD;
         } else if (!strcmp(a, "--no-standardize")) {
             o.standardize = 0;
-        } else if (!strcmp(a, "--train-limit") && i + 1 < argc) {
-            train_limit = atoll(argv[++i]);
-        } else if (!strcmp(a, "--test-limit") && i + 1 < argc) {
-            test_limit = atoll(argv[++i]);
-        } else if (!strcmp(a, "--identity")) {
-            identity = 1;
-        } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
-        } else if (a[0] != '-' && !ckpt) {
-            ckpt = a;
-        } else {
+        } else if (!sslc_feature_opt(argc, argv, &i, &src)) {
             fprintf(stderr, "sslc linear: unexpected argument '%s' (see sslc linear --help)\n", a);
             return 2;
         }
     }
-    if (!ckpt || o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0) || o.weight_decay < 0) {
+    if (!src.source || o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0) || o.weight_decay < 0) {
         fprintf(stderr, "sslc linear: need CKPT and positive --epochs/--batch/--lr (see --help)\n");
         return 2;
     }
-    ssl_set_num_threads(threads);
     ssl_ckpt_features_t tr, te;
-    if (sslc_load_features("linear", ckpt, identity, train_limit, test_limit, &tr, &te) != 0)
+    if (sslc_load_features("linear", &src, &tr, &te) != 0)
         return 1;
     ssl_features_t a = {tr.x, tr.labels, tr.n, tr.dim}, b = {te.x, te.labels, te.n, te.dim};
     o.on_epoch = on_epoch;
@@ -83,7 +70,7 @@ int sslc_cmd_linear(int argc, char **argv)
         printf("best epoch %d: val top-1 %.2f%%, test top-1 %.2f%% (train %lld, val %lld, "
                "test %lld, dim %lld%s)\n", r.best_epoch, 100 * r.val_top1, 100 * r.test_top1,
                (long long)r.n_train, (long long)r.n_val, (long long)te.n, (long long)tr.dim,
-               identity ? ", raw pixels" : "");
+               src.identity ? ", raw pixels" : "");
     ssl_ckpt_features_free(&tr);
     ssl_ckpt_features_free(&te);
     return st == SSL_OK ? 0 : 1;

@@ -16,10 +16,22 @@ int sslc_cmd_bench(int argc, char **argv);
 int sslc_cmd_zeroshot(int argc, char **argv);
 int sslc_cmd_report(int argc, char **argv);
 
-/* Train and test features of `source` for subcommand `cmd`: its encoder's (a checkpoint) or,
- * with identity, raw pixels (a checkpoint or a config file). Prints the error and returns 1
- * (nothing to free) or 0. */
-int sslc_load_features(const char *cmd, const char *source, int identity, int64_t train_limit,
-                       int64_t test_limit, ssl_ckpt_features_t *tr, ssl_ckpt_features_t *te);
+/* Where sslc knn / linear take their features: CKPT (or CONFIG with --identity),
+ * --identity, --train-limit N, --test-limit N, --threads N. */
+typedef struct sslc_feature_src {
+    const char *source;
+    int identity, threads;
+    int64_t train_limit, test_limit;
+} sslc_feature_src_t;
+
+/* If argv[*i] is one of those options (or the positional source), take it (advancing *i past
+ * its value) and return 1; else 0. */
+int sslc_feature_opt(int argc, char **argv, int *i, sslc_feature_src_t *s);
+
+/* Train and test features of s->source for subcommand `cmd`: its encoder's (a checkpoint) or,
+ * with identity, raw pixels (a checkpoint or a config file), after setting the thread count.
+ * Prints the error and returns 1 (nothing to free) or 0. */
+int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_features_t *tr,
+                       ssl_ckpt_features_t *te);
 
 #endif
