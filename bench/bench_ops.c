@@ -3,8 +3,9 @@
  * on ResNet-18-like layers. Each figure is the median of several wall-clock repetitions after
  * one warm-up, with its share of the sgemm peak at the same thread count.
  *
- *   bench_ops [--quick] [--threads N]
- *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section */
+ *   bench_ops [--quick] [--threads N] [--fmnist]
+ *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section;
+ *     --fmnist: the layers of configs/simclr.json's encoder at its batch (256 views) */
 #include "common/blas_env.h"
 #include "ssl/core.h"
 
@@ -119,8 +120,23 @@ static const layer_t layers[] = {
     {"256->256 1x1 @8 (direct)", 256, 256, 8, 1, 1, 0},
 };
 
-/* GFLOP/s of forward (fwd) and forward + backward to x, w and bias (fb). */
-static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *fwd, double *fb)
+/* The default Fashion-MNIST config's encoder (configs/simclr.json: width 16 on 1x28x28). */
+static const layer_t layers_fmnist[] = {
+    {"stem 1->16 3x3 @28", 1, 16, 28, 3, 1, 1},
+    {"16->16 3x3 @28", 16, 16, 28, 3, 1, 1},
+    {"16->32 3x3 s2 @28", 16, 32, 28, 3, 2, 1},
+    {"32->32 3x3 @14", 32, 32, 14, 3, 1, 1},
+    {"32->64 3x3 s2 @14", 32, 64, 14, 3, 2, 1},
+    {"64->64 3x3 @7", 64, 64, 7, 3, 1, 1},
+    {"64->128 3x3 s2 @7", 64, 128, 7, 3, 2, 1},
+    {"128->128 3x3 @4", 128, 128, 4, 3, 1, 1},
+    {"proj 16->32 1x1 s2 @28", 16, 32, 28, 1, 2, 0},
+    {"proj 64->128 1x1 s2 @7", 64, 128, 7, 1, 2, 0},
+};
+
+/* GFLOP/s of forward (fwd) and forward + backward to x, w and bias (fb); median ms of each. */
+static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *fwd, double *fb,
+                       double *ms_f, double *ms_fb)
 {
     int64_t o = (l->hw + 2 * l->pad - l->k) / l->stride + 1;
     size_t nx = (size_t)(batch * l->c * l->hw * l->hw), nw = (size_t)(l->oc * l->c * l->k * l->k);
@@ -151,8 +167,10 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
         }
     }
     ssl_ctx_set_grad(ctx, 1);
-    *fwd = flops / median(tf, g_reps) * 1e-9;
-    *fb = 3.0 * flops / median(tb, g_reps) * 1e-9;
+    *ms_f = 1e3 * median(tf, g_reps);
+    *ms_fb = 1e3 * median(tb, g_reps);
+    *fwd = flops / *ms_f * 1e-6;
+    *fb = 3.0 * flops / *ms_fb * 1e-6;
     free(hx);
     free(hw);
     free(hb);
@@ -162,18 +180,23 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
 int main(int argc, char **argv)
 {
     ssl_tool_blas_reexec(argv);
-    int quick = 0, only_threads = 0;
+    int quick = 0, only_threads = 0, fmnist = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--fmnist"))
+            fmnist = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             only_threads = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--fmnist]\n", argv[0]);
             return 2;
         }
     }
-    int64_t batch = quick ? 16 : 64;
+    int64_t batch = quick ? 16 : fmnist ? 256 : 64;
+    const layer_t *set = fmnist ? layers_fmnist : layers;
+    size_t nset = fmnist ? sizeof layers_fmnist / sizeof layers_fmnist[0]
+                         : sizeof layers / sizeof layers[0];
     g_reps = quick ? 3 : 7;
     ssl_ctx_t *ctx = ssl_ctx_create((size_t)256 << 20);
     die_if(!ctx, "ssl_ctx_create");
@@ -211,12 +234,14 @@ int main(int argc, char **argv)
             double g = bench_matmul(ctx, mm[i][0], mm[i][1], mm[i][2]);
             printf("%-34s %9.1f GFLOP/s  %5.1f%%\n", name, g, 100.0 * g / peak);
         }
-        printf("%-34s %9s %7s %9s %7s\n", "conv2d", "fwd", "%peak", "fwd+bwd", "%peak");
-        for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
-            double f, fb;
-            bench_conv(ctx, &layers[i], batch, &f, &fb);
-            printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%%\n", layers[i].name, f, 100.0 * f / peak, fb,
-                   100.0 * fb / peak);
+        printf("%-34s %9s %7s %9s %7s %8s %8s\n", "conv2d (GFLOP/s)", "fwd", "%peak", "fwd+bwd",
+               "%peak", "fwd ms", "bwd ms");
+        for (size_t i = 0; i < nset; i++) {
+            double f, fb, ms_f, ms_fb;
+            if (getenv("XONLY") && !strstr(set[i].name, getenv("XONLY"))) continue;
+            bench_conv(ctx, &set[i], batch, &f, &fb, &ms_f, &ms_fb);
+            printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%% %8.2f %8.2f\n", set[i].name, f,
+                   100.0 * f / peak, fb, 100.0 * fb / peak, ms_f, ms_fb - ms_f);
         }
     }
     ssl_ctx_free(ctx);

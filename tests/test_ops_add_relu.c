@@ -53,6 +53,18 @@ static void test_add_relu_gradcheck(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* a's gradient taken over from the output's buffer, b's stored fresh, or both added to other
+ * consumers' gradients. */
+static void test_add_relu_grad_adds(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    int64_t shape[4] = {2, 8, 40, 60};
+    ssl_tensor_t *in[2] = {tu_rand(ctx, 4, shape, 11, -1, 1, 1), tu_rand(ctx, 4, shape, 12, -1, 1, 1)};
+    tu_check_grad_adds(ctx, build, NULL, in, 2, 13);
+    ssl_ctx_free(ctx);
+}
+
 static void test_add_relu_errors(void **state)
 {
     (void)state;
@@ -74,6 +86,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_relu_vs_reference),
         cmocka_unit_test(test_add_relu_gradcheck),
+        cmocka_unit_test(test_add_relu_grad_adds),
         cmocka_unit_test(test_add_relu_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

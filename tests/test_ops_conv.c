@@ -304,6 +304,29 @@ static void test_conv_backward_vs_reference(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The input gradient stored into a fresh buffer or added to another consumer's gradient, on
+ * every path (direct, Winograd, im2col with one and several images per chunk). */
+static void test_conv_grad_adds(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    /* 1x1 stride 2, 3x3 stride 1 (small; 20x18 with the direct weight gradient), Winograd cases
+     * with odd sizes and padding 0 */
+    const int picks[] = {2, 4, 12, 16, 17};
+    for (int mode = 0; mode < N_CHUNK_MODES; mode++)
+        for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
+            const conv_case_t *c = &conv_cases[picks[p] % N_CONV_CASES];
+            set_chunk_mode(c, mode);
+            ssl_tensor_t *in[3];
+            make_conv_inputs(ctx, c, 500 + (uint64_t)(mode * 10) + p, in);
+            conv_user_t u = {c->stride, c->pad};
+            tu_check_grad_adds(ctx, build_conv, &u, in, 3, 600 + (uint64_t)p);
+            ssl_ctx_reset(ctx);
+        }
+    restore_conv_defaults();
+    ssl_ctx_free(ctx);
+}
+
 /* Gradients reach only the inputs that ask for them (frozen weight, input without grad). */
 static void test_conv_partial_grads(void **state)
 {
@@ -756,6 +779,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_forward_vs_reference),
         cmocka_unit_test(test_conv_backward_vs_reference),
+        cmocka_unit_test(test_conv_grad_adds),
         cmocka_unit_test(test_conv_partial_grads),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_deterministic),

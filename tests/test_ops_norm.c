@@ -791,6 +791,32 @@ static void test_dropout_errors(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* dx stored into a fresh buffer (or dy's, taken over) or added to another consumer's gradient:
+ * plain and fused relu, training and eval, (N, C) and (N, C, H, W). */
+static void test_batch_norm_grad_adds(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const int64_t shapes[2][4] = {{6, 5, 1, 1}, {4, 3, 5, 6}};
+    for (int si = 0; si < 2; si++)
+        for (int mode = 0; mode < 3; mode++) { /* training, eval, training with relu */
+            int ndim = si == 0 ? 2 : 4;
+            int64_t C = shapes[si][1];
+            ssl_tensor_t *in[5] = {tu_rand(ctx, ndim, shapes[si], 40 + si, -2, 2, 1),
+                                   tu_rand(ctx, 1, &C, 41, 0.5f, 2, 1),
+                                   tu_rand(ctx, 1, &C, 42, -1, 1, 1), NULL, NULL};
+            bn_case_t c = {mode != 1, 1e-5f};
+            if (mode == 1) {
+                in[3] = tu_rand(ctx, 1, &C, 43, -0.5f, 0.5f, 0);
+                in[4] = tu_rand(ctx, 1, &C, 44, 0.5f, 1.5f, 0);
+            }
+            tu_check_grad_adds(ctx, mode == 2 ? build_bn_relu : build_bn, &c, in, 5,
+                               50 + (uint64_t)(si * 3 + mode));
+            ssl_ctx_reset(ctx);
+        }
+    ssl_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -807,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_batch_norm_relu_gradcheck),
         cmocka_unit_test(test_batch_norm_errors),
         cmocka_unit_test(test_dropout_mask),
+        cmocka_unit_test(test_batch_norm_grad_adds),
         cmocka_unit_test(test_dropout_backward),
         cmocka_unit_test(test_dropout_identity),
         cmocka_unit_test(test_dropout_errors),

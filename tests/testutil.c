@@ -66,6 +66,59 @@ int tu_gradcheck(ssl_ctx_t *ctx, tu_build_fn fn, void *user, ssl_tensor_t **in, 
     return r.failed > 0 ? r.failed : -1;
 }
 
+/* sum(t * r) for a fixed random r (no gradient); r is also copied out when rc is not NULL */
+static ssl_tensor_t *weighted_sum(ssl_ctx_t *ctx, ssl_tensor_t *t, uint64_t seed, float **rc)
+{
+    float *r = malloc((size_t)t->numel * sizeof(float));
+    assert_non_null(r);
+    ssl_rng_fill_uniform(r, (size_t)t->numel, -1, 1, seed, 0, 0);
+    ssl_tensor_t *rt = ssl_tensor_from(ctx, t->ndim, t->shape, r);
+    assert_non_null(rt);
+    if (rc)
+        *rc = r;
+    else
+        free(r);
+    return ssl_sum_all(ctx, ssl_mul(ctx, t, rt));
+}
+
+#define TU_MAX_IN 8
+void tu_check_grad_adds(ssl_ctx_t *ctx, tu_build_fn fn, void *user, ssl_tensor_t **in, int n_in,
+                        uint64_t seed)
+{
+    assert_true(n_in <= TU_MAX_IN);
+    float *alone[TU_MAX_IN] = {0}, *r2[TU_MAX_IN] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        ssl_tensor_t *xs[TU_MAX_IN];
+        for (int i = 0; i < n_in; i++)
+            xs[i] = in[i] && in[i]->requires_grad ? ssl_scale(ctx, in[i], 1.0f, 0.0f) : in[i];
+        ssl_tensor_t *loss = weighted_sum(ctx, fn(ctx, xs, user), seed, NULL);
+        for (int i = 0; pass == 1 && i < n_in; i++)
+            if (xs[i] != in[i]) /* the second consumer */
+                loss = ssl_add(ctx, loss,
+                               weighted_sum(ctx, ssl_scale(ctx, xs[i], 2.0f, 0.0f),
+                                            seed + 1 + (uint64_t)i, &r2[i]));
+        assert_non_null(loss);
+        assert_int_equal(ssl_backward(ctx, loss), SSL_OK);
+        for (int i = 0; i < n_in; i++) {
+            if (xs[i] == in[i])
+                continue;
+            size_t bytes = (size_t)in[i]->numel * sizeof(float);
+            if (pass == 0) {
+                alone[i] = malloc(bytes);
+                assert_non_null(alone[i]);
+                memcpy(alone[i], in[i]->grad, bytes);
+            } else {
+                for (int64_t j = 0; j < in[i]->numel; j++)
+                    alone[i][j] += 2.0f * r2[i][j];
+                tu_assert_close(in[i]->grad, alone[i], in[i]->numel, 1e-5, 1e-5);
+                free(alone[i]);
+                free(r2[i]);
+            }
+            memset(in[i]->grad, 0, bytes);
+        }
+    }
+}
+
 void tu_assert_error(const void *t, int status, ...)
 {
     if (t != NULL)

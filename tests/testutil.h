@@ -45,6 +45,15 @@ typedef struct tu_gradcheck_opts {
 int tu_gradcheck(ssl_ctx_t *ctx, tu_build_fn fn, void *user, ssl_tensor_t **in, int n_in,
                  const tu_gradcheck_opts_t *opts);
 
+/* An op's input gradients when the input already holds another consumer's gradient: each
+ * input that requires a gradient goes through an intermediate copy, which is also read by a
+ * second consumer (2 * copy, recorded after the op, so its backward runs first). The inputs'
+ * gradients must equal the op's own (a first run without the second consumer) plus 2 * the
+ * second consumer's upstream. Catches kernels that store where they must add. Fails the test
+ * on a mismatch; leaves the inputs' gradients zeroed. */
+void tu_check_grad_adds(ssl_ctx_t *ctx, tu_build_fn fn, void *user, ssl_tensor_t **in, int n_in,
+                        uint64_t seed);
+
 /* Fresh context with a small arena (freed by the caller with ssl_ctx_free). */
 ssl_ctx_t *tu_ctx(void);
 

@@ -130,6 +130,12 @@ extern int64_t ssl__conv_chunk_floats;
 int ssl__thread_id(void);
 int64_t ssl__max_threads(void);
 
+/* Items per chunk when n items are split into chunks of at most nb_max for the threads of a
+ * static OpenMP loop: the number of chunks is rounded up to a multiple of the thread count and
+ * the chunks made equal (to within one item), so no thread gets a chunk more than another
+ * (3 chunks of 121, 121 and 14 images on 2 threads ran at half speed). */
+int64_t ssl__balanced_chunk(int64_t n, int64_t nb_max);
+
 /* Shapes of a 3x3 stride-1 convolution: input (C, H, W), output (OC, OH, OW), padding. */
 typedef struct ssl_conv3_shape {
     int64_t c, h, w, oc, pad, oh, ow;
@@ -156,12 +162,13 @@ int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, 
                                 float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc,
                                 int64_t pad);
 int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
-                                 float *dx, float *dw, int64_t n, int64_t c, int64_t h, int64_t wd,
-                                 int64_t oc, int64_t pad);
-/* dx and/or dw (either may be NULL) += the gradients for upstream dy. */
+                                 float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                                 int64_t wd, int64_t oc, int64_t pad);
+/* dw (may be NULL) += the weight gradient for upstream dy; dx (may be NULL) = the input
+ * gradient, or += it when dx_add (dx then holds other consumers' gradients). */
 int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w,
-                                   const float *dy, float *dx, float *dw, int64_t n, int64_t c,
-                                   int64_t h, int64_t wd, int64_t oc, int64_t pad);
+                                   const float *dy, float *dx, int dx_add, float *dw, int64_t n,
+                                   int64_t c, int64_t h, int64_t wd, int64_t oc, int64_t pad);
 
 /* ---------------------------------------------------------------- BLAS and plain references */
 

@@ -30,15 +30,19 @@ static int add_relu_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 static void add_relu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     const float *y = nd->out->data, *g = nd->out->grad;
-    float *da = ssl__grad(ctx, nd->in[0]), *db = ssl__grad(ctx, nd->in[1]);
+    /* a's gradient may take over the output's buffer (masked in place), b's is stored into a
+     * fresh buffer: no zeroing pass (ssl__grad_take / ssl__grad_write) */
+    int fa = 0, fb = 0;
+    float *da = ssl__grad_take(ctx, nd->in[0], nd->out, &fa);
+    float *db = ssl__grad_write(ctx, nd->in[1], &fb);
     int64_t n = nd->out->numel;
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
     for (int64_t i = 0; i < n; i++) {
-        float gi = y[i] > 0.0f ? g[i] : 0.0f;
+        float gi = y[i] > 0.0f ? g[i] : 0.0f; /* read before da (maybe g itself) is written */
         if (da)
-            da[i] += gi;
+            da[i] = fa ? gi : da[i] + gi;
         if (db)
-            db[i] += gi;
+            db[i] = fb ? gi : db[i] + gi;
     }
 }
 

@@ -188,10 +188,7 @@ static int64_t ws_floats(const conv_dims_t *d, int64_t nb) { return (d->k + d->o
 
 static int64_t chunk_for_threads(const conv_dims_t *d)
 {
-    int64_t nb = conv_chunk(d), nt = ssl__max_threads();
-    if (nb > (d->n + nt - 1) / nt)
-        nb = (d->n + nt - 1) / nt;
-    return nb < 1 ? 1 : nb;
+    return ssl__balanced_chunk(d->n, conv_chunk(d));
 }
 
 static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
@@ -233,7 +230,9 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     conv_dims(nd, &d);
     const float *x = nd->in[0]->data, *w = nd->in[1]->data;
     float *dy = nd->out->grad;
-    float *dx = ssl__grad(ctx, nd->in[0]), *dw = ssl__grad(ctx, nd->in[1]);
+    /* dx is stored, not added, when the input has no gradient yet (no zeroing pass) */
+    int fresh = 0;
+    float *dx = ssl__grad_write(ctx, nd->in[0], &fresh), *dw = ssl__grad(ctx, nd->in[1]);
     float *db = ssl__grad(ctx, nd->in[2]);
     if (db) {
 #pragma omp parallel for schedule(static) if (d.n * d.oc * d.p > SSL_OMP_MIN)
@@ -253,13 +252,14 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         /* the direct weight gradient is a dot product per tap over the positions: on maps
          * smaller than 14x14 the im2col GEMM below does it faster */
         int direct_dw = d.h * d.w >= 196;
-        ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, direct_dw ? dw : NULL, d.n, d.c, d.h,
-                                     d.w, d.oc, d.pad);
+        ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, !fresh, direct_dw ? dw : NULL, d.n,
+                                     d.c, d.h, d.w, d.oc, d.pad);
         if (direct_dw || !dw)
             return; /* out of memory shows in the context's flag */
         dx = NULL;
     } else if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad)) {
-        ssl__conv3x3_winograd_backward(ctx, x, w, dy, dx, dw, d.n, d.c, d.h, d.w, d.oc, d.pad);
+        ssl__conv3x3_winograd_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc,
+                                       d.pad);
         return; /* out of memory shows in the context's flag */
     }
     int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
@@ -292,6 +292,8 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             if (dx) {
                 /* dcol (K, m*P) = W^T (K, OC) @ dy (OC, m*P), then scattered onto the images */
                 ssl__sgemm(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
+                if (fresh) /* the chunk's images, zeroed here while they are about to be hot */
+                    memset(dx + i0 * chw, 0, (size_t)(m * chw) * sizeof(float));
                 col2im_add(&d, col, m, dx + i0 * chw);
             }
         }

@@ -232,8 +232,8 @@ static void weight_grad_image(const dgeom_t *g, const float *xp, const float *dy
 }
 
 int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
-                                 float *dx, float *dw, int64_t n, int64_t c, int64_t h, int64_t wd,
-                                 int64_t oc, int64_t pad)
+                                 float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                                 int64_t wd, int64_t oc, int64_t pad)
 {
     dgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
     dgeom(&g, c, h, wd, oc, pad);
@@ -248,7 +248,7 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     float *ws = wt + wtf, *parts = ws + nt * per;
     if (dx) {
         weights_taps(w, oc, c, 1, gb.ocb, wt);
-        direct_conv(&gb, wt, dy, n, NULL, 1, dx, ws);
+        direct_conv(&gb, wt, dy, n, NULL, dx_add, dx, ws);
     }
     if (!dw)
         return SSL_OK;

@@ -237,13 +237,11 @@ static void output_tiles_adjoint(const wgeom_t *g, const float *dy, int64_t m, f
 #define WINO_MIN_TILES 128
 static int64_t chunk_images(const wgeom_t *g, int64_t n)
 {
-    int64_t per = 16 * (g->c + g->oc) * g->t, nt = ssl__max_threads();
+    int64_t per = 16 * (g->c + g->oc) * g->t;
     int64_t nb = ssl__wino_chunk_floats / (per > 0 ? per : 1);
     if (nb * g->t < WINO_MIN_TILES && ssl__wino_chunk_floats >= ((int64_t)1 << 19))
         nb = (WINO_MIN_TILES + g->t - 1) / g->t;
-    if (nb > (n + nt - 1) / nt)
-        nb = (n + nt - 1) / nt;
-    return nb < 1 ? 1 : nb;
+    return ssl__balanced_chunk(n, nb);
 }
 
 /* Per-thread workspace: the padded plane and the row buffers of input_tiles, then two tile
@@ -305,8 +303,8 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
 }
 
 int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w,
-                                   const float *dy, float *dx, float *dw, int64_t n, int64_t c,
-                                   int64_t h, int64_t wd, int64_t oc, int64_t pad)
+                                   const float *dy, float *dx, int dx_add, float *dw, int64_t n,
+                                   int64_t c, int64_t h, int64_t wd, int64_t oc, int64_t pad)
 {
     wgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
     geom(&g, c, h, wd, oc, pad);
@@ -321,7 +319,7 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
     float *ws = U + u;
     if (dx) {
         weights_in(w, oc, c, 1, U); /* (16, C, OC) */
-        wino_conv(&gb, U, dy, n, NULL, 1, dx, nbb, ws);
+        wino_conv(&gb, U, dy, n, NULL, dx_add, dx, nbb, ws);
     }
     if (!dw)
         return SSL_OK;

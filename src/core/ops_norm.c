@@ -499,7 +499,11 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const float *X = x->data, *dY = nd->out->grad;    // (N, C, S)
     const float *mean = nd->aux[0], *rstd = mean + C; // (C), (C)
     const float *w = wt ? wt->data : NULL;
-    float *dX = ssl__grad(ctx, x), *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
+    float *dW = ssl__grad(ctx, wt), *dB = ssl__grad(ctx, bt);
+    /* dx may take over dy's buffer (nothing reads dy after this node): the last pass then
+     * rewrites it in place, element by element, and no zeroed buffer is needed */
+    int fresh = 0;
+    float *dX = x->requires_grad ? ssl__grad_take(ctx, x, nd->out, &fresh) : NULL;
     if (!dX && !dW && !dB)
         return;
     /* fused relu: the gradient reaching the normalisation is dy where y > 0 */
@@ -545,7 +549,8 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             float *dxr = dX + i * C;
             for (int64_t c = 0; c < C; c++) {
                 float g = yr && !(yr[c] > 0.0f) ? 0.0f : gr[c];
-                dxr[c] += k1[c] * g + k2[c] * (xr[c] - mean[c]) + k0[c];
+                float v = k1[c] * g + k2[c] * (xr[c] - mean[c]) + k0[c];
+                dxr[c] = fresh ? v : dxr[c] + v;
             }
         }
     } else {
@@ -555,10 +560,17 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             const float a1 = k1[c], a2 = k2[c], a0 = k0[c], m = mean[c];
             const float *xp = X + p * S, *gp = dY + p * S;
             float *dxp = dX + p * S;
-            if (Y) {
+            if (Y && fresh) {
+                const float *yp = Y + p * S;
+                for (int64_t k = 0; k < S; k++)
+                    dxp[k] = a1 * (yp[k] > 0.0f ? gp[k] : 0.0f) + a2 * (xp[k] - m) + a0;
+            } else if (Y) {
                 const float *yp = Y + p * S;
                 for (int64_t k = 0; k < S; k++)
                     dxp[k] += a1 * (yp[k] > 0.0f ? gp[k] : 0.0f) + a2 * (xp[k] - m) + a0;
+            } else if (fresh) {
+                for (int64_t k = 0; k < S; k++)
+                    dxp[k] = a1 * gp[k] + a2 * (xp[k] - m) + a0;
             } else {
                 for (int64_t k = 0; k < S; k++)
                     dxp[k] += a1 * gp[k] + a2 * (xp[k] - m) + a0;
