@@ -3,9 +3,10 @@
  * on ResNet-18-like layers. Each figure is the median of several wall-clock repetitions after
  * one warm-up, with its share of the sgemm peak at the same thread count.
  *
- *   bench_ops [--quick] [--threads N] [--fmnist]
+ *   bench_ops [--quick] [--threads N] [--fmnist] [--only TEXT]
  *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section;
- *     --fmnist: the layers of configs/simclr.json's encoder at its batch (256 views) */
+ *     --fmnist: the layers of configs/simclr.json's encoder at its batch (256 views);
+ *     --only TEXT: only the conv layers whose name contains TEXT */
 #include "common/blas_env.h"
 #include "ssl/core.h"
 
@@ -181,15 +182,18 @@ int main(int argc, char **argv)
 {
     ssl_tool_blas_reexec(argv);
     int quick = 0, only_threads = 0, fmnist = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--fmnist"))
             fmnist = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             only_threads = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N] [--fmnist]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--threads N] [--fmnist] [--only TEXT]\n", argv[0]);
             return 2;
         }
     }
@@ -238,7 +242,8 @@ int main(int argc, char **argv)
                "%peak", "fwd ms", "bwd ms");
         for (size_t i = 0; i < nset; i++) {
             double f, fb, ms_f, ms_fb;
-            if (getenv("XONLY") && !strstr(set[i].name, getenv("XONLY"))) continue;
+            if (only && !strstr(set[i].name, only))
+                continue;
             bench_conv(ctx, &set[i], batch, &f, &fb, &ms_f, &ms_fb);
             printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%% %8.2f %8.2f\n", set[i].name, f,
                    100.0 * f / peak, fb, 100.0 * fb / peak, ms_f, ms_fb - ms_f);
