@@ -521,36 +521,41 @@ static void test_batch_norm_relu_gradcheck(void **state)
     ssl_ctx_free(ctx);
 }
 
-/* The fused relu(batch_norm(x)) against the two ops composed: the same output, running
- * statistics and gradients (the composition's parts are tested against references above). */
+/* The fused relu(batch_norm(x)) and relu(batch_norm(x) + r) against the ops composed
+ * (batch_norm then relu / add_relu): the same output, running statistics and gradients (the
+ * composition's parts are tested against references above). */
 static void test_batch_norm_relu_fused(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     const bn_shape_t shapes[] = {{2, {6, 3}}, {4, {3, 4, 5, 6}}, {4, {16, 8, 12, 12}}};
     for (int si = 0; si < 3; si++)
-        for (int training = 0; training < 2; training++) {
-            int64_t N, C, S;
-            bn_nsc(&shapes[si], &N, &C, &S);
-            (void)N;
-            (void)S;
-            float *ref[5] = {0};
+        for (int variant = 0; variant < 4; variant++) { /* (add?) x (training?) */
+            const int add = variant / 2, training = variant % 2;
+            int64_t C = shapes[si].shape[1];
+            float *ref[6] = {0};
             for (int fused = 0; fused < 2; fused++) {
                 ssl_tensor_t *x = tu_rand(ctx, shapes[si].ndim, shapes[si].shape, 7 + si, -2, 2, 1);
                 ssl_tensor_t *w = tu_rand(ctx, 1, &C, 8 + si, -2, 2, 1);
                 ssl_tensor_t *b = tu_rand(ctx, 1, &C, 9 + si, -1, 1, 1);
                 ssl_tensor_t *rm = tu_rand(ctx, 1, &C, 10 + si, -0.5f, 0.5f, 0);
                 ssl_tensor_t *rv = tu_rand(ctx, 1, &C, 11 + si, 0.5f, 1.5f, 0);
-                ssl_tensor_t *y = fused
-                    ? ssl_batch_norm_relu(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f)
-                    : ssl_relu(ctx, ssl_batch_norm(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f));
+                ssl_tensor_t *r = tu_rand(ctx, shapes[si].ndim, shapes[si].shape, 13 + si, -1, 1, 1);
+                ssl_tensor_t *y;
+                if (fused)
+                    y = add ? ssl_batch_norm_add_relu(ctx, x, w, b, rm, rv, r, training, 0.1f, 1e-5f)
+                            : ssl_batch_norm_relu(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f);
+                else {
+                    y = ssl_batch_norm(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f);
+                    y = add ? ssl_add_relu(ctx, y, r) : ssl_relu(ctx, y);
+                }
                 assert_non_null(y);
                 float *g = malloc((size_t)y->numel * sizeof(float));
                 ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 12 + si, 0, 0);
                 assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
                 free(g);
-                const ssl_tensor_t *out[5] = {y, x, w, rm, b};
-                for (int k = 0; k < 5; k++) {
+                const ssl_tensor_t *out[6] = {y, x, w, rm, b, r};
+                for (int k = 0; k < 5 + add; k++) {
                     const float *v = k == 0 || k == 3 ? out[k]->data : out[k]->grad;
                     int64_t n = out[k]->numel;
                     if (!fused) {
@@ -564,6 +569,41 @@ static void test_batch_norm_relu_fused(void **state)
                 ssl_ctx_reset(ctx);
             }
         }
+    ssl_ctx_free(ctx);
+}
+
+static ssl_tensor_t *build_bn_add_relu(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    (void)user;
+    return ssl_batch_norm_add_relu(ctx, in[0], in[1], in[2], NULL, NULL, in[3], 1, 0.1f, 1e-5f);
+}
+
+/* Central differences through relu(bn(x) + r) with bn(x) + r away from the kink (x as in the
+ * relu test, |r| <= 0.2), the adds paths, and a residual of the wrong shape. */
+static void test_batch_norm_add_relu(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    int64_t xs[2] = {4, 2}, cs = 2;
+    ssl_tensor_t *in[4] = {tu_rand(ctx, 2, xs, 1, 0, 1, 1), tu_rand(ctx, 1, &cs, 2, 0, 1, 1),
+                           tu_rand(ctx, 1, &cs, 3, 0, 1, 1), tu_rand(ctx, 2, xs, 4, -0.2f, 0.2f, 1)};
+    const float x[8] = {1, 4, 2, 3, 3, 2, 4, 1};
+    for (int i = 0; i < 8; i++)
+        in[0]->data[i] = x[i];
+    in[1]->data[0] = 0.8f;
+    in[1]->data[1] = -1.2f;
+    in[2]->data[0] = in[2]->data[1] = 0.0f;
+    assert_int_equal(tu_gradcheck(ctx, build_bn_add_relu, NULL, in, 4, NULL), 0);
+    ssl_ctx_reset(ctx);
+    int64_t big[4] = {4, 3, 5, 6}, c3 = 3;
+    ssl_tensor_t *in2[4] = {tu_rand(ctx, 4, big, 5, -2, 2, 1), tu_rand(ctx, 1, &c3, 6, 0.5f, 2, 1),
+                            tu_rand(ctx, 1, &c3, 7, -1, 1, 1), tu_rand(ctx, 4, big, 8, -1, 1, 1)};
+    tu_check_grad_adds(ctx, build_bn_add_relu, NULL, in2, 4, 9);
+    int64_t other[4] = {4, 3, 6, 5};
+    ssl_tensor_t *bad = tu_rand(ctx, 4, other, 10, -1, 1, 0);
+    tu_assert_error(ssl_batch_norm_add_relu(ctx, in2[0], in2[1], in2[2], NULL, NULL, bad, 1, 0.1f,
+                                            1e-5f),
+                    SSL_ERR_SHAPE, "batch_norm", "residual", "(4, 3, 6, 5)", "(4, 3, 5, 6)", NULL);
     ssl_ctx_free(ctx);
 }
 
@@ -834,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_batch_norm_errors),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_batch_norm_grad_adds),
+        cmocka_unit_test(test_batch_norm_add_relu),
         cmocka_unit_test(test_dropout_backward),
         cmocka_unit_test(test_dropout_identity),
         cmocka_unit_test(test_dropout_errors),

@@ -307,6 +307,14 @@ ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t 
                                   ssl_tensor_t *running_var, int training, float momentum,
                                   float eps);
 
+/* relu(batch_norm(x) + residual) as one op (the end of a ResNet block): the normalised values
+ * are never stored, which saves one activation per block and a pass each way. residual has
+ * x's shape. */
+ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                      ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                      ssl_tensor_t *running_var, ssl_tensor_t *residual,
+                                      int training, float momentum, float eps);
+
 /* Convolution and pooling on NCHW. conv2d: w (OC, C, KH, KW), bias (OC) or NULL. */
 ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias,
                          int stride, int padding);

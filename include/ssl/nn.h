@@ -77,6 +77,10 @@ ssl_tensor_t *ssl_nn_batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t 
 /* relu(batchnorm(x)) as one fused op (ssl_batch_norm_relu). */
 ssl_tensor_t *ssl_nn_batchnorm_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
                                             ssl_tensor_t *x, int training);
+/* relu(batchnorm(x) + residual) as one fused op (ssl_batch_norm_add_relu). */
+ssl_tensor_t *ssl_nn_batchnorm_add_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                                ssl_tensor_t *x, ssl_tensor_t *residual,
+                                                int training);
 
 typedef struct ssl_nn_layernorm {
     ssl_tensor_t *weight, *bias; /* (C) */

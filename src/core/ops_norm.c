@@ -351,6 +351,12 @@ static int batch_norm_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     if (!finite_nonneg(nd->fa[1]))
         return ssl__op_error_status(nd, SSL_ERR_INVALID, "eps must be finite and >= 0, got %g",
                                     (double)nd->fa[1]);
+    if (nd->n_in > 5 && !ssl_same_shape(nd->in[5], x)) {
+        char sr[96], sx[96];
+        return ssl__op_error(nd, "residual has shape %s, x has %s",
+                             ssl_shape_str(nd->in[5], sr, sizeof sr),
+                             ssl_shape_str(x, sx, sizeof sx));
+    }
     bn_dims_t d = bn_dims(x);
     if (training && c > 0 && d.n * d.s <= 1)
         return ssl__op_error(nd, "training needs more than one value per channel");
@@ -401,7 +407,7 @@ static void bn_stats(const float *X, bn_dims_t d, int64_t c0, int64_t c1, double
 }
 
 typedef struct bn_fwd {
-    const float *X;
+    const float *X, *R; /* R: the residual added before the relu, or NULL */
     float *Y;
     const float *w, *b;
     ssl_tensor_t *rmt, *rvt;
@@ -450,7 +456,14 @@ static void bn_fwd_plane(const bn_fwd_t *f, int64_t p)
     const float sc = f->scale[p % f->d.c], sh = f->shift[p % f->d.c];
     const float *xp = f->X + p * S;
     float *yp = f->Y + p * S;
-    if (f->relu)
+    if (f->R) {
+        const float *rp = f->R + p * S;
+        for (int64_t k = 0; k < S; k++) {
+            float v = xp[k] * sc + sh;
+            v += rp[k];
+            yp[k] = v > 0.0f ? v : 0.0f;
+        }
+    } else if (f->relu)
         for (int64_t k = 0; k < S; k++) {
             float v = xp[k] * sc + sh;
             yp[k] = v > 0.0f ? v : 0.0f;
@@ -477,7 +490,8 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *scale = ss, *shift = ss + C;
     const float *X = x->data; // (N, C, S)
     const float *w = wt ? wt->data : NULL, *b = bt ? bt->data : NULL;
-    bn_fwd_t f = {X, nd->out->data, w, b, rmt, rvt, d, training, relu, momentum, eps,
+    const float *R = nd->n_in > 5 ? nd->in[5]->data : NULL;
+    bn_fwd_t f = {X, R, nd->out->data, w, b, rmt, rvt, d, training, relu, momentum, eps,
                   stats, scale, shift};
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
@@ -494,6 +508,9 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             float *yr = Y + i * C;
             for (int64_t c = 0; c < C; c++)
                 yr[c] = xr[c] * scale[c] + shift[c];
+            if (R)
+                for (int64_t c = 0; c < C; c++)
+                    yr[c] += R[i * C + c];
             if (relu)
                 for (int64_t c = 0; c < C; c++)
                     yr[c] = yr[c] > 0.0f ? yr[c] : 0.0f;
@@ -623,6 +640,22 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         return;
     bn_bwd_t b = {X, dY, Y, w, mean, rstd, d, training, dX, fresh, dW, dB,
                   coef, coef + C, coef + 2 * C};
+    if (nd->n_in > 5) {
+        /* residual: its gradient is dy where the output is positive; stored before dx, which
+         * may overwrite dy */
+        int rfresh = 0;
+        float *dR = ssl__grad_write(ctx, nd->in[5], &rfresh);
+        if (dR) {
+            const int64_t n = x->numel;
+#pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
+            for (int64_t i = 0; i < n; i++) {
+                float g = Y[i] > 0.0f ? dY[i] : 0.0f;
+                dR[i] = rfresh ? g : dR[i] + g;
+            }
+        } else if (nd->in[5]->requires_grad) {
+            return; /* out of memory shows in the context's flag */
+        }
+    }
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -657,28 +690,31 @@ const ssl_op_def_t ssl_opdef_batch_norm = {
 static ssl_tensor_t *batch_norm_node(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                                      ssl_tensor_t *bias, ssl_tensor_t *running_mean,
                                      ssl_tensor_t *running_var, int training, float momentum,
-                                     float eps, int relu)
+                                     float eps, int relu, ssl_tensor_t *residual)
 {
-    if (!x)
+    if (!x || (relu == 2 && !residual))
         return NULL; /* an earlier op failed: keep its error */
     if (!ctx) {
         ssl_set_error(SSL_ERR_INVALID, "batch_norm: NULL context");
         return NULL;
     }
-    /* Five inputs: more than the node's inline slots, so the list lives in the arena. */
-    ssl_tensor_t **in = ssl_arena_alloc(ctx, 5 * sizeof *in);
+    /* Five or six inputs: more than the node's inline slots, so the list lives in the arena. */
+    int n_in = relu == 2 ? 6 : 5;
+    ssl_tensor_t **in = ssl_arena_alloc(ctx, (size_t)n_in * sizeof *in);
     if (!in)
         return NULL;
     ssl_node_t n;
-    ssl__node_init(&n, SSL_OP_BATCH_NORM, 5, x, weight, bias, running_mean);
+    ssl__node_init(&n, SSL_OP_BATCH_NORM, n_in, x, weight, bias, running_mean);
     in[0] = x;
     in[1] = weight;
     in[2] = bias;
     in[3] = running_mean;
     in[4] = running_var;
+    if (n_in > 5)
+        in[5] = residual;
     n.in = in;
     n.ia[0] = training != 0;
-    n.ia[1] = relu;
+    n.ia[1] = relu != 0; /* 2: with a residual (in[5]) added before the relu */
     n.fa[0] = momentum;
     n.fa[1] = eps;
     return ssl__apply(ctx, &n);
@@ -689,7 +725,7 @@ ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weig
                              ssl_tensor_t *running_var, int training, float momentum, float eps)
 {
     return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
-                           eps, 0);
+                           eps, 0, NULL);
 }
 
 ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
@@ -698,7 +734,16 @@ ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t 
                                   float eps)
 {
     return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
-                           eps, 1);
+                           eps, 1, NULL);
+}
+
+ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                      ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                      ssl_tensor_t *running_var, ssl_tensor_t *residual,
+                                      int training, float momentum, float eps)
+{
+    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
+                           eps, 2, residual);
 }
 
 /* ---------------------------------------------------------------- dropout */

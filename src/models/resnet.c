@@ -100,18 +100,18 @@ static ssl_tensor_t *block_forward(ssl_ctx_t *ctx, const ssl_resnet_block_t *b, 
     ssl_tensor_t *h = ssl_nn_conv2d_forward(ctx, &b->conv1, x);
     h = ssl_nn_batchnorm_relu_forward(ctx, &b->bn1, h, training);
     h = ssl_nn_conv2d_forward(ctx, &b->conv2, h);
+    const ssl_nn_batchnorm_t *last = &b->bn2;
     if (bottleneck) {
         h = ssl_nn_batchnorm_relu_forward(ctx, &b->bn2, h, training);
         h = ssl_nn_conv2d_forward(ctx, &b->conv3, h);
-        h = ssl_nn_batchnorm_forward(ctx, &b->bn3, h, training);
-    } else {
-        h = ssl_nn_batchnorm_forward(ctx, &b->bn2, h, training);
+        last = &b->bn3;
     }
     ssl_tensor_t *id = x;
     if (b->has_ds)
         id = ssl_nn_batchnorm_forward(ctx, &b->ds_bn, ssl_nn_conv2d_forward(ctx, &b->ds_conv, x),
                                       training);
-    return ssl_add_relu(ctx, h, id);
+    /* relu(bn(h) + id) in one op: the block's normalised output is never stored */
+    return ssl_nn_batchnorm_add_relu_forward(ctx, last, h, id, training);
 }
 
 int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int training,
