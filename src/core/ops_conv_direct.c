@@ -51,12 +51,17 @@ int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int6
     return ssl__conv_direct && kh == 3 && kw == 3 && stride == 1 && pad <= 2 && c <= 64;
 }
 
-/* xp (C, plane) zero-padded copy of one image x (C, H, W). */
+/* xp (C, plane) zero-padded copy of one image x (C, H, W): only the interior is written, so
+ * the caller zeroes xp once (pad_zero) and reuses it for every image of the same geometry. */
+static void pad_zero(const dgeom_t *g, float *xp)
+{
+    memset(xp, 0, (size_t)(g->c * g->plane) * sizeof(float));
+}
+
 static void pad_image(const dgeom_t *g, const float *x, float *xp)
 {
     for (int64_t c = 0; c < g->c; c++) {
         float *dst = xp + c * g->plane;
-        memset(dst, 0, (size_t)g->plane * sizeof(float));
         for (int64_t y = 0; y < g->h; y++)
             memcpy(dst + (y + g->pad) * g->pw + g->pad, x + (c * g->h + y) * g->w,
                    (size_t)g->w * sizeof(float));
@@ -155,6 +160,7 @@ static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64
 #pragma omp parallel if (n > 1)
     {
         float *xp = ws + ssl__thread_id() * wsf, *out = xp + g->c * g->plane;
+        pad_zero(g, xp);
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             pad_image(g, x + j * g->c * g->h * g->w, xp);
@@ -257,10 +263,13 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     {
         float *xp = ws + ssl__thread_id() * per, *dyp = xp + c * g.plane;
         float *pdw = parts + ssl__thread_id() * kw * VL;
+        /* padding, the columns past each row and the rows past OC stay zero from here on:
+         * every image writes only the same interior positions */
+        pad_zero(&g, xp);
+        memset(dyp, 0, (size_t)(g.ocb * g.l) * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             pad_image(&g, x + j * c * h * wd, xp);
-            memset(dyp, 0, (size_t)(g.ocb * g.l) * sizeof(float));
             const float *gj = dy + j * oc * g.oh * g.ow;
             for (int64_t o = 0; o < oc; o++)
                 for (int64_t oy = 0; oy < g.oh; oy++)
