@@ -209,18 +209,20 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
 /* Mode 0: the defaults (3x3 stride-1 convolutions with <= 64 input channels take the direct
  * kernel). Modes 1 and 2 turn the direct kernel off (Winograd for 3x3 stride 1 with >= 8
  * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5); mode 3 turns
- * Winograd off too, so the im2col path runs every case. */
-#define N_CHUNK_MODES 4
+ * Winograd off too, so the im2col path runs every case; mode 4 is the direct kernel with its
+ * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk). */
+#define N_CHUNK_MODES 5
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
     int64_t oh = out_size(c->h, c->kh, c->stride, c->pad), ow = out_size(c->w, c->kw, c->stride, c->pad);
     int64_t per = (c->c * c->kh * c->kw + c->oc) * oh * ow;
     int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
-    int m = mode == 3 ? 0 : mode;
+    int m = mode == 3 || mode == 4 ? 0 : mode;
     ssl__conv_chunk_floats = m == 0 ? (int64_t)1 << 22 : m * per;
     ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 19 : m * 16 * (c->c + c->oc) * tiles;
     ssl__conv_winograd = mode != 3;
-    ssl__conv_direct = mode == 0;
+    ssl__conv_direct = mode == 0 || mode == 4;
+    ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 18;
 }
 
 static void restore_conv_defaults(void)
@@ -229,6 +231,7 @@ static void restore_conv_defaults(void)
     ssl__wino_chunk_floats = (int64_t)1 << 19;
     ssl__conv_winograd = 1;
     ssl__conv_direct = 1;
+    ssl__direct_dw_chunk_floats = (int64_t)1 << 18;
 }
 
 static void test_conv_forward_vs_reference(void **state)
@@ -323,6 +326,36 @@ static void test_conv_grad_adds(void **state)
             tu_check_grad_adds(ctx, build_conv, &u, in, 3, 600 + (uint64_t)p);
             ssl_ctx_reset(ctx);
         }
+    restore_conv_defaults();
+    ssl_ctx_free(ctx);
+}
+
+/* The direct weight gradient on one thread in chunks of 2 images over N = 5: the last chunk is
+ * shorter than the slots its thread filled before (their stale dy must not count). */
+static void test_conv_direct_dw_short_chunk(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const conv_case_t c = {5, 3, 6, 7, 20, 3, 3, 1, 1, 1};
+    int64_t ocb = (c.oc + 15) / 16 * 16, plane = (c.h + 2 * c.pad) * (c.w + 2 * c.pad);
+    ssl_set_num_threads(1);
+    ssl__direct_dw_chunk_floats = 2 * (c.c + ocb) * plane;
+    ssl_tensor_t *in[3];
+    make_conv_inputs(ctx, &c, 77, in);
+    ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c.stride, c.pad);
+    float *g = malloc((size_t)y->numel * sizeof(float));
+    ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 78, 0, 0);
+    float *dx = malloc((size_t)in[0]->numel * sizeof(float));
+    float *dw = malloc((size_t)in[1]->numel * sizeof(float));
+    float db[20];
+    ref_conv2d_backward(in[0], in[1], c.stride, c.pad, g, dx, dw, db);
+    assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+    tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4, 1e-4);
+    tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4, 1e-4);
+    free(g);
+    free(dx);
+    free(dw);
+    ssl_set_num_threads(0);
     restore_conv_defaults();
     ssl_ctx_free(ctx);
 }
@@ -780,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_conv_forward_vs_reference),
         cmocka_unit_test(test_conv_backward_vs_reference),
         cmocka_unit_test(test_conv_grad_adds),
+        cmocka_unit_test(test_conv_direct_dw_short_chunk),
         cmocka_unit_test(test_conv_partial_grads),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_deterministic),

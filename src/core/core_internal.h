@@ -156,6 +156,9 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
 /* Direct 3x3 stride-1 convolution for narrow layers (ops_conv_direct.c): used before Winograd
  * when ssl__conv3x3_direct_usable() and the switch ssl__conv_direct is on. Same contracts. */
 extern int ssl__conv_direct;
+/* Workspace budget (floats per thread) of the direct weight gradient's chunks of images; tests
+ * shrink it to one image per chunk. */
+extern int64_t ssl__direct_dw_chunk_floats;
 int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
                                int64_t kw, int64_t stride, int64_t pad);
 int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,

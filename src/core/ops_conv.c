@@ -249,14 +249,9 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if ((!dx && !dw) || d.n == 0)
         return;
     if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
-        /* the direct weight gradient is a dot product per tap over the positions: on maps
-         * smaller than 14x14 the im2col GEMM below does it faster */
-        int direct_dw = d.h * d.w >= 196;
-        ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, !fresh, direct_dw ? dw : NULL, d.n,
-                                     d.c, d.h, d.w, d.oc, d.pad);
-        if (direct_dw || !dw)
-            return; /* out of memory shows in the context's flag */
-        dx = NULL;
+        ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc,
+                                     d.pad);
+        return; /* out of memory shows in the context's flag */
     } else if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad)) {
         ssl__conv3x3_winograd_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc,
                                        d.pad);

@@ -16,6 +16,7 @@
 #endif
 
 int ssl__conv_direct = 1;
+int64_t ssl__direct_dw_chunk_floats = (int64_t)1 << 18;
 
 #define OB 16 /* output channels per register block */
 #define VL 16 /* positions per vector */
@@ -185,19 +186,21 @@ int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, 
     return SSL_OK;
 }
 
-/* dW partial (OC, C, 9, VL) += dot products of dyp (OCB, L) (zero off the valid columns and in
- * the rows past OC) with the taps of xp (C, plane), kept as VL lanes (summed once at the end: on
- * small maps a horizontal sum per image would cost more than the products). Blocks of 8 output
- * channels x one row of 3 taps: 24 accumulators, each dy vector reused for 3 taps and each input
- * vector for 8 channels. */
+/* dW partial (OC, C, 9, VL) += dot products of dyp (OCB rows of stride dys; zero off the valid
+ * positions and in the rows past OC) with the taps of xp (C rows of stride xs), over the first
+ * len positions (a multiple of VL), kept as VL lanes (summed once at the end: on small maps a
+ * horizontal sum per image would cost more than the products). Blocks of 8 output channels x
+ * one row of 3 taps: 24 accumulators, each dy vector reused for 3 taps and each input vector
+ * for 8 channels. */
 #define WB 8
-static void weight_grad_image(const dgeom_t *g, const float *xp, const float *dyp, float *dw)
+static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t xs, const float *dyp,
+                              int64_t dys, int64_t len, float *dw)
 {
     for (int64_t ob = 0; ob < g->oc; ob += WB) {
         int64_t nob = g->oc - ob < WB ? g->oc - ob : WB;
         for (int64_t c = 0; c < g->c; c++)
             for (int ky = 0; ky < 3; ky++) {
-                const float *xc = xp + c * g->plane + ky * g->pw, *go = dyp + ob * g->l;
+                const float *xc = xp + c * xs + ky * g->pw, *go = dyp + ob * dys;
                 float sums[WB][3];
 #if defined(__AVX512F__)
                 __m512 acc[WB][3];
@@ -206,11 +209,11 @@ static void weight_grad_image(const dgeom_t *g, const float *xp, const float *dy
                         acc[q][kx] = q < nob ? _mm512_loadu_ps(
                                                    dw + (((ob + q) * g->c + c) * 9 + ky * 3 + kx) * VL)
                                              : _mm512_setzero_ps();
-                for (int64_t i = 0; i < g->l; i += VL) {
+                for (int64_t i = 0; i < len; i += VL) {
                     __m512 x0 = _mm512_loadu_ps(xc + i), x1 = _mm512_loadu_ps(xc + i + 1),
                            x2 = _mm512_loadu_ps(xc + i + 2);
                     for (int q = 0; q < WB; q++) {
-                        __m512 gv = _mm512_loadu_ps(go + q * g->l + i);
+                        __m512 gv = _mm512_loadu_ps(go + q * dys + i);
                         acc[q][0] = _mm512_fmadd_ps(gv, x0, acc[q][0]);
                         acc[q][1] = _mm512_fmadd_ps(gv, x1, acc[q][1]);
                         acc[q][2] = _mm512_fmadd_ps(gv, x2, acc[q][2]);
@@ -225,8 +228,8 @@ static void weight_grad_image(const dgeom_t *g, const float *xp, const float *dy
                 for (int q = 0; q < WB; q++)
                     for (int kx = 0; kx < 3; kx++) {
                         float sum = 0;
-                        for (int64_t i = 0; i < g->l; i++)
-                            sum += go[q * g->l + i] * xc[i + kx];
+                        for (int64_t i = 0; i < len; i++)
+                            sum += go[q * dys + i] * xc[i + kx];
                         sums[q][kx] = sum;
                     }
                 for (int64_t q = 0; q < nob; q++)
@@ -246,8 +249,16 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     dgeom(&gb, oc, g.oh, g.ow, c, 2 - pad);
     int64_t nt = ssl__max_threads(), kw = oc * c * 9;
     int64_t wtf = gb.c * 9 * gb.ocb;
-    int64_t wsb = ws_floats(&gb), wsw = c * g.plane + g.ocb * g.l + 64;
-    int64_t per = wsb > wsw ? wsb : wsw;
+    /* weight gradient: chunks of m images side by side, image j's padded plane (S = PH * PW
+     * positions, dy on the same grid) at j * S in every row, so one accumulator pass runs over
+     * m * S positions (on 7x7 maps one image is 4 vectors: per-image passes cost as much in
+     * accumulator loads and stores as in products). Reads stay inside an image's plane wherever
+     * dy is non-zero; the row tails cover the last vector's taps. */
+    int64_t S = g.ph * g.pw, per_img = (c + g.ocb) * S;
+    int64_t m = dw ? ssl__balanced_chunk(n, ssl__direct_dw_chunk_floats / per_img) : 1;
+    int64_t dys = (m * S + VL - 1) / VL * VL, xs = (dys + 2 * g.pw + 2 + VL + VL - 1) / VL * VL;
+    int64_t wsw = c * xs + g.ocb * dys + 64;
+    int64_t wsb = ws_floats(&gb), per = wsb > wsw ? wsb : wsw;
     float *wt = ssl__scratch(ctx, (size_t)(wtf + nt * per + nt * kw * VL) * sizeof(float));
     if (!wt)
         return SSL_ERR_NOMEM;
@@ -259,26 +270,36 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     if (!dw)
         return SSL_OK;
     memset(parts, 0, (size_t)(nt * kw * VL) * sizeof(float));
-#pragma omp parallel if (n > 1)
+    int64_t n_chunks = (n + m - 1) / m;
+#pragma omp parallel if (n_chunks > 1)
     {
-        float *xp = ws + ssl__thread_id() * per, *dyp = xp + c * g.plane;
+        float *xp = ws + ssl__thread_id() * per, *dyp = xp + c * xs;
         float *pdw = parts + ssl__thread_id() * kw * VL;
         /* padding, the columns past each row and the rows past OC stay zero from here on:
-         * every image writes only the same interior positions */
-        pad_zero(&g, xp);
-        memset(dyp, 0, (size_t)(g.ocb * g.l) * sizeof(float));
+         * every chunk writes only the same interior positions */
+        memset(xp, 0, (size_t)(c * xs + g.ocb * dys) * sizeof(float));
 #pragma omp for schedule(static)
-        for (int64_t j = 0; j < n; j++) {
-            pad_image(&g, x + j * c * h * wd, xp);
-            const float *gj = dy + j * oc * g.oh * g.ow;
-            for (int64_t o = 0; o < oc; o++)
-                for (int64_t oy = 0; oy < g.oh; oy++)
-                    memcpy(dyp + o * g.l + oy * g.pw, gj + (o * g.oh + oy) * g.ow,
-                           (size_t)g.ow * sizeof(float));
-            weight_grad_image(&g, xp, dyp, pdw);
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t j0 = ch * m, mj = n - j0 < m ? n - j0 : m;
+            for (int64_t j = 0; j < mj; j++) {
+                const float *xj = x + (j0 + j) * c * h * wd, *gj = dy + (j0 + j) * oc * g.oh * g.ow;
+                for (int64_t ci = 0; ci < c; ci++)
+                    for (int64_t y = 0; y < h; y++)
+                        memcpy(xp + ci * xs + j * S + (y + pad) * g.pw + pad, xj + (ci * h + y) * wd,
+                               (size_t)wd * sizeof(float));
+                for (int64_t o = 0; o < oc; o++)
+                    for (int64_t oy = 0; oy < g.oh; oy++)
+                        memcpy(dyp + o * dys + j * S + oy * g.pw, gj + (o * g.oh + oy) * g.ow,
+                               (size_t)g.ow * sizeof(float));
+            }
+            int64_t len = (mj * S + VL - 1) / VL * VL;
+            if (mj < m) /* a shorter last chunk: the slots past it hold an earlier chunk's dy */
+                for (int64_t o = 0; o < oc; o++)
+                    memset(dyp + o * dys + mj * S, 0, (size_t)(len - mj * S) * sizeof(float));
+            weight_grad_image(&g, xp, xs, dyp, dys, len, pdw);
         }
     }
-    int64_t used = n > 1 ? nt : 1;
+    int64_t used = n_chunks > 1 ? nt : 1;
 #pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
     for (int64_t i = 0; i < kw; i++) {
         float s = 0;
