@@ -292,8 +292,10 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
                         memcpy(dyp + o * dys + j * S + oy * g.pw, gj + (o * g.oh + oy) * g.ow,
                                (size_t)g.ow * sizeof(float));
             }
-            int64_t len = (mj * S + VL - 1) / VL * VL;
-            if (mj < m) /* a shorter last chunk: the slots past it hold an earlier chunk's dy */
+            /* up to the last image's last output row (its padding rows hold no dy) */
+            int64_t len = ((mj - 1) * S + g.oh * g.pw + VL - 1) / VL * VL;
+            if (mj < m && len > mj * S) /* into a slot past a shorter last chunk: its dy is
+                                         * an earlier chunk's */
                 for (int64_t o = 0; o < oc; o++)
                     memset(dyp + o * dys + mj * S, 0, (size_t)(len - mj * S) * sizeof(float));
             weight_grad_image(&g, xp, xs, dyp, dys, len, pdw);

@@ -72,17 +72,18 @@ static void geom(wgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_
  * input gradient, w'[c, o] = w[o, c] rotated by 180 degrees. */
 static void weights_in(const float *w, int64_t oc, int64_t c, int flip, float *U)
 {
-    int64_t rows = flip ? c : oc, cols = flip ? oc : c, plane = oc * c;
+    int64_t plane = oc * c;
+    /* in the order of U's rows (at = o * C + ci, or ci * OC + o when flipped), so the 16 planes
+     * are written sequentially: walking w in order and writing the flipped U transposed missed
+     * the cache on every store (4% of a ResNet-18 step) */
 #pragma omp parallel for schedule(static) if (oc * c * 16 > SSL_OMP_MIN)
-    for (int64_t i = 0; i < oc * c; i++) {
-        int64_t o = i / c, ci = i % c;
+    for (int64_t at = 0; at < oc * c; at++) {
+        int64_t o = flip ? at % oc : at / c, ci = flip ? at / oc : at % c;
         float g[9], u[16];
-        const float *src = w + i * 9;
+        const float *src = w + (o * c + ci) * 9;
         for (int k = 0; k < 9; k++)
             g[k] = flip ? src[8 - k] : src[k];
         tile_weight(g, u);
-        int64_t at = flip ? ci * cols + o : o * cols + ci;
-        (void)rows;
         for (int x = 0; x < 16; x++)
             U[x * plane + at] = u[x];
     }
@@ -103,6 +104,8 @@ static void input_tiles(const wgeom_t *g, const float *x, int64_t m, float *V, f
         int64_t j = jc / g->c, c = jc % g->c;
         const float *xc = x + jc * g->h * g->w;
         float *dst = V + c * ld + j * g->t;
+        /* columns [pad, pad + copy) of a row come from x; the rest is zero padding */
+        int64_t copy = g->w < pw - g->pad ? g->w : pw - g->pad;
         for (int64_t yy = 0; yy < ph; yy++) {
             int64_t sy = yy - g->pad;
             float *row = P + yy * pw;
@@ -110,10 +113,11 @@ static void input_tiles(const wgeom_t *g, const float *x, int64_t m, float *V, f
                 memset(row, 0, (size_t)pw * sizeof(float));
                 continue;
             }
-            for (int64_t xx = 0; xx < pw; xx++) {
-                int64_t sx = xx - g->pad;
-                row[xx] = sx >= 0 && sx < g->w ? xc[sy * g->w + sx] : 0.0f;
-            }
+            for (int64_t xx = 0; xx < g->pad; xx++)
+                row[xx] = 0.0f;
+            memcpy(row + g->pad, xc + sy * g->w, (size_t)copy * sizeof(float));
+            for (int64_t xx = g->pad + copy; xx < pw; xx++)
+                row[xx] = 0.0f;
         }
         int64_t tw = g->tw;
         for (int64_t ty = 0; ty < g->th; ty++) {
