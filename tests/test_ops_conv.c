@@ -181,10 +181,16 @@ static const conv_case_t conv_cases[] = {
     {2, 9, 5, 6, 8, 3, 3, 1, 2, 1},   /* padding 2 */
     {5, 12, 4, 4, 10, 3, 3, 1, 1, 0}, /* 4x4 maps, N = 5 */
     {1, 8, 3, 3, 8, 3, 3, 1, 1, 1},   /* one tile per plane */
-    /* maps of >= 14x14: the direct kernel's own weight gradient */
+    /* larger maps for the direct kernel */
     {2, 8, 14, 15, 8, 3, 3, 1, 1, 1},
     {1, 4, 16, 16, 20, 3, 3, 1, 1, 0},  /* OC = 20: partial channel blocks */
-    {2, 3, 15, 14, 17, 3, 3, 1, 0, 1}   /* padding 0 */
+    {2, 3, 15, 14, 17, 3, 3, 1, 0, 1},  /* padding 0 */
+    /* 3x3 stride 2 with outputs >= 7 wide (forward: the direct kernel on four phase planes):
+     * paddings 0, 2 and 1, odd and even widths */
+    {2, 5, 9, 15, 6, 3, 3, 2, 0, 1},
+    {2, 4, 6, 12, 5, 3, 3, 2, 2, 0},
+    {3, 6, 14, 14, 20, 3, 3, 2, 1, 1},
+    {1, 3, 11, 13, 4, 3, 3, 2, 1, 1}
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
@@ -313,9 +319,9 @@ static void test_conv_grad_adds(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    /* 1x1 stride 2, 3x3 stride 1 (small; 20x18 with the direct weight gradient), Winograd cases
-     * with odd sizes and padding 0 */
-    const int picks[] = {2, 4, 12, 16, 17};
+    /* 1x1 stride 2, 3x3 stride 1 (small; 20x18), 3x3 stride 2, Winograd cases with odd sizes
+     * and padding 0, 3x3 stride 2 with padding 2 */
+    const int picks[] = {2, 4, 5, 12, 16, 17, 25};
     for (int mode = 0; mode < N_CHUNK_MODES; mode++)
         for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
             const conv_case_t *c = &conv_cases[picks[p] % N_CONV_CASES];

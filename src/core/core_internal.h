@@ -163,7 +163,8 @@ int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int6
                                int64_t kw, int64_t stride, int64_t pad);
 int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
                                 float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc,
-                                int64_t pad);
+                                int64_t pad, int stride);
+/* stride 1 only */
 int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
                                  float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
                                  int64_t wd, int64_t oc, int64_t pad);

@@ -201,7 +201,8 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (d.n == 0)
         return SSL_OK;
     if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
-        return ssl__conv3x3_direct_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad);
+        return ssl__conv3x3_direct_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad,
+                                           (int)d.stride);
     if (ssl__conv3x3_winograd_usable(d.c, d.oc, d.w, d.kh, d.kw, d.stride, d.pad))
         return ssl__conv3x3_winograd_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad);
     int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
@@ -248,7 +249,10 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
-    if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
+    /* stride 2 runs its backward through im2col below: the GEMMs were faster there than the
+     * direct weight gradient on the phase planes */
+    if (d.stride == 1 &&
+        ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
         ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc,
                                      d.pad);
         return; /* out of memory shows in the context's flag */

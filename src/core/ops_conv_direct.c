@@ -1,12 +1,16 @@
-/* Direct 3x3 stride-1 convolution for narrow layers (few channels, small maps), where im2col
- * and Winograd GEMMs are too thin to run fast. Each image is copied once into a zero-padded
- * plane of width PW = W + 2 pad; output position i = oy * PW + ox then reads input i + ky * PW
- * + kx for every (ky, kx), so a run of 16 consecutive outputs is one vector of 16 consecutive
- * inputs per tap (the two columns past each row are computed and dropped). 16 output channels
- * accumulate in registers; each tap's weights are broadcast from a (C, 9, OC16) copy.
- * The input gradient is the same convolution of dy by the flipped kernel; the weight gradient is
- * a dot product per (o, c, tap) over the padded positions. Threads own whole images; weight
- * gradients are per-thread partials summed in thread order. */
+/* Direct 3x3 convolution (stride 1 or 2) for narrow layers (few channels, small maps), where
+ * im2col and Winograd GEMMs are too thin to run fast. Stride 1: each image is copied once into
+ * a zero-padded plane of width PW = W + 2 pad; output position i = oy * PW + ox then reads
+ * input i + ky * PW + kx for every (ky, kx), so a run of 16 consecutive outputs is one vector
+ * of 16 consecutive inputs per tap (the two columns past each row are computed and dropped).
+ * Stride 2: the padded image is split into its four phases (even / odd rows x even / odd
+ * columns), each a plane of width G = ceil(PW / 2); output i = oy * G + ox reads phase
+ * (ky % 2, kx % 2) at i + (ky / 2) * G + kx / 2, again one vector per tap. Every tap is thus a
+ * fixed offset (off[k]) from the output position. 16 output channels accumulate in registers;
+ * each tap's weights are broadcast from a (C, 9, OC16) copy. Backward (stride 1; stride 2 goes
+ * through im2col): the input gradient is the same convolution of dy by the flipped kernel; the
+ * weight gradient is a dot product per (o, c, tap) over the grid positions. Threads own whole
+ * images (or chunks of them); weight gradients are per-thread partials summed in thread order. */
 #include "core_internal.h"
 
 #include <string.h>
@@ -22,25 +26,53 @@ int64_t ssl__direct_dw_chunk_floats = (int64_t)1 << 18;
 #define VL 16 /* positions per vector */
 
 typedef struct dgeom {
-    int64_t c, h, w, oc, pad, oh, ow; /* as ssl_conv3_shape_t */
-    int64_t pw, ph;
-    int64_t plane; /* floats per padded input plane, with slack for the last vector's taps */
-    int64_t l;     /* output positions on the padded grid: OH * PW, rounded up to VL */
-    int64_t ocb;   /* OC rounded up to OB */
+    int64_t c, h, w, oc, pad, oh, ow;
+    int stride;
+    int64_t pw, ph; /* padded input */
+    int64_t gw;     /* output grid row length: PW (stride 1) or G = ceil(PW / 2) (stride 2) */
+    int64_t ps;     /* positions per image plane: PH * PW, or ceil(PH / 2) * G per phase */
+    int64_t plane;  /* floats per plane in a one-image buffer, with slack for the last taps */
+    int64_t cs;     /* floats per channel: plane, or 4 phase planes */
+    int64_t l;      /* output positions on the grid: OH * GW, rounded up to VL */
+    int64_t ocb;    /* OC rounded up to OB */
+    int64_t off[9]; /* tap k's offset from the output position, in a one-image buffer */
 } dgeom_t;
 
-static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad)
+/* off[k] for planes of `plane` floats */
+static void tap_offsets(const dgeom_t *g, int64_t plane, int64_t off[9])
 {
-    ssl_conv3_shape_t s = ssl__conv3_shape(c, h, w, oc, pad);
-    *g = (dgeom_t){s.c, s.h, s.w, s.oc, s.pad, s.oh, s.ow, 0, 0, 0, 0, 0};
+    for (int k = 0; k < 9; k++) {
+        int ky = k / 3, kx = k % 3;
+        off[k] = g->stride == 1 ? ky * g->pw + kx
+                                : ((ky & 1) * 2 + (kx & 1)) * plane + (ky >> 1) * g->gw + (kx >> 1);
+    }
+}
+
+static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad,
+                  int stride)
+{
+    memset(g, 0, sizeof *g);
+    g->c = c;
+    g->h = h;
+    g->w = w;
+    g->oc = oc;
+    g->pad = pad;
+    g->stride = stride;
     g->pw = w + 2 * pad;
     g->ph = h + 2 * pad;
-    g->l = (g->oh * g->pw + VL - 1) / VL * VL;
-    g->plane = g->l + 2 * g->pw + 2 + VL;
-    if (g->plane < g->ph * g->pw)
-        g->plane = g->ph * g->pw;
+    g->oh = (g->ph - 3) / stride + 1;
+    g->ow = (g->pw - 3) / stride + 1;
+    g->gw = stride == 1 ? g->pw : (g->pw + 1) / 2;
+    g->ps = stride == 1 ? g->ph * g->pw : (g->ph + 1) / 2 * g->gw;
+    g->l = (g->oh * g->gw + VL - 1) / VL * VL;
+    /* the last vector's farthest tap: 2 rows and 2 columns on (stride 1), 1 and 1 (stride 2) */
+    g->plane = g->l + (stride == 1 ? 2 * g->pw + 2 : g->gw + 1) + VL;
+    if (g->plane < g->ps)
+        g->plane = g->ps;
     g->plane = (g->plane + VL - 1) / VL * VL; /* planes and output rows start on cache lines */
+    g->cs = stride == 1 ? g->plane : 4 * g->plane;
     g->ocb = (oc + OB - 1) / OB * OB;
+    tap_offsets(g, g->plane, g->off);
 }
 
 int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
@@ -48,24 +80,36 @@ int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int6
 {
     (void)oc;
     (void)h;
-    (void)w;
-    return ssl__conv_direct && kh == 3 && kw == 3 && stride == 1 && pad <= 2 && c <= 64;
+    /* stride 2 on outputs narrower than 7: the grid rows (G = ceil(PW / 2)) waste too much of
+     * each vector, and the im2col GEMM was faster (4x4 outputs: 9.0 vs 7.4 ms) */
+    return ssl__conv_direct && kh == 3 && kw == 3 && pad <= 2 && c <= 64 &&
+           (stride == 1 || (stride == 2 && (w + 2 * pad - 3) / 2 + 1 >= 7));
 }
 
-/* xp (C, plane) zero-padded copy of one image x (C, H, W): only the interior is written, so
- * the caller zeroes xp once (pad_zero) and reuses it for every image of the same geometry. */
-static void pad_zero(const dgeom_t *g, float *xp)
-{
-    memset(xp, 0, (size_t)(g->c * g->plane) * sizeof(float));
-}
-
-static void pad_image(const dgeom_t *g, const float *x, float *xp)
+/* Image x (C, H, W) into a buffer of channel stride cs and plane stride ps at position `at` of
+ * every plane: zero-padded (stride 1) or split into its four padded phases (stride 2). Only
+ * interior positions are written, so the caller zeroes the buffer once and reuses it for every
+ * image of the same geometry. */
+static void pad_image(const dgeom_t *g, const float *x, float *xp, int64_t cs, int64_t ps,
+                      int64_t at)
 {
     for (int64_t c = 0; c < g->c; c++) {
-        float *dst = xp + c * g->plane;
-        for (int64_t y = 0; y < g->h; y++)
-            memcpy(dst + (y + g->pad) * g->pw + g->pad, x + (c * g->h + y) * g->w,
-                   (size_t)g->w * sizeof(float));
+        float *dst = xp + c * cs + at;
+        const float *xc = x + c * g->h * g->w;
+        if (g->stride == 1) {
+            for (int64_t y = 0; y < g->h; y++)
+                memcpy(dst + (y + g->pad) * g->pw + g->pad, xc + y * g->w,
+                       (size_t)g->w * sizeof(float));
+            continue;
+        }
+        for (int64_t y = 0; y < g->h; y++) {
+            int64_t py = y + g->pad;
+            float *row = dst + (py & 1) * 2 * ps + (py >> 1) * g->gw;
+            for (int64_t xx = 0; xx < g->w; xx++) {
+                int64_t px = xx + g->pad;
+                row[(px & 1) * ps + (px >> 1)] = xc[y * g->w + xx];
+            }
+        }
     }
 }
 
@@ -87,12 +131,10 @@ static void weights_taps(const float *w, int64_t oc, int64_t c, int flip, int64_
             }
 }
 
-/* out (OCB, L) = taps of xp (C, plane) with wt (C, 9, OCB). */
+/* out (OCB, L) = taps of xp (C, cs) with wt (C, 9, OCB). */
 static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float *out)
 {
-    int64_t off[9];
-    for (int k = 0; k < 9; k++)
-        off[k] = (k / 3) * g->pw + k % 3;
+    const int64_t *off = g->off;
     for (int64_t ob = 0; ob < g->ocb; ob += OB) {
         for (int64_t i = 0; i < g->l; i += VL) {
 #if defined(__AVX512F__)
@@ -100,7 +142,7 @@ static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float
             for (int q = 0; q < OB; q++)
                 acc[q] = _mm512_setzero_ps();
             for (int64_t c = 0; c < g->c; c++) {
-                const float *xc = xp + c * g->plane + i;
+                const float *xc = xp + c * g->cs + i;
                 const float *wc = wt + c * 9 * g->ocb + ob;
                 for (int k = 0; k < 9; k++) {
                     __m512 xv = _mm512_loadu_ps(xc + off[k]);
@@ -115,7 +157,7 @@ static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float
             float acc[OB][VL];
             memset(acc, 0, sizeof acc);
             for (int64_t c = 0; c < g->c; c++) {
-                const float *xc = xp + c * g->plane + i;
+                const float *xc = xp + c * g->cs + i;
                 const float *wc = wt + c * 9 * g->ocb + ob;
                 for (int k = 0; k < 9; k++) {
                     const float *xv = xc + off[k], *wk = wc + k * g->ocb;
@@ -138,7 +180,7 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
     for (int64_t o = 0; o < g->oc; o++) {
         float b = bias ? bias[o] : 0.0f;
         for (int64_t oy = 0; oy < g->oh; oy++) {
-            const float *src = out + o * g->l + oy * g->pw;
+            const float *src = out + o * g->l + oy * g->gw;
             float *dst = y + (o * g->oh + oy) * g->ow;
             if (accumulate)
                 for (int64_t ox = 0; ox < g->ow; ox++)
@@ -150,7 +192,7 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
     }
 }
 
-static int64_t ws_floats(const dgeom_t *g) { return g->c * g->plane + g->ocb * g->l + 64; }
+static int64_t ws_floats(const dgeom_t *g) { return g->c * g->cs + g->ocb * g->l + 64; }
 /* (every term is a multiple of VL floats, so each thread's workspace stays 64-byte aligned) */
 
 /* y (n, OC, OH, OW) (+)= conv(x, wt) + bias, threads over images. */
@@ -160,11 +202,11 @@ static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64
     int64_t wsf = ws_floats(g);
 #pragma omp parallel if (n > 1)
     {
-        float *xp = ws + ssl__thread_id() * wsf, *out = xp + g->c * g->plane;
-        pad_zero(g, xp);
+        float *xp = ws + ssl__thread_id() * wsf, *out = xp + g->c * g->cs;
+        memset(xp, 0, (size_t)(g->c * g->cs) * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
-            pad_image(g, x + j * g->c * g->h * g->w, xp);
+            pad_image(g, x + j * g->c * g->h * g->w, xp, g->cs, g->plane, 0);
             conv_image(g, xp, wt, out);
             store_image(g, out, bias, accumulate, y + j * g->oc * g->oh * g->ow);
         }
@@ -173,10 +215,10 @@ static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64
 
 int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
                                 float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc,
-                                int64_t pad)
+                                int64_t pad, int stride)
 {
     dgeom_t g;
-    dgeom(&g, c, h, wd, oc, pad);
+    dgeom(&g, c, h, wd, oc, pad, stride);
     int64_t wtf = c * 9 * g.ocb;
     float *wt = ssl__scratch(ctx, (size_t)(wtf + ssl__max_threads() * ws_floats(&g)) * sizeof(float));
     if (!wt)
@@ -187,20 +229,23 @@ int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, 
 }
 
 /* dW partial (OC, C, 9, VL) += dot products of dyp (OCB rows of stride dys; zero off the valid
- * positions and in the rows past OC) with the taps of xp (C rows of stride xs), over the first
+ * positions and in the rows past OC) with the taps of xp (channel stride cs, tap offsets off),
+ * over the first
  * len positions (a multiple of VL), kept as VL lanes (summed once at the end: on small maps a
  * horizontal sum per image would cost more than the products). Blocks of 8 output channels x
  * one row of 3 taps: 24 accumulators, each dy vector reused for 3 taps and each input vector
  * for 8 channels. */
 #define WB 8
-static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t xs, const float *dyp,
-                              int64_t dys, int64_t len, float *dw)
+static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t cs,
+                              const int64_t off[9], const float *dyp, int64_t dys, int64_t len,
+                              float *dw)
 {
     for (int64_t ob = 0; ob < g->oc; ob += WB) {
         int64_t nob = g->oc - ob < WB ? g->oc - ob : WB;
         for (int64_t c = 0; c < g->c; c++)
             for (int ky = 0; ky < 3; ky++) {
-                const float *xc = xp + c * xs + ky * g->pw, *go = dyp + ob * dys;
+                const float *x0p = xp + c * cs + off[3 * ky], *x1p = xp + c * cs + off[3 * ky + 1];
+                const float *x2p = xp + c * cs + off[3 * ky + 2], *go = dyp + ob * dys;
                 float sums[WB][3];
 #if defined(__AVX512F__)
                 __m512 acc[WB][3];
@@ -210,8 +255,8 @@ static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t xs, con
                                                    dw + (((ob + q) * g->c + c) * 9 + ky * 3 + kx) * VL)
                                              : _mm512_setzero_ps();
                 for (int64_t i = 0; i < len; i += VL) {
-                    __m512 x0 = _mm512_loadu_ps(xc + i), x1 = _mm512_loadu_ps(xc + i + 1),
-                           x2 = _mm512_loadu_ps(xc + i + 2);
+                    __m512 x0 = _mm512_loadu_ps(x0p + i), x1 = _mm512_loadu_ps(x1p + i),
+                           x2 = _mm512_loadu_ps(x2p + i);
                     for (int q = 0; q < WB; q++) {
                         __m512 gv = _mm512_loadu_ps(go + q * dys + i);
                         acc[q][0] = _mm512_fmadd_ps(gv, x0, acc[q][0]);
@@ -228,8 +273,9 @@ static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t xs, con
                 for (int q = 0; q < WB; q++)
                     for (int kx = 0; kx < 3; kx++) {
                         float sum = 0;
+                        const float *xk = kx == 0 ? x0p : kx == 1 ? x1p : x2p;
                         for (int64_t i = 0; i < len; i++)
-                            sum += go[q * dys + i] * xc[i + kx];
+                            sum += go[q * dys + i] * xk[i];
                         sums[q][kx] = sum;
                     }
                 for (int64_t q = 0; q < nob; q++)
@@ -245,19 +291,21 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
                                  int64_t wd, int64_t oc, int64_t pad)
 {
     dgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
-    dgeom(&g, c, h, wd, oc, pad);
-    dgeom(&gb, oc, g.oh, g.ow, c, 2 - pad);
+    dgeom(&g, c, h, wd, oc, pad, 1);
+    dgeom(&gb, oc, g.oh, g.ow, c, 2 - pad, 1);
     int64_t nt = ssl__max_threads(), kw = oc * c * 9;
     int64_t wtf = gb.c * 9 * gb.ocb;
-    /* weight gradient: chunks of m images side by side, image j's padded plane (S = PH * PW
-     * positions, dy on the same grid) at j * S in every row, so one accumulator pass runs over
-     * m * S positions (on 7x7 maps one image is 4 vectors: per-image passes cost as much in
+    /* weight gradient: chunks of m images side by side, image j's padded plane (or phases) of
+     * S positions, and dy on the same grid, at j * S in every row, so one accumulator pass runs
+     * over m * S positions (on 7x7 maps one image is 4 vectors: per-image passes cost as much in
      * accumulator loads and stores as in products). Reads stay inside an image's plane wherever
      * dy is non-zero; the row tails cover the last vector's taps. */
-    int64_t S = g.ph * g.pw, per_img = (c + g.ocb) * S;
+    int64_t S = g.ps, per_img = (c + g.ocb) * S;
     int64_t m = dw ? ssl__balanced_chunk(n, ssl__direct_dw_chunk_floats / per_img) : 1;
     int64_t dys = (m * S + VL - 1) / VL * VL, xs = (dys + 2 * g.pw + 2 + VL + VL - 1) / VL * VL;
-    int64_t wsw = c * xs + g.ocb * dys + 64;
+    int64_t cs = xs, off[9];
+    tap_offsets(&g, xs, off);
+    int64_t wsw = c * cs + g.ocb * dys + 64;
     int64_t wsb = ws_floats(&gb), per = wsb > wsw ? wsb : wsw;
     float *wt = ssl__scratch(ctx, (size_t)(wtf + nt * per + nt * kw * VL) * sizeof(float));
     if (!wt)
@@ -273,32 +321,29 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     int64_t n_chunks = (n + m - 1) / m;
 #pragma omp parallel if (n_chunks > 1)
     {
-        float *xp = ws + ssl__thread_id() * per, *dyp = xp + c * xs;
+        float *xp = ws + ssl__thread_id() * per, *dyp = xp + c * cs;
         float *pdw = parts + ssl__thread_id() * kw * VL;
         /* padding, the columns past each row and the rows past OC stay zero from here on:
          * every chunk writes only the same interior positions */
-        memset(xp, 0, (size_t)(c * xs + g.ocb * dys) * sizeof(float));
+        memset(xp, 0, (size_t)(c * cs + g.ocb * dys) * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < n_chunks; ch++) {
             int64_t j0 = ch * m, mj = n - j0 < m ? n - j0 : m;
             for (int64_t j = 0; j < mj; j++) {
-                const float *xj = x + (j0 + j) * c * h * wd, *gj = dy + (j0 + j) * oc * g.oh * g.ow;
-                for (int64_t ci = 0; ci < c; ci++)
-                    for (int64_t y = 0; y < h; y++)
-                        memcpy(xp + ci * xs + j * S + (y + pad) * g.pw + pad, xj + (ci * h + y) * wd,
-                               (size_t)wd * sizeof(float));
+                const float *gj = dy + (j0 + j) * oc * g.oh * g.ow;
+                pad_image(&g, x + (j0 + j) * c * h * wd, xp, cs, xs, j * S);
                 for (int64_t o = 0; o < oc; o++)
                     for (int64_t oy = 0; oy < g.oh; oy++)
-                        memcpy(dyp + o * dys + j * S + oy * g.pw, gj + (o * g.oh + oy) * g.ow,
+                        memcpy(dyp + o * dys + j * S + oy * g.gw, gj + (o * g.oh + oy) * g.ow,
                                (size_t)g.ow * sizeof(float));
             }
             /* up to the last image's last output row (its padding rows hold no dy) */
-            int64_t len = ((mj - 1) * S + g.oh * g.pw + VL - 1) / VL * VL;
+            int64_t len = ((mj - 1) * S + g.oh * g.gw + VL - 1) / VL * VL;
             if (mj < m && len > mj * S) /* into a slot past a shorter last chunk: its dy is
                                          * an earlier chunk's */
                 for (int64_t o = 0; o < oc; o++)
                     memset(dyp + o * dys + mj * S, 0, (size_t)(len - mj * S) * sizeof(float));
-            weight_grad_image(&g, xp, xs, dyp, dys, len, pdw);
+            weight_grad_image(&g, xp, cs, off, dyp, dys, len, pdw);
         }
     }
     int64_t used = n_chunks > 1 ? nt : 1;
