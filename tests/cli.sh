@@ -21,6 +21,8 @@ expect 0 "done" -- "$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --
   --set eval.knn_every=0 --set model.encoder.width=4
 ckpt="$tmp/runs/simclr/checkpoints/last.safetensors"
 metrics="$tmp/runs/simclr/metrics.jsonl"
+# the run ends with its report (charts and the PCA scatter), unless --no-report
+grep -q 'class="pt"' "$tmp/runs/simclr/report.html" || fail "sslc train wrote no report.html with a scatter"
 grep '"loss_mean"' "$metrics" | grep '"rankme"' | grep '"alignment"' | grep -q '"uniformity"' \
   || fail "epoch line without collapse metrics: $(cat "$metrics")"
 if /usr/bin/python3 -c 'import json' 2>/dev/null; then
@@ -82,8 +84,9 @@ expect 2 "clip or siglip" -- "$sslc" zeroshot "$ckpt" --limit 16
 expect 0 "done" -- "$sslc" train "$src/configs/clip.json" --out "$tmp/runs" --quiet \
   --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
   --set eval.knn_every=0 --set model.encoder.width=4 --set model.text.width=16 \
-  --set model.text.layers=1 --set model.text.heads=2 --set data.workers=1
+  --set model.text.layers=1 --set model.text.heads=2 --set data.workers=1 --no-report
 clip="$tmp/runs/clip/checkpoints/last.safetensors"
+[ ! -e "$tmp/runs/clip/report.html" ] || fail "--no-report wrote report.html"
 expect 0 "top-5" -- "$sslc" zeroshot "$clip" --limit 64
 echo "$out" | grep -q '^zero-shot, 64 images, template "a photo of a {}"$' || fail "zeroshot header: $out"
 top1=$(echo "$out" | sed -n 's/^top-1 \([0-9.]*\)%.*/\1/p')

@@ -16,6 +16,7 @@ fail() { echo "FAIL: $*"; exit 1; }
   --set eval.knn_train_limit=256 --set eval.knn_test_limit=64 --set model.encoder.width=4 \
   --set data.workers=1 > "$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; fail "train"; }
 run="$tmp/runs/simclr"
+grep -q 'class="pt"' "$run/report.html" || fail "sslc train wrote no report.html"
 out=$("$sslc" report "$run" --points 300 2>&1) || fail "report: $out"
 echo "$out" | grep -q "5 charts + PCA scatter" || fail "report summary: $out"
 html="$run/report.html"

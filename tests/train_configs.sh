@@ -16,7 +16,7 @@ for cfg in "$src"/configs/*.json; do
   else
     narrow=(--set model.encoder.width=4)
   fi
-  "$sslc" train "$cfg" --out "$out" --quiet --set data.limit=128 --set train.batch_size=16 \
+  "$sslc" train "$cfg" --out "$out" --quiet --no-report --set data.limit=128 --set train.batch_size=16 \
     --set train.max_steps=2 --set eval.knn_every=0 --set data.workers=1 "${narrow[@]}" \
     > "$out/$name.log" 2>&1 || { echo "FAIL: $name"; cat "$out/$name.log"; exit 1; }
   [ -s "$out/$name/checkpoints/last.safetensors" ] || { echo "FAIL: $name wrote no checkpoint"; exit 1; }

@@ -16,12 +16,12 @@ for name in byol mocov2 dino mae; do
   else
     narrow=(--set model.encoder.width=4)
   fi
-  common=(--quiet --set data.limit=192 --set train.batch_size=32 --set train.epochs=2
+  common=(--quiet --no-report --set data.limit=192 --set train.batch_size=32 --set train.epochs=2
           --set train.max_steps=3 --set eval.knn_every=0 "${narrow[@]}")
   "$sslc" train "$src/configs/$name.json" --out "$out/straight" "${common[@]}" > /dev/null
   "$sslc" train "$src/configs/$name.json" --out "$out/resumed" --stop-after 1 "${common[@]}" > /dev/null
   [ ! -e "$out/resumed/$name/checkpoints/epoch-2.safetensors" ] || { echo "FAIL: --stop-after ran on"; exit 1; }
-  "$sslc" train --resume "$out/resumed/$name" --quiet > /dev/null
+  "$sslc" train --resume "$out/resumed/$name" --quiet --no-report > /dev/null
   if cmp -s "$out/straight/$name/checkpoints/last.safetensors" "$out/resumed/$name/checkpoints/last.safetensors"; then
     echo "ok: $name resumed byte-identically"
     pass=$((pass + 1))

@@ -191,6 +191,12 @@ int sslc_cmd_report(int argc, char **argv)
         return 2;
     }
     ssl_set_num_threads(threads);
+    return sslc_report_write(run, out, ckpt, points, no_scatter);
+}
+
+int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_t points,
+                      int no_scatter)
+{
     char metrics[1100], config[1100], last[1100], out_buf[1100], summary[512] = "";
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run);
     snprintf(config, sizeof config, "%s/config.json", run);

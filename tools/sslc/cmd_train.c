@@ -14,7 +14,9 @@ static const char *k_help =
     "\n"
     "Pretrains the encoder described by CONFIG (JSON; see configs/ and docs/train.md) and\n"
     "writes RUN_DIR = DIR/NAME (DIR defaults to runs/): config.json (the resolved config),\n"
-    "metrics.jsonl, checkpoints/last.safetensors and checkpoints/epoch-N.safetensors.\n"
+    "metrics.jsonl, checkpoints/last.safetensors and checkpoints/epoch-N.safetensors, and at\n"
+    "the end report.html (as `sslc report RUN_DIR` writes it: charts of the metrics and a PCA\n"
+    "scatter of 1000 test embeddings).\n"
     "\n"
     "  --set k=v            override one config key (repeatable), e.g. --set train.epochs=50\n"
     "  --resume RUN_DIR     continue from RUN_DIR/checkpoints/last.safetensors exactly as the\n"
@@ -24,11 +26,12 @@ static const char *k_help =
     "  --stop-after N       stop after N epochs as if interrupted (schedules still span\n"
     "                       train.epochs); resume later with --resume\n"
     "  --quiet              no progress line, only the per-epoch summary\n"
+    "  --no-report          do not write report.html at the end\n"
     "\n"
     "Exit status: 0 done, 1 runtime error, 2 usage or config error.\n";
 
 typedef struct prog {
-    int tty, quiet;
+    int tty, quiet, no_report;
 } prog_t;
 
 static void fmt_time(double s, char *buf, size_t n)
@@ -82,7 +85,7 @@ int sslc_cmd_train(int argc, char **argv)
     ssl_train_opts_t o;
     memset(&o, 0, sizeof o);
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    prog_t g = {isatty(STDOUT_FILENO), 0};
+    prog_t g = {isatty(STDOUT_FILENO), 0, 0};
     if (!sets)
         return 1;
     for (int i = 0; i < argc; i++) {
@@ -105,6 +108,8 @@ int sslc_cmd_train(int argc, char **argv)
             o.stop_after_epochs = atoi(argv[++i]);
         } else if (!strcmp(a, "--quiet")) {
             g.quiet = 1;
+        } else if (!strcmp(a, "--no-report")) {
+            g.no_report = 1;
         } else if (a[0] != '-' && !o.config_path) {
             o.config_path = a;
         } else {
@@ -136,6 +141,17 @@ int sslc_cmd_train(int argc, char **argv)
         fprintf(stderr, "sslc train: %s\n", ssl_last_error());
     } else {
         printf("done: %s/checkpoints/last.safetensors\n", ssl_trainer_run_dir(t));
+        /* the training is done and saved whatever happens here: a failed report only warns */
+        if (!g.no_report) {
+            fflush(stdout);
+            const char *run = ssl_trainer_run_dir(t);
+            /* without the scatter when the embeddings cannot be made (no test split) */
+            if (sslc_report_write(run, NULL, NULL, 1000, 0) != 0 &&
+                sslc_report_write(run, NULL, NULL, 1000, 1) != 0)
+                fprintf(stderr, "sslc train: report.html not written (the run is complete; "
+                                "retry with sslc report %s)\n",
+                        run);
+        }
     }
     ssl_trainer_free(t);
     free(sets);

@@ -15,6 +15,11 @@ int sslc_cmd_info_ckpt(int argc, char **argv);
 int sslc_cmd_bench(int argc, char **argv);
 int sslc_cmd_zeroshot(int argc, char **argv);
 int sslc_cmd_report(int argc, char **argv);
+/* RUN_DIR's report.html (or `out`): charts of metrics.jsonl and a PCA scatter of `points` test
+ * embeddings of `ckpt` (default RUN_DIR/checkpoints/last.safetensors) unless no_scatter.
+ * Returns 0, or 1 after printing why to stderr. */
+int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_t points,
+                      int no_scatter);
 
 /* Where sslc knn / linear take their features: CKPT (or CONFIG with --identity),
  * --identity, --train-limit N, --test-limit N, --threads N. */
