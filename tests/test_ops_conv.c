@@ -366,6 +366,27 @@ static void test_conv_direct_dw_short_chunk(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* Chunks for the threads: never above the cap, at least one per thread when there are enough
+ * items, and the last chunk short by at most one item per chunk (121/121/14 was the bug). */
+static void test_balanced_chunk(void **state)
+{
+    (void)state;
+    for (int threads = 1; threads <= 2; threads++) {
+        ssl_set_num_threads(threads);
+        for (int64_t n = 1; n <= 300; n += 7)
+            for (int64_t cap = 1; cap <= 130; cap += 3) {
+                int64_t nb = ssl__balanced_chunk(n, cap);
+                int64_t chunks = (n + nb - 1) / nb, last = n - (chunks - 1) * nb;
+                assert_true(nb >= 1 && nb <= cap);
+                assert_true(last >= 1 && nb - last <= chunks); /* equal to within rounding */
+                if (n >= threads) /* every thread gets a chunk */
+                    assert_true(chunks >= threads);
+            }
+        assert_int_equal(ssl__balanced_chunk(256, 121), threads == 2 ? 64 : 86);
+    }
+    ssl_set_num_threads(0);
+}
+
 /* Gradients reach only the inputs that ask for them (frozen weight, input without grad). */
 static void test_conv_partial_grads(void **state)
 {
@@ -818,6 +839,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_forward_vs_reference),
         cmocka_unit_test(test_conv_backward_vs_reference),
+        cmocka_unit_test(test_balanced_chunk),
         cmocka_unit_test(test_conv_grad_adds),
         cmocka_unit_test(test_conv_direct_dw_short_chunk),
         cmocka_unit_test(test_conv_partial_grads),
