@@ -153,8 +153,9 @@ int ssl__conv3x3_winograd_usable(int64_t c, int64_t oc, int64_t w, int64_t kh, i
 int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w,
                                   const float *bias, float *y, int64_t n, int64_t c, int64_t h,
                                   int64_t wd, int64_t oc, int64_t pad);
-/* Direct 3x3 stride-1 convolution for narrow layers (ops_conv_direct.c): used before Winograd
- * when ssl__conv3x3_direct_usable() and the switch ssl__conv_direct is on. Same contracts. */
+/* Direct 3x3 convolution for narrow layers (ops_conv_direct.c): stride 1, and the stride-2
+ * forward on outputs at least 7 wide; used before Winograd when ssl__conv3x3_direct_usable()
+ * and the switch ssl__conv_direct is on. Same contracts. */
 extern int ssl__conv_direct;
 /* Workspace budget (floats per thread) of the direct weight gradient's chunks of images; tests
  * shrink it to one image per chunk. */
