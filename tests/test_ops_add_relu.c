@@ -60,7 +60,8 @@ static void test_add_relu_grad_adds(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     int64_t shape[4] = {2, 8, 40, 60};
-    ssl_tensor_t *in[2] = {tu_rand(ctx, 4, shape, 11, -1, 1, 1), tu_rand(ctx, 4, shape, 12, -1, 1, 1)};
+    ssl_tensor_t *in[2] = {tu_rand(ctx, 4, shape, 11, -1, 1, 1),
+                           tu_rand(ctx, 4, shape, 12, -1, 1, 1)};
     tu_check_grad_adds(ctx, build, NULL, in, 2, 13);
     ssl_ctx_free(ctx);
 }

@@ -379,7 +379,7 @@ static void test_balanced_chunk(void **state)
                 int64_t chunks = (n + nb - 1) / nb, last = n - (chunks - 1) * nb;
                 assert_true(nb >= 1 && nb <= cap);
                 assert_true(last >= 1 && nb - last <= chunks); /* equal to within rounding */
-                if (n >= threads) /* every thread gets a chunk */
+                if (n >= threads)                              /* every thread gets a chunk */
                     assert_true(chunks >= threads);
             }
         assert_int_equal(ssl__balanced_chunk(256, 121), threads == 2 ? 64 : 86);

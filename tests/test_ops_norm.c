@@ -540,10 +540,12 @@ static void test_batch_norm_relu_fused(void **state)
                 ssl_tensor_t *b = tu_rand(ctx, 1, &C, 9 + si, -1, 1, 1);
                 ssl_tensor_t *rm = tu_rand(ctx, 1, &C, 10 + si, -0.5f, 0.5f, 0);
                 ssl_tensor_t *rv = tu_rand(ctx, 1, &C, 11 + si, 0.5f, 1.5f, 0);
-                ssl_tensor_t *r = tu_rand(ctx, shapes[si].ndim, shapes[si].shape, 13 + si, -1, 1, 1);
+                ssl_tensor_t *r =
+                    tu_rand(ctx, shapes[si].ndim, shapes[si].shape, 13 + si, -1, 1, 1);
                 ssl_tensor_t *y;
                 if (fused)
-                    y = add ? ssl_batch_norm_add_relu(ctx, x, w, b, rm, rv, r, training, 0.1f, 1e-5f)
+                    y = add ? ssl_batch_norm_add_relu(ctx, x, w, b, rm, rv, r, training, 0.1f,
+                                                      1e-5f)
                             : ssl_batch_norm_relu(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f);
                 else {
                     y = ssl_batch_norm(ctx, x, w, b, rm, rv, training, 0.1f, 1e-5f);
@@ -586,7 +588,8 @@ static void test_batch_norm_add_relu(void **state)
     ssl_ctx_t *ctx = tu_ctx();
     int64_t xs[2] = {4, 2}, cs = 2;
     ssl_tensor_t *in[4] = {tu_rand(ctx, 2, xs, 1, 0, 1, 1), tu_rand(ctx, 1, &cs, 2, 0, 1, 1),
-                           tu_rand(ctx, 1, &cs, 3, 0, 1, 1), tu_rand(ctx, 2, xs, 4, -0.2f, 0.2f, 1)};
+                           tu_rand(ctx, 1, &cs, 3, 0, 1, 1),
+                           tu_rand(ctx, 2, xs, 4, -0.2f, 0.2f, 1)};
     const float x[8] = {1, 4, 2, 3, 3, 2, 4, 1};
     for (int i = 0; i < 8; i++)
         in[0]->data[i] = x[i];
@@ -601,9 +604,9 @@ static void test_batch_norm_add_relu(void **state)
     tu_check_grad_adds(ctx, build_bn_add_relu, NULL, in2, 4, 9);
     int64_t other[4] = {4, 3, 6, 5};
     ssl_tensor_t *bad = tu_rand(ctx, 4, other, 10, -1, 1, 0);
-    tu_assert_error(ssl_batch_norm_add_relu(ctx, in2[0], in2[1], in2[2], NULL, NULL, bad, 1, 0.1f,
-                                            1e-5f),
-                    SSL_ERR_SHAPE, "batch_norm", "residual", "(4, 3, 6, 5)", "(4, 3, 5, 6)", NULL);
+    tu_assert_error(
+        ssl_batch_norm_add_relu(ctx, in2[0], in2[1], in2[2], NULL, NULL, bad, 1, 0.1f, 1e-5f),
+        SSL_ERR_SHAPE, "batch_norm", "residual", "(4, 3, 6, 5)", "(4, 3, 5, 6)", NULL);
     ssl_ctx_free(ctx);
 }
 

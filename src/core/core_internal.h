@@ -171,9 +171,9 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
                                  int64_t wd, int64_t oc, int64_t pad);
 /* dw (may be NULL) += the weight gradient for upstream dy; dx (may be NULL) = the input
  * gradient, or += it when dx_add (dx then holds other consumers' gradients). */
-int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w,
-                                   const float *dy, float *dx, int dx_add, float *dw, int64_t n,
-                                   int64_t c, int64_t h, int64_t wd, int64_t oc, int64_t pad);
+int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                                   float *dx, int dx_add, float *dw, int64_t n, int64_t c,
+                                   int64_t h, int64_t wd, int64_t oc, int64_t pad);
 
 /* ---------------------------------------------------------------- BLAS and plain references */
 

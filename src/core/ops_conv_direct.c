@@ -48,8 +48,7 @@ static void tap_offsets(const dgeom_t *g, int64_t plane, int64_t off[9])
     }
 }
 
-static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad,
-                  int stride)
+static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad, int stride)
 {
     memset(g, 0, sizeof *g);
     g->c = c;
@@ -192,7 +191,10 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
     }
 }
 
-static int64_t ws_floats(const dgeom_t *g) { return g->c * g->cs + g->ocb * g->l + 64; }
+static int64_t ws_floats(const dgeom_t *g)
+{
+    return g->c * g->cs + g->ocb * g->l + 64;
+}
 /* (every term is a multiple of VL floats, so each thread's workspace stays 64-byte aligned) */
 
 /* y (n, OC, OH, OW) (+)= conv(x, wt) + bias, threads over images. */
@@ -236,9 +238,8 @@ int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, 
  * one row of 3 taps: 24 accumulators, each dy vector reused for 3 taps and each input vector
  * for 8 channels. */
 #define WB 8
-static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t cs,
-                              const int64_t off[9], const float *dyp, int64_t dys, int64_t len,
-                              float *dw)
+static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t cs, const int64_t off[9],
+                              const float *dyp, int64_t dys, int64_t len, float *dw)
 {
     for (int64_t ob = 0; ob < g->oc; ob += WB) {
         int64_t nob = g->oc - ob < WB ? g->oc - ob : WB;

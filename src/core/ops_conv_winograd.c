@@ -306,9 +306,9 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
     return SSL_OK;
 }
 
-int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w,
-                                   const float *dy, float *dx, int dx_add, float *dw, int64_t n,
-                                   int64_t c, int64_t h, int64_t wd, int64_t oc, int64_t pad)
+int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                                   float *dx, int dx_add, float *dw, int64_t n, int64_t c,
+                                   int64_t h, int64_t wd, int64_t oc, int64_t pad)
 {
     wgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
     geom(&g, c, h, wd, oc, pad);

@@ -57,7 +57,10 @@ static inline double dsum_sqdev(const float *x, int64_t n, double mean)
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define DSUM_VEC 1
-static inline __m512d widen8(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+static inline __m512d widen8(const float *p)
+{
+    return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
 #endif
 
 /* a[k] += u and b[k] += u * v for lane k of element i (the scalar tails) */
@@ -97,12 +100,15 @@ static inline void dsum_shift2(const float *x, int64_t n, double k0, double *s1,
 }
 
 /* g where the relu output y is positive, else 0 */
-static inline float relu_gate(float g, float y) { return y > 0.0f ? g : 0.0f; }
+static inline float relu_gate(float g, float y)
+{
+    return y > 0.0f ? g : 0.0f;
+}
 
 /* sum g and sum g * (x - mean), with g taken only where y > 0 when y (the fused relu's
  * output) is given */
-static inline void dsum_g_gx(const float *g, const float *y, const float *x, int64_t n,
-                             double mean, double *sg, double *sgx)
+static inline void dsum_g_gx(const float *g, const float *y, const float *x, int64_t n, double mean,
+                             double *sg, double *sgx)
 {
     double a[DACC] = {0}, b[DACC] = {0};
     int64_t i = 0;
@@ -491,8 +497,8 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const float *X = x->data; // (N, C, S)
     const float *w = wt ? wt->data : NULL, *b = bt ? bt->data : NULL;
     const float *R = nd->n_in > 5 ? nd->in[5]->data : NULL;
-    bn_fwd_t f = {X, R, nd->out->data, w, b, rmt, rvt, d, training, relu, momentum, eps,
-                  stats, scale, shift};
+    bn_fwd_t f = {X,        R,    nd->out->data, w,   b,     rmt,   rvt,  d,
+                  training, relu, momentum,      eps, stats, scale, shift};
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -638,8 +644,8 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *coef = ssl_arena_alloc(ctx, (size_t)(C > 0 ? C : 1) * 3 * sizeof(float));
     if (!coef)
         return;
-    bn_bwd_t b = {X, dY, Y, w, mean, rstd, d, training, dX, fresh, dW, dB,
-                  coef, coef + C, coef + 2 * C};
+    bn_bwd_t b = {X,  dY,    Y,  w,  mean, rstd,     d,           training,
+                  dX, fresh, dW, dB, coef, coef + C, coef + 2 * C};
     if (nd->n_in > 5) {
         /* residual: its gradient is dy where the output is positive; stored before dx, which
          * may overwrite dy */
@@ -724,8 +730,8 @@ ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weig
                              ssl_tensor_t *bias, ssl_tensor_t *running_mean,
                              ssl_tensor_t *running_var, int training, float momentum, float eps)
 {
-    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
-                           eps, 0, NULL);
+    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
+                           0, NULL);
 }
 
 ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
@@ -733,8 +739,8 @@ ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t 
                                   ssl_tensor_t *running_var, int training, float momentum,
                                   float eps)
 {
-    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
-                           eps, 1, NULL);
+    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
+                           1, NULL);
 }
 
 ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
@@ -742,8 +748,8 @@ ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tenso
                                       ssl_tensor_t *running_var, ssl_tensor_t *residual,
                                       int training, float momentum, float eps)
 {
-    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum,
-                           eps, 2, residual);
+    return batch_norm_node(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps,
+                           2, residual);
 }
 
 /* ---------------------------------------------------------------- dropout */

@@ -43,7 +43,11 @@ static ssl_tensor_t *f_clamp(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; r
 static ssl_tensor_t *f_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_relu(c, IN0); }
 static ssl_tensor_t *f_add_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_add_relu(c, IN0, IN1); }
 static ssl_tensor_t *f_bn_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_batch_norm_relu(c, IN0, IN1, IN2, NULL, NULL, 1, 0.1f, 1e-5f); }
-static ssl_tensor_t *f_bn_add_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_batch_norm_add_relu(c, IN0, IN1, IN2, NULL, NULL, in[3], 1, 0.1f, 1e-5f); }
+static ssl_tensor_t *f_bn_add_relu(ssl_ctx_t *c, ssl_tensor_t **in, void *user)
+{
+    U;
+    return ssl_batch_norm_add_relu(c, IN0, IN1, IN2, NULL, NULL, in[3], 1, 0.1f, 1e-5f);
+}
 static ssl_tensor_t *f_gelu(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_gelu(c, IN0, SSL_GELU_ERF); }
 static ssl_tensor_t *f_gelu_tanh(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_gelu(c, IN0, SSL_GELU_TANH); }
 static ssl_tensor_t *f_sigmoid(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_sigmoid(c, IN0); }
@@ -109,7 +113,13 @@ static const sc_case_t k_cases[] = {
     {"layer_norm", f_layer_norm, 3, {3, 1, 1}, {{2, 3, 6}, {6}, {6}}, -2, 2},
     {"batch_norm", f_batch_norm, 3, {4, 1, 1}, {{3, 2, 2, 2}, {2}, {2}}, -2, 2},
     {"batch_norm_relu", f_bn_relu, 3, {4, 1, 1}, {{3, 2, 2, 2}, {2}, {2}}, -2, 2},
-    {"batch_norm_add_relu", f_bn_add_relu, 4, {4, 1, 1, 4}, {{3, 2, 2, 2}, {2}, {2}, {3, 2, 2, 2}}, -2, 2},
+    {"batch_norm_add_relu",
+     f_bn_add_relu,
+     4,
+     {4, 1, 1, 4},
+     {{3, 2, 2, 2}, {2}, {2}, {3, 2, 2, 2}},
+     -2,
+     2},
     {"conv2d", f_conv, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, -1, 1},
     {"max_pool2d", f_maxpool, 1, {4}, {{1, 2, 5, 5}}, -1, 1},
     {"avg_pool2d", f_avgpool, 1, {4}, {{1, 2, 4, 4}}, -1, 1},

@@ -187,17 +187,15 @@ int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *na
     return SSL_OK;
 }
 
-static ssl_tensor_t *batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
-                                       ssl_tensor_t *x, int training, int relu,
-                                       ssl_tensor_t *residual)
+static ssl_tensor_t *batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m, ssl_tensor_t *x,
+                                       int training, int relu, ssl_tensor_t *residual)
 {
     ssl_tensor_t *y =
         relu == 2 ? ssl_batch_norm_add_relu(ctx, x, m->weight, m->bias, m->running_mean,
-                                            m->running_var, residual, training, m->momentum,
-                                            m->eps)
-                  : (relu ? ssl_batch_norm_relu : ssl_batch_norm)(
-                        ctx, x, m->weight, m->bias, m->running_mean, m->running_var, training,
-                        m->momentum, m->eps);
+                                            m->running_var, residual, training, m->momentum, m->eps)
+                  : (relu ? ssl_batch_norm_relu : ssl_batch_norm)(ctx, x, m->weight, m->bias,
+                                                                  m->running_mean, m->running_var,
+                                                                  training, m->momentum, m->eps);
     if (y && training)
         m->num_batches_tracked->data[0] += 1.0f;
     return y;

@@ -148,8 +148,9 @@ int sslc_cmd_train(int argc, char **argv)
             /* without the scatter when the embeddings cannot be made (no test split) */
             if (sslc_report_write(run, NULL, NULL, 1000, 0) != 0 &&
                 sslc_report_write(run, NULL, NULL, 1000, 1) != 0)
-                fprintf(stderr, "sslc train: report.html not written (the run is complete; "
-                                "retry with sslc report %s)\n",
+                fprintf(stderr,
+                        "sslc train: report.html not written (the run is complete; "
+                        "retry with sslc report %s)\n",
                         run);
         }
     }
