@@ -504,19 +504,25 @@ static ssl_tensor_t *build_bn_relu(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user
 /* Central differences through the fused op, with inputs whose normalised values are well away
  * from the relu's kink: per channel x = 1, 2, 3, 4 (z = -1.34, -0.45, 0.45, 1.34), weights of
  * either sign, bias 0: half the outputs are masked, none is near 0. */
+static void bn_kink_free_inputs(ssl_ctx_t *ctx, ssl_tensor_t **in)
+{
+    int64_t xs[2] = {4, 2}, cs = 2;
+    const float x[8] = {1, 4, 2, 3, 3, 2, 4, 1}, w[2] = {0.8f, -1.2f}, b[2] = {0.0f, 0.0f};
+    in[0] = ssl_tensor_from(ctx, 2, xs, x);
+    in[1] = ssl_tensor_from(ctx, 1, &cs, w);
+    in[2] = ssl_tensor_from(ctx, 1, &cs, b);
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(in[i]);
+        ssl_tensor_set_requires_grad(in[i], 1);
+    }
+}
+
 static void test_batch_norm_relu_gradcheck(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    int64_t xs[2] = {4, 2}, cs = 2;
-    ssl_tensor_t *in[3] = {tu_rand(ctx, 2, xs, 1, 0, 1, 1), tu_rand(ctx, 1, &cs, 2, 0, 1, 1),
-                           tu_rand(ctx, 1, &cs, 3, 0, 1, 1)};
-    const float x[8] = {1, 4, 2, 3, 3, 2, 4, 1};
-    for (int i = 0; i < 8; i++)
-        in[0]->data[i] = x[i];
-    in[1]->data[0] = 0.8f;
-    in[1]->data[1] = -1.2f;
-    in[2]->data[0] = in[2]->data[1] = 0.0f;
+    ssl_tensor_t *in[3];
+    bn_kink_free_inputs(ctx, in);
     assert_int_equal(tu_gradcheck(ctx, build_bn_relu, NULL, in, 3, NULL), 0);
     ssl_ctx_free(ctx);
 }
@@ -586,16 +592,10 @@ static void test_batch_norm_add_relu(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    int64_t xs[2] = {4, 2}, cs = 2;
-    ssl_tensor_t *in[4] = {tu_rand(ctx, 2, xs, 1, 0, 1, 1), tu_rand(ctx, 1, &cs, 2, 0, 1, 1),
-                           tu_rand(ctx, 1, &cs, 3, 0, 1, 1),
-                           tu_rand(ctx, 2, xs, 4, -0.2f, 0.2f, 1)};
-    const float x[8] = {1, 4, 2, 3, 3, 2, 4, 1};
-    for (int i = 0; i < 8; i++)
-        in[0]->data[i] = x[i];
-    in[1]->data[0] = 0.8f;
-    in[1]->data[1] = -1.2f;
-    in[2]->data[0] = in[2]->data[1] = 0.0f;
+    int64_t xs[2] = {4, 2};
+    ssl_tensor_t *in[4];
+    bn_kink_free_inputs(ctx, in);
+    in[3] = tu_rand(ctx, 2, xs, 4, -0.2f, 0.2f, 1);
     assert_int_equal(tu_gradcheck(ctx, build_bn_add_relu, NULL, in, 4, NULL), 0);
     ssl_ctx_reset(ctx);
     int64_t big[4] = {4, 3, 5, 6}, c3 = 3;
