@@ -268,6 +268,31 @@ static void test_conv_forward_vs_reference(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* Backward of y = conv(in) with upstream g (k times in all, so the gradients hold k times the
+ * adjoint loops' result) and the inputs' gradients checked against that. */
+static void backward_vs_reference(ssl_ctx_t *ctx, const conv_case_t *c, ssl_tensor_t **in,
+                                  ssl_tensor_t *y, const float *g, int k)
+{
+    float *dx = malloc((size_t)in[0]->numel * sizeof(float));
+    float *dw = malloc((size_t)in[1]->numel * sizeof(float));
+    float db[64];
+    assert_true(dx && dw && c->oc <= 64);
+    ref_conv2d_backward(in[0], in[1], c->stride, c->pad, g, dx, dw, c->bias ? db : NULL);
+    for (int64_t j = 0; j < in[0]->numel; j++)
+        dx[j] *= (float)k;
+    for (int64_t j = 0; j < in[1]->numel; j++)
+        dw[j] *= (float)k;
+    for (int64_t j = 0; c->bias && j < c->oc; j++)
+        db[j] *= (float)k;
+    assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
+    tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4 * k, 1e-4);
+    tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4 * k, 1e-4);
+    if (c->bias)
+        tu_assert_close(in[2]->grad, db, c->oc, 1e-4 * k, 1e-4);
+    free(dx);
+    free(dw);
+}
+
 /* Every case's gradients against the adjoint loops, then a second backward that must add the
  * same amount again (accumulation, and the reused column buffer is not stale). */
 static void test_conv_backward_vs_reference(void **state)
@@ -283,30 +308,9 @@ static void test_conv_backward_vs_reference(void **state)
         assert_non_null(y);
         float *g = malloc((size_t)y->numel * sizeof(float));
         ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 300 + (uint64_t)i, 0, 0);
-        float *dx = malloc((size_t)in[0]->numel * sizeof(float));
-        float *dw = malloc((size_t)in[1]->numel * sizeof(float));
-        float db[64];
-        ref_conv2d_backward(in[0], in[1], c->stride, c->pad, g, dx, dw, c->bias ? db : NULL);
-        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
-        tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4, 1e-4);
-        tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4, 1e-4);
-        if (c->bias)
-            tu_assert_close(in[2]->grad, db, c->oc, 1e-4, 1e-4);
-        assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
-        for (int64_t j = 0; j < in[0]->numel; j++)
-            dx[j] *= 2;
-        for (int64_t j = 0; j < in[1]->numel; j++)
-            dw[j] *= 2;
-        tu_assert_close(in[0]->grad, dx, in[0]->numel, 2e-4, 1e-4);
-        tu_assert_close(in[1]->grad, dw, in[1]->numel, 2e-4, 1e-4);
-        if (c->bias) {
-            for (int64_t j = 0; j < c->oc; j++)
-                db[j] *= 2;
-            tu_assert_close(in[2]->grad, db, c->oc, 2e-4, 1e-4);
-        }
+        backward_vs_reference(ctx, c, in, y, g, 1);
+        backward_vs_reference(ctx, c, in, y, g, 2);
         free(g);
-        free(dx);
-        free(dw);
         ssl_ctx_reset(ctx);
     }
     restore_conv_defaults();
@@ -336,31 +340,25 @@ static void test_conv_grad_adds(void **state)
     ssl_ctx_free(ctx);
 }
 
-/* The direct weight gradient on one thread in chunks of 2 images over N = 5: the last chunk is
- * shorter than the slots its thread filled before (their stale dy must not count). */
+/* The direct weight gradient on one thread in chunks of 4 images over N = 7: the last chunk (3
+ * images of 3x3, planes of 25 positions) is shorter than the slots its thread filled before,
+ * and its last vector (positions 64..79) reaches into the 4th slot (75..), whose stale dy from
+ * the first chunk must not count. */
 static void test_conv_direct_dw_short_chunk(void **state)
 {
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
-    const conv_case_t c = {5, 3, 6, 7, 20, 3, 3, 1, 1, 1};
+    const conv_case_t c = {7, 3, 3, 3, 20, 3, 3, 1, 1, 1};
     int64_t ocb = (c.oc + 15) / 16 * 16, plane = (c.h + 2 * c.pad) * (c.w + 2 * c.pad);
     ssl_set_num_threads(1);
-    ssl__direct_dw_chunk_floats = 2 * (c.c + ocb) * plane;
+    ssl__direct_dw_chunk_floats = 4 * (c.c + ocb) * plane;
     ssl_tensor_t *in[3];
     make_conv_inputs(ctx, &c, 77, in);
     ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c.stride, c.pad);
     float *g = malloc((size_t)y->numel * sizeof(float));
     ssl_rng_fill_uniform(g, (size_t)y->numel, -1, 1, 78, 0, 0);
-    float *dx = malloc((size_t)in[0]->numel * sizeof(float));
-    float *dw = malloc((size_t)in[1]->numel * sizeof(float));
-    float db[20];
-    ref_conv2d_backward(in[0], in[1], c.stride, c.pad, g, dx, dw, db);
-    assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
-    tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4, 1e-4);
-    tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4, 1e-4);
+    backward_vs_reference(ctx, &c, in, y, g, 1);
     free(g);
-    free(dx);
-    free(dw);
     ssl_set_num_threads(0);
     restore_conv_defaults();
     ssl_ctx_free(ctx);
