@@ -3,10 +3,12 @@
  * on ResNet-18-like layers. Each figure is the median of several wall-clock repetitions after
  * one warm-up, with its share of the sgemm peak at the same thread count.
  *
- *   bench_ops [--quick] [--threads N] [--fmnist] [--only TEXT]
+ *   bench_ops [--quick] [--threads N] [--fmnist] [--only TEXT] [--grads xw|x|w]
  *     --quick: batch 16 and 3 repetitions; --threads 1 or 2: only that section;
  *     --fmnist: the layers of configs/simclr.json's encoder at its batch (256 views);
- *     --only TEXT: only the conv layers whose name contains TEXT */
+ *     --only TEXT: only the conv layers whose name contains TEXT;
+ *     --grads: which gradients the conv backward computes (default xw: input and weights;
+ *     a stem, whose input is the image, never computes x's: as in training) */
 #include "common/blas_env.h"
 #include "ssl/core.h"
 
@@ -110,6 +112,8 @@ typedef struct layer {
     int stride, pad;
 } layer_t;
 
+static int g_grad_x = 1, g_grad_w = 1; /* --grads */
+
 static const layer_t layers[] = {
     {"stem 3->64 3x3 @32", 3, 64, 32, 3, 1, 1},
     {"64->64 3x3 @32", 64, 64, 32, 3, 1, 1},
@@ -154,9 +158,10 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
             ssl_tensor_t *w = ssl_tensor_from(ctx, 4, (int64_t[]){l->oc, l->c, l->k, l->k}, hw);
             ssl_tensor_t *b = ssl_tensor_from(ctx, 1, (int64_t[]){l->oc}, hb);
             die_if(!x || !w || !b, "tensor allocation");
-            ssl_tensor_set_requires_grad(x, 1);
-            ssl_tensor_set_requires_grad(w, 1);
-            ssl_tensor_set_requires_grad(b, 1);
+            /* the image entering a stem needs no gradient */
+            ssl_tensor_set_requires_grad(x, g_grad_x && strncmp(l->name, "stem", 4) != 0);
+            ssl_tensor_set_requires_grad(w, g_grad_w);
+            ssl_tensor_set_requires_grad(b, g_grad_w);
             double t0 = now_s();
             ssl_tensor_t *y = ssl_conv2d(ctx, x, w, b, l->stride, l->pad);
             die_if(!y, "ssl_conv2d");
@@ -171,7 +176,8 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
     *ms_f = 1e3 * median(tf, g_reps);
     *ms_fb = 1e3 * median(tb, g_reps);
     *fwd = flops / *ms_f * 1e-6;
-    *fb = 3.0 * flops / *ms_fb * 1e-6;
+    int terms = 1 + (g_grad_x && strncmp(l->name, "stem", 4) != 0) + g_grad_w;
+    *fb = terms * flops / *ms_fb * 1e-6;
     free(hx);
     free(hw);
     free(hb);
@@ -192,8 +198,16 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             only_threads = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "usage: %s [--quick] [--threads N] [--fmnist] [--only TEXT]\n", argv[0]);
+        else if (!strcmp(argv[i], "--grads") && i + 1 < argc && argv[i + 1][0] &&
+                 strspn(argv[i + 1], "xw") == strlen(argv[i + 1])) {
+            g_grad_x = strchr(argv[i + 1], 'x') != NULL;
+            g_grad_w = strchr(argv[i + 1], 'w') != NULL;
+            i++;
+        } else {
+            fprintf(stderr,
+                    "usage: %s [--quick] [--threads N] [--fmnist] [--only TEXT] "
+                    "[--grads xw|x|w]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -208,7 +222,7 @@ int main(int argc, char **argv)
         {256, 512, 2048}, {2048, 512, 256}, {4096, 384, 1536}, {512, 2048, 128}};
     printf("bench_ops: median of %d repetitions (after 1 warm-up), wall clock; conv batch %lld\n",
            g_reps, (long long)batch);
-    printf("conv fwd+bwd counts 3x the forward flops (dx, dw and the forward)\n");
+    printf("conv fwd+bwd counts the forward flops once per product (forward, dx, dw)\n");
     printf("%s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
     /* OpenBLAS 0.3.21 does not know newer Xeons (e.g. model 207) and falls back to its SSE3
      * Prescott kernels, several times slower; OPENBLAS_CORETYPE=SkylakeX (or CooperLake)
@@ -244,6 +258,8 @@ int main(int argc, char **argv)
             double f, fb, ms_f, ms_fb;
             if (only && !strstr(set[i].name, only))
                 continue;
+            if (!g_grad_w && !strncmp(set[i].name, "stem", 4))
+                continue; /* no gradient to compute */
             bench_conv(ctx, &set[i], batch, &f, &fb, &ms_f, &ms_fb);
             printf("%-34s %9.1f %6.1f%% %9.1f %6.1f%% %8.2f %8.2f\n", set[i].name, f,
                    100.0 * f / peak, fb, 100.0 * fb / peak, ms_f, ms_fb - ms_f);

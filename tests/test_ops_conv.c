@@ -175,12 +175,16 @@ static const conv_case_t conv_cases[] = {
     {2, 32, 12, 12, 16, 1, 1, 1, 0, 1},/* parallel 1x1 */
     {5, 3, 6, 6, 4, 3, 3, 1, 1, 1},   /* N = 5: uneven chunks of images */
     {7, 8, 4, 4, 16, 3, 3, 2, 1, 0},  /* tiny maps, many images per GEMM */
-    /* 3x3 stride 1 with >= 8 channels in and out: Winograd F(2x2, 3x3) */
+    /* 3x3 stride 1 with >= 8 channels in and out and outputs >= 6 wide: Winograd F(2x2, 3x3) */
     {3, 8, 7, 9, 8, 3, 3, 1, 1, 1},   /* odd output sizes: partial edge tiles */
-    {2, 8, 6, 5, 12, 3, 3, 1, 0, 0},  /* padding 0 (input gradient at padding 2) */
+    {2, 8, 5, 9, 12, 3, 3, 1, 0, 0},  /* padding 0 (input gradient at padding 2) */
     {2, 9, 5, 6, 8, 3, 3, 1, 2, 1},   /* padding 2 */
+    {5, 12, 3, 6, 10, 3, 3, 1, 1, 0}, /* N = 5 */
+    {1, 8, 2, 6, 8, 3, 3, 1, 1, 1},   /* one row of tiles */
+    /* narrower maps: im2col with index tables (one vector holds a 4x4 or 3x3 plane) */
     {5, 12, 4, 4, 10, 3, 3, 1, 1, 0}, /* 4x4 maps, N = 5 */
-    {1, 8, 3, 3, 8, 3, 3, 1, 1, 1},   /* one tile per plane */
+    {1, 8, 3, 3, 8, 3, 3, 1, 1, 1},
+    {2, 8, 6, 5, 12, 3, 3, 1, 0, 0},  /* padding 0 */
     /* larger maps for the direct kernel */
     {2, 8, 14, 15, 8, 3, 3, 1, 1, 1},
     {1, 4, 16, 16, 20, 3, 3, 1, 1, 0},  /* OC = 20: partial channel blocks */
@@ -216,7 +220,8 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
  * kernel). Modes 1 and 2 turn the direct kernel off (Winograd for 3x3 stride 1 with >= 8
  * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5); mode 3 turns
  * Winograd off too, so the im2col path runs every case; mode 4 is the direct kernel with its
- * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk). */
+ * weight gradient one image per chunk and 16 positions per pass (mode 0: all of a thread's
+ * images in one chunk, 512 positions per pass). */
 #define N_CHUNK_MODES 5
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
@@ -229,6 +234,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__conv_winograd = mode != 3;
     ssl__conv_direct = mode == 0 || mode == 4;
     ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 18;
+    ssl__direct_dw_block = mode == 4 ? 16 : 512; /* mode 4: one vector of positions per pass */
 }
 
 static void restore_conv_defaults(void)
@@ -238,6 +244,7 @@ static void restore_conv_defaults(void)
     ssl__conv_winograd = 1;
     ssl__conv_direct = 1;
     ssl__direct_dw_chunk_floats = (int64_t)1 << 18;
+    ssl__direct_dw_block = 512;
 }
 
 static void test_conv_forward_vs_reference(void **state)
@@ -324,8 +331,8 @@ static void test_conv_grad_adds(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     /* 1x1 stride 2, 3x3 stride 1 (small; 20x18), 3x3 stride 2, Winograd cases with odd sizes
-     * and padding 0, 3x3 stride 2 with padding 2 */
-    const int picks[] = {2, 4, 5, 12, 16, 17, 25};
+     * and padding 0, 4x4 maps (im2col's index tables), 3x3 stride 2 with padding 2 */
+    const int picks[] = {2, 4, 5, 12, 16, 17, 21, 28};
     for (int mode = 0; mode < N_CHUNK_MODES; mode++)
         for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
             const conv_case_t *c = &conv_cases[picks[p] % N_CONV_CASES];
@@ -425,17 +432,20 @@ static void test_conv_gradcheck(void **state)
         {1, 2, 5, 4, 2, 1, 1, 2, 0, 0}, /* 1x1 stride 2 */
         {1, 2, 5, 6, 2, 2, 3, 2, 1, 1}, /* non-square kernel */
         {1, 1, 7, 7, 2, 7, 7, 2, 3, 1}, /* 7x7 s2 p3, C = 1 */
-        {2, 8, 5, 4, 8, 3, 3, 1, 1, 1}, /* Winograd, partial tiles */
-        {1, 8, 4, 5, 9, 3, 3, 1, 0, 0}, /* Winograd, padding 0 */
+        {2, 8, 5, 6, 8, 3, 3, 1, 1, 1}, /* Winograd (direct off below), partial tiles */
+        {1, 8, 4, 8, 9, 3, 3, 1, 0, 0}, /* Winograd, padding 0 */
+        {2, 8, 4, 4, 8, 3, 3, 1, 1, 1}, /* im2col's index tables (4x4 maps) */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ssl__conv_direct = cases[i].c < 8; /* 3x3 stride 1 with 8 channels: Winograd or im2col */
         ssl_tensor_t *in[3];
         make_conv_inputs(ctx, &cases[i], 400 + i, in);
         conv_user_t u = {cases[i].stride, cases[i].pad};
         assert_int_equal(tu_gradcheck(ctx, build_conv, &u, in, 3, &opts), 0);
         ssl_ctx_reset(ctx);
     }
+    restore_conv_defaults();
     ssl_ctx_free(ctx);
 }
 

@@ -103,7 +103,12 @@ static void att_transpose(float *restrict dst, const float *restrict src, int64_
 }
 
 /* One vector of ATT_VEC floats (GCC/Clang vector extension: one zmm register with AVX-512,
- * split into narrower registers elsewhere); loads and stores through memcpy, no alignment. */
+ * split into narrower registers elsewhere); loads and stores through memcpy, no alignment.
+ * GCC notes that passing such vectors without AVX-512 differs in ABI from AVX-512 code: moot for
+ * these file-local helpers, and the note failed portable builds with SSL_WERROR. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 typedef float att_vec __attribute__((vector_size(ATT_VEC * sizeof(float))));
 
 static inline att_vec vload(const float *p)
