@@ -220,8 +220,7 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
  * kernel). Modes 1 and 2 turn the direct kernel off (Winograd for 3x3 stride 1 with >= 8
  * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5); mode 3 turns
  * Winograd off too, so the im2col path runs every case; mode 4 is the direct kernel with its
- * weight gradient one image per chunk and 16 positions per pass (mode 0: all of a thread's
- * images in one chunk, 512 positions per pass). */
+ * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk). */
 #define N_CHUNK_MODES 5
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
@@ -234,7 +233,6 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__conv_winograd = mode != 3;
     ssl__conv_direct = mode == 0 || mode == 4;
     ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 18;
-    ssl__direct_dw_block = mode == 4 ? 16 : 512; /* mode 4: one vector of positions per pass */
 }
 
 static void restore_conv_defaults(void)
@@ -244,7 +242,6 @@ static void restore_conv_defaults(void)
     ssl__conv_winograd = 1;
     ssl__conv_direct = 1;
     ssl__direct_dw_chunk_floats = (int64_t)1 << 18;
-    ssl__direct_dw_block = 512;
 }
 
 static void test_conv_forward_vs_reference(void **state)

@@ -160,8 +160,6 @@ extern int ssl__conv_direct;
 /* Workspace budget (floats per thread) of the direct weight gradient's chunks of images; tests
  * shrink it to one image per chunk. */
 extern int64_t ssl__direct_dw_chunk_floats;
-extern int64_t
-    ssl__direct_dw_block; /* positions per pass of the weight gradient (multiple of 16) */
 int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
                                int64_t kw, int64_t stride, int64_t pad);
 int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
