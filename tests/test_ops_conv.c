@@ -195,7 +195,9 @@ static const conv_case_t conv_cases[] = {
     {2, 5, 9, 15, 6, 3, 3, 2, 0, 1},
     {2, 4, 6, 12, 5, 3, 3, 2, 2, 0},
     {3, 6, 14, 14, 20, 3, 3, 2, 1, 1},
-    {1, 3, 11, 13, 4, 3, 3, 2, 1, 1}
+    {1, 3, 11, 13, 4, 3, 3, 2, 1, 1},
+    {1, 2, 5, 37, 3, 3, 3, 2, 1, 1},    /* rows over 32 wide: the phase split in two pieces */
+    {1, 2, 4, 34, 3, 3, 3, 2, 2, 0}
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
