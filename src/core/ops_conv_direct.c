@@ -156,9 +156,42 @@ static void weights_taps(const float *w, int64_t oc, int64_t c, int flip, int64_
             }
 }
 
-/* out (OCB, L) = taps of xp (C, cs) with wt (C, 9, OCB). */
-static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float *out)
+/* Where each vector of grid positions goes in an output plane (OH, OW): the mask of its valid
+ * positions (column < OW, row < OH) and the plane offset of the first of them. The valid
+ * positions in grid order are the plane in row-major order, so a vector's valid lanes, packed
+ * to the front, are one contiguous run there. */
+typedef struct vmap {
+    int64_t at;
+    uint16_t mask;
+} vmap_t;
+
+static void vector_map(const dgeom_t *g, vmap_t *vm)
 {
+    int64_t done = 0;
+    for (int64_t v = 0; v < g->l / VL; v++) {
+        vm[v].at = done;
+        vm[v].mask = 0;
+        for (int64_t k = 0; k < VL; k++) {
+            int64_t p = v * VL + k;
+            if (p < g->oh * g->gw && p % g->gw < g->ow) {
+                vm[v].mask |= (uint16_t)(1u << k);
+                done++;
+            }
+        }
+    }
+}
+
+/* y (OC, OH, OW) (+)= taps of xp (C, cs) with wt (C, 9, OCB) + bias. With AVX-512 each vector
+ * of 16 outputs goes from its register straight into y (valid lanes packed, one masked store);
+ * otherwise through out (OCB, L) and store_image. */
+#if !defined(__AVX512F__)
+static void store_image(const dgeom_t *g, const float *out, const float *bias, int accumulate,
+                        float *y);
+#endif
+static void conv_image(const dgeom_t *g, const float *xp, const float *wt, const vmap_t *vm,
+                       const float *bias, int accumulate, float *y, float *out)
+{
+    int64_t op = g->oh * g->ow;
     const int64_t *off = g->off;
     for (int64_t ob = 0; ob < g->ocb; ob += OB) {
         for (int64_t i = 0; i < g->l; i += VL) {
@@ -176,8 +209,18 @@ static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float
                         acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(wk[q]), xv, acc[q]);
                 }
             }
-            for (int q = 0; q < OB; q++)
-                _mm512_storeu_ps(out + (ob + q) * g->l + i, acc[q]);
+            const vmap_t *m = vm + i / VL;
+            __mmask16 n = (__mmask16)((1u << __builtin_popcount(m->mask)) - 1);
+            for (int q = 0; q < OB && ob + q < g->oc; q++) {
+                __m512 v = _mm512_maskz_compress_ps(m->mask, acc[q]);
+                float *dst = y + (ob + q) * op + m->at;
+                if (bias)
+                    v = _mm512_add_ps(v, _mm512_set1_ps(bias[ob + q]));
+                if (accumulate)
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(n, dst));
+                _mm512_mask_storeu_ps(dst, n, v);
+            }
+            (void)out;
 #else
             float acc[OB][VL];
             memset(acc, 0, sizeof acc);
@@ -196,8 +239,14 @@ static void conv_image(const dgeom_t *g, const float *xp, const float *wt, float
 #endif
         }
     }
+#if !defined(__AVX512F__)
+    (void)vm;
+    (void)op;
+    store_image(g, out, bias, accumulate, y);
+#endif
 }
 
+#if !defined(__AVX512F__)
 /* y (OC, OH, OW) (+)= out's valid positions + bias. */
 static void store_image(const dgeom_t *g, const float *out, const float *bias, int accumulate,
                         float *y)
@@ -217,17 +266,33 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
     }
 }
 
+#endif
+
+/* The padded input, then (without AVX-512) the output block store_image reads. */
 static int64_t ws_floats(const dgeom_t *g)
 {
+#if defined(__AVX512F__)
+    return g->c * g->cs + 64;
+#else
     return g->c * g->cs + g->ocb * g->l + 64;
+#endif
 }
 /* (every term is a multiple of VL floats, so each thread's workspace stays 64-byte aligned) */
 
-/* y (n, OC, OH, OW) (+)= conv(x, wt) + bias, threads over images. */
+/* Floats of scratch for the vector map (a multiple of VL: what follows stays aligned). */
+static int64_t vmap_floats(const dgeom_t *g)
+{
+    return (g->l / VL * (int64_t)sizeof(vmap_t) / (int64_t)sizeof(float) + VL - 1) / VL * VL;
+}
+
+/* y (n, OC, OH, OW) (+)= conv(x, wt) + bias, threads over images; ws holds the threads'
+ * workspaces (ws_floats each), vmb vmap_floats. */
 static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64_t n,
-                        const float *bias, int accumulate, float *y, float *ws)
+                        const float *bias, int accumulate, float *y, float *ws, float *vmb)
 {
     int64_t wsf = ws_floats(g);
+    vmap_t *vm = (vmap_t *)vmb;
+    vector_map(g, vm);
 #pragma omp parallel if (n > 1)
     {
         float *xp = ws + ssl__thread_id() * wsf, *out = xp + g->c * g->cs;
@@ -235,8 +300,7 @@ static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             pad_image(g, x + j * g->c * g->h * g->w, xp, g->cs, g->plane, 0);
-            conv_image(g, xp, wt, out);
-            store_image(g, out, bias, accumulate, y + j * g->oc * g->oh * g->ow);
+            conv_image(g, xp, wt, vm, bias, accumulate, y + j * g->oc * g->oh * g->ow, out);
         }
     }
 }
@@ -248,11 +312,12 @@ int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, 
     dgeom_t g;
     dgeom(&g, c, h, wd, oc, pad, stride);
     int64_t wtf = c * 9 * g.ocb;
-    float *wt = ssl__scratch(ctx, (size_t)(wtf + ssl__max_threads() * ws_floats(&g)) * sizeof(float));
+    int64_t wsf = ssl__max_threads() * ws_floats(&g);
+    float *wt = ssl__scratch(ctx, (size_t)(wtf + wsf + vmap_floats(&g)) * sizeof(float));
     if (!wt)
         return SSL_ERR_NOMEM;
     weights_taps(w, oc, c, 0, g.ocb, wt);
-    direct_conv(&g, wt, x, n, bias, 0, y, wt + wtf);
+    direct_conv(&g, wt, x, n, bias, 0, y, wt + wtf, wt + wtf + wsf);
     return SSL_OK;
 }
 
@@ -338,13 +403,14 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     tap_offsets(&g, xs, off);
     int64_t wsw = c * cs + g.ocb * dys + 64;
     int64_t wsb = ws_floats(&gb), per = wsb > wsw ? wsb : wsw;
-    float *wt = ssl__scratch(ctx, (size_t)(wtf + nt * per + nt * kw * VL) * sizeof(float));
+    float *wt = ssl__scratch(ctx, (size_t)(wtf + nt * per + nt * kw * VL + vmap_floats(&gb)) *
+                                      sizeof(float));
     if (!wt)
         return SSL_ERR_NOMEM;
     float *ws = wt + wtf, *parts = ws + nt * per;
     if (dx) {
         weights_taps(w, oc, c, 1, gb.ocb, wt);
-        direct_conv(&gb, wt, dy, n, NULL, dx_add, dx, ws);
+        direct_conv(&gb, wt, dy, n, NULL, dx_add, dx, ws, parts + nt * kw * VL);
     }
     if (!dw)
         return SSL_OK;
