@@ -104,48 +104,75 @@ static void weights_in(const float *w, int64_t oc, int64_t c, int flip, float *U
  * point of 16 tiles: 16 gathers, the transform as 64 vector adds, 16 stores that land
  * contiguously in V (its rows run over tiles). The scalar pass copied each plane padded, then
  * transformed tile by tile and stored the 16 points in runs of TW floats (4 on 8x8 maps): 22%
- * of a 128-channel 16x16 layer's time. */
+ * of a 128-channel 16x16 layer's time. The output transform likewise scatters each of a
+ * tile's 4 outputs for 16 tiles at once. */
 typedef struct wtab {
     int64_t nv;          /* vectors of 16 tiles per plane */
-    const int32_t *idx;  /* (nv, 16 points, 16 lanes) */
-    const uint16_t *msk; /* (nv, 16 points) */
+    const int32_t *idx;  /* (nv, points, 16 lanes) */
+    const uint16_t *msk; /* (nv, points) */
 } wtab_t;
 
-static int64_t wtab_floats(const wgeom_t *g)
+/* Tables for tiles whose side x side points lie at (2 ty + sy - shift, 2 tx + sx - shift) of
+ * an (H, W) plane: the input points (side 4, shift pad, the input plane) or the outputs (side
+ * 2, shift 0, the output plane). Floats of scratch for them, 0 when the scalar pass runs. */
+static int64_t tab_floats(const wgeom_t *g, int side, int64_t hh, int64_t ww)
 {
 #if defined(__AVX512F__)
-    int64_t nv = (g->t + 15) / 16;
-    if (nv > 256 || g->h * g->w > ((int64_t)1 << 24)) /* big planes: the scalar pass */
+    int64_t nv = (g->t + 15) / 16, pts = side * side;
+    if (nv > 256 || hh * ww > ((int64_t)1 << 24)) /* big planes: the scalar pass */
         return 0;
-    return (nv * 16 * 16 + nv * 16 / 2 + 15) / 16 * 16;
+    return (nv * pts * 16 + nv * pts / 2 + 15) / 16 * 16;
 #else
     (void)g;
+    (void)side;
+    (void)hh;
+    (void)ww;
     return 0;
 #endif
 }
 
-/* The tables for g in buf (wtab_floats(g) floats), or NULL when the scalar pass runs. */
-static const wtab_t *wtab_build(const wgeom_t *g, float *buf, wtab_t *t)
+/* The tables in buf (tab_floats floats), or NULL when the scalar pass runs. */
+static const wtab_t *tab_build(const wgeom_t *g, int side, int64_t shift, int64_t hh, int64_t ww,
+                               float *buf, wtab_t *t)
 {
-    if (!wtab_floats(g))
+    if (!tab_floats(g, side, hh, ww))
         return NULL;
+    int pts = side * side;
     t->nv = (g->t + 15) / 16;
     int32_t *idx = (int32_t *)buf;
-    uint16_t *msk = (uint16_t *)(idx + t->nv * 256);
-    memset(msk, 0, (size_t)(t->nv * 16) * sizeof(uint16_t));
+    uint16_t *msk = (uint16_t *)(idx + t->nv * pts * 16);
+    memset(msk, 0, (size_t)(t->nv * pts) * sizeof(uint16_t));
     for (int64_t q = 0; q < t->nv * 16; q++) {
         int64_t ty = q / g->tw, tx = q % g->tw;
-        for (int s = 0; s < 16; s++) {
-            int64_t iy = 2 * ty + s / 4 - g->pad, ix = 2 * tx + s % 4 - g->pad;
-            int ok = q < g->t && iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
-            idx[((q / 16) * 16 + s) * 16 + q % 16] = ok ? (int32_t)(iy * g->w + ix) : 0;
+        for (int s = 0; s < pts; s++) {
+            int64_t iy = 2 * ty + s / side - shift, ix = 2 * tx + s % side - shift;
+            int ok = q < g->t && iy >= 0 && iy < hh && ix >= 0 && ix < ww;
+            idx[((q / 16) * pts + s) * 16 + q % 16] = ok ? (int32_t)(iy * ww + ix) : 0;
             if (ok)
-                msk[(q / 16) * 16 + s] |= (uint16_t)(1u << (q % 16));
+                msk[(q / 16) * pts + s] |= (uint16_t)(1u << (q % 16));
         }
     }
     t->idx = idx;
     t->msk = msk;
     return t;
+}
+
+/* the input transform's gathers and the output transform's scatters */
+static int64_t wtab_floats(const wgeom_t *g)
+{
+    return tab_floats(g, 4, g->h, g->w);
+}
+static const wtab_t *wtab_build(const wgeom_t *g, float *buf, wtab_t *t)
+{
+    return tab_build(g, 4, g->pad, g->h, g->w, buf, t);
+}
+static int64_t otab_floats(const wgeom_t *g)
+{
+    return tab_floats(g, 2, g->oh, g->ow);
+}
+static const wtab_t *otab_build(const wgeom_t *g, float *buf, wtab_t *t)
+{
+    return tab_build(g, 2, 0, g->oh, g->ow, buf, t);
 }
 
 #if defined(__AVX512F__)
@@ -243,11 +270,50 @@ static void input_tiles(const wgeom_t *g, const wtab_t *tb, const float *x, int6
     }
 }
 
-/* y (m, OC, OH, OW) = (accumulate ? y : 0) + bias + A^T M A from M (16, OC, m*T). */
-static void output_tiles(const wgeom_t *g, const float *M, int64_t m, const float *bias,
-                         int accumulate, float *y)
+/* y (m, OC, OH, OW) = (accumulate ? y : 0) + bias + A^T M A from M (16, OC, m*T); tb: scatter
+ * tables (AVX-512: 16 tiles per vector, their 4 outputs scattered) or NULL. */
+static void output_tiles(const wgeom_t *g, const wtab_t *tb, const float *M, int64_t m,
+                         const float *bias, int accumulate, float *y)
 {
     int64_t ld = m * g->t, plane = g->oc * ld;
+#if defined(__AVX512F__)
+    if (tb) {
+        for (int64_t jo = 0; jo < m * g->oc; jo++) {
+            int64_t j = jo / g->oc, o = jo % g->oc;
+            float *yo = y + jo * g->oh * g->ow;
+            const float *src = M + o * ld + j * g->t;
+            __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+            for (int64_t v = 0; v < tb->nv; v++) {
+                int64_t r = g->t - v * 16;
+                __mmask16 tm = r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);
+                __m512 mk[16], t0[4], t1[4], out[4];
+                for (int k = 0; k < 16; k++)
+                    mk[k] = _mm512_maskz_loadu_ps(tm, src + k * plane + v * 16);
+                for (int q = 0; q < 4; q++) { /* as the scalar pass, in the same order */
+                    t0[q] = _mm512_add_ps(_mm512_add_ps(mk[q], mk[4 + q]), mk[8 + q]);
+                    t1[q] = _mm512_sub_ps(_mm512_sub_ps(mk[4 + q], mk[8 + q]), mk[12 + q]);
+                }
+                out[0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t0[0], t0[1]), t0[2]), b);
+                out[1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t0[1], t0[2]), t0[3]), b);
+                out[2] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t1[0], t1[1]), t1[2]), b);
+                out[3] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t1[1], t1[2]), t1[3]), b);
+                for (int s = 0; s < 4; s++) {
+                    __mmask16 ms = tb->msk[v * 4 + s];
+                    __m512i ix = _mm512_loadu_si512(tb->idx + (v * 4 + s) * 16);
+                    __m512 val = out[s];
+                    if (accumulate) /* y + value, as the scalar pass adds */
+                        val = _mm512_add_ps(
+                            _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ms, ix, yo, 4), val);
+                    _mm512_mask_i32scatter_ps(yo, ms, ix, val, 4);
+                }
+            }
+        }
+        return;
+    }
+#else
+    (void)tb;
+#endif
+
     for (int64_t jo = 0; jo < m * g->oc; jo++) {
         int64_t j = jo / g->oc, o = jo % g->oc;
         float *yo = y + jo * g->oh * g->ow, b = bias ? bias[o] : 0.0f;
@@ -357,8 +423,9 @@ static int64_t ws_floats(const wgeom_t *g, int64_t nb)
 }
 
 /* y (n, OC, OH, OW) (+)= conv(x, U) + bias, U already transformed (16, OC, C). */
-static void wino_conv(const wgeom_t *g, const wtab_t *tb, const float *U, const float *x, int64_t n,
-                      const float *bias, int accumulate, float *y, int64_t nb, float *ws)
+static void wino_conv(const wgeom_t *g, const wtab_t *tb, const wtab_t *ob, const float *U,
+                      const float *x, int64_t n, const float *bias, int accumulate, float *y,
+                      int64_t nb, float *ws)
 {
     int64_t n_chunks = (n + nb - 1) / nb, wsf = ws_floats(g, nb);
     int64_t cm = g->c > g->oc ? g->c : g->oc;
@@ -373,7 +440,7 @@ static void wino_conv(const wgeom_t *g, const wtab_t *tb, const float *U, const 
             for (int k = 0; k < 16; k++) /* M_k (OC, mT) = U_k (OC, C) @ V_k (C, mT) */
                 ssl__sgemm(0, 0, g->oc, mt, g->c, 1.0f, U + k * g->oc * g->c, g->c,
                            V + k * g->c * mt, mt, 0.0f, M + k * g->oc * mt, mt);
-            output_tiles(g, M, m, bias, accumulate, y + i0 * g->oc * g->oh * g->ow);
+            output_tiles(g, ob, M, m, bias, accumulate, y + i0 * g->oc * g->oh * g->ow);
         }
     }
 }
@@ -397,13 +464,15 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
     int64_t nb = chunk_images(&g, n);
     size_t u = (size_t)(16 * oc * c);
     size_t wsf = (size_t)(ssl__max_threads() * ws_floats(&g, nb));
-    float *U = ssl__scratch(ctx, (u + wsf + (size_t)wtab_floats(&g)) * sizeof(float));
+    size_t tf = (size_t)wtab_floats(&g);
+    float *U = ssl__scratch(ctx, (u + wsf + tf + (size_t)otab_floats(&g)) * sizeof(float));
     if (!U)
         return SSL_ERR_NOMEM;
-    wtab_t tab;
+    wtab_t tab, otab;
     const wtab_t *tb = wtab_build(&g, U + u + wsf, &tab);
+    const wtab_t *ob = otab_build(&g, U + u + wsf + tf, &otab);
     weights_in(w, oc, c, 0, U);
-    wino_conv(&g, tb, U, x, n, bias, 0, y, nb, U + u);
+    wino_conv(&g, tb, ob, U, x, n, bias, 0, y, nb, U + u);
     return SSL_OK;
 }
 
@@ -418,16 +487,18 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
     int64_t u = 16 * oc * c, wsf = ws_floats(&g, nb), wsb = ws_floats(&gb, nbb);
     /* U (or U'), then per thread: a workspace and a partial dU */
     int64_t per = (wsf > wsb ? wsf : wsb) + u, tf = wtab_floats(&g), tfb = wtab_floats(&gb);
-    float *U = ssl__scratch(ctx, (size_t)(u + nt * per + tf + tfb) * sizeof(float));
+    int64_t ofb = otab_floats(&gb);
+    float *U = ssl__scratch(ctx, (size_t)(u + nt * per + tf + tfb + ofb) * sizeof(float));
     if (!U)
         return SSL_ERR_NOMEM;
     float *ws = U + u;
-    wtab_t tab, tabb;
+    wtab_t tab, tabb, otabb;
     const wtab_t *tb = wtab_build(&g, U + u + nt * per, &tab);
     const wtab_t *tbb = wtab_build(&gb, U + u + nt * per + tf, &tabb);
+    const wtab_t *obb = otab_build(&gb, U + u + nt * per + tf + tfb, &otabb);
     if (dx) {
         weights_in(w, oc, c, 1, U); /* (16, C, OC) */
-        wino_conv(&gb, tbb, U, dy, n, NULL, dx_add, dx, nbb, ws);
+        wino_conv(&gb, tbb, obb, U, dy, n, NULL, dx_add, dx, nbb, ws);
     }
     if (!dw)
         return SSL_OK;
