@@ -190,6 +190,7 @@ static const conv_case_t conv_cases[] = {
     {1, 4, 16, 16, 20, 3, 3, 1, 1, 0},  /* OC = 20: partial channel blocks */
     {2, 3, 15, 14, 17, 3, 3, 1, 0, 1},  /* padding 0 */
     {2, 64, 6, 7, 8, 3, 3, 1, 1, 1},    /* 64 channels on a small map: weight gradient by GEMM */
+    {1, 64, 12, 13, 64, 3, 3, 1, 1, 1}, /* 64 -> 64 at 12x13: Winograd by default */
     /* 3x3 stride 2 with outputs >= 7 wide (forward: the direct kernel on four phase planes):
      * paddings 0, 2 and 1, odd and even widths */
     {2, 5, 9, 15, 6, 3, 3, 2, 0, 1},
@@ -332,8 +333,8 @@ static void test_conv_grad_adds(void **state)
     ssl_ctx_t *ctx = tu_ctx();
     /* 1x1 stride 2, 3x3 stride 1 (small; 20x18), 3x3 stride 2, Winograd cases with odd sizes
      * and padding 0, 4x4 maps (im2col's index tables), 64 channels on 6x7 (direct input
-     * gradient, GEMM weight gradient), 3x3 stride 2 with padding 2 */
-    const int picks[] = {2, 4, 5, 12, 16, 17, 21, 27, 29};
+     * gradient, GEMM weight gradient) and on 12x13 (Winograd), 3x3 stride 2 with padding 2 */
+    const int picks[] = {2, 4, 5, 12, 16, 17, 21, 27, 28, 30};
     for (int mode = 0; mode < N_CHUNK_MODES; mode++)
         for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
             const conv_case_t *c = &conv_cases[picks[p] % N_CONV_CASES];
