@@ -236,7 +236,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 19 : m * 16 * (c->c + c->oc) * tiles;
     ssl__conv_winograd = mode != 3;
     ssl__conv_direct = mode == 0 || mode == 4;
-    ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 18;
+    ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 16;
 }
 
 static void restore_conv_defaults(void)
@@ -245,7 +245,7 @@ static void restore_conv_defaults(void)
     ssl__wino_chunk_floats = (int64_t)1 << 19;
     ssl__conv_winograd = 1;
     ssl__conv_direct = 1;
-    ssl__direct_dw_chunk_floats = (int64_t)1 << 18;
+    ssl__direct_dw_chunk_floats = (int64_t)1 << 16;
 }
 
 static void test_conv_forward_vs_reference(void **state)
