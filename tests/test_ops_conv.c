@@ -232,7 +232,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     int64_t per = (c->c * c->kh * c->kw + c->oc) * oh * ow;
     int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
     int m = mode == 3 || mode == 4 ? 0 : mode;
-    ssl__conv_chunk_floats = m == 0 ? (int64_t)1 << 22 : m * per;
+    ssl__conv_chunk_floats = m == 0 ? (int64_t)1 << 20 : m * per;
     ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 19 : m * 16 * (c->c + c->oc) * tiles;
     ssl__conv_winograd = mode != 3;
     ssl__conv_direct = mode == 0 || mode == 4;
@@ -241,7 +241,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
 
 static void restore_conv_defaults(void)
 {
-    ssl__conv_chunk_floats = (int64_t)1 << 22;
+    ssl__conv_chunk_floats = (int64_t)1 << 20;
     ssl__wino_chunk_floats = (int64_t)1 << 19;
     ssl__conv_winograd = 1;
     ssl__conv_direct = 1;
