@@ -157,6 +157,9 @@ int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w
  * forward on outputs at least 7 wide; used before Winograd when ssl__conv3x3_direct_usable()
  * and the switch ssl__conv_direct is on. Same contracts. */
 extern int ssl__conv_direct;
+/* stride-2 layers with fewer than 64 input channels that the direct kernel runs forward also
+ * take its weight gradient (on the phase planes); 0: through im2col (tests compare both) */
+extern int ssl__conv_direct_s2_dw;
 /* Workspace budget (floats per thread) of the direct weight gradient's chunks of images; tests
  * shrink it to one image per chunk. */
 extern int64_t ssl__direct_dw_chunk_floats;
@@ -165,10 +168,10 @@ int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int6
 int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
                                 float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc,
                                 int64_t pad, int stride);
-/* stride 1 only */
+/* stride 1, or stride 2 for the weight gradient only (dx NULL) */
 int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
                                  float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
-                                 int64_t wd, int64_t oc, int64_t pad);
+                                 int64_t wd, int64_t oc, int64_t pad, int stride);
 /* dw (may be NULL) += the weight gradient for upstream dy; dx (may be NULL) = the input
  * gradient, or += it when dx_add (dx then holds other consumers' gradients). */
 int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,

@@ -407,17 +407,26 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
-    /* stride 2 runs its backward through im2col below: the GEMMs were faster there than the
-     * direct weight gradient on the phase planes */
-    if (d.stride == 1 &&
+    if (d.stride == 2 && dw && d.c < 64 && ssl__conv_direct_s2_dw &&
         ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
+        /* the weight gradient on the phase planes (256 images, 2 threads: 16->32 @28 7.6-8.8
+         * vs 11.1-14.2 ms through im2col, 32->64 @14 6.5-7.9 vs 8.0-9.7, @28 20.7-21.0 vs
+         * 26.5-27.4; at 64 input channels im2col's GEMM stays ahead, 64->128 @32 46-48 vs
+         * 50-52 ms at 128 images); the input gradient below through im2col */
+        ssl__conv3x3_direct_backward(ctx, x, w, dy, NULL, 0, dw, d.n, d.c, d.h, d.w, d.oc, d.pad,
+                                     2);
+        dw = NULL;
+        if (!dx)
+            return;
+    } else if (d.stride == 1 &&
+               ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
         /* 64 input channels on maps up to 8 wide: the weight gradient's GEMM below beat the
          * direct dot products, whose padded grid wastes 40% of a 7x7 map (64->64 at 7x7, 256
          * images, 2 threads: 8.5-9.8 vs 11.3-11.7 ms; at 32 channels or 14x14 the direct one
          * wins) */
         int dw_gemm = dw && d.c >= 64 && d.ow <= 8;
         ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, !fresh, dw_gemm ? NULL : dw, d.n, d.c, d.h,
-                                     d.w, d.oc, d.pad);
+                                     d.w, d.oc, d.pad, 1);
         if (!dw_gemm)
             return; /* out of memory shows in the context's flag */
         dx = NULL;

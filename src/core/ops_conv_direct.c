@@ -7,10 +7,11 @@
  * columns), each a plane of width G = ceil(PW / 2); output i = oy * G + ox reads phase
  * (ky % 2, kx % 2) at i + (ky / 2) * G + kx / 2, again one vector per tap. Every tap is thus a
  * fixed offset (off[k]) from the output position. 16 output channels accumulate in registers;
- * each tap's weights are broadcast from a (C, 9, OC16) copy. Backward (stride 1; stride 2 goes
- * through im2col): the input gradient is the same convolution of dy by the flipped kernel; the
- * weight gradient is a dot product per (o, c, tap) over the grid positions. Threads own whole
- * images (or chunks of them); weight gradients are per-thread partials summed in thread order. */
+ * each tap's weights are broadcast from a (C, 9, OC16) copy. Backward: the input gradient
+ * (stride 1; stride 2 goes through im2col) is the same convolution of dy by the flipped kernel;
+ * the weight gradient (stride 1 and 2) is a dot product per (o, c, tap) over the grid positions.
+ * Threads own whole images (or chunks of them); weight gradients are per-thread partials summed in
+ * thread order. */
 #include "core_internal.h"
 
 #include <string.h>
@@ -20,6 +21,7 @@
 #endif
 
 int ssl__conv_direct = 1;
+int ssl__conv_direct_s2_dw = 1;
 /* 256 KiB per thread: 1 MiB was 0-10% slower (32->32 @14 9.3 vs 8.5 ms, 64->64 @14 34.1 vs
  * 32.1 ms, 256 images, 2 threads) */
 int64_t ssl__direct_dw_chunk_floats = (int64_t)1 << 16;
@@ -392,10 +394,12 @@ static void weight_grad_image(const dgeom_t *g, const float *xp, int64_t cs, con
 
 int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
                                  float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
-                                 int64_t wd, int64_t oc, int64_t pad)
+                                 int64_t wd, int64_t oc, int64_t pad, int stride)
 {
+    if (stride != 1 && dx)
+        return ssl_set_error(SSL_ERR_INVALID, "direct conv: the input gradient needs stride 1");
     dgeom_t g, gb; /* forward geometry; the input gradient's: dy -> dx, padding 2 - pad */
-    dgeom(&g, c, h, wd, oc, pad, 1);
+    dgeom(&g, c, h, wd, oc, pad, stride);
     dgeom(&gb, oc, g.oh, g.ow, c, 2 - pad, 1);
     int64_t nt = ssl__max_threads(), kw = oc * c * 9;
     int64_t wtf = gb.c * 9 * gb.ocb;
@@ -406,8 +410,11 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
      * dy is non-zero; the row tails cover the last vector's taps. */
     int64_t S = g.ps, per_img = (c + g.ocb) * S;
     int64_t m = dw ? ssl__balanced_chunk(n, ssl__direct_dw_chunk_floats / per_img) : 1;
-    int64_t dys = (m * S + VL - 1) / VL * VL, xs = (dys + 2 * g.pw + 2 + VL + VL - 1) / VL * VL;
-    int64_t cs = xs, off[9];
+    /* xs: one plane (stride 2: one of the four phase planes) of the chunk, with room for the
+     * farthest tap of the last vector */
+    int64_t reach = stride == 1 ? 2 * g.pw + 2 : g.gw + 1;
+    int64_t dys = (m * S + VL - 1) / VL * VL, xs = (dys + reach + VL + VL - 1) / VL * VL;
+    int64_t cs = stride == 1 ? xs : 4 * xs, off[9];
     tap_offsets(&g, xs, off);
     int64_t wsw = c * cs + g.ocb * dys + 64;
     int64_t wsb = ws_floats(&gb), per = wsb > wsw ? wsb : wsw;
