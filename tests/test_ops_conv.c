@@ -175,16 +175,16 @@ static const conv_case_t conv_cases[] = {
     {2, 32, 12, 12, 16, 1, 1, 1, 0, 1},/* parallel 1x1 */
     {5, 3, 6, 6, 4, 3, 3, 1, 1, 1},   /* N = 5: uneven chunks of images */
     {7, 8, 4, 4, 16, 3, 3, 2, 1, 0},  /* tiny maps, many images per GEMM */
-    /* 3x3 stride 1 with >= 8 channels in and out and outputs >= 6 wide: Winograd F(2x2, 3x3) */
+    /* 3x3 stride 1 with >= 8 channels in and out and outputs >= 4 wide: Winograd F(2x2, 3x3) */
     {3, 8, 7, 9, 8, 3, 3, 1, 1, 1},   /* odd output sizes: partial edge tiles */
     {2, 8, 5, 9, 12, 3, 3, 1, 0, 0},  /* padding 0 (input gradient at padding 2) */
     {2, 9, 5, 6, 8, 3, 3, 1, 2, 1},   /* padding 2 */
     {5, 12, 3, 6, 10, 3, 3, 1, 1, 0}, /* N = 5 */
     {1, 8, 2, 6, 8, 3, 3, 1, 1, 1},   /* one row of tiles */
-    /* narrower maps: im2col with index tables (one vector holds a 4x4 or 3x3 plane) */
     {5, 12, 4, 4, 10, 3, 3, 1, 1, 0}, /* 4x4 maps, N = 5 */
+    /* narrower maps: im2col with index tables (one vector holds a 3x3 plane) */
     {1, 8, 3, 3, 8, 3, 3, 1, 1, 1},
-    {2, 8, 6, 5, 12, 3, 3, 1, 0, 0},  /* padding 0 */
+    {2, 8, 6, 5, 12, 3, 3, 1, 0, 0},  /* padding 0: 4x3 outputs */
     /* larger maps for the direct kernel */
     {2, 8, 14, 15, 8, 3, 3, 1, 1, 1},
     {1, 4, 16, 16, 20, 3, 3, 1, 1, 0},  /* OC = 20: partial channel blocks */
@@ -332,9 +332,10 @@ static void test_conv_grad_adds(void **state)
     (void)state;
     ssl_ctx_t *ctx = tu_ctx();
     /* 1x1 stride 2, 3x3 stride 1 (small; 20x18), 3x3 stride 2, Winograd cases with odd sizes
-     * and padding 0, 4x4 maps (im2col's index tables), 64 channels on 6x7 (direct input
-     * gradient, GEMM weight gradient) and on 12x13 (Winograd), 3x3 stride 2 with padding 2 */
-    const int picks[] = {2, 4, 5, 12, 16, 17, 21, 27, 28, 30};
+     * and padding 0, 4x4 maps (Winograd), 3x3 maps (im2col's index tables), 64 channels on 6x7
+     * (direct input gradient, GEMM weight gradient) and on 12x13 (Winograd), 3x3 stride 2 with
+     * padding 2 */
+    const int picks[] = {2, 4, 5, 12, 16, 17, 21, 22, 27, 28, 30};
     for (int mode = 0; mode < N_CHUNK_MODES; mode++)
         for (size_t p = 0; p < sizeof picks / sizeof picks[0]; p++) {
             const conv_case_t *c = &conv_cases[picks[p] % N_CONV_CASES];
@@ -436,7 +437,8 @@ static void test_conv_gradcheck(void **state)
         {1, 1, 7, 7, 2, 7, 7, 2, 3, 1}, /* 7x7 s2 p3, C = 1 */
         {2, 8, 5, 6, 8, 3, 3, 1, 1, 1}, /* Winograd (direct off below), partial tiles */
         {1, 8, 4, 8, 9, 3, 3, 1, 0, 0}, /* Winograd, padding 0 */
-        {2, 8, 4, 4, 8, 3, 3, 1, 1, 1}, /* im2col's index tables (4x4 maps) */
+        {2, 8, 3, 3, 8, 3, 3, 1, 1, 1}, /* im2col's index tables (3x3 maps) */
+        {2, 8, 4, 4, 8, 3, 3, 1, 1, 1}, /* Winograd on 4x4 maps */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -445,14 +445,15 @@ static void wino_conv(const wgeom_t *g, const wtab_t *tb, const wtab_t *ob, cons
     }
 }
 
-/* Outputs narrower than 6: im2col with its vector gathers was faster (batch 128, 1 thread,
- * forward + backward ms, Winograd vs im2col: 4x4 maps 128 ch 43 vs 34, 256 ch 107 vs 81, 512 ch
- * 352 vs 281; 5x5 at 256 ch 200 vs 178; 6x6 at 256 ch 187 vs 243, 8x8 at 128 ch 100 vs 128). */
+/* Outputs narrower than 4: im2col with its vector gathers (a plane has too few tiles to fill
+ * the transforms' vectors). Once the transforms were vectorised, 4x4 maps ran faster here than
+ * through im2col (fwd + bwd, 2 threads: 512 channels at 128 images 178-183 vs 220 ms, 128 at
+ * 256 images 30-31 vs 36 ms); before that im2col had won on maps under 6 wide. */
 int ssl__conv3x3_winograd_usable(int64_t c, int64_t oc, int64_t w, int64_t kh, int64_t kw,
                                  int64_t stride, int64_t pad)
 {
     return ssl__conv_winograd && kh == 3 && kw == 3 && stride == 1 && pad <= 2 && c >= 8 &&
-           oc >= 8 && w + 2 * pad - 2 >= 6 && (w + 2 * pad) / 2 <= WINO_MAX_TW;
+           oc >= 8 && w + 2 * pad - 2 >= 4 && (w + 2 * pad) / 2 <= WINO_MAX_TW;
 }
 
 int ssl__conv3x3_winograd_forward(ssl_ctx_t *ctx, const float *x, const float *w,
