@@ -222,7 +222,8 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
 
 /* Mode 0: the defaults (3x3 stride-1 convolutions with <= 64 input channels take the direct
  * kernel). Modes 1 and 2 turn the direct kernel off (Winograd for 3x3 stride 1 with >= 8
- * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5); mode 3 turns
+ * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5), mode 2 also
+ * the index-table (gather) paths of im2col and Winograd's transforms; mode 3 turns
  * Winograd off too, so the im2col path runs every case; mode 4 is the direct kernel with its
  * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk). */
 #define N_CHUNK_MODES 5
@@ -236,6 +237,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 19 : m * 16 * (c->c + c->oc) * tiles;
     ssl__conv_winograd = mode != 3;
     ssl__conv_direct = mode == 0 || mode == 4;
+    ssl__conv_vec_tables = mode != 2;
     ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 16;
 }
 
@@ -245,6 +247,7 @@ static void restore_conv_defaults(void)
     ssl__wino_chunk_floats = (int64_t)1 << 19;
     ssl__conv_winograd = 1;
     ssl__conv_direct = 1;
+    ssl__conv_vec_tables = 1;
     ssl__direct_dw_chunk_floats = (int64_t)1 << 16;
 }
 

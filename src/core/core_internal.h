@@ -124,6 +124,10 @@ size_t ssl__scratch_capacity(const ssl_ctx_t *ctx);
 /* conv2d's scratch budget in floats (columns + output block of a chunk of images; default 4 Mi).
  * Tests shrink it to run the chunked paths on small shapes. */
 extern int64_t ssl__conv_chunk_floats;
+/* The AVX-512 index-table paths of im2col / col2im and of Winograd's tile transforms (on by
+ * default; off: the scalar loops, which otherwise run only for huge planes and wide stride-1
+ * rows; tests compare both against plain loops) */
+extern int ssl__conv_vec_tables;
 
 /* The calling thread's index in the current OpenMP team and the team size a region would get
  * (0 and 1 without OpenMP): for per-thread workspaces. */

@@ -145,10 +145,12 @@ typedef struct gtab {
 
 /* Floats of scratch for d's tables, or 0 when the vector path does not apply: rows of 16 or
  * more contiguous values (stride 1) copy faster as rows, and huge tables are not worth it. */
+int ssl__conv_vec_tables = 1;
+
 static int64_t gtab_floats(const conv_dims_t *d)
 {
 #if defined(__AVX512F__)
-    if (d->stride == 1 && d->ow >= 16)
+    if (!ssl__conv_vec_tables || (d->stride == 1 && d->ow >= 16))
         return 0;
     int64_t taps = d->kh * d->kw, nv = (d->p + 15) / 16 + (d->h * d->w + 15) / 16;
     int64_t f = taps * nv * 17; /* 16 offsets and a mask (in one float's room) per vector */

@@ -119,7 +119,8 @@ static int64_t tab_floats(const wgeom_t *g, int side, int64_t hh, int64_t ww)
 {
 #if defined(__AVX512F__)
     int64_t nv = (g->t + 15) / 16, pts = side * side;
-    if (nv > 256 || hh * ww > ((int64_t)1 << 24)) /* big planes: the scalar pass */
+    /* big planes (and the switch off): the scalar pass */
+    if (!ssl__conv_vec_tables || nv > 256 || hh * ww > ((int64_t)1 << 24))
         return 0;
     return (nv * pts * 16 + nv * pts / 2 + 15) / 16 * 16;
 #else
