@@ -123,6 +123,11 @@ size_t ssl__scratch_capacity(const ssl_ctx_t *ctx);
 
 /* conv2d's scratch budget in floats (columns + output block of a chunk of images; default 4 Mi).
  * Tests shrink it to run the chunked paths on small shapes. */
+/* The first r of 16 vector lanes (r clamped to 0..16): the mask of a vector loop's tail. */
+static inline uint16_t ssl__lanes16(int64_t r)
+{
+    return r >= 16 ? (uint16_t)0xFFFF : r <= 0 ? (uint16_t)0 : (uint16_t)((1u << r) - 1);
+}
 extern int64_t ssl__conv_chunk_floats;
 /* The AVX-512 index-table paths of im2col / col2im and of Winograd's tile transforms (on by
  * default; off: the scalar loops, which otherwise run only for huge planes and wide stride-1

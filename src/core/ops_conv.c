@@ -199,8 +199,7 @@ static void gtab_build(const conv_dims_t *d, float *buf, gtab_t *t)
 #if defined(__AVX512F__)
 static __mmask16 tail_mask(int64_t len, int64_t v)
 {
-    int64_t r = len - v * 16;
-    return r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);
+    return ssl__lanes16(len - v * 16);
 }
 
 /* Image j's columns from its planes by gathers (one load and permutes for planes of at most

@@ -127,15 +127,11 @@ static void pad_image(const dgeom_t *g, const float *x, float *xp, int64_t cs, i
             const float *src = xc + y * g->w;
             for (int64_t x0 = 0; x0 < g->w; x0 += 32) {
                 int64_t r = g->w - x0 < 32 ? g->w - x0 : 32, ne = (r + 1) / 2, no = r / 2;
-                __m512 lo =
-                    _mm512_maskz_loadu_ps((__mmask16)(r >= 16 ? 0xFFFF : (1u << r) - 1), src + x0);
-                __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(r >= 32  ? 0xFFFF
-                                                              : r > 16 ? (1u << (r - 16)) - 1
-                                                                       : 0),
-                                                  src + x0 + 16);
-                _mm512_mask_storeu_ps(de + x0 / 2, (__mmask16)((1u << ne) - 1),
+                __m512 lo = _mm512_maskz_loadu_ps(ssl__lanes16(r), src + x0);
+                __m512 hi = _mm512_maskz_loadu_ps(ssl__lanes16(r - 16), src + x0 + 16);
+                _mm512_mask_storeu_ps(de + x0 / 2, ssl__lanes16(ne),
                                       _mm512_permutex2var_ps(lo, ev, hi));
-                _mm512_mask_storeu_ps(dd + x0 / 2, (__mmask16)((1u << no) - 1),
+                _mm512_mask_storeu_ps(dd + x0 / 2, ssl__lanes16(no),
                                       _mm512_permutex2var_ps(lo, od, hi));
             }
 #else
@@ -220,7 +216,7 @@ static void conv_image(const dgeom_t *g, const float *xp, const float *wt, const
                 }
             }
             const vmap_t *m = vm + i / VL;
-            __mmask16 n = (__mmask16)((1u << __builtin_popcount(m->mask)) - 1);
+            __mmask16 n = ssl__lanes16(__builtin_popcount(m->mask));
             for (int q = 0; q < OB && ob + q < g->oc; q++) {
                 __m512 v = _mm512_maskz_compress_ps(m->mask, acc[q]);
                 float *dst = y + (ob + q) * op + m->at;

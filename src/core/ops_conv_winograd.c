@@ -193,7 +193,7 @@ static void input_tiles_vec(const wgeom_t *g, const wtab_t *tb, const float *xc,
             t[3][s2] = _mm512_sub_ps(d[4 + s2], d[12 + s2]);
         }
         int64_t r = g->t - v * 16;
-        __mmask16 tm = r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);
+        __mmask16 tm = ssl__lanes16(r);
         float *o = dst + v * 16;
         for (int i = 0; i < 4; i++) { /* (B^T d) B */
             _mm512_mask_storeu_ps(o + (4 * i + 0) * plane, tm, _mm512_sub_ps(t[i][0], t[i][2]));
@@ -286,7 +286,7 @@ static void output_tiles(const wgeom_t *g, const wtab_t *tb, const float *M, int
             __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
             for (int64_t v = 0; v < tb->nv; v++) {
                 int64_t r = g->t - v * 16;
-                __mmask16 tm = r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);
+                __mmask16 tm = ssl__lanes16(r);
                 __m512 mk[16], t0[4], t1[4], out[4];
                 for (int k = 0; k < 16; k++)
                     mk[k] = _mm512_maskz_loadu_ps(tm, src + k * plane + v * 16);
