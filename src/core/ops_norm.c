@@ -11,13 +11,18 @@
 
 /* ---------------------------------------------------------------- double-accumulated sums */
 
-/* DACC independent accumulators break the add dependency chain and fill a vector register;
- * the order is fixed by the index, so the result is the same on any thread. */
-#define DACC 8
+/* DACC independent accumulators break the add dependency chain and fill two vector registers
+ * (two chains: one chain of 4-cycle adds per 8 values held the statistics passes of batch norm
+ * below memory speed); the order is fixed by the index, so the result is the same on any
+ * thread. */
+#define DACC 16
 
 static inline double dfold(const double *a)
 {
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    double h[8];
+    for (int k = 0; k < 8; k++)
+        h[k] = a[k] + a[k + 8];
+    return ((h[0] + h[1]) + (h[2] + h[3])) + ((h[4] + h[5]) + (h[6] + h[7]));
 }
 
 static inline double dsum(const float *x, int64_t n)
@@ -51,9 +56,9 @@ static inline double dsum_sqdev(const float *x, int64_t n, double mean)
 
 /* The two-sum passes below (batch_norm's statistics and gradient sums) run over every
  * activation of a CNN twice per step; GCC leaves their widening loops scalar, so they are
- * written with AVX-512 where available: 8 floats widened to one vector of 8 doubles, which are
- * exactly the DACC lanes of the scalar loops, added (no FMA) in the same order, so both builds
- * give the same bits. */
+ * written with AVX-512 where available: 16 floats widened to two vectors of 8 doubles, which
+ * are exactly the DACC lanes of the scalar loops, added (no FMA) in the same order, so both
+ * builds give the same bits. */
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #include <immintrin.h>
 #define DSUM_VEC 1
@@ -77,14 +82,18 @@ static inline void dsum_shift2(const float *x, int64_t n, double k0, double *s1,
     double a[DACC] = {0}, b[DACC] = {0};
     int64_t i = 0;
 #ifdef DSUM_VEC
-    __m512d va = _mm512_setzero_pd(), vb = va, vk = _mm512_set1_pd(k0);
+    __m512d va = _mm512_setzero_pd(), vb = va, va2 = va, vb2 = va, vk = _mm512_set1_pd(k0);
     for (; i + DACC <= n; i += DACC) {
-        __m512d d = _mm512_sub_pd(widen8(x + i), vk);
+        __m512d d = _mm512_sub_pd(widen8(x + i), vk), d2 = _mm512_sub_pd(widen8(x + i + 8), vk);
         va = _mm512_add_pd(va, d);
         vb = _mm512_add_pd(vb, _mm512_mul_pd(d, d));
+        va2 = _mm512_add_pd(va2, d2);
+        vb2 = _mm512_add_pd(vb2, _mm512_mul_pd(d2, d2));
     }
     _mm512_storeu_pd(a, va);
     _mm512_storeu_pd(b, vb);
+    _mm512_storeu_pd(a + 8, va2);
+    _mm512_storeu_pd(b + 8, vb2);
 #else
     for (; i + DACC <= n; i += DACC)
         for (int k = 0; k < DACC; k++) {
@@ -99,43 +108,54 @@ static inline void dsum_shift2(const float *x, int64_t n, double k0, double *s1,
     *s2 = dfold(b);
 }
 
-/* g where the relu output y is positive, else 0 */
-static inline float relu_gate(float g, float y)
+/* The fused relu's gate: a bit per value, set where the output y is positive, in 16-bit words;
+ * each plane (S values) starts on a new word. Backward reads these instead of y: 1/32 of the
+ * bytes (batch norm is memory-bound; y was read twice per step). */
+static inline int64_t gate_words(int64_t s)
 {
-    return y > 0.0f ? g : 0.0f;
+    return (s + 15) / 16;
 }
 
-/* sum g and sum g * (x - mean), with g taken only where y > 0 when y (the fused relu's
- * output) is given */
-static inline void dsum_g_gx(const float *g, const float *y, const float *x, int64_t n, double mean,
-                             double *sg, double *sgx)
+static inline float gated(float g, const uint16_t *gate, int64_t k)
+{
+    return gate[k / 16] >> (k % 16) & 1 ? g : 0.0f;
+}
+
+/* sum g and sum g * (x - mean), with g taken only where the gate bit is set when gate (the
+ * fused relu's) is given */
+static inline void dsum_g_gx(const float *g, const uint16_t *gate, const float *x, int64_t n,
+                             double mean, double *sg, double *sgx)
 {
     double a[DACC] = {0}, b[DACC] = {0};
     int64_t i = 0;
 #ifdef DSUM_VEC
-    __m512d va = _mm512_setzero_pd(), vb = va, vm = _mm512_set1_pd(mean);
-    const __m256 zero = _mm256_setzero_ps();
+    __m512d va = _mm512_setzero_pd(), vb = va, va2 = va, vb2 = va, vm = _mm512_set1_pd(mean);
     for (; i + DACC <= n; i += DACC) {
-        __m256 gf = _mm256_loadu_ps(g + i);
-        if (y)
-            gf = _mm256_maskz_mov_ps(_mm256_cmp_ps_mask(_mm256_loadu_ps(y + i), zero, _CMP_GT_OQ),
-                                     gf);
-        __m512d gd = _mm512_cvtps_pd(gf);
+        __m512 gf = _mm512_loadu_ps(g + i);
+        if (gate)
+            gf = _mm512_maskz_mov_ps((__mmask16)gate[i / 16], gf);
+        __m512d gd = _mm512_cvtps_pd(_mm512_castps512_ps256(gf));
+        __m512d gd2 =
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gf), 1)));
         va = _mm512_add_pd(va, gd);
         vb = _mm512_add_pd(vb, _mm512_mul_pd(gd, _mm512_sub_pd(widen8(x + i), vm)));
+        va2 = _mm512_add_pd(va2, gd2);
+        vb2 = _mm512_add_pd(vb2, _mm512_mul_pd(gd2, _mm512_sub_pd(widen8(x + i + 8), vm)));
     }
     _mm512_storeu_pd(a, va);
     _mm512_storeu_pd(b, vb);
+    _mm512_storeu_pd(a + 8, va2);
+    _mm512_storeu_pd(b + 8, vb2);
 #else
     for (; i + DACC <= n; i += DACC)
         for (int k = 0; k < DACC; k++) {
-            double gk = (double)(y ? relu_gate(g[i + k], y[i + k]) : g[i + k]);
+            double gk = (double)(gate ? gated(g[i + k], gate, i + k) : g[i + k]);
             a[k] += gk;
             b[k] += gk * ((double)x[i + k] - mean);
         }
 #endif
     for (; i < n; i++)
-        dlane2(a, b, i, (double)(y ? relu_gate(g[i], y[i]) : g[i]), (double)x[i] - mean);
+        dlane2(a, b, i, (double)(gate ? gated(g[i], gate, i) : g[i]), (double)x[i] - mean);
     *sg = dfold(a);
     *sgx = dfold(b);
 }
@@ -421,6 +441,7 @@ typedef struct bn_fwd {
     int training, relu;
     double momentum, eps;
     float *stats, *scale, *shift; /* (2, C) mean, rstd; (C); (C) */
+    uint16_t *gate;               /* the relu's gate bits (gate_words(S) per plane), or NULL */
 } bn_fwd_t;
 
 /* Statistics (batch or running) of channels [c0, c1), y = x * scale + shift coefficients, and
@@ -455,28 +476,42 @@ static void bn_fwd_coefs(const bn_fwd_t *f, int64_t c0, int64_t c1)
     }
 }
 
-/* Plane p = i * C + c of y from x. */
+/* Plane p = i * C + c of y from x, and its gate bits when kept. */
 static void bn_fwd_plane(const bn_fwd_t *f, int64_t p)
 {
     const int64_t S = f->d.s;
     const float sc = f->scale[p % f->d.c], sh = f->shift[p % f->d.c];
-    const float *xp = f->X + p * S;
+    const float *xp = f->X + p * S, *rp = f->R ? f->R + p * S : NULL;
     float *yp = f->Y + p * S;
-    if (f->R) {
-        const float *rp = f->R + p * S;
+    uint16_t *gp = f->gate ? f->gate + p * gate_words(S) : NULL;
+    if (!f->relu) {
+        for (int64_t k = 0; k < S; k++)
+            yp[k] = xp[k] * sc + sh;
+        return;
+    }
+    if (rp)
         for (int64_t k = 0; k < S; k++) {
-            float v = xp[k] * sc + sh;
-            v += rp[k];
-            yp[k] = v > 0.0f ? v : 0.0f;
-        }
-    } else if (f->relu)
-        for (int64_t k = 0; k < S; k++) {
-            float v = xp[k] * sc + sh;
+            float v = xp[k] * sc + sh + rp[k];
             yp[k] = v > 0.0f ? v : 0.0f;
         }
     else
-        for (int64_t k = 0; k < S; k++)
-            yp[k] = xp[k] * sc + sh;
+        for (int64_t k = 0; k < S; k++) {
+            float v = xp[k] * sc + sh;
+            yp[k] = v > 0.0f ? v : 0.0f;
+        }
+    if (!gp)
+        return;
+#if defined(__AVX512F__)
+    for (int64_t k = 0; k < S; k += 16)
+        gp[k / 16] = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(ssl__lanes16(S - k), yp + k),
+                                        _mm512_setzero_ps(), _CMP_GT_OQ);
+#else
+    for (int64_t k = 0; k < S; k++) {
+        if (k % 16 == 0)
+            gp[k / 16] = 0;
+        gp[k / 16] |= (uint16_t)((yp[k] > 0.0f) << (k % 16));
+    }
+#endif
 }
 
 static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
@@ -497,8 +532,16 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     const float *X = x->data; // (N, C, S)
     const float *w = wt ? wt->data : NULL, *b = bt ? bt->data : NULL;
     const float *R = nd->n_in > 5 ? nd->in[5]->data : NULL;
-    bn_fwd_t f = {X,        R,    nd->out->data, w,   b,     rmt,   rvt,  d,
-                  training, relu, momentum,      eps, stats, scale, shift};
+    /* the relu's gate bits, for backward (planes only: batch norm over rows reads y) */
+    uint16_t *gate = NULL;
+    if (relu && S > 1 && ssl_ctx_grad_enabled(ctx)) {
+        gate = ssl_arena_alloc(ctx, (size_t)(d.n * C * gate_words(S)) * sizeof(uint16_t) + 1);
+        if (!gate)
+            return SSL_ERR_NOMEM;
+    }
+    nd->aux[1] = gate;
+    bn_fwd_t f = {X,    R,        nd->out->data, w,     b,     rmt,   rvt,  d,   training,
+                  relu, momentum, eps,           stats, scale, shift, gate};
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -530,8 +573,9 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 }
 
 /* Per channel: sum dy and sum dy * (x - mean) over channels [c0, c1). */
-static void bn_grad_sums(const float *X, const float *dY, const float *Y, bn_dims_t d,
-                         const float *mean, int64_t c0, int64_t c1, double *sg, double *sgx)
+static void bn_grad_sums(const float *X, const float *dY, const float *Y, const uint16_t *gate,
+                         bn_dims_t d, const float *mean, int64_t c0, int64_t c1, double *sg,
+                         double *sgx)
 {
     if (d.s == 1) {
         for (int64_t c = c0; c < c1; c++)
@@ -551,8 +595,9 @@ static void bn_grad_sums(const float *X, const float *dY, const float *Y, bn_dim
         double a = 0, bsum = 0;
         for (int64_t i = 0; i < d.n; i++) {
             double s1, s2;
-            int64_t off = (i * d.c + c) * d.s;
-            dsum_g_gx(dY + off, Y ? Y + off : NULL, X + off, d.s, (double)mean[c], &s1, &s2);
+            int64_t p = i * d.c + c, off = p * d.s;
+            dsum_g_gx(dY + off, gate ? gate + p * gate_words(d.s) : NULL, X + off, d.s,
+                      (double)mean[c], &s1, &s2);
             a += s1;
             bsum += s2;
         }
@@ -562,7 +607,10 @@ static void bn_grad_sums(const float *X, const float *dY, const float *Y, bn_dim
 }
 
 typedef struct bn_bwd {
-    const float *X, *dY, *Y; /* Y: the fused relu's output, or NULL */
+    const float *X, *dY, *Y; /* Y: the fused relu's output (rows, S == 1), or NULL */
+    const uint16_t *gate;    /* the fused relu's gate bits (planes, S > 1), or NULL */
+    float *dR;               /* the residual's gradient, written with dx (or NULL) */
+    int rfresh;              /* dR is stored, else added to */
     const float *w, *mean, *rstd;
     bn_dims_t d;
     int training;
@@ -579,7 +627,7 @@ static void bn_bwd_coefs(const bn_bwd_t *b, int64_t c0, int64_t c1)
     const double cnt = (double)(b->d.n * b->d.s);
     double sg[BN_TILE], sgx[BN_TILE];
     if (need_sums)
-        bn_grad_sums(b->X, b->dY, b->Y, b->d, b->mean, c0, c1, sg, sgx);
+        bn_grad_sums(b->X, b->dY, b->Y, b->gate, b->d, b->mean, c0, c1, sg, sgx);
     for (int64_t c = c0; c < c1; c++) {
         const double rs = b->rstd[c], wc = b->w ? (double)b->w[c] : 1.0;
         if (b->dW)
@@ -597,28 +645,43 @@ static void bn_bwd_coefs(const bn_bwd_t *b, int64_t c0, int64_t c1)
     }
 }
 
-/* Plane p = i * C + c of dx (in place over dy when dx took dy's buffer). */
+/* Plane p = i * C + c of dx (in place over dy when dx took dy's buffer) and, when dR is given,
+ * of the residual's gradient (the gated dy), in the same pass. */
 static void bn_dx_plane(const bn_bwd_t *b, int64_t p)
 {
     const int64_t S = b->d.s, c = p % b->d.c;
     const float a1 = b->k1[c], a2 = b->k2[c], a0 = b->k0[c], m = b->mean[c];
     const float *xp = b->X + p * S, *gp = b->dY + p * S;
-    float *dxp = b->dX + p * S;
-    if (b->Y && b->fresh) {
-        const float *yp = b->Y + p * S;
-        for (int64_t k = 0; k < S; k++)
-            dxp[k] = a1 * (yp[k] > 0.0f ? gp[k] : 0.0f) + a2 * (xp[k] - m) + a0;
-    } else if (b->Y) {
-        const float *yp = b->Y + p * S;
-        for (int64_t k = 0; k < S; k++)
-            dxp[k] += a1 * (yp[k] > 0.0f ? gp[k] : 0.0f) + a2 * (xp[k] - m) + a0;
-    } else if (b->fresh) {
-        for (int64_t k = 0; k < S; k++)
-            dxp[k] = a1 * gp[k] + a2 * (xp[k] - m) + a0;
-    } else {
-        for (int64_t k = 0; k < S; k++)
-            dxp[k] += a1 * gp[k] + a2 * (xp[k] - m) + a0;
+    const uint16_t *mp = b->gate ? b->gate + p * gate_words(S) : NULL;
+    float *dxp = b->dX + p * S, *drp = b->dR ? b->dR + p * S : NULL;
+#if defined(__AVX512F__)
+    const __m512 v1 = _mm512_set1_ps(a1), v2 = _mm512_set1_ps(a2), v0 = _mm512_set1_ps(a0),
+                 vm = _mm512_set1_ps(m);
+    for (int64_t k = 0; k < S; k += 16) {
+        __mmask16 n = ssl__lanes16(S - k), on = mp ? (__mmask16)(mp[k / 16] & n) : n;
+        __m512 g = _mm512_maskz_loadu_ps(on, gp + k);
+        if (drp)
+            _mm512_mask_storeu_ps(drp + k, n,
+                                  b->rfresh ? g
+                                            : _mm512_add_ps(g, _mm512_maskz_loadu_ps(n, drp + k)));
+        /* a1 g + a2 (x - m) + a0, in the scalar loop's order */
+        __m512 v = _mm512_add_ps(
+            _mm512_add_ps(_mm512_mul_ps(v1, g),
+                          _mm512_mul_ps(v2, _mm512_sub_ps(_mm512_maskz_loadu_ps(n, xp + k), vm))),
+            v0);
+        if (!b->fresh)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(n, dxp + k), v);
+        _mm512_mask_storeu_ps(dxp + k, n, v);
     }
+#else
+    for (int64_t k = 0; k < S; k++) {
+        float g = mp ? gated(gp[k], mp, k) : gp[k];
+        if (drp)
+            drp[k] = b->rfresh ? g : drp[k] + g;
+        float v = a1 * g + a2 * (xp[k] - m) + a0;
+        dxp[k] = b->fresh ? v : dxp[k] + v;
+    }
+#endif
 }
 
 static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
@@ -637,25 +700,31 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *dX = x->requires_grad ? ssl__grad_take(ctx, x, nd->out, &fresh) : NULL;
     if (!dX && !dW && !dB)
         return;
-    /* fused relu: the gradient reaching the normalisation is dy where y > 0 */
-    const float *Y = nd->ia[1] ? nd->out->data : NULL;
+    /* fused relu: the gradient reaching the normalisation is dy where y > 0 (the gate bits
+     * of planes, y itself for rows) */
+    const uint16_t *gate = nd->aux[1];
+    const float *Y = nd->ia[1] && !gate ? nd->out->data : NULL;
     /* Per channel: k1 multiplies dy, k2 multiplies (x - mean), k0 is added:
      * training dx = w rstd (dy - mean(dy) - xhat mean(dy xhat)), eval dx = w rstd dy. */
     float *coef = ssl_arena_alloc(ctx, (size_t)(C > 0 ? C : 1) * 3 * sizeof(float));
     if (!coef)
         return;
-    bn_bwd_t b = {X,  dY,    Y,  w,  mean, rstd,     d,           training,
-                  dX, fresh, dW, dB, coef, coef + C, coef + 2 * C};
+    bn_bwd_t b = {X,  dY,    Y,  gate, NULL, 0,    w,        mean,        rstd, d, training,
+                  dX, fresh, dW, dB,   coef, coef + C, coef + 2 * C};
     if (nd->n_in > 5) {
-        /* residual: its gradient is dy where the output is positive; stored before dx, which
-         * may overwrite dy */
+        /* residual: its gradient is dy where the output is positive; written in dx's pass over
+         * the planes, else here, before dx (which may overwrite dy) */
         int rfresh = 0;
         float *dR = ssl__grad_write(ctx, nd->in[5], &rfresh);
-        if (dR) {
-            const int64_t n = x->numel;
+        if (dR && gate && dX) {
+            b.dR = dR;
+            b.rfresh = rfresh;
+        } else if (dR) {
+            const int64_t n = x->numel, ws = gate_words(S);
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
             for (int64_t i = 0; i < n; i++) {
-                float g = Y[i] > 0.0f ? dY[i] : 0.0f;
+                float g = gate ? gated(dY[i], gate + i / S * ws, i % S)
+                               : Y[i] > 0.0f ? dY[i] : 0.0f;
                 dR[i] = rfresh ? g : dR[i] + g;
             }
         } else if (nd->in[5]->requires_grad) {
