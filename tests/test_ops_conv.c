@@ -198,7 +198,16 @@ static const conv_case_t conv_cases[] = {
     {3, 6, 14, 14, 20, 3, 3, 2, 1, 1},
     {1, 3, 11, 13, 4, 3, 3, 2, 1, 1},
     {1, 2, 5, 37, 3, 3, 3, 2, 1, 1},    /* rows over 32 wide: the phase split in two pieces */
-    {1, 2, 4, 34, 3, 3, 3, 2, 2, 0}
+    {1, 2, 4, 34, 3, 3, 3, 2, 2, 0},
+    /* stride 1 on maps up to 7 wide with 32+ output channels (multiples of 16): output
+     * channels in the vector lanes, blocks of 7 x 3, 7 x 2 and 6 x 4 channel vectors, input
+     * channels in passes of 8, partial last position blocks */
+    {2, 24, 7, 7, 48, 3, 3, 1, 1, 1},
+    {3, 13, 5, 6, 32, 3, 3, 1, 1, 0},   /* 13 channels in: a short last pass */
+    {2, 40, 4, 4, 64, 3, 3, 1, 1, 1},
+    {1, 72, 3, 7, 80, 3, 3, 1, 1, 0},   /* 72 channels in: the direct kernel up to 128 here */
+    {2, 96, 4, 4, 128, 3, 3, 1, 1, 1},
+    {2, 16, 5, 5, 32, 3, 3, 1, 2, 0}    /* padding 2: 7x7 outputs */
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
@@ -225,7 +234,8 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
  * channels) with one and two images per GEMM chunk (chunks of 2, 2, 1 for N = 5), mode 2 also
  * the index-table (gather) paths of im2col and Winograd's transforms; mode 3 turns
  * Winograd off too, so the im2col path runs every case; mode 4 is the direct kernel with its
- * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk). */
+ * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk) and
+ * positions in the vector lanes on the maps where mode 0 puts output channels there. */
 #define N_CHUNK_MODES 5
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
@@ -239,6 +249,7 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__conv_direct = mode == 0 || mode == 4;
     ssl__conv_vec_tables = mode != 2;
     ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 16;
+    ssl__conv_cl = mode != 4;
 }
 
 static void restore_conv_defaults(void)
@@ -249,6 +260,7 @@ static void restore_conv_defaults(void)
     ssl__conv_direct = 1;
     ssl__conv_vec_tables = 1;
     ssl__direct_dw_chunk_floats = (int64_t)1 << 16;
+    ssl__conv_cl = 1;
 }
 
 static void test_conv_forward_vs_reference(void **state)
@@ -286,8 +298,8 @@ static void backward_vs_reference(ssl_ctx_t *ctx, const conv_case_t *c, ssl_tens
 {
     float *dx = malloc((size_t)in[0]->numel * sizeof(float));
     float *dw = malloc((size_t)in[1]->numel * sizeof(float));
-    float db[64];
-    assert_true(dx && dw && c->oc <= 64);
+    float db[128];
+    assert_true(dx && dw && c->oc <= 128);
     ref_conv2d_backward(in[0], in[1], c->stride, c->pad, g, dx, dw, c->bias ? db : NULL);
     for (int64_t j = 0; j < in[0]->numel; j++)
         dx[j] *= (float)k;

@@ -169,6 +169,9 @@ extern int ssl__conv_direct;
 /* stride-2 layers with fewer than 64 input channels that the direct kernel runs forward also
  * take its weight gradient (on the phase planes); 0: through im2col (tests compare both) */
 extern int ssl__conv_direct_s2_dw;
+/* Stride-1 layers on maps up to 14 wide with 32+ output channels: the direct kernel with
+ * output channels in the vector lanes (0: positions in the lanes; tests compare both). */
+extern int ssl__conv_cl;
 /* Workspace budget (floats per thread) of the direct weight gradient's chunks of images; tests
  * shrink it to one image per chunk. */
 extern int64_t ssl__direct_dw_chunk_floats;

@@ -20,6 +20,11 @@
 #include <immintrin.h>
 #endif
 
+#if defined(__AVX512F__)
+#define CL_LANES 1 /* the channels-in-lanes kernel (below) */
+static int cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);
+#endif
+
 int ssl__conv_direct = 1;
 int ssl__conv_direct_s2_dw = 1;
 /* 256 KiB per thread: 1 MiB was 0-10% slower (32->32 @14 9.3 vs 8.5 ms, 64->64 @14 34.1 vs
@@ -91,6 +96,11 @@ int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int6
         return 0;
     /* stride 2 on outputs narrower than 7: the grid rows (G = ceil(PW / 2)) waste too much of
      * each vector, and the im2col GEMM was faster (4x4 outputs: 9.0 vs 7.4 ms) */
+#ifdef CL_LANES
+    if (ssl__conv_direct && kh == 3 && kw == 3 && pad <= 2 && stride == 1 && c <= 128 &&
+        cl_usable(c, oc, h + 2 * pad - 2, w + 2 * pad - 2) && w + 2 * pad - 2 <= 7)
+        return 1;
+#endif
     return ssl__conv_direct && kh == 3 && kw == 3 && pad <= 2 && c <= 64 &&
            (stride == 1 || (stride == 2 && (w + 2 * pad - 3) / 2 + 1 >= 7));
 }
@@ -274,11 +284,125 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
 
 #endif
 
-/* The padded input, then (without AVX-512) the output block store_image reads. */
+/* ---------------------------------------------------------------- channels in lanes */
+
+/* Small maps (7x7, 14x14) with 32+ output channels: vectors of 16 output channels instead of 16
+ * positions. A register block of P output positions x NB channel vectors takes, per input
+ * channel and tap, NB weight vectors and P broadcast inputs for P x NB FMAs (0.4 loads per
+ * FMA, and no grid positions wasted on a 7-wide row in 16 lanes); the block lands in an
+ * image buffer (positions, OCB) that one gather pass per image turns into y's planes. */
+int ssl__conv_cl = 1;
+
+#if defined(__AVX512F__)
+
+/* positions [p0, p0 + P) of the image's OH x OW outputs (clamped to the last one) x output
+ * channels [ob, ob + 16 NB): out[p][o] of the block, row stride ld */
+#define CL_BLOCK(P, NB)                                                                            \
+    static void cl_block_##P##_##NB(const dgeom_t *g, const float *xp, const float *wt,           \
+                                    int64_t c0, int64_t c1, int64_t p0, int64_t ob, float *out,   \
+                                    int64_t ld)                                                    \
+    {                                                                                              \
+        int64_t np = g->oh * g->ow, base[P];                                                       \
+        for (int p = 0; p < P; p++) {                                                              \
+            int64_t q = p0 + p < np ? p0 + p : np - 1;                                             \
+            base[p] = q / g->ow * g->pw + q % g->ow;                                               \
+        }                                                                                          \
+        __m512 acc[P][NB];                                                                         \
+        for (int p = 0; p < P; p++)                                                                \
+            for (int b = 0; b < NB; b++)                                                           \
+                acc[p][b] = c0 == 0 || p0 + p >= np                                               \
+                                ? _mm512_setzero_ps()                                              \
+                                : _mm512_loadu_ps(out + (p0 + p) * ld + ob + 16 * b);             \
+        for (int64_t c = c0; c < c1; c++) {                                                        \
+            const float *xc = xp + c * g->cs;                                                      \
+            const float *wc = wt + c * 9 * g->ocb + ob;                                            \
+            for (int k = 0; k < 9; k++) {                                                          \
+                const float *xk = xc + g->off[k], *wk = wc + k * g->ocb;                           \
+                __m512 wv[NB];                                                                     \
+                for (int b = 0; b < NB; b++)                                                       \
+                    wv[b] = _mm512_loadu_ps(wk + 16 * b);                                          \
+                for (int p = 0; p < P; p++) {                                                      \
+                    __m512 xb = _mm512_set1_ps(xk[base[p]]);                                       \
+                    for (int b = 0; b < NB; b++)                                                   \
+                        acc[p][b] = _mm512_fmadd_ps(xb, wv[b], acc[p][b]);                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int p = 0; p < P && p0 + p < np; p++)                                                 \
+            for (int b = 0; b < NB; b++)                                                           \
+                _mm512_storeu_ps(out + (p0 + p) * ld + ob + 16 * b, acc[p][b]);                    \
+    }
+CL_BLOCK(7, 2)
+CL_BLOCK(7, 3)
+CL_BLOCK(6, 4)
+
+static int cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
+{
+    (void)c;
+    return ssl__conv_cl && oc >= 32 && oc % 16 == 0 && ow <= 7 && oh * ow >= 16;
+}
+
+/* y (OC, OH, OW) (+)= out (OH OW, OCB) transposed + bias */
+static void cl_store(const dgeom_t *g, const float *out, const float *bias, int accumulate,
+                     float *y)
+{
+    int64_t np = g->oh * g->ow;
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)g->ocb));
+    for (int64_t o = 0; o < g->oc; o++) {
+        const __m512 vb = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        for (int64_t q = 0; q < np; q += 16) {
+            __mmask16 m = ssl__lanes16(np - q);
+            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, step,
+                                                out + q * g->ocb + o, 4);
+            if (bias)
+                v = _mm512_add_ps(v, vb);
+            float *dst = y + o * np + q;
+            if (accumulate)
+                v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v);
+            _mm512_mask_storeu_ps(dst, m, v);
+        }
+    }
+}
+
+/* Input channels per pass: the pass's weights (CL_CB x 9 taps x OCB) stay in L1 while every
+ * position block uses them; partial sums go through out (L1 too on these maps). */
+#define CL_CB 8
+
+static void cl_image(const dgeom_t *g, const float *xp, const float *wt, const float *bias,
+                     int accumulate, float *y, float *out)
+{
+    /* 6 positions x 4 channel vectors, else 7 x 3 and 7 x 2 */
+    int64_t np = g->oh * g->ow, nob = g->ocb / 16, pb = nob % 4 == 0 ? 6 : 7;
+    for (int64_t c0 = 0; c0 < g->c; c0 += CL_CB) {
+        int64_t c1 = c0 + CL_CB < g->c ? c0 + CL_CB : g->c;
+        for (int64_t p0 = 0; p0 < np; p0 += pb)
+            for (int64_t b = 0; b < nob;) {
+                if (pb == 6) {
+                    cl_block_6_4(g, xp, wt, c0, c1, p0, b * 16, out, g->ocb);
+                    b += 4;
+                } else if (nob - b == 2 || nob - b == 4) {
+                    cl_block_7_2(g, xp, wt, c0, c1, p0, b * 16, out, g->ocb);
+                    b += 2;
+                } else {
+                    cl_block_7_3(g, xp, wt, c0, c1, p0, b * 16, out, g->ocb);
+                    b += 3;
+                }
+            }
+    }
+    cl_store(g, out, bias, accumulate, y);
+}
+#endif
+
+/* The padded input, then the output block: (positions, OCB) of the channels-in-lanes kernel, or
+ * (without AVX-512) what store_image reads. */
 static int64_t ws_floats(const dgeom_t *g)
 {
 #if defined(__AVX512F__)
-    return g->c * g->cs + 64;
+    int64_t cl = g->stride == 1 && cl_usable(g->c, g->oc, g->oh, g->ow)
+                     ? (g->oh * g->ow * g->ocb + VL - 1) / VL * VL
+                     : 0;
+    return g->c * g->cs + cl + 64;
 #else
     return g->c * g->cs + g->ocb * g->l + 64;
 #endif
@@ -306,6 +430,12 @@ static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             pad_image(g, x + j * g->c * g->h * g->w, xp, g->cs, g->plane, 0);
+#ifdef CL_LANES
+            if (g->stride == 1 && cl_usable(g->c, g->oc, g->oh, g->ow)) {
+                cl_image(g, xp, wt, bias, accumulate, y + j * g->oc * g->oh * g->ow, out);
+                continue;
+            }
+#endif
             conv_image(g, xp, wt, vm, bias, accumulate, y + j * g->oc * g->oh * g->ow, out);
         }
     }
