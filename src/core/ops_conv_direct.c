@@ -83,6 +83,16 @@ static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64
     tap_offsets(g, g->plane, g->off);
 }
 
+int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
+{
+#ifdef CL_LANES
+    return cl_usable(c, oc, oh, ow);
+#else
+    (void)c, (void)oc, (void)oh, (void)ow;
+    return 0;
+#endif
+}
+
 int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
                                int64_t kw, int64_t stride, int64_t pad)
 {
@@ -392,6 +402,101 @@ static void cl_image(const dgeom_t *g, const float *xp, const float *wt, const f
     }
     cl_store(g, out, bias, accumulate, y);
 }
+
+/* Weight gradient with output channels in the lanes: dW[o][c][k] = sum over images and
+ * positions p of dy[o][p] x[c][p + off_k]. Per image, dy goes to (positions, OCB) by gathers;
+ * then per input channel a block of 9 taps x NB channel vectors of accumulators runs over the
+ * positions, one broadcast input per tap and NB dy vectors per position (the im2col GEMM this
+ * replaces on these maps ran its K = 9 C dimension over 16-49 positions per image). */
+#define CLW_BLOCK(NB)                                                                              \
+    static void clw_block_##NB(const dgeom_t *g, const float *xc, const int64_t *base,            \
+                               const float *dyt, int64_t ob, float *part)                          \
+    {                                                                                              \
+        __m512 acc[9][NB];                                                                         \
+        for (int k = 0; k < 9; k++)                                                                \
+            for (int b = 0; b < NB; b++)                                                           \
+                acc[k][b] = _mm512_loadu_ps(part + k * g->ocb + ob + 16 * b);                      \
+        for (int64_t p = 0; p < g->oh * g->ow; p++) {                                              \
+            const float *xk = xc + base[p];                                                        \
+            __m512 dv[NB];                                                                         \
+            for (int b = 0; b < NB; b++)                                                           \
+                dv[b] = _mm512_loadu_ps(dyt + p * g->ocb + ob + 16 * b);                           \
+            for (int k = 0; k < 9; k++) {                                                          \
+                __m512 xb = _mm512_set1_ps(xk[g->off[k]]);                                         \
+                for (int b = 0; b < NB; b++)                                                       \
+                    acc[k][b] = _mm512_fmadd_ps(xb, dv[b], acc[k][b]);                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (int k = 0; k < 9; k++)                                                                \
+            for (int b = 0; b < NB; b++)                                                           \
+                _mm512_storeu_ps(part + k * g->ocb + ob + 16 * b, acc[k][b]);                      \
+    }
+CLW_BLOCK(3)
+CLW_BLOCK(2)
+
+/* part (C, 9, OCB) += one image's products: xp its padded planes, dyt its dy (positions, OCB) */
+static void clw_image(const dgeom_t *g, const float *xp, const float *dyt, const int64_t *base,
+                      float *part)
+{
+    int64_t nob = g->ocb / 16;
+    for (int64_t c = 0; c < g->c; c++) {
+        float *pc = part + c * 9 * g->ocb;
+        int64_t ob = 0;
+        if (nob % 2 != 0)
+            for (; ob + 3 <= nob; ob += 3)
+                clw_block_3(g, xp + c * g->cs, base, dyt, ob * 16, pc);
+        for (; ob < nob; ob += 2)
+            clw_block_2(g, xp + c * g->cs, base, dyt, ob * 16, pc);
+    }
+}
+
+/* dy (OC, P) of one image to dyt (P, OCB) */
+static void clw_transpose(const dgeom_t *g, const float *dy, float *dyt)
+{
+    int64_t np = g->oh * g->ow;
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)np));
+    for (int64_t p = 0; p < np; p++)
+        for (int64_t ob = 0; ob < g->ocb; ob += 16)
+            _mm512_storeu_ps(dyt + p * g->ocb + ob,
+                             _mm512_i32gather_ps(step, dy + ob * np + p, 4));
+}
+
+/* dw (OC, C, 3, 3) += the weight gradient of the stride-1 layer of geometry g */
+static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, const float *dy,
+                           float *dw, int64_t n)
+{
+    int64_t np = g->oh * g->ow, kw = g->c * 9 * g->ocb, nt = ssl__max_threads();
+    int64_t per = g->c * g->cs + np * g->ocb + kw + 64; /* padded x, dyt, partial dW */
+    float *ws = ssl__scratch(ctx, (size_t)(nt * per + np) * sizeof(float) + np * sizeof(int64_t));
+    if (!ws)
+        return SSL_ERR_NOMEM;
+    int64_t *base = (int64_t *)(ws + nt * per);
+    for (int64_t p = 0; p < np; p++)
+        base[p] = p / g->ow * g->pw + p % g->ow;
+    int used = n > 1 && nt > 1 ? (int)(nt < n ? nt : n) : 1;
+#pragma omp parallel num_threads(used) if (used > 1)
+    {
+        float *xp = ws + ssl__thread_id() * per, *dyt = xp + g->c * g->cs, *part = dyt + np * g->ocb;
+        memset(xp, 0, (size_t)(g->c * g->cs) * sizeof(float));
+        memset(part, 0, (size_t)kw * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            pad_image(g, x + j * g->c * g->h * g->w, xp, g->cs, g->plane, 0);
+            clw_transpose(g, dy + j * g->oc * np, dyt);
+            clw_image(g, xp, dyt, base, part);
+        }
+    }
+#pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
+    for (int64_t i = 0; i < g->oc * g->c * 9; i++) {
+        int64_t o = i / (g->c * 9), ck = i % (g->c * 9);
+        float s = 0;
+        for (int t = 0; t < used; t++) /* in thread order: deterministic */
+            s += ws[t * per + g->c * g->cs + np * g->ocb + ck * g->ocb + o];
+        dw[i] += s;
+    }
+    return SSL_OK;
+}
 #endif
 
 /* The padded input, then the output block: (positions, OCB) of the channels-in-lanes kernel, or
@@ -555,6 +660,10 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     }
     if (!dw)
         return SSL_OK;
+#ifdef CL_LANES
+    if (stride == 1 && cl_usable(c, oc, g.oh, g.ow))
+        return clw_weight_grad(ctx, &g, x, dy, dw, n); /* dx is done: the scratch is free */
+#endif
     memset(parts, 0, (size_t)(nt * kw * VL) * sizeof(float));
     int64_t n_chunks = (n + m - 1) / m;
 #pragma omp parallel if (n_chunks > 1)
