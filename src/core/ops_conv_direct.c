@@ -45,6 +45,7 @@ typedef struct dgeom {
     int64_t l;      /* output positions on the grid: OH * GW, rounded up to VL */
     int64_t ocb;    /* OC rounded up to OB */
     int64_t off[9]; /* tap k's offset from the output position, in a one-image buffer */
+    int64_t cls;    /* channels in lanes: the stride over plainly padded planes (cl_geom) */
 } dgeom_t;
 
 /* off[k] for planes of `plane` floats */
@@ -80,8 +81,23 @@ static void dgeom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64
     g->plane = (g->plane + VL - 1) / VL * VL; /* planes and output rows start on cache lines */
     g->cs = stride == 1 ? g->plane : 4 * g->plane;
     g->ocb = (oc + OB - 1) / OB * OB;
+    g->cls = 1;
     tap_offsets(g, g->plane, g->off);
 }
+
+#ifdef CL_LANES
+/* The channels-in-lanes kernel's geometry: plainly padded planes (the stride-1 layout, also at
+ * stride 2) and the outputs of the given stride; output position (oy, ox) reads its taps from
+ * (oy * PW + ox) * stride. */
+static void cl_geom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad,
+                    int stride)
+{
+    dgeom(g, c, h, w, oc, pad, 1);
+    g->oh = (g->ph - 3) / stride + 1;
+    g->ow = (g->pw - 3) / stride + 1;
+    g->cls = stride;
+}
+#endif
 
 int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
 {
@@ -96,7 +112,7 @@ int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
 int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
                                int64_t kw, int64_t stride, int64_t pad)
 {
-    (void)h;
+    (void)h; /* used by the channels-in-lanes test only */
     /* 64 channels in and out at stride 1 on outputs at least 12 wide: Winograd (with its
      * vectorised transforms) was faster (fwd + bwd, 2 threads: 64->64 @32 131-148 vs 183 ms at
      * 128 images, @16 79-83 vs 101-110 ms and @14 66-73 vs 78-85 ms at 256); at 32 channels, or
@@ -104,13 +120,16 @@ int ssl__conv3x3_direct_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int6
     if (stride == 1 && c >= 64 && oc >= 64 && w + 2 * pad - 2 >= 12 &&
         ssl__conv3x3_winograd_usable(c, oc, w, kh, kw, stride, pad))
         return 0;
-    /* stride 2 on outputs narrower than 7: the grid rows (G = ceil(PW / 2)) waste too much of
-     * each vector, and the im2col GEMM was faster (4x4 outputs: 9.0 vs 7.4 ms) */
 #ifdef CL_LANES
-    if (ssl__conv_direct && kh == 3 && kw == 3 && pad <= 2 && stride == 1 && c <= 128 &&
-        cl_usable(c, oc, h + 2 * pad - 2, w + 2 * pad - 2) && w + 2 * pad - 2 <= 7)
+    /* outputs up to 7 wide with 32+ output channels: channels in the lanes (stride 1 or 2, up
+     * to 128 input channels) */
+    if (ssl__conv_direct && kh == 3 && kw == 3 && pad <= 2 && (stride == 1 || stride == 2) &&
+        c <= 128 &&
+        cl_usable(c, oc, (h + 2 * pad - 3) / stride + 1, (w + 2 * pad - 3) / stride + 1))
         return 1;
 #endif
+    /* stride 2 on outputs narrower than 7: the grid rows (G = ceil(PW / 2)) waste too much of
+     * each vector, and the im2col GEMM was faster (4x4 outputs: 9.0 vs 7.4 ms) */
     return ssl__conv_direct && kh == 3 && kw == 3 && pad <= 2 && c <= 64 &&
            (stride == 1 || (stride == 2 && (w + 2 * pad - 3) / 2 + 1 >= 7));
 }
@@ -315,7 +334,7 @@ int ssl__conv_cl = 1;
         int64_t np = g->oh * g->ow, base[P];                                                       \
         for (int p = 0; p < P; p++) {                                                              \
             int64_t q = p0 + p < np ? p0 + p : np - 1;                                             \
-            base[p] = q / g->ow * g->pw + q % g->ow;                                               \
+            base[p] = (q / g->ow * g->pw + q % g->ow) * g->cls;                                    \
         }                                                                                          \
         __m512 acc[P][NB];                                                                         \
         for (int p = 0; p < P; p++)                                                                \
@@ -473,7 +492,7 @@ static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, con
         return SSL_ERR_NOMEM;
     int64_t *base = (int64_t *)(ws + nt * per);
     for (int64_t p = 0; p < np; p++)
-        base[p] = p / g->ow * g->pw + p % g->ow;
+        base[p] = (p / g->ow * g->pw + p % g->ow) * g->cls;
     int used = n > 1 && nt > 1 ? (int)(nt < n ? nt : n) : 1;
 #pragma omp parallel num_threads(used) if (used > 1)
     {
@@ -552,6 +571,10 @@ int ssl__conv3x3_direct_forward(ssl_ctx_t *ctx, const float *x, const float *w, 
 {
     dgeom_t g;
     dgeom(&g, c, h, wd, oc, pad, stride);
+#ifdef CL_LANES
+    if (stride == 2 && cl_usable(c, oc, g.oh, g.ow))
+        cl_geom(&g, c, h, wd, oc, pad, 2); /* direct_conv takes the channels-in-lanes kernel */
+#endif
     int64_t wtf = c * 9 * g.ocb;
     int64_t wsf = ssl__max_threads() * ws_floats(&g);
     float *wt = ssl__scratch(ctx, (size_t)(wtf + wsf + vmap_floats(&g)) * sizeof(float));
@@ -661,8 +684,11 @@ int ssl__conv3x3_direct_backward(ssl_ctx_t *ctx, const float *x, const float *w,
     if (!dw)
         return SSL_OK;
 #ifdef CL_LANES
-    if (stride == 1 && cl_usable(c, oc, g.oh, g.ow))
-        return clw_weight_grad(ctx, &g, x, dy, dw, n); /* dx is done: the scratch is free */
+    if (cl_usable(c, oc, g.oh, g.ow)) { /* dx is done: the scratch is free */
+        dgeom_t gl;
+        cl_geom(&gl, c, h, wd, oc, pad, stride);
+        return clw_weight_grad(ctx, &gl, x, dy, dw, n);
+    }
 #endif
     memset(parts, 0, (size_t)(nt * kw * VL) * sizeof(float));
     int64_t n_chunks = (n + m - 1) / m;
