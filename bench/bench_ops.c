@@ -253,7 +253,7 @@ int main(int argc, char **argv)
             printf("%-34s %9.1f GFLOP/s  %5.1f%%\n", name, g, 100.0 * g / peak);
         }
         printf("%-34s %9s %7s %9s %7s %8s %8s\n", "conv2d (GFLOP/s)", "fwd", "%peak", "fwd+bwd",
-               "%peak", "fwd ms", "bwd ms");
+               "%peak", "fwd ms", "f+b ms");
         for (size_t i = 0; i < nset; i++) {
             double f, fb, ms_f, ms_fb;
             if (only && !strstr(set[i].name, only))
