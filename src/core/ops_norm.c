@@ -391,8 +391,24 @@ static int batch_norm_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
     return SSL_OK;
 }
 
-/* Batch mean and biased variance of channels [c0, c1) in double. */
-static void bn_stats(const float *X, bn_dims_t d, int64_t c0, int64_t c1, double *mean, double *var)
+/* Plane partial sums in memory order: the two-sum passes over (N, C, S) activations ran
+ * channel by channel, a plane of S values then a jump of C S values, and streamed at half the
+ * bandwidth of a sequential pass; planes are now summed in order (threads over contiguous runs
+ * of planes) into pp (2 per plane), and each channel's planes added in image order afterwards:
+ * the same sums in the same order as before. */
+static void plane_partials_shift2(const float *X, bn_dims_t d, double *pp)
+{
+#pragma omp parallel for schedule(static) if (d.n * d.c * d.s > SSL_OMP_MIN)
+    for (int64_t p = 0; p < d.n * d.c; p++) {
+        const double k0 = (double)X[p % d.c * d.s]; /* the channel's first value */
+        dsum_shift2(X + p * d.s, d.s, k0, pp + 2 * p, pp + 2 * p + 1);
+    }
+}
+
+/* Batch mean and biased variance of channels [c0, c1) in double; pp: the plane partials of
+ * planes (S > 1). */
+static void bn_stats(const float *X, const double *pp, bn_dims_t d, int64_t c0, int64_t c1,
+                     double *mean, double *var)
 {
     const double cnt = (double)(d.n * d.s);
     if (d.s == 1) {
@@ -421,10 +437,8 @@ static void bn_stats(const float *X, bn_dims_t d, int64_t c0, int64_t c1, double
     for (int64_t c = c0; c < c1; c++) {
         double s1 = 0, s2 = 0, k0 = d.n > 0 && d.s > 0 ? (double)X[c * d.s] : 0.0;
         for (int64_t i = 0; i < d.n; i++) {
-            double a, b;
-            dsum_shift2(X + (i * d.c + c) * d.s, d.s, k0, &a, &b);
-            s1 += a;
-            s2 += b;
+            s1 += pp[2 * (i * d.c + c)];
+            s2 += pp[2 * (i * d.c + c) + 1];
         }
         const double dm = s1 / cnt, v = s2 / cnt - dm * dm;
         mean[c - c0] = k0 + dm;
@@ -442,6 +456,7 @@ typedef struct bn_fwd {
     double momentum, eps;
     float *stats, *scale, *shift; /* (2, C) mean, rstd; (C); (C) */
     uint16_t *gate;               /* the relu's gate bits (gate_words(S) per plane), or NULL */
+    const double *pp;             /* training, S > 1: the planes' partial sums */
 } bn_fwd_t;
 
 /* Statistics (batch or running) of channels [c0, c1), y = x * scale + shift coefficients, and
@@ -452,7 +467,7 @@ static void bn_fwd_coefs(const bn_fwd_t *f, int64_t c0, int64_t c1)
     const double cnt = (double)(f->d.n * f->d.s);
     double mean[BN_TILE], var[BN_TILE];
     if (f->training) {
-        bn_stats(f->X, f->d, c0, c1, mean, var);
+        bn_stats(f->X, f->pp, f->d, c0, c1, mean, var);
     } else {
         for (int64_t c = c0; c < c1; c++) {
             mean[c - c0] = f->rmt->data[c];
@@ -540,8 +555,15 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             return SSL_ERR_NOMEM;
     }
     nd->aux[1] = gate;
+    double *pp = NULL;
+    if (training && S > 1) {
+        pp = ssl_arena_alloc(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
+        if (!pp)
+            return SSL_ERR_NOMEM;
+        plane_partials_shift2(X, d, pp);
+    }
     bn_fwd_t f = {X,    R,        nd->out->data, w,     b,     rmt,   rvt,  d,   training,
-                  relu, momentum, eps,           stats, scale, shift, gate};
+                  relu, momentum, eps,           stats, scale, shift, gate, pp};
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -573,7 +595,18 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 }
 
 /* Per channel: sum dy and sum dy * (x - mean) over channels [c0, c1). */
-static void bn_grad_sums(const float *X, const float *dY, const float *Y, const uint16_t *gate,
+/* sum g and sum g (x - mean) of every plane, in memory order (as plane_partials_shift2) */
+static void plane_partials_g_gx(const float *X, const float *dY, const uint16_t *gate,
+                                bn_dims_t d, const float *mean, double *pp)
+{
+#pragma omp parallel for schedule(static) if (d.n * d.c * d.s > SSL_OMP_MIN)
+    for (int64_t p = 0; p < d.n * d.c; p++)
+        dsum_g_gx(dY + p * d.s, gate ? gate + p * gate_words(d.s) : NULL, X + p * d.s, d.s,
+                  (double)mean[p % d.c], pp + 2 * p, pp + 2 * p + 1);
+}
+
+/* Per channel in [c0, c1): sum g and sum g (x - mean), from the plane partials pp (S > 1). */
+static void bn_grad_sums(const float *X, const float *dY, const float *Y, const double *pp,
                          bn_dims_t d, const float *mean, int64_t c0, int64_t c1, double *sg,
                          double *sgx)
 {
@@ -594,12 +627,8 @@ static void bn_grad_sums(const float *X, const float *dY, const float *Y, const 
     for (int64_t c = c0; c < c1; c++) {
         double a = 0, bsum = 0;
         for (int64_t i = 0; i < d.n; i++) {
-            double s1, s2;
-            int64_t p = i * d.c + c, off = p * d.s;
-            dsum_g_gx(dY + off, gate ? gate + p * gate_words(d.s) : NULL, X + off, d.s,
-                      (double)mean[c], &s1, &s2);
-            a += s1;
-            bsum += s2;
+            a += pp[2 * (i * d.c + c)];
+            bsum += pp[2 * (i * d.c + c) + 1];
         }
         sg[c - c0] = a;
         sgx[c - c0] = bsum;
@@ -618,6 +647,7 @@ typedef struct bn_bwd {
     int fresh; /* dX is stored (a fresh or taken-over buffer), else added to */
     float *dW, *dB;
     float *k1, *k2, *k0; /* (C) each */
+    const double *pp;    /* S > 1: the planes' gradient sums */
 } bn_bwd_t;
 
 /* Channels [c0, c1): gradient sums, dW and dB, and dx's coefficients k1, k2, k0. */
@@ -627,7 +657,7 @@ static void bn_bwd_coefs(const bn_bwd_t *b, int64_t c0, int64_t c1)
     const double cnt = (double)(b->d.n * b->d.s);
     double sg[BN_TILE], sgx[BN_TILE];
     if (need_sums)
-        bn_grad_sums(b->X, b->dY, b->Y, b->gate, b->d, b->mean, c0, c1, sg, sgx);
+        bn_grad_sums(b->X, b->dY, b->Y, b->pp, b->d, b->mean, c0, c1, sg, sgx);
     for (int64_t c = c0; c < c1; c++) {
         const double rs = b->rstd[c], wc = b->w ? (double)b->w[c] : 1.0;
         if (b->dW)
@@ -710,7 +740,7 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (!coef)
         return;
     bn_bwd_t b = {X,  dY,    Y,  gate, NULL, 0,    w,        mean,        rstd, d, training,
-                  dX, fresh, dW, dB,   coef, coef + C, coef + 2 * C};
+                  dX, fresh, dW, dB,   coef, coef + C, coef + 2 * C, NULL};
     if (nd->n_in > 5) {
         /* residual: its gradient is dy where the output is positive; written in dx's pass over
          * the planes, else here, before dx (which may overwrite dy) */
@@ -730,6 +760,13 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         } else if (nd->in[5]->requires_grad) {
             return; /* out of memory shows in the context's flag */
         }
+    }
+    if (S > 1 && (training ? (dX || dW || dB) : (dW || dB))) {
+        double *pp = ssl_arena_alloc(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
+        if (!pp)
+            return;
+        plane_partials_g_gx(X, dY, gate, d, mean, pp);
+        b.pp = pp;
     }
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
