@@ -331,10 +331,19 @@ int ssl__conv_cl = 1;
                                     int64_t c0, int64_t c1, int64_t p0, int64_t ob, float *out,   \
                                     int64_t ld)                                                    \
     {                                                                                              \
-        int64_t np = g->oh * g->ow, base[P];                                                       \
+        /* the block's input offsets, stepped along the rows (no division per position: 12 per \
+         * call cost 15-20% of a 128-channel 4x4 layer); past the last output, the last one */    \
+        int64_t np = g->oh * g->ow, base[P], oy = p0 / g->ow, ox = p0 % g->ow;                   \
         for (int p = 0; p < P; p++) {                                                              \
-            int64_t q = p0 + p < np ? p0 + p : np - 1;                                             \
-            base[p] = (q / g->ow * g->pw + q % g->ow) * g->cls;                                    \
+            if (p0 + p >= np) {                                                                    \
+                base[p] = base[p - 1];                                                             \
+                continue;                                                                          \
+            }                                                                                      \
+            base[p] = (oy * g->pw + ox) * g->cls;                                                  \
+            if (++ox == g->ow) {                                                                   \
+                ox = 0;                                                                            \
+                oy++;                                                                              \
+            }                                                                                      \
         }                                                                                          \
         __m512 acc[P][NB];                                                                         \
         for (int p = 0; p < P; p++)                                                                \
