@@ -208,6 +208,7 @@ static const conv_case_t conv_cases[] = {
     {1, 72, 3, 7, 80, 3, 3, 1, 1, 0},   /* 72 channels in: the direct kernel up to 128 here */
     {2, 96, 4, 4, 128, 3, 3, 1, 1, 1},
     {2, 16, 5, 5, 32, 3, 3, 1, 2, 0},   /* padding 2: 7x7 outputs */
+    {9, 32, 4, 4, 32, 3, 3, 1, 1, 0},   /* weight gradient in chunks of 8 images, then 1 */
     /* ... and at stride 2 (the forward and the weight gradient) */
     {2, 24, 13, 14, 48, 3, 3, 2, 1, 1},
     {2, 72, 7, 8, 64, 3, 3, 2, 1, 0},

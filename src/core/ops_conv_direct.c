@@ -438,13 +438,13 @@ static void cl_image(const dgeom_t *g, const float *xp, const float *wt, const f
  * replaces on these maps ran its K = 9 C dimension over 16-49 positions per image). */
 #define CLW_BLOCK(NB)                                                                              \
     static void clw_block_##NB(const dgeom_t *g, const float *xc, const int64_t *base,            \
-                               const float *dyt, int64_t ob, float *part)                          \
+                               int64_t npos, const float *dyt, int64_t ob, float *part)            \
     {                                                                                              \
         __m512 acc[9][NB];                                                                         \
         for (int k = 0; k < 9; k++)                                                                \
             for (int b = 0; b < NB; b++)                                                           \
                 acc[k][b] = _mm512_loadu_ps(part + k * g->ocb + ob + 16 * b);                      \
-        for (int64_t p = 0; p < g->oh * g->ow; p++) {                                              \
+        for (int64_t p = 0; p < npos; p++) {                                                       \
             const float *xk = xc + base[p];                                                        \
             __m512 dv[NB];                                                                         \
             for (int b = 0; b < NB; b++)                                                           \
@@ -462,9 +462,10 @@ static void cl_image(const dgeom_t *g, const float *xp, const float *wt, const f
 CLW_BLOCK(3)
 CLW_BLOCK(2)
 
-/* part (C, 9, OCB) += one image's products: xp its padded planes, dyt its dy (positions, OCB) */
-static void clw_image(const dgeom_t *g, const float *xp, const float *dyt, const int64_t *base,
-                      float *part)
+/* part (C, 9, OCB) += a chunk's products: xp its images' padded planes (C planes each), dyt
+ * their dy (npos positions, OCB), base each position's offset in xp */
+static void clw_chunk(const dgeom_t *g, const float *xp, const float *dyt, const int64_t *base,
+                      int64_t npos, float *part)
 {
     int64_t nob = g->ocb / 16;
     for (int64_t c = 0; c < g->c; c++) {
@@ -472,9 +473,9 @@ static void clw_image(const dgeom_t *g, const float *xp, const float *dyt, const
         int64_t ob = 0;
         if (nob % 2 != 0)
             for (; ob + 3 <= nob; ob += 3)
-                clw_block_3(g, xp + c * g->cs, base, dyt, ob * 16, pc);
+                clw_block_3(g, xp + c * g->cs, base, npos, dyt, ob * 16, pc);
         for (; ob < nob; ob += 2)
-            clw_block_2(g, xp + c * g->cs, base, dyt, ob * 16, pc);
+            clw_block_2(g, xp + c * g->cs, base, npos, dyt, ob * 16, pc);
     }
 }
 
@@ -494,25 +495,36 @@ static void clw_transpose(const dgeom_t *g, const float *dy, float *dyt)
 static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, const float *dy,
                            float *dw, int64_t n)
 {
+    /* chunks of m images, about 128 positions: on 4x4 maps one image's 16 positions per pass
+     * paid the accumulators' loads and stores every 16 positions */
     int64_t np = g->oh * g->ow, kw = g->c * 9 * g->ocb, nt = ssl__max_threads();
-    int64_t per = g->c * g->cs + np * g->ocb + kw + 64; /* padded x, dyt, partial dW */
-    float *ws = ssl__scratch(ctx, (size_t)(nt * per + np) * sizeof(float) + np * sizeof(int64_t));
+    int64_t m = np >= 128 ? 1 : (128 + np - 1) / np, chunks = (n + m - 1) / m;
+    int64_t per = m * (g->c * g->cs + np * g->ocb) + kw + 64; /* padded x, dyt, partial dW */
+    float *ws = ssl__scratch(ctx, (size_t)(nt * per) * sizeof(float) +
+                                      (size_t)(m * np) * sizeof(int64_t));
     if (!ws)
         return SSL_ERR_NOMEM;
     int64_t *base = (int64_t *)(ws + nt * per);
-    for (int64_t p = 0; p < np; p++)
-        base[p] = (p / g->ow * g->pw + p % g->ow) * g->cls;
-    int used = n > 1 && nt > 1 ? (int)(nt < n ? nt : n) : 1;
+    for (int64_t q = 0; q < m * np; q++) {
+        int64_t j = q / np, p = q % np;
+        base[q] = j * g->c * g->cs + (p / g->ow * g->pw + p % g->ow) * g->cls;
+    }
+    int used = chunks > 1 && nt > 1 ? (int)(nt < chunks ? nt : chunks) : 1;
 #pragma omp parallel num_threads(used) if (used > 1)
     {
-        float *xp = ws + ssl__thread_id() * per, *dyt = xp + g->c * g->cs, *part = dyt + np * g->ocb;
-        memset(xp, 0, (size_t)(g->c * g->cs) * sizeof(float));
+        float *xp = ws + ssl__thread_id() * per, *dyt = xp + m * g->c * g->cs;
+        float *part = dyt + m * np * g->ocb;
+        memset(xp, 0, (size_t)(m * g->c * g->cs) * sizeof(float));
         memset(part, 0, (size_t)kw * sizeof(float));
 #pragma omp for schedule(static)
-        for (int64_t j = 0; j < n; j++) {
-            pad_image(g, x + j * g->c * g->h * g->w, xp, g->cs, g->plane, 0);
-            clw_transpose(g, dy + j * g->oc * np, dyt);
-            clw_image(g, xp, dyt, base, part);
+        for (int64_t ch = 0; ch < chunks; ch++) {
+            int64_t j0 = ch * m, mj = n - j0 < m ? n - j0 : m;
+            for (int64_t j = 0; j < mj; j++) {
+                pad_image(g, x + (j0 + j) * g->c * g->h * g->w, xp + j * g->c * g->cs, g->cs,
+                          g->plane, 0);
+                clw_transpose(g, dy + (j0 + j) * g->oc * np, dyt + j * np * g->ocb);
+            }
+            clw_chunk(g, xp, dyt, base, mj * np, part);
         }
     }
 #pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
@@ -520,7 +532,7 @@ static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, con
         int64_t o = i / (g->c * 9), ck = i % (g->c * 9);
         float s = 0;
         for (int t = 0; t < used; t++) /* in thread order: deterministic */
-            s += ws[t * per + g->c * g->cs + np * g->ocb + ck * g->ocb + o];
+            s += ws[t * per + m * (g->c * g->cs + np * g->ocb) + ck * g->ocb + o];
         dw[i] += s;
     }
     return SSL_OK;
