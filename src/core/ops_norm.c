@@ -557,7 +557,7 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     nd->aux[1] = gate;
     double *pp = NULL;
     if (training && S > 1) {
-        pp = ssl_arena_alloc(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
+        pp = ssl__scratch(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
         if (!pp)
             return SSL_ERR_NOMEM;
         plane_partials_shift2(X, d, pp);
@@ -762,7 +762,7 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         }
     }
     if (S > 1 && (training ? (dX || dW || dB) : (dW || dB))) {
-        double *pp = ssl_arena_alloc(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
+        double *pp = ssl__scratch(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
         if (!pp)
             return;
         plane_partials_g_gx(X, dY, gate, d, mean, pp);
