@@ -209,6 +209,9 @@ static const conv_case_t conv_cases[] = {
     {2, 96, 4, 4, 128, 3, 3, 1, 1, 1},
     {2, 16, 5, 5, 32, 3, 3, 1, 2, 0},   /* padding 2: 7x7 outputs */
     {9, 32, 4, 4, 32, 3, 3, 1, 1, 0},   /* weight gradient in chunks of 8 images, then 1 */
+    /* outputs 8-14 wide: only the weight gradient has channels in the lanes */
+    {5, 12, 10, 11, 32, 3, 3, 1, 1, 1}, /* chunks of 2, 2, 1 images */
+    {3, 8, 19, 20, 48, 3, 3, 2, 1, 0},  /* stride 2, 10x10 outputs */
     /* ... and at stride 2 (the forward and the weight gradient) */
     {2, 24, 13, 14, 48, 3, 3, 2, 1, 1},
     {2, 72, 7, 8, 64, 3, 3, 2, 1, 0},

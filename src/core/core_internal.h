@@ -172,6 +172,8 @@ extern int ssl__conv_direct_s2_dw;
 /* Stride-1 layers on maps up to 14 wide with 32+ output channels: the direct kernel with
  * output channels in the vector lanes (0: positions in the lanes; tests compare both). */
 extern int ssl__conv_cl;
+/* the widest output (default 14) whose weight gradient takes that kernel */
+extern int ssl__clw_max_ow;
 /* whether a stride-1 3x3 layer with these output sizes takes that kernel (and its weight
  * gradient, output channels in the lanes too) */
 int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);
