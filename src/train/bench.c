@@ -201,10 +201,14 @@ int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
-    /* after the RSS reading: the peak measurement's matrices are not the workload's */
-    r->sgemm_peak_gflops = o->peak_n < 0 ? 0 : ssl_bench_sgemm_peak(o->peak_n ? o->peak_n : 2048, 3);
 done:
     free(times);
     ssl_trainer_free(t);
+    /* after the RSS reading and with the trainer's memory released: the peak measurement's
+     * matrices are not the workload's, and do not raise the process's peak RSS either (a
+     * caller reading it from the kernel, as side_by_side.py does, sees the workload's) */
+    if (st == SSL_OK)
+        r->sgemm_peak_gflops =
+            o->peak_n < 0 ? 0 : ssl_bench_sgemm_peak(o->peak_n ? o->peak_n : 2048, 3);
     return st;
 }
