@@ -462,6 +462,9 @@ static void test_conv_gradcheck(void **state)
         {1, 8, 4, 8, 9, 3, 3, 1, 0, 0}, /* Winograd, padding 0 */
         {2, 8, 3, 3, 8, 3, 3, 1, 1, 1}, /* im2col's index tables (3x3 maps) */
         {2, 8, 4, 4, 8, 3, 3, 1, 1, 1}, /* Winograd on 4x4 maps */
+        {1, 4, 4, 5, 32, 3, 3, 1, 1, 1}, /* channels in the lanes (direct on below) */
+        {1, 4, 9, 9, 32, 3, 3, 2, 1, 0}, /* ... at stride 2 */
+        {1, 4, 10, 9, 32, 3, 3, 1, 1, 0}, /* its weight gradient only (9 wide) */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
