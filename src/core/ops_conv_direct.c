@@ -315,8 +315,8 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
 
 /* ---------------------------------------------------------------- channels in lanes */
 
-/* Small maps (7x7, 14x14) with 32+ output channels: vectors of 16 output channels instead of 16
- * positions. A register block of P output positions x NB channel vectors takes, per input
+/* Small maps (outputs up to 7 wide; the weight gradient up to 14) with 32+ output channels:
+ * vectors of 16 output channels instead of 16 positions. A register block of P output positions x NB channel vectors takes, per input
  * channel and tap, NB weight vectors and P broadcast inputs for P x NB FMAs (0.4 loads per
  * FMA, and no grid positions wasted on a 7-wide row in 16 lanes); the block lands in an
  * image buffer (positions, OCB) that one gather pass per image turns into y's planes. */
