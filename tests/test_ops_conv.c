@@ -212,6 +212,11 @@ static const conv_case_t conv_cases[] = {
     /* outputs 8-14 wide: only the weight gradient has channels in the lanes */
     {5, 12, 10, 11, 32, 3, 3, 1, 1, 1}, /* chunks of 2, 2, 1 images */
     {3, 8, 19, 20, 48, 3, 3, 2, 1, 0},  /* stride 2, 10x10 outputs */
+    /* stride 2, padding 1, 32+ input channels (multiples of 16) on inputs up to 14 wide: the
+     * input gradient by parity of position with channels in the lanes */
+    {2, 32, 13, 14, 48, 3, 3, 2, 1, 1},
+    {3, 64, 7, 7, 32, 3, 3, 2, 1, 0},
+    {2, 48, 8, 6, 16, 3, 3, 2, 1, 1},
     /* ... and at stride 2 (the forward and the weight gradient) */
     {2, 24, 13, 14, 48, 3, 3, 2, 1, 1},
     {2, 72, 7, 8, 64, 3, 3, 2, 1, 0},
@@ -465,6 +470,7 @@ static void test_conv_gradcheck(void **state)
         {1, 4, 4, 5, 32, 3, 3, 1, 1, 1}, /* channels in the lanes (direct on below) */
         {1, 4, 9, 9, 32, 3, 3, 2, 1, 0}, /* ... at stride 2 */
         {1, 4, 10, 9, 32, 3, 3, 1, 1, 0}, /* its weight gradient only (9 wide) */
+        {1, 32, 6, 5, 4, 3, 3, 2, 1, 1},  /* stride-2 input gradient by parity */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

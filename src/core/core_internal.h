@@ -174,6 +174,11 @@ extern int ssl__conv_direct_s2_dw;
 extern int ssl__conv_cl;
 /* the widest output (default 14) whose weight gradient takes that kernel */
 extern int ssl__clw_max_ow;
+/* The input gradient of a 3x3 stride-2 layer with padding 1, channels in the lanes (AVX-512;
+ * C >= 32 and a multiple of 16, inputs up to 14 wide): dx (+)= ..., as the direct kernels. */
+int ssl__conv3x3_s2_dx_usable(int64_t c, int64_t h, int64_t w, int64_t pad);
+int ssl__conv3x3_s2_dx(ssl_ctx_t *ctx, const float *w, const float *dy, float *dx, int dx_add,
+                       int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc);
 /* whether a stride-1 3x3 layer with these output sizes takes that kernel (and its weight
  * gradient, output channels in the lanes too) */
 int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);

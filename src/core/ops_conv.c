@@ -408,6 +408,14 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
+    if (d.stride == 2 && dx && d.kh == 3 && d.kw == 3 &&
+        ssl__conv3x3_s2_dx_usable(d.c, d.h, d.w, d.pad)) {
+        /* the input gradient with channels in the lanes (no columns, no col2im) */
+        ssl__conv3x3_s2_dx(ctx, w, dy, dx, !fresh, d.n, d.c, d.h, d.w, d.oc);
+        dx = NULL;
+        if (!dw)
+            return; /* out of memory shows in the context's flag */
+    }
     if (d.stride == 2 && dw && d.c < 64 && ssl__conv_direct_s2_dw &&
         ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
         /* the weight gradient on the phase planes (256 images, 2 threads: 16->32 @28 7.6-8.8

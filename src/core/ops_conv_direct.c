@@ -324,38 +324,37 @@ int ssl__conv_cl = 1;
 
 #if defined(__AVX512F__)
 
-/* positions [p0, p0 + P) of the image's OH x OW outputs (clamped to the last one) x output
- * channels [ob, ob + 16 NB): out[p][o] of the block, row stride ld */
+/* A tap list: the taps every position of a block reads, as offsets from the position's base
+ * in the padded planes and indices into the weights' 9 taps */
+typedef struct cltap {
+    int nt;         /* 9 (a forward), or 1, 2 or 4 (one parity of a stride-2 input gradient) */
+    int64_t off[9]; /* in the padded plane, from the position's base */
+    int64_t k[9];   /* the tap's index in wt (C, 9, OCB) */
+} cltap_t;
+
+/* Positions [p0, p0 + P) of np (clamped to the last one; bt: each one's base in the padded
+ * planes, rt: its row of out) x output channels [ob, ob + 16 NB), over input channels
+ * [c0, c1) (out holds the partial sums of [0, c0)); out rows of stride ld */
 #define CL_BLOCK(P, NB)                                                                            \
     static void cl_block_##P##_##NB(const dgeom_t *g, const float *xp, const float *wt,           \
-                                    int64_t c0, int64_t c1, int64_t p0, int64_t ob, float *out,   \
-                                    int64_t ld)                                                    \
+                                    const cltap_t *tp, const int64_t *bt, const int64_t *rt,      \
+                                    int64_t np, int64_t c0, int64_t c1, int64_t p0, int64_t ob,   \
+                                    float *out, int64_t ld)                                        \
     {                                                                                              \
-        /* the block's input offsets, stepped along the rows (no division per position: 12 per \
-         * call cost 15-20% of a 128-channel 4x4 layer); past the last output, the last one */    \
-        int64_t np = g->oh * g->ow, base[P], oy = p0 / g->ow, ox = p0 % g->ow;                   \
-        for (int p = 0; p < P; p++) {                                                              \
-            if (p0 + p >= np) {                                                                    \
-                base[p] = base[p - 1];                                                             \
-                continue;                                                                          \
-            }                                                                                      \
-            base[p] = (oy * g->pw + ox) * g->cls;                                                  \
-            if (++ox == g->ow) {                                                                   \
-                ox = 0;                                                                            \
-                oy++;                                                                              \
-            }                                                                                      \
-        }                                                                                          \
+        int64_t base[P];                                                                           \
+        for (int p = 0; p < P; p++)                                                                \
+            base[p] = bt[p0 + p < np ? p0 + p : np - 1];                                           \
         __m512 acc[P][NB];                                                                         \
         for (int p = 0; p < P; p++)                                                                \
             for (int b = 0; b < NB; b++)                                                           \
                 acc[p][b] = c0 == 0 || p0 + p >= np                                               \
                                 ? _mm512_setzero_ps()                                              \
-                                : _mm512_loadu_ps(out + (p0 + p) * ld + ob + 16 * b);             \
+                                : _mm512_loadu_ps(out + rt[p0 + p] * ld + ob + 16 * b);           \
         for (int64_t c = c0; c < c1; c++) {                                                        \
             const float *xc = xp + c * g->cs;                                                      \
             const float *wc = wt + c * 9 * g->ocb + ob;                                            \
-            for (int k = 0; k < 9; k++) {                                                          \
-                const float *xk = xc + g->off[k], *wk = wc + k * g->ocb;                           \
+            for (int t = 0; t < tp->nt; t++) {                                                     \
+                const float *xk = xc + tp->off[t], *wk = wc + tp->k[t] * g->ocb;                   \
                 __m512 wv[NB];                                                                     \
                 for (int b = 0; b < NB; b++)                                                       \
                     wv[b] = _mm512_loadu_ps(wk + 16 * b);                                          \
@@ -368,7 +367,7 @@ int ssl__conv_cl = 1;
         }                                                                                          \
         for (int p = 0; p < P && p0 + p < np; p++)                                                 \
             for (int b = 0; b < NB; b++)                                                           \
-                _mm512_storeu_ps(out + (p0 + p) * ld + ob + 16 * b, acc[p][b]);                    \
+                _mm512_storeu_ps(out + rt[p0 + p] * ld + ob + 16 * b, acc[p][b]);                  \
     }
 CL_BLOCK(7, 2)
 CL_BLOCK(7, 3)
@@ -417,27 +416,50 @@ static void cl_store(const dgeom_t *g, const float *out, const float *bias, int 
  * position block uses them; partial sums go through out (L1 too on these maps). */
 #define CL_CB 8
 
-static void cl_image(const dgeom_t *g, const float *xp, const float *wt, const float *bias,
-                     int accumulate, float *y, float *out)
+/* out's rows rt of the np positions bt that share the tap list tp += their products over input
+ * channels [c0, c1): blocks of 6 positions x 4 channel vectors, else 7 x 3 and 7 x 2 */
+static void cl_positions(const dgeom_t *g, const float *xp, const float *wt, const cltap_t *tp,
+                         const int64_t *bt, const int64_t *rt, int64_t np, int64_t c0, int64_t c1,
+                         float *out)
 {
-    /* 6 positions x 4 channel vectors, else 7 x 3 and 7 x 2 */
-    int64_t np = g->oh * g->ow, nob = g->ocb / 16, pb = nob % 4 == 0 ? 6 : 7;
-    for (int64_t c0 = 0; c0 < g->c; c0 += CL_CB) {
-        int64_t c1 = c0 + CL_CB < g->c ? c0 + CL_CB : g->c;
-        for (int64_t p0 = 0; p0 < np; p0 += pb)
-            for (int64_t b = 0; b < nob;) {
-                if (pb == 6) {
-                    cl_block_6_4(g, xp, wt, c0, c1, p0, b * 16, out, g->ocb);
-                    b += 4;
-                } else if (nob - b == 2 || nob - b == 4) {
-                    cl_block_7_2(g, xp, wt, c0, c1, p0, b * 16, out, g->ocb);
-                    b += 2;
-                } else {
-                    cl_block_7_3(g, xp, wt, c0, c1, p0, b * 16, out, g->ocb);
-                    b += 3;
-                }
+    int64_t nob = g->ocb / 16, pb = nob % 4 == 0 ? 6 : 7;
+    for (int64_t p0 = 0; p0 < np; p0 += pb)
+        for (int64_t b = 0; b < nob;) {
+            if (pb == 6) {
+                cl_block_6_4(g, xp, wt, tp, bt, rt, np, c0, c1, p0, b * 16, out, g->ocb);
+                b += 4;
+            } else if (nob - b == 2 || nob - b == 4) {
+                cl_block_7_2(g, xp, wt, tp, bt, rt, np, c0, c1, p0, b * 16, out, g->ocb);
+                b += 2;
+            } else {
+                cl_block_7_3(g, xp, wt, tp, bt, rt, np, c0, c1, p0, b * 16, out, g->ocb);
+                b += 3;
             }
+        }
+}
+
+/* The forward's tap list and position tables (bt, rt: OH OW each) of geometry g */
+static void cl_tables(const dgeom_t *g, cltap_t *tp, int64_t *bt, int64_t *rt)
+{
+    tp->nt = 9;
+    for (int k = 0; k < 9; k++) {
+        tp->off[k] = g->off[k];
+        tp->k[k] = k;
     }
+    for (int64_t q = 0; q < g->oh * g->ow; q++) {
+        bt[q] = (q / g->ow * g->pw + q % g->ow) * g->cls;
+        rt[q] = q;
+    }
+}
+
+/* One image: y (OC, OH, OW) (+)= conv of its padded planes xp + bias */
+static void cl_image(const dgeom_t *g, const float *xp, const float *wt, const cltap_t *tp,
+                     const int64_t *bt, const int64_t *rt, const float *bias, int accumulate,
+                     float *y, float *out)
+{
+    for (int64_t c0 = 0; c0 < g->c; c0 += CL_CB)
+        cl_positions(g, xp, wt, tp, bt, rt, g->oh * g->ow, c0,
+                     c0 + CL_CB < g->c ? c0 + CL_CB : g->c, out);
     cl_store(g, out, bias, accumulate, y);
 }
 
@@ -547,6 +569,95 @@ static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, con
     }
     return SSL_OK;
 }
+/* Input gradient of a 3x3 stride-2 layer (padding 1) with channels in the lanes: dx position
+ * (iy, ix) gathers dy at taps that depend on its parity, (iy + 1) % 2 and (ix + 1) % 2: one tap
+ * (ky = 1) or two (ky = 0 at dy row a, ky = 2 at row a - 1, a = (iy + 1) / 2) per axis. The
+ * positions of each of the four parities share one tap list, so blocks of them run like the
+ * forward's, reading dy's zero-padded planes (no im2col columns, no col2im); the outputs land
+ * in the image buffer by dx position and reach dx by the same gather pass. */
+
+int ssl__conv3x3_s2_dx_usable(int64_t c, int64_t h, int64_t w, int64_t pad)
+{
+    return ssl__conv_cl && pad == 1 && c >= 32 && c % 16 == 0 && w <= 14 && h * w >= 16;
+}
+
+/* dx (n, C, H, W) (+)= the input gradient of the stride-2, padding-1 layer w (OC, C, 3, 3)
+ * for dy (n, OC, OH, OW) */
+int ssl__conv3x3_s2_dx(ssl_ctx_t *ctx, const float *w, const float *dy, float *dx, int dx_add,
+                       int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
+{
+    int64_t oh = (h - 1) / 2 + 1, ow = (wd - 1) / 2 + 1, np = h * wd;
+    dgeom_t g; /* dy's planes, padded by 1, as the runs' input; outputs: dx's channels */
+    dgeom(&g, oc, oh, ow, c, 1, 1);
+    dgeom_t go = g; /* what cl_store writes: dx's (C, H, W) from (positions, CB) */
+    go.oh = h;
+    go.ow = wd;
+    int64_t wtf = oc * 9 * g.ocb, outf = (np * g.ocb + VL - 1) / VL * VL;
+    int64_t per = oc * g.cs + outf + 64, nt = ssl__max_threads();
+    float *wt = ssl__scratch(ctx, (size_t)(wtf + nt * per) * sizeof(float) +
+                                      (size_t)(2 * np) * sizeof(int64_t));
+    if (!wt)
+        return SSL_ERR_NOMEM;
+    float *ws = wt + wtf;
+    int64_t *bt = (int64_t *)(ws + nt * per), *rt = bt + np;
+    weights_taps(w, oc, c, 1, g.ocb, wt);
+    /* positions grouped by parity: bt their base in dy's padded plane, rt their dx position */
+    cltap_t taps[4];
+    int64_t first[5] = {0}, q = 0;
+    for (int ph = 0; ph < 4; ph++) {
+        int ry = ph >> 1, rx = ph & 1;
+        cltap_t *t = &taps[ph];
+        t->nt = 0;
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++)
+                if (ky % 2 == ry && kx % 2 == rx) {
+                    t->off[t->nt] = (ky == 2 ? -g.pw : 0) + (kx == 2 ? -1 : 0);
+                    t->k[t->nt] = 8 - (3 * ky + kx);
+                    t->nt++;
+                }
+        first[ph] = q;
+        for (int64_t iy = 0; iy < h; iy++)
+            for (int64_t ix = 0; ix < wd; ix++)
+                if ((iy + 1) % 2 == ry && (ix + 1) % 2 == rx) {
+                    bt[q] = ((iy + 1) / 2 + 1) * g.pw + (ix + 1) / 2 + 1;
+                    rt[q++] = iy * wd + ix;
+                }
+    }
+    first[4] = q;
+#pragma omp parallel if (n > 1)
+    {
+        float *xp = ws + ssl__thread_id() * per, *out = xp + oc * g.cs;
+        memset(xp, 0, (size_t)(oc * g.cs) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            pad_image(&g, dy + j * oc * oh * ow, xp, g.cs, g.plane, 0);
+            for (int64_t c0 = 0; c0 < oc; c0 += CL_CB) {
+                int64_t c1 = c0 + CL_CB < oc ? c0 + CL_CB : oc;
+                for (int ph = 0; ph < 4; ph++)
+                    cl_positions(&g, xp, wt, &taps[ph], bt + first[ph], rt + first[ph],
+                                 first[ph + 1] - first[ph], c0, c1, out);
+            }
+            cl_store(&go, out, NULL, dx_add, dx + j * c * np);
+        }
+    }
+    return SSL_OK;
+}
+
+#else
+int ssl__conv3x3_s2_dx_usable(int64_t c, int64_t h, int64_t w, int64_t pad)
+{
+    (void)c, (void)h, (void)w, (void)pad;
+    return 0;
+}
+
+int ssl__conv3x3_s2_dx(ssl_ctx_t *ctx, const float *w, const float *dy, float *dx, int dx_add,
+                       int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
+{
+    (void)ctx, (void)w, (void)dy, (void)dx, (void)dx_add, (void)n, (void)c, (void)h, (void)wd,
+        (void)oc;
+    return ssl_set_error(SSL_ERR_UNSUPPORTED, "conv2d: the channels-in-lanes input gradient "
+                                              "needs AVX-512");
+}
 #endif
 
 /* The padded input, then the output block: (positions, OCB) of the channels-in-lanes kernel, or
@@ -554,8 +665,10 @@ static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, con
 static int64_t ws_floats(const dgeom_t *g)
 {
 #if defined(__AVX512F__)
+    /* channels in lanes: out (positions, OCB), then the position tables (2 int64 each) */
+    int64_t np = g->oh * g->ow;
     int64_t cl = g->stride == 1 && cl_usable(g->c, g->oc, g->oh, g->ow)
-                     ? (g->oh * g->ow * g->ocb + VL - 1) / VL * VL
+                     ? (np * g->ocb + VL - 1) / VL * VL + (4 * np + VL - 1) / VL * VL
                      : 0;
     return g->c * g->cs + cl + 64;
 #else
@@ -582,12 +695,21 @@ static void direct_conv(const dgeom_t *g, const float *wt, const float *x, int64
     {
         float *xp = ws + ssl__thread_id() * wsf, *out = xp + g->c * g->cs;
         memset(xp, 0, (size_t)(g->c * g->cs) * sizeof(float));
+#ifdef CL_LANES
+        const int cl = g->stride == 1 && cl_usable(g->c, g->oc, g->oh, g->ow);
+        cltap_t tp;
+        int64_t *bt = (int64_t *)(out + (g->oh * g->ow * g->ocb + VL - 1) / VL * VL);
+        int64_t *rt = bt + g->oh * g->ow;
+        if (cl)
+            cl_tables(g, &tp, bt, rt);
+#endif
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             pad_image(g, x + j * g->c * g->h * g->w, xp, g->cs, g->plane, 0);
 #ifdef CL_LANES
-            if (g->stride == 1 && cl_usable(g->c, g->oc, g->oh, g->ow)) {
-                cl_image(g, xp, wt, bias, accumulate, y + j * g->oc * g->oh * g->ow, out);
+            if (cl) {
+                cl_image(g, xp, wt, &tp, bt, rt, bias, accumulate,
+                         y + j * g->oc * g->oh * g->ow, out);
                 continue;
             }
 #endif
