@@ -179,9 +179,9 @@ extern int ssl__clw_max_ow;
 int ssl__conv3x3_s2_dx_usable(int64_t c, int64_t h, int64_t w, int64_t pad);
 int ssl__conv3x3_s2_dx(ssl_ctx_t *ctx, const float *w, const float *dy, float *dx, int dx_add,
                        int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc);
-/* whether a stride-1 3x3 layer with these output sizes takes that kernel (and its weight
- * gradient, output channels in the lanes too) */
-int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);
+/* whether a 3x3 layer with these output sizes takes the weight gradient with channels in the
+ * lanes (the direct backward decides by the same rule) */
+int ssl__conv3x3_cl_dw_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);
 /* Workspace budget (floats per thread) of the direct weight gradient's chunks of images; tests
  * shrink it to one image per chunk. */
 extern int64_t ssl__direct_dw_chunk_floats;

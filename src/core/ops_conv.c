@@ -433,7 +433,8 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
          * direct dot products, whose padded grid wastes 40% of a 7x7 map (64->64 at 7x7, 256
          * images, 2 threads: 8.5-9.8 vs 11.3-11.7 ms; at 32 channels or 14x14 the direct one
          * wins) */
-        int dw_gemm = dw && d.c >= 64 && d.ow <= 8 && !ssl__conv3x3_cl_usable(d.c, d.oc, d.oh, d.ow);
+        int dw_gemm =
+            dw && d.c >= 64 && d.ow <= 8 && !ssl__conv3x3_cl_dw_usable(d.c, d.oc, d.oh, d.ow);
         ssl__conv3x3_direct_backward(ctx, x, w, dy, dx, !fresh, dw_gemm ? NULL : dw, d.n, d.c, d.h,
                                      d.w, d.oc, d.pad, 1);
         if (!dw_gemm)

@@ -23,6 +23,7 @@
 #if defined(__AVX512F__)
 #define CL_LANES 1 /* the channels-in-lanes kernel (below) */
 static int cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);
+static int clw_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow);
 #endif
 
 int ssl__conv_direct = 1;
@@ -99,10 +100,10 @@ static void cl_geom(dgeom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc, int
 }
 #endif
 
-int ssl__conv3x3_cl_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
+int ssl__conv3x3_cl_dw_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
 {
 #ifdef CL_LANES
-    return cl_usable(c, oc, oh, ow);
+    return clw_usable(c, oc, oh, ow);
 #else
     (void)c, (void)oc, (void)oh, (void)ow;
     return 0;
@@ -316,10 +317,11 @@ static void store_image(const dgeom_t *g, const float *out, const float *bias, i
 /* ---------------------------------------------------------------- channels in lanes */
 
 /* Small maps (outputs up to 7 wide; the weight gradient up to 14) with 32+ output channels:
- * vectors of 16 output channels instead of 16 positions. A register block of P output positions x NB channel vectors takes, per input
- * channel and tap, NB weight vectors and P broadcast inputs for P x NB FMAs (0.4 loads per
- * FMA, and no grid positions wasted on a 7-wide row in 16 lanes); the block lands in an
- * image buffer (positions, OCB) that one gather pass per image turns into y's planes. */
+ * vectors of 16 output channels instead of 16 positions. A register block of P output
+ * positions x NB channel vectors takes, per input channel and tap, NB weight vectors and P
+ * broadcast inputs for P x NB FMAs (0.4 loads per FMA, and no grid positions wasted on a
+ * 7-wide row in 16 lanes); the block lands in an image buffer (positions, OCB) that one gather
+ * pass per image turns into y's planes. */
 int ssl__conv_cl = 1;
 
 #if defined(__AVX512F__)
@@ -389,13 +391,25 @@ static int clw_usable(int64_t c, int64_t oc, int64_t oh, int64_t ow)
     return ssl__conv_cl && oc >= 32 && oc % 16 == 0 && ow <= ssl__clw_max_ow && oh * ow >= 16;
 }
 
+/* Lane i of the result: i * s (gather indices of 16 values s floats apart) */
+static inline __m512i lane_strides(int64_t s)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)s));
+}
+
+/* Where output position q (of OH x OW) reads its taps in one image's padded planes */
+static inline int64_t cl_base(const dgeom_t *g, int64_t q)
+{
+    return (q / g->ow * g->pw + q % g->ow) * g->cls;
+}
+
 /* y (OC, OH, OW) (+)= out (OH OW, OCB) transposed + bias */
 static void cl_store(const dgeom_t *g, const float *out, const float *bias, int accumulate,
                      float *y)
 {
     int64_t np = g->oh * g->ow;
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)g->ocb));
+    const __m512i step = lane_strides(g->ocb);
     for (int64_t o = 0; o < g->oc; o++) {
         const __m512 vb = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         for (int64_t q = 0; q < np; q += 16) {
@@ -447,7 +461,7 @@ static void cl_tables(const dgeom_t *g, cltap_t *tp, int64_t *bt, int64_t *rt)
         tp->k[k] = k;
     }
     for (int64_t q = 0; q < g->oh * g->ow; q++) {
-        bt[q] = (q / g->ow * g->pw + q % g->ow) * g->cls;
+        bt[q] = cl_base(g, q);
         rt[q] = q;
     }
 }
@@ -515,8 +529,7 @@ static void clw_chunk(const dgeom_t *g, const float *xp, const float *dyt, const
 static void clw_transpose(const dgeom_t *g, const float *dy, float *dyt)
 {
     int64_t np = g->oh * g->ow;
-    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i step = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)np));
+    const __m512i step = lane_strides(np);
     for (int64_t p = 0; p < np; p++)
         for (int64_t ob = 0; ob < g->ocb; ob += 16)
             _mm512_storeu_ps(dyt + p * g->ocb + ob,
@@ -537,10 +550,8 @@ static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, con
     if (!ws)
         return SSL_ERR_NOMEM;
     int64_t *base = (int64_t *)(ws + nt * per);
-    for (int64_t q = 0; q < m * np; q++) {
-        int64_t j = q / np, p = q % np;
-        base[q] = j * g->c * g->cs + (p / g->ow * g->pw + p % g->ow) * g->cls;
-    }
+    for (int64_t q = 0; q < m * np; q++) /* image q / np of the chunk */
+        base[q] = q / np * g->c * g->cs + cl_base(g, q % np);
     int used = chunks > 1 && nt > 1 ? (int)(nt < chunks ? nt : chunks) : 1;
 #pragma omp parallel num_threads(used) if (used > 1)
     {
@@ -569,6 +580,7 @@ static int clw_weight_grad(ssl_ctx_t *ctx, const dgeom_t *g, const float *x, con
     }
     return SSL_OK;
 }
+
 /* Input gradient of a 3x3 stride-2 layer (padding 1) with channels in the lanes: dx position
  * (iy, ix) gathers dy at taps that depend on its parity, (iy + 1) % 2 and (ix + 1) % 2: one tap
  * (ky = 1) or two (ky = 0 at dy row a, ky = 2 at row a - 1, a = (iy + 1) / 2) per axis. The

@@ -405,6 +405,18 @@ static void plane_partials_shift2(const float *X, bn_dims_t d, double *pp)
     }
 }
 
+/* Channel c's two sums: its planes' partials added in image order */
+static void channel_sums(const double *pp, bn_dims_t d, int64_t c, double *s1, double *s2)
+{
+    double a = 0, b = 0;
+    for (int64_t i = 0; i < d.n; i++) {
+        a += pp[2 * (i * d.c + c)];
+        b += pp[2 * (i * d.c + c) + 1];
+    }
+    *s1 = a;
+    *s2 = b;
+}
+
 /* Batch mean and biased variance of channels [c0, c1) in double; pp: the plane partials of
  * planes (S > 1). */
 static void bn_stats(const float *X, const double *pp, bn_dims_t d, int64_t c0, int64_t c1,
@@ -435,11 +447,8 @@ static void bn_stats(const float *X, const double *pp, bn_dims_t d, int64_t c0, 
         return;
     }
     for (int64_t c = c0; c < c1; c++) {
-        double s1 = 0, s2 = 0, k0 = d.n > 0 && d.s > 0 ? (double)X[c * d.s] : 0.0;
-        for (int64_t i = 0; i < d.n; i++) {
-            s1 += pp[2 * (i * d.c + c)];
-            s2 += pp[2 * (i * d.c + c) + 1];
-        }
+        double s1, s2, k0 = d.n > 0 && d.s > 0 ? (double)X[c * d.s] : 0.0;
+        channel_sums(pp, d, c, &s1, &s2);
         const double dm = s1 / cnt, v = s2 / cnt - dm * dm;
         mean[c - c0] = k0 + dm;
         var[c - c0] = v > 0 ? v : 0;
@@ -625,13 +634,7 @@ static void bn_grad_sums(const float *X, const float *dY, const float *Y, const 
         return;
     }
     for (int64_t c = c0; c < c1; c++) {
-        double a = 0, bsum = 0;
-        for (int64_t i = 0; i < d.n; i++) {
-            a += pp[2 * (i * d.c + c)];
-            bsum += pp[2 * (i * d.c + c) + 1];
-        }
-        sg[c - c0] = a;
-        sgx[c - c0] = bsum;
+        channel_sums(pp, d, c, &sg[c - c0], &sgx[c - c0]);
     }
 }
 
