@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 run="$tmp/runs/simclr"
 grep -q 'class="pt"' "$run/report.html" || fail "sslc train wrote no report.html"
 out=$("$sslc" report "$run" --points 300 2>&1) || fail "report: $out"
-echo "$out" | grep -q "5 charts + PCA scatter" || fail "report summary: $out"
+grep -q "5 charts + PCA scatter" <<< "$out" || fail "report summary: $out"
 html="$run/report.html"
 [ -s "$html" ] || fail "no report.html"
 grep -Eiq '<script|(src|href) *= *"?(https?:)?//' "$html" && fail "report.html loads something"
@@ -34,13 +34,13 @@ grep -v '"epoch": 0,' "$run/metrics.jsonl" | sed -E 's/, "knn_top1": [0-9.e+-]+/
   > "$tmp/partial/metrics.jsonl"
 cp "$run/config.json" "$tmp/partial/"
 out=$("$sslc" report "$tmp/partial" --no-scatter 2>&1) || fail "partial report: $out"
-echo "$out" | grep -q "no 'knn_top1'" || fail "partial report does not name knn_top1: $out"
+grep -q "no 'knn_top1'" <<< "$out" || fail "partial report does not name knn_top1: $out"
 [ "$(grep -o '<svg' "$tmp/partial/report.html" | wc -l)" = 4 ] || fail "partial: expected 4 charts"
 # a malformed line: exit 1 naming the file and the line
 echo '{"step": 3, "loss": }' >> "$tmp/partial/metrics.jsonl"
 n=$(wc -l < "$tmp/partial/metrics.jsonl")
 out=$("$sslc" report "$tmp/partial" --no-scatter 2>&1); rc=$?
-[ "$rc" = 1 ] && echo "$out" | grep -q "metrics.jsonl line $n" || fail "malformed line: rc $rc: $out"
+[ "$rc" = 1 ] && grep -q "metrics.jsonl line $n" <<< "$out" || fail "malformed line: rc $rc: $out"
 out=$("$sslc" report "$tmp/nowhere" 2>&1); rc=$?
 [ "$rc" = 1 ] || fail "missing run dir: rc $rc: $out"
 out=$("$sslc" report 2>&1); rc=$?

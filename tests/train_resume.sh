@@ -34,6 +34,6 @@ done
 head -c 100 "$out/straight/byol/checkpoints/last.safetensors" > "$out/straight/byol/checkpoints/last.tmp"
 mv "$out/straight/byol/checkpoints/last.tmp" "$out/straight/byol/checkpoints/last.safetensors"
 if msg=$("$sslc" train --resume "$out/straight/byol" 2>&1); then echo "FAIL: resumed from a truncated file"; exit 1; fi
-echo "$msg" | grep -q "last.safetensors" || { echo "FAIL: error does not name the file: $msg"; exit 1; }
+grep -q "last.safetensors" <<< "$msg" || { echo "FAIL: error does not name the file: $msg"; exit 1; }
 echo "ok: truncated checkpoint reported: $msg"
 echo "$((pass + 1)) passed, 0 failed"
