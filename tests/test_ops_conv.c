@@ -220,7 +220,13 @@ static const conv_case_t conv_cases[] = {
     /* ... and at stride 2 (the forward and the weight gradient) */
     {2, 24, 13, 14, 48, 3, 3, 2, 1, 1},
     {2, 72, 7, 8, 64, 3, 3, 2, 1, 0},
-    {3, 13, 11, 12, 32, 3, 3, 2, 0, 1}
+    {3, 13, 11, 12, 32, 3, 3, 2, 0, 1},
+    /* stride 1, padding 1, 32-128 channels (multiples of 16) on maps up to 8 wide: Winograd
+     * F(4x4, 3x3) with channels in the lanes (one tile per 4x4 map, partial tiles elsewhere) */
+    {3, 32, 7, 7, 48, 3, 3, 1, 1, 1},
+    {5, 64, 5, 6, 32, 3, 3, 1, 1, 0},   /* N = 5: chunks of 2, 2, 1 images in mode 5 */
+    {2, 128, 8, 8, 128, 3, 3, 1, 1, 1},
+    {1, 32, 3, 3, 32, 3, 3, 1, 1, 1}
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])
@@ -248,14 +254,29 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
  * the index-table (gather) paths of im2col and Winograd's transforms; mode 3 turns
  * Winograd off too, so the im2col path runs every case; mode 4 is the direct kernel with its
  * weight gradient one image per chunk (mode 0: all of a thread's images in one chunk) and
- * positions in the vector lanes on the maps where mode 0 puts output channels there. */
-#define N_CHUNK_MODES 5
+ * positions in the vector lanes on the maps where mode 0 puts output channels there.
+ * Mode 5 is the defaults with Winograd F(4x4)'s chunks at two images; modes 1-4 turn that
+ * kernel off, so the others run its shapes. */
+#define N_CHUNK_MODES 6
+/* 4x4 output tiles of a stride-1 padding-1 layer (Winograd F(4x4)) */
+static int64_t tiles4(const conv_case_t *c) { return ((c->h + 3) / 4) * ((c->w + 3) / 4); }
+
+/* Winograd F(4x4, 3x3)'s transforms (coefficients up to 8 and 1/24) round to about 2e-5 of the
+ * values' scale in float, the other kernels to about 1e-6: the absolute tolerance has a part
+ * proportional to the reference's root mean square (a wrong tap or channel is off by about that scale). */
+static double conv_atol(const float *ref, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)ref[i] * ref[i];
+    return 5e-5 * sqrt(s / (double)(n ? n : 1));
+}
 static void set_chunk_mode(const conv_case_t *c, int mode)
 {
     int64_t oh = out_size(c->h, c->kh, c->stride, c->pad), ow = out_size(c->w, c->kw, c->stride, c->pad);
     int64_t per = (c->c * c->kh * c->kw + c->oc) * oh * ow;
     int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
-    int m = mode == 3 || mode == 4 ? 0 : mode;
+    int m = mode >= 3 ? 0 : mode;
     ssl__conv_chunk_floats = m == 0 ? (int64_t)1 << 20 : m * per;
     ssl__wino_chunk_floats = m == 0 ? (int64_t)1 << 19 : m * 16 * (c->c + c->oc) * tiles;
     ssl__conv_winograd = mode != 3;
@@ -263,6 +284,8 @@ static void set_chunk_mode(const conv_case_t *c, int mode)
     ssl__conv_vec_tables = mode != 2;
     ssl__direct_dw_chunk_floats = mode == 4 ? 1 : (int64_t)1 << 16;
     ssl__conv_cl = mode != 4;
+    ssl__conv_wino4 = mode == 0 || mode == 5;
+    ssl__wino4_chunk_floats = mode == 5 ? 2 * 36 * tiles4(c) * (c->c + c->oc) : (int64_t)1 << 20;
 }
 
 static void restore_conv_defaults(void)
@@ -274,6 +297,8 @@ static void restore_conv_defaults(void)
     ssl__conv_vec_tables = 1;
     ssl__direct_dw_chunk_floats = (int64_t)1 << 16;
     ssl__conv_cl = 1;
+    ssl__conv_wino4 = 1;
+    ssl__wino4_chunk_floats = (int64_t)1 << 20;
 }
 
 static void test_conv_forward_vs_reference(void **state)
@@ -296,7 +321,7 @@ static void test_conv_forward_vs_reference(void **state)
         assert_int_equal(y->shape[3], ow);
         float *ref = malloc((size_t)y->numel * sizeof(float));
         ref_conv2d(in[0], in[1], in[2], c->stride, c->pad, ref);
-        tu_assert_close(y->data, ref, y->numel, 1e-4, 1e-4);
+        tu_assert_close(y->data, ref, y->numel, 1e-4 + conv_atol(ref, y->numel), 1e-4);
         free(ref);
         ssl_ctx_reset(ctx);
     }
@@ -321,8 +346,8 @@ static void backward_vs_reference(ssl_ctx_t *ctx, const conv_case_t *c, ssl_tens
     for (int64_t j = 0; c->bias && j < c->oc; j++)
         db[j] *= (float)k;
     assert_int_equal(ssl_backward_with(ctx, y, g), SSL_OK);
-    tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4 * k, 1e-4);
-    tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4 * k, 1e-4);
+    tu_assert_close(in[0]->grad, dx, in[0]->numel, 1e-4 * k + conv_atol(dx, in[0]->numel), 1e-4);
+    tu_assert_close(in[1]->grad, dw, in[1]->numel, 1e-4 * k + conv_atol(dw, in[1]->numel), 1e-4);
     if (c->bias)
         tu_assert_close(in[2]->grad, db, c->oc, 1e-4 * k, 1e-4);
     free(dx);
@@ -454,8 +479,9 @@ static void test_conv_partial_grads(void **state)
 static void test_conv_gradcheck(void **state)
 {
     (void)state;
-    /* conv is linear in each input, so a large step is exact up to float rounding */
-    const tu_gradcheck_opts_t opts = {1e-2, 1e-3, 1e-2, 256};
+    /* conv is linear in each input, so a large step is exact up to float rounding (and keeps
+     * Winograd F(4x4)'s rounding, ~2e-5 of the values' scale, small against the difference) */
+    const tu_gradcheck_opts_t opts = {0.25, 1e-3, 1e-2, 256};
     const conv_case_t cases[] = {
         {2, 3, 5, 5, 2, 3, 3, 1, 1, 1}, /* 3x3 s1 p1 */
         {2, 2, 6, 5, 3, 3, 3, 2, 1, 1}, /* 3x3 s2 p1 */
@@ -471,6 +497,7 @@ static void test_conv_gradcheck(void **state)
         {1, 4, 9, 9, 32, 3, 3, 2, 1, 0}, /* ... at stride 2 */
         {1, 4, 10, 9, 32, 3, 3, 1, 1, 0}, /* its weight gradient only (9 wide) */
         {1, 32, 6, 5, 4, 3, 3, 2, 1, 1},  /* stride-2 input gradient by parity */
+        {2, 32, 5, 6, 32, 3, 3, 1, 1, 1}, /* Winograd F(4x4) with channels in the lanes */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

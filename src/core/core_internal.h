@@ -200,6 +200,21 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
                                    float *dx, int dx_add, float *dw, int64_t n, int64_t c,
                                    int64_t h, int64_t wd, int64_t oc, int64_t pad);
 
+/* 3x3 stride-1 convolutions with padding 1 by Winograd F(4x4, 3x3) with channels in the
+ * vector lanes (ops_conv_wino4.c; AVX-512): 32-128 channels in and out (multiples of 16) on
+ * maps up to 8 wide. Used before the direct kernel when usable and the switch ssl__conv_wino4
+ * is on (tests turn it off to compare). Images go in chunks of about ssl__wino4_chunk_floats
+ * transformed floats. Same contracts as the direct kernels. */
+extern int ssl__conv_wino4;
+extern int64_t ssl__wino4_chunk_floats;
+int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
+                              int64_t kw, int64_t stride, int64_t pad);
+int ssl__conv3x3_wino4_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
+                               float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc);
+int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                                float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                                int64_t wd, int64_t oc);
+
 /* ---------------------------------------------------------------- BLAS and plain references */
 
 /* C (M, N) = alpha * op(A) op(B) + beta * C; row-major, lda/ldb/ldc as in cblas. */

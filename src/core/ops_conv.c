@@ -354,6 +354,8 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *y = nd->out->data; // (N, OC, P)
     if (d.n == 0)
         return SSL_OK;
+    if (ssl__conv3x3_wino4_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
+        return ssl__conv3x3_wino4_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc);
     if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
         return ssl__conv3x3_direct_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc, d.pad,
                                            (int)d.stride);
@@ -408,6 +410,10 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
+    if (ssl__conv3x3_wino4_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
+        ssl__conv3x3_wino4_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc);
+        return; /* out of memory shows in the context's flag */
+    }
     if (d.stride == 2 && dx && d.kh == 3 && d.kw == 3 &&
         ssl__conv3x3_s2_dx_usable(d.c, d.h, d.w, d.pad)) {
         /* the input gradient with channels in the lanes (no columns, no col2im) */
