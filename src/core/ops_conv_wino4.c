@@ -41,6 +41,8 @@ int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64
 #endif
 }
 
+#define W4_MAX_HW 1024 /* positions of the largest map (32 x 32) */
+
 typedef struct w4geom {
     int64_t c, oc, h, w; /* input (C, H, W); the output is (OC, H, W) (padding 1) */
     int64_t th, tw, t;   /* 4x4 tiles over the output: th x tw = t per image */
@@ -163,16 +165,20 @@ static void weights_out(const float *dU, int64_t oc, int64_t c, float *dw)
 }
 
 /* one image's planes (k, H, W) into the interior of the padded channels-last plane P (ph, pw,
- * k), at row and column 1 */
+ * k), at row and column 1: 16 channels of a position per gather */
 static void to_channels_last(const w4geom_t *g, const float *x, int64_t k, float *P)
 {
     int64_t hw = g->h * g->w;
-    for (int64_t p = 0; p < hw; p++) {
-        int64_t yy = p / g->w, xx = p % g->w;
-        float *dst = P + ((yy + 1) * g->pw + xx + 1) * k;
-        for (int64_t ci = 0; ci < k; ci++)
-            dst[ci] = x[ci * hw + p];
-    }
+    __m512i step = _mm512_mullo_epi32(_mm512_set1_epi32((int)hw),
+                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                        13, 14, 15));
+    for (int64_t yy = 0; yy < g->h; yy++)
+        for (int64_t xx = 0; xx < g->w; xx++) {
+            int64_t p = yy * g->w + xx;
+            float *dst = P + ((yy + 1) * g->pw + xx + 1) * k;
+            for (int64_t cb = 0; cb < k; cb += 16)
+                _mm512_storeu_ps(dst + cb, _mm512_i32gather_ps(step, x + cb * hw + p, 4));
+        }
 }
 
 /* r = B^T d for 6 vectors */
@@ -291,16 +297,21 @@ static void tiles_out(const w4geom_t *g, const float *M, int64_t k, int64_t ld, 
                 }
             }
         }
+    /* back to (k, H, W): 16 positions of a channel per gather from Q */
     int64_t hw = g->h * g->w;
-    for (int64_t p = 0; p < hw; p++) {
-        int64_t yy = p / g->w, xx = p % g->w;
-        const float *q = Q + (yy * qw + xx) * k;
-        if (add)
-            for (int64_t o = 0; o < k; o++)
-                y[o * hw + p] += q[o];
-        else
-            for (int64_t o = 0; o < k; o++)
-                y[o * hw + p] = q[o] + (bias ? bias[o] : 0.0f);
+    int32_t qoff[W4_MAX_HW];
+    for (int64_t p = 0; p < hw; p++)
+        qoff[p] = (int32_t)(((p / g->w) * qw + p % g->w) * k);
+    for (int64_t o = 0; o < k; o++) {
+        float *yo = y + o * hw;
+        __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        for (int64_t p = 0; p < hw; p += 16) {
+            __mmask16 m = ssl__lanes16(hw - p);
+            __m512i ix = _mm512_maskz_loadu_epi32(m, qoff + p);
+            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, Q + o, 4);
+            v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, yo + p), v) : _mm512_add_ps(v, b);
+            _mm512_mask_storeu_ps(yo + p, m, v);
+        }
     }
 }
 
