@@ -226,7 +226,13 @@ static const conv_case_t conv_cases[] = {
     {3, 32, 7, 7, 48, 3, 3, 1, 1, 1},
     {5, 64, 5, 6, 32, 3, 3, 1, 1, 0},   /* N = 5: chunks of 2, 2, 1 images in mode 5 */
     {2, 128, 8, 8, 128, 3, 3, 1, 1, 1},
-    {1, 32, 3, 3, 32, 3, 3, 1, 1, 1}
+    {1, 32, 3, 3, 32, 3, 3, 1, 1, 1},
+    /* ... and on wider maps with 16-64 channels, one image at a time (tiles per image a
+     * multiple of 7 or 8: 7x7 tiles on 28x28, 4x4 on 13x14 to 16x16) */
+    {2, 16, 28, 28, 16, 3, 3, 1, 1, 1},
+    {1, 16, 13, 14, 48, 3, 3, 1, 1, 0}, /* 48 outputs: blocks of 2 vectors, then 1 */
+    {3, 48, 16, 16, 32, 3, 3, 1, 1, 1},
+    {2, 32, 14, 14, 32, 3, 3, 1, 1, 0}
 };
 // clang-format on
 #define N_CONV_CASES (int)(sizeof conv_cases / sizeof conv_cases[0])

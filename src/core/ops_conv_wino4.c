@@ -26,22 +26,35 @@
 #endif
 
 int ssl__conv_wino4 = 1;
+#define W4_MAX_SIDE 32
+#define W4_MAX_HW (W4_MAX_SIDE * W4_MAX_SIDE) /* positions of the largest map */
 int64_t ssl__wino4_chunk_floats = (int64_t)1 << 20;
+
+/* the path for a layer: images in chunks through OpenBLAS's GEMMs (small maps, many
+ * channels: the 36 U matrices shared by a chunk's tiles), or one image at a time through the
+ * register-blocked GEMM below (wider maps, 16-64 channels: an image's tiles fill the rows) */
+static int fused_path(int64_t c, int64_t oc, int64_t h, int64_t w)
+{
+    int64_t t = ((h + 3) / 4) * ((w + 3) / 4);
+    return (h > 8 || w > 8) && c <= 64 && oc <= 64 && (t % 8 == 0 || t % 7 == 0);
+}
 
 int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
                               int64_t kw, int64_t stride, int64_t pad)
 {
 #if defined(__AVX512F__)
-    return ssl__conv_wino4 && kh == 3 && kw == 3 && stride == 1 && pad == 1 && c % 16 == 0 &&
-           oc % 16 == 0 && c >= 32 && oc >= 32 && c <= 128 && oc <= 128 && h >= 3 && w >= 3 &&
-           h <= 8 && w <= 8;
+    if (!ssl__conv_wino4 || kh != 3 || kw != 3 || stride != 1 || pad != 1 || c % 16 != 0 ||
+        oc % 16 != 0 || h < 3 || w < 3)
+        return 0;
+    if (h <= 8 && w <= 8)
+        return c >= 32 && oc >= 32 && c <= 128 && oc <= 128;
+    return h <= W4_MAX_SIDE && w <= W4_MAX_SIDE && fused_path(c, oc, h, w);
 #else
     (void)c, (void)oc, (void)h, (void)w, (void)kh, (void)kw, (void)stride, (void)pad;
     return 0;
 #endif
 }
 
-#define W4_MAX_HW 1024 /* positions of the largest map (32 x 32) */
 
 typedef struct w4geom {
     int64_t c, oc, h, w; /* input (C, H, W); the output is (OC, H, W) (padding 1) */
@@ -322,8 +335,8 @@ static int64_t thread_floats(const w4geom_t *g)
     return g->ph * g->pw * (g->c + g->oc) + 16 * g->t * k;
 }
 
-int ssl__conv3x3_wino4_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
-                               float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
+static int chunked_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
+                           float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
 {
     w4geom_t g;
     w4_geom(&g, c, h, wd, oc);
@@ -358,9 +371,9 @@ int ssl__conv3x3_wino4_forward(ssl_ctx_t *ctx, const float *x, const float *w, c
     return SSL_OK;
 }
 
-int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
-                                float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
-                                int64_t wd, int64_t oc)
+static int chunked_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                            float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                            int64_t wd, int64_t oc)
 {
     if (!dx && !dw)
         return SSL_OK;
@@ -424,6 +437,210 @@ int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, 
     if (dw)
         weights_out(dU, oc, c, dw);
     return SSL_OK;
+}
+
+/* ---------------------------------------------------------------- one image at a time */
+
+/* out (RB rows, NB vectors of 16) (+)= sum over kn of a(r, k) b(k, :), a(r, k) = a[r ars + k
+ * aks] broadcast, b's rows ldb floats apart: the accumulators stay in registers. */
+#define W4_MK(RB, NB)                                                                              \
+    static void mk_##RB##x##NB(const float *a, int64_t ars, int64_t aks, const float *b,           \
+                               int64_t ldb, int64_t kn, float *out, int64_t ldo, int add)          \
+    {                                                                                              \
+        __m512 acc[RB][NB];                                                                        \
+        for (int r = 0; r < RB; r++)                                                               \
+            for (int j = 0; j < NB; j++)                                                           \
+                acc[r][j] = _mm512_setzero_ps();                                                   \
+        for (int64_t kk = 0; kk < kn; kk++) {                                                      \
+            __m512 bv[NB];                                                                         \
+            for (int j = 0; j < NB; j++)                                                           \
+                bv[j] = _mm512_loadu_ps(b + kk * ldb + 16 * j);                                    \
+            const float *ak = a + kk * aks;                                                        \
+            for (int r = 0; r < RB; r++) {                                                         \
+                __m512 sv = _mm512_set1_ps(ak[r * ars]);                                           \
+                for (int j = 0; j < NB; j++)                                                       \
+                    acc[r][j] = _mm512_fmadd_ps(sv, bv[j], acc[r][j]);                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < RB; r++)                                                               \
+            for (int j = 0; j < NB; j++) {                                                         \
+                float *o = out + r * ldo + 16 * j;                                                 \
+                _mm512_storeu_ps(o, add ? _mm512_add_ps(_mm512_loadu_ps(o), acc[r][j])             \
+                                        : acc[r][j]);                                              \
+            }                                                                                      \
+    }
+W4_MK(16, 1)
+W4_MK(14, 1)
+W4_MK(8, 1)
+W4_MK(7, 1)
+W4_MK(8, 2)
+W4_MK(7, 2)
+
+/* out (rows, n) (+)= a (rows, kn) b (kn, n) for rows a multiple of 8 or 7 and n of 16: blocks
+ * of 8 or 7 rows x 2 vectors, or 16 or 14 rows x 1 vector */
+static void small_gemm(int64_t rows, int64_t n, int64_t kn, const float *a, int64_t ars,
+                       int64_t aks, const float *b, int64_t ldb, float *out, int64_t ldo, int add)
+{
+    int eight = rows % 8 == 0;
+    int64_t rb = eight ? 8 : 7, j = 0;
+    for (; j + 32 <= n; j += 32)
+        for (int64_t r = 0; r < rows; r += rb) {
+            const float *ar = a + r * ars;
+            float *o = out + r * ldo + j;
+            if (eight)
+                mk_8x2(ar, ars, aks, b + j, ldb, kn, o, ldo, add);
+            else
+                mk_7x2(ar, ars, aks, b + j, ldb, kn, o, ldo, add);
+        }
+    for (; j < n; j += 16)
+        for (int64_t r = 0; r < rows;) {
+            const float *ar = a + r * ars;
+            float *o = out + r * ldo + j;
+            if (rows - r >= 2 * rb) {
+                if (eight)
+                    mk_16x1(ar, ars, aks, b + j, ldb, kn, o, ldo, add);
+                else
+                    mk_14x1(ar, ars, aks, b + j, ldb, kn, o, ldo, add);
+                r += 2 * rb;
+            } else {
+                if (eight)
+                    mk_8x1(ar, ars, aks, b + j, ldb, kn, o, ldo, add);
+                else
+                    mk_7x1(ar, ars, aks, b + j, ldb, kn, o, ldo, add);
+                r += rb;
+            }
+        }
+}
+
+/* A thread's buffers for one image: padded planes of x and dy, their transforms, the
+ * products, Q and (backward) its partial dU. */
+typedef struct w4bufs {
+    float *px, *py, *vx, *by, *ay, *mx, *q, *du;
+} w4bufs_t;
+
+static int64_t fused_floats(const w4geom_t *g, int backward)
+{
+    int64_t k = g->c > g->oc ? g->c : g->oc, tt = 36 * g->t;
+    int64_t f = g->ph * g->pw * (g->c + g->oc) + tt * (g->c + g->oc) + 16 * g->t * k;
+    return backward ? f + tt * (g->c + g->oc) + 36 * g->c * g->oc : f;
+}
+
+static void fused_bufs(const w4geom_t *g, float *base, int backward, w4bufs_t *b)
+{
+    int64_t tt = 36 * g->t, k = g->c > g->oc ? g->c : g->oc;
+    b->px = base;
+    b->py = b->px + g->ph * g->pw * g->c;
+    b->vx = b->py + g->ph * g->pw * g->oc; /* forward: x's transform, (36, T, C) */
+    b->by = b->vx + tt * g->c;             /* forward: the products M (36, T, OC) */
+    b->q = b->by + tt * g->oc;
+    b->ay = b->mx = b->du = NULL;
+    if (backward) {
+        b->ay = b->q + 16 * g->t * k;
+        b->mx = b->ay + tt * g->oc;
+        b->du = b->mx + tt * g->c;
+    }
+}
+
+static int fused_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
+                         float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
+{
+    w4geom_t g;
+    w4_geom(&g, c, h, wd, oc);
+    int64_t uf = 36 * c * oc, tf = fused_floats(&g, 0), t = g.t;
+    float *U = ssl__scratch(ctx, (size_t)(uf + ssl__max_threads() * tf) * sizeof(float));
+    if (!U)
+        return SSL_ERR_NOMEM;
+    weights_in(w, oc, c, 0, U);
+#pragma omp parallel if (n > 1)
+    {
+        w4bufs_t b;
+        fused_bufs(&g, U + uf + ssl__thread_id() * tf, 0, &b);
+        memset(b.px, 0, (size_t)(g.ph * g.pw * c) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            to_channels_last(&g, x + i * c * h * wd, c, b.px);
+            tiles_in(&g, b.px, c, 0, b.vx, t, 0);
+            for (int xi = 0; xi < 36; xi++) /* M_xi (T, OC) = V_xi (T, C) U_xi (C, OC) */
+                small_gemm(t, oc, c, b.vx + xi * t * c, c, 1, U + xi * c * oc, oc,
+                           b.by + xi * t * oc, oc, 0);
+            tiles_out(&g, b.by, oc, t, 0, b.q, bias, 0, y + i * oc * h * wd);
+        }
+    }
+    return SSL_OK;
+}
+
+static int fused_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                          float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                          int64_t wd, int64_t oc)
+{
+    w4geom_t g;
+    w4_geom(&g, c, h, wd, oc);
+    int64_t uf = 36 * c * oc, tf = fused_floats(&g, 1), t = g.t, nt = ssl__max_threads();
+    float *Uf = ssl__scratch(ctx, (size_t)(2 * uf + nt * tf) * sizeof(float));
+    if (!Uf)
+        return SSL_ERR_NOMEM;
+    float *dU = Uf + uf, *bufs = dU + uf;
+    if (dx)
+        weights_in(w, oc, c, 1, Uf);
+#pragma omp parallel /* every thread: each zeroes the partial dU that the sum below reads */
+    {
+        w4bufs_t b;
+        fused_bufs(&g, bufs + ssl__thread_id() * tf, 1, &b);
+        memset(b.px, 0, (size_t)(g.ph * g.pw * (c + oc)) * sizeof(float));
+        if (dw)
+            memset(b.du, 0, (size_t)uf * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            to_channels_last(&g, dy + i * oc * h * wd, oc, b.py);
+            if (dx) { /* the convolution of dy by the flipped kernel */
+                tiles_in(&g, b.py, oc, 0, b.by, t, 0);
+                for (int xi = 0; xi < 36; xi++)
+                    small_gemm(t, c, oc, b.by + xi * t * oc, oc, 1, Uf + xi * oc * c, c,
+                               b.mx + xi * t * c, c, 0);
+                tiles_out(&g, b.mx, c, t, 0, b.q, NULL, dx_add, dx + i * c * h * wd);
+            }
+            if (dw) { /* dU_xi (C, OC) += V_xi^T (C, T) dM_xi (T, OC) */
+                tiles_in(&g, b.py, oc, 1, b.ay, t, 0);
+                to_channels_last(&g, x + i * c * h * wd, c, b.px);
+                tiles_in(&g, b.px, c, 0, b.vx, t, 0);
+                for (int xi = 0; xi < 36; xi++)
+                    small_gemm(c, oc, t, b.vx + xi * t * c, 1, c, b.ay + xi * t * oc, oc,
+                               b.du + xi * c * oc, oc, 1);
+            }
+        }
+        if (dw) { /* the threads' partial sums, added in thread order */
+            int64_t off = b.du - (bufs + ssl__thread_id() * tf); /* du's place in a block */
+#pragma omp for schedule(static)
+            for (int64_t e = 0; e < uf; e += 16) {
+                __m512 sum = _mm512_setzero_ps();
+                for (int64_t th = 0; th < nt; th++)
+                    sum = _mm512_add_ps(sum, _mm512_loadu_ps(bufs + th * tf + off + e));
+                _mm512_storeu_ps(dU + e, sum);
+            }
+        }
+    }
+    if (dw)
+        weights_out(dU, oc, c, dw);
+    return SSL_OK;
+}
+
+int ssl__conv3x3_wino4_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
+                               float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
+{
+    if (fused_path(c, oc, h, wd))
+        return fused_forward(ctx, x, w, bias, y, n, c, h, wd, oc);
+    return chunked_forward(ctx, x, w, bias, y, n, c, h, wd, oc);
+}
+
+int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                                float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                                int64_t wd, int64_t oc)
+{
+    if (!dx && !dw)
+        return SSL_OK;
+    if (fused_path(c, oc, h, wd))
+        return fused_backward(ctx, x, w, dy, dx, dx_add, dw, n, c, h, wd, oc);
+    return chunked_backward(ctx, x, w, dy, dx, dx_add, dw, n, c, h, wd, oc);
 }
 
 #else /* without AVX-512 the layers take the other kernels (usable() is 0) */
