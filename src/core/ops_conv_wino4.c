@@ -27,7 +27,6 @@
 
 int ssl__conv_wino4 = 1;
 #define W4_MAX_SIDE 32
-#define W4_MAX_HW (W4_MAX_SIDE * W4_MAX_SIDE) /* positions of the largest map */
 int64_t ssl__wino4_chunk_floats = (int64_t)1 << 20;
 
 /* the path for a layer: images in chunks through OpenBLAS's GEMMs (small maps, many
@@ -177,20 +176,49 @@ static void weights_out(const float *dU, int64_t oc, int64_t c, float *dw)
     }
 }
 
+/* r[j] lane l <- r[l] lane j (the unpack / shuffle sequence of a 16 x 16 transpose) */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 16; i += 8)
+        for (int j = 0; j < 4; j++) {
+            t[i + j] = _mm512_shuffle_f32x4(r[i + j], r[i + 4 + j], 0x88);
+            t[i + 4 + j] = _mm512_shuffle_f32x4(r[i + j], r[i + 4 + j], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+    }
+}
+
 /* one image's planes (k, H, W) into the interior of the padded channels-last plane P (ph, pw,
- * k), at row and column 1: 16 channels of a position per gather */
+ * k), at row and column 1: blocks of 16 channels x 16 positions of a row, transposed */
 static void to_channels_last(const w4geom_t *g, const float *x, int64_t k, float *P)
 {
     int64_t hw = g->h * g->w;
-    __m512i step = _mm512_mullo_epi32(_mm512_set1_epi32((int)hw),
-                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                                        13, 14, 15));
     for (int64_t yy = 0; yy < g->h; yy++)
-        for (int64_t xx = 0; xx < g->w; xx++) {
-            int64_t p = yy * g->w + xx;
-            float *dst = P + ((yy + 1) * g->pw + xx + 1) * k;
-            for (int64_t cb = 0; cb < k; cb += 16)
-                _mm512_storeu_ps(dst + cb, _mm512_i32gather_ps(step, x + cb * hw + p, 4));
+        for (int64_t x0 = 0; x0 < g->w; x0 += 16) {
+            int64_t nv = g->w - x0 < 16 ? g->w - x0 : 16;
+            __mmask16 m = ssl__lanes16(nv);
+            for (int64_t cb = 0; cb < k; cb += 16) {
+                __m512 r[16];
+                for (int j = 0; j < 16; j++)
+                    r[j] = _mm512_maskz_loadu_ps(m, x + (cb + j) * hw + yy * g->w + x0);
+                transpose16(r);
+                float *dst = P + ((yy + 1) * g->pw + x0 + 1) * k + cb;
+                for (int64_t l = 0; l < nv; l++)
+                    _mm512_storeu_ps(dst + l * k, r[l]);
+            }
         }
 }
 
@@ -310,22 +338,26 @@ static void tiles_out(const w4geom_t *g, const float *M, int64_t k, int64_t ld, 
                 }
             }
         }
-    /* back to (k, H, W): 16 positions of a channel per gather from Q */
+    /* back to (k, H, W): blocks of 16 positions of a row x 16 channels, transposed */
     int64_t hw = g->h * g->w;
-    int32_t qoff[W4_MAX_HW];
-    for (int64_t p = 0; p < hw; p++)
-        qoff[p] = (int32_t)(((p / g->w) * qw + p % g->w) * k);
-    for (int64_t o = 0; o < k; o++) {
-        float *yo = y + o * hw;
-        __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        for (int64_t p = 0; p < hw; p += 16) {
-            __mmask16 m = ssl__lanes16(hw - p);
-            __m512i ix = _mm512_maskz_loadu_epi32(m, qoff + p);
-            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, ix, Q + o, 4);
-            v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, yo + p), v) : _mm512_add_ps(v, b);
-            _mm512_mask_storeu_ps(yo + p, m, v);
+    for (int64_t yy = 0; yy < g->h; yy++)
+        for (int64_t x0 = 0; x0 < g->w; x0 += 16) {
+            int64_t nv = g->w - x0 < 16 ? g->w - x0 : 16;
+            __mmask16 m = ssl__lanes16(nv);
+            for (int64_t cb = 0; cb < k; cb += 16) {
+                __m512 r[16];
+                for (int64_t l = 0; l < 16; l++)
+                    r[l] = l < nv ? _mm512_loadu_ps(Q + (yy * qw + x0 + l) * k + cb)
+                                  : _mm512_setzero_ps();
+                transpose16(r);
+                for (int j = 0; j < 16; j++) {
+                    float *yo = y + (cb + j) * hw + yy * g->w + x0;
+                    __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, yo), r[j])
+                                   : _mm512_add_ps(r[j], _mm512_set1_ps(bias ? bias[cb + j] : 0.0f));
+                    _mm512_mask_storeu_ps(yo, m, v);
+                }
+            }
         }
-    }
 }
 
 /* floats of a thread's buffers: the padded planes of x (C) and dy (OC), and Q */
