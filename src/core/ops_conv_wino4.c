@@ -29,31 +29,7 @@ int ssl__conv_wino4 = 1;
 #define W4_MAX_SIDE 32
 int64_t ssl__wino4_chunk_floats = (int64_t)1 << 20;
 
-/* the path for a layer: images in chunks through OpenBLAS's GEMMs (small maps, many
- * channels: the 36 U matrices shared by a chunk's tiles), or one image at a time through the
- * register-blocked GEMM below (wider maps, 16-64 channels: an image's tiles fill the rows) */
-static int fused_path(int64_t c, int64_t oc, int64_t h, int64_t w)
-{
-    int64_t t = ((h + 3) / 4) * ((w + 3) / 4);
-    return (h > 8 || w > 8) && c <= 64 && oc <= 64 && (t % 8 == 0 || t % 7 == 0);
-}
-
-int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
-                              int64_t kw, int64_t stride, int64_t pad)
-{
 #if defined(__AVX512F__)
-    if (!ssl__conv_wino4 || kh != 3 || kw != 3 || stride != 1 || pad != 1 || c % 16 != 0 ||
-        oc % 16 != 0 || h < 3 || w < 3)
-        return 0;
-    if (h <= 8 && w <= 8)
-        return c >= 32 && oc >= 32 && c <= 128 && oc <= 128;
-    return h <= W4_MAX_SIDE && w <= W4_MAX_SIDE && fused_path(c, oc, h, w);
-#else
-    (void)c, (void)oc, (void)h, (void)w, (void)kh, (void)kw, (void)stride, (void)pad;
-    return 0;
-#endif
-}
-
 
 typedef struct w4geom {
     int64_t c, oc, h, w; /* input (C, H, W); the output is (OC, H, W) (padding 1) */
@@ -83,8 +59,6 @@ static int64_t w4_chunk(int64_t n, int64_t per_image)
     int64_t chunks = (n + nb - 1) / nb;
     return (n + chunks - 1) / chunks;
 }
-
-#if defined(__AVX512F__)
 
 /* G (6x3) of F(4x4, 3x3) on the points 0, 1, -1, 2, -2 and infinity */
 static const float G4[6][3] = {{0.25f, 0.0f, 0.0f},
@@ -471,6 +445,26 @@ static int chunked_backward(ssl_ctx_t *ctx, const float *x, const float *w, cons
     return SSL_OK;
 }
 
+/* the path for a layer: images in chunks through OpenBLAS's GEMMs (small maps, many
+ * channels: the 36 U matrices shared by a chunk's tiles), or one image at a time through the
+ * register-blocked GEMM below (wider maps, 16-64 channels: an image's tiles fill the rows) */
+static int fused_path(int64_t c, int64_t oc, int64_t h, int64_t w)
+{
+    int64_t t = ((h + 3) / 4) * ((w + 3) / 4);
+    return (h > 8 || w > 8) && c <= 64 && oc <= 64 && (t % 8 == 0 || t % 7 == 0);
+}
+
+int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
+                              int64_t kw, int64_t stride, int64_t pad)
+{
+    if (!ssl__conv_wino4 || kh != 3 || kw != 3 || stride != 1 || pad != 1 || c % 16 != 0 ||
+        oc % 16 != 0 || h < 3 || w < 3)
+        return 0;
+    if (h <= 8 && w <= 8)
+        return c >= 32 && oc >= 32 && c <= 128 && oc <= 128;
+    return h <= W4_MAX_SIDE && w <= W4_MAX_SIDE && fused_path(c, oc, h, w);
+}
+
 /* ---------------------------------------------------------------- one image at a time */
 
 /* out (RB rows, NB vectors of 16) (+)= sum over kn of a(r, k) b(k, :), a(r, k) = a[r ars + k
@@ -675,7 +669,14 @@ int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, 
     return chunked_backward(ctx, x, w, dy, dx, dx_add, dw, n, c, h, wd, oc);
 }
 
-#else /* without AVX-512 the layers take the other kernels (usable() is 0) */
+#else /* without AVX-512 the layers take the other kernels */
+
+int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
+                              int64_t kw, int64_t stride, int64_t pad)
+{
+    (void)c, (void)oc, (void)h, (void)w, (void)kh, (void)kw, (void)stride, (void)pad;
+    return 0;
+}
 
 int ssl__conv3x3_wino4_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
                                float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc)
