@@ -201,10 +201,11 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
                                    int64_t h, int64_t wd, int64_t oc, int64_t pad);
 
 /* 3x3 stride-1 convolutions with padding 1 by Winograd F(4x4, 3x3) with channels in the
- * vector lanes (ops_conv_wino4.c; AVX-512): 32-128 channels in and out (multiples of 16) on
- * maps up to 8 wide. Used before the direct kernel when usable and the switch ssl__conv_wino4
- * is on (tests turn it off to compare). Images go in chunks of about ssl__wino4_chunk_floats
- * transformed floats. Same contracts as the direct kernels. */
+ * vector lanes (ops_conv_wino4.c; AVX-512): channels in and out multiples of 16 (16-64 on maps
+ * wider than 8 whose 4x4 tiles number a multiple of 7 or 8, else 32-512), maps up to 32 wide.
+ * Used before the other kernels when usable and the switch ssl__conv_wino4 is on (tests turn
+ * it off to compare). Chunks of images of about ssl__wino4_chunk_floats transformed floats
+ * (the chunked path). Same contracts as the direct kernels. */
 extern int ssl__conv_wino4;
 extern int64_t ssl__wino4_chunk_floats;
 int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
