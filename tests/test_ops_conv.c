@@ -526,10 +526,22 @@ static void test_conv_gradcheck(void **state)
  * threads only the bias gradient (our own reduction) is bit-identical: OpenBLAS 0.3.21 takes
  * a different kernel for small single-threaded gemms (e.g. 8 x 360 x 144), so the gemm
  * results may differ in the last bits. */
+static void conv_deterministic_case(const conv_case_t *cp);
 static void test_conv_deterministic(void **state)
 {
     (void)state;
-    const conv_case_t c = {3, 16, 20, 18, 8, 3, 3, 1, 1, 1};
+    /* the direct kernel, Winograd F(4x4) one image per thread (per-thread weight-gradient
+     * partials) and in chunks of images */
+    const conv_case_t cases[] = {{3, 16, 20, 18, 8, 3, 3, 1, 1, 1},
+                                 {3, 16, 28, 28, 16, 3, 3, 1, 1, 1},
+                                 {3, 64, 7, 7, 64, 3, 3, 1, 1, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        conv_deterministic_case(&cases[ci]);
+}
+
+static void conv_deterministic_case(const conv_case_t *cp)
+{
+    const conv_case_t c = *cp;
     float *res[3][4];
     int64_t sz[4];
     int threads[3] = {2, 2, 1};
