@@ -19,12 +19,12 @@ expect 1 "nowhere.json" -- "$sslc" bench "$src/configs/nowhere.json"
 
 expect 0 "simclr-r18 batch=4 threads=1 steps=2" -- "$sslc" bench simclr-r18 --batch 4 --steps 2 \
   --threads 1 --peak-n 128 --set model.encoder.width=4 --set model.projector.hidden_dim=32
-for k in step_s img_per_s gemm_gflop_per_step sgemm_peak peak_rss_mb; do
+for k in step_s img_per_s model_gflop_per_step gemm_gflop_per_step sgemm_peak peak_rss_mb; do
   positive "$(field $k)" "$k"
 done
 # achieved GFLOP/s and share of the peak: present (may round to 0.0 for this tiny net in a
 # sanitizer build, where the direct convolutions leave little GEMM work)
-for k in gflops pct_peak; do [ -n "$(field $k)" ] || fail "no $k= in: $out"; done
+for k in model_gflops gemm_gflops pct_peak; do [ -n "$(field $k)" ] || fail "no $k= in: $out"; done
 expect 0 "mae-vitt batch=4" -- "$sslc" bench mae-vitt --batch 4 --steps 1 --no-peak \
   --set model.encoder.depth=1 --set model.head.depth=1
 grep -q "sgemm_peak" <<< "$out" && fail "--no-peak still measured the peak: $out"

@@ -110,6 +110,12 @@ static void test_bench_tiny_workload(void **state)
     assert_int_equal(ssl_bench_run(&o, &r), SSL_OK);
     ssl__conv_winograd = ssl__conv_direct = ssl__conv_wino4 = 1;
     assert_true(rw.gemm_gflop_per_step < 0.8 * r.gemm_gflop_per_step);
+    /* the model's count does not depend on the kernels; with every product a GEMM it is the
+     * GEMM count */
+    assert_true(rw.model_gflop_per_step == r.model_gflop_per_step);
+    assert_true(r.model_gflop_per_step == r.gemm_gflop_per_step);
+    assert_true(fabs(rw.model_gflops - rw.model_gflop_per_step / rw.step_s_median) <
+                1e-9 * rw.model_gflops);
     assert_string_equal(r.name, "simclr-r18");
     assert_int_equal(r.batch_size, 4);
     assert_int_equal(r.steps, 3);

@@ -112,6 +112,28 @@ static void test_attention_forward(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* ssl_model_flops(): 4 B H T^2 D forward (Q K^T, P V); backward 8 B H T^2 D with qkv's
+ * gradient (dP, dQ, dK, dV), 2 B H T^2 D (dP) when only the bias wants one */
+static void test_attention_model_flops(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = ssl_ctx_create(8 << 20);
+    const int64_t B = 2, T = 6, C = 12, H = 3, unit = B * H * T * T * (C / H);
+    for (int qkv_grad = 0; qkv_grad < 2; qkv_grad++) {
+        ssl_tensor_t *qkv = tu_rand(ctx, 3, (int64_t[]){B, T, 3 * C}, 5, -1, 1, qkv_grad);
+        ssl_tensor_t *bias = tu_rand(ctx, 2, (int64_t[]){T, T}, 6, -1, 1, 1);
+        uint64_t f0 = ssl_model_flops();
+        ssl_tensor_t *y = ssl_attention(ctx, qkv, (int)H, bias);
+        assert_non_null(y);
+        uint64_t f1 = ssl_model_flops();
+        assert_int_equal(f1 - f0, 4 * unit);
+        assert_int_equal(ssl_backward(ctx, ssl_sum_all(ctx, y)), SSL_OK);
+        assert_int_equal(ssl_model_flops() - f1, (qkv_grad ? 8 : 2) * unit);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
 static void test_attention_gradcheck(void **state)
 {
     (void)state;
@@ -215,6 +237,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_attention_gradcheck),
+        cmocka_unit_test(test_attention_model_flops),
         cmocka_unit_test(test_attention_causal_mask),
         cmocka_unit_test(test_attention_thread_independent),
         cmocka_unit_test(test_attention_errors),

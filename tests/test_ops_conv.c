@@ -577,6 +577,42 @@ static void conv_deterministic_case(const conv_case_t *cp)
     ssl_ctx_free(ctx);
 }
 
+/* ssl_model_flops(): 2 N OC C KH KW OH OW for the forward, the input gradient and the weight
+ * gradient each, whichever kernel runs (Winograd F(4x4) and F(2x2), direct, im2col), and the
+ * GEMMs inside a convolution not counted twice */
+static void test_conv_model_flops(void **state)
+{
+    (void)state;
+    const conv_case_t cases[] = {
+        {2, 32, 8, 8, 32, 3, 3, 1, 1, 1},  /* Winograd F(4x4), chunks */
+        {2, 16, 28, 28, 16, 3, 3, 1, 1, 0}, /* Winograd F(4x4), one image per thread */
+        {2, 8, 9, 9, 8, 3, 3, 1, 1, 1},    /* direct */
+        {2, 3, 9, 7, 5, 3, 3, 2, 1, 0},    /* im2col, stride 2 */
+        {1, 8, 12, 13, 12, 3, 3, 1, 0, 1}, /* Winograd F(2x2) (direct off below) */
+    };
+    ssl_ctx_t *ctx = tu_ctx();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int xgrad = 0; xgrad < 2; xgrad++) {
+            const conv_case_t *c = &cases[i];
+            ssl__conv_direct = i != 4;
+            ssl_tensor_t *in[3];
+            make_conv_inputs(ctx, c, 700 + i, in);
+            ssl_tensor_set_requires_grad(in[0], xgrad);
+            uint64_t f0 = ssl_model_flops();
+            ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c->stride, c->pad);
+            assert_non_null(y);
+            uint64_t f1 = ssl_model_flops();
+            uint64_t one = (uint64_t)(2 * c->n * c->oc * c->c * c->kh * c->kw * y->shape[2] *
+                                      y->shape[3]);
+            assert_int_equal(f1 - f0, one);
+            assert_int_equal(ssl_backward(ctx, ssl_sum_all(ctx, y)), SSL_OK);
+            assert_int_equal(ssl_model_flops() - f1, (xgrad ? 2 : 1) * one);
+            ssl_ctx_reset(ctx);
+        }
+    restore_conv_defaults();
+    ssl_ctx_free(ctx);
+}
+
 static void test_conv_errors(void **state)
 {
     (void)state;
@@ -938,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_conv_partial_grads),
         cmocka_unit_test(test_conv_gradcheck),
         cmocka_unit_test(test_conv_deterministic),
+        cmocka_unit_test(test_conv_model_flops),
         cmocka_unit_test(test_conv_errors),
         cmocka_unit_test(test_max_pool_forward_backward),
         cmocka_unit_test(test_max_pool_semantics),

@@ -83,6 +83,14 @@ int ssl_get_num_threads(void);
 /* Floating-point operations done by matrix products (2*m*n*k per GEMM) in this process so far,
  * summed over all threads: benchmarks divide its growth by time for achieved GFLOP/s. */
 uint64_t ssl_gemm_flops(void);
+/* The model's floating-point operations in this process so far, counted as the textbook
+ * algorithms do them whatever kernel ran: a GEMM 2*m*n*k; a convolution's forward, input
+ * gradient and weight gradient 2*N*OC*C*KH*KW*OH*OW each (Winograd does fewer multiplications,
+ * im2col and direct kernels the same number); attention 4*B*H*T*T*D forward and twice that
+ * backward (only the products; softmax, norms and elementwise ops are not counted). The count
+ * FLOP counters of other frameworks give, so "model GFLOP/s" compares across implementations;
+ * with Winograd it can exceed the machine's sgemm peak. */
+uint64_t ssl_model_flops(void);
 
 /* Per-op time profile, off by default: wall seconds and calls of each op kind's forward and
  * backward kernels since the last reset (`sslc bench --profile` prints it). Meant for one

@@ -182,6 +182,8 @@ typedef struct ssl_bench_result {
     double images_per_s;          /* batch_size / median step time */
     double gemm_gflop_per_step;   /* floating-point operations in matrix products per step */
     double gemm_gflops;           /* achieved: GEMM work per step / median step time */
+    double model_gflop_per_step;  /* the model's operations per step (ssl_model_flops) */
+    double model_gflops;          /* model work per step / median step time */
     double sgemm_peak_gflops;     /* OpenBLAS sgemm n x n measured in the same run (0: skipped) */
     double loss;                  /* of the last step */
     int64_t peak_rss_bytes;       /* of the whole process so far */

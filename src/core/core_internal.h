@@ -218,9 +218,16 @@ int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, 
 
 /* ---------------------------------------------------------------- BLAS and plain references */
 
-/* C (M, N) = alpha * op(A) op(B) + beta * C; row-major, lda/ldb/ldc as in cblas. */
+/* C (M, N) = alpha * op(A) op(B) + beta * C; row-major, lda/ldb/ldc as in cblas. Counted in
+ * ssl_gemm_flops() and ssl_model_flops(). */
 void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* The same, counted in ssl_gemm_flops() only: a GEMM inside an op that counts its model FLOPs
+ * itself (convolutions, whatever algorithm runs them). */
+void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc);
+void ssl__model_flops_add(uint64_t flops);
 /* The plain triple loop, accumulated in double: the reference the tests compare against. */
 void ssl_ref_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

@@ -354,6 +354,7 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     float *y = nd->out->data; // (N, OC, P)
     if (d.n == 0)
         return SSL_OK;
+    ssl__model_flops_add((uint64_t)(2 * d.n * d.oc * d.k * d.p)); /* as a direct convolution */
     if (ssl__conv3x3_wino4_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
         return ssl__conv3x3_wino4_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc);
     if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
@@ -379,7 +380,7 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb;
             im2col(&d, tp, x + i0 * chw, m, col);
             /* blk (OC, m*P) = W (OC, K) @ col (K, m*P) */
-            ssl__sgemm(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk, m * d.p);
+            ssl__sgemm_inner(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk, m * d.p);
             block_copy(&d, m, blk, y + i0 * d.oc * d.p, bias, 1);
         }
     }
@@ -410,6 +411,7 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     if ((!dx && !dw) || d.n == 0)
         return;
+    ssl__model_flops_add((uint64_t)(((dx ? 1 : 0) + (dw ? 1 : 0)) * 2 * d.n * d.oc * d.k * d.p));
     if (ssl__conv3x3_wino4_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
         ssl__conv3x3_wino4_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc);
         return; /* out of memory shows in the context's flag */
@@ -482,11 +484,11 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             if (pdw) {
                 im2col(&d, tp, x + i0 * chw, m, col);
                 /* dW (OC, K) += dy (OC, m*P) @ col^T (m*P, K) */
-                ssl__sgemm(0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, pdw, d.k);
+                ssl__sgemm_inner(0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, pdw, d.k);
             }
             if (dx) {
                 /* dcol (K, m*P) = W^T (K, OC) @ dy (OC, m*P), then scattered onto the images */
-                ssl__sgemm(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
+                ssl__sgemm_inner(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
                 /* fresh: stored, not added (the chunk's images hold no gradient yet) */
                 col2im(&d, tp, col, m, !fresh, dx + i0 * chw);
             }

@@ -375,7 +375,7 @@ static int chunked_forward(ssl_ctx_t *ctx, const float *x, const float *w, const
             }
 #pragma omp for schedule(static)
             for (int xi = 0; xi < 36; xi++)
-                ssl__sgemm(0, 0, ld, oc, c, 1.0f, V + xi * ld * c, c, U + xi * c * oc, oc, 0.0f,
+                ssl__sgemm_inner(0, 0, ld, oc, c, 1.0f, V + xi * ld * c, c, U + xi * c * oc, oc, 0.0f,
                            M + xi * ld * oc, oc);
 #pragma omp for schedule(static)
             for (int64_t j = 0; j < m; j++)
@@ -434,10 +434,10 @@ static int chunked_backward(ssl_ctx_t *ctx, const float *x, const float *w, cons
 #pragma omp for schedule(static)
             for (int xi = 0; xi < 36; xi++) {
                 if (dx) /* (tiles, C) = (tiles, OC) (OC, C) */
-                    ssl__sgemm(0, 0, ld, c, oc, 1.0f, By + xi * ld * oc, oc, Uf + xi * oc * c, c,
+                    ssl__sgemm_inner(0, 0, ld, c, oc, 1.0f, By + xi * ld * oc, oc, Uf + xi * oc * c, c,
                                0.0f, Mx + xi * ld * c, c);
                 if (dw) /* (C, OC) += (tiles, C)^T (tiles, OC) */
-                    ssl__sgemm(1, 0, c, oc, ld, 1.0f, Vx + xi * ld * c, c, Ay + xi * ld * oc, oc,
+                    ssl__sgemm_inner(1, 0, c, oc, ld, 1.0f, Vx + xi * ld * c, c, Ay + xi * ld * oc, oc,
                                1.0f, dU + xi * c * oc, oc);
             }
             if (dx) {

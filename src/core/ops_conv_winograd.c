@@ -439,7 +439,7 @@ static void wino_conv(const wgeom_t *g, const wtab_t *tb, const wtab_t *ob, cons
             int64_t i0 = ch * nb, m = n - i0 < nb ? n - i0 : nb, mt = m * g->t;
             input_tiles(g, tb, x + i0 * g->c * g->h * g->w, m, V, P);
             for (int k = 0; k < 16; k++) /* M_k (OC, mT) = U_k (OC, C) @ V_k (C, mT) */
-                ssl__sgemm(0, 0, g->oc, mt, g->c, 1.0f, U + k * g->oc * g->c, g->c,
+                ssl__sgemm_inner(0, 0, g->oc, mt, g->c, 1.0f, U + k * g->oc * g->c, g->c,
                            V + k * g->c * mt, mt, 0.0f, M + k * g->oc * mt, mt);
             output_tiles(g, ob, M, m, bias, accumulate, y + i0 * g->oc * g->oh * g->ow);
         }
@@ -519,7 +519,7 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
             input_tiles(&g, tb, x + i0 * c * h * wd, m, V, P);
             output_tiles_adjoint(&g, dy + i0 * oc * g.oh * g.ow, m, dM);
             for (int k = 0; k < 16; k++) /* dU_k (OC, C) += dM_k (OC, mT) @ V_k^T (mT, C) */
-                ssl__sgemm(0, 1, oc, c, mt, 1.0f, dM + k * oc * mt, mt, V + k * c * mt, mt,
+                ssl__sgemm_inner(0, 1, oc, c, mt, 1.0f, dM + k * oc * mt, mt, V + k * c * mt, mt,
                            1.0f, dU + k * oc * c, c);
         }
     }

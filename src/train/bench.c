@@ -168,7 +168,7 @@ int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
         st = ssl_last_status();
         goto done;
     }
-    uint64_t f0 = ssl_gemm_flops();
+    uint64_t f0 = ssl_gemm_flops(), m0 = ssl_model_flops();
     if (o->profile) {
         ssl_profile_reset();
         ssl_profile_enable(1);
@@ -184,6 +184,7 @@ int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
     }
     ssl_profile_enable(0);
     r->gemm_gflop_per_step = (double)(ssl_gemm_flops() - f0) / steps * 1e-9;
+    r->model_gflop_per_step = (double)(ssl_model_flops() - m0) / steps * 1e-9;
     for (int s = 0; s < steps; s++)
         r->step_s_total += times[s];
     snprintf(r->name, sizeof r->name, "%s", o->workload ? o->workload : t->rc.name);
@@ -197,6 +198,7 @@ int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
                                  : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
     r->images_per_s = (double)b->size / r->step_s_median;
     r->gemm_gflops = r->gemm_gflop_per_step / r->step_s_median;
+    r->model_gflops = r->model_gflop_per_step / r->step_s_median;
     r->loss = loss;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
