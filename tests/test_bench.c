@@ -106,9 +106,10 @@ static void test_bench_tiny_workload(void **state)
     o.peak_n = 64;
     ssl_bench_result_t r, rw;
     assert_int_equal(ssl_bench_run(&o, &rw), SSL_OK); /* direct / Winograd 3x3 stride-1 convs */
-    ssl__conv_winograd = ssl__conv_direct = ssl__conv_wino4 = 0; /* every conv: im2col + GEMM */
+    /* every conv through im2col + GEMM */
+    ssl__conv_winograd = ssl__conv_direct = ssl__conv_wino4 = ssl__conv_cl = 0;
     assert_int_equal(ssl_bench_run(&o, &r), SSL_OK);
-    ssl__conv_winograd = ssl__conv_direct = ssl__conv_wino4 = 1;
+    ssl__conv_winograd = ssl__conv_direct = ssl__conv_wino4 = ssl__conv_cl = 1;
     assert_true(rw.gemm_gflop_per_step < 0.8 * r.gemm_gflop_per_step);
     /* the model's count does not depend on the kernels; with every product a GEMM it is the
      * GEMM count */

@@ -217,6 +217,8 @@ static const conv_case_t conv_cases[] = {
     {2, 32, 13, 14, 48, 3, 3, 2, 1, 1},
     {3, 64, 7, 7, 32, 3, 3, 2, 1, 0},
     {2, 48, 8, 6, 16, 3, 3, 2, 1, 1},
+    {2, 16, 28, 27, 32, 3, 3, 2, 1, 1}, /* 16 channels: blocks of 14 positions x 1 vector */
+    {1, 32, 20, 22, 16, 3, 3, 2, 1, 0}, /* 32 channels up to 28 wide */
     /* ... and at stride 2 (the forward and the weight gradient) */
     {2, 24, 13, 14, 48, 3, 3, 2, 1, 1},
     {2, 72, 7, 8, 64, 3, 3, 2, 1, 0},
@@ -507,6 +509,7 @@ static void test_conv_gradcheck(void **state)
         {1, 4, 9, 9, 32, 3, 3, 2, 1, 0}, /* ... at stride 2 */
         {1, 4, 10, 9, 32, 3, 3, 1, 1, 0}, /* its weight gradient only (9 wide) */
         {1, 32, 6, 5, 4, 3, 3, 2, 1, 1},  /* stride-2 input gradient by parity */
+        {1, 16, 9, 10, 4, 3, 3, 2, 1, 0}, /* ... with 16 channels */
         {2, 32, 5, 6, 32, 3, 3, 1, 1, 1}, /* Winograd F(4x4) with channels in the lanes */
     };
     ssl_ctx_t *ctx = tu_ctx();

@@ -175,7 +175,8 @@ extern int ssl__conv_cl;
 /* the widest output (default 14) whose weight gradient takes that kernel */
 extern int ssl__clw_max_ow;
 /* The input gradient of a 3x3 stride-2 layer with padding 1, channels in the lanes (AVX-512;
- * C >= 32 and a multiple of 16, inputs up to 14 wide): dx (+)= ..., as the direct kernels. */
+ * C a multiple of 16, inputs up to 14 wide, or 28 with up to 32 channels): dx (+)= ..., as
+ * the direct kernels. */
 int ssl__conv3x3_s2_dx_usable(int64_t c, int64_t h, int64_t w, int64_t pad);
 int ssl__conv3x3_s2_dx(ssl_ctx_t *ctx, const float *w, const float *dy, float *dx, int dx_add,
                        int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc);
