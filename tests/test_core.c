@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static void test_errors(void **state)
 {
@@ -440,6 +443,29 @@ static void test_linear_bias_grad_blocks(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* Dynamic OpenMP teams (OMP_DYNAMIC=true) hang OpenBLAS and leave kernels' per-thread
+ * buffers unfilled: every op's kernel and every GEMM runs with them off. */
+static void test_dynamic_teams_off(void **state)
+{
+    (void)state;
+#ifdef _OPENMP
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *a = tu_rand(ctx, 2, (int64_t[]){8, 8}, 1, -1, 1, 1);
+    omp_set_dynamic(1);
+    ssl_tensor_t *y = ssl_relu(ctx, a); /* forward */
+    assert_non_null(y);
+    assert_int_equal(omp_get_dynamic(), 0);
+    omp_set_dynamic(1);
+    assert_int_equal(ssl_backward(ctx, ssl_sum_all(ctx, y)), SSL_OK); /* backward */
+    assert_int_equal(omp_get_dynamic(), 0);
+    omp_set_dynamic(1);
+    float c[4];
+    ssl__sgemm(0, 0, 2, 2, 2, 1.0f, a->data, 8, a->data, 8, 0.0f, c, 2); /* BLAS */
+    assert_int_equal(omp_get_dynamic(), 0);
+    ssl_ctx_free(ctx);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_linear_forward_backward),
         cmocka_unit_test(test_linear_bias_grad_blocks),
         cmocka_unit_test(test_linear_residual),
+        cmocka_unit_test(test_dynamic_teams_off),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@ void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alp
 {
     if (m == 0 || n == 0)
         return;
+    ssl__fixed_teams();
     atomic_fetch_add_explicit(&g_gemm_flops, (uint64_t)(2 * m * n * k), memory_order_relaxed);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,

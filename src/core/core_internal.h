@@ -138,6 +138,10 @@ extern int ssl__conv_vec_tables;
  * (0 and 1 without OpenMP): for per-thread workspaces. */
 int ssl__thread_id(void);
 int64_t ssl__max_threads(void);
+/* OpenMP teams of the size asked for: dynamic adjustment (OMP_DYNAMIC=true) hangs OpenBLAS,
+ * which waits for the whole team it asked for, and would leave kernels' per-thread buffers
+ * unfilled. Called before every op's kernel, every call into BLAS and by ssl_set_num_threads. */
+void ssl__fixed_teams(void);
 
 /* Items per chunk when n items are split into chunks of at most nb_max for the threads of a
  * static OpenMP loop: the number of chunks is rounded up to a multiple of the thread count and

@@ -115,6 +115,16 @@ void ssl_set_num_threads(int n)
     omp_set_num_threads(n);
 #endif
     openblas_set_num_threads(n);
+    ssl__fixed_teams();
+}
+
+void ssl__fixed_teams(void)
+{
+#ifdef _OPENMP
+    /* OpenBLAS's OpenMP build spins until every thread of the team it asked for has taken its
+     * share: with dynamic teams (OMP_DYNAMIC=true) a smaller team never finishes a GEMM */
+    omp_set_dynamic(0);
+#endif
 }
 
 int ssl_get_num_threads(void)

@@ -616,13 +616,16 @@ static int fused_backward(ssl_ctx_t *ctx, const float *x, const float *w, const 
     float *dU = Uf + uf, *bufs = dU + uf;
     if (dx)
         weights_in(w, oc, c, 1, Uf);
-#pragma omp parallel /* every thread: each zeroes the partial dU that the sum below reads */
+    w4bufs_t b0;
+    fused_bufs(&g, bufs, 1, &b0);
+    int64_t off = b0.du - bufs; /* the partial dU's place in a thread's block */
+    for (int64_t th = 0; dw && th < nt; th++) /* all of them: a smaller team leaves some unused */
+        memset(bufs + th * tf + off, 0, (size_t)uf * sizeof(float));
+#pragma omp parallel
     {
         w4bufs_t b;
         fused_bufs(&g, bufs + ssl__thread_id() * tf, 1, &b);
         memset(b.px, 0, (size_t)(g.ph * g.pw * (c + oc)) * sizeof(float));
-        if (dw)
-            memset(b.du, 0, (size_t)uf * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; i++) {
             to_channels_last(&g, dy + i * oc * h * wd, oc, b.py);
@@ -643,7 +646,6 @@ static int fused_backward(ssl_ctx_t *ctx, const float *x, const float *w, const 
             }
         }
         if (dw) { /* the threads' partial sums, added in thread order */
-            int64_t off = b.du - (bufs + ssl__thread_id() * tf); /* du's place in a block */
 #pragma omp for schedule(static)
             for (int64_t e = 0; e < uf; e += 16) {
                 __m512 sum = _mm512_setzero_ps();

@@ -391,6 +391,7 @@ int ssl_profile_get(ssl_op_profile_t *out, int max)
 
 static int run_forward(const ssl_op_def_t *d, ssl_ctx_t *ctx, ssl_node_t *n)
 {
+    ssl__fixed_teams(); /* the kernels' per-thread buffers assume the team they asked for */
     if (!g_prof_on)
         return d->forward(ctx, n);
     double t0 = prof_now();
@@ -402,6 +403,7 @@ static int run_forward(const ssl_op_def_t *d, ssl_ctx_t *ctx, ssl_node_t *n)
 
 static void run_backward(const ssl_op_def_t *d, ssl_ctx_t *ctx, ssl_node_t *n)
 {
+    ssl__fixed_teams();
     if (!g_prof_on) {
         d->backward(ctx, n);
         return;

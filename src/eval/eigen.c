@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core_internal.h"
+
 /* Below this trailing size the level-2 updates run as plain loops: a BLAS call (and its thread
  * fork/join) costs more than the work. */
 #define EIG_BLAS_MIN 512
@@ -49,6 +51,7 @@ static void syr2_lower(int64_t m, const double *v, const double *p, double *a, i
  * e[n-1] = 0). a is overwritten. work: 2n doubles. */
 static void tridiagonalize(double *a, int64_t n, double *d, double *e, double *work)
 {
+    ssl__fixed_teams(); /* before BLAS: dynamic OpenMP teams hang OpenBLAS */
     double *v = work, *p = work + n;
     for (int64_t k = 0; k + 2 < n; k++) {
         int64_t m = n - k - 1; /* trailing block rows/cols k+1 .. n-1 */

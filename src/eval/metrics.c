@@ -20,6 +20,7 @@
 int ssl_singular_values(const float *z, int64_t n, int64_t d, double *s)
 {
     const char *fn = "singular values";
+    ssl__fixed_teams(); /* before BLAS: dynamic OpenMP teams hang OpenBLAS */
     int st = ssl__eval_check_matrix(fn, "z", z, n, d);
     if (st != SSL_OK)
         return st;
