@@ -183,25 +183,47 @@ static inline void transpose16(__m512 r[16])
     }
 }
 
-/* one image's planes (k, H, W) into the interior of the padded channels-last plane P (ph, pw,
- * k), at row and column 1: blocks of 16 channels x 16 positions of a row, transposed */
-static void to_channels_last(const w4geom_t *g, const float *x, int64_t k, float *P)
+/* Between one image's planes (k, H, W) and a channels-last buffer (rows bw positions wide,
+ * the image at row and column b0), in blocks of 16 channels x 16 positions of a row, each
+ * transposed in registers. into_buf: buffer = planes; else planes = (add ? planes : bias) +
+ * buffer. */
+static void relayout(const w4geom_t *g, int64_t k, float *planes, float *buf, int64_t bw,
+                     int64_t b0, int into_buf, const float *bias, int add)
 {
     int64_t hw = g->h * g->w;
     for (int64_t yy = 0; yy < g->h; yy++)
         for (int64_t x0 = 0; x0 < g->w; x0 += 16) {
             int64_t nv = g->w - x0 < 16 ? g->w - x0 : 16;
             __mmask16 m = ssl__lanes16(nv);
+            float *pl = planes + yy * g->w + x0, *bf = buf + ((yy + b0) * bw + x0 + b0) * k;
             for (int64_t cb = 0; cb < k; cb += 16) {
                 __m512 r[16];
-                for (int j = 0; j < 16; j++)
-                    r[j] = _mm512_maskz_loadu_ps(m, x + (cb + j) * hw + yy * g->w + x0);
+                if (into_buf) {
+                    for (int j = 0; j < 16; j++)
+                        r[j] = _mm512_maskz_loadu_ps(m, pl + (cb + j) * hw);
+                    transpose16(r);
+                    for (int64_t l = 0; l < nv; l++)
+                        _mm512_storeu_ps(bf + l * k + cb, r[l]);
+                    continue;
+                }
+                for (int64_t l = 0; l < 16; l++)
+                    r[l] = l < nv ? _mm512_loadu_ps(bf + l * k + cb) : _mm512_setzero_ps();
                 transpose16(r);
-                float *dst = P + ((yy + 1) * g->pw + x0 + 1) * k + cb;
-                for (int64_t l = 0; l < nv; l++)
-                    _mm512_storeu_ps(dst + l * k, r[l]);
+                for (int j = 0; j < 16; j++) {
+                    float *o = pl + (cb + j) * hw;
+                    __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), r[j])
+                                   : _mm512_add_ps(r[j], _mm512_set1_ps(bias ? bias[cb + j] : 0.0f));
+                    _mm512_mask_storeu_ps(o, m, v);
+                }
             }
         }
+}
+
+/* one image's planes (k, H, W) into the interior of the padded channels-last plane P (ph, pw,
+ * k), at row and column 1 */
+static void to_channels_last(const w4geom_t *g, const float *x, int64_t k, float *P)
+{
+    relayout(g, k, (float *)x, P, g->pw, 1, 1, NULL, 0); /* x is only read */
 }
 
 /* r = B^T d for 6 vectors */
@@ -320,26 +342,7 @@ static void tiles_out(const w4geom_t *g, const float *M, int64_t k, int64_t ld, 
                 }
             }
         }
-    /* back to (k, H, W): blocks of 16 positions of a row x 16 channels, transposed */
-    int64_t hw = g->h * g->w;
-    for (int64_t yy = 0; yy < g->h; yy++)
-        for (int64_t x0 = 0; x0 < g->w; x0 += 16) {
-            int64_t nv = g->w - x0 < 16 ? g->w - x0 : 16;
-            __mmask16 m = ssl__lanes16(nv);
-            for (int64_t cb = 0; cb < k; cb += 16) {
-                __m512 r[16];
-                for (int64_t l = 0; l < 16; l++)
-                    r[l] = l < nv ? _mm512_loadu_ps(Q + (yy * qw + x0 + l) * k + cb)
-                                  : _mm512_setzero_ps();
-                transpose16(r);
-                for (int j = 0; j < 16; j++) {
-                    float *yo = y + (cb + j) * hw + yy * g->w + x0;
-                    __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, yo), r[j])
-                                   : _mm512_add_ps(r[j], _mm512_set1_ps(bias ? bias[cb + j] : 0.0f));
-                    _mm512_mask_storeu_ps(yo, m, v);
-                }
-            }
-        }
+    relayout(g, k, y, Q, qw, 0, 0, bias, add); /* back to (k, H, W) */
 }
 
 /* floats of a thread's buffers: the padded planes of x (C) and dy (OC), and Q */
