@@ -271,11 +271,15 @@ static void make_conv_inputs(ssl_ctx_t *ctx, const conv_case_t *c, uint64_t seed
  * kernel off, so the others run its shapes. */
 #define N_CHUNK_MODES 6
 /* 4x4 output tiles of a stride-1 padding-1 layer (Winograd F(4x4)) */
-static int64_t tiles4(const conv_case_t *c) { return ((c->h + 3) / 4) * ((c->w + 3) / 4); }
+static int64_t tiles4(const conv_case_t *c)
+{
+    return ((c->h + 3) / 4) * ((c->w + 3) / 4);
+}
 
 /* Winograd F(4x4, 3x3)'s transforms (coefficients up to 8 and 1/24) round to about 2e-5 of the
  * values' scale in float, the other kernels to about 1e-6: the absolute tolerance has a part
- * proportional to the reference's root mean square (a wrong tap or channel is off by about that scale). */
+ * proportional to the reference's root mean square (a wrong tap or channel is off by about that
+ * scale). */
 static double conv_atol(const float *ref, int64_t n)
 {
     double s = 0;
@@ -495,18 +499,18 @@ static void test_conv_gradcheck(void **state)
      * Winograd F(4x4)'s rounding, ~2e-5 of the values' scale, small against the difference) */
     const tu_gradcheck_opts_t opts = {0.25, 1e-3, 1e-2, 256};
     const conv_case_t cases[] = {
-        {2, 3, 5, 5, 2, 3, 3, 1, 1, 1}, /* 3x3 s1 p1 */
-        {2, 2, 6, 5, 3, 3, 3, 2, 1, 1}, /* 3x3 s2 p1 */
-        {2, 3, 4, 3, 2, 1, 1, 1, 0, 1}, /* 1x1 direct */
-        {1, 2, 5, 4, 2, 1, 1, 2, 0, 0}, /* 1x1 stride 2 */
-        {1, 2, 5, 6, 2, 2, 3, 2, 1, 1}, /* non-square kernel */
-        {1, 1, 7, 7, 2, 7, 7, 2, 3, 1}, /* 7x7 s2 p3, C = 1 */
-        {2, 8, 5, 6, 8, 3, 3, 1, 1, 1}, /* Winograd (direct off below), partial tiles */
-        {1, 8, 4, 8, 9, 3, 3, 1, 0, 0}, /* Winograd, padding 0 */
-        {2, 8, 3, 3, 8, 3, 3, 1, 1, 1}, /* im2col's index tables (3x3 maps) */
-        {2, 8, 4, 4, 8, 3, 3, 1, 1, 1}, /* Winograd on 4x4 maps */
-        {1, 4, 4, 5, 32, 3, 3, 1, 1, 1}, /* channels in the lanes (direct on below) */
-        {1, 4, 9, 9, 32, 3, 3, 2, 1, 0}, /* ... at stride 2 */
+        {2, 3, 5, 5, 2, 3, 3, 1, 1, 1},   /* 3x3 s1 p1 */
+        {2, 2, 6, 5, 3, 3, 3, 2, 1, 1},   /* 3x3 s2 p1 */
+        {2, 3, 4, 3, 2, 1, 1, 1, 0, 1},   /* 1x1 direct */
+        {1, 2, 5, 4, 2, 1, 1, 2, 0, 0},   /* 1x1 stride 2 */
+        {1, 2, 5, 6, 2, 2, 3, 2, 1, 1},   /* non-square kernel */
+        {1, 1, 7, 7, 2, 7, 7, 2, 3, 1},   /* 7x7 s2 p3, C = 1 */
+        {2, 8, 5, 6, 8, 3, 3, 1, 1, 1},   /* Winograd (direct off below), partial tiles */
+        {1, 8, 4, 8, 9, 3, 3, 1, 0, 0},   /* Winograd, padding 0 */
+        {2, 8, 3, 3, 8, 3, 3, 1, 1, 1},   /* im2col's index tables (3x3 maps) */
+        {2, 8, 4, 4, 8, 3, 3, 1, 1, 1},   /* Winograd on 4x4 maps */
+        {1, 4, 4, 5, 32, 3, 3, 1, 1, 1},  /* channels in the lanes (direct on below) */
+        {1, 4, 9, 9, 32, 3, 3, 2, 1, 0},  /* ... at stride 2 */
         {1, 4, 10, 9, 32, 3, 3, 1, 1, 0}, /* its weight gradient only (9 wide) */
         {1, 32, 6, 5, 4, 3, 3, 2, 1, 1},  /* stride-2 input gradient by parity */
         {1, 16, 9, 10, 4, 3, 3, 2, 1, 0}, /* ... with 16 channels */
@@ -587,11 +591,11 @@ static void test_conv_model_flops(void **state)
 {
     (void)state;
     const conv_case_t cases[] = {
-        {2, 32, 8, 8, 32, 3, 3, 1, 1, 1},  /* Winograd F(4x4), chunks */
+        {2, 32, 8, 8, 32, 3, 3, 1, 1, 1},   /* Winograd F(4x4), chunks */
         {2, 16, 28, 28, 16, 3, 3, 1, 1, 0}, /* Winograd F(4x4), one image per thread */
-        {2, 8, 9, 9, 8, 3, 3, 1, 1, 1},    /* direct */
-        {2, 3, 9, 7, 5, 3, 3, 2, 1, 0},    /* im2col, stride 2 */
-        {1, 8, 12, 13, 12, 3, 3, 1, 0, 1}, /* Winograd F(2x2) (direct off below) */
+        {2, 8, 9, 9, 8, 3, 3, 1, 1, 1},     /* direct */
+        {2, 3, 9, 7, 5, 3, 3, 2, 1, 0},     /* im2col, stride 2 */
+        {1, 8, 12, 13, 12, 3, 3, 1, 0, 1},  /* Winograd F(2x2) (direct off below) */
     };
     ssl_ctx_t *ctx = tu_ctx();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -605,8 +609,8 @@ static void test_conv_model_flops(void **state)
             ssl_tensor_t *y = ssl_conv2d(ctx, in[0], in[1], in[2], c->stride, c->pad);
             assert_non_null(y);
             uint64_t f1 = ssl_model_flops();
-            uint64_t one = (uint64_t)(2 * c->n * c->oc * c->c * c->kh * c->kw * y->shape[2] *
-                                      y->shape[3]);
+            uint64_t one =
+                (uint64_t)(2 * c->n * c->oc * c->c * c->kh * c->kw * y->shape[2] * y->shape[3]);
             assert_int_equal(f1 - f0, one);
             assert_int_equal(ssl_backward(ctx, ssl_sum_all(ctx, y)), SSL_OK);
             assert_int_equal(ssl_model_flops() - f1, (xgrad ? 2 : 1) * one);

@@ -8,7 +8,10 @@
 static _Atomic uint64_t g_gemm_flops, g_model_flops;
 
 uint64_t ssl_gemm_flops(void) { return atomic_load_explicit(&g_gemm_flops, memory_order_relaxed); }
-uint64_t ssl_model_flops(void) { return atomic_load_explicit(&g_model_flops, memory_order_relaxed); }
+uint64_t ssl_model_flops(void)
+{
+    return atomic_load_explicit(&g_model_flops, memory_order_relaxed);
+}
 
 void ssl__model_flops_add(uint64_t flops)
 {
@@ -24,9 +27,8 @@ void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
     ssl__sgemm_inner(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                      float *c, int64_t ldc)
+void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
     if (m == 0 || n == 0)
         return;

@@ -213,8 +213,8 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
  * (the chunked path). Same contracts as the direct kernels. */
 extern int ssl__conv_wino4;
 extern int64_t ssl__wino4_chunk_floats;
-int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
-                              int64_t kw, int64_t stride, int64_t pad);
+int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                              int64_t stride, int64_t pad);
 int ssl__conv3x3_wino4_forward(ssl_ctx_t *ctx, const float *x, const float *w, const float *bias,
                                float *y, int64_t n, int64_t c, int64_t h, int64_t wd, int64_t oc);
 int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
@@ -229,9 +229,8 @@ void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 /* The same, counted in ssl_gemm_flops() only: a GEMM inside an op that counts its model FLOPs
  * itself (convolutions, whatever algorithm runs them). */
-void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                      float *c, int64_t ldc);
+void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void ssl__model_flops_add(uint64_t flops);
 /* The plain triple loop, accumulated in double: the reference the tests compare against. */
 void ssl_ref_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

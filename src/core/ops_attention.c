@@ -265,7 +265,7 @@ static int attention_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
         return ssl_last_status();
     const float *qkv = x->data, *bd = bias ? bias->data : NULL; // (B, T, 3C)
     float *out = nd->out->data;                                 // (B, T, C)
-    ssl__model_flops_add((uint64_t)(4 * nbh * T * T * d.D));     /* Q K^T and P V */
+    ssl__model_flops_add((uint64_t)(4 * nbh * T * T * d.D));    /* Q K^T and P V */
 #pragma omp parallel for schedule(static) if (nbh * T * T * d.D > SSL_OMP_MIN)
     for (int64_t bh = 0; bh < nbh; bh++)
         att_forward_item(&d, bh, qkv, bd, out, P, keep, work + omp_get_thread_num() * wf);

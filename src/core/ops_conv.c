@@ -380,7 +380,8 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb;
             im2col(&d, tp, x + i0 * chw, m, col);
             /* blk (OC, m*P) = W (OC, K) @ col (K, m*P) */
-            ssl__sgemm_inner(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk, m * d.p);
+            ssl__sgemm_inner(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk,
+                             m * d.p);
             block_copy(&d, m, blk, y + i0 * d.oc * d.p, bias, 1);
         }
     }

@@ -82,16 +82,16 @@ static inline void weight_tile16(const __m512 g[9], __m512 u[36])
     __m512 t[6][3];
     for (int i = 0; i < 6; i++)
         for (int b = 0; b < 3; b++)
-            t[i][b] = _mm512_fmadd_ps(
-                _mm512_set1_ps(G4[i][0]), g[b],
-                _mm512_fmadd_ps(_mm512_set1_ps(G4[i][1]), g[3 + b],
-                                _mm512_mul_ps(_mm512_set1_ps(G4[i][2]), g[6 + b])));
+            t[i][b] =
+                _mm512_fmadd_ps(_mm512_set1_ps(G4[i][0]), g[b],
+                                _mm512_fmadd_ps(_mm512_set1_ps(G4[i][1]), g[3 + b],
+                                                _mm512_mul_ps(_mm512_set1_ps(G4[i][2]), g[6 + b])));
     for (int i = 0; i < 6; i++)
         for (int j = 0; j < 6; j++)
-            u[i * 6 + j] = _mm512_fmadd_ps(
-                t[i][0], _mm512_set1_ps(G4[j][0]),
-                _mm512_fmadd_ps(t[i][1], _mm512_set1_ps(G4[j][1]),
-                                _mm512_mul_ps(t[i][2], _mm512_set1_ps(G4[j][2]))));
+            u[i * 6 + j] =
+                _mm512_fmadd_ps(t[i][0], _mm512_set1_ps(G4[j][0]),
+                                _mm512_fmadd_ps(t[i][1], _mm512_set1_ps(G4[j][1]),
+                                                _mm512_mul_ps(t[i][2], _mm512_set1_ps(G4[j][2]))));
 }
 
 /* dg (9) = G^T du G for 16 kernels at once */
@@ -120,9 +120,9 @@ static inline void weight_tile_adjoint16(const __m512 du[36], __m512 dg[9])
 static void weights_in(const float *w, int64_t oc, int64_t c, int flip, float *U)
 {
     int64_t plane = oc * c, cols = flip ? c : oc;
-    __m512i step = _mm512_mullo_epi32(_mm512_set1_epi32((int)(flip ? 9 : c * 9)),
-                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                                        13, 14, 15));
+    __m512i step =
+        _mm512_mullo_epi32(_mm512_set1_epi32((int)(flip ? 9 : c * 9)),
+                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
 #pragma omp parallel for schedule(static) if (plane * 36 > SSL_OMP_MIN)
     for (int64_t at = 0; at < plane; at += 16) { /* U's row r, columns q..q+15 */
         int64_t r = at / cols, q = at % cols;
@@ -141,9 +141,9 @@ static void weights_in(const float *w, int64_t oc, int64_t c, int flip, float *U
 static void weights_out(const float *dU, int64_t oc, int64_t c, float *dw)
 {
     int64_t plane = oc * c;
-    __m512i step = _mm512_mullo_epi32(_mm512_set1_epi32((int)(c * 9)),
-                                      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                                        13, 14, 15));
+    __m512i step =
+        _mm512_mullo_epi32(_mm512_set1_epi32((int)(c * 9)),
+                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
 #pragma omp parallel for schedule(static) if (plane * 36 > SSL_OMP_MIN)
     for (int64_t at = 0; at < plane; at += 16) { /* at = ci * OC + o */
         int64_t ci = at / oc, o = at % oc;
@@ -211,8 +211,9 @@ static void relayout(const w4geom_t *g, int64_t k, float *planes, float *buf, in
                 transpose16(r);
                 for (int j = 0; j < 16; j++) {
                     float *o = pl + (cb + j) * hw;
-                    __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), r[j])
-                                   : _mm512_add_ps(r[j], _mm512_set1_ps(bias ? bias[cb + j] : 0.0f));
+                    __m512 v =
+                        add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), r[j])
+                            : _mm512_add_ps(r[j], _mm512_set1_ps(bias ? bias[cb + j] : 0.0f));
                     _mm512_mask_storeu_ps(o, m, v);
                 }
             }
@@ -247,7 +248,8 @@ static inline void a6(const __m512 y[4], __m512 r[6])
 {
     const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c8 = _mm512_set1_ps(8.0f);
     __m512 e = _mm512_add_ps(y[0], y[2]), o = _mm512_add_ps(y[1], y[3]);
-    __m512 e2 = _mm512_fmadd_ps(c4, y[2], y[0]), o2 = _mm512_fmadd_ps(c8, y[3], _mm512_mul_ps(c2, y[1]));
+    __m512 e2 = _mm512_fmadd_ps(c4, y[2], y[0]),
+           o2 = _mm512_fmadd_ps(c8, y[3], _mm512_mul_ps(c2, y[1]));
     r[0] = y[0];
     r[1] = _mm512_add_ps(e, o);
     r[2] = _mm512_sub_ps(e, o);
@@ -378,8 +380,8 @@ static int chunked_forward(ssl_ctx_t *ctx, const float *x, const float *w, const
             }
 #pragma omp for schedule(static)
             for (int xi = 0; xi < 36; xi++)
-                ssl__sgemm_inner(0, 0, ld, oc, c, 1.0f, V + xi * ld * c, c, U + xi * c * oc, oc, 0.0f,
-                           M + xi * ld * oc, oc);
+                ssl__sgemm_inner(0, 0, ld, oc, c, 1.0f, V + xi * ld * c, c, U + xi * c * oc, oc,
+                                 0.0f, M + xi * ld * oc, oc);
 #pragma omp for schedule(static)
             for (int64_t j = 0; j < m; j++)
                 tiles_out(&g, M, oc, ld, j * g.t, Q, bias, 0, y + (i0 + j) * oc * h * wd);
@@ -437,17 +439,16 @@ static int chunked_backward(ssl_ctx_t *ctx, const float *x, const float *w, cons
 #pragma omp for schedule(static)
             for (int xi = 0; xi < 36; xi++) {
                 if (dx) /* (tiles, C) = (tiles, OC) (OC, C) */
-                    ssl__sgemm_inner(0, 0, ld, c, oc, 1.0f, By + xi * ld * oc, oc, Uf + xi * oc * c, c,
-                               0.0f, Mx + xi * ld * c, c);
+                    ssl__sgemm_inner(0, 0, ld, c, oc, 1.0f, By + xi * ld * oc, oc, Uf + xi * oc * c,
+                                     c, 0.0f, Mx + xi * ld * c, c);
                 if (dw) /* (C, OC) += (tiles, C)^T (tiles, OC) */
-                    ssl__sgemm_inner(1, 0, c, oc, ld, 1.0f, Vx + xi * ld * c, c, Ay + xi * ld * oc, oc,
-                               1.0f, dU + xi * c * oc, oc);
+                    ssl__sgemm_inner(1, 0, c, oc, ld, 1.0f, Vx + xi * ld * c, c, Ay + xi * ld * oc,
+                                     oc, 1.0f, dU + xi * c * oc, oc);
             }
             if (dx) {
 #pragma omp for schedule(static)
                 for (int64_t j = 0; j < m; j++)
-                    tiles_out(&g, Mx, c, ld, j * g.t, Q, NULL, dx_add,
-                              dx + (i0 + j) * c * h * wd);
+                    tiles_out(&g, Mx, c, ld, j * g.t, Q, NULL, dx_add, dx + (i0 + j) * c * h * wd);
             }
         }
     }
@@ -465,8 +466,8 @@ static int fused_path(int64_t c, int64_t oc, int64_t h, int64_t w)
     return (h > 8 || w > 8) && c <= 64 && oc <= 64 && (t % 8 == 0 || t % 7 == 0);
 }
 
-int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
-                              int64_t kw, int64_t stride, int64_t pad)
+int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                              int64_t stride, int64_t pad)
 {
     if (!ssl__conv_wino4 || kh != 3 || kw != 3 || stride != 1 || pad != 1 || c % 16 != 0 ||
         oc % 16 != 0 || h < 3 || w < 3)
@@ -502,8 +503,8 @@ int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64
         for (int r = 0; r < RB; r++)                                                               \
             for (int j = 0; j < NB; j++) {                                                         \
                 float *o = out + r * ldo + 16 * j;                                                 \
-                _mm512_storeu_ps(o, add ? _mm512_add_ps(_mm512_loadu_ps(o), acc[r][j])             \
-                                        : acc[r][j]);                                              \
+                _mm512_storeu_ps(o,                                                                \
+                                 add ? _mm512_add_ps(_mm512_loadu_ps(o), acc[r][j]) : acc[r][j]);  \
             }                                                                                      \
     }
 W4_MK(16, 1)
@@ -621,7 +622,7 @@ static int fused_backward(ssl_ctx_t *ctx, const float *x, const float *w, const 
         weights_in(w, oc, c, 1, Uf);
     w4bufs_t b0;
     fused_bufs(&g, bufs, 1, &b0);
-    int64_t off = b0.du - bufs; /* the partial dU's place in a thread's block */
+    int64_t off = b0.du - bufs;               /* the partial dU's place in a thread's block */
     for (int64_t th = 0; dw && th < nt; th++) /* all of them: a smaller team leaves some unused */
         memset(bufs + th * tf + off, 0, (size_t)uf * sizeof(float));
 #pragma omp parallel
@@ -684,8 +685,8 @@ int ssl__conv3x3_wino4_backward(ssl_ctx_t *ctx, const float *x, const float *w, 
 
 #else /* without AVX-512 the layers take the other kernels */
 
-int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh,
-                              int64_t kw, int64_t stride, int64_t pad)
+int ssl__conv3x3_wino4_usable(int64_t c, int64_t oc, int64_t h, int64_t w, int64_t kh, int64_t kw,
+                              int64_t stride, int64_t pad)
 {
     (void)c, (void)oc, (void)h, (void)w, (void)kh, (void)kw, (void)stride, (void)pad;
     return 0;

@@ -440,7 +440,7 @@ static void wino_conv(const wgeom_t *g, const wtab_t *tb, const wtab_t *ob, cons
             input_tiles(g, tb, x + i0 * g->c * g->h * g->w, m, V, P);
             for (int k = 0; k < 16; k++) /* M_k (OC, mT) = U_k (OC, C) @ V_k (C, mT) */
                 ssl__sgemm_inner(0, 0, g->oc, mt, g->c, 1.0f, U + k * g->oc * g->c, g->c,
-                           V + k * g->c * mt, mt, 0.0f, M + k * g->oc * mt, mt);
+                                 V + k * g->c * mt, mt, 0.0f, M + k * g->oc * mt, mt);
             output_tiles(g, ob, M, m, bias, accumulate, y + i0 * g->oc * g->oh * g->ow);
         }
     }
@@ -520,7 +520,7 @@ int ssl__conv3x3_winograd_backward(ssl_ctx_t *ctx, const float *x, const float *
             output_tiles_adjoint(&g, dy + i0 * oc * g.oh * g.ow, m, dM);
             for (int k = 0; k < 16; k++) /* dU_k (OC, C) += dM_k (OC, mT) @ V_k^T (mT, C) */
                 ssl__sgemm_inner(0, 1, oc, c, mt, 1.0f, dM + k * oc * mt, mt, V + k * c * mt, mt,
-                           1.0f, dU + k * oc * c, c);
+                                 1.0f, dU + k * oc * c, c);
         }
     }
     int64_t used = n_chunks > 1 ? nt : 1; /* threads that may hold a partial */
