@@ -23,6 +23,7 @@ void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
 {
     if (m == 0 || n == 0)
         return;
+    ssl__fixed_teams(); /* callers outside an op (evaluation) too */
     ssl__model_flops_add((uint64_t)(2 * m * n * k));
     ssl__sgemm_inner(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
@@ -32,7 +33,6 @@ void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alp
 {
     if (m == 0 || n == 0)
         return;
-    ssl__fixed_teams();
     atomic_fetch_add_explicit(&g_gemm_flops, (uint64_t)(2 * m * n * k), memory_order_relaxed);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,

@@ -140,7 +140,8 @@ int ssl__thread_id(void);
 int64_t ssl__max_threads(void);
 /* OpenMP teams of the size asked for: dynamic adjustment (OMP_DYNAMIC=true) hangs OpenBLAS,
  * which waits for the whole team it asked for, and would leave kernels' per-thread buffers
- * unfilled. Called before every op's kernel, every call into BLAS and by ssl_set_num_threads. */
+ * unfilled. Called before every op's kernel (and so before the GEMMs inside it), by ssl__sgemm,
+ * the evaluation's BLAS calls and ssl_set_num_threads. */
 void ssl__fixed_teams(void);
 
 /* Items per chunk when n items are split into chunks of at most nb_max for the threads of a
@@ -148,6 +149,9 @@ void ssl__fixed_teams(void);
  * the chunks made equal (to within one item), so no thread gets a chunk more than another
  * (3 chunks of 121, 121 and 14 images on 2 threads ran at half speed). */
 int64_t ssl__balanced_chunk(int64_t n, int64_t nb_max);
+/* The same with the number of chunks a multiple of `multiple` (1: any), for loops whose
+ * threads share each chunk. */
+int64_t ssl__even_chunk(int64_t n, int64_t nb_max, int64_t multiple);
 
 /* Shapes of a 3x3 stride-1 convolution: input (C, H, W), output (OC, OH, OW), padding. */
 typedef struct ssl_conv3_shape {

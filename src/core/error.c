@@ -156,18 +156,22 @@ int64_t ssl__max_threads(void)
 #endif
 }
 
-int64_t ssl__balanced_chunk(int64_t n, int64_t nb_max)
+int64_t ssl__even_chunk(int64_t n, int64_t nb_max, int64_t multiple)
 {
-    int64_t nt = ssl__max_threads();
     if (nb_max < 1)
         nb_max = 1;
     int64_t chunks = (n + nb_max - 1) / nb_max;
-    if (n >= nt && chunks % nt)
-        chunks += nt - chunks % nt;
+    if (n >= multiple && chunks % multiple)
+        chunks += multiple - chunks % multiple;
     if (chunks < 1)
         chunks = 1;
     int64_t nb = (n + chunks - 1) / chunks;
     return nb < 1 ? 1 : nb;
+}
+
+int64_t ssl__balanced_chunk(int64_t n, int64_t nb_max)
+{
+    return ssl__even_chunk(n, nb_max, ssl__max_threads());
 }
 
 ssl_conv3_shape_t ssl__conv3_shape(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pad)

@@ -59,13 +59,11 @@ static void w4_geom(w4geom_t *g, int64_t c, int64_t h, int64_t w, int64_t oc)
 }
 
 /* Images per chunk: the transformed tiles of a chunk (floats per image: per_image) within the
- * budget, chunks equal to within one image. */
+ * budget, chunks equal to within one image (the threads share each chunk, so their number
+ * need not be a multiple of the thread count) */
 static int64_t w4_chunk(int64_t n, int64_t per_image)
 {
-    int64_t nb = ssl__wino4_chunk_floats / per_image;
-    nb = nb < 1 ? 1 : nb > n ? n : nb;
-    int64_t chunks = (n + nb - 1) / nb;
-    return (n + chunks - 1) / chunks;
+    return ssl__even_chunk(n, ssl__wino4_chunk_floats / per_image, 1);
 }
 
 /* G (6x3) of F(4x4, 3x3) on the points 0, 1, -1, 2, -2 and infinity */
@@ -282,36 +280,26 @@ static void tiles_in(const w4geom_t *g, const float *P, int64_t k, int adjoint, 
             float *dst = V + (t0 + ty * g->tw + tx) * k;
             for (int64_t cb = 0; cb < k; cb += 16) {
                 __m512 t[6][6], col[6], r[6];
-                if (!adjoint) {
-                    const float *src = P + (4 * ty * g->pw + 4 * tx) * k + cb;
-                    for (int j = 0; j < 6; j++) { /* columns: t = B^T d */
-                        for (int i = 0; i < 6; i++)
-                            col[i] = _mm512_loadu_ps(src + (i * g->pw + j) * k);
-                        bt6(col, r);
-                        for (int i = 0; i < 6; i++)
-                            t[i][j] = r[i];
-                    }
-                    for (int i = 0; i < 6; i++) { /* rows: (B^T d) B */
-                        bt6(t[i], r);
-                        for (int j = 0; j < 6; j++)
-                            _mm512_storeu_ps(dst + (i * 6 + j) * ld * k + cb, r[j]);
-                    }
-                } else {
-                    const float *src = P + ((4 * ty + 1) * g->pw + 4 * tx + 1) * k + cb;
-                    __m512 t4[6][4];
-                    for (int j = 0; j < 4; j++) { /* columns: A dY */
-                        for (int i = 0; i < 4; i++)
-                            col[i] = _mm512_loadu_ps(src + (i * g->pw + j) * k);
+                /* columns (t = B^T d, or A dY), then rows ((B^T d) B, or (A dY) A^T) */
+                int nin = adjoint ? 4 : 6, o = adjoint ? 1 : 0;
+                const float *src = P + ((4 * ty + o) * g->pw + 4 * tx + o) * k + cb;
+                for (int j = 0; j < nin; j++) {
+                    for (int i = 0; i < nin; i++)
+                        col[i] = _mm512_loadu_ps(src + (i * g->pw + j) * k);
+                    if (adjoint)
                         a6(col, r);
-                        for (int i = 0; i < 6; i++)
-                            t4[i][j] = r[i];
-                    }
-                    for (int i = 0; i < 6; i++) { /* rows: (A dY) A^T */
-                        a6(t4[i], r);
-                        for (int j = 0; j < 6; j++)
-                            _mm512_storeu_ps(dst + (i * 6 + j) * ld * k + cb, r[j]);
-                    }
-                    (void)t;
+                    else
+                        bt6(col, r);
+                    for (int i = 0; i < 6; i++)
+                        t[i][j] = r[i];
+                }
+                for (int i = 0; i < 6; i++) {
+                    if (adjoint)
+                        a6(t[i], r);
+                    else
+                        bt6(t[i], r);
+                    for (int j = 0; j < 6; j++)
+                        _mm512_storeu_ps(dst + (i * 6 + j) * ld * k + cb, r[j]);
                 }
             }
         }
