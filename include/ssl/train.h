@@ -5,6 +5,7 @@
 #define SSL_TRAIN_H
 
 #include "ssl/core.h"
+#include "ssl/data.h"
 #include "ssl/eval.h"
 
 #ifdef __cplusplus
@@ -56,6 +57,33 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts);
 int ssl_trainer_run(ssl_trainer_t *t);
 const char *ssl_trainer_run_dir(const ssl_trainer_t *t);
 void ssl_trainer_free(ssl_trainer_t *t);
+
+/* ---- your own loop: steps on views you made (docs/train.md, "Your own loop")
+ * One training step exactly as ssl_trainer_run takes it (forward, backward, finiteness check,
+ * clipping, optimizer at the lr / weight-decay schedules' value for the trainer's current step,
+ * EMA of the target, the method's updates: queues, centers), on a batch the caller built:
+ * b->n_views views as the config's "views" section describes them, each (B, C, H, W) already
+ * augmented and normalised; b->masks for the masked methods (MAE, SimMIM, I-JEPA: as
+ * ssl_masks_generate makes them); b->captions for CLIP/SigLIP. The step counter then advances
+ * (and the epoch, after steps-per-epoch steps: the training split's size / train.batch_size, or
+ * train.max_steps), so the schedules run over train.epochs x steps per epoch; stepping past
+ * their end is an error. Do not mix with ssl_trainer_run inside an epoch. The config's data
+ * section is still read (channels, captions' vocabulary): "dataset": "synthetic" needs no
+ * files. *loss (may be NULL) gets the step's loss. */
+int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss);
+/* Set the weights of the online and target networks (parameters, buffers such as batch-norm
+ * statistics, and method state such as queues and centers; not the optimizer state) from the
+ * tensors "<prefix><name>" of a safetensors file, names as in checkpoints (encoder.conv1.weight,
+ * target.encoder.conv1.weight, ...). Every parameter must be there with its shape, and every
+ * tensor under the prefix must be a parameter: otherwise an error names them (the online
+ * network may by then hold the file's weights: load again or discard the trainer). prefix
+ * NULL: "". */
+int ssl_trainer_load_weights(ssl_trainer_t *t, const char *path, const char *prefix);
+/* The online (target 0) or target (target 1) parameter store: read it with ssl_params_get. */
+ssl_params_t *ssl_trainer_params(ssl_trainer_t *t, int target);
+/* Steps taken so far and the schedules' length. */
+int64_t ssl_trainer_global_step(const ssl_trainer_t *t);
+int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
 
 /* Embed a dataset split with the encoder of a training checkpoint: pooled features (N, D) as
  * float32 .npy at out_path and int32 labels at labels_path (may be NULL), the data and the
