@@ -64,6 +64,10 @@ void ssl_read_opts_default(ssl_read_opts_t *o);
 
 /* A zero-filled dataset (labels -1) for callers that fill images themselves. */
 ssl_dataset_t *ssl_dataset_new(int64_t n, int64_t c, int64_t h, int64_t w);
+/* Split off the last n_tail samples of ds into a new dataset (class names copied, captions and
+ * paths moved); ds keeps the first ds->n - n_tail. A validation split carved from a training
+ * split (data.val_size). NULL + error unless 1 <= n_tail < ds->n; ds is unchanged then. */
+ssl_dataset_t *ssl_dataset_split_tail(ssl_dataset_t *ds, int64_t n_tail);
 void ssl_dataset_free(ssl_dataset_t *ds);
 
 /* n random images (uniform uint8 pixels from the counter RNG, stream by seed) with labels

@@ -46,6 +46,10 @@ typedef struct ssl_train_opts {
     void *user;
 } ssl_train_opts_t;
 
+/* The split data.val_size carves from the end of the training split (eval_split "val"): hold
+ * out images to choose hyperparameters on, and report the test split once. */
+#define SSL_VAL_SPLIT "val"
+
 typedef struct ssl_trainer ssl_trainer_t;
 
 /* Read the config (strictly: errors name the key path), load the data, build the model,

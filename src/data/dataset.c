@@ -169,6 +169,50 @@ void ssl__dataset_truncate(ssl_dataset_t *ds, int64_t n)
     ds->n = n;
 }
 
+ssl_dataset_t *ssl_dataset_split_tail(ssl_dataset_t *ds, int64_t n_tail)
+{
+    if (!ds || n_tail < 1 || n_tail >= ds->n) {
+        ssl_set_error(SSL_ERR_INVALID, "dataset split: %lld of %lld samples cannot be split off "
+                      "(at least 1 must go and 1 stay)", (long long)n_tail,
+                      (long long)(ds ? ds->n : 0));
+        return NULL;
+    }
+    int64_t keep = ds->n - n_tail;
+    ssl_dataset_t *t = ssl__dataset_alloc(n_tail, ds->c, ds->h, ds->w, false);
+    if (!t)
+        return NULL;
+    size_t per = (size_t)(ds->c * ds->h * ds->w);
+    memcpy(t->images, ds->images + per * (size_t)keep, per * (size_t)n_tail);
+    memcpy(t->labels, ds->labels + keep, sizeof(int32_t) * (size_t)n_tail);
+    t->n_classes = ds->n_classes;
+    int oom = 0;
+    if (ds->class_names) {
+        oom |= !(t->class_names = calloc((size_t)ds->n_classes, sizeof(char *)));
+        for (int k = 0; !oom && k < ds->n_classes; k++)
+            oom |= !(t->class_names[k] = ssl__strdup(ds->class_names[k]));
+    }
+    /* the strings of the tail move to the new dataset */
+    char **lists[2][2] = {{ds->captions, NULL}, {ds->paths, NULL}};
+    for (int l = 0; l < 2 && !oom; l++) {
+        if (!lists[l][0])
+            continue;
+        oom |= !(lists[l][1] = calloc((size_t)n_tail, sizeof(char *)));
+        for (int64_t i = 0; !oom && i < n_tail; i++) {
+            lists[l][1][i] = lists[l][0][keep + i];
+            lists[l][0][keep + i] = NULL;
+        }
+    }
+    t->captions = lists[0][1];
+    t->paths = lists[1][1];
+    if (oom) {
+        ssl_dataset_free(t);
+        ssl_set_error(SSL_ERR_NOMEM, "dataset split: out of memory");
+        return NULL;
+    }
+    ssl__dataset_truncate(ds, keep);
+    return t;
+}
+
 void ssl_dataset_free(ssl_dataset_t *ds)
 {
     if (!ds)

@@ -46,8 +46,50 @@ static int dir_exists(const char *path)
 
 /* ---------------------------------------------------------------- data */
 
+/* The first `limit` samples of ds (0: all); ds is freed on error. */
+static ssl_dataset_t *keep_first(ssl_dataset_t *ds, int64_t limit)
+{
+    if (ds && limit > 0 && limit < ds->n) {
+        ssl_dataset_t *rest = ssl_dataset_split_tail(ds, ds->n - limit);
+        if (!rest) {
+            ssl_dataset_free(ds);
+            return NULL;
+        }
+        ssl_dataset_free(rest);
+    }
+    return ds;
+}
+
+/* data.val_size: the training split without its last val_size images, or (split "val") those
+ * images, as a validation split for choosing hyperparameters without the test set. */
+static ssl_dataset_t *load_with_val(const ssl_run_cfg_t *rc, const char *split, int64_t limit)
+{
+    ssl_run_cfg_t full = *rc;
+    full.val_size = 0;
+    ssl_dataset_t *ds = ssl__load_split(&full, rc->split, 0);
+    if (!ds)
+        return NULL;
+    if (ds->n <= rc->val_size) {
+        ssl_set_error(SSL_ERR_CONFIG, "data.val_size: %lld, but the '%s' split has %lld images "
+                      "(some must stay for training)", (long long)rc->val_size, rc->split,
+                      (long long)ds->n);
+        ssl_dataset_free(ds);
+        return NULL;
+    }
+    ssl_dataset_t *val = ssl_dataset_split_tail(ds, rc->val_size);
+    if (!val) {
+        ssl_dataset_free(ds);
+        return NULL;
+    }
+    int want_val = !strcmp(split, SSL_VAL_SPLIT);
+    ssl_dataset_free(want_val ? ds : val);
+    return keep_first(want_val ? val : ds, limit);
+}
+
 ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit)
 {
+    if (rc->val_size > 0 && (!strcmp(split, rc->split) || !strcmp(split, SSL_VAL_SPLIT)))
+        return load_with_val(rc, split, limit);
     ssl_read_opts_t o;
     ssl_read_opts_default(&o);
     o.limit = limit;

@@ -1,0 +1,98 @@
+/* The validation split (data.val_size): the last val_size training images form split "val",
+ * training uses the rest, the two never overlap; ssl_dataset_split_tail moves strings and
+ * refuses impossible splits; the config names the key when the split cannot be made. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssl/data.h"
+#include "ssl/train.h"
+#include "train/trainer_internal.h"
+
+static void test_split_tail(void **state)
+{
+    (void)state;
+    ssl_dataset_t *ds = ssl_dataset_synthetic(10, 1, 4, 4, 3, 7);
+    assert_non_null(ds);
+    ds->captions = calloc(10, sizeof(char *));
+    for (int i = 0; i < 10; i++) {
+        ds->captions[i] = malloc(8);
+        snprintf(ds->captions[i], 8, "c%d", i);
+    }
+    uint8_t tail_pixels[3 * 16];
+    memcpy(tail_pixels, ds->images + 7 * 16, sizeof tail_pixels);
+    ssl_dataset_t *t = ssl_dataset_split_tail(ds, 3);
+    assert_non_null(t);
+    assert_int_equal(ds->n, 7);
+    assert_int_equal(t->n, 3);
+    assert_memory_equal(t->images, tail_pixels, sizeof tail_pixels);
+    assert_int_equal(t->labels[0], 7 % 3);
+    assert_string_equal(t->captions[2], "c9");
+    assert_string_equal(ds->captions[6], "c6");
+    assert_int_equal(t->n_classes, 3);
+    assert_string_equal(t->class_names[1], "class1");
+    /* impossible splits leave ds alone */
+    assert_null(ssl_dataset_split_tail(ds, 7));
+    assert_null(ssl_dataset_split_tail(ds, 0));
+    assert_int_equal(ds->n, 7);
+    ssl_dataset_free(t);
+    ssl_dataset_free(ds);
+}
+
+static void test_val_split_disjoint(void **state)
+{
+    (void)state;
+    ssl_run_cfg_t rc;
+    memset(&rc, 0, sizeof rc);
+    strcpy(rc.dataset, "synthetic");
+    strcpy(rc.split, "train");
+    strcpy(rc.eval_split, SSL_VAL_SPLIT);
+    rc.image_size = 8;
+    rc.channels = 1;
+    rc.val_size = 100;
+    ssl_dataset_t *all = ssl_dataset_synthetic(1024, 1, 8, 8, 10, 1); /* what "train" loads */
+    ssl_dataset_t *tr = ssl__load_split(&rc, "train", 0);
+    ssl_dataset_t *va = ssl__load_split(&rc, SSL_VAL_SPLIT, 0);
+    ssl_dataset_t *tr_lim = ssl__load_split(&rc, "train", 50);
+    assert_non_null(all);
+    assert_non_null(tr);
+    assert_non_null(va);
+    assert_non_null(tr_lim);
+    assert_int_equal(tr->n, 924);
+    assert_int_equal(va->n, 100);
+    assert_int_equal(tr_lim->n, 50);
+    assert_memory_equal(tr->images, all->images, 924 * 64);
+    assert_memory_equal(va->images, all->images + 924 * 64, 100 * 64);
+    assert_memory_equal(va->labels, all->labels + 924, 100 * sizeof(int32_t));
+    rc.val_size = 1024;
+    assert_null(ssl__load_split(&rc, "train", 0));
+    assert_non_null(strstr(ssl_last_error(), "data.val_size"));
+    ssl_dataset_free(all);
+    ssl_dataset_free(tr);
+    ssl_dataset_free(va);
+    ssl_dataset_free(tr_lim);
+}
+
+static void test_val_split_config(void **state)
+{
+    (void)state;
+    ssl_train_opts_t o = {0};
+    o.config_text = "{\"data\": {\"dataset\": \"synthetic\", \"eval_split\": \"val\"}, "
+                    "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4}}, "
+                    "\"loss\": {\"type\": \"infonce\"}}";
+    o.no_run_dir = 1;
+    assert_null(ssl_trainer_create(&o));
+    assert_non_null(strstr(ssl_last_error(), "data.eval_split"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_split_tail),
+        cmocka_unit_test(test_val_split_disjoint),
+        cmocka_unit_test(test_val_split_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
