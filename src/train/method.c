@@ -409,7 +409,7 @@ static ssl_tensor_t *projector_family_loss(ssl_method_t *m, ssl_ctx_t *ctx,
             ssl_tensor_t *k0 = target_z(m, ctx, view(b, 0)), *k1 = target_z(m, ctx, view(b, 1));
             ssl_tensor_t *l0 = ssl_loss_moco(ctx, z[0], k1, m->queue.keys, L->infonce.temperature);
             ssl_tensor_t *l1 = ssl_loss_moco(ctx, z[1], k0, m->queue.keys, L->infonce.temperature);
-            ssl_tensor_t *keys[2] = {k1, k0};
+            ssl_tensor_t *keys[2] = {k0, k1}; /* view order, as ssl_loss_after_step */
             m->pending_keys = ssl_concat(ctx, keys, 2, 0);
             return ssl_scale(ctx, ssl_add(ctx, l0, l1), 0.5f, 0.0f);
         }
