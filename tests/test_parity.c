@@ -105,6 +105,7 @@ static void vit_case(const char *path, int subset)
     assert_true(ssl_same_shape(out.tokens, rt));
     tu_assert_close(out.pooled->data, rp->data, rp->numel, 1e-5, 1e-4);
     tu_assert_close(out.tokens->data, rt->data, rt->numel, 1e-5, 1e-4);
+    assert_true(out.cls && out.cls == out.pooled); /* pool "cls": the cls token's output */
     ssl_tensor_t *u1 = tu_fixture_tensor(ctx, f, "upstream.pooled"), *u2 = tu_fixture_tensor(ctx, f, "upstream.tokens");
     ssl_tensor_t *loss = ssl_add(ctx, ssl_sum_all(ctx, ssl_mul(ctx, out.pooled, u1)),
                                  ssl_sum_all(ctx, ssl_mul(ctx, out.tokens, u2)));

@@ -80,6 +80,8 @@ typedef struct ssl_encoder_out {
     ssl_tensor_t *pooled; /* (B, C): global-average-pooled map / cls token / mean token */
     ssl_tensor_t *tokens; /* ViT: (B, T or K, C) patch tokens after the final norm; else NULL */
     ssl_tensor_t *fmap;   /* ResNet: (B, C, h, w) last feature map; else NULL */
+    ssl_tensor_t *cls;    /* ViT with a cls token: (B, C) its output after the final norm
+                             (whatever `pool` says); else NULL */
 } ssl_encoder_out_t;
 
 /* Forward x (B, C, H, W). keep_idx (B, keep) selects the patch tokens a ViT sees (MAE / I-JEPA

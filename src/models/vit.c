@@ -107,8 +107,11 @@ int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
     int64_t n_tok = h->shape[1] - off;
     out->fmap = NULL;
     out->tokens = off ? ssl_slice(ctx, h, 1, 1, n_tok) : h;
+    out->cls = off ? ssl_reshape(ctx, ssl_slice(ctx, h, 1, 0, 1), 2, (int64_t[]){B, D}) : NULL;
+    if (off && !out->cls)
+        return ssl_last_status();
     if (c->pool == SSL_POOL_CLS)
-        out->pooled = ssl_reshape(ctx, ssl_slice(ctx, h, 1, 0, 1), 2, (int64_t[]){B, D});
+        out->pooled = out->cls;
     else
         out->pooled = ssl_mean(ctx, out->tokens, 1, 0);
     return out->pooled && out->tokens ? SSL_OK : ssl_last_status();

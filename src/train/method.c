@@ -227,13 +227,16 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
     }
     if (L->type == SSL_LOSS_SIMMIM) {
         /* SimMIM: a learned mask token in the encoder and a one-layer linear decoder (the
-         * official 1x1 conv + pixel shuffle) predicting each patch's pixels */
+         * official 1x1 conv + pixel shuffle) predicting each patch's pixels. The token is
+         * decayed and drawn from N(0, 0.02) truncated at +-0.02, as VisionTransformerForSimMIM
+         * does (its no_weight_decay() is only {pos_embed, cls_token}; the Swin variant's adds
+         * mask_token). */
         m->mask_token = ssl_params_add(online, "encoder.mask_token", 3, (int64_t[]){1, 1, D},
-                                       SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
+                                       SSL_PARAM_TRAINABLE, 0);
         if (!m->mask_token)
             goto fail;
-        ssl_rng_fill_trunc_normal(m->mask_token->data, (size_t)D, 0.0f, 0.02f, -2.0f, 2.0f, seed,
-                                  ssl_nn_name_stream(m->mask_token->name), 0);
+        ssl_rng_fill_trunc_normal(m->mask_token->data, (size_t)D, 0.0f, 0.02f, -0.02f, 0.02f,
+                                  seed, ssl_nn_name_stream(m->mask_token->name), 0);
         int64_t pp = (int64_t)ecfg.vit.patch_size * ecfg.vit.patch_size * ecfg.vit.in_channels;
         if (ssl_nn_linear_init(&m->simmim_dec, online, "decoder", D, pp, 1,
                                SSL_INIT_TORCH_DEFAULT, seed) != SSL_OK)
@@ -429,18 +432,34 @@ static ssl_tensor_t *projector_family_loss(ssl_method_t *m, ssl_ctx_t *ctx,
     }
 }
 
+/* DINO's MultiCropWrapper over the first n views: each run of consecutive views of one size
+ * goes through the encoder as ONE batch (BatchNorm statistics over all those crops together, one
+ * update of the running statistics per run), then the head runs once over every view's
+ * features: (n B, K), views in order. */
+static ssl_tensor_t *multicrop_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e,
+                                       const ssl_dino_head_t *h, const ssl_batch_t *b, int n)
+{
+    ssl_tensor_t *feats[SSL_MAX_VIEWS], *xs[SSL_MAX_VIEWS];
+    int nf = 0;
+    for (int v0 = 0, v1; v0 < n; v0 = v1) {
+        for (v1 = v0; v1 < n && b->views[v1].shape[2] == b->views[v0].shape[2] &&
+                      b->views[v1].shape[3] == b->views[v0].shape[3];
+             v1++)
+            xs[v1 - v0] = view(b, v1);
+        feats[nf++] = pooled(ctx, e, v1 - v0 == 1 ? xs[0] : ssl_concat(ctx, xs, v1 - v0, 0));
+    }
+    return ssl_dino_head_forward(ctx, h, nf == 1 ? feats[0] : ssl_concat(ctx, feats, nf, 0), 1,
+                                 NULL);
+}
+
 static ssl_tensor_t *dino_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                const ssl_step_pos_t *pos)
 {
     const ssl_loss_cfg_t *L = &m->loss[0];
-    ssl_tensor_t *s[SSL_MAX_VIEWS], *t[SSL_MAX_VIEWS];
-    for (int v = 0; v < m->n_views; v++)
-        s[v] = ssl_dino_head_forward(ctx, &m->dino, pooled(ctx, m->enc, view(b, v)), 1, NULL);
+    ssl_tensor_t *S = multicrop_forward(ctx, m->enc, &m->dino, b, m->n_views);
     int prev = ssl_ctx_set_grad(ctx, 0);
-    for (int v = 0; v < m->n_global; v++)
-        t[v] = ssl_dino_head_forward(ctx, &m->tdino, pooled(ctx, m->tenc, view(b, v)), 1, NULL);
+    ssl_tensor_t *T = multicrop_forward(ctx, m->tenc, &m->tdino, b, m->n_global);
     ssl_ctx_set_grad(ctx, prev);
-    ssl_tensor_t *S = ssl_concat(ctx, s, m->n_views, 0), *T = ssl_concat(ctx, t, m->n_global, 0);
     double epoch = (double)pos->epoch + (double)(pos->step % (pos->steps_per_epoch ? pos->steps_per_epoch : 1)) /
                                             (double)(pos->steps_per_epoch ? pos->steps_per_epoch : 1);
     float tt = ssl_dino_teacher_temp(L->dino.warmup_teacher_temp, L->dino.teacher_temp,
@@ -473,7 +492,9 @@ static ssl_tensor_t *mae_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t
     ssl_tensor_t *x = view(b, 0);
     if (ssl_encoder_forward(ctx, m->enc, x, mk->keep, mk->n_keep, 1, &o) != SSL_OK)
         return NULL;
-    ssl_tensor_t *cls = ssl_encoder_config(m->enc)->vit.cls_token ? o.pooled : NULL;
+    /* the decoder's cls slot takes the cls token's output, also when the encoder pools the
+     * mean patch token (o.pooled) */
+    ssl_tensor_t *cls = o.cls;
     ssl_tensor_t *pred = ssl_mae_decoder_forward(ctx, &m->mae, cls, o.tokens, mk->keep, mk->n_keep);
     ssl_tensor_t *target = ssl_patchify(ctx, x, ssl_encoder_config(m->enc)->vit.patch_size);
     m->last_z = o.pooled;
