@@ -539,9 +539,18 @@ static ssl_tensor_t *ijepa_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch
     const int32_t *idx[16];
     int64_t ks[16];
     int nt = mk->n_targets < 16 ? mk->n_targets : 16;
+    const int64_t B = b->size, K = mk->n_target;
     for (int i = 0; i < nt; i++) {
-        idx[i] = mk->targets + (int64_t)i * b->size * mk->n_target;
-        ks[i] = mk->n_target;
+        /* the masks hold targets (B, n_targets, K): block i of every sample, as a (B, K) list
+         * (ijepa's masks_pred[i]) for the predictor and the target gather */
+        int32_t *blk = ssl_arena_alloc(ctx, (size_t)(B * K) * sizeof(int32_t)); // (B, K)
+        if (!blk)
+            return NULL;
+        for (int64_t s = 0; s < B; s++)
+            memcpy(blk + s * K, mk->targets + (s * mk->n_targets + i) * K,
+                   (size_t)K * sizeof(int32_t));
+        idx[i] = blk;
+        ks[i] = K;
         preds[i] = ssl_jepa_predictor_forward(ctx, &m->jepa, o.tokens, mk->keep, idx[i], 1,
                                               mk->n_target);
     }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ssl/optim.h"
+
 static void copy_str(char *dst, size_t n, const char *src)
 {
     snprintf(dst, n, "%s", src ? src : "");
@@ -185,13 +187,21 @@ static void read_checkpoint(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 
 static void read_target(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
-    static const char *const keys[] = {"type", "momentum", "momentum_end", NULL};
+    static const char *const keys[] = {"type", "momentum", "momentum_end", "schedule", NULL};
     static const char *const kinds[] = {"none", "stop_grad", "ema", NULL};
+    /* as ssl_ema_cfg_t reads them (docs/optim.md): DINO/BYOL cosine, I-JEPA linear */
+    static const char *const scheds[] = {"cosine", "linear", "constant", NULL};
+    static const int sched_kind[] = {SSL_SCHED_COSINE, SSL_SCHED_LINEAR, SSL_SCHED_CONSTANT};
     ssl_cfg_t c = ssl_cfg_obj(root, "target");
     ssl_cfg_keys(&c, keys);
     rc->target = ssl_cfg_enum(&c, "type", kinds, 0);
     rc->ema_start = ssl_cfg_double(&c, "momentum", 0.99, 0, 1);
-    rc->ema_end = ssl_cfg_double(&c, "momentum_end", 1.0, 0, 1);
+    rc->ema_schedule = sched_kind[ssl_cfg_enum(&c, "schedule", scheds, 0)];
+    if (rc->ema_schedule == SSL_SCHED_CONSTANT && ssl_cfg_has(&c, "momentum_end"))
+        ssl_cfg_fail(&c, "momentum_end", "has no effect with schedule 'constant'");
+    rc->ema_end = rc->ema_schedule == SSL_SCHED_CONSTANT
+                      ? rc->ema_start
+                      : ssl_cfg_double(&c, "momentum_end", 1.0, 0, 1);
 }
 
 int ssl__run_cfg_read(ssl_cfg_t *root, ssl_run_cfg_t *rc)

@@ -40,6 +40,7 @@ typedef struct ssl_run_cfg {
     /* target */
     int target;
     double ema_start, ema_end;
+    int ema_schedule; /* target.schedule: SSL_SCHED_COSINE, _LINEAR or _CONSTANT */
 } ssl_run_cfg_t;
 
 /* Read the sections data, views, masks, train, eval, checkpoint, target of the root reader

@@ -272,7 +272,8 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
         goto fail;
     t->lr_sched = ssl_optim_lr_sched(&t->ocfg, t->rc.batch_size, t->steps_per_epoch);
     t->wd_sched = ssl_optim_wd_sched(&t->ocfg);
-    t->ema_sched = ssl_sched_cosine(t->rc.ema_start, t->rc.ema_end);
+    t->ema_sched = (ssl_sched_t){t->rc.ema_schedule, t->rc.ema_start, t->rc.ema_start,
+                                 t->rc.ema_end, 0};
     if (t->rc.target == SSL_TARGET_EMA) {
         if (ssl_params_count(t->target) == 0) {
             ssl_set_error(SSL_ERR_CONFIG, "target.type: 'ema' but the method has no target "
