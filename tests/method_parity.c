@@ -112,7 +112,7 @@ static int read_masks(const ssl_st_t *f, int s, ssl_masks_t *m)
 
 typedef struct worst {
     char name[160];
-    double err, scale, moved;
+    double err, scale, moved; /* scale: err as a fraction of the tensor's limit */
 } worst_t;
 
 static int list_names(const char *config)
@@ -226,7 +226,7 @@ int main(int argc, char **argv)
             free(views[v]);
     }
     /* final parameters of both stores */
-    worst_t w[5] = {0}; /* err, and scale = the limit it is measured against */
+    worst_t w[5] = {0}; /* the five tensors closest to their limit */
     int n_checked = 0, n_bad = 0;
     for (int store = 0; store < 2; store++) {
         ssl_params_t *p = ssl_trainer_params(t, store);
@@ -262,11 +262,11 @@ int main(int argc, char **argv)
             if (ratio > 1)
                 n_bad++;
             for (int j = 0; j < 5; j++)
-                if (!w[j].name[0] || ratio > w[j].err / w[j].scale) {
+                if (!w[j].name[0] || ratio > w[j].scale) {
                     memmove(&w[j + 1], &w[j], (size_t)(4 - j) * sizeof w[0]);
                     snprintf(w[j].name, sizeof w[j].name, "%s", in->name);
                     w[j].err = err;
-                    w[j].scale = err / fmax(ratio, 1e-300);
+                    w[j].scale = ratio; /* the fraction of the limit */
                     w[j].moved = moved;
                     break;
                 }
@@ -279,7 +279,7 @@ int main(int argc, char **argv)
     printf("; closest to the limit:\n");
     for (int j = 0; j < 5 && w[j].name[0]; j++)
         printf("  %-44s max|diff| %.3e  max|update| %.3e  (%.2f of the limit)\n", w[j].name,
-               w[j].err, w[j].moved, w[j].err / w[j].scale);
+               w[j].err, w[j].moved, w[j].scale);
     ssl_trainer_free(t);
     ssl_st_close(f);
     free(want_loss);

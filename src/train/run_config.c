@@ -178,11 +178,12 @@ static void read_eval(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 
 static void read_checkpoint(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
-    static const char *const keys[] = {"every", "keep_last", NULL};
+    static const char *const keys[] = {"every", "keep_last", "save_init", NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "checkpoint");
     ssl_cfg_keys(&c, keys);
     rc->ckpt_every = ssl_cfg_int(&c, "every", 1, 0, 100000);
     rc->keep_last = ssl_cfg_int(&c, "keep_last", 2, 0, 100000);
+    rc->save_init = ssl_cfg_bool(&c, "save_init", 0);
 }
 
 static void read_target(ssl_cfg_t *root, ssl_run_cfg_t *rc)

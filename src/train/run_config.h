@@ -37,6 +37,7 @@ typedef struct ssl_run_cfg {
     int64_t knn_train_limit, knn_test_limit;
     /* checkpoint */
     int ckpt_every, keep_last;
+    int save_init; /* checkpoint.save_init: checkpoints/init.safetensors before the first step */
     /* target */
     int target;
     double ema_start, ema_end;

@@ -270,6 +270,13 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
     t->optim = ssl_optim_create(&t->ocfg, t->online);
     if (!t->optim)
         goto fail;
+    /* SimSiam's fix_pred_lr: the predictor keeps the peak rate, no warm-up, no decay */
+    if (t->ocfg.fix_predictor_lr &&
+        ssl_optim_set_lr_fixed(t->optim, "predictor.",
+                               ssl_optim_peak_lr(&t->ocfg, t->rc.batch_size)) <= 0) {
+        ssl_set_error(SSL_ERR_CONFIG, "optim.fix_predictor_lr: this method has no predictor");
+        goto fail;
+    }
     t->lr_sched = ssl_optim_lr_sched(&t->ocfg, t->rc.batch_size, t->steps_per_epoch);
     t->wd_sched = ssl_optim_wd_sched(&t->ocfg);
     t->ema_sched = (ssl_sched_t){t->rc.ema_schedule, t->rc.ema_start, t->rc.ema_start,
@@ -499,6 +506,13 @@ int ssl_trainer_run(ssl_trainer_t *t)
         snprintf(line, sizeof line, "{\"epoch\": 0, \"step\": 0, \"knn_top1\": %.6f}",
                  t->knn_init);
         metrics_line(t, line);
+    }
+    if (t->rc.save_init && t->global_step == 0 && !t->opts.no_run_dir) {
+        /* the random-init encoder, for probing the baseline with sslc knn / linear */
+        char path[1100];
+        snprintf(path, sizeof path, "%s/checkpoints/init.safetensors", t->run_dir);
+        if (ssl__trainer_save(t, path) != SSL_OK)
+            return ssl_last_status();
     }
     double t_run = now_s();
     int64_t steps_at_start = t->global_step;
