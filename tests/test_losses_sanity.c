@@ -201,6 +201,35 @@ static void test_clip_aligned(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The logit scale at a bound of its clamp still gets its gradient (torch.clamp's, inclusive),
+ * so a parameter the trainer holds at log 100 can come down; strictly outside it gets none. */
+static void test_clip_scale_at_bounds(void **state)
+{
+    (void)state;
+    const int64_t n = 3, d = 2;
+    const float max = logf(100.0f), at[4] = {0.0f, max, max + 0.5f, -0.5f};
+    for (int k = 0; k < 4; k++) {
+        ssl_tensor_t *x, *y, *ls, *l;
+        ssl_ctx_t *ctx = tu_ctx();
+        x = ssl_tensor_zeros(ctx, 2, (int64_t[]){n, d});
+        y = ssl_tensor_zeros(ctx, 2, (int64_t[]){n, d});
+        for (int64_t i = 0; i < n * d; i++) { /* not aligned: the loss depends on the scale */
+            x->data[i] = (float)((i * 7) % 5) - 2.0f;
+            y->data[i] = (float)((i * 3) % 4) - 1.5f;
+        }
+        ls = ssl_tensor_fill(ctx, 0, NULL, at[k]);
+        ls->requires_grad = 1;
+        l = ssl_loss_clip(ctx, x, y, ls, max);
+        assert_non_null(l);
+        assert_int_equal(ssl_backward(ctx, l), SSL_OK);
+        if (k < 2)
+            assert_true(ls->grad && fabsf(ls->grad[0]) > 1e-3f);
+        else
+            assert_true(!ls->grad || ls->grad[0] == 0.0f);
+        ssl_ctx_free(ctx);
+    }
+}
+
 static void test_siglip_extreme(void **state)
 {
     (void)state;
@@ -536,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_dino_center),           cmocka_unit_test(test_dino_teacher_temp),
         cmocka_unit_test(test_dino_uniform_teacher),  cmocka_unit_test(test_clip_aligned),
         cmocka_unit_test(test_siglip_extreme),        cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_clip_scale_at_bounds),
         cmocka_unit_test(test_gradcheck_contrastive), cmocka_unit_test(test_gradcheck_distill),
         cmocka_unit_test(test_gradcheck_redundancy),  cmocka_unit_test(test_gradcheck_masked),
         cmocka_unit_test(test_gradcheck_image_text),  cmocka_unit_test(test_errors),

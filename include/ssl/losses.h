@@ -195,7 +195,10 @@ ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_ten
 
 /* CLIP: image (N, D) and text (N, D) features L2-normalised; logits = exp(logit_scale) I T^T
  * with logit_scale (a scalar tensor, usually a parameter) clamped to [0, max_logit_scale] in
- * the forward (no gradient where clamped); (CE(logits, diag) + CE(logits^T, diag)) / 2. */
+ * the forward with torch.clamp's gradient (none strictly outside, passed at the bounds);
+ * (CE(logits, diag) + CE(logits^T, diag)) / 2. Like open_clip's loop, clamp the parameter itself
+ * into [0, max_logit_scale] after each optimizer step (the trainer does), or once it leaves the
+ * range it gets no gradient and cannot come back. */
 ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
                             ssl_tensor_t *logit_scale, float max_logit_scale);
 /* SigLIP: -sum_{i,j} log sigmoid(z_ij (exp(t) x_i . y_j + b)) / N, z = +1 on the diagonal and

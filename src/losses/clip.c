@@ -37,9 +37,13 @@ ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *t
     int32_t *labels = ssl__loss_labels(ctx, image->shape[0], 0);
     if (!labels)
         return NULL;
-    /* exp(clamp(t, 0, max)): open_clip clamps the parameter to [0, log 100] */
-    ssl_tensor_t *s =
-        ssl_exp(ctx, ssl_clamp(ctx, as_scalar(ctx, logit_scale), 0.0f, max_logit_scale));
+    /* exp(clamp(t, 0, max)) with torch.clamp's gradient: it passes at the bounds themselves
+     * (ssl_clamp's stops there), so a parameter held at max by the trainer's clamp after each
+     * step (open_clip's loop) still learns; only a value strictly outside gets none */
+    float tv = logit_scale->data[0];
+    ssl_tensor_t *t = as_scalar(ctx, logit_scale);
+    ssl_tensor_t *s = ssl_exp(
+        ctx, tv >= 0.0f && tv <= max_logit_scale ? t : ssl_clamp(ctx, t, 0.0f, max_logit_scale));
     ssl_tensor_t *in = ssl_mul(ctx, ssl_l2_normalize(ctx, image, -1, 1e-12f), s); // (N, D)
     ssl_tensor_t *tn = ssl_l2_normalize(ctx, text, -1, 1e-12f);
     ssl_tensor_t *logits = ssl_matmul(ctx, in, tn, 0, 1); // (N, N) image -> text

@@ -638,6 +638,12 @@ int ssl__method_after_step(ssl_method_t *m, ssl_ctx_t *ctx)
         ssl_dino_center_update(m->center, m->pending_teacher, m->loss[0].dino.center_momentum) !=
             SSL_OK)
         return ssl_last_status();
+    if (m->has_clip && m->loss[0].type == SSL_LOSS_CLIP) {
+        /* open_clip's loop: logit_scale.clamp_(0, log 100) after every optimizer step, so the
+         * parameter stays where its gradient is alive (the loss passes it at the bounds) */
+        float *t = m->logit_scale->data, hi = m->loss[0].clip.max_logit_scale;
+        t[0] = t[0] < 0.0f ? 0.0f : t[0] > hi ? hi : t[0];
+    }
     return SSL_OK;
 }
 
