@@ -79,6 +79,7 @@ typedef struct ssl_optim_cfg {
     double weight_decay;
     double weight_decay_end;   /* < 0: constant; else cosine weight_decay -> weight_decay_end */
     int exclude_bias_and_norm; /* SSL_PARAM_NO_DECAY params: no decay, no LARS adaptation */
+    int fix_predictor_lr;      /* "predictor." params keep the peak lr (SimSiam fix_pred_lr) */
     /* SGD / LARS */
     double momentum; /* 0: plain SGD, no state */
     int nesterov;
@@ -134,6 +135,12 @@ int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay);
  * `scale` (default 1; e.g. layer-wise decay, or a fixed predictor lr as SimSiam). Returns the
  * number of parameters changed, or SSL_ERR_INVALID for a negative or non-finite scale. */
 int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale);
+
+/* Give every trainable parameter whose name starts with `prefix` the learning rate `lr` at every
+ * step, whatever ssl_optim_step is passed (SimSiam's fixed predictor lr: the peak rate, no
+ * warm-up or decay); its lr scale still multiplies it. lr < 0 returns them to the passed rate.
+ * Returns the number of parameters changed, or SSL_ERR_INVALID for a non-finite lr. */
+int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr);
 
 /* State, for checkpoints. Entry i (0 <= i < count) is a named float buffer with the layout of
  * ssl_params_data: "momentum_buffer" (sgd/lars with momentum), "exp_avg" and "exp_avg_sq"

@@ -17,6 +17,7 @@ struct ssl_optim {
     int n_state;
     int64_t *psteps; /* (n_params) updates applied to each entry */
     float *lr_scale; /* (n_params) */
+    double *lr_fixed; /* (n_params) the lr to use instead of the step's; < 0: the step's */
     int64_t steps;
 };
 
@@ -151,10 +152,13 @@ ssl_optim_t *ssl_optim_create(const ssl_optim_cfg_t *cfg, ssl_params_t *p)
         goto nomem;
     o->psteps = calloc(np, sizeof(int64_t));
     o->lr_scale = malloc(np * sizeof(float));
-    if (!o->psteps || !o->lr_scale)
+    o->lr_fixed = malloc(np * sizeof(double));
+    if (!o->psteps || !o->lr_scale || !o->lr_fixed)
         goto nomem;
-    for (int i = 0; i < o->n_params; i++)
+    for (int i = 0; i < o->n_params; i++) {
         o->lr_scale[i] = 1.0f;
+        o->lr_fixed[i] = -1.0;
+    }
     return o;
 nomem:
     ssl_optim_free(o);
@@ -170,6 +174,7 @@ void ssl_optim_free(ssl_optim_t *o)
     free(o->s2);
     free(o->psteps);
     free(o->lr_scale);
+    free(o->lr_fixed);
     free(o);
 }
 
@@ -190,6 +195,23 @@ int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale)
         if (in->kind != SSL_PARAM_TRAINABLE || (len && strncmp(in->name, prefix, len) != 0))
             continue;
         o->lr_scale[i] = (float)scale;
+        count++;
+    }
+    return count;
+}
+
+int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr)
+{
+    if (!isfinite(lr))
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_optim_set_lr_fixed: lr %g for '%s'", lr,
+                             prefix ? prefix : "");
+    size_t len = prefix ? strlen(prefix) : 0;
+    int count = 0;
+    for (int i = 0; i < o->n_params; i++) {
+        const ssl_param_info_t *in = ssl_params_info(o->p, i);
+        if (in->kind != SSL_PARAM_TRAINABLE || (len && strncmp(in->name, prefix, len) != 0))
+            continue;
+        o->lr_fixed[i] = lr < 0 ? -1.0 : lr;
         count++;
     }
     return count;
@@ -294,7 +316,7 @@ int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay)
         if (!ssl__param_active(in))
             continue;
         int decay = !(c->exclude_bias_and_norm && (in->flags & SSL_PARAM_NO_DECAY));
-        double lr_i = lr * (double)o->lr_scale[i];
+        double lr_i = (o->lr_fixed[i] >= 0 ? o->lr_fixed[i] : lr) * (double)o->lr_scale[i];
         double wd_i = decay ? weight_decay : 0.0;
         size_t off = in->offset;
         int64_t len = in->t->numel;

@@ -7,8 +7,8 @@ static const char *const k_names[] = {"sgd", "lars", "adamw", NULL};
 
 #define COMMON_KEYS                                                                                \
     "name", "lr", "base_lr", "schedule", "warmup_epochs", "warmup_start_lr", "min_lr",             \
-        "weight_decay", "weight_decay_end", "exclude_bias_and_norm", "clip_grad",                  \
-        "clip_grad_per_param"
+        "weight_decay", "weight_decay_end", "exclude_bias_and_norm", "fix_predictor_lr",           \
+        "clip_grad", "clip_grad_per_param"
 
 static const char *const k_sgd_keys[] = {COMMON_KEYS, "momentum", "nesterov", NULL};
 static const char *const k_lars_keys[] = {COMMON_KEYS, "momentum",     "nesterov",
@@ -80,6 +80,7 @@ int ssl__optim_cfg_read(ssl_cfg_t *c, int default_kind, ssl_optim_cfg_t *out)
         out->weight_decay_end = ssl_cfg_double(c, "weight_decay_end", 0.0, 0.0, 10.0);
     out->exclude_bias_and_norm =
         ssl_cfg_bool(c, "exclude_bias_and_norm", out->exclude_bias_and_norm);
+    out->fix_predictor_lr = ssl_cfg_bool(c, "fix_predictor_lr", out->fix_predictor_lr);
     out->clip_grad = ssl_cfg_double(c, "clip_grad", 0.0, 0.0, 1e6);
     out->clip_grad_per_param = ssl_cfg_double(c, "clip_grad_per_param", 0.0, 0.0, 1e6);
     if (out->clip_grad > 0 && out->clip_grad_per_param > 0)
