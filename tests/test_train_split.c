@@ -1,5 +1,5 @@
-/* The validation split (data.val_size): the last val_size training images form split "val",
- * training uses the rest, the two never overlap; ssl_dataset_split_tail moves strings and
+/* Evaluation settings of a run. The validation split (data.val_size): the last val_size
+ * training images form split "val", training uses the rest, the two never overlap; ssl_dataset_split_tail moves strings and
  * refuses impossible splits; the config names the key when the split cannot be made. */
 #include "testutil.h"
 
@@ -87,12 +87,49 @@ static void test_val_split_config(void **state)
     assert_non_null(strstr(ssl_last_error(), "data.eval_split"));
 }
 
+/* eval.encoder "target" needs an EMA target; with one, the trainer probes it */
+static void test_eval_encoder(void **state)
+{
+    (void)state;
+    ssl_train_opts_t o = {0};
+    o.config_text = "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, "
+                    "\"channels\": 1, \"limit\": 64}, \"train\": {\"batch_size\": 16}, \"views\": [{\"n\": 2, \"size\": 8}], "
+                    "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4, "
+                    "\"in_channels\": 1}}, \"loss\": {\"type\": \"infonce\"}, "
+                    "\"eval\": {\"encoder\": \"target\"}}";
+    o.no_run_dir = 1;
+    assert_null(ssl_trainer_create(&o));
+    assert_non_null(strstr(ssl_last_error(), "eval.encoder"));
+    o.config_text = "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, "
+                    "\"channels\": 1, \"limit\": 64}, \"train\": {\"batch_size\": 16}, \"views\": [{\"n\": 2, \"size\": 8}], "
+                    "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4, "
+                    "\"in_channels\": 1}}, \"target\": {\"type\": \"ema\"}, "
+                    "\"loss\": {\"type\": \"byol\"}, \"eval\": {\"encoder\": \"target\"}}";
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    assert_non_null(t);
+    /* a target that differs from the online network shows in the features */
+    ssl_ctx_t *ctx = ssl_ctx_create(1 << 24);
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 3, -1, 1, 0);
+    ssl_tensor_t *f1 = ssl__method_features(t->method, ctx, x);
+    assert_non_null(f1);
+    float before = f1->data[0];
+    ssl_tensor_t *w = ssl_params_get(t->target, "target.encoder.bn1.bias");
+    assert_non_null(w);
+    for (int64_t i = 0; i < w->numel; i++)
+        w->data[i] += 1.0f;
+    ssl_tensor_t *f2 = ssl__method_features(t->method, ctx, x);
+    assert_true(f2->data[0] != before);
+    ssl_ctx_free(ctx);
+    ssl_trainer_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_tail),
         cmocka_unit_test(test_val_split_disjoint),
         cmocka_unit_test(test_val_split_config),
+        cmocka_unit_test(test_eval_encoder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,10 @@ int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const cha
     memset(&rep, 0, sizeof rep);
     st = ssl_st_load_params(cm->f, cm->online, "", SSL_ST_ALLOW_UNEXPECTED, &rep);
     ssl_st_report_free(&rep);
+    if (st == SSL_OK && ssl_params_count(cm->target) > 0) { /* eval.encoder "target" */
+        st = ssl_st_load_params(cm->f, cm->target, "", SSL_ST_ALLOW_UNEXPECTED, &rep);
+        ssl_st_report_free(&rep);
+    }
     return st;
 }
 

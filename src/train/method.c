@@ -20,6 +20,7 @@ struct ssl_method {
     ssl_loss_cfg_t loss[MAX_LOSSES];
     int n_loss;
     int target;      /* ssl_target_kind_t */
+    int eval_target; /* features (kNN, embed, probes) from the target encoder */
     int n_views, n_global;
     ssl_encoder_t *enc, *tenc;
     int has_proj, has_pred, has_dino, has_swav, has_mae, has_jepa, has_clip, has_simmim;
@@ -112,6 +113,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
         return NULL;
     }
     m->target = rc->target;
+    m->eval_target = rc->eval_target;
     m->n_views = rc->views.n_views;
     m->n_global = rc->n_global;
     static const char *const model_keys[] = {"encoder", "projector", "predictor", "head",
@@ -159,6 +161,11 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
         }
     }
     int ema = m->target == SSL_TARGET_EMA;
+    if (m->eval_target && !ema) {
+        ssl_cfg_t ev = ssl_cfg_obj(root, "eval");
+        ssl_cfg_fail(&ev, "encoder", "'target' needs an EMA target network (target.type 'ema')");
+        goto fail;
+    }
     /* encoder(s) */
     m->enc = ssl_encoder_create(&ecfg, online, "encoder", seed);
     if (!m->enc || (ema && !(m->tenc = ssl_encoder_create(&ecfg, target, "target.encoder", seed))))
@@ -651,7 +658,7 @@ ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t
 {
     ssl_encoder_out_t o;
     int prev = ssl_ctx_set_grad(ctx, 0);
-    int st = ssl_encoder_forward(ctx, m->enc, x, NULL, 0, 0, &o);
+    int st = ssl_encoder_forward(ctx, m->eval_target ? m->tenc : m->enc, x, NULL, 0, 0, &o);
     ssl_ctx_set_grad(ctx, prev);
     return st == SSL_OK ? o.pooled : NULL;
 }

@@ -35,6 +35,7 @@ typedef struct ssl_run_cfg {
     int knn_every, knn_k;
     float knn_t;
     int64_t knn_train_limit, knn_test_limit;
+    int eval_target; /* eval.encoder "target": probe the EMA target encoder (DINO's teacher) */
     /* checkpoint */
     int ckpt_every, keep_last;
     int save_init; /* checkpoint.save_init: checkpoints/init.safetensors before the first step */
