@@ -439,12 +439,12 @@ static ssl_tensor_t *projector_family_loss(ssl_method_t *m, ssl_ctx_t *ctx,
     }
 }
 
-/* DINO's MultiCropWrapper over the first n views: each run of consecutive views of one size
- * goes through the encoder as ONE batch (BatchNorm statistics over all those crops together, one
- * update of the running statistics per run), then the head runs once over every view's
- * features: (n B, K), views in order. */
-static ssl_tensor_t *multicrop_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e,
-                                       const ssl_dino_head_t *h, const ssl_batch_t *b, int n)
+/* The encoder's pooled features of the first n views as DINO's MultiCropWrapper and SwAV's
+ * ResNet.forward make them: each run of consecutive views of one size goes through the encoder
+ * as ONE batch (BatchNorm statistics over all those crops together, one update of the running
+ * statistics per run). (n B, D), views in order; the caller's head then runs once over all. */
+static ssl_tensor_t *multicrop_pooled(ssl_ctx_t *ctx, const ssl_encoder_t *e, const ssl_batch_t *b,
+                                      int n)
 {
     ssl_tensor_t *feats[SSL_MAX_VIEWS], *xs[SSL_MAX_VIEWS];
     int nf = 0;
@@ -455,8 +455,14 @@ static ssl_tensor_t *multicrop_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e,
             xs[v1 - v0] = view(b, v1);
         feats[nf++] = pooled(ctx, e, v1 - v0 == 1 ? xs[0] : ssl_concat(ctx, xs, v1 - v0, 0));
     }
-    return ssl_dino_head_forward(ctx, h, nf == 1 ? feats[0] : ssl_concat(ctx, feats, nf, 0), 1,
-                                 NULL);
+    return nf == 1 ? feats[0] : ssl_concat(ctx, feats, nf, 0);
+}
+
+/* DINO's MultiCropWrapper: the head once over every view's features, (n B, K). */
+static ssl_tensor_t *multicrop_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e,
+                                       const ssl_dino_head_t *h, const ssl_batch_t *b, int n)
+{
+    return ssl_dino_head_forward(ctx, h, multicrop_pooled(ctx, e, b, n), 1, NULL);
 }
 
 static ssl_tensor_t *dino_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
@@ -479,14 +485,13 @@ static ssl_tensor_t *dino_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
 static ssl_tensor_t *swav_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
 {
     const ssl_loss_cfg_t *L = &m->loss[0];
-    ssl_tensor_t *sc[SSL_MAX_VIEWS];
-    for (int v = 0; v < m->n_views; v++) {
-        ssl_tensor_t *z = online_z(m, ctx, view(b, v));
-        if (v == 0)
-            m->last_z = z;
-        sc[v] = ssl_swav_prototypes_forward(ctx, &m->swav, z, NULL);
-    }
-    ssl_tensor_t *scores = ssl_concat(ctx, sc, m->n_views, 0);
+    /* As swav's ResNet.forward: the crops of one resolution go through the backbone as one
+     * batch and the projection head runs once over every crop, so BatchNorm normalises over all
+     * crops of the step (one statistics update per run, not one per view). */
+    ssl_tensor_t *z = ssl_mlp_forward(ctx, &m->proj, multicrop_pooled(ctx, m->enc, b, m->n_views),
+                                      1); // (V B, D)
+    m->last_z = z ? ssl_slice(ctx, z, 0, 0, b->size) : NULL;
+    ssl_tensor_t *scores = ssl_swav_prototypes_forward(ctx, &m->swav, z, NULL); // (V B, K)
     int n_assign = L->swav.n_assign < m->n_global ? L->swav.n_assign : m->n_global;
     return ssl_loss_swav(ctx, scores, m->n_views, L->swav.crops_for_assign, n_assign, NULL,
                          L->swav.temperature, L->swav.epsilon, L->swav.sinkhorn_iterations);
@@ -590,8 +595,8 @@ int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_ste
 {
     if (m->has_swav) {
         ssl_swav_prototypes_normalize(&m->swav);
-        if (ssl_swav_prototypes_set_iteration(&m->swav, online, pos->step) != SSL_OK)
-            return ssl_last_status();
+        /* the result is 1 while frozen, not a status (cannot fail) */
+        (void)ssl_swav_prototypes_set_iteration(&m->swav, online, pos->step);
     }
     if (m->has_dino && ssl_dino_head_set_epoch(&m->dino, online, (int)pos->epoch) != SSL_OK)
         return ssl_last_status();
