@@ -490,7 +490,12 @@ static ssl_tensor_t *swav_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
      * crops of the step (one statistics update per run, not one per view). */
     ssl_tensor_t *z = ssl_mlp_forward(ctx, &m->proj, multicrop_pooled(ctx, m->enc, b, m->n_views),
                                       1); // (V B, D)
-    m->last_z = z ? ssl_slice(ctx, z, 0, 0, b->size) : NULL;
+    if (z) { /* the two global views' projections, for the collapse and alignment metrics */
+        int prev = ssl_ctx_set_grad(ctx, 0);
+        m->last_z = ssl_slice(ctx, z, 0, 0, b->size);
+        m->last_z2 = ssl_slice(ctx, z, 0, b->size, b->size);
+        ssl_ctx_set_grad(ctx, prev);
+    }
     ssl_tensor_t *scores = ssl_swav_prototypes_forward(ctx, &m->swav, z, NULL); // (V B, K)
     int n_assign = L->swav.n_assign < m->n_global ? L->swav.n_assign : m->n_global;
     return ssl_loss_swav(ctx, scores, m->n_views, L->swav.crops_for_assign, n_assign, NULL,
