@@ -70,6 +70,8 @@ static void test_presets(void **state)
     assert_int_equal(c.jepa.depth, 12);
     assert_int_equal(ssl_head_preset("clip_text", &c), SSL_OK);
     assert_int_equal(c.text.context_length, 77);
+    assert_int_equal(ssl_head_preset("swav_projector", &c), SSL_OK); /* hidden_mlp, feat_dim */
+    assert_true(c.mlp.hidden == 2048 && c.mlp.out == 128 && c.mlp.bias && !c.mlp.no_last_bias);
     assert_int_equal(ssl_head_preset("simclr_projecter", &c), SSL_ERR_CONFIG);
     assert_non_null(strstr(ssl_last_error(), "did you mean 'simclr_projector'"));
 }

@@ -9,7 +9,8 @@
  * MoCo v3 (_build_mlp): bias-free linears, BN-ReLU between, projector ends in BN(affine=False).
  * BYOL: Linear-BN-ReLU-Linear, biases.   SimSiam: bias-free hidden linears, projector ends in
  * BN(affine=False), predictor 512-wide bottleneck with a biased last linear.
- * VICReg: biased hidden linears, bias-free last.   Barlow Twins: bias-free linears. */
+ * VICReg: biased hidden linears, bias-free last.   Barlow Twins: bias-free linears.
+ * SwAV (src/resnet50.py projection_head): Linear-BN-ReLU-Linear, biases, 2048 -> feat_dim 128. */
 typedef struct mlp_preset {
     const char *name;
     int layers;
@@ -29,6 +30,7 @@ static const mlp_preset_t k_mlp[] = {
     {"simsiam_predictor", 2, 512, 2048, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 0, 0, 1},
     {"vicreg_projector", 3, 2048, 2048, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 1, 1, 0},
     {"barlow_projector", 3, 2048, 2048, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 0, 1, 0},
+    {"swav_projector", 2, 2048, 128, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 1, 0, 0},
 };
 #define N_MLP ((int)(sizeof k_mlp / sizeof k_mlp[0]))
 
