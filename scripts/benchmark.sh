@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The learning benchmark (docs/benchmarks.md): train each config for its budget, then probe the
+# trained encoder, the same encoder at random initialisation and raw pixels with one protocol:
+#   cosine kNN on all 60,000 training / 10,000 test images, k 200 and 20, T 0.1 and 0.07
+#   (the best of the four and k=200 T=0.1), and the linear probe (sslc linear: epoch chosen on
+#   10% of the training split); CLIP/SigLIP also zero-shot top-1.
+# Each config's record goes to docs/benchmarks/NAME.json (with its per-epoch kNN curve), then
+# scripts/benchmark_report.py renders docs/benchmarks.md and the chart from all records.
+#
+#   scripts/benchmark.sh [CONFIG...]          default: every config in configs/
+#   BENCH_SET="train.epochs=2" scripts/benchmark.sh configs/simclr.json   extra --set overrides
+#   BENCH_THREADS=2 (default: all cores)  BENCH_OUT=runs/bench (run directories)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh >/dev/null
+BUILD_DIR=${BUILD_DIR:-build} bash scripts/build.sh >/dev/null
+SSLC=${BUILD_DIR:-build}/sslc
+OUT=${BENCH_OUT:-runs/bench}
+THREADS=${BENCH_THREADS:-$(nproc)}
+mkdir -p "$OUT" docs/benchmarks
+configs=("$@")
+[ ${#configs[@]} -eq 0 ] && configs=(configs/*.json)
+commit=$(git rev-parse --short HEAD)
+dirty=$(git status --porcelain --untracked-files=no | head -1)
+[ -n "$dirty" ] && commit="$commit+dirty"
+
+overrides=()
+for kv in ${BENCH_SET:-}; do overrides+=(--set "$kv"); done
+
+# kNN sweep of a checkpoint (or --identity CONFIG): prints "best_top1 best_setting k200_t0.1"
+knn() {
+  "$SSLC" knn "$@" --k 20,200 --t 0.07,0.1 --train-limit 0 --test-limit 0 --threads "$THREADS" |
+    awk '/^k=/ { k = $1; t = $2; sub("k=", "", k); sub("T=", "", t); v = $4; sub("%", "", v);
+                 if (v + 0 > best) { best = v + 0; bs = "k" k "_t" t }
+                 if (k == 200 && t == "0.1") ref = v }
+         END { printf "%s %s %s\n", best, bs, ref }'
+}
+# linear probe test top-1 at the epoch chosen on the validation part
+linear() {
+  "$SSLC" linear "$@" --threads "$THREADS" |
+    awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "test" && $(i + 1) == "top-1") {
+                           v = $(i + 2); sub("%.*", "", v); print v } }'
+}
+
+declare -A pixels_done
+for cfg in "${configs[@]}"; do
+  name=$(basename "$cfg" .json)
+  run="$OUT/$name"
+  rm -rf "$run"
+  echo "== $name: training ($cfg ${overrides[*]:-})" >&2
+  start=$(date +%s)
+  "$SSLC" train "$cfg" --out "$OUT" --set name="$name" --set checkpoint.save_init=true \
+    --threads "$THREADS" "${overrides[@]}" >"$OUT/$name.train.log" 2>&1 || {
+      echo "benchmark: training $name failed (see $OUT/$name.train.log)" >&2; continue; }
+  wall=$(( $(date +%s) - start ))
+  ckpt="$run/checkpoints/last.safetensors"
+  init="$run/checkpoints/init.safetensors"
+  echo "== $name: probing" >&2
+  read -r knn_best knn_best_at knn_ref < <(knn "$ckpt")
+  read -r init_best init_best_at init_ref < <(knn "$init")
+  lin=$(linear "$ckpt")
+  init_lin=$(linear "$init")
+  zs=null
+  if grep -q '"type": "\(clip\|siglip\)"' "$run/config.json"; then
+    zs=$("$SSLC" zeroshot "$ckpt" --threads "$THREADS" | awk '/top-1/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) { v = $i; sub("%", "", v); print v; exit } }')
+    zs=${zs:-null}
+  fi
+  dataset=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"].get("dataset", "?"))' "$run/config.json")
+  if [ -z "${pixels_done[$dataset]:-}" ]; then
+    read -r px_best px_best_at px_ref < <(knn --identity "$cfg")
+    px_lin=$(linear --identity "$cfg")
+    pixels_done[$dataset]="$px_best $px_best_at $px_ref $px_lin"
+  fi
+  read -r px_best px_best_at px_ref px_lin <<<"${pixels_done[$dataset]}"
+  python3 scripts/benchmark_record.py "$run" "docs/benchmarks/$name.json" \
+    --wall "$wall" --commit "$commit" --threads "$THREADS" --overrides "${BENCH_SET:-}" \
+    --knn "$knn_best" "$knn_best_at" "$knn_ref" --init-knn "$init_best" "$init_best_at" "$init_ref" \
+    --linear "$lin" --init-linear "$init_lin" --zeroshot "$zs" \
+    --pixels "$px_best" "$px_best_at" "$px_ref" "$px_lin"
+  python3 scripts/benchmark_report.py
+done

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""One benchmark record (scripts/benchmark.sh): a run directory's resolved config and
+metrics.jsonl plus the probe results -> docs/benchmarks/NAME.json."""
+import argparse, datetime, json, os
+
+
+def num(s):
+    return None if s in (None, "", "null") else float(s)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("out")
+    ap.add_argument("--wall", type=float, required=True)
+    ap.add_argument("--commit", required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--overrides", default="")
+    ap.add_argument("--knn", nargs=3, required=True)
+    ap.add_argument("--init-knn", nargs=3, required=True)
+    ap.add_argument("--linear", required=True)
+    ap.add_argument("--init-linear", required=True)
+    ap.add_argument("--zeroshot", default="null")
+    ap.add_argument("--pixels", nargs=4, required=True)
+    a = ap.parse_args()
+    cfg = json.load(open(os.path.join(a.run, "config.json")))
+    enc = cfg["model"]["encoder"]
+    loss = cfg["loss"] if isinstance(cfg["loss"], dict) else cfg["loss"][0]
+    curve, elapsed, ips = [], 0.0, []
+    with open(os.path.join(a.run, "metrics.jsonl")) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            if "epoch_s" in r:
+                elapsed += r["epoch_s"] or 0.0
+                ips.append(r.get("images_per_s"))
+            if r.get("knn_top1") is not None:
+                curve.append([elapsed / 60.0, 100.0 * r["knn_top1"]])
+    rec = {
+        "name": os.path.basename(a.out)[:-5],
+        "method": loss.get("type"), "form": loss.get("form"),
+        "encoder": enc.get("type") + (f" w{enc['width']}" if "width" in enc else ""),
+        "epochs": cfg["train"].get("epochs"), "batch_size": cfg["train"].get("batch_size"),
+        "overrides": a.overrides, "wall_s": a.wall, "train_s": elapsed,
+        "images_per_s": sorted(x for x in ips if x)[len(ips) // 2] if ips else None,
+        "threads": a.threads,
+        "knn_best": num(a.knn[0]), "knn_best_at": a.knn[1], "knn_k200_t01": num(a.knn[2]),
+        "linear": num(a.linear),
+        "init_knn_best": num(a.init_knn[0]), "init_knn_k200_t01": num(a.init_knn[2]),
+        "init_linear": num(a.init_linear),
+        "zeroshot": num(a.zeroshot),
+        "pixels_knn_best": num(a.pixels[0]), "pixels_knn_best_at": a.pixels[1],
+        "pixels_knn_k200_t01": num(a.pixels[2]), "pixels_linear": num(a.pixels[3]),
+        "knn_curve": curve, "commit": a.commit,
+        "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    with open(a.out, "w") as f:
+        json.dump(rec, f, indent=1)
+        f.write("\n")
+    print(f"{rec['name']}: kNN {rec['knn_k200_t01']} (init {rec['init_knn_k200_t01']}, pixels "
+          f"{rec['pixels_knn_k200_t01']}), linear {rec['linear']} (init {rec['init_linear']}, "
+          f"pixels {rec['pixels_linear']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Render docs/benchmarks.md and docs/benchmarks/knn_vs_minutes.svg from the records
+docs/benchmarks/*.json that scripts/benchmark.sh writes (docs/benchmarks/notes.md, written by
+hand, follows the table)."""
+import glob, json, os
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+DIR = os.path.join(ROOT, "docs", "benchmarks")
+ORDER = ["simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino",
+         "mae", "simmim", "ijepa", "clip", "siglip"]
+JOINT = {"simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino"}
+MASKED = {"mae", "simmim", "ijepa"}
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+          "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"]
+
+
+def f(v, nd=1):
+    return "–" if v is None else f"{v:.{nd}f}"
+
+
+def verdict(r):
+    """The issue's goals for this method, met or not."""
+    n = r["name"]
+    out = []
+    if r["knn_k200_t01"] is not None and r["init_knn_k200_t01"] is not None:
+        out.append("kNN>init" if r["knn_k200_t01"] > r["init_knn_k200_t01"] else "kNN≤init")
+    if r["linear"] is not None and r["init_linear"] is not None:
+        out.append("lin>init" if r["linear"] > r["init_linear"] else "lin≤init")
+    if n in JOINT and r["pixels_knn_k200_t01"] is not None:
+        out.append("kNN>pixels" if r["knn_k200_t01"] > r["pixels_knn_k200_t01"] else "kNN≤pixels")
+    if n in MASKED and r["pixels_linear"] is not None:
+        out.append("lin>pixels" if r["linear"] > r["pixels_linear"] else "lin≤pixels")
+    if n in ("clip", "siglip") and r["zeroshot"] is not None:
+        out.append("zs≥70" if r["zeroshot"] >= 70 else "zs<70")
+    return ", ".join(out)
+
+
+def svg(records):
+    W, H, L, R, T, B = 760, 420, 60, 170, 20, 45
+    pts = [p for r in records for p in r["knn_curve"]]
+    if not pts:
+        return None
+    xmax = max(1.0, max(p[0] for p in pts))
+    ymin = min(p[1] for p in pts) // 5 * 5
+    ymax = min(100.0, (max(p[1] for p in pts) // 5 + 1) * 5)
+    X = lambda x: L + (W - L - R) * x / xmax
+    Y = lambda y: T + (H - T - B) * (1 - (y - ymin) / (ymax - ymin))
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+         f'font-family="sans-serif" font-size="11">',
+         f'<rect width="{W}" height="{H}" fill="white"/>']
+    for i in range(6):
+        y = ymin + (ymax - ymin) * i / 5
+        s.append(f'<line x1="{L}" x2="{W - R}" y1="{Y(y):.1f}" y2="{Y(y):.1f}" stroke="#ddd"/>'
+                 f'<text x="{L - 6}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
+        x = xmax * i / 5
+        s.append(f'<text x="{X(x):.1f}" y="{H - B + 16}" text-anchor="middle">{x:.0f}</text>')
+    s.append(f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">training time '
+             f'(minutes, 2 cores)</text>')
+    s.append(f'<text x="14" y="{(T + H - B) / 2}" transform="rotate(-90 14 {(T + H - B) / 2})" '
+             f'text-anchor="middle">online kNN top-1 (%)</text>')
+    for i, r in enumerate(records):
+        c = COLORS[i % len(COLORS)]
+        path = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in r["knn_curve"])
+        s.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for x, y in r["knn_curve"]:
+            s.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="2.5" fill="{c}"/>')
+        ly = T + 14 * i + 10
+        s.append(f'<line x1="{W - R + 10}" x2="{W - R + 30}" y1="{ly}" y2="{ly}" stroke="{c}" '
+                 f'stroke-width="2"/><text x="{W - R + 35}" y="{ly + 4}">{r["name"]}</text>')
+    s.append("</svg>")
+    return "\n".join(s) + "\n"
+
+
+def main():
+    recs = [json.load(open(p)) for p in glob.glob(os.path.join(DIR, "*.json"))]
+    recs.sort(key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER else 99, r["name"]))
+    lines = [
+        "# Learning benchmark",
+        "",
+        "Written by `scripts/benchmark.sh` (records in `docs/benchmarks/*.json`, rendered by",
+        "`scripts/benchmark_report.py`; do not edit the table by hand). Each config trains for its",
+        "own budget (its defaults, plus the overrides shown) on Fashion-MNIST's 60,000 training",
+        "images with 2 threads; then one protocol probes the trained encoder, the same encoder at",
+        "random initialisation (`checkpoint.save_init`) and raw pixels (`--identity`):",
+        "",
+        "- kNN: cosine similarity, all 60,000 training images as the bank, all 10,000 test images,",
+        "  votes weighted by exp(cos/T); `k200 T0.1` and the best of k in {20, 200} x T in",
+        "  {0.07, 0.1} (its setting in the record);",
+        "- linear: `sslc linear` (multinomial logistic regression on standardised features, the",
+        "  epoch chosen on 10% of the training split held out), test top-1;",
+        "- CLIP/SigLIP: zero-shot top-1 with \"a photo of a {}\" (the captions are class names, so",
+        "  the text carries the labels).",
+        "",
+        "| config | encoder | epochs | train min | img/s | kNN k200 T0.1 | kNN best | linear | "
+        "init kNN | init linear | zero-shot | goals | commit | date |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in recs:
+        ep = str(r["epochs"]) + (f" ({r['overrides']})" if r.get("overrides") else "")
+        lines.append(
+            f"| {r['name']} | {r['encoder']} | {ep} | {f(r['train_s'] / 60)} | "
+            f"{f(r['images_per_s'], 0)} | {f(r['knn_k200_t01'], 2)} | {f(r['knn_best'], 2)} | "
+            f"{f(r['linear'], 2)} | {f(r['init_knn_k200_t01'], 2)} | {f(r['init_linear'], 2)} | "
+            f"{f(r['zeroshot'], 2)} | {verdict(r)} | {r['commit']} | {r['date']} |")
+    px = next((r for r in recs if r.get("pixels_knn_k200_t01") is not None), None)
+    if px:
+        lines += ["", f"Raw pixels (same protocol): kNN k200 T0.1 {f(px['pixels_knn_k200_t01'], 2)}%, "
+                  f"best {f(px['pixels_knn_best'], 2)}% ({px['pixels_knn_best_at']}), linear "
+                  f"{f(px['pixels_linear'], 2)}%."]
+    chart = svg(recs)
+    if chart:
+        with open(os.path.join(DIR, "knn_vs_minutes.svg"), "w") as fh:
+            fh.write(chart)
+        lines += ["", "Online kNN during training (the trainer's per-epoch kNN: 10,000-image bank, "
+                  "2,000 test images unless the config says otherwise) against training minutes:",
+                  "", "![kNN against training time](benchmarks/knn_vs_minutes.svg)"]
+    notes = os.path.join(DIR, "notes.md")
+    if os.path.exists(notes):
+        lines += ["", open(notes).read().rstrip()]
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print(f"docs/benchmarks.md: {len(recs)} configs")
+
+
+if __name__ == "__main__":
+    main()
