@@ -10,4 +10,4 @@ bash scripts/setup.sh
 bash scripts/build.sh
 ./build/sslc --version
 ./build/sslc train configs/simclr.json --out runs \
-  --set data.limit=30720 "$@"
+  --set data.limit=30720 --set train.epochs=1 "$@"
