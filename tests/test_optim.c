@@ -370,6 +370,38 @@ static void test_lr_scale(void **state)
     ssl_params_free(p);
 }
 
+/* SimSiam's fix_pred_lr: the fixed rate replaces the step's, even when the step's is 0 (warm-up
+ * start), is still multiplied by the scale, and lr < 0 hands the parameters back. */
+static void test_lr_fixed(void **state)
+{
+    (void)state;
+    ssl_params_t *p = ssl_params_create();
+    int64_t s[1] = {2};
+    ssl_tensor_t *a = ssl_params_add(p, "encoder.w", 1, s, SSL_PARAM_TRAINABLE, 0);
+    ssl_tensor_t *b = ssl_params_add(p, "predictor.w", 1, s, SSL_PARAM_TRAINABLE, 0);
+    ssl_params_add(p, "predictor.running_mean", 1, s, SSL_PARAM_BUFFER, 0);
+    ssl_optim_cfg_t cfg;
+    ssl_optim_cfg_default(SSL_OPTIM_SGD, &cfg);
+    cfg.momentum = 0;
+    ssl_optim_t *o = ssl_optim_create(&cfg, p);
+    assert_int_equal(ssl_optim_set_lr_fixed(o, "predictor.", 0.25), 1);
+    assert_int_equal(ssl_optim_set_lr_fixed(o, "predictor.", INFINITY), SSL_ERR_INVALID);
+    for (int j = 0; j < 2; j++)
+        a->grad[j] = b->grad[j] = 1.0f;
+    assert_int_equal(ssl_optim_step(o, 0.0, 0), SSL_OK);
+    assert_float_equal(a->data[0], 0.0f, 0);
+    assert_float_equal(b->data[0], -0.25f, 1e-7);
+    assert_int_equal(ssl_optim_set_lr_scale(o, "predictor.", 2.0), 1);
+    assert_int_equal(ssl_optim_step(o, 0.1, 0), SSL_OK);
+    assert_float_equal(a->data[0], -0.1f, 1e-7);
+    assert_float_equal(b->data[0], -0.75f, 1e-7);
+    assert_int_equal(ssl_optim_set_lr_fixed(o, "predictor.", -1), 1);
+    assert_int_equal(ssl_optim_step(o, 0.1, 0), SSL_OK);
+    assert_float_equal(b->data[0], -0.95f, 1e-6);
+    ssl_optim_free(o);
+    ssl_params_free(p);
+}
+
 /* ---------------------------------------------------------------- gradients */
 
 /* grad.0 into a store holding the non-frozen fixture parameters (plus the frozen one, whose
@@ -840,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_state_save_restore),
         cmocka_unit_test(test_optim_errors),
         cmocka_unit_test(test_lr_scale),
+        cmocka_unit_test(test_lr_fixed),
         cmocka_unit_test(test_clip_global_norm),
         cmocka_unit_test(test_clip_per_param),
         cmocka_unit_test(test_nonfinite),
