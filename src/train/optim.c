@@ -183,21 +183,31 @@ const ssl_optim_cfg_t *ssl_optim_cfg(const ssl_optim_t *o)
     return &o->cfg;
 }
 
-int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale)
+/* Sets lr_scale (fixed 0) or lr_fixed (fixed 1) of every trainable entry under prefix to v;
+ * returns how many. */
+static int set_per_param(ssl_optim_t *o, const char *prefix, int fixed, double v)
 {
-    if (!(scale >= 0 && isfinite(scale)))
-        return ssl_set_error(SSL_ERR_INVALID, "ssl_optim_set_lr_scale: scale %g for '%s'", scale,
-                             prefix ? prefix : "");
     size_t len = prefix ? strlen(prefix) : 0;
     int count = 0;
     for (int i = 0; i < o->n_params; i++) {
         const ssl_param_info_t *in = ssl_params_info(o->p, i);
         if (in->kind != SSL_PARAM_TRAINABLE || (len && strncmp(in->name, prefix, len) != 0))
             continue;
-        o->lr_scale[i] = (float)scale;
+        if (fixed)
+            o->lr_fixed[i] = v;
+        else
+            o->lr_scale[i] = (float)v;
         count++;
     }
     return count;
+}
+
+int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale)
+{
+    if (!(scale >= 0 && isfinite(scale)))
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_optim_set_lr_scale: scale %g for '%s'", scale,
+                             prefix ? prefix : "");
+    return set_per_param(o, prefix, 0, scale);
 }
 
 int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr)
@@ -205,16 +215,7 @@ int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr)
     if (!isfinite(lr))
         return ssl_set_error(SSL_ERR_INVALID, "ssl_optim_set_lr_fixed: lr %g for '%s'", lr,
                              prefix ? prefix : "");
-    size_t len = prefix ? strlen(prefix) : 0;
-    int count = 0;
-    for (int i = 0; i < o->n_params; i++) {
-        const ssl_param_info_t *in = ssl_params_info(o->p, i);
-        if (in->kind != SSL_PARAM_TRAINABLE || (len && strncmp(in->name, prefix, len) != 0))
-            continue;
-        o->lr_fixed[i] = lr < 0 ? -1.0 : lr;
-        count++;
-    }
-    return count;
+    return set_per_param(o, prefix, 1, lr < 0 ? -1.0 : lr);
 }
 
 /* ---------------------------------------------------------------- update kernels */

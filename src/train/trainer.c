@@ -491,6 +491,17 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     return ssl__method_after_step(t->method, t->ctx);
 }
 
+int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,
+                           double *loss)
+{
+    *lr = ssl_sched_value(&t->lr_sched, t->global_step, t->total_steps);
+    *wd = ssl_sched_value(&t->wd_sched, t->global_step, t->total_steps);
+    if (ssl__trainer_step(t, b, *lr, *wd, loss) != SSL_OK)
+        return ssl_last_status();
+    t->global_step++;
+    return SSL_OK;
+}
+
 static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
 {
     if (t->opts.progress)
@@ -536,12 +547,9 @@ int ssl_trainer_run(ssl_trainer_t *t)
             if (!b)
                 return ssl_last_status() ? ssl_last_status()
                                          : ssl_set_error(SSL_ERR_STATE, "loader ran dry");
-            double lr = ssl_sched_value(&t->lr_sched, t->global_step, t->total_steps);
-            double wd = ssl_sched_value(&t->wd_sched, t->global_step, t->total_steps);
-            double L = 0;
-            if (ssl__trainer_step(t, b, lr, wd, &L) != SSL_OK)
+            double lr = 0, wd = 0, L = 0;
+            if (ssl__trainer_step_next(t, b, &lr, &wd, &L) != SSL_OK)
                 return ssl_last_status();
-            t->global_step++;
             images += b->size;
             if (isfinite(L)) {
                 loss_sum += L;

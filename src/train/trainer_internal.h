@@ -73,6 +73,10 @@ void ssl__ckpt_model_close(ssl_ckpt_model_t *cm);
  * finiteness check, clipping, optimizer, EMA, method updates. *loss_out gets the loss. */
 int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
                       double *loss_out);
+/* The next step of the schedule: ssl__trainer_step at the lr and weight decay of the current
+ * global step, which then advances. *lr and *wd get the values used. */
+int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,
+                           double *loss);
 /* Checkpoints: save the full state (atomic) / restore it. */
 int ssl__trainer_save(ssl_trainer_t *t, const char *path);
 int ssl__trainer_load(ssl_trainer_t *t, const char *path);

@@ -48,12 +48,9 @@ int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss)
     if (t->global_step >= t->total_steps)
         return ssl_set_error(SSL_ERR_STATE, "train step: all %lld steps of the schedule are "
                              "done (train.epochs x steps per epoch)", (long long)t->total_steps);
-    double lr = ssl_sched_value(&t->lr_sched, t->global_step, t->total_steps);
-    double wd = ssl_sched_value(&t->wd_sched, t->global_step, t->total_steps);
-    double L = 0;
-    if (ssl__trainer_step(t, b, lr, wd, &L) != SSL_OK)
+    double lr = 0, wd = 0, L = 0;
+    if (ssl__trainer_step_next(t, b, &lr, &wd, &L) != SSL_OK)
         return ssl_last_status();
-    t->global_step++;
     if (t->global_step % t->steps_per_epoch == 0)
         t->epoch_done++;
     if (loss)
