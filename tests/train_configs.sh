@@ -7,7 +7,7 @@ sslc=$1
 src=$2
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 0; }
+[ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
 n=0
 for cfg in "$src"/configs/*.json; do
   name=$(basename "$cfg" .json)
@@ -17,7 +17,7 @@ for cfg in "$src"/configs/*.json; do
     narrow=(--set model.encoder.width=4)
   fi
   "$sslc" train "$cfg" --out "$out" --quiet --no-report --set data.limit=128 --set train.batch_size=16 \
-    --set train.max_steps=2 --set eval.knn_every=0 --set data.workers=1 "${narrow[@]}" \
+    --set train.epochs=1 --set train.max_steps=2 --set eval.knn_every=0 --set data.workers=1 "${narrow[@]}" \
     > "$out/$name.log" 2>&1 || { echo "FAIL: $name"; cat "$out/$name.log"; exit 1; }
   [ -s "$out/$name/checkpoints/last.safetensors" ] || { echo "FAIL: $name wrote no checkpoint"; exit 1; }
   grep -q '"loss_mean"' "$out/$name/metrics.jsonl" || { echo "FAIL: $name has no metrics"; exit 1; }
