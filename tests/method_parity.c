@@ -238,8 +238,8 @@ int main(int argc, char **argv)
             float *want = read_tensor(f, name, &ft);
             ssl_tensor_t *have = ssl_params_get(p, in->name);
             if (!want || ft.numel != have->numel) {
-                fprintf(stderr, "%s: %s %s\n", fixture, name, want ? "has another size"
-                                                                     : "is missing");
+                fprintf(stderr, "%s: %s %s\n", fixture, name,
+                        want ? "has another size" : "is missing");
                 free(want);
                 return 1;
             }
@@ -272,8 +272,8 @@ int main(int argc, char **argv)
                 }
         }
     }
-    printf("%d tensors after %d steps, %d outside atol %g + rtol %g * max|torch|", n_checked,
-           steps, n_bad, patol, prtol);
+    printf("%d tensors after %d steps, %d outside atol %g + rtol %g * max|torch|", n_checked, steps,
+           n_bad, patol, prtol);
     if (urtol >= 0)
         printf(" or atol + %g * max|torch update|", urtol);
     printf("; closest to the limit:\n");

@@ -560,15 +560,23 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntxent_identical),      cmocka_unit_test(test_vicreg_constant),
-        cmocka_unit_test(test_barlow_whitened),       cmocka_unit_test(test_sinkhorn_marginals),
-        cmocka_unit_test(test_dino_center),           cmocka_unit_test(test_dino_teacher_temp),
-        cmocka_unit_test(test_dino_uniform_teacher),  cmocka_unit_test(test_clip_aligned),
-        cmocka_unit_test(test_siglip_extreme),        cmocka_unit_test(test_queue),
+        cmocka_unit_test(test_ntxent_identical),
+        cmocka_unit_test(test_vicreg_constant),
+        cmocka_unit_test(test_barlow_whitened),
+        cmocka_unit_test(test_sinkhorn_marginals),
+        cmocka_unit_test(test_dino_center),
+        cmocka_unit_test(test_dino_teacher_temp),
+        cmocka_unit_test(test_dino_uniform_teacher),
+        cmocka_unit_test(test_clip_aligned),
+        cmocka_unit_test(test_siglip_extreme),
+        cmocka_unit_test(test_queue),
         cmocka_unit_test(test_clip_scale_at_bounds),
-        cmocka_unit_test(test_gradcheck_contrastive), cmocka_unit_test(test_gradcheck_distill),
-        cmocka_unit_test(test_gradcheck_redundancy),  cmocka_unit_test(test_gradcheck_masked),
-        cmocka_unit_test(test_gradcheck_image_text),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_gradcheck_contrastive),
+        cmocka_unit_test(test_gradcheck_distill),
+        cmocka_unit_test(test_gradcheck_redundancy),
+        cmocka_unit_test(test_gradcheck_masked),
+        cmocka_unit_test(test_gradcheck_image_text),
+        cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("losses_sanity", tests, NULL, NULL);
 }

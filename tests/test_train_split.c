@@ -1,6 +1,7 @@
 /* Evaluation settings of a run. The validation split (data.val_size): the last val_size
- * training images form split "val", training uses the rest, the two never overlap; ssl_dataset_split_tail moves strings and
- * refuses impossible splits; the config names the key when the split cannot be made. */
+ * training images form split "val", training uses the rest, the two never overlap;
+ * ssl_dataset_split_tail moves strings and refuses impossible splits; the config names the key when
+ * the split cannot be made. */
 #include "testutil.h"
 
 #include <stdio.h>
@@ -93,7 +94,8 @@ static void test_eval_encoder(void **state)
     (void)state;
     ssl_train_opts_t o = {0};
     o.config_text = "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, "
-                    "\"channels\": 1, \"limit\": 64}, \"train\": {\"batch_size\": 16}, \"views\": [{\"n\": 2, \"size\": 8}], "
+                    "\"channels\": 1, \"limit\": 64}, \"train\": {\"batch_size\": 16}, \"views\": "
+                    "[{\"n\": 2, \"size\": 8}], "
                     "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4, "
                     "\"in_channels\": 1}}, \"loss\": {\"type\": \"infonce\"}, "
                     "\"eval\": {\"encoder\": \"target\"}}";
@@ -101,7 +103,8 @@ static void test_eval_encoder(void **state)
     assert_null(ssl_trainer_create(&o));
     assert_non_null(strstr(ssl_last_error(), "eval.encoder"));
     o.config_text = "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, "
-                    "\"channels\": 1, \"limit\": 64}, \"train\": {\"batch_size\": 16}, \"views\": [{\"n\": 2, \"size\": 8}], "
+                    "\"channels\": 1, \"limit\": 64}, \"train\": {\"batch_size\": 16}, \"views\": "
+                    "[{\"n\": 2, \"size\": 8}], "
                     "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4, "
                     "\"in_channels\": 1}}, \"target\": {\"type\": \"ema\"}, "
                     "\"loss\": {\"type\": \"byol\"}, \"eval\": {\"encoder\": \"target\"}}";

@@ -172,9 +172,10 @@ void ssl__dataset_truncate(ssl_dataset_t *ds, int64_t n)
 ssl_dataset_t *ssl_dataset_split_tail(ssl_dataset_t *ds, int64_t n_tail)
 {
     if (!ds || n_tail < 1 || n_tail >= ds->n) {
-        ssl_set_error(SSL_ERR_INVALID, "dataset split: %lld of %lld samples cannot be split off "
-                      "(at least 1 must go and 1 stay)", (long long)n_tail,
-                      (long long)(ds ? ds->n : 0));
+        ssl_set_error(SSL_ERR_INVALID,
+                      "dataset split: %lld of %lld samples cannot be split off "
+                      "(at least 1 must go and 1 stay)",
+                      (long long)n_tail, (long long)(ds ? ds->n : 0));
         return NULL;
     }
     int64_t keep = ds->n - n_tail;

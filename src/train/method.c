@@ -71,7 +71,8 @@ static const char *default_projector(const ssl_loss_cfg_t *l)
     case SSL_LOSS_SIMSIAM: return "simsiam_projector";
     case SSL_LOSS_BARLOW: return "barlow_projector";
     case SSL_LOSS_VICREG: return "vicreg_projector";
-    case SSL_LOSS_SWAV: return "swav_projector";
+    case SSL_LOSS_SWAV:
+        return "swav_projector";
     default: return NULL;
     }
 }
@@ -242,8 +243,8 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
                                        SSL_PARAM_TRAINABLE, 0);
         if (!m->mask_token)
             goto fail;
-        ssl_rng_fill_trunc_normal(m->mask_token->data, (size_t)D, 0.0f, 0.02f, -0.02f, 0.02f,
-                                  seed, ssl_nn_name_stream(m->mask_token->name), 0);
+        ssl_rng_fill_trunc_normal(m->mask_token->data, (size_t)D, 0.0f, 0.02f, -0.02f, 0.02f, seed,
+                                  ssl_nn_name_stream(m->mask_token->name), 0);
         int64_t pp = (int64_t)ecfg.vit.patch_size * ecfg.vit.patch_size * ecfg.vit.in_channels;
         if (ssl_nn_linear_init(&m->simmim_dec, online, "decoder", D, pp, 1,
                                SSL_INIT_TORCH_DEFAULT, seed) != SSL_OK)

@@ -13,9 +13,9 @@ static void copy_str(char *dst, size_t n, const char *src)
 
 static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
-    static const char *const keys[] = {"dataset", "root", "split", "eval_split", "limit",
-                                       "eval_limit", "image_size", "channels", "workers",
-                                       "strict", "captions", "val_size", NULL};
+    static const char *const keys[] = {
+        "dataset",  "root",    "split",  "eval_split", "limit",    "eval_limit", "image_size",
+        "channels", "workers", "strict", "captions",   "val_size", NULL};
     static const char *const sets[] = {"fashion_mnist", "mnist", "cifar10", "cifar100",
                                        "folder", "pairs", "synthetic", NULL};
     static const char *const caps[] = {"none", "class_names", NULL};
@@ -38,11 +38,12 @@ static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     rc->captions = ssl_cfg_enum(&c, "captions", caps, 0);
     rc->val_size = ssl_cfg_i64(&c, "val_size", 0, 0, (int64_t)1 << 40);
     if (!strcmp(rc->eval_split, SSL_VAL_SPLIT) && rc->val_size == 0)
-        ssl_cfg_fail(&c, "eval_split", "'%s' is the split data.val_size carves from the training "
-                     "split, and val_size is 0", SSL_VAL_SPLIT);
-    if (!strcmp(rc->split, SSL_VAL_SPLIT) && rc->val_size > 0)
-        ssl_cfg_fail(&c, "split", "'%s' is held out of training by data.val_size",
+        ssl_cfg_fail(&c, "eval_split",
+                     "'%s' is the split data.val_size carves from the training "
+                     "split, and val_size is 0",
                      SSL_VAL_SPLIT);
+    if (!strcmp(rc->split, SSL_VAL_SPLIT) && rc->val_size > 0)
+        ssl_cfg_fail(&c, "split", "'%s' is held out of training by data.val_size", SSL_VAL_SPLIT);
 }
 
 /* One group of identical views: {"n": 2, "size": 28, "crop_scale": [0.2, 1], ...}. */

@@ -17,7 +17,8 @@ typedef struct ssl_run_cfg {
     /* data */
     char dataset[32], root[512], split[16], eval_split[16];
     int64_t limit, eval_limit;
-    int64_t val_size; /* the last val_size training images form split SSL_VAL_SPLIT, not trained on */
+    int64_t
+        val_size; /* the last val_size training images form split SSL_VAL_SPLIT, not trained on */
     int image_size, channels, workers, strict_files;
     int captions;  /* build captions from class names ("a photo of a {name}") */
     /* views and masks */

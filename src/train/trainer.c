@@ -70,9 +70,10 @@ static ssl_dataset_t *load_with_val(const ssl_run_cfg_t *rc, const char *split, 
     if (!ds)
         return NULL;
     if (ds->n <= rc->val_size) {
-        ssl_set_error(SSL_ERR_CONFIG, "data.val_size: %lld, but the '%s' split has %lld images "
-                      "(some must stay for training)", (long long)rc->val_size, rc->split,
-                      (long long)ds->n);
+        ssl_set_error(SSL_ERR_CONFIG,
+                      "data.val_size: %lld, but the '%s' split has %lld images "
+                      "(some must stay for training)",
+                      (long long)rc->val_size, rc->split, (long long)ds->n);
         ssl_dataset_free(ds);
         return NULL;
     }
@@ -279,8 +280,8 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
     }
     t->lr_sched = ssl_optim_lr_sched(&t->ocfg, t->rc.batch_size, t->steps_per_epoch);
     t->wd_sched = ssl_optim_wd_sched(&t->ocfg);
-    t->ema_sched = (ssl_sched_t){t->rc.ema_schedule, t->rc.ema_start, t->rc.ema_start,
-                                 t->rc.ema_end, 0};
+    t->ema_sched =
+        (ssl_sched_t){t->rc.ema_schedule, t->rc.ema_start, t->rc.ema_start, t->rc.ema_end, 0};
     if (t->rc.target == SSL_TARGET_EMA) {
         if (ssl_params_count(t->target) == 0) {
             ssl_set_error(SSL_ERR_CONFIG, "target.type: 'ema' but the method has no target "

@@ -14,8 +14,10 @@ static int check_batch(const ssl_trainer_t *t, const ssl_batch_t *b)
                              b ? "empty (size < 1)" : "NULL");
     const ssl_views_t *v = &t->rc.views;
     if (b->n_views != v->n_views)
-        return ssl_set_error(SSL_ERR_SHAPE, "train step: the batch has %d views, the config's "
-                             "views section makes %d", b->n_views, v->n_views);
+        return ssl_set_error(SSL_ERR_SHAPE,
+                             "train step: the batch has %d views, the config's "
+                             "views section makes %d",
+                             b->n_views, v->n_views);
     int64_t C = t->train_ds->c;
     for (int i = 0; i < b->n_views; i++) {
         const ssl_tensor_t *x = &b->views[i];
@@ -24,9 +26,10 @@ static int check_batch(const ssl_trainer_t *t, const ssl_batch_t *b)
         for (int d = 0; ok && d < 4; d++)
             ok = x->shape[d] == want[d];
         if (!ok)
-            return ssl_set_error(SSL_ERR_SHAPE, "train step: view %d is (%lld, %lld, %lld, %lld) "
-                                 "with %d dims, expected (%lld, %lld, %lld, %lld)", i,
-                                 (long long)(x->ndim > 0 ? x->shape[0] : 0),
+            return ssl_set_error(SSL_ERR_SHAPE,
+                                 "train step: view %d is (%lld, %lld, %lld, %lld) "
+                                 "with %d dims, expected (%lld, %lld, %lld, %lld)",
+                                 i, (long long)(x->ndim > 0 ? x->shape[0] : 0),
                                  (long long)(x->ndim > 1 ? x->shape[1] : 0),
                                  (long long)(x->ndim > 2 ? x->shape[2] : 0),
                                  (long long)(x->ndim > 3 ? x->shape[3] : 0), x->ndim,
@@ -34,8 +37,10 @@ static int check_batch(const ssl_trainer_t *t, const ssl_batch_t *b)
                                  (long long)want[3]);
     }
     if (b->masks && b->masks->batch != b->size)
-        return ssl_set_error(SSL_ERR_SHAPE, "train step: the masks are for %lld samples, the "
-                             "batch has %lld", (long long)b->masks->batch, (long long)b->size);
+        return ssl_set_error(SSL_ERR_SHAPE,
+                             "train step: the masks are for %lld samples, the "
+                             "batch has %lld",
+                             (long long)b->masks->batch, (long long)b->size);
     return SSL_OK;
 }
 
@@ -46,8 +51,10 @@ int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss)
     if (check_batch(t, b) != SSL_OK)
         return ssl_last_status();
     if (t->global_step >= t->total_steps)
-        return ssl_set_error(SSL_ERR_STATE, "train step: all %lld steps of the schedule are "
-                             "done (train.epochs x steps per epoch)", (long long)t->total_steps);
+        return ssl_set_error(SSL_ERR_STATE,
+                             "train step: all %lld steps of the schedule are "
+                             "done (train.epochs x steps per epoch)",
+                             (long long)t->total_steps);
     double lr = 0, wd = 0, L = 0;
     if (ssl__trainer_step_next(t, b, &lr, &wd, &L) != SSL_OK)
         return ssl_last_status();
@@ -100,9 +107,13 @@ int ssl_trainer_load_weights(ssl_trainer_t *t, const char *path, const char *pre
             if (!ssl_params_get(t->online, rest) && !ssl_params_get(t->target, rest))
                 bad = name;
         }
-        st = ssl_set_error(SSL_ERR_FORMAT, "%s: %d tensor%s under '%s' match no parameter of "
-                           "this config (first: '%s')", path, n - loaded, n - loaded == 1 ? "" : "s",
-                           prefix, bad ? bad : any ? any : "?");
+        st = ssl_set_error(SSL_ERR_FORMAT,
+                           "%s: %d tensor%s under '%s' match no parameter of "
+                           "this config (first: '%s')",
+                           path, n - loaded, n - loaded == 1 ? "" : "s", prefix,
+                           bad   ? bad
+                           : any ? any
+                                 : "?");
     }
     ssl_st_close(f);
     return st;
@@ -113,5 +124,11 @@ ssl_params_t *ssl_trainer_params(ssl_trainer_t *t, int target)
     return t ? (target ? t->target : t->online) : NULL;
 }
 
-int64_t ssl_trainer_global_step(const ssl_trainer_t *t) { return t ? t->global_step : -1; }
-int64_t ssl_trainer_total_steps(const ssl_trainer_t *t) { return t ? t->total_steps : -1; }
+int64_t ssl_trainer_global_step(const ssl_trainer_t *t)
+{
+    return t ? t->global_step : -1;
+}
+int64_t ssl_trainer_total_steps(const ssl_trainer_t *t)
+{
+    return t ? t->total_steps : -1;
+}
