@@ -71,8 +71,7 @@ static const char *default_projector(const ssl_loss_cfg_t *l)
     case SSL_LOSS_SIMSIAM: return "simsiam_projector";
     case SSL_LOSS_BARLOW: return "barlow_projector";
     case SSL_LOSS_VICREG: return "vicreg_projector";
-    case SSL_LOSS_SWAV:
-        return "swav_projector";
+    case SSL_LOSS_SWAV: return "swav_projector";
     default: return NULL;
     }
 }
