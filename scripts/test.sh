@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # python3-numpy: the .npy tests check that numpy reads our files and we read its files (and
 # tests/cli.sh recomputes kNN over sslc embed's output); chromium: tests/report.sh renders the
-# HTML report in a headless browser
-bash scripts/setup.sh python3-numpy chromium
+# HTML report in a headless browser; python3: tests/method_parity_coverage.py checks every config
+# has its step-parity fixture (the fixtures themselves are committed: no torch is needed)
+bash scripts/setup.sh python3 python3-numpy chromium
 if [ "${1:-}" = "--asan" ]; then
   BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DSSL_WERROR=ON -DSSL_SANITIZE=ON
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
