@@ -63,7 +63,7 @@ void tu_assert_error(const void *t, int status, ...);
 
 /* ---------------------------------------------------------------- golden fixtures */
 
-typedef struct ssl_st ssl_st_t;
+typedef struct ssl_st_reader ssl_st_t;
 #define TU_FIXTURE(name) SSL_SOURCE_DIR "/tests/fixtures/" name
 /* Open a safetensors fixture (fails the test with the reason when it cannot). */
 ssl_st_t *tu_fixture_open(const char *path);

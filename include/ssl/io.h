@@ -71,7 +71,9 @@ int ssl_dtype_from_name(const char *name);
 
 #define SSL_ST_MAX_HEADER 100000000u /* header length limit, as the reference implementation */
 
-typedef struct ssl_st ssl_st_t;
+/* The tag is not `ssl_st`: OpenSSL's SSL is `struct ssl_st`, and a shared tag would let an SSL *
+ * convert to an ssl_st_t * without a diagnostic. */
+typedef struct ssl_st_reader ssl_st_t;
 
 typedef struct ssl_st_tensor {
     const char *name;

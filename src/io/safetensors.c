@@ -131,7 +131,7 @@ static float elem_to_float(int dtype, const unsigned char *p)
 
 /* ================================================================ reader */
 
-struct ssl_st {
+struct ssl_st_reader {
     char *name;
     int fd;                   /* -1 for a memory image */
     const unsigned char *mem; /* the whole image, borrowed */
