@@ -18,6 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SSL_API marks every function the shared library exports: it is built with hidden visibility,
+ * so a function without it is internal (docs/c-api.md, "ABI"). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SSL_API __attribute__((visibility("default")))
+#else
+#define SSL_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,15 +46,15 @@ typedef enum ssl_status {
 } ssl_status_t;
 
 /* Short constant name of a status ("SSL_ERR_SHAPE") and a one-line description. */
-const char *ssl_err_name(int status);
-const char *ssl_strerror(int status);
+SSL_API const char *ssl_err_name(int status);
+SSL_API const char *ssl_strerror(int status);
 
 /* The message of the last error set on this thread ("" if none) and its status. */
-const char *ssl_last_error(void);
-int ssl_last_status(void);
-void ssl_clear_error(void);
+SSL_API const char *ssl_last_error(void);
+SSL_API int ssl_last_status(void);
+SSL_API void ssl_clear_error(void);
 /* Set the thread's last error; returns `status` so callers can `return ssl_set_error(...)`. */
-int ssl_set_error(int status, const char *fmt, ...)
+SSL_API int ssl_set_error(int status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
@@ -64,8 +72,8 @@ typedef enum ssl_log_level {
 typedef void (*ssl_log_fn)(int level, const char *msg, void *user);
 /* Install a log callback (NULL: discard all messages, the default). Messages below
  * min_level are not formatted at all. */
-void ssl_set_log_callback(ssl_log_fn fn, void *user, int min_level);
-void ssl_logf(int level, const char *fmt, ...)
+SSL_API void ssl_set_log_callback(ssl_log_fn fn, void *user, int min_level);
+SSL_API void ssl_logf(int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
@@ -73,16 +81,16 @@ void ssl_logf(int level, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- version, threads */
 
-const char *ssl_version(void);
+SSL_API const char *ssl_version(void);
 
 /* One knob for OpenMP loops and OpenBLAS GEMM. n <= 0 picks the number of cores. Kernels never
  * call BLAS from inside an OpenMP region, so the two pools never oversubscribe the machine. */
-void ssl_set_num_threads(int n);
-int ssl_get_num_threads(void);
+SSL_API void ssl_set_num_threads(int n);
+SSL_API int ssl_get_num_threads(void);
 
 /* Floating-point operations done by matrix products (2*m*n*k per GEMM) in this process so far,
  * summed over all threads: benchmarks divide its growth by time for achieved GFLOP/s. */
-uint64_t ssl_gemm_flops(void);
+SSL_API uint64_t ssl_gemm_flops(void);
 /* The model's floating-point operations in this process so far, counted as the textbook
  * algorithms do them whatever kernel ran: a GEMM 2*m*n*k; a convolution's forward, input
  * gradient and weight gradient 2*N*OC*C*KH*KW*OH*OW each (Winograd does fewer multiplications,
@@ -90,7 +98,7 @@ uint64_t ssl_gemm_flops(void);
  * backward (only the products; softmax, norms and elementwise ops are not counted). The count
  * FLOP counters of other frameworks give, so "model GFLOP/s" compares across implementations;
  * with Winograd it can exceed the machine's sgemm peak. */
-uint64_t ssl_model_flops(void);
+SSL_API uint64_t ssl_model_flops(void);
 
 /* Per-op time profile, off by default: wall seconds and calls of each op kind's forward and
  * backward kernels since the last reset (`sslc bench --profile` prints it). Meant for one
@@ -100,39 +108,39 @@ typedef struct ssl_op_profile {
     double fwd_s, bwd_s;
     int64_t fwd_calls, bwd_calls;
 } ssl_op_profile_t;
-void ssl_profile_enable(int on);
-void ssl_profile_reset(void);
+SSL_API void ssl_profile_enable(int on);
+SSL_API void ssl_profile_reset(void);
 /* Fill up to max entries (op kinds that ran), sorted by fwd_s + bwd_s, largest first; returns
  * how many were filled. */
-int ssl_profile_get(ssl_op_profile_t *out, int max);
+SSL_API int ssl_profile_get(ssl_op_profile_t *out, int max);
 
 /* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... SkylakeX MAX_THREADS=64". */
-const char *ssl_blas_info(void);
+SSL_API const char *ssl_blas_info(void);
 /* OpenBLAS picks its kernels by CPU model when it loads; a release older than the CPU falls back
  * to generic SSE3 kernels ("Prescott") that run several times below the machine's peak. When
  * that happened and OPENBLAS_CORETYPE is unset, this returns the core type to set (e.g.
  * "SkylakeX" on an AVX-512 CPU, "Haswell" on AVX2); else NULL. It only takes effect in a new
  * process: `sslc` and the benchmarks re-execute themselves with it. */
-const char *ssl_blas_coretype_hint(void);
+SSL_API const char *ssl_blas_coretype_hint(void);
 
 /* ---------------------------------------------------------------- counter-based RNG */
 
 /* Philox4x32-10. A value depends only on (seed, stream, index): never on the thread that drew
  * it or on the order of draws. Callers fold epoch/sample/view into `stream` with
  * ssl_rng_stream(). */
-void ssl_philox4x32(uint64_t seed, uint64_t stream, uint64_t index, uint32_t out[4]);
-uint64_t ssl_rng_stream(uint64_t a, uint64_t b, uint64_t c);          /* mixes 3 ids */
-uint32_t ssl_rng_u32(uint64_t seed, uint64_t stream, uint64_t index);
-float ssl_rng_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1) */
-float ssl_rng_normal(uint64_t seed, uint64_t stream, uint64_t index);  /* N(0, 1) */
+SSL_API void ssl_philox4x32(uint64_t seed, uint64_t stream, uint64_t index, uint32_t out[4]);
+SSL_API uint64_t ssl_rng_stream(uint64_t a, uint64_t b, uint64_t c); /* mixes 3 ids */
+SSL_API uint32_t ssl_rng_u32(uint64_t seed, uint64_t stream, uint64_t index);
+SSL_API float ssl_rng_uniform(uint64_t seed, uint64_t stream, uint64_t index); /* [0, 1) */
+SSL_API float ssl_rng_normal(uint64_t seed, uint64_t stream, uint64_t index);  /* N(0, 1) */
 /* dst[i] = value at index (offset + i). */
-void ssl_rng_fill_uniform(float *dst, size_t n, float lo, float hi, uint64_t seed,
-                          uint64_t stream, uint64_t offset);
-void ssl_rng_fill_normal(float *dst, size_t n, float mean, float std, uint64_t seed,
-                         uint64_t stream, uint64_t offset);
+SSL_API void ssl_rng_fill_uniform(float *dst, size_t n, float lo, float hi, uint64_t seed,
+                                  uint64_t stream, uint64_t offset);
+SSL_API void ssl_rng_fill_normal(float *dst, size_t n, float mean, float std, uint64_t seed,
+                                 uint64_t stream, uint64_t offset);
 /* N(mean, std) truncated to the absolute bounds [a, b] by resampling (timm trunc_normal_). */
-void ssl_rng_fill_trunc_normal(float *dst, size_t n, float mean, float std, float a, float b,
-                               uint64_t seed, uint64_t stream, uint64_t offset);
+SSL_API void ssl_rng_fill_trunc_normal(float *dst, size_t n, float mean, float std, float a,
+                                       float b, uint64_t seed, uint64_t stream, uint64_t offset);
 
 /* ---------------------------------------------------------------- tensors */
 
@@ -150,10 +158,10 @@ typedef struct ssl_tensor {
 } ssl_tensor_t;
 
 /* "(2, 3, 4)" into buf; returns buf. */
-char *ssl_shape_str(const ssl_tensor_t *t, char *buf, size_t len);
-int ssl_same_shape(const ssl_tensor_t *a, const ssl_tensor_t *b);
+SSL_API char *ssl_shape_str(const ssl_tensor_t *t, char *buf, size_t len);
+SSL_API int ssl_same_shape(const ssl_tensor_t *a, const ssl_tensor_t *b);
 /* Size of dimension d, negative d counts from the end. */
-int64_t ssl_dim(const ssl_tensor_t *t, int d);
+SSL_API int64_t ssl_dim(const ssl_tensor_t *t, int d);
 
 /* ---------------------------------------------------------------- context: arena + tape */
 
@@ -162,45 +170,46 @@ typedef struct ssl_ctx ssl_ctx_t;
 /* A context owns the per-step arena and the tape. arena_bytes is the initial reservation; the
  * arena grows in chunks when it runs out, and ssl_ctx_reset() merges the chunks into one so a
  * steady-state step never calls malloc. */
-ssl_ctx_t *ssl_ctx_create(size_t arena_bytes);
-void ssl_ctx_free(ssl_ctx_t *ctx);
+SSL_API ssl_ctx_t *ssl_ctx_create(size_t arena_bytes);
+SSL_API void ssl_ctx_free(ssl_ctx_t *ctx);
 /* Forget every tensor and tape node of the step; keeps the memory. */
-void ssl_ctx_reset(ssl_ctx_t *ctx);
+SSL_API void ssl_ctx_reset(ssl_ctx_t *ctx);
 /* Grad mode: returns the previous mode. With grad off no op records anything. */
-int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled);
-int ssl_ctx_grad_enabled(const ssl_ctx_t *ctx);
-size_t ssl_ctx_arena_used(const ssl_ctx_t *ctx);     /* bytes handed out since reset */
-size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx); /* bytes reserved */
-size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx);     /* most bytes ever used in one step */
-int ssl_ctx_tape_len(const ssl_ctx_t *ctx);          /* nodes recorded since reset */
+SSL_API int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled);
+SSL_API int ssl_ctx_grad_enabled(const ssl_ctx_t *ctx);
+SSL_API size_t ssl_ctx_arena_used(const ssl_ctx_t *ctx);     /* bytes handed out since reset */
+SSL_API size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx); /* bytes reserved */
+SSL_API size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx);     /* most bytes ever used in one step */
+SSL_API int ssl_ctx_tape_len(const ssl_ctx_t *ctx);          /* nodes recorded since reset */
 
 /* Raw arena memory, 64-byte aligned, uninitialised (NULL + error when out of memory). */
-void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes);
+SSL_API void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes);
 
 /* New tensors in the arena (uninitialised / zeros / copied from host memory). */
-ssl_tensor_t *ssl_tensor_new(ssl_ctx_t *ctx, int ndim, const int64_t *shape);
-ssl_tensor_t *ssl_tensor_zeros(ssl_ctx_t *ctx, int ndim, const int64_t *shape);
-ssl_tensor_t *ssl_tensor_from(ssl_ctx_t *ctx, int ndim, const int64_t *shape, const float *src);
-ssl_tensor_t *ssl_tensor_fill(ssl_ctx_t *ctx, int ndim, const int64_t *shape, float value);
+SSL_API ssl_tensor_t *ssl_tensor_new(ssl_ctx_t *ctx, int ndim, const int64_t *shape);
+SSL_API ssl_tensor_t *ssl_tensor_zeros(ssl_ctx_t *ctx, int ndim, const int64_t *shape);
+SSL_API ssl_tensor_t *ssl_tensor_from(ssl_ctx_t *ctx, int ndim, const int64_t *shape,
+                                      const float *src);
+SSL_API ssl_tensor_t *ssl_tensor_fill(ssl_ctx_t *ctx, int ndim, const int64_t *shape, float value);
 /* Shorthands for the common ranks. */
-ssl_tensor_t *ssl_tensor_1d(ssl_ctx_t *ctx, int64_t n0);
-ssl_tensor_t *ssl_tensor_2d(ssl_ctx_t *ctx, int64_t n0, int64_t n1);
-ssl_tensor_t *ssl_tensor_3d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2);
-ssl_tensor_t *ssl_tensor_4d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2, int64_t n3);
+SSL_API ssl_tensor_t *ssl_tensor_1d(ssl_ctx_t *ctx, int64_t n0);
+SSL_API ssl_tensor_t *ssl_tensor_2d(ssl_ctx_t *ctx, int64_t n0, int64_t n1);
+SSL_API ssl_tensor_t *ssl_tensor_3d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2);
+SSL_API ssl_tensor_t *ssl_tensor_4d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2, int64_t n3);
 
 /* A leaf that requires a gradient (for tests and user-built graphs). */
-void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on);
+SSL_API void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on);
 
 /* Stop-gradient: a tensor sharing t's data that no gradient flows through. */
-ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t);
+SSL_API ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t);
 
 /* Back-propagate from a scalar (numel == 1) tensor: d loss / d loss = 1, then every recorded
  * node in reverse order. Gradients are added to what is there. Returns SSL_OK or an error.
  * Afterwards the gradients of leaves and parameters are meaningful; an intermediate's grad
  * buffer may have been handed on to its input (see docs/core.md), as PyTorch frees them. */
-int ssl_backward(ssl_ctx_t *ctx, ssl_tensor_t *loss);
+SSL_API int ssl_backward(ssl_ctx_t *ctx, ssl_tensor_t *loss);
 /* The same from a non-scalar output with a given upstream gradient (same shape as out). */
-int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out);
+SSL_API int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out);
 
 /* ---------------------------------------------------------------- parameter store */
 
@@ -224,22 +233,22 @@ typedef struct ssl_param_info {
     size_t offset;    /* element offset into the trainable or buffer data */
 } ssl_param_info_t;
 
-ssl_params_t *ssl_params_create(void);
-void ssl_params_free(ssl_params_t *p);
+SSL_API ssl_params_t *ssl_params_create(void);
+SSL_API void ssl_params_free(ssl_params_t *p);
 /* Add a zero-initialised tensor. Names are unique (duplicate -> NULL + error). The returned
  * pointer stays valid for the life of the store; adding more parameters may move the underlying
  * buffers but updates every tensor's data/grad pointers. */
-ssl_tensor_t *ssl_params_add(ssl_params_t *p, const char *name, int ndim, const int64_t *shape,
-                             int kind, int flags);
-ssl_tensor_t *ssl_params_get(const ssl_params_t *p, const char *name);
-int ssl_params_count(const ssl_params_t *p);
-const ssl_param_info_t *ssl_params_info(const ssl_params_t *p, int i);
+SSL_API ssl_tensor_t *ssl_params_add(ssl_params_t *p, const char *name, int ndim,
+                                     const int64_t *shape, int kind, int flags);
+SSL_API ssl_tensor_t *ssl_params_get(const ssl_params_t *p, const char *name);
+SSL_API int ssl_params_count(const ssl_params_t *p);
+SSL_API const ssl_param_info_t *ssl_params_info(const ssl_params_t *p, int i);
 /* Contiguous buffers: every trainable parameter's data, then the matching gradients. */
-float *ssl_params_data(ssl_params_t *p, size_t *n_floats);
-float *ssl_params_grad(ssl_params_t *p, size_t *n_floats);
-float *ssl_params_buffers(ssl_params_t *p, size_t *n_floats);
-void ssl_params_zero_grad(ssl_params_t *p);
-int ssl_params_set_frozen(ssl_params_t *p, const char *prefix, int frozen);
+SSL_API float *ssl_params_data(ssl_params_t *p, size_t *n_floats);
+SSL_API float *ssl_params_grad(ssl_params_t *p, size_t *n_floats);
+SSL_API float *ssl_params_buffers(ssl_params_t *p, size_t *n_floats);
+SSL_API void ssl_params_zero_grad(ssl_params_t *p);
+SSL_API int ssl_params_set_frozen(ssl_params_t *p, const char *prefix, int frozen);
 
 /* ---------------------------------------------------------------- ops */
 
@@ -248,55 +257,58 @@ typedef enum ssl_gelu_kind { SSL_GELU_ERF = 0, SSL_GELU_TANH = 1 } ssl_gelu_kind
 /* Matrix products; no transposing copies are made.
  * matmul: a (..., M, K) [or (..., K, M) with ta], b (K, N) [or (N, K) with tb] shared across the
  *   leading dims of a; or b (..., K, N) with the same leading dims as a (batched). */
-ssl_tensor_t *ssl_matmul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, int ta, int tb);
+SSL_API ssl_tensor_t *ssl_matmul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, int ta, int tb);
 /* x (..., IN) @ w(OUT, IN)^T + bias(OUT) [bias may be NULL] -> (..., OUT). */
-ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias);
+SSL_API ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                 ssl_tensor_t *bias);
 /* residual + linear(x, w, bias), residual of the output's shape: a transformer's residual
  * connection in the same pass as the projection (no separate add over the activations). */
-ssl_tensor_t *ssl_linear_residual(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
-                                  ssl_tensor_t *bias, ssl_tensor_t *residual);
+SSL_API ssl_tensor_t *ssl_linear_residual(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                          ssl_tensor_t *bias, ssl_tensor_t *residual);
 
 /* Elementwise binary with numpy broadcasting (shapes aligned from the right). */
-ssl_tensor_t *ssl_add(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-ssl_tensor_t *ssl_sub(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-ssl_tensor_t *ssl_mul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-ssl_tensor_t *ssl_div(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_add(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_sub(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_mul(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_div(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
 /* y = alpha * x + beta */
-ssl_tensor_t *ssl_scale(ssl_ctx_t *ctx, ssl_tensor_t *x, float alpha, float beta);
+SSL_API ssl_tensor_t *ssl_scale(ssl_ctx_t *ctx, ssl_tensor_t *x, float alpha, float beta);
 
 /* Reductions; axis may be negative; keepdim keeps the reduced axis with size 1. */
-ssl_tensor_t *ssl_sum(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int keepdim);
-ssl_tensor_t *ssl_mean(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int keepdim);
-ssl_tensor_t *ssl_sum_all(ssl_ctx_t *ctx, ssl_tensor_t *x);  /* shape () , numel 1 */
-ssl_tensor_t *ssl_mean_all(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_sum(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int keepdim);
+SSL_API ssl_tensor_t *ssl_mean(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int keepdim);
+SSL_API ssl_tensor_t *ssl_sum_all(ssl_ctx_t *ctx, ssl_tensor_t *x); /* shape () , numel 1 */
+SSL_API ssl_tensor_t *ssl_mean_all(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
 /* Elementwise unary. */
-ssl_tensor_t *ssl_exp(ssl_ctx_t *ctx, ssl_tensor_t *x);
-ssl_tensor_t *ssl_log(ssl_ctx_t *ctx, ssl_tensor_t *x);
-ssl_tensor_t *ssl_sqrt(ssl_ctx_t *ctx, ssl_tensor_t *x);
-ssl_tensor_t *ssl_pow(ssl_ctx_t *ctx, ssl_tensor_t *x, float p);
-ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi);
-ssl_tensor_t *ssl_relu(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_exp(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_log(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_sqrt(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_pow(ssl_ctx_t *ctx, ssl_tensor_t *x, float p);
+SSL_API ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi);
+SSL_API ssl_tensor_t *ssl_relu(ssl_ctx_t *ctx, ssl_tensor_t *x);
 /* relu(a + b) for a and b of one shape, as one op (the end of a residual block). */
-ssl_tensor_t *ssl_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-ssl_tensor_t *ssl_gelu(ssl_ctx_t *ctx, ssl_tensor_t *x, int kind);
-ssl_tensor_t *ssl_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
-ssl_tensor_t *ssl_tanh(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_gelu(ssl_ctx_t *ctx, ssl_tensor_t *x, int kind);
+SSL_API ssl_tensor_t *ssl_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_tanh(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
 /* Along an axis (negative counts from the end). */
-ssl_tensor_t *ssl_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis);
-ssl_tensor_t *ssl_log_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis);
+SSL_API ssl_tensor_t *ssl_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis);
+SSL_API ssl_tensor_t *ssl_log_softmax(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis);
 /* x / max(||x||_2, eps) along axis (eps 1e-12 as torch.nn.functional.normalize). */
-ssl_tensor_t *ssl_l2_normalize(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, float eps);
+SSL_API ssl_tensor_t *ssl_l2_normalize(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, float eps);
 
 /* Losses, mean-reduced to a scalar.
  * cross_entropy: logits (N, C), labels[N] in [0, C) (copied; a label out of range is an error).
  * cross_entropy_soft: logits (N, C), target (N, C) distributions: mean_n -sum_c t log_softmax. */
-ssl_tensor_t *ssl_cross_entropy(ssl_ctx_t *ctx, ssl_tensor_t *logits, const int32_t *labels);
-ssl_tensor_t *ssl_cross_entropy_soft(ssl_ctx_t *ctx, ssl_tensor_t *logits, ssl_tensor_t *target);
-ssl_tensor_t *ssl_mse(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-ssl_tensor_t *ssl_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
-ssl_tensor_t *ssl_smooth_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, float beta);
+SSL_API ssl_tensor_t *ssl_cross_entropy(ssl_ctx_t *ctx, ssl_tensor_t *logits,
+                                        const int32_t *labels);
+SSL_API ssl_tensor_t *ssl_cross_entropy_soft(ssl_ctx_t *ctx, ssl_tensor_t *logits,
+                                             ssl_tensor_t *target);
+SSL_API ssl_tensor_t *ssl_mse(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
+SSL_API ssl_tensor_t *ssl_smooth_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, float beta);
 
 /* Normalisation.
  * layer_norm over the last dim; weight/bias (C) may be NULL.
@@ -304,64 +316,67 @@ ssl_tensor_t *ssl_smooth_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b, fl
  *   statistics (biased variance) and update running_mean/var (unbiased variance) with momentum
  *   as PyTorch does (running = (1 - m) running + m batch); eval: use running statistics.
  *   weight/bias/running_* may be NULL (no affine / no running stats). */
-ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
-                             ssl_tensor_t *bias, float eps);
-ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
-                             ssl_tensor_t *bias, ssl_tensor_t *running_mean,
-                             ssl_tensor_t *running_var, int training, float momentum, float eps);
+SSL_API ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                     ssl_tensor_t *bias, float eps);
+SSL_API ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                     ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                     ssl_tensor_t *running_var, int training, float momentum,
+                                     float eps);
 /* relu(batch_norm(x)) as one op: no separate relu output, one pass fewer each way. */
-ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
-                                  ssl_tensor_t *bias, ssl_tensor_t *running_mean,
-                                  ssl_tensor_t *running_var, int training, float momentum,
-                                  float eps);
+SSL_API ssl_tensor_t *ssl_batch_norm_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                          ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                          ssl_tensor_t *running_var, int training, float momentum,
+                                          float eps);
 
 /* relu(batch_norm(x) + residual) as one op (the end of a ResNet block): the normalised values
  * are never stored, which saves one activation per block and a pass each way. residual has
  * x's shape. */
-ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
-                                      ssl_tensor_t *bias, ssl_tensor_t *running_mean,
-                                      ssl_tensor_t *running_var, ssl_tensor_t *residual,
-                                      int training, float momentum, float eps);
+SSL_API ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
+                                              ssl_tensor_t *bias, ssl_tensor_t *running_mean,
+                                              ssl_tensor_t *running_var, ssl_tensor_t *residual,
+                                              int training, float momentum, float eps);
 
 /* Convolution and pooling on NCHW. conv2d: w (OC, C, KH, KW), bias (OC) or NULL. */
-ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *bias,
-                         int stride, int padding);
-ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
-                             int padding);
+SSL_API ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                 ssl_tensor_t *bias, int stride, int padding);
+SSL_API ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
+                                     int padding);
 /* count_include_pad = true, as PyTorch's default. */
-ssl_tensor_t *ssl_avg_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
-                             int padding);
-ssl_tensor_t *ssl_global_avg_pool(ssl_ctx_t *ctx, ssl_tensor_t *x); /* (N,C,H,W) -> (N,C) */
+SSL_API ssl_tensor_t *ssl_avg_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
+                                     int padding);
+SSL_API ssl_tensor_t *ssl_global_avg_pool(ssl_ctx_t *ctx, ssl_tensor_t *x); /* (N,C,H,W) -> (N,C) */
 
 /* Shape ops. reshape: one dim may be -1; numel must match (shares data with x). */
-ssl_tensor_t *ssl_reshape(ssl_ctx_t *ctx, ssl_tensor_t *x, int ndim, const int64_t *shape);
-ssl_tensor_t *ssl_permute(ssl_ctx_t *ctx, ssl_tensor_t *x, const int *perm);
-ssl_tensor_t *ssl_transpose(ssl_ctx_t *ctx, ssl_tensor_t *x, int d0, int d1);
-ssl_tensor_t *ssl_concat(ssl_ctx_t *ctx, ssl_tensor_t *const *xs, int n, int axis);
-ssl_tensor_t *ssl_slice(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int64_t start, int64_t len);
+SSL_API ssl_tensor_t *ssl_reshape(ssl_ctx_t *ctx, ssl_tensor_t *x, int ndim, const int64_t *shape);
+SSL_API ssl_tensor_t *ssl_permute(ssl_ctx_t *ctx, ssl_tensor_t *x, const int *perm);
+SSL_API ssl_tensor_t *ssl_transpose(ssl_ctx_t *ctx, ssl_tensor_t *x, int d0, int d1);
+SSL_API ssl_tensor_t *ssl_concat(ssl_ctx_t *ctx, ssl_tensor_t *const *xs, int n, int axis);
+SSL_API ssl_tensor_t *ssl_slice(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int64_t start,
+                                int64_t len);
 /* n equal parts along axis into out[n]; returns SSL_OK or an error. */
-int ssl_split(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int n, ssl_tensor_t **out);
+SSL_API int ssl_split(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int n, ssl_tensor_t **out);
 
 /* Token selection. gather_rows: x (B, T, C) and idx (B, K) -> (B, K, C); or x (T, C), idx (K)
  *   -> (K, C). scatter_rows is its adjoint: src (B, K, C), idx (B, K) -> (B, T, C) with zeros in
  *   the rows not named (an index named twice is summed). Indices are copied. */
-ssl_tensor_t *ssl_gather_rows(ssl_ctx_t *ctx, ssl_tensor_t *x, const int32_t *idx, int64_t k);
-ssl_tensor_t *ssl_scatter_rows(ssl_ctx_t *ctx, ssl_tensor_t *src, const int32_t *idx,
-                               int64_t t);
+SSL_API ssl_tensor_t *ssl_gather_rows(ssl_ctx_t *ctx, ssl_tensor_t *x, const int32_t *idx,
+                                      int64_t k);
+SSL_API ssl_tensor_t *ssl_scatter_rows(ssl_ctx_t *ctx, ssl_tensor_t *src, const int32_t *idx,
+                                       int64_t t);
 /* Embedding lookup: weight (V, C), ids[n_ids] with the given ids shape -> (ids shape..., C). */
-ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t *ids, int ndim,
-                            const int64_t *ids_shape);
+SSL_API ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t *ids,
+                                    int ndim, const int64_t *ids_shape);
 
 /* Inverted dropout: the mask is drawn from (seed, stream) by element index, so backward
  * recomputes it and nothing depends on thread count. Identity when !training or p == 0. */
-ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training, uint64_t seed,
-                          uint64_t stream);
+SSL_API ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training,
+                                  uint64_t seed, uint64_t stream);
 
 /* ---- ops added by the losses layer (kept in one block to ease merging) */
 
 /* log(sigmoid(x)) elementwise, exact for any x (no underflow to log 0, no 1 - sigmoid
  * cancellation); d/dx = sigmoid(-x). The pairwise term of the SigLIP loss. */
-ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
+SSL_API ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
 /* ---- fused attention */
 
@@ -370,7 +385,8 @@ ssl_tensor_t *ssl_log_sigmoid(ssl_ctx_t *ctx, ssl_tensor_t *x);
  * layout). Per (batch, head): softmax(Q K^T / sqrt(D) + bias) V, returned as (B, T, C) with the
  * heads side by side (ready for the output projection). bias may be NULL, or added to the
  * (B, heads, T, T) scores with broadcasting (e.g. (T, T) causal, (B, 1, 1, T) key padding). */
-ssl_tensor_t *ssl_attention(ssl_ctx_t *ctx, ssl_tensor_t *qkv, int heads, ssl_tensor_t *bias);
+SSL_API ssl_tensor_t *ssl_attention(ssl_ctx_t *ctx, ssl_tensor_t *qkv, int heads,
+                                    ssl_tensor_t *bias);
 
 /* ---------------------------------------------------------------- checking gradients */
 
@@ -397,15 +413,15 @@ typedef struct ssl_gradcheck_result {
  * Inputs must live in ctx; their data is restored. Returns SSL_OK when every element is within
  * tolerance, SSL_ERR_INVALID with a message naming the worst element otherwise, or the error of
  * a failed build/backward. res and opts may be NULL. */
-int ssl_gradcheck(ssl_ctx_t *ctx, ssl_graph_fn fn, void *user, ssl_tensor_t **in, int n_in,
-                  const ssl_gradcheck_opts_t *opts, ssl_gradcheck_result_t *res);
+SSL_API int ssl_gradcheck(ssl_ctx_t *ctx, ssl_graph_fn fn, void *user, ssl_tensor_t **in, int n_in,
+                          const ssl_gradcheck_opts_t *opts, ssl_gradcheck_result_t *res);
 
 /* Runs every op of the library on small random inputs: forward of the BLAS and convolution
  * kernels against their plain references and the gradient of every op against central
  * differences. Calls report(name, status, message, user) once per check (may be NULL).
  * Returns the number of failed checks. */
 typedef void (*ssl_selfcheck_fn)(const char *name, int status, const char *msg, void *user);
-int ssl_selfcheck(ssl_selfcheck_fn report, void *user);
+SSL_API int ssl_selfcheck(ssl_selfcheck_fn report, void *user);
 
 #ifdef __cplusplus
 }

@@ -60,58 +60,59 @@ typedef struct ssl_read_opts {
                                 * against (NULL: the list file's directory) */
 } ssl_read_opts_t;
 
-void ssl_read_opts_default(ssl_read_opts_t *o);
+SSL_API void ssl_read_opts_default(ssl_read_opts_t *o);
 
 /* A zero-filled dataset (labels -1) for callers that fill images themselves. */
-ssl_dataset_t *ssl_dataset_new(int64_t n, int64_t c, int64_t h, int64_t w);
+SSL_API ssl_dataset_t *ssl_dataset_new(int64_t n, int64_t c, int64_t h, int64_t w);
 /* Split off the last n_tail samples of ds into a new dataset (class names copied, captions and
  * paths moved); ds keeps the first ds->n - n_tail. A validation split carved from a training
  * split (data.val_size). NULL + error unless 1 <= n_tail < ds->n; ds is unchanged then. */
-ssl_dataset_t *ssl_dataset_split_tail(ssl_dataset_t *ds, int64_t n_tail);
-void ssl_dataset_free(ssl_dataset_t *ds);
+SSL_API ssl_dataset_t *ssl_dataset_split_tail(ssl_dataset_t *ds, int64_t n_tail);
+SSL_API void ssl_dataset_free(ssl_dataset_t *ds);
 
 /* n random images (uniform uint8 pixels from the counter RNG, stream by seed) with labels
  * i % n_classes and class names "class0".. : for benchmarks and tests that need data of a
  * given shape and no files. Deterministic in seed. */
-ssl_dataset_t *ssl_dataset_synthetic(int64_t n, int64_t c, int64_t h, int64_t w, int n_classes,
-                                     uint64_t seed);
+SSL_API ssl_dataset_t *ssl_dataset_synthetic(int64_t n, int64_t c, int64_t h, int64_t w,
+                                             int n_classes, uint64_t seed);
 
 /* IDX (MNIST family): images_path is an idx3-ubyte file (N, H, W), labels_path an idx1-ubyte
  * file (N) or NULL. Either may be gzip-compressed (detected from the content, not the name).
  * opts may be NULL (defaults); only limit and max_decoded_bytes apply. */
-ssl_dataset_t *ssl_dataset_load_idx(const char *images_path, const char *labels_path,
-                                    const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_idx(const char *images_path, const char *labels_path,
+                                            const ssl_read_opts_t *opts);
 /* Directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; split "train" or
  * "test". Fashion-MNIST gets its class names, MNIST gets "0".."9". */
 #define SSL_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
-ssl_dataset_t *ssl_dataset_load_fashion_mnist(const char *dir, const char *split,
+SSL_API ssl_dataset_t *ssl_dataset_load_fashion_mnist(const char *dir, const char *split,
+                                                      const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_mnist(const char *dir, const char *split,
                                               const ssl_read_opts_t *opts);
-ssl_dataset_t *ssl_dataset_load_mnist(const char *dir, const char *split,
-                                      const ssl_read_opts_t *opts);
 
 /* CIFAR binary format: records of [label][3072 bytes RGB planes 32x32] (CIFAR-10, 3073 bytes)
  * or [coarse][fine][3072] (CIFAR-100, 3074 bytes; the fine label is used). n_classes is 10 or
  * 100. files are concatenated in order. */
-ssl_dataset_t *ssl_dataset_load_cifar(const char *const *files, int n_files, int n_classes,
-                                      const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_cifar(const char *const *files, int n_files, int n_classes,
+                                              const ssl_read_opts_t *opts);
 /* The extracted archives: dir holds data_batch_{1..5}.bin / test_batch.bin and
  * batches.meta.txt (CIFAR-10) or train.bin / test.bin and fine_label_names.txt (CIFAR-100). */
-ssl_dataset_t *ssl_dataset_load_cifar_dir(const char *dir, int n_classes, const char *split,
-                                          const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_cifar_dir(const char *dir, int n_classes, const char *split,
+                                                  const ssl_read_opts_t *opts);
 
 /* torchvision ImageFolder layout: root/CLASS/[SUBDIRS/]FILE.{png,jpg,jpeg,bmp}, classes = the
  * subdirectories of root sorted by name (byte order), label = class position. Files with other
  * extensions are ignored; image files that fail to decode are skipped and counted. */
-ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_opts_t *opts);
 /* Every image file under root (recursively), label -1. Files of both folder readers are in
  * torchvision's order: by directory path, then by file name (byte order). */
-ssl_dataset_t *ssl_dataset_load_unlabeled_folder(const char *root, const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_unlabeled_folder(const char *root,
+                                                         const ssl_read_opts_t *opts);
 /* Image-text pairs. A ".jsonl" list holds one object per line with string fields "image"
  * (or "file"/"path") and "caption" (or "text"); any other list is TSV: "PATH<TAB>CAPTION" per
  * line, an optional header line whose first field is "image", "file", "filepath" or "path", and
  * lines starting with '#' ignored. Lines that cannot be parsed are skipped and counted like
  * bad images. */
-ssl_dataset_t *ssl_dataset_load_pairs(const char *list_path, const ssl_read_opts_t *opts);
+SSL_API ssl_dataset_t *ssl_dataset_load_pairs(const char *list_path, const ssl_read_opts_t *opts);
 
 /* ---------------------------------------------------------------- in-memory readers (fuzzing) */
 
@@ -129,22 +130,22 @@ typedef struct ssl_idx {
 /* Parse an IDX file held in memory (plain or gzip). name is used in error messages. Checks the
  * magic, the type, the rank (1..8) and that the size is exactly
  * 4 + 4*ndim + count*elem_size bytes. max_decoded_bytes caps decompression (0: 4 GiB). */
-int ssl_idx_parse(const void *buf, size_t len, const char *name, int64_t max_decoded_bytes,
-                  ssl_idx_t *out);
-void ssl_idx_free(ssl_idx_t *a);
+SSL_API int ssl_idx_parse(const void *buf, size_t len, const char *name, int64_t max_decoded_bytes,
+                          ssl_idx_t *out);
+SSL_API void ssl_idx_free(ssl_idx_t *a);
 /* CIFAR records from memory (n_classes 10 or 100) into a new dataset. */
-ssl_dataset_t *ssl_dataset_cifar_from_memory(const void *buf, size_t len, int n_classes,
-                                             const char *name);
+SSL_API ssl_dataset_t *ssl_dataset_cifar_from_memory(const void *buf, size_t len, int n_classes,
+                                                     const char *name);
 
 /* Decode an encoded image (PNG, JPEG, BMP) held in memory, refuse it when over max_pixels
  * (checked from the header before decoding), resize its shorter side to `size` (antialiased
  * bilinear) and centre-crop to size x size, into dst (channels, size, size). channels is 1 or 3.
  * On failure returns SSL_ERR_FORMAT (or SSL_ERR_UNSUPPORTED for an unknown format,
  * SSL_ERR_INVALID for a refused size) with the reason in ssl_last_error(), prefixed by name. */
-int ssl_image_decode(const void *buf, size_t len, const char *name, int channels, int size,
-                     int64_t max_pixels, uint8_t *dst);
+SSL_API int ssl_image_decode(const void *buf, size_t len, const char *name, int channels, int size,
+                             int64_t max_pixels, uint8_t *dst);
 /* Width and height from the header without decoding (SSL_ERR_FORMAT if not an image). */
-int ssl_image_info(const void *buf, size_t len, int *w, int *h);
+SSL_API int ssl_image_info(const void *buf, size_t len, int *w, int *h);
 
 /* ---------------------------------------------------------------- augmentations */
 
@@ -196,11 +197,11 @@ typedef struct ssl_view_aug {
 } ssl_view_aug_t;
 
 /* Defaults as documented above, for views of size x size. */
-void ssl_view_aug_default(ssl_view_aug_t *a, int size);
+SSL_API void ssl_view_aug_default(ssl_view_aug_t *a, int size);
 /* No randomness: whole image resized to size x size, normalised (for evaluation). */
-void ssl_view_aug_eval(ssl_view_aug_t *a, int size);
+SSL_API void ssl_view_aug_eval(ssl_view_aug_t *a, int size);
 /* Checks every field; SSL_ERR_CONFIG naming the field and the accepted range. */
-int ssl_view_aug_validate(const ssl_view_aug_t *a);
+SSL_API int ssl_view_aug_validate(const ssl_view_aug_t *a);
 
 #define SSL_MAX_VIEWS 16
 
@@ -210,56 +211,57 @@ typedef struct ssl_views {
 } ssl_views_t;
 
 /* n identical views (SimCLR-style: ssl_view_aug_default). */
-void ssl_views_simclr(ssl_views_t *v, int n, int size);
+SSL_API void ssl_views_simclr(ssl_views_t *v, int n, int size);
 /* DINO multi-crop: n_global views of global_size with crop scale global_scale, blur p 1.0 on the
  * first, 0.1 and solarize 0.2 on the second (as DINO/BYOL), then n_local views of local_size with
  * crop scale local_scale and blur p 0.5. Returns SSL_ERR_CONFIG when n_global + n_local exceeds
  * SSL_MAX_VIEWS. */
-int ssl_views_multicrop(ssl_views_t *v, int n_global, int global_size, const float global_scale[2],
-                        int n_local, int local_size, const float local_scale[2]);
+SSL_API int ssl_views_multicrop(ssl_views_t *v, int n_global, int global_size,
+                                const float global_scale[2], int n_local, int local_size,
+                                const float local_scale[2]);
 
 /* Scratch memory for augmentations; one per thread. */
 typedef struct ssl_aug_ws ssl_aug_ws_t;
-ssl_aug_ws_t *ssl_aug_ws_create(void);
-void ssl_aug_ws_free(ssl_aug_ws_t *ws);
+SSL_API ssl_aug_ws_t *ssl_aug_ws_create(void);
+SSL_API void ssl_aug_ws_free(ssl_aug_ws_t *ws);
 
 /* The RNG stream of one view of one sample in one epoch; draw numbers index into it. */
-uint64_t ssl_aug_stream(uint64_t epoch, int64_t sample, int view);
+SSL_API uint64_t ssl_aug_stream(uint64_t epoch, int64_t sample, int view);
 
 /* One view: src (c, h, w) uint8 -> dst (c, a->out_h, a->out_w) float32. c is 1 or 3. */
-int ssl_augment_view(const ssl_view_aug_t *a, const uint8_t *src, int64_t c, int64_t h, int64_t w,
-                     uint64_t seed, uint64_t epoch, int64_t sample, int view, float *dst,
-                     ssl_aug_ws_t *ws);
+SSL_API int ssl_augment_view(const ssl_view_aug_t *a, const uint8_t *src, int64_t c, int64_t h,
+                             int64_t w, uint64_t seed, uint64_t epoch, int64_t sample, int view,
+                             float *dst, ssl_aug_ws_t *ws);
 
 /* ---- building blocks (float CHW images in [0, 1], in place unless stated) */
 
 /* Crop box {top, left, height, width} of RandomResizedCrop for an h x w image, drawing from
  * (seed, stream) at draw numbers first_draw .. first_draw + 39. Returns 1 when one of the 10
  * attempts succeeded, 0 when the centre-crop fallback was used. */
-int ssl_aug_crop_box(int64_t h, int64_t w, const float scale[2], const float ratio[2],
-                     uint64_t seed, uint64_t stream, uint64_t first_draw, int64_t box[4]);
+SSL_API int ssl_aug_crop_box(int64_t h, int64_t w, const float scale[2], const float ratio[2],
+                             uint64_t seed, uint64_t stream, uint64_t first_draw, int64_t box[4]);
 /* Resample the box {top, left, height, width} of src (c, h, w) to dst (c, oh, ow): bilinear
  * with half-pixel centres, antialiased (triangle filter widened by the scale) when shrinking
  * and antialias is set. The u8 version also scales values by 1/255. */
-int ssl_resize_u8(const uint8_t *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
-                  float *dst, int64_t oh, int64_t ow, int antialias, ssl_aug_ws_t *ws);
-int ssl_resize_f32(const float *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
-                   float *dst, int64_t oh, int64_t ow, int antialias, ssl_aug_ws_t *ws);
-void ssl_hflip(float *x, int64_t c, int64_t h, int64_t w);
+SSL_API int ssl_resize_u8(const uint8_t *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
+                          float *dst, int64_t oh, int64_t ow, int antialias, ssl_aug_ws_t *ws);
+SSL_API int ssl_resize_f32(const float *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
+                           float *dst, int64_t oh, int64_t ow, int antialias, ssl_aug_ws_t *ws);
+SSL_API void ssl_hflip(float *x, int64_t c, int64_t h, int64_t w);
 /* torchvision adjust_* on float images, results clamped to [0, 1]. */
-void ssl_adjust_brightness(float *x, int64_t c, int64_t h, int64_t w, float factor);
-void ssl_adjust_contrast(float *x, int64_t c, int64_t h, int64_t w, float factor);
-void ssl_adjust_saturation(float *x, int64_t c, int64_t h, int64_t w, float factor);
-void ssl_adjust_hue(float *x, int64_t c, int64_t h, int64_t w, float shift);
-void ssl_grayscale(float *x, int64_t c, int64_t h, int64_t w);
+SSL_API void ssl_adjust_brightness(float *x, int64_t c, int64_t h, int64_t w, float factor);
+SSL_API void ssl_adjust_contrast(float *x, int64_t c, int64_t h, int64_t w, float factor);
+SSL_API void ssl_adjust_saturation(float *x, int64_t c, int64_t h, int64_t w, float factor);
+SSL_API void ssl_adjust_hue(float *x, int64_t c, int64_t h, int64_t w, float shift);
+SSL_API void ssl_grayscale(float *x, int64_t c, int64_t h, int64_t w);
 /* Normalised 1-D Gaussian of size 2 * radius + 1 into k. Returns the radius used for
  * kernel_size (0: ceil(3 sigma)). */
-int ssl_gaussian_kernel(float sigma, int kernel_size, float *k, int max_size);
-int ssl_gaussian_blur(float *x, int64_t c, int64_t h, int64_t w, float sigma, int kernel_size,
-                      ssl_aug_ws_t *ws);
-void ssl_solarize(float *x, int64_t n, float threshold);
-void ssl_normalize(float *x, int64_t c, int64_t h, int64_t w, const float *mean,
-                   const float *std);
+SSL_API int ssl_gaussian_kernel(float sigma, int kernel_size, float *k, int max_size);
+SSL_API int ssl_gaussian_blur(float *x, int64_t c, int64_t h, int64_t w, float sigma,
+                              int kernel_size, ssl_aug_ws_t *ws);
+SSL_API void ssl_solarize(float *x, int64_t n, float threshold);
+SSL_API void ssl_normalize(float *x, int64_t c, int64_t h, int64_t w, const float *mean,
+                           const float *std);
 
 /* ---------------------------------------------------------------- masks */
 
@@ -289,8 +291,8 @@ typedef struct ssl_mask_opts {
     int64_t min_keep;        /* MULTIBLOCK: context tokens kept at least */
 } ssl_mask_opts_t;
 
-void ssl_mask_opts_default(ssl_mask_opts_t *o, int kind, int64_t grid_h, int64_t grid_w);
-int ssl_mask_opts_validate(const ssl_mask_opts_t *o);
+SSL_API void ssl_mask_opts_default(ssl_mask_opts_t *o, int kind, int64_t grid_h, int64_t grid_w);
+SSL_API int ssl_mask_opts_validate(const ssl_mask_opts_t *o);
 
 /* Masks of one batch; every list is sorted ascending and has the same length for every sample.
  *   RANDOM/SIMMIM/BLOCKWISE: keep (B, n_keep) visible tokens, masked (B, n_masked) the rest
@@ -311,14 +313,14 @@ typedef struct ssl_masks {
     int64_t capacity_batch; /* allocated for this many samples */
 } ssl_masks_t;
 
-int ssl_masks_alloc(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch);
-void ssl_masks_free(ssl_masks_t *m);
+SSL_API int ssl_masks_alloc(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch);
+SSL_API void ssl_masks_free(ssl_masks_t *m);
 /* Masks for `batch` samples whose dataset indices are sample_ids. Per-sample draws come from
  * (seed, epoch, sample id); the I-JEPA block sizes, shared by the batch as in the official
  * collator, from (seed, epoch, batch_index). m must have been allocated for >= batch. */
-int ssl_masks_generate(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch,
-                       const int64_t *sample_ids, uint64_t seed, uint64_t epoch,
-                       int64_t batch_index);
+SSL_API int ssl_masks_generate(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch,
+                               const int64_t *sample_ids, uint64_t seed, uint64_t epoch,
+                               int64_t batch_index);
 
 /* ---------------------------------------------------------------- loader */
 
@@ -335,7 +337,7 @@ typedef struct ssl_loader_opts {
     int patch_size;
 } ssl_loader_opts_t;
 
-void ssl_loader_opts_default(ssl_loader_opts_t *o);
+SSL_API void ssl_loader_opts_default(ssl_loader_opts_t *o);
 
 /* One batch, in loader-owned memory valid until the next ssl_loader_next() / start / free. */
 typedef struct ssl_batch {
@@ -351,14 +353,14 @@ typedef struct ssl_batch {
 typedef struct ssl_loader ssl_loader_t;
 
 /* The dataset must outlive the loader. NULL + error on a bad option. */
-ssl_loader_t *ssl_loader_create(const ssl_dataset_t *ds, const ssl_loader_opts_t *o);
-void ssl_loader_free(ssl_loader_t *l); /* stops the workers, whatever they are doing */
-int64_t ssl_loader_num_batches(const ssl_loader_t *l);
+SSL_API ssl_loader_t *ssl_loader_create(const ssl_dataset_t *ds, const ssl_loader_opts_t *o);
+SSL_API void ssl_loader_free(ssl_loader_t *l); /* stops the workers, whatever they are doing */
+SSL_API int64_t ssl_loader_num_batches(const ssl_loader_t *l);
 /* Begin an epoch at batch first_batch (0, or a resume point); abandons any batch in flight. */
-int ssl_loader_start_epoch(ssl_loader_t *l, int64_t epoch, int64_t first_batch);
+SSL_API int ssl_loader_start_epoch(ssl_loader_t *l, int64_t epoch, int64_t first_batch);
 /* The next batch of the epoch, or NULL at its end (ssl_last_status() == SSL_OK) or on error.
  * While the caller uses it, the workers build the one after. */
-const ssl_batch_t *ssl_loader_next(ssl_loader_t *l);
+SSL_API const ssl_batch_t *ssl_loader_next(ssl_loader_t *l);
 
 #ifdef __cplusplus
 }

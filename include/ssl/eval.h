@@ -66,7 +66,7 @@ typedef struct ssl_knn_result {
 } ssl_knn_result_t;
 
 /* The defaults above (cosine, weighted, k 200, T 0.07). */
-ssl_knn_opts_t ssl_knn_opts_default(void);
+SSL_API ssl_knn_opts_t ssl_knn_opts_default(void);
 
 /* Classify every test row by its k nearest training rows and score against test->labels.
  *
@@ -82,17 +82,17 @@ ssl_knn_opts_t ssl_knn_opts_default(void);
  * block's rows, a partial selection of the k best (a bounded heap, O(N_train) per row) and the
  * votes. train and test must have the same dim, k <= train->n, labels in [0, n_classes), all
  * values finite. pred (may be NULL) receives the n predicted classes. opts NULL: defaults. */
-int ssl_knn_eval(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
-                 const ssl_knn_opts_t *opts, ssl_knn_result_t *res, int32_t *pred);
+SSL_API int ssl_knn_eval(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
+                         const ssl_knn_opts_t *opts, ssl_knn_result_t *res, int32_t *pred);
 
 /* Every (k, T) pair of a grid from one pass: the max(ks) neighbours of each row are selected
  * once, then voted for each setting. res[i * n_t + j] is (ks[i], temps[j]) and equals what
  * ssl_knn_eval gives for that setting. With majority votes temps may be NULL with n_t 0 (one
  * result per k, temperature 0). ks need not be sorted; opts->k and opts->temperature are
  * unused. */
-int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
-                  const ssl_knn_opts_t *opts, const int *ks, int n_k, const float *temps, int n_t,
-                  ssl_knn_result_t *res);
+SSL_API int ssl_knn_sweep(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
+                          const ssl_knn_opts_t *opts, const int *ks, int n_k, const float *temps,
+                          int n_t, ssl_knn_result_t *res);
 
 /* ---------------------------------------------------------------- linear probe */
 
@@ -132,7 +132,7 @@ typedef struct ssl_probe_result {
     int64_t n_train, n_val;
 } ssl_probe_result_t;
 
-ssl_probe_opts_t ssl_probe_opts_default(void);
+SSL_API ssl_probe_opts_t ssl_probe_opts_default(void);
 
 /* Train a linear classifier (weight (C, D), bias (C), initialised N(0, 0.01^2) and 0) on
  * `train` minus the validation rows, with mini-batch cross-entropy through the core ops
@@ -142,9 +142,9 @@ ssl_probe_opts_t ssl_probe_opts_default(void);
  * acting on standardised features. opts NULL: defaults. A probe whose step is small (batch x dim
  * x classes < 2^23 multiply-adds) trains with ssl_set_num_threads(1) and restores the previous
  * count when it returns: thread fork/join would cost more than the step. */
-int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
-                     const ssl_probe_opts_t *opts, ssl_probe_result_t *res, float *weight_out,
-                     float *bias_out);
+SSL_API int ssl_linear_probe(const ssl_features_t *train, const ssl_features_t *test, int n_classes,
+                             const ssl_probe_opts_t *opts, ssl_probe_result_t *res,
+                             float *weight_out, float *bias_out);
 
 /* ---------------------------------------------------------------- zero-shot */
 
@@ -158,8 +158,8 @@ typedef struct ssl_zeroshot_result {
  * embedding per class (the text embedding of its prompt). Each image goes to the class of
  * highest cosine similarity; equal similarities rank the lower class index first (as kNN).
  * pred (may be NULL) receives the n predicted classes. Dot products in double. */
-int ssl_zeroshot_eval(const ssl_features_t *images, const float *classes, int n_classes,
-                      ssl_zeroshot_result_t *res, int32_t *pred);
+SSL_API int ssl_zeroshot_eval(const ssl_features_t *images, const float *classes, int n_classes,
+                              ssl_zeroshot_result_t *res, int32_t *pred);
 
 /* ---------------------------------------------------------------- collapse metrics */
 
@@ -167,30 +167,31 @@ int ssl_zeroshot_eval(const ssl_features_t *images, const float *classes, int n_
  * destroyed), ascending, into w[n]. Householder tridiagonalisation + implicit QL with
  * Wilkinson shifts, in double. SSL_ERR_NONFINITE for NaN/Inf input, SSL_ERR_STATE if an
  * eigenvalue fails to converge (not seen for finite input). */
-int ssl_eigvalsh(double *a, int64_t n, double *w);
+SSL_API int ssl_eigvalsh(double *a, int64_t n, double *w);
 
 /* Singular values of z (n, d), descending, into s[min(n, d)]: square roots of the eigenvalues
  * of the smaller Gram matrix (z^T z or z z^T), accumulated in double. */
-int ssl_singular_values(const float *z, int64_t n, int64_t d, double *s);
+SSL_API int ssl_singular_values(const float *z, int64_t n, int64_t d, double *s);
 
 /* RankMe (Garrido et al. 2023): exp(-sum_k p_k log p_k), p_k = s_k / ||s||_1 + 1e-7 over the
  * singular values of z (n, d). Between 1 and min(n, d); ~r for rank r with equal singular
  * values. A zero matrix gives SSL_ERR_INVALID. */
-int ssl_rankme(const float *z, int64_t n, int64_t d, double *out);
+SSL_API int ssl_rankme(const float *z, int64_t n, int64_t d, double *out);
 
 /* Mean over dimensions of the std (unbiased, over rows) of the L2-normalised rows of z (n, d),
  * n >= 2: ~1/sqrt(d) for well-spread embeddings, 0 when collapsed to one point (SimSiam). */
-int ssl_collapse_std(const float *z, int64_t n, int64_t d, double *out);
+SSL_API int ssl_collapse_std(const float *z, int64_t n, int64_t d, double *out);
 
 /* Alignment (Wang & Isola 2020): mean_i ||z1_i - z2_i||_2^alpha over positive pairs (rows of
  * z1 and z2, both (n, d)); alpha default 2. normalize: L2-normalise rows first (the metric is
  * defined on the unit sphere). */
-int ssl_alignment(const float *z1, const float *z2, int64_t n, int64_t d, double alpha,
-                  int normalize, double *out);
+SSL_API int ssl_alignment(const float *z1, const float *z2, int64_t n, int64_t d, double alpha,
+                          int normalize, double *out);
 
 /* Uniformity (Wang & Isola 2020): log mean_{i<j} exp(-t ||z_i - z_j||^2), t default 2, over all
  * pairs of rows of z (n, d), n >= 2 (blocked sgemm, O(n^2 d)). normalize as above. */
-int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize, double *out);
+SSL_API int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize,
+                           double *out);
 
 /* Principal components of x (n, d), n >= 2, 1 <= k <= d <= 4096: rows centred, covariance
  * (divided by n - 1) in double, its eigenvalues by ssl_eigvalsh and the k leading eigenvectors
@@ -198,8 +199,8 @@ int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int normalize
  * of the largest). proj (n, k) receives the centred rows projected on them; components (k, d),
  * variance (k) (the variance along each) and total_variance (the trace) may be NULL. Each
  * component's largest entry is positive, so results do not flip sign. O(n d^2 + d^3). */
-int ssl_pca(const float *x, int64_t n, int64_t d, int k, float *proj, float *components,
-            double *variance, double *total_variance);
+SSL_API int ssl_pca(const float *x, int64_t n, int64_t d, int k, float *proj, float *components,
+                    double *variance, double *total_variance);
 
 /* ---------------------------------------------------------------- NumPy .npy files */
 
@@ -219,20 +220,21 @@ typedef struct ssl_npy {
  * "shape") padded with spaces and a final '\n' so the data starts at a multiple of 64 bytes,
  * little-endian data. dtype: SSL_DTYPE_F32, F64, I32, I64 or U8 (ssl/io.h). Written atomically
  * (temporary file, fsync, rename). */
-int ssl_npy_save(const char *path, int dtype, int ndim, const int64_t *shape, const void *data);
+SSL_API int ssl_npy_save(const char *path, int dtype, int ndim, const int64_t *shape,
+                         const void *data);
 /* Shorthands: float32 features (n, d) and int32 / int64 labels (n). */
-int ssl_npy_save_f32_2d(const char *path, int64_t n, int64_t d, const float *x);
-int ssl_npy_save_labels_i32(const char *path, int64_t n, const int32_t *y);
-int ssl_npy_save_labels_i64(const char *path, int64_t n, const int64_t *y);
+SSL_API int ssl_npy_save_f32_2d(const char *path, int64_t n, int64_t d, const float *x);
+SSL_API int ssl_npy_save_labels_i32(const char *path, int64_t n, const int32_t *y);
+SSL_API int ssl_npy_save_labels_i64(const char *path, int64_t n, const int64_t *y);
 
 /* Read a .npy file (versions 1.0, 2.0 and 3.0; C order; either byte order; dtypes bool, int
  * and uint of 1-8 bytes, float32, float64). _f32 converts every value to float (float64
  * rounds); _i32 accepts integer and bool dtypes whose values fit int32. Errors name the file
  * and the reason (SSL_ERR_FORMAT for malformed content, SSL_ERR_UNSUPPORTED for Fortran order
  * or other dtypes). */
-int ssl_npy_load_f32(const char *path, ssl_npy_t *out);
-int ssl_npy_load_i32(const char *path, ssl_npy_t *out);
-void ssl_npy_free(ssl_npy_t *a);
+SSL_API int ssl_npy_load_f32(const char *path, ssl_npy_t *out);
+SSL_API int ssl_npy_load_i32(const char *path, ssl_npy_t *out);
+SSL_API void ssl_npy_free(ssl_npy_t *a);
 
 #ifdef __cplusplus
 }

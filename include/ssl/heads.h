@@ -71,15 +71,16 @@ typedef struct ssl_dino_head {
 
 /* Initialised as DINO does: MLP linears trunc_normal(0.02) with zero bias, the last layer with
  * PyTorch's default Linear init (it is created after DINO's init pass), weight_g = 1. */
-int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
-                       const ssl_dino_head_cfg_t *cfg, uint64_t seed);
+SSL_API int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
+                               const ssl_dino_head_cfg_t *cfg, uint64_t seed);
 /* x (B, in_dim) -> logits (B, K) = normalize(mlp(x)) @ (g * v / ||v||_row)^T. When bottleneck
  * is not NULL it receives the L2-normalised bottleneck (B, bottleneck_dim). */
-ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ssl_tensor_t *x,
-                                    int training, ssl_tensor_t **bottleneck);
+SSL_API ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h,
+                                            ssl_tensor_t *x, int training,
+                                            ssl_tensor_t **bottleneck);
 /* Freeze the last layer while epoch < cfg.freeze_last_layer, unfreeze afterwards (the trainer
  * calls this at the start of every epoch). Returns 1 if frozen now, 0 if not. */
-int ssl_dino_head_set_epoch(const ssl_dino_head_t *h, ssl_params_t *p, int epoch);
+SSL_API int ssl_dino_head_set_epoch(const ssl_dino_head_t *h, ssl_params_t *p, int epoch);
 
 /* ---------------------------------------------------------------- SwAV prototypes */
 
@@ -96,17 +97,17 @@ typedef struct ssl_swav_prototypes {
 } ssl_swav_prototypes_t;
 
 /* PyTorch's default Linear init, then rows normalised to unit length. */
-int ssl_swav_prototypes_init(ssl_swav_prototypes_t *h, ssl_params_t *p, const char *prefix,
-                             const ssl_swav_cfg_t *cfg, uint64_t seed);
+SSL_API int ssl_swav_prototypes_init(ssl_swav_prototypes_t *h, ssl_params_t *p, const char *prefix,
+                                     const ssl_swav_cfg_t *cfg, uint64_t seed);
 /* Renormalise every prototype (row) to unit L2 norm in place, outside the tape. The trainer
  * calls it before each forward (SwAV does it under no_grad at the start of the step). */
-void ssl_swav_prototypes_normalize(const ssl_swav_prototypes_t *h);
+SSL_API void ssl_swav_prototypes_normalize(const ssl_swav_prototypes_t *h);
 /* z (B, D) -> scores (B, K) = normalize(z) @ W^T. z_norm (may be NULL) receives normalize(z). */
-ssl_tensor_t *ssl_swav_prototypes_forward(ssl_ctx_t *ctx, const ssl_swav_prototypes_t *h,
-                                          ssl_tensor_t *z, ssl_tensor_t **z_norm);
+SSL_API ssl_tensor_t *ssl_swav_prototypes_forward(ssl_ctx_t *ctx, const ssl_swav_prototypes_t *h,
+                                                  ssl_tensor_t *z, ssl_tensor_t **z_norm);
 /* Freeze while iteration < cfg.freeze_iters; returns 1 if frozen now. */
-int ssl_swav_prototypes_set_iteration(const ssl_swav_prototypes_t *h, ssl_params_t *p,
-                                      int64_t iteration);
+SSL_API int ssl_swav_prototypes_set_iteration(const ssl_swav_prototypes_t *h, ssl_params_t *p,
+                                              int64_t iteration);
 
 /* ---------------------------------------------------------------- MAE decoder */
 
@@ -132,15 +133,16 @@ typedef struct ssl_mae_decoder {
 
 /* MAE's init: xavier_uniform linears with zero bias, mask_token normal(0.02), sin-cos positions
  * with a zero row for the cls slot. */
-int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *prefix,
-                         const ssl_mae_decoder_cfg_t *cfg, uint64_t seed);
+SSL_API int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *prefix,
+                                 const ssl_mae_decoder_cfg_t *cfg, uint64_t seed);
 /* tokens (B, K, in_dim): the encoder's visible patch tokens, row k of sample b being patch
  * keep_idx[b * K + k]; cls (B, in_dim) its cls token output (required iff cfg.cls_token, else
  * NULL). Indices must be distinct within a sample. Visible tokens go back to their positions
  * and mask_token fills the others, so the decoder sees the full (B, [1 +] T, dim) sequence in
  * the original patch order. Returns (B, T, p * p * C), the cls slot dropped. */
-ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d, ssl_tensor_t *cls,
-                                      ssl_tensor_t *tokens, const int32_t *keep_idx, int64_t k);
+SSL_API ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d,
+                                              ssl_tensor_t *cls, ssl_tensor_t *tokens,
+                                              const int32_t *keep_idx, int64_t k);
 
 /* ---------------------------------------------------------------- I-JEPA predictor */
 
@@ -163,16 +165,16 @@ typedef struct ssl_jepa_predictor {
 
 /* I-JEPA's init: trunc_normal(0.02) linears and mask_token, zero biases, and attn.proj /
  * mlp.fc2 of block i divided by sqrt(2 (i + 1)). */
-int ssl_jepa_predictor_init(ssl_jepa_predictor_t *m, ssl_params_t *p, const char *prefix,
-                            const ssl_jepa_predictor_cfg_t *cfg, uint64_t seed);
+SSL_API int ssl_jepa_predictor_init(ssl_jepa_predictor_t *m, ssl_params_t *p, const char *prefix,
+                                    const ssl_jepa_predictor_cfg_t *cfg, uint64_t seed);
 /* ctx_tokens (B, Kc, in_dim) with their patch indices ctx_idx (B, Kc); n_targets target blocks
  * with indices tgt_idx (n_targets * B, Kt), row m * B + b being block m of sample b (the order
  * of ijepa's apply_masks). Each row sees its sample's context tokens plus their positions, and
  * Kt mask tokens carrying the positions of its targets. Returns predictions at the targets,
  * (n_targets * B, Kt, in_dim). */
-ssl_tensor_t *ssl_jepa_predictor_forward(ssl_ctx_t *ctx, const ssl_jepa_predictor_t *m,
-                                         ssl_tensor_t *ctx_tokens, const int32_t *ctx_idx,
-                                         const int32_t *tgt_idx, int n_targets, int64_t kt);
+SSL_API ssl_tensor_t *ssl_jepa_predictor_forward(ssl_ctx_t *ctx, const ssl_jepa_predictor_t *m,
+                                                 ssl_tensor_t *ctx_tokens, const int32_t *ctx_idx,
+                                                 const int32_t *tgt_idx, int n_targets, int64_t kt);
 
 /* ---------------------------------------------------------------- CLIP */
 
@@ -204,12 +206,12 @@ typedef struct ssl_text_tower {
 /* open_clip's init: token embedding normal(0.02), positions normal(0.01), in_proj normal
  * width^-0.5, out_proj / c_proj normal width^-0.5 (2 layers)^-0.5, c_fc normal (2 width)^-0.5,
  * text_projection normal width^-0.5; attention biases zero. GELU (erf) MLPs. */
-int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix,
-                        const ssl_text_cfg_t *cfg, uint64_t seed);
+SSL_API int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix,
+                                const ssl_text_cfg_t *cfg, uint64_t seed);
 /* ids (B, L) token ids, L <= context_length (ssl_vocab_encode output). Returns (B, embed_dim).
  * EOS pooling takes the first SSL_VOCAB_EOS of each row (an error if a row has none). */
-ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, const int32_t *ids,
-                                     int64_t batch, int64_t len);
+SSL_API ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t,
+                                             const int32_t *ids, int64_t batch, int64_t len);
 
 /* Image-side projection: weight (in, out), y = x @ weight, no bias (open_clip "visual.proj").
  * name is the full parameter name, e.g. "visual.proj". Init normal(0, in^-0.5). */
@@ -217,9 +219,10 @@ typedef struct ssl_clip_proj {
     ssl_tensor_t *weight; /* (in, out) */
 } ssl_clip_proj_t;
 
-int ssl_clip_proj_init(ssl_clip_proj_t *m, ssl_params_t *p, const char *name, int64_t in,
-                       int64_t out, uint64_t seed);
-ssl_tensor_t *ssl_clip_proj_forward(ssl_ctx_t *ctx, const ssl_clip_proj_t *m, ssl_tensor_t *x);
+SSL_API int ssl_clip_proj_init(ssl_clip_proj_t *m, ssl_params_t *p, const char *name, int64_t in,
+                               int64_t out, uint64_t seed);
+SSL_API ssl_tensor_t *ssl_clip_proj_forward(ssl_ctx_t *ctx, const ssl_clip_proj_t *m,
+                                            ssl_tensor_t *x);
 
 /* ---------------------------------------------------------------- tokenizer */
 
@@ -239,24 +242,25 @@ typedef struct ssl_vocab ssl_vocab_t;
  * the specials then every word seen at least min_count times (if max_words > 0, only the
  * max_words most frequent, ties broken by byte order), sorted by bytes.
  * Bytes mode: the specials then the 256 byte values (captions are ignored). */
-ssl_vocab_t *ssl_vocab_build(const char *const *captions, int64_t n, int kind, int min_count,
-                             int64_t max_words);
-void ssl_vocab_free(ssl_vocab_t *v);
-int64_t ssl_vocab_size(const ssl_vocab_t *v);
-int ssl_vocab_kind(const ssl_vocab_t *v);
+SSL_API ssl_vocab_t *ssl_vocab_build(const char *const *captions, int64_t n, int kind,
+                                     int min_count, int64_t max_words);
+SSL_API void ssl_vocab_free(ssl_vocab_t *v);
+SSL_API int64_t ssl_vocab_size(const ssl_vocab_t *v);
+SSL_API int ssl_vocab_kind(const ssl_vocab_t *v);
 /* Token string of an id ("<pad>", a word, or "<0x41>" for a byte); NULL if out of range. */
-const char *ssl_vocab_token(const ssl_vocab_t *v, int32_t id);
+SSL_API const char *ssl_vocab_token(const ssl_vocab_t *v, int32_t id);
 /* Id of a word (exactly as stored, i.e. lower-case), or SSL_VOCAB_UNK. */
-int32_t ssl_vocab_id(const ssl_vocab_t *v, const char *word);
+SSL_API int32_t ssl_vocab_id(const ssl_vocab_t *v, const char *word);
 /* The vocabulary as text (malloc'd, free() it), suitable for a checkpoint's metadata:
  *   "ssl-vocab 1 words\n" then one token per line (specials first)  |  "ssl-vocab 1 bytes\n" */
-char *ssl_vocab_to_string(const ssl_vocab_t *v);
+SSL_API char *ssl_vocab_to_string(const ssl_vocab_t *v);
 /* Parse ssl_vocab_to_string's text. NULL + SSL_ERR_FORMAT naming the line on bad input. */
-ssl_vocab_t *ssl_vocab_from_string(const char *s);
+SSL_API ssl_vocab_t *ssl_vocab_from_string(const char *s);
 /* Encode text into out[context_length]: <sos> tokens <eos> then <pad>s. Longer texts are cut
  * to context_length - 2 tokens and still end with <eos>. Returns the number of non-pad ids, or
  * a negative status (context_length < 2). */
-int ssl_vocab_encode(const ssl_vocab_t *v, const char *text, int32_t *out, int context_length);
+SSL_API int ssl_vocab_encode(const ssl_vocab_t *v, const char *text, int32_t *out,
+                             int context_length);
 
 /* ---------------------------------------------------------------- configuration */
 
@@ -291,17 +295,17 @@ typedef struct ssl_head_cfg {
  * "simsiam_projector", "simsiam_predictor", "vicreg_projector", "barlow_projector", "dino",
  * "swav_prototypes", "mae_decoder", "ijepa_predictor", "clip_text", "clip_image_proj".
  * Unknown kind: SSL_ERR_CONFIG naming the nearest. Encoder-derived fields are left 0. */
-int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg);
+SSL_API int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg);
 /* Preset, then the keys of a strict JSON object over it (an unknown key is an error that
  * suggests the nearest valid key; values are range-checked; messages name `source` and the
  * key). See docs/heads.md for the keys of each kind. */
-int ssl_head_cfg_from_json(const char *json, size_t len, const char *source, const char *kind,
-                           ssl_head_cfg_t *cfg);
+SSL_API int ssl_head_cfg_from_json(const char *json, size_t len, const char *source,
+                                   const char *kind, ssl_head_cfg_t *cfg);
 /* Fill the encoder-derived fields: the input width of an MLP (not a predictor's), DINO and
  * CLIP heads; width, patch grid, patch size, channels and cls token of the MAE decoder and the
  * I-JEPA predictor (which need a ViT: SSL_ERR_CONFIG otherwise). SwAV's and predictors' inputs
  * come from the projector: the caller sets them. */
-int ssl_head_cfg_fit_encoder(ssl_head_cfg_t *cfg, const ssl_encoder_t *e);
+SSL_API int ssl_head_cfg_fit_encoder(ssl_head_cfg_t *cfg, const ssl_encoder_t *e);
 
 #ifdef __cplusplus
 }

@@ -62,10 +62,10 @@ typedef enum ssl_dtype {
 } ssl_dtype_t;
 
 /* "F32", "BF16", ... ("?" for an unknown value) and the element size in bytes (0 if unknown). */
-const char *ssl_dtype_name(int dtype);
-size_t ssl_dtype_size(int dtype);
+SSL_API const char *ssl_dtype_name(int dtype);
+SSL_API size_t ssl_dtype_size(int dtype);
 /* The dtype named `name` ("F16"), or -1. */
-int ssl_dtype_from_name(const char *name);
+SSL_API int ssl_dtype_from_name(const char *name);
 
 /* ---------------------------------------------------------------- reading */
 
@@ -88,31 +88,31 @@ typedef struct ssl_st_tensor {
 /* Open and validate a file. Only the header is read now; tensor data is read on request
  * (pread), so a large checkpoint costs no memory until its tensors are read. NULL + error.
  * An open handle is read-only: several threads may read tensors from it at once. */
-ssl_st_t *ssl_st_open(const char *path);
+SSL_API ssl_st_t *ssl_st_open(const char *path);
 /* Validate a file image in memory. `buf` is borrowed: it must outlive the handle. `name`
  * names the image in messages (e.g. "<memory>"). NULL + error. */
-ssl_st_t *ssl_st_open_memory(const void *buf, size_t len, const char *name);
-void ssl_st_close(ssl_st_t *f);
+SSL_API ssl_st_t *ssl_st_open_memory(const void *buf, size_t len, const char *name);
+SSL_API void ssl_st_close(ssl_st_t *f);
 
 /* The name given at open (path or memory name). */
-const char *ssl_st_path(const ssl_st_t *f);
+SSL_API const char *ssl_st_path(const ssl_st_t *f);
 /* Tensors, in data-buffer order (for files this library wrote: the order they were added). */
-int ssl_st_count(const ssl_st_t *f);
-const ssl_st_tensor_t *ssl_st_tensor(const ssl_st_t *f, int i);
+SSL_API int ssl_st_count(const ssl_st_t *f);
+SSL_API const ssl_st_tensor_t *ssl_st_tensor(const ssl_st_t *f, int i);
 /* Index of the tensor named `name`, or -1 (no error set). */
-int ssl_st_find(const ssl_st_t *f, const char *name);
+SSL_API int ssl_st_find(const ssl_st_t *f, const char *name);
 
 /* Read tensor i converted to float32 into dst[n]; n must equal its numel. F32 is copied; F16,
  * BF16, F8_* and F64 are converted (F64 rounds to nearest); integer and BOOL tensors become
  * their float values. */
-int ssl_st_read_f32(const ssl_st_t *f, int i, float *dst, size_t n);
+SSL_API int ssl_st_read_f32(const ssl_st_t *f, int i, float *dst, size_t n);
 /* The raw little-endian bytes of tensor i into dst[nbytes]; nbytes must equal its size. */
-int ssl_st_read_raw(const ssl_st_t *f, int i, void *dst, size_t nbytes);
+SSL_API int ssl_st_read_raw(const ssl_st_t *f, int i, void *dst, size_t nbytes);
 
 /* Metadata: the value for `key` or NULL; and all pairs by index (header order). */
-const char *ssl_st_meta(const ssl_st_t *f, const char *key);
-int ssl_st_meta_count(const ssl_st_t *f);
-int ssl_st_meta_at(const ssl_st_t *f, int i, const char **key, const char **value);
+SSL_API const char *ssl_st_meta(const ssl_st_t *f, const char *key);
+SSL_API int ssl_st_meta_count(const ssl_st_t *f);
+SSL_API int ssl_st_meta_at(const ssl_st_t *f, int i, const char **key, const char **value);
 
 /* ---------------------------------------------------------------- writing */
 
@@ -121,22 +121,22 @@ typedef struct ssl_st_writer ssl_st_writer_t;
 /* A writer collects tensor references and metadata; nothing is written until save. Data
  * pointers are borrowed and must stay valid until ssl_st_writer_save returns; names, shapes
  * and metadata are copied. */
-ssl_st_writer_t *ssl_st_writer_create(void);
-void ssl_st_writer_free(ssl_st_writer_t *w);
+SSL_API ssl_st_writer_t *ssl_st_writer_create(void);
+SSL_API void ssl_st_writer_free(ssl_st_writer_t *w);
 /* Add a float32 tensor (ndim 0 = scalar, one element). Names must be unique, valid UTF-8 and
  * not "__metadata__"; sizes must be >= 0. */
-int ssl_st_writer_add(ssl_st_writer_t *w, const char *name, int ndim, const int64_t *shape,
-                      const float *data);
+SSL_API int ssl_st_writer_add(ssl_st_writer_t *w, const char *name, int ndim, const int64_t *shape,
+                              const float *data);
 /* Add a tensor of any dtype from host-order elements (converted to little-endian). */
-int ssl_st_writer_add_raw(ssl_st_writer_t *w, const char *name, int dtype, int ndim,
-                          const int64_t *shape, const void *data);
+SSL_API int ssl_st_writer_add_raw(ssl_st_writer_t *w, const char *name, int dtype, int ndim,
+                                  const int64_t *shape, const void *data);
 /* Add every parameter and buffer of the store as "<prefix><name>" (prefix may be NULL or "").
  * The store must not be modified before save. */
-int ssl_st_writer_add_params(ssl_st_writer_t *w, const ssl_params_t *p, const char *prefix);
+SSL_API int ssl_st_writer_add_params(ssl_st_writer_t *w, const ssl_params_t *p, const char *prefix);
 /* Set a metadata pair (a later value for the same key replaces the earlier one). */
-int ssl_st_writer_meta(ssl_st_writer_t *w, const char *key, const char *value);
+SSL_API int ssl_st_writer_meta(ssl_st_writer_t *w, const char *key, const char *value);
 /* Write the file atomically. The writer can be saved again or freed afterwards. */
-int ssl_st_writer_save(ssl_st_writer_t *w, const char *path);
+SSL_API int ssl_st_writer_save(ssl_st_writer_t *w, const char *path);
 
 /* One-call forms. */
 typedef struct ssl_st_entry {
@@ -151,10 +151,10 @@ typedef struct ssl_st_kv {
     const char *value;
 } ssl_st_kv_t;
 
-int ssl_st_save(const char *path, const ssl_st_entry_t *tensors, int n, const ssl_st_kv_t *meta,
-                int n_meta);
-int ssl_st_save_params(const char *path, const ssl_params_t *p, const char *prefix,
-                       const ssl_st_kv_t *meta, int n_meta);
+SSL_API int ssl_st_save(const char *path, const ssl_st_entry_t *tensors, int n,
+                        const ssl_st_kv_t *meta, int n_meta);
+SSL_API int ssl_st_save_params(const char *path, const ssl_params_t *p, const char *prefix,
+                               const ssl_st_kv_t *meta, int n_meta);
 
 /* ---------------------------------------------------------------- loading into a store */
 
@@ -176,7 +176,7 @@ typedef struct ssl_st_report {
     char **mismatched; /* same name, different shape (never loaded) */
 } ssl_st_report_t;
 
-void ssl_st_report_free(ssl_st_report_t *r);
+SSL_API void ssl_st_report_free(ssl_st_report_t *r);
 
 /* Load tensors "<prefix><name>" into every parameter and buffer of the store, converting to
  * float32. Tensors outside the prefix are ignored (they belong to other modules). Problems not
@@ -184,11 +184,11 @@ void ssl_st_report_free(ssl_st_report_t *r);
  * first few, and then nothing is loaded. Allowed problems are only reported. report may be
  * NULL; when given it is filled in either case (free it with ssl_st_report_free). An I/O error
  * while reading tensor data (SSL_ERR_IO) can leave the parameters read before it loaded. */
-int ssl_st_load_params(const ssl_st_t *f, ssl_params_t *p, const char *prefix, int flags,
-                       ssl_st_report_t *report);
+SSL_API int ssl_st_load_params(const ssl_st_t *f, ssl_params_t *p, const char *prefix, int flags,
+                               ssl_st_report_t *report);
 /* The same from a path. */
-int ssl_st_load_params_file(const char *path, ssl_params_t *p, const char *prefix, int flags,
-                            ssl_st_report_t *report);
+SSL_API int ssl_st_load_params_file(const char *path, ssl_params_t *p, const char *prefix,
+                                    int flags, ssl_st_report_t *report);
 
 #ifdef __cplusplus
 }

@@ -29,20 +29,20 @@ extern "C" {
 /* NT-Xent (SimCLR) over the 2N views: z = [z1; z2] L2-normalised, logits z z^T / temperature
  * with self-similarity masked out, cross-entropy to the other view of the same sample,
  * averaged over all 2N anchors. z1, z2 (N, D). */
-ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
-                              float temperature);
+SSL_API ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
+                                      float temperature);
 
 /* MoCo v2: queries q (N, D) against their positive keys k (N, D) (detached: the momentum
  * encoder's output) and the negatives in `queue` (K, D), rows already L2-normalised (an
  * ssl_queue_t's keys), or NULL for no negatives from a queue. q and k are L2-normalised here.
  * logits [q.k+, q queue^T] / temperature, cross-entropy to index 0, mean over N. */
-ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k, ssl_tensor_t *queue,
-                            float temperature);
+SSL_API ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k,
+                                    ssl_tensor_t *queue, float temperature);
 
 /* MoCo v3: ctr(q1, k2) + ctr(q2, k1), ctr(q, k) = 2 temperature * CE(q k^T / temperature,
  * diagonal) with q, k L2-normalised and the keys (momentum encoder) detached; (N, D) each. */
-ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2, ssl_tensor_t *k1,
-                               ssl_tensor_t *k2, float temperature);
+SSL_API ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2,
+                                       ssl_tensor_t *k1, ssl_tensor_t *k2, float temperature);
 
 /* A FIFO queue of L2-normalised keys (MoCo negatives, SwAV embedding queue): a ring buffer
  * whose state lives in a parameter store as buffers, so checkpoints save and restore it:
@@ -57,23 +57,23 @@ typedef struct ssl_queue {
 
 /* random_init: fill with random unit vectors and mark the queue full (MoCo); else zeros and
  * empty (SwAV uses its queue only once full). Values are drawn from (seed, name). */
-int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t size, int64_t dim,
-                   int random_init, uint64_t seed);
+SSL_API int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t size,
+                           int64_t dim, int random_init, uint64_t seed);
 /* Enqueue the rows of keys (N, dim), L2-normalised, oldest rows overwritten first. Call after
  * the step's backward: the loss of the step reads the queue's data in backward. */
-int ssl_queue_push(ssl_queue_t *q, const ssl_tensor_t *keys);
-int64_t ssl_queue_size(const ssl_queue_t *q);  /* capacity */
-int64_t ssl_queue_count(const ssl_queue_t *q); /* rows filled (== size once full) */
+SSL_API int ssl_queue_push(ssl_queue_t *q, const ssl_tensor_t *keys);
+SSL_API int64_t ssl_queue_size(const ssl_queue_t *q);  /* capacity */
+SSL_API int64_t ssl_queue_count(const ssl_queue_t *q); /* rows filled (== size once full) */
 
 /* ================================================================ regression (BYOL, SimSiam) */
 
 /* BYOL: (2 - 2 cos(p1, z2)) + (2 - 2 cos(p2, z1)), each averaged over the batch; p online
  * predictions, z target projections (detached here). (N, D) each. */
-ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
-                            ssl_tensor_t *z2);
+SSL_API ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
+                                    ssl_tensor_t *z1, ssl_tensor_t *z2);
 /* SimSiam: -(cos(p1, z2) + cos(p2, z1)) / 2, batch means; z detached here. */
-ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
-                               ssl_tensor_t *z2);
+SSL_API ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2,
+                                       ssl_tensor_t *z1, ssl_tensor_t *z2);
 
 /* ================================================================ DINO */
 
@@ -82,22 +82,26 @@ ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p
  * NULL. Teacher targets softmax((t - center) / teacher_temp); cross-entropy
  * -sum_k t_i log softmax(s_v / student_temp) over every pair (teacher view i, student view
  * v != i), batch-averaged, then averaged over the pairs. V >= 2, n_global >= 1. */
-ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
-                            int n_global, ssl_tensor_t *center, float student_temp,
-                            float teacher_temp);
+SSL_API ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
+                                    int n_global, ssl_tensor_t *center, float student_temp,
+                                    float teacher_temp);
 
 /* Teacher temperature schedule of the official code: linear from warmup_temp to temp over
  * warmup_epochs epochs (np.linspace, endpoints included), then temp. `epoch` may be
  * fractional (per-step schedules); warmup_epochs 0 gives temp throughout. */
-float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs, double epoch);
+SSL_API float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs,
+                                    double epoch);
 
 /* The DINO center: a buffer "<name>.center" (1, dim), zeros, in the store. */
-int ssl_dino_center_init(ssl_tensor_t **center, ssl_params_t *p, const char *name, int64_t dim);
+SSL_API int ssl_dino_center_init(ssl_tensor_t **center, ssl_params_t *p, const char *name,
+                                 int64_t dim);
 /* After the step: center = momentum * center + (1 - momentum) * mean over rows of teacher
  * (N, K). Forward-only (not recorded). */
-int ssl_dino_center_update(ssl_tensor_t *center, const ssl_tensor_t *teacher, float momentum);
+SSL_API int ssl_dino_center_update(ssl_tensor_t *center, const ssl_tensor_t *teacher,
+                                   float momentum);
 /* The same from a precomputed batch mean (K) (e.g. all-reduced across ranks). */
-int ssl_dino_center_update_mean(ssl_tensor_t *center, const float *batch_mean, float momentum);
+SSL_API int ssl_dino_center_update_mean(ssl_tensor_t *center, const float *batch_mean,
+                                        float momentum);
 
 /* ================================================================ SwAV */
 
@@ -107,20 +111,22 @@ int ssl_dino_center_update_mean(ssl_tensor_t *center, const float *batch_mean, f
  * prototype's column to B/K (exactly in the limit). A global maximum is subtracted before exp
  * (it cancels in the first normalisation), so large scores / epsilon do not overflow.
  * Computed in double, forward-only; the result has no gradient. scores (B, K). */
-ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon, int iters);
+SSL_API ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon,
+                                   int iters);
 
 /* The swapped prediction given codes: for each assigned view a (views[a]) and every other
  * view v, -mean_b sum_k codes[a] log softmax(scores_v / temperature); averaged over the
  * V - 1 views, then over the assigned views. scores (V * B, K); codes[a] (B, K) (detached). */
-ssl_tensor_t *ssl_loss_swav_codes(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views,
-                                  const int *views, int n_assign, ssl_tensor_t *const *codes,
-                                  float temperature);
+SSL_API ssl_tensor_t *ssl_loss_swav_codes(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views,
+                                          const int *views, int n_assign,
+                                          ssl_tensor_t *const *codes, float temperature);
 /* Full SwAV loss: codes by ssl_sinkhorn of each assigned view's scores (detached), with the
  * scores of queued embeddings queue_scores[a] (Q, K) stacked before them when queue_scores is
  * not NULL (only the batch's codes are kept), then ssl_loss_swav_codes. */
-ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views, const int *views,
-                            int n_assign, ssl_tensor_t *const *queue_scores, float temperature,
-                            float epsilon, int sinkhorn_iters);
+SSL_API ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views,
+                                    const int *views, int n_assign,
+                                    ssl_tensor_t *const *queue_scores, float temperature,
+                                    float epsilon, int sinkhorn_iters);
 
 /* ================================================================ redundancy reduction */
 
@@ -135,8 +141,8 @@ typedef struct ssl_loss_parts {
 /* Barlow Twins: c = BN(z1)^T BN(z2) / N with BN the batch standardisation of the official
  * code (BatchNorm1d without affine: batch mean, biased variance, eps 1e-5);
  * scale * (sum_i (1 - c_ii)^2 + lambda sum_{i != j} c_ij^2). Parts: on_diag, off_diag. */
-ssl_tensor_t *ssl_loss_barlow(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2, float lambda,
-                              float scale, ssl_loss_parts_t *parts);
+SSL_API ssl_tensor_t *ssl_loss_barlow(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
+                                      float lambda, float scale, ssl_loss_parts_t *parts);
 
 typedef struct ssl_vicreg_opts {
     float sim_coeff, std_coeff, cov_coeff; /* 25, 25, 1 */
@@ -149,35 +155,35 @@ typedef struct ssl_vicreg_opts {
  *   + cov_coeff * (sum_{i != j} cov1_ij^2 + sum_{i != j} cov2_ij^2) / D,
  * variances and covariances unbiased (N - 1) over the batch. opts NULL: the defaults above.
  * Parts: invariance, variance, covariance (unweighted). N >= 2. */
-ssl_tensor_t *ssl_loss_vicreg(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
-                              const ssl_vicreg_opts_t *opts, ssl_loss_parts_t *parts);
+SSL_API ssl_tensor_t *ssl_loss_vicreg(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
+                                      const ssl_vicreg_opts_t *opts, ssl_loss_parts_t *parts);
 
 /* ================================================================ masked image modelling */
 
 /* images (B, C, H, W) -> patches (B, T, p * p * C), T = (H / p) (W / p) in row-major patch
  * order, each patch flattened as (p, p, C) (MAE's 'nhwpqc'). Differentiable. */
-ssl_tensor_t *ssl_patchify(ssl_ctx_t *ctx, ssl_tensor_t *images, int p);
+SSL_API ssl_tensor_t *ssl_patchify(ssl_ctx_t *ctx, ssl_tensor_t *images, int p);
 /* The inverse: patches (B, T, p * p * C) -> images (B, C, height, width). */
-ssl_tensor_t *ssl_unpatchify(ssl_ctx_t *ctx, ssl_tensor_t *patches, int p, int64_t height,
-                             int64_t width);
+SSL_API ssl_tensor_t *ssl_unpatchify(ssl_ctx_t *ctx, ssl_tensor_t *patches, int p, int64_t height,
+                                     int64_t width);
 
 /* MAE: mean over the masked patches of the per-patch mean squared error between pred
  * (B, T, P) and target patches (B, T, P) (detached). mask (B, T) holds 1 for a masked (removed)
  * patch and 0 for a visible one (other values are an error; at least one patch masked).
  * norm_pix: the target normalised per patch, (t - mean) / sqrt(var + 1e-6) with the unbiased
  * variance over the patch, as MAE's norm_pix_loss. */
-ssl_tensor_t *ssl_loss_mae(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *target,
-                           const ssl_tensor_t *mask, int norm_pix);
+SSL_API ssl_tensor_t *ssl_loss_mae(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *target,
+                                   const ssl_tensor_t *mask, int norm_pix);
 /* The same with the masked patches given as indices idx (B, M) into T. pred is either the
  * full (B, T, P) (rows idx are taken) or only the masked patches (B, M, P) in idx order. */
-ssl_tensor_t *ssl_loss_mae_idx(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *target,
-                               const int32_t *idx, int64_t m, int norm_pix);
+SSL_API ssl_tensor_t *ssl_loss_mae_idx(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *target,
+                                       const int32_t *idx, int64_t m, int norm_pix);
 
 /* SimMIM: sum over masked pixels and channels of |pred - images| / (masked pixels + 1e-5) / C,
  * as SimMIM's code. pred, images (B, C, H, W) (images detached); mask (B, h, w) of 0/1 with
  * h | H, w | W (patch mask upsampled to pixels; a (B, H, W) pixel mask works too). */
-ssl_tensor_t *ssl_loss_simmim(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *images,
-                              const ssl_tensor_t *mask);
+SSL_API ssl_tensor_t *ssl_loss_simmim(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *images,
+                                      const ssl_tensor_t *mask);
 
 /* ================================================================ I-JEPA */
 
@@ -187,9 +193,9 @@ typedef enum ssl_regress_kind { SSL_REGRESS_SMOOTH_L1 = 0, SSL_REGRESS_MSE = 1 }
  * without affine (eps 1e-5); for each target block b the predictor output preds[b] (B, k[b], D)
  * is regressed onto the normed tokens at idx[b] (B, k[b]) with smooth-L1 (beta) or MSE, mean
  * over the block; the loss is the average over the n_blocks blocks. */
-ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_tensor_t *target,
-                             const int32_t *const *idx, const int64_t *k, int n_blocks, int kind,
-                             float beta);
+SSL_API ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds,
+                                     ssl_tensor_t *target, const int32_t *const *idx,
+                                     const int64_t *k, int n_blocks, int kind, float beta);
 
 /* ================================================================ image-text (CLIP, SigLIP) */
 
@@ -199,12 +205,12 @@ ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_ten
  * (CE(logits, diag) + CE(logits^T, diag)) / 2. Like open_clip's loop, clamp the parameter itself
  * into [0, max_logit_scale] after each optimizer step (the trainer does), or once it leaves the
  * range it gets no gradient and cannot come back. */
-ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
-                            ssl_tensor_t *logit_scale, float max_logit_scale);
+SSL_API ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
+                                    ssl_tensor_t *logit_scale, float max_logit_scale);
 /* SigLIP: -sum_{i,j} log sigmoid(z_ij (exp(t) x_i . y_j + b)) / N, z = +1 on the diagonal and
  * -1 elsewhere, x and y L2-normalised; t = logit_scale, b = logit_bias scalar tensors. */
-ssl_tensor_t *ssl_loss_siglip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
-                              ssl_tensor_t *logit_scale, ssl_tensor_t *logit_bias);
+SSL_API ssl_tensor_t *ssl_loss_siglip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
+                                      ssl_tensor_t *logit_scale, ssl_tensor_t *logit_bias);
 
 /* ================================================================ configured loss objects */
 
@@ -273,13 +279,14 @@ typedef struct ssl_loss_cfg {
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (-1 if unknown). */
-const char *ssl_loss_type_name(int type);
-int ssl_loss_type_from_name(const char *name);
+SSL_API const char *ssl_loss_type_name(int type);
+SSL_API int ssl_loss_type_from_name(const char *name);
 /* The defaults of a type (weight 1). */
-void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *cfg);
+SSL_API void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *cfg);
 /* Parse one loss section from JSON text (strict: unknown keys and out-of-range values are
  * errors naming the key). source names the text in messages (may be NULL). */
-int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source, ssl_loss_cfg_t *cfg);
+SSL_API int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source,
+                                   ssl_loss_cfg_t *cfg);
 
 /* What a training step hands to its losses. Each loss reads the fields it needs and reports
  * a missing one by name. View v's online output is z<v>, its target-network output t<v>:
@@ -327,19 +334,19 @@ typedef struct ssl_loss {
  *   clip:    "<name>.logit_scale" (); siglip also "<name>.logit_bias" (trainable, no decay)
  * dim is the width of what the stateful losses store: moco_v2 the key width, dino the head's
  * output K, swav (with a queue) the embedding width D; ignored by the others. */
-int ssl_loss_init(ssl_loss_t *l, const ssl_loss_cfg_t *cfg, ssl_params_t *p, const char *name,
-                  int64_t dim, uint64_t seed);
+SSL_API int ssl_loss_init(ssl_loss_t *l, const ssl_loss_cfg_t *cfg, ssl_params_t *p,
+                          const char *name, int64_t dim, uint64_t seed);
 /* The (unweighted) loss of one step. parts (may be NULL) receives logging terms. */
-ssl_tensor_t *ssl_loss_forward(ssl_ctx_t *ctx, ssl_loss_t *l, const ssl_loss_inputs_t *in,
-                               ssl_loss_parts_t *parts);
+SSL_API ssl_tensor_t *ssl_loss_forward(ssl_ctx_t *ctx, ssl_loss_t *l, const ssl_loss_inputs_t *in,
+                                       ssl_loss_parts_t *parts);
 /* State updates after the step's backward: enqueue keys (moco_v2: t2, and t1 when
  * symmetrised; swav: the assigned views' embeddings), update the DINO center from teacher. */
-int ssl_loss_after_step(ssl_loss_t *l, const ssl_loss_inputs_t *in);
+SSL_API int ssl_loss_after_step(ssl_loss_t *l, const ssl_loss_inputs_t *in);
 
 /* sum_i losses[i].cfg.weight * loss_i(in[i]) (in[i] may all point to one struct). values
  * (may be NULL) receives each unweighted loss. */
-ssl_tensor_t *ssl_loss_sum(ssl_ctx_t *ctx, ssl_loss_t *losses, int n,
-                           const ssl_loss_inputs_t *const *in, float *values);
+SSL_API ssl_tensor_t *ssl_loss_sum(ssl_ctx_t *ctx, ssl_loss_t *losses, int n,
+                                   const ssl_loss_inputs_t *const *in, float *values);
 
 #ifdef __cplusplus
 }

@@ -49,7 +49,7 @@ typedef struct ssl_encoder_cfg {
 
 /* Defaults of the named architectures: "resnet18", "resnet34", "resnet50", "vit_tiny",
  * "vit_small", "vit_base". Returns SSL_ERR_CONFIG for an unknown name. */
-int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg);
+SSL_API int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg);
 
 /* Read an encoder section from JSON text (strict: an unknown key or a bad value is an
  * SSL_ERR_CONFIG error naming the key path, e.g. "model.encoder.widht: unknown key (did you mean
@@ -57,24 +57,24 @@ int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg);
  * stem (imagenet|cifar), in_channels, width, zero_init_residual; ViT: image_size, patch_size,
  * in_channels, dim, depth, heads, mlp_ratio, cls_token, pool (cls|mean), pos_embed
  * (learned|sincos), qkv_bias, init (timm|mae). See docs/models.md for defaults. */
-int ssl_encoder_cfg_from_json(const char *json, size_t len, const char *source,
-                              ssl_encoder_cfg_t *cfg);
+SSL_API int ssl_encoder_cfg_from_json(const char *json, size_t len, const char *source,
+                                      ssl_encoder_cfg_t *cfg);
 
 typedef struct ssl_encoder ssl_encoder_t;
 
 /* Build an encoder whose parameters are added to p under prefix ("" or "encoder", names get a
  * '.' after a non-empty prefix). Initial values come from seed. NULL + error on bad config. */
-ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
-                                  const char *prefix, uint64_t seed);
-void ssl_encoder_free(ssl_encoder_t *e);
-const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e);
-int64_t ssl_encoder_dim(const ssl_encoder_t *e);       /* pooled feature width */
-int64_t ssl_encoder_num_tokens(const ssl_encoder_t *e); /* ViT patch tokens; 0 for ResNet */
+SSL_API ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
+                                          const char *prefix, uint64_t seed);
+SSL_API void ssl_encoder_free(ssl_encoder_t *e);
+SSL_API const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e);
+SSL_API int64_t ssl_encoder_dim(const ssl_encoder_t *e);        /* pooled feature width */
+SSL_API int64_t ssl_encoder_num_tokens(const ssl_encoder_t *e); /* ViT patch tokens; 0 for ResNet */
 /* Parameters (trainable elements) of this encoder. */
-int64_t ssl_encoder_num_params(const ssl_encoder_t *e);
+SSL_API int64_t ssl_encoder_num_params(const ssl_encoder_t *e);
 /* Multiply-accumulates of one forward pass on one image of h x w (conv, linear and attention
  * matmuls; norms and activations not counted), as fvcore/ptflops count "FLOPs". */
-int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
+SSL_API int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 
 typedef struct ssl_encoder_out {
     ssl_tensor_t *pooled; /* (B, C): global-average-pooled map / cls token / mean token */
@@ -86,16 +86,17 @@ typedef struct ssl_encoder_out {
 
 /* Forward x (B, C, H, W). keep_idx (B, keep) selects the patch tokens a ViT sees (MAE / I-JEPA
  * context); NULL keeps all. training selects BatchNorm batch statistics. */
-int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
-                        const int32_t *keep_idx, int64_t keep, int training,
-                        ssl_encoder_out_t *out);
+SSL_API int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                                const int32_t *keep_idx, int64_t keep, int training,
+                                ssl_encoder_out_t *out);
 
 /* SimMIM's forward: the patch embeddings at masked_idx (B, n_masked) are replaced by
  * mask_token (1, 1, D) before positions are added; every token goes through the blocks. */
-int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
-                               const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
-                               int64_t n_masked, ssl_tensor_t *mask_token, int training,
-                               ssl_encoder_out_t *out);
+SSL_API int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                                       const int32_t *keep_idx, int64_t keep,
+                                       const int32_t *masked_idx, int64_t n_masked,
+                                       ssl_tensor_t *mask_token, int training,
+                                       ssl_encoder_out_t *out);
 
 #ifdef __cplusplus
 }

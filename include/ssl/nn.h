@@ -28,16 +28,16 @@ typedef enum ssl_init {
 } ssl_init_t;
 
 /* Fill a parameter by scheme. fan_in/fan_out as PyTorch computes them for its shape. */
-void ssl_nn_init_tensor(ssl_tensor_t *t, ssl_init_t scheme, uint64_t seed);
+SSL_API void ssl_nn_init_tensor(ssl_tensor_t *t, ssl_init_t scheme, uint64_t seed);
 /* Uniform / normal / constant fills keyed on the tensor's name. */
-void ssl_nn_fill_uniform(ssl_tensor_t *t, float lo, float hi, uint64_t seed);
-void ssl_nn_fill_normal(ssl_tensor_t *t, float mean, float std, uint64_t seed);
-void ssl_nn_fill_const(ssl_tensor_t *t, float v);
+SSL_API void ssl_nn_fill_uniform(ssl_tensor_t *t, float lo, float hi, uint64_t seed);
+SSL_API void ssl_nn_fill_normal(ssl_tensor_t *t, float mean, float std, uint64_t seed);
+SSL_API void ssl_nn_fill_const(ssl_tensor_t *t, float v);
 /* Stream id of a parameter name (FNV-1a), used as the RNG stream for its values. */
-uint64_t ssl_nn_name_stream(const char *name);
+SSL_API uint64_t ssl_nn_name_stream(const char *name);
 
 /* Join a prefix and a name with '.' into buf ("a.b" + "c" -> "a.b.c"; "" + "c" -> "c"). */
-const char *ssl_nn_name(char *buf, size_t len, const char *prefix, const char *name);
+SSL_API const char *ssl_nn_name(char *buf, size_t len, const char *prefix, const char *name);
 
 /* ---------------------------------------------------------------- layers */
 
@@ -46,9 +46,10 @@ typedef struct ssl_nn_linear {
     ssl_tensor_t *bias;   /* (out) or NULL */
 } ssl_nn_linear_t;
 
-int ssl_nn_linear_init(ssl_nn_linear_t *m, ssl_params_t *p, const char *name, int64_t in,
-                       int64_t out, int bias, ssl_init_t init, uint64_t seed);
-ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_t *m, ssl_tensor_t *x);
+SSL_API int ssl_nn_linear_init(ssl_nn_linear_t *m, ssl_params_t *p, const char *name, int64_t in,
+                               int64_t out, int bias, ssl_init_t init, uint64_t seed);
+SSL_API ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_t *m,
+                                            ssl_tensor_t *x);
 
 typedef struct ssl_nn_conv2d {
     ssl_tensor_t *weight; /* (out, in, k, k) */
@@ -56,10 +57,11 @@ typedef struct ssl_nn_conv2d {
     int stride, padding;
 } ssl_nn_conv2d_t;
 
-int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
-                       int64_t out, int kernel, int stride, int padding, int bias,
-                       ssl_init_t init, uint64_t seed);
-ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ssl_tensor_t *x);
+SSL_API int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
+                               int64_t out, int kernel, int stride, int padding, int bias,
+                               ssl_init_t init, uint64_t seed);
+SSL_API ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m,
+                                            ssl_tensor_t *x);
 
 /* BatchNorm1d/2d: weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked as in
  * torchvision (a buffer, counted in training). affine = 0 gives BatchNorm without weight/bias. */
@@ -70,27 +72,27 @@ typedef struct ssl_nn_batchnorm {
     float momentum, eps;
 } ssl_nn_batchnorm_t;
 
-int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *name,
-                          int64_t channels, int affine, float momentum, float eps);
-ssl_tensor_t *ssl_nn_batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
-                                       ssl_tensor_t *x, int training);
+SSL_API int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *name,
+                                  int64_t channels, int affine, float momentum, float eps);
+SSL_API ssl_tensor_t *ssl_nn_batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                               ssl_tensor_t *x, int training);
 /* relu(batchnorm(x)) as one fused op (ssl_batch_norm_relu). */
-ssl_tensor_t *ssl_nn_batchnorm_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
-                                            ssl_tensor_t *x, int training);
+SSL_API ssl_tensor_t *ssl_nn_batchnorm_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                                    ssl_tensor_t *x, int training);
 /* relu(batchnorm(x) + residual) as one fused op (ssl_batch_norm_add_relu). */
-ssl_tensor_t *ssl_nn_batchnorm_add_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
-                                                ssl_tensor_t *x, ssl_tensor_t *residual,
-                                                int training);
+SSL_API ssl_tensor_t *ssl_nn_batchnorm_add_relu_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m,
+                                                        ssl_tensor_t *x, ssl_tensor_t *residual,
+                                                        int training);
 
 typedef struct ssl_nn_layernorm {
     ssl_tensor_t *weight, *bias; /* (C) */
     float eps;
 } ssl_nn_layernorm_t;
 
-int ssl_nn_layernorm_init(ssl_nn_layernorm_t *m, ssl_params_t *p, const char *name,
-                          int64_t dim, float eps);
-ssl_tensor_t *ssl_nn_layernorm_forward(ssl_ctx_t *ctx, const ssl_nn_layernorm_t *m,
-                                       ssl_tensor_t *x);
+SSL_API int ssl_nn_layernorm_init(ssl_nn_layernorm_t *m, ssl_params_t *p, const char *name,
+                                  int64_t dim, float eps);
+SSL_API ssl_tensor_t *ssl_nn_layernorm_forward(ssl_ctx_t *ctx, const ssl_nn_layernorm_t *m,
+                                               ssl_tensor_t *x);
 
 /* ---------------------------------------------------------------- MLP */
 
@@ -126,11 +128,11 @@ typedef struct ssl_mlp {
     ssl_nn_layernorm_t ln[SSL_MLP_MAX_LAYERS];
 } ssl_mlp_t;
 
-int ssl_mlp_init(ssl_mlp_t *m, ssl_params_t *p, const char *name, const ssl_mlp_cfg_t *cfg,
-                 uint64_t seed);
-ssl_tensor_t *ssl_mlp_forward(ssl_ctx_t *ctx, const ssl_mlp_t *m, ssl_tensor_t *x,
-                              int training);
-ssl_tensor_t *ssl_nn_activation(ssl_ctx_t *ctx, ssl_tensor_t *x, int act);
+SSL_API int ssl_mlp_init(ssl_mlp_t *m, ssl_params_t *p, const char *name, const ssl_mlp_cfg_t *cfg,
+                         uint64_t seed);
+SSL_API ssl_tensor_t *ssl_mlp_forward(ssl_ctx_t *ctx, const ssl_mlp_t *m, ssl_tensor_t *x,
+                                      int training);
+SSL_API ssl_tensor_t *ssl_nn_activation(ssl_ctx_t *ctx, ssl_tensor_t *x, int act);
 
 /* ---------------------------------------------------------------- attention, transformer */
 
@@ -141,13 +143,14 @@ typedef struct ssl_nn_attention {
     int64_t dim;
 } ssl_nn_attention_t;
 
-int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *name,
-                          int64_t dim, int heads, int qkv_bias, ssl_init_t init, uint64_t seed);
+SSL_API int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *name,
+                                  int64_t dim, int heads, int qkv_bias, ssl_init_t init,
+                                  uint64_t seed);
 /* x (B, T, C). attn_bias: NULL, or added to the (B, heads, T, T) scores before softmax with
  * broadcasting, e.g. (T, T) with -inf above the diagonal for causal attention or (B, 1, 1, T)
  * with -inf at padded keys. */
-ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
-                                       ssl_tensor_t *x, ssl_tensor_t *attn_bias);
+SSL_API ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
+                                               ssl_tensor_t *x, ssl_tensor_t *attn_bias);
 
 /* Pre-norm transformer block (timm Block): x + attn(norm1(x)); x + mlp(norm2(x)), GELU MLP
  * "mlp.fc1", "mlp.fc2". */
@@ -158,10 +161,11 @@ typedef struct ssl_nn_block {
     int act; /* SSL_ACT_GELU */
 } ssl_nn_block_t;
 
-int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
-                      int heads, double mlp_ratio, int qkv_bias, ssl_init_t init, uint64_t seed);
-ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
-                                   ssl_tensor_t *attn_bias);
+SSL_API int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
+                              int heads, double mlp_ratio, int qkv_bias, ssl_init_t init,
+                              uint64_t seed);
+SSL_API ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
+                                           ssl_tensor_t *attn_bias);
 
 /* Patch embedding (timm "patch_embed.proj"): conv k = stride = patch, then (B, T, C). */
 typedef struct ssl_nn_patch_embed {
@@ -170,17 +174,17 @@ typedef struct ssl_nn_patch_embed {
     int64_t grid_h, grid_w; /* tokens per side */
 } ssl_nn_patch_embed_t;
 
-int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char *name,
-                            int64_t in_chans, int64_t dim, int patch, int64_t img_h,
-                            int64_t img_w, ssl_init_t init, uint64_t seed);
-ssl_tensor_t *ssl_nn_patch_embed_forward(ssl_ctx_t *ctx, const ssl_nn_patch_embed_t *m,
-                                         ssl_tensor_t *x);
+SSL_API int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char *name,
+                                    int64_t in_chans, int64_t dim, int patch, int64_t img_h,
+                                    int64_t img_w, ssl_init_t init, uint64_t seed);
+SSL_API ssl_tensor_t *ssl_nn_patch_embed_forward(ssl_ctx_t *ctx, const ssl_nn_patch_embed_t *m,
+                                                 ssl_tensor_t *x);
 
 /* Fixed 2-D sin-cos positional embedding (MAE/I-JEPA get_2d_sincos_pos_embed): out
  * (grid_h * grid_w, dim) for tokens in row-major order; the first dim/2 channels encode the
  * column (w) coordinate, the last dim/2 the row (h), each as [sin(pos w_k), cos(pos w_k)] with
  * w_k = 10000^(-k / (dim/4)). dim must be a multiple of 4. */
-int ssl_nn_sincos_2d(float *out, int64_t dim, int64_t grid_h, int64_t grid_w);
+SSL_API int ssl_nn_sincos_2d(float *out, int64_t dim, int64_t grid_h, int64_t grid_w);
 
 #ifdef __cplusplus
 }

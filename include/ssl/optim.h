@@ -51,12 +51,13 @@ typedef struct ssl_sched {
  *   linear:                 start + (end - start) * step / T
  * Steps past T give `end` (warmup_constant: peak); negative steps count as 0; total_steps < 1
  * counts as 1; W >= T makes the whole run warm-up. */
-double ssl_sched_value(const ssl_sched_t *s, int64_t step, int64_t total_steps);
+SSL_API double ssl_sched_value(const ssl_sched_t *s, int64_t step, int64_t total_steps);
 
 /* Shorthands. */
-ssl_sched_t ssl_sched_constant(double value);
-ssl_sched_t ssl_sched_warmup_cosine(double start, double peak, double end, int64_t warmup_steps);
-ssl_sched_t ssl_sched_cosine(double start, double end);
+SSL_API ssl_sched_t ssl_sched_constant(double value);
+SSL_API ssl_sched_t ssl_sched_warmup_cosine(double start, double peak, double end,
+                                            int64_t warmup_steps);
+SSL_API ssl_sched_t ssl_sched_cosine(double start, double end);
 
 /* ---------------------------------------------------------------- optimizer configuration */
 
@@ -94,19 +95,20 @@ typedef struct ssl_optim_cfg {
 } ssl_optim_cfg_t;
 
 /* Defaults for an optimizer kind (docs/optim.md lists them with their sources). */
-void ssl_optim_cfg_default(int kind, ssl_optim_cfg_t *cfg);
+SSL_API void ssl_optim_cfg_default(int kind, ssl_optim_cfg_t *cfg);
 /* "sgd", "lars", "adamw" ("?" for an unknown kind). */
-const char *ssl_optim_kind_name(int kind);
+SSL_API const char *ssl_optim_kind_name(int kind);
 /* The peak learning rate for a batch size: lr, or lr * batch_size / 256 when lr_scaled. */
-double ssl_optim_peak_lr(const ssl_optim_cfg_t *cfg, int64_t batch_size);
+SSL_API double ssl_optim_peak_lr(const ssl_optim_cfg_t *cfg, int64_t batch_size);
 /* The learning-rate and weight-decay schedules of a config, in optimizer steps. */
-ssl_sched_t ssl_optim_lr_sched(const ssl_optim_cfg_t *cfg, int64_t batch_size,
-                               int64_t steps_per_epoch);
-ssl_sched_t ssl_optim_wd_sched(const ssl_optim_cfg_t *cfg);
+SSL_API ssl_sched_t ssl_optim_lr_sched(const ssl_optim_cfg_t *cfg, int64_t batch_size,
+                                       int64_t steps_per_epoch);
+SSL_API ssl_sched_t ssl_optim_wd_sched(const ssl_optim_cfg_t *cfg);
 
 /* Read an "optim" object from JSON text (strict, errors name the key path). Keys and defaults:
  * docs/optim.md. */
-int ssl_optim_cfg_from_json(const char *json, size_t len, const char *source, ssl_optim_cfg_t *cfg);
+SSL_API int ssl_optim_cfg_from_json(const char *json, size_t len, const char *source,
+                                    ssl_optim_cfg_t *cfg);
 
 /* ---------------------------------------------------------------- optimizer */
 
@@ -115,9 +117,9 @@ typedef struct ssl_optim ssl_optim_t;
 /* An optimizer over every trainable parameter of `p` (borrowed: it must outlive the optimizer,
  * and must not gain parameters afterwards: ssl_optim_step then fails with SSL_ERR_STATE). State
  * starts at zero. NULL + error on a bad config (names the field and the accepted range). */
-ssl_optim_t *ssl_optim_create(const ssl_optim_cfg_t *cfg, ssl_params_t *p);
-void ssl_optim_free(ssl_optim_t *o);
-const ssl_optim_cfg_t *ssl_optim_cfg(const ssl_optim_t *o);
+SSL_API ssl_optim_t *ssl_optim_create(const ssl_optim_cfg_t *cfg, ssl_params_t *p);
+SSL_API void ssl_optim_free(ssl_optim_t *o);
+SSL_API const ssl_optim_cfg_t *ssl_optim_cfg(const ssl_optim_t *o);
 
 /* One update of every non-frozen trainable parameter from its gradient with the given learning
  * rate and weight decay (the values of the schedules at this step). Does not zero gradients.
@@ -129,18 +131,18 @@ const ssl_optim_cfg_t *ssl_optim_cfg(const ssl_optim_t *o);
  *          w -= lr / (1 - b1^t) * m1 / (sqrt(m2) / sqrt(1 - b2^t) + eps)   (t: the parameter's
  *          own step count, from 1)
  * Returns SSL_OK, or SSL_ERR_INVALID for a non-finite or negative lr / wd. */
-int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay);
+SSL_API int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay);
 
 /* Multiply the learning rate of every trainable parameter whose name starts with `prefix` by
  * `scale` (default 1; e.g. layer-wise decay, or a fixed predictor lr as SimSiam). Returns the
  * number of parameters changed, or SSL_ERR_INVALID for a negative or non-finite scale. */
-int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale);
+SSL_API int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale);
 
 /* Give every trainable parameter whose name starts with `prefix` the learning rate `lr` at every
  * step, whatever ssl_optim_step is passed (SimSiam's fixed predictor lr: the peak rate, no
  * warm-up or decay); its lr scale still multiplies it. lr < 0 returns them to the passed rate.
  * Returns the number of parameters changed, or SSL_ERR_INVALID for a non-finite lr. */
-int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr);
+SSL_API int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr);
 
 /* State, for checkpoints. Entry i (0 <= i < count) is a named float buffer with the layout of
  * ssl_params_data: "momentum_buffer" (sgd/lars with momentum), "exp_avg" and "exp_avg_sq"
@@ -151,15 +153,15 @@ typedef struct ssl_optim_state {
     size_t n;
 } ssl_optim_state_t;
 
-int ssl_optim_state_count(const ssl_optim_t *o);
+SSL_API int ssl_optim_state_count(const ssl_optim_t *o);
 /* Entry i, or SSL_ERR_INVALID for an index out of range. */
-int ssl_optim_state_get(ssl_optim_t *o, int i, ssl_optim_state_t *out);
+SSL_API int ssl_optim_state_get(ssl_optim_t *o, int i, ssl_optim_state_t *out);
 /* Completed ssl_optim_step calls; settable on restore. */
-int64_t ssl_optim_step_count(const ssl_optim_t *o);
-void ssl_optim_set_step_count(ssl_optim_t *o, int64_t steps);
+SSL_API int64_t ssl_optim_step_count(const ssl_optim_t *o);
+SSL_API void ssl_optim_set_step_count(ssl_optim_t *o, int64_t steps);
 /* Per-parameter update counts (one per store entry, in ssl_params_info order; 0 for buffers and
  * for parameters frozen so far), AdamW's bias-correction step t. Live: write to restore. */
-int64_t *ssl_optim_param_steps(ssl_optim_t *o, int *n_params);
+SSL_API int64_t *ssl_optim_param_steps(ssl_optim_t *o, int *n_params);
 
 /* ---------------------------------------------------------------- gradients */
 
@@ -168,15 +170,15 @@ int64_t *ssl_optim_param_steps(ssl_optim_t *o, int *n_params);
  * *total_norm (may be NULL) receives the norm before clipping. A non-finite norm leaves the
  * gradients untouched (so ssl_grad_check_finite can still name the culprit) and returns
  * SSL_ERR_NONFINITE. max_norm must be > 0. */
-int ssl_grad_clip_norm(ssl_params_t *p, double max_norm, double *total_norm);
+SSL_API int ssl_grad_clip_norm(ssl_params_t *p, double max_norm, double *total_norm);
 /* DINO's clip_gradients: each non-frozen parameter's gradient with L2 norm above max_norm is
  * scaled by max_norm / (norm + 1e-6). norms (may be NULL) receives one norm per store entry
  * (ssl_params_info order; 0 for buffers and frozen parameters). Non-finite norms: as above. */
-int ssl_grad_clip_per_param(ssl_params_t *p, double max_norm, float *norms);
+SSL_API int ssl_grad_clip_per_param(ssl_params_t *p, double max_norm, float *norms);
 /* SSL_OK if every gradient of a non-frozen trainable parameter is finite; else
  * SSL_ERR_NONFINITE with "non-finite gradient in 'NAME' at element I (nan)" and *bad_index
  * (may be NULL) = the first offending store entry. */
-int ssl_grad_check_finite(ssl_params_t *p, int *bad_index);
+SSL_API int ssl_grad_check_finite(ssl_params_t *p, int *bad_index);
 
 /* ---------------------------------------------------------------- EMA (momentum) targets */
 
@@ -191,7 +193,7 @@ typedef struct ssl_ema_cfg {
     int buffers;          /* ssl_ema_buffers_t */
 } ssl_ema_cfg_t;
 
-void ssl_ema_cfg_default(ssl_ema_cfg_t *cfg);
+SSL_API void ssl_ema_cfg_default(ssl_ema_cfg_t *cfg);
 
 /* A pairing of a target store with an online store. The entries of `target` whose names start
  * with target_prefix and those of `online` whose names start with online_prefix (NULL or "":
@@ -202,17 +204,18 @@ void ssl_ema_cfg_default(ssl_ema_cfg_t *cfg);
  * not gain entries afterwards. Contiguous runs are updated in one loop (usually one in all). */
 typedef struct ssl_ema ssl_ema_t;
 
-ssl_ema_t *ssl_ema_create(ssl_params_t *target, const char *target_prefix, ssl_params_t *online,
-                          const char *online_prefix);
-void ssl_ema_free(ssl_ema_t *e);
+SSL_API ssl_ema_t *ssl_ema_create(ssl_params_t *target, const char *target_prefix,
+                                  ssl_params_t *online, const char *online_prefix);
+SSL_API void ssl_ema_free(ssl_ema_t *e);
 /* target = m target + (1 - m) online over the paired trainable data; buffers per `buffers`.
  * m in [0, 1]. */
-int ssl_ema_update(ssl_ema_t *e, double m, int buffers);
+SSL_API int ssl_ema_update(ssl_ema_t *e, double m, int buffers);
 /* target = online for parameters and buffers (the initial copy). */
-int ssl_ema_copy(ssl_ema_t *e);
+SSL_API int ssl_ema_copy(ssl_ema_t *e);
 
 /* Read a "target" object (momentum, momentum_end, schedule, buffers) from JSON text. */
-int ssl_ema_cfg_from_json(const char *json, size_t len, const char *source, ssl_ema_cfg_t *cfg);
+SSL_API int ssl_ema_cfg_from_json(const char *json, size_t len, const char *source,
+                                  ssl_ema_cfg_t *cfg);
 
 #ifdef __cplusplus
 }

@@ -54,13 +54,13 @@ typedef struct ssl_trainer ssl_trainer_t;
 
 /* Read the config (strictly: errors name the key path), load the data, build the model,
  * optimizer and run directory; restore the checkpoint when resuming. NULL + error. */
-ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts);
+SSL_API ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts);
 /* Train to the configured number of epochs. SSL_OK, or an error (a non-finite loss or gradient
  * stops the run naming the step and the first non-finite tensor; the last good checkpoint is
  * kept). */
-int ssl_trainer_run(ssl_trainer_t *t);
-const char *ssl_trainer_run_dir(const ssl_trainer_t *t);
-void ssl_trainer_free(ssl_trainer_t *t);
+SSL_API int ssl_trainer_run(ssl_trainer_t *t);
+SSL_API const char *ssl_trainer_run_dir(const ssl_trainer_t *t);
+SSL_API void ssl_trainer_free(ssl_trainer_t *t);
 
 /* ---- your own loop: steps on views you made (docs/train.md, "Your own loop")
  * One training step exactly as ssl_trainer_run takes it (forward, backward, finiteness check,
@@ -74,7 +74,7 @@ void ssl_trainer_free(ssl_trainer_t *t);
  * their end is an error. Do not mix with ssl_trainer_run inside an epoch. The config's data
  * section is still read (channels, captions' vocabulary): "dataset": "synthetic" needs no
  * files. *loss (may be NULL) gets the step's loss. */
-int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss);
+SSL_API int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss);
 /* Set the weights of the online and target networks (parameters, buffers such as batch-norm
  * statistics, and method state such as queues and centers; not the optimizer state) from the
  * tensors "<prefix><name>" of a safetensors file, names as in checkpoints (encoder.conv1.weight,
@@ -82,12 +82,12 @@ int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss);
  * tensor under the prefix must be a parameter: otherwise an error names them (the online
  * network may by then hold the file's weights: load again or discard the trainer). prefix
  * NULL: "". */
-int ssl_trainer_load_weights(ssl_trainer_t *t, const char *path, const char *prefix);
+SSL_API int ssl_trainer_load_weights(ssl_trainer_t *t, const char *path, const char *prefix);
 /* The online (target 0) or target (target 1) parameter store: read it with ssl_params_get. */
-ssl_params_t *ssl_trainer_params(ssl_trainer_t *t, int target);
+SSL_API ssl_params_t *ssl_trainer_params(ssl_trainer_t *t, int target);
 /* Steps taken so far and the schedules' length. */
-int64_t ssl_trainer_global_step(const ssl_trainer_t *t);
-int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
+SSL_API int64_t ssl_trainer_global_step(const ssl_trainer_t *t);
+SSL_API int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
 
 /* Embed a dataset split with the encoder of a training checkpoint: pooled features (N, D) as
  * float32 .npy at out_path and int32 labels at labels_path (may be NULL), the data and the
@@ -100,7 +100,7 @@ typedef struct ssl_embed_opts {
     const char *out_path, *labels_path;
 } ssl_embed_opts_t;
 
-int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
+SSL_API int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
 
 /* The same features in memory: x (n, dim), labels (n) or NULL, n_classes of the dataset and
  * its class names (n_classes strings) or NULL. */
@@ -112,16 +112,16 @@ typedef struct ssl_ckpt_features {
     char **class_names;
 } ssl_ckpt_features_t;
 
-int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
-                            ssl_ckpt_features_t *out);
-void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
+SSL_API int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
+                                    ssl_ckpt_features_t *out);
+SSL_API void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
 
 /* The identity encoder: raw pixels of a split, flattened (C*H*W per row, as the data section
  * loads the images) and scaled to [0, 1], with labels: the baseline every learned
  * representation should beat. source: a training checkpoint or a run config file (a name
  * ending in ".json"); only its data section is used. */
-int ssl_pixel_features(const char *source, const char *split, int64_t limit,
-                       ssl_ckpt_features_t *out);
+SSL_API int ssl_pixel_features(const char *source, const char *split, int64_t limit,
+                               ssl_ckpt_features_t *out);
 
 /* A run's metrics.jsonl read back (sslc report, sslc info): every line a strict JSON object of
  * numbers (null: a value that was not finite). values is (n_rows, SSL_RUN_LOG_MAX_KEYS), column
@@ -136,14 +136,14 @@ typedef struct ssl_run_log {
     double *values;
 } ssl_run_log_t;
 
-int ssl_run_log_read(const char *path, ssl_run_log_t *log);
-void ssl_run_log_free(ssl_run_log_t *log);
+SSL_API int ssl_run_log_read(const char *path, ssl_run_log_t *log);
+SSL_API void ssl_run_log_free(ssl_run_log_t *log);
 /* Column of a key, or -1. */
-int ssl_run_log_key(const ssl_run_log_t *log, const char *key);
+SSL_API int ssl_run_log_key(const ssl_run_log_t *log, const char *key);
 /* The rows where both keys have finite values, in file order: x[i], y[i] (room for n_rows
  * each). Returns how many (0 when a key never occurs). */
-int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
-                           double *x, double *y);
+SSL_API int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
+                                   double *x, double *y);
 
 /* Collapse metrics of a checkpoint's encoder on the first `limit` images (0: 1000) of a split
  * (NULL: the eval split): rankme and embedding_std of the pooled features under the evaluation
@@ -156,13 +156,13 @@ typedef struct ssl_collapse_report {
     double rankme, embedding_std, alignment, uniformity;
 } ssl_collapse_report_t;
 
-int ssl_checkpoint_collapse(const char *checkpoint, const char *split, int64_t limit,
-                            ssl_collapse_report_t *out);
+SSL_API int ssl_checkpoint_collapse(const char *checkpoint, const char *split, int64_t limit,
+                                    ssl_collapse_report_t *out);
 
 /* One line describing a run config (a run directory's config.json or any config file):
  * "simclr: resnet18 (width 16), loss infonce, fashion_mnist, 1 epoch x batch 256, sgd lr 0.3".
  * Keys that are absent are left out. */
-int ssl_run_describe(const char *config_path, char *buf, size_t len);
+SSL_API int ssl_run_describe(const char *config_path, char *buf, size_t len);
 
 /* Zero-shot classification with a CLIP or SigLIP checkpoint. Each class name of the dataset
  * goes into the prompt template ("{}" is replaced by the name) and through the text tower (with
@@ -180,8 +180,8 @@ typedef struct ssl_zeroshot_opts {
     const char *prompt; /* NULL: SSL_ZEROSHOT_PROMPT */
 } ssl_zeroshot_opts_t;
 
-int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
-                            int64_t *unknown_words);
+SSL_API int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
+                                    int64_t *unknown_words);
 
 /* ---------------------------------------------------------------- benchmarks */
 
@@ -222,12 +222,12 @@ typedef struct ssl_bench_result {
 } ssl_bench_result_t;
 
 /* NULL-terminated list of the built-in workload names. */
-const char *const *ssl_bench_workloads(void);
+SSL_API const char *const *ssl_bench_workloads(void);
 /* The run config of a built-in workload as JSON text (static storage), or NULL. */
-const char *ssl_bench_workload_config(const char *name);
-int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r);
+SSL_API const char *ssl_bench_workload_config(const char *name);
+SSL_API int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r);
 /* OpenBLAS sgemm of n x n matrices: best GFLOP/s of `reps` runs at the current thread count. */
-double ssl_bench_sgemm_peak(int n, int reps);
+SSL_API double ssl_bench_sgemm_peak(int n, int reps);
 
 #ifdef __cplusplus
 }
