@@ -1,6 +1,7 @@
 # Shared by the command-line tests (source it): fail MESSAGE; expect CODE NEEDLE -- command...
 # runs the command, requires its exit code and (unless NEEDLE is empty) that its output contains
-# NEEDLE, leaves the output in $out and counts passes in $pass.
+# NEEDLE, leaves the output in $out and counts passes in $pass; cli_tmpdir makes $tmp, removed
+# at exit.
 # Outputs are searched with here-strings (grep -q PATTERN <<< "$out"), never `echo "$out" |
 # grep -q`: grep -q exits at the first match, echo then dies of SIGPIPE writing the rest of a long
 # output, and under pipefail the check failed at random (CI: "output lacks 'unknown command'"
@@ -13,4 +14,8 @@ expect() {
   [ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code: $out"
   [ -z "$needle" ] || grep -q -- "$needle" <<< "$out" || fail "'$*' output lacks '$needle': $out"
   pass=$((pass + 1))
+}
+cli_tmpdir() {
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
 }

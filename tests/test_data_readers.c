@@ -1,6 +1,6 @@
 /* Data layer: every reader on files the test writes, good and malformed (truncated, wrong
  * magic, zero bytes, huge claimed dims, not an image, over the limits), the bad-file report,
- * strict mode, and Fashion-MNIST when it is installed. */
+ * strict mode, directory links in folders, and Fashion-MNIST when it is installed. */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
@@ -639,12 +639,157 @@ static void test_pairs(void **state)
                     "list.jsonl:2", NULL);
 }
 
+/* ---------------------------------------------------------------- directory links (issue 17) */
+
+/* Folder readers and directory links: a link loop (`ln -s . d/a/s1; ln -s . d/a/s2`) must not
+ * hang or grow memory, a link to the parent (`ln -s .. d/a/up`) must not read the dataset again
+ * under class a, links out of the root are read only with follow_links, every skipped link is
+ * a warning naming it; only empty class directories give an error (not a UBSan abort in qsort).
+ * links/d/a/{1,2}.png and links/d/b/3.png are the dataset the links must not change;
+ * links/ext/9.png is outside its root. */
+static void make_link_tree(void)
+{
+    mkdirs("links/d/a");
+    mkdirs("links/d/b");
+    mkdirs("links/ext");
+    write_png("links/d/a/1.png", 4, 4, 10);
+    write_png("links/d/a/2.png", 4, 4, 20);
+    write_png("links/d/b/3.png", 4, 4, 30);
+    write_png("links/ext/9.png", 4, 4, 90);
+}
+
+static void link_at(const char *target, const char *rel)
+{
+    assert_int_equal(symlink(target, path_in(rel)), 0);
+}
+
+static ssl_dataset_t *load_links(const char *rel, int labelled, int follow_links)
+{
+    ssl_read_opts_t o;
+    ssl_read_opts_default(&o);
+    o.image_size = 4;
+    o.follow_links = follow_links;
+    log_start();
+    ssl_dataset_t *ds = labelled ? ssl_dataset_load_image_folder(path_in(rel), &o)
+                                 : ssl_dataset_load_unlabeled_folder(path_in(rel), &o);
+    log_stop();
+    return ds;
+}
+
+/* Blue plane (constant: the tag) of image i of a 4 x 4 RGB dataset. */
+static int tag_of(const ssl_dataset_t *ds, int64_t i)
+{
+    return ds->images[i * 48 + 32];
+}
+
+/* links/d read as an image folder is exactly a/1, a/2 (class 0) and b/3 (class 1), and the
+ * log holds both needles. */
+static void assert_plain(int follow_links, const char *needle1, const char *needle2)
+{
+    ssl_dataset_t *ds = load_links("links/d", 1, follow_links);
+    assert_non_null(ds);
+    assert_int_equal(ds->n, 3);
+    assert_int_equal(ds->n_classes, 2);
+    const int32_t labels[3] = {0, 0, 1};
+    const int tags[3] = {10, 20, 30};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ds->labels[i], labels[i]);
+        assert_int_equal(tag_of(ds, i), tags[i]);
+    }
+    ssl_dataset_free(ds);
+    assert_non_null(strstr(g_log, needle1));
+    assert_non_null(strstr(g_log, needle2));
+}
+
+static void test_folder_link_loop(void **state)
+{
+    (void)state;
+    make_link_tree();
+    link_at(".", "links/d/a/s1");
+    link_at(".", "links/d/a/s2");
+    assert_plain(0, "d/a/s1 links to", "d/a/s2 links to");
+    assert_true(strstr(g_log, "an ancestor: a loop; not followed") != NULL);
+    assert_plain(1, "d/a/s1 links to", "a loop"); /* a loop is never followed */
+    ssl_dataset_t *ds = load_links("links/d", 0, 1);
+    assert_non_null(ds);
+    assert_int_equal(ds->n, 3);
+    ssl_dataset_free(ds);
+    unlink(path_in("links/d/a/s1"));
+    unlink(path_in("links/d/a/s2"));
+}
+
+static void test_folder_link_parent(void **state)
+{
+    (void)state;
+    make_link_tree();
+    link_at("..", "links/d/a/up");
+    assert_plain(0, "d/a/up links to", "not followed"); /* b/3.png not read again as class a */
+    assert_plain(1, "d/a/up links to", "not followed");
+    link_at("../b", "links/d/a/bee"); /* a sibling class: inside the tree */
+    assert_plain(1, "d/a/bee links to", "inside the dataset");
+    unlink(path_in("links/d/a/up"));
+    unlink(path_in("links/d/a/bee"));
+}
+
+static void test_folder_link_out_of_root(void **state)
+{
+    (void)state;
+    make_link_tree();
+    char target[512];
+    snprintf(target, sizeof target, "%s", path_in("links/ext"));
+    link_at(target, "links/d/a/x1");
+    link_at(target, "links/d/a/x2");
+    assert_plain(0, "d/a/x1 links to", "outside the dataset root (data.follow_links");
+    /* followed when asked, once: x2 is the same directory */
+    ssl_dataset_t *ds = load_links("links/d", 1, 1);
+    assert_non_null(ds);
+    assert_int_equal(ds->n, 4);
+    assert_int_equal(ds->labels[2], 0);
+    assert_int_equal(tag_of(ds, 2), 90);
+    ssl_dataset_free(ds);
+    assert_non_null(strstr(g_log, "d/a/x2 was already read (a duplicate)"));
+    unlink(path_in("links/d/a/x1"));
+    unlink(path_in("links/d/a/x2"));
+
+    /* a class directory that is a link out of the root: an error unless followed */
+    link_at(target, "links/d/c");
+    tu_assert_error(load_links("links/d", 1, 0), SSL_ERR_FORMAT, "d/c links to", "class directory",
+                    NULL);
+    ds = load_links("links/d", 1, 1);
+    assert_non_null(ds);
+    assert_int_equal(ds->n_classes, 3);
+    assert_int_equal(ds->labels[3], 2);
+    ssl_dataset_free(ds);
+    unlink(path_in("links/d/c"));
+    /* a class directory linking to another class: an error (the same images twice) */
+    link_at("a", "links/d/c");
+    tu_assert_error(load_links("links/d", 1, 1), SSL_ERR_FORMAT, "inside the dataset", NULL);
+    unlink(path_in("links/d/c"));
+}
+
+static void test_folder_only_empty_classes(void **state)
+{
+    (void)state;
+    mkdirs("links/e/x");
+    mkdirs("links/e/y");
+    tu_assert_error(load_links("links/e", 1, 0), SSL_ERR_FORMAT, "no readable images", NULL);
+    assert_non_null(strstr(g_log, "class \"x\" has no image files"));
+    tu_assert_error(load_links("links/e", 0, 0), SSL_ERR_FORMAT, "no readable images", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_idx),          cmocka_unit_test(test_fashion_mnist),
-        cmocka_unit_test(test_cifar),        cmocka_unit_test(test_image_decode),
-        cmocka_unit_test(test_image_folder), cmocka_unit_test(test_pairs),
+        cmocka_unit_test(test_idx),
+        cmocka_unit_test(test_fashion_mnist),
+        cmocka_unit_test(test_cifar),
+        cmocka_unit_test(test_image_decode),
+        cmocka_unit_test(test_image_folder),
+        cmocka_unit_test(test_pairs),
+        cmocka_unit_test(test_folder_link_loop),
+        cmocka_unit_test(test_folder_link_parent),
+        cmocka_unit_test(test_folder_link_out_of_root),
+        cmocka_unit_test(test_folder_only_empty_classes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

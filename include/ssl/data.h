@@ -45,7 +45,7 @@ typedef struct ssl_dataset {
 /* Read options. Defaults (ssl_read_opts_default):
  *   image_size 96, channels 3, strict 0, report_limit 5, max_file_bytes 64 MiB,
  *   max_pixels 40,000,000 (width * height before decoding), max_decoded_bytes 4 GiB (IDX .gz),
- *   limit 0 (all), root NULL. */
+ *   limit 0 (all), root NULL, follow_links 0. */
 typedef struct ssl_read_opts {
     int image_size;            /* file-per-image datasets: resize the shorter side to this and
                                 * centre-crop to image_size x image_size */
@@ -58,6 +58,8 @@ typedef struct ssl_read_opts {
     int64_t limit;             /* keep at most this many samples (0: all) */
     const char *root;          /* image-text lists: directory relative paths are resolved
                                 * against (NULL: the list file's directory) */
+    int follow_links;          /* folder readers: 1 also reads directory links that lead out of
+                                * the root (links into the tree are never followed) */
 } ssl_read_opts_t;
 
 SSL_API void ssl_read_opts_default(ssl_read_opts_t *o);
@@ -101,7 +103,12 @@ SSL_API ssl_dataset_t *ssl_dataset_load_cifar_dir(const char *dir, int n_classes
 
 /* torchvision ImageFolder layout: root/CLASS/[SUBDIRS/]FILE.{png,jpg,jpeg,bmp}, classes = the
  * subdirectories of root sorted by name (byte order), label = class position. Files with other
- * extensions are ignored; image files that fail to decode are skipped and counted. */
+ * extensions are ignored; image files that fail to decode are skipped and counted.
+ * Directory links: each directory is read at most once. A link into the tree under root (a
+ * loop such as `ln -s . d/a/s`, or `ln -s .. d/a/up`) is never followed; a link out of root is
+ * followed only with opts->follow_links. A link not followed, a loop or a directory already
+ * read is skipped with a warning naming it; for a class directory itself it is an error
+ * (skipping a class would shift the labels after it). File links are followed. */
 SSL_API ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_opts_t *opts);
 /* Every image file under root (recursively), label -1. Files of both folder readers are in
  * torchvision's order: by directory path, then by file name (byte order). */
@@ -356,7 +363,9 @@ typedef struct ssl_loader ssl_loader_t;
 SSL_API ssl_loader_t *ssl_loader_create(const ssl_dataset_t *ds, const ssl_loader_opts_t *o);
 SSL_API void ssl_loader_free(ssl_loader_t *l); /* stops the workers, whatever they are doing */
 SSL_API int64_t ssl_loader_num_batches(const ssl_loader_t *l);
-/* Begin an epoch at batch first_batch (0, or a resume point); abandons any batch in flight. */
+/* Begin an epoch at batch first_batch (0, or a resume point); abandons any batch in flight.
+ * When the dataset left bad files out (n_skipped > 0) it logs a warning with the counts,
+ * "epoch E+1: N images; K unreadable files were left out ...", once per call. */
 SSL_API int ssl_loader_start_epoch(ssl_loader_t *l, int64_t epoch, int64_t first_batch);
 /* The next batch of the epoch, or NULL at its end (ssl_last_status() == SSL_OK) or on error.
  * While the caller uses it, the workers build the one after. */

@@ -1,7 +1,7 @@
 /* File-per-image datasets: ImageFolder, unlabeled folders and image-text pair lists. Files are
  * listed, sorted, then decoded in parallel (OpenMP); bad files are reported in list order, so
  * the dataset and the report do not depend on the number of threads. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "data_internal.h"
 
 #include <ctype.h>
@@ -132,11 +132,149 @@ static char **read_dir_sorted(const char *dir, int64_t *n)
     return v;
 }
 
-/* Image files under dir, recursively (callers sort them). */
-static int walk(const char *dir, int depth, int32_t label, list_t *out)
+/* ---------------------------------------------------------------- walking directories */
+
+/* A directory tree is walked once. Directory links inside the dataset root are never followed
+ * (whatever they point at is read without them, so they would only add duplicates, under
+ * another class, or loop); links that leave the root are followed only with
+ * ssl_read_opts_t.follow_links, and then every directory is read at most once (device and
+ * inode of each one read), so a loop or a second link to the same place is skipped. Each
+ * skipped link is reported with ssl_logf(SSL_LOG_WARN). */
+typedef struct dir_id {
+    dev_t dev;
+    ino_t ino;
+} dir_id_t;
+
+typedef struct dir_slot {
+    dir_id_t id;
+    bool used;
+} dir_slot_t;
+
+typedef struct walker {
+    const char *what; /* "image folder ROOT" */
+    char *real_root;  /* realpath of the root */
+    int follow_links;
+    dir_slot_t *seen; /* open-addressing set of the directories read, cap a power of 2 */
+    size_t n_seen, cap_seen;
+    dir_id_t path[MAX_DEPTH + 2]; /* the directories from the root to the current one */
+    int depth;
+} walker_t;
+
+static bool same_dir(dir_id_t a, dir_id_t b)
 {
-    if (depth > MAX_DEPTH) {
-        ssl_logf(SSL_LOG_WARN, "%s: deeper than %d levels, not descended (symlink loop?)", dir,
+    return a.dev == b.dev && a.ino == b.ino;
+}
+
+static dir_id_t dir_id(const struct stat *st)
+{
+    return (dir_id_t){st->st_dev, st->st_ino};
+}
+
+static size_t dir_hash(dir_id_t id, size_t cap)
+{
+    uint64_t h = (uint64_t)id.ino * 0x9E3779B97F4A7C15ull ^ (uint64_t)id.dev;
+    return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+/* Add id to the set; 1 if added, 0 if it was there, negative status when out of memory. */
+static int seen_add(walker_t *w, dir_id_t id)
+{
+    if (2 * (w->n_seen + 1) > w->cap_seen) {
+        size_t cap = w->cap_seen ? 2 * w->cap_seen : 64;
+        dir_slot_t *s = calloc(cap, sizeof *s);
+        if (!s)
+            return ssl_set_error(SSL_ERR_NOMEM, "out of memory listing directories");
+        for (size_t i = 0; i < w->cap_seen; i++) {
+            if (!w->seen[i].used)
+                continue;
+            size_t k = dir_hash(w->seen[i].id, cap);
+            while (s[k].used)
+                k = (k + 1) & (cap - 1);
+            s[k] = w->seen[i];
+        }
+        free(w->seen);
+        w->seen = s;
+        w->cap_seen = cap;
+    }
+    size_t k = dir_hash(id, w->cap_seen);
+    for (; w->seen[k].used; k = (k + 1) & (w->cap_seen - 1))
+        if (same_dir(w->seen[k].id, id))
+            return 0;
+    w->seen[k] = (dir_slot_t){id, true};
+    w->n_seen++;
+    return 1;
+}
+
+static bool on_path(const walker_t *w, dir_id_t id)
+{
+    for (int i = 0; i < w->depth; i++)
+        if (same_dir(w->path[i], id))
+            return true;
+    return false;
+}
+
+/* 1 when real (a resolved path) is real_root or below it. */
+static bool under_root(const walker_t *w, const char *real)
+{
+    size_t n = strlen(w->real_root);
+    if (n == 1) /* the root is "/" */
+        return true;
+    return strncmp(real, w->real_root, n) == 0 && (real[n] == 0 || real[n] == '/');
+}
+
+enum { DIR_READ = 1, DIR_SKIP = 0 };
+
+/* Whether to descend into directory p (st: stat of p): DIR_READ, or DIR_SKIP with the reason in
+ * msg ("WHAT: P links to ..., not followed") for a link into the tree, a link out of it
+ * (without follow_links), a loop or a directory already read; a negative status when out of
+ * memory. */
+static int dir_check(walker_t *w, const char *p, const struct stat *st, char *msg, size_t n)
+{
+    dir_id_t id = dir_id(st);
+    struct stat lst;
+    if (lstat(p, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        char *real = realpath(p, NULL);
+        const char *why = NULL;
+        if (!real)
+            why = "a target that cannot be resolved";
+        else if (on_path(w, id))
+            why = "an ancestor: a loop";
+        else if (under_root(w, real))
+            why = "inside the dataset: its images are read without the link";
+        else if (!w->follow_links)
+            why = "outside the dataset root (data.follow_links: true reads it)";
+        if (why)
+            snprintf(msg, n, "%s: %s links to %s, %s; not followed", w->what, p, real ? real : "?",
+                     why);
+        free(real);
+        if (why)
+            return DIR_SKIP;
+    }
+    int added = seen_add(w, id);
+    if (added == 0)
+        snprintf(msg, n, "%s: %s was already read (%s); not read again", w->what, p,
+                 on_path(w, id) ? "a loop" : "a duplicate");
+    return added < 0 ? added : added ? DIR_READ : DIR_SKIP;
+}
+
+static int walk_dir(walker_t *w, const char *dir, const struct stat *dst, int32_t label,
+                    list_t *out);
+static int walk(walker_t *w, const char *dir, int32_t label, list_t *out);
+
+/* walk() with dir (st: its stat) on the walker's path. */
+static int descend(walker_t *w, const char *dir, const struct stat *st, int32_t label, list_t *out)
+{
+    w->path[w->depth++] = dir_id(st);
+    int rc = walk(w, dir, label, out);
+    w->depth--;
+    return rc;
+}
+
+/* Image files under dir, recursively (callers sort them). */
+static int walk(walker_t *w, const char *dir, int32_t label, list_t *out)
+{
+    if (w->depth > MAX_DEPTH) {
+        ssl_logf(SSL_LOG_WARN, "%s: %s: deeper than %d levels, not descended", w->what, dir,
                  MAX_DEPTH);
         return SSL_OK;
     }
@@ -157,7 +295,7 @@ static int walk(const char *dir, int depth, int32_t label, list_t *out)
             continue;
         }
         if (S_ISDIR(st.st_mode)) {
-            rc = walk(p, depth + 1, label, out);
+            rc = walk_dir(w, p, &st, label, out);
             free(p);
         } else if (S_ISREG(st.st_mode) && has_image_ext(names[i])) {
             rc = list_push(out, p, NULL, label);
@@ -167,6 +305,42 @@ static int walk(const char *dir, int depth, int32_t label, list_t *out)
     }
     ssl__free_strings(names, n);
     return rc;
+}
+
+/* dir (st: its stat) after dir_check, with dir on the walker's path while it is read. */
+static int walk_dir(walker_t *w, const char *dir, const struct stat *dst, int32_t label,
+                    list_t *out)
+{
+    char msg[2048];
+    int rc = dir_check(w, dir, dst, msg, sizeof msg);
+    if (rc == DIR_SKIP)
+        ssl_logf(SSL_LOG_WARN, "%s", msg);
+    return rc == DIR_READ ? descend(w, dir, dst, label, out) : rc < 0 ? rc : SSL_OK;
+}
+
+/* A walker over root: the root is read (on the path, in the set). */
+static int walker_init(walker_t *w, const char *root, const char *what, int follow_links)
+{
+    memset(w, 0, sizeof *w);
+    w->what = what;
+    w->follow_links = follow_links;
+    struct stat st;
+    if (stat(root, &st) != 0)
+        return ssl_set_error(SSL_ERR_IO, "%s: cannot open directory: %s", root, strerror(errno));
+    if (!(w->real_root = realpath(root, NULL)))
+        return ssl_set_error(SSL_ERR_IO, "%s: cannot resolve: %s", root, strerror(errno));
+    dir_id_t id = dir_id(&st);
+    int rc = seen_add(w, id);
+    if (rc < 0)
+        return rc;
+    w->path[w->depth++] = id;
+    return SSL_OK;
+}
+
+static void walker_free(walker_t *w)
+{
+    free(w->real_root);
+    free(w->seen);
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -278,6 +452,34 @@ static void apply_limit(list_t *l, int64_t limit)
 
 /* ---------------------------------------------------------------- folders */
 
+/* Sort the n entries from e (a class's files, or all) in torchvision's order. */
+static void sort_entries(entry_t *e, int64_t n)
+{
+    if (n > 1) /* e is NULL when nothing was listed: qsort's pointer must not be */
+        qsort(e, (size_t)n, sizeof *e, cmp_dir_then_name);
+}
+
+/* One class directory p (st: its stat) into l with label `label`. A class is never skipped (the
+ * labels after it would shift): a link the walker would not follow is an error. */
+static int walk_class(walker_t *w, const char *p, const struct stat *st, int32_t label,
+                      const char *name, list_t *l)
+{
+    char msg[2048];
+    int rc = dir_check(w, p, st, msg, sizeof msg);
+    if (rc == DIR_SKIP)
+        return ssl_set_error(SSL_ERR_FORMAT, "%s (a class directory cannot be skipped)", msg);
+    if (rc < 0)
+        return rc;
+    int64_t before = l->n;
+    rc = descend(w, p, st, label, l);
+    if (rc != SSL_OK)
+        return rc;
+    sort_entries(l->e + before, l->n - before);
+    if (l->n == before)
+        ssl_logf(SSL_LOG_WARN, "%s: class \"%s\" has no image files", w->what, name);
+    return SSL_OK;
+}
+
 ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_opts_t *opts)
 {
     ssl_read_opts_t o = ssl__read_opts(opts);
@@ -295,6 +497,9 @@ ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_op
     ssl_dataset_t *ds = NULL;
     char what[512];
     snprintf(what, sizeof what, "image folder %s", root);
+    walker_t w;
+    if (walker_init(&w, root, what, o.follow_links) != SSL_OK)
+        goto done;
     if (!classes) {
         ssl_set_error(SSL_ERR_NOMEM, "out of memory");
         goto done;
@@ -305,14 +510,10 @@ ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_op
         if (p && stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
             if (n_classes == INT32_MAX)
                 break;
-            int64_t before = l.n;
-            if (walk(p, 1, n_classes, &l) != SSL_OK) {
+            if (walk_class(&w, p, &st, n_classes, names[i], &l) != SSL_OK) {
                 free(p);
                 goto done;
             }
-            qsort(l.e + before, (size_t)(l.n - before), sizeof *l.e, cmp_dir_then_name);
-            if (l.n == before)
-                ssl_logf(SSL_LOG_WARN, "%s: class \"%s\" has no image files", what, names[i]);
             classes[n_classes++] = names[i];
             names[i] = NULL;
         }
@@ -332,6 +533,7 @@ ssl_dataset_t *ssl_dataset_load_image_folder(const char *root, const ssl_read_op
         classes = NULL;
     }
 done:
+    walker_free(&w);
     ssl__free_strings(names, n_names);
     ssl__free_strings(classes, n_classes);
     list_free(&l);
@@ -345,15 +547,20 @@ ssl_dataset_t *ssl_dataset_load_unlabeled_folder(const char *root, const ssl_rea
         ssl_set_error(SSL_ERR_INVALID, "unlabeled folder: root is NULL");
         return NULL;
     }
+    char what[512];
+    snprintf(what, sizeof what, "unlabeled folder %s", root);
     list_t l = {0};
-    if (walk(root, 0, -1, &l) != SSL_OK) {
+    walker_t w;
+    int rc = walker_init(&w, root, what, o.follow_links);
+    if (rc == SSL_OK)
+        rc = walk(&w, root, -1, &l);
+    walker_free(&w);
+    if (rc != SSL_OK) {
         list_free(&l);
         return NULL;
     }
-    qsort(l.e, (size_t)l.n, sizeof *l.e, cmp_dir_then_name);
+    sort_entries(l.e, l.n);
     apply_limit(&l, o.limit);
-    char what[512];
-    snprintf(what, sizeof what, "unlabeled folder %s", root);
     ssl__badlog_t bl = {&o, what, 0};
     ssl_dataset_t *ds = decode_list(&l, &bl);
     list_free(&l);

@@ -386,6 +386,12 @@ int ssl_loader_start_epoch(ssl_loader_t *l, int64_t epoch, int64_t first_batch)
             l->perm[j] = t;
         }
     }
+    /* the per-epoch reminder of the bad files the reader named once (with counts, not names) */
+    if (l->ds->n_skipped > 0)
+        ssl_logf(SSL_LOG_WARN,
+                 "epoch %lld: %lld images; %lld unreadable files were left out when the dataset "
+                 "was read (the first ones are named above)",
+                 (long long)epoch + 1, (long long)n, (long long)l->ds->n_skipped);
     l->epoch = epoch;
     l->started = true;
     l->failed = 0;

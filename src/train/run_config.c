@@ -14,8 +14,8 @@ static void copy_str(char *dst, size_t n, const char *src)
 static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {
-        "dataset",  "root",    "split",  "eval_split", "limit",    "eval_limit", "image_size",
-        "channels", "workers", "strict", "captions",   "val_size", NULL};
+        "dataset",  "root",    "split",  "eval_split", "limit",    "eval_limit",   "image_size",
+        "channels", "workers", "strict", "captions",   "val_size", "follow_links", NULL};
     static const char *const sets[] = {"fashion_mnist", "mnist", "cifar10", "cifar100",
                                        "folder", "pairs", "synthetic", NULL};
     static const char *const caps[] = {"none", "class_names", NULL};
@@ -35,6 +35,7 @@ static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     rc->channels = ssl_cfg_int(&c, "channels", 3, 1, 3);
     rc->workers = ssl_cfg_int(&c, "workers", 2, 0, 64);
     rc->strict_files = ssl_cfg_bool(&c, "strict", 0);
+    rc->follow_links = ssl_cfg_bool(&c, "follow_links", 0);
     rc->captions = ssl_cfg_enum(&c, "captions", caps, 0);
     rc->val_size = ssl_cfg_i64(&c, "val_size", 0, 0, (int64_t)1 << 40);
     if (!strcmp(rc->eval_split, SSL_VAL_SPLIT) && rc->val_size == 0)

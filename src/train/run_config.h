@@ -21,6 +21,7 @@ typedef struct ssl_run_cfg {
         val_size; /* the last val_size training images form split SSL_VAL_SPLIT, not trained on */
     int image_size, channels, workers, strict_files;
     int captions;  /* build captions from class names ("a photo of a {name}") */
+    int follow_links; /* data.follow_links: folder datasets read directory links out of root */
     /* views and masks */
     ssl_views_t views;
     int n_global;  /* views of the first group */

@@ -95,6 +95,7 @@ ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64
     ssl_read_opts_default(&o);
     o.limit = limit;
     o.strict = rc->strict_files;
+    o.follow_links = rc->follow_links;
     o.image_size = rc->image_size;
     o.channels = rc->channels;
     const char *d = rc->dataset;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sslc.h"
 #include "ssl/ssl.h"
@@ -36,6 +37,21 @@ static const char *k_usage =
     "                            (workloads simclr-r18, mae-vitt; or any run config)\n"
     "  version                   print the version (also --version)\n"
     "  help                      this text (also --help, -h)\n";
+
+/* The library's log (bad files skipped, directory links not followed, skipped steps, ...) on
+ * stderr. A progress line being redrawn on a terminal is cleared first; it is drawn again at
+ * the next step. */
+static void on_log(int level, const char *msg, void *user)
+{
+    (void)user;
+    fflush(stdout);
+    if (isatty(STDOUT_FILENO) && isatty(STDERR_FILENO)) {
+        fputs("\r\033[K", stdout);
+        fflush(stdout);
+    }
+    const char *tag = level >= SSL_LOG_ERROR ? "error: " : level >= SSL_LOG_WARN ? "warning: " : "";
+    fprintf(stderr, "sslc: %s%s\n", tag, msg);
+}
 
 static void on_check(const char *name, int status, const char *msg, void *user)
 {
@@ -174,6 +190,7 @@ static int cmd_info(int argc, char **argv)
 int main(int argc, char **argv)
 {
     ssl_tool_blas_reexec(argv);
+    ssl_set_log_callback(on_log, NULL, SSL_LOG_INFO);
     if (argc < 2) {
         fputs(k_usage, stderr);
         return 2;
