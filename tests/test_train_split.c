@@ -1,12 +1,16 @@
 /* Evaluation settings of a run. The validation split (data.val_size): the last val_size
- * training images form split "val", training uses the rest, the two never overlap;
+ * training images form split "val", training uses the rest, the two never overlap; a folder
+ * (or pairs list) without the eval split is an error naming data.val_size, never the training
+ * images evaluated again;
  * ssl_dataset_split_tail moves strings and refuses impossible splits; the config names the key when
  * the split cannot be made. */
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include "testutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ssl/data.h"
 #include "ssl/train.h"
@@ -126,6 +130,78 @@ static void test_eval_encoder(void **state)
     ssl_trainer_free(t);
 }
 
+/* A 4 x 4 24-bit BMP of one gray level. */
+static void write_bmp(const char *path, uint8_t level)
+{
+    uint8_t h[54] = {'B', 'M', 54 + 48, 0, 0, 0, 0, 0, 0, 0,  54, 0, 0, 0, 40, 0,  0, 0, 4,
+                     0,   0,   0,       4, 0, 0, 0, 1, 0, 24, 0,  0, 0, 0, 0,  48, 0, 0, 0};
+    uint8_t px[48];
+    memset(px, level, sizeof px);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(h, 1, sizeof h, f), sizeof h);
+    assert_int_equal(fwrite(px, 1, sizeof px, f), sizeof px);
+    fclose(f);
+}
+
+/* A folder of class directories and no test/: the train split is the folder; the test split is
+ * an error naming data.val_size (it used to be the training images again); val works; a
+ * test/ directory is used. */
+static void test_folder_without_test_split(void **state)
+{
+    (void)state;
+    char root[64] = "/tmp/ssl_split_XXXXXX", path[256];
+    assert_non_null(mkdtemp(root));
+    for (int c = 0; c < 2; c++) {
+        snprintf(path, sizeof path, "%s/%c", root, 'a' + c);
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (int i = 0; i < 3; i++) {
+            snprintf(path, sizeof path, "%s/%c/%d.bmp", root, 'a' + c, i);
+            write_bmp(path, (uint8_t)(40 * c + 10 * i));
+        }
+    }
+    ssl_run_cfg_t rc;
+    memset(&rc, 0, sizeof rc);
+    strcpy(rc.dataset, "folder");
+    snprintf(rc.root, sizeof rc.root, "%s", root);
+    strcpy(rc.split, "train");
+    strcpy(rc.eval_split, "test");
+    rc.image_size = 4;
+    rc.channels = 1;
+    ssl_dataset_t *tr = ssl__load_split(&rc, "train", 0);
+    assert_non_null(tr);
+    assert_int_equal(tr->n, 6);
+    ssl_dataset_free(tr);
+    assert_null(ssl__load_split(&rc, "test", 0));
+    assert_int_equal(ssl_last_status(), SSL_ERR_CONFIG);
+    assert_non_null(strstr(ssl_last_error(), "data.val_size"));
+    assert_non_null(strstr(ssl_last_error(), "/test"));
+    /* the documented way out: a held-out tail */
+    rc.val_size = 2;
+    ssl_dataset_t *va = ssl__load_split(&rc, SSL_VAL_SPLIT, 0);
+    tr = ssl__load_split(&rc, "train", 0);
+    assert_non_null(va);
+    assert_non_null(tr);
+    assert_int_equal(va->n + tr->n, 6);
+    ssl_dataset_free(va);
+    ssl_dataset_free(tr);
+    /* a test directory is the test split */
+    rc.val_size = 0;
+    snprintf(path, sizeof path, "%s/test", root);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/test/a", root);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/test/a/0.bmp", root);
+    write_bmp(path, 200);
+    ssl_dataset_t *te = ssl__load_split(&rc, "test", 0);
+    assert_non_null(te);
+    assert_int_equal(te->n, 1);
+    ssl_dataset_free(te);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_val_split_disjoint),
         cmocka_unit_test(test_val_split_config),
         cmocka_unit_test(test_eval_encoder),
+        cmocka_unit_test(test_folder_without_test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

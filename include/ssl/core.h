@@ -42,7 +42,8 @@ typedef enum ssl_status {
     SSL_ERR_CONFIG = -6,    /* configuration key or value is invalid */
     SSL_ERR_NONFINITE = -7, /* NaN or Inf where a finite value is required */
     SSL_ERR_STATE = -8,     /* call not valid in the current state */
-    SSL_ERR_UNSUPPORTED = -9
+    SSL_ERR_UNSUPPORTED = -9,
+    SSL_ERR_INTERRUPTED = -10 /* stopped on request (ssl_trainer_request_stop) */
 } ssl_status_t;
 
 /* Short constant name of a status ("SSL_ERR_SHAPE") and a one-line description. */

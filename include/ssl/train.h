@@ -57,8 +57,17 @@ typedef struct ssl_trainer ssl_trainer_t;
 SSL_API ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts);
 /* Train to the configured number of epochs. SSL_OK, or an error (a non-finite loss or gradient
  * stops the run naming the step and the first non-finite tensor; the last good checkpoint is
- * kept). */
+ * kept), or SSL_ERR_INTERRUPTED after ssl_trainer_request_stop. A resumed trainer continues
+ * where its checkpoint was taken, at an epoch's end or inside an epoch. */
 SSL_API int ssl_trainer_run(ssl_trainer_t *t);
+/* Ask ssl_trainer_run to stop: it finishes the step in progress, saves
+ * RUN_DIR/checkpoints/last.safetensors there (inside the epoch; at the end of the epoch when
+ * that was its last step) and returns SSL_ERR_INTERRUPTED with a message naming the checkpoint;
+ * resuming from it continues exactly as the uninterrupted run. Async-signal-safe: it only sets
+ * a volatile sig_atomic_t, so a SIGINT/SIGTERM handler may call it (the library installs no
+ * signal handlers; sslc train does, docs/train.md). A request before ssl_trainer_run makes it
+ * return at once. */
+SSL_API void ssl_trainer_request_stop(ssl_trainer_t *t);
 SSL_API const char *ssl_trainer_run_dir(const ssl_trainer_t *t);
 SSL_API void ssl_trainer_free(ssl_trainer_t *t);
 

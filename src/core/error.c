@@ -30,6 +30,7 @@ const char *ssl_err_name(int status)
     case SSL_ERR_NONFINITE: return "SSL_ERR_NONFINITE";
     case SSL_ERR_STATE: return "SSL_ERR_STATE";
     case SSL_ERR_UNSUPPORTED: return "SSL_ERR_UNSUPPORTED";
+    case SSL_ERR_INTERRUPTED: return "SSL_ERR_INTERRUPTED";
     default: return "SSL_ERR_UNKNOWN";
     }
 }
@@ -47,6 +48,7 @@ const char *ssl_strerror(int status)
     case SSL_ERR_NONFINITE: return "non-finite value";
     case SSL_ERR_STATE: return "invalid state";
     case SSL_ERR_UNSUPPORTED: return "unsupported";
+    case SSL_ERR_INTERRUPTED: return "interrupted";
     default: return "unknown error";
     }
 }

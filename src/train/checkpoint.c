@@ -12,6 +12,14 @@
 #define CKPT_FORMAT "sslc-checkpoint"
 #define CKPT_VERSION "1"
 
+/* One integer of __metadata__; nothing after an earlier failure (st). */
+static int meta_put_i64(ssl_st_writer_t *w, int st, const char *key, int64_t v)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%" PRId64, v);
+    return st == SSL_OK ? ssl_st_writer_meta(w, key, num) : st;
+}
+
 int ssl__trainer_save(ssl_trainer_t *t, const char *path)
 {
     ssl_st_writer_t *w = ssl_st_writer_create();
@@ -45,24 +53,24 @@ int ssl__trainer_save(ssl_trainer_t *t, const char *path)
         st = ssl_st_writer_meta(w, "sslc_version", ssl_version());
     if (st == SSL_OK)
         st = ssl_st_writer_meta(w, "config", config);
-    snprintf(num, sizeof num, "%" PRId64, t->epoch_done);
-    if (st == SSL_OK)
-        st = ssl_st_writer_meta(w, "epoch", num);
-    snprintf(num, sizeof num, "%" PRId64, t->global_step);
-    if (st == SSL_OK)
-        st = ssl_st_writer_meta(w, "step", num);
-    snprintf(num, sizeof num, "%" PRId64, ssl_optim_step_count(t->optim));
-    if (st == SSL_OK)
-        st = ssl_st_writer_meta(w, "optim_steps", num);
+    st = meta_put_i64(w, st, "epoch", t->epoch_done);
+    st = meta_put_i64(w, st, "step", t->global_step);
+    st = meta_put_i64(w, st, "optim_steps", ssl_optim_step_count(t->optim));
     snprintf(num, sizeof num, "%" PRIu64, t->rc.seed);
     if (st == SSL_OK)
         st = ssl_st_writer_meta(w, "seed", num);
-    snprintf(num, sizeof num, "%" PRId64, t->skipped_steps);
-    if (st == SSL_OK)
-        st = ssl_st_writer_meta(w, "skipped_steps", num);
+    st = meta_put_i64(w, st, "skipped_steps", t->skipped_steps);
     if (st == SSL_OK && t->knn_init >= 0) {
         snprintf(num, sizeof num, "%.6f", t->knn_init);
         st = ssl_st_writer_meta(w, "knn_top1_init", num);
+    }
+    if (st == SSL_OK && t->global_step > t->epoch_done * t->steps_per_epoch) {
+        /* inside an epoch (checkpoint.every_steps, a stop): its running sums, so that the
+         * resumed epoch logs the loss_mean of the uninterrupted one (%.17g round-trips) */
+        snprintf(num, sizeof num, "%.17g", t->epoch_loss_sum);
+        st = ssl_st_writer_meta(w, "epoch_loss_sum", num);
+        st = meta_put_i64(w, st, "epoch_loss_n", t->epoch_loss_n);
+        st = meta_put_i64(w, st, "epoch_skipped", t->epoch_skipped);
     }
     const char *vocab = ssl__method_vocab(t->method);
     if (st == SSL_OK && vocab)
@@ -84,6 +92,21 @@ static int meta_i64(const ssl_st_t *f, const char *key, int64_t *out)
                              v ? "not a count" : "missing");
     *out = x;
     return SSL_OK;
+}
+
+/* The running sums of the epoch a mid-epoch checkpoint was taken in. */
+static int load_epoch_sums(ssl_trainer_t *t, const ssl_st_t *f)
+{
+    const char *v = ssl_st_meta(f, "epoch_loss_sum");
+    char *end = NULL;
+    t->epoch_loss_sum = v ? strtod(v, &end) : 0;
+    if (!v || !end || *end)
+        return ssl_set_error(SSL_ERR_FORMAT,
+                             "%s: metadata 'epoch_loss_sum' of a mid-epoch "
+                             "checkpoint is %s",
+                             ssl_st_path(f), v ? "not a number" : "missing");
+    int st = meta_i64(f, "epoch_loss_n", &t->epoch_loss_n);
+    return st == SSL_OK ? meta_i64(f, "epoch_skipped", &t->epoch_skipped) : st;
 }
 
 int ssl__trainer_load(ssl_trainer_t *t, const char *path)
@@ -144,11 +167,20 @@ int ssl__trainer_load(ssl_trainer_t *t, const char *path)
         const char *k = ssl_st_meta(f, "knn_top1_init");
         if (k)
             t->knn_init = atof(k);
-        if (t->global_step != t->epoch_done * t->steps_per_epoch)
-            st = ssl_set_error(SSL_ERR_CONFIG, "%s: the checkpoint is at step %lld of epoch %lld "
+        /* at an epoch's end, or inside the next one (a mid-epoch checkpoint); the bounds
+         * first keep the product from overflowing */
+        int64_t in_epoch = t->epoch_done <= t->rc.epochs && t->global_step <= t->total_steps
+                               ? t->global_step - t->epoch_done * t->steps_per_epoch
+                               : -1;
+        if (in_epoch < 0 || in_epoch >= t->steps_per_epoch)
+            st = ssl_set_error(SSL_ERR_CONFIG,
+                               "%s: the checkpoint is at step %lld after epoch %lld "
                                "but this config makes %lld steps per epoch (data or batch size "
-                               "changed?)", path, (long long)t->global_step,
-                               (long long)t->epoch_done, (long long)t->steps_per_epoch);
+                               "changed?)",
+                               path, (long long)t->global_step, (long long)t->epoch_done,
+                               (long long)t->steps_per_epoch);
+        else if (in_epoch > 0)
+            st = load_epoch_sums(t, f);
     }
     ssl_st_close(f);
     return st;

@@ -182,11 +182,12 @@ static void read_eval(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 
 static void read_checkpoint(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
-    static const char *const keys[] = {"every", "keep_last", "save_init", NULL};
+    static const char *const keys[] = {"every", "every_steps", "keep_last", "save_init", NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "checkpoint");
     ssl_cfg_keys(&c, keys);
     rc->ckpt_every = ssl_cfg_int(&c, "every", 1, 0, 100000);
     rc->keep_last = ssl_cfg_int(&c, "keep_last", 2, 0, 100000);
+    rc->ckpt_every_steps = ssl_cfg_i64(&c, "every_steps", 0, 0, (int64_t)1 << 40);
     rc->save_init = ssl_cfg_bool(&c, "save_init", 0);
 }
 

@@ -40,6 +40,7 @@ typedef struct ssl_run_cfg {
     int eval_target; /* eval.encoder "target": probe the EMA target encoder (DINO's teacher) */
     /* checkpoint */
     int ckpt_every, keep_last;
+    int64_t ckpt_every_steps; /* checkpoint.every_steps: last.safetensors every N steps too */
     int save_init; /* checkpoint.save_init: checkpoints/init.safetensors before the first step */
     /* target */
     int target;

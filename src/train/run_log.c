@@ -1,6 +1,6 @@
 /* Reading a run's metrics.jsonl back: one strict JSON object per line, numeric values (null
  * for a value that was not finite) as columns. */
-#define _POSIX_C_SOURCE 200809L /* getline, strdup */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "trainer_internal.h"
 
 #include <errno.h>
@@ -9,7 +9,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/io_internal.h"
 #include "io/json_strict.h"
+
+/* sslc writes lines under 1 KB: a longer one is not a metrics log (a file linked to /dev/zero
+ * or /dev/full reads as one endless line, which must not be read into memory whole) */
+#define RUN_LOG_LINE_MAX 65536
+
+/* The next line (number lineno, for the message) of f into buf (RUN_LOG_LINE_MAX bytes,
+ * NUL-terminated, the newline dropped): 1 and *len, *complete (it ended with a newline); 0 at
+ * the end of the file; an error naming path and line when the line is longer than
+ * RUN_LOG_LINE_MAX - 1 bytes (the rest of it is not read). */
+static int next_line(FILE *f, char *buf, size_t *len, int *complete, const char *path,
+                     long long lineno)
+{
+    size_t n = 0;
+    int c;
+    *complete = 0;
+    while ((c = getc(f)) != EOF) {
+        if (c == '\n') {
+            *complete = 1;
+            break;
+        }
+        if (n + 1 >= RUN_LOG_LINE_MAX)
+            return ssl_set_error(SSL_ERR_FORMAT,
+                                 "%s line %lld: longer than %d bytes: not a metrics log sslc "
+                                 "wrote",
+                                 path, lineno, RUN_LOG_LINE_MAX - 1);
+        buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return n > 0 || *complete;
+}
 
 static int add_row(ssl_run_log_t *log, int64_t *cap)
 {
@@ -73,16 +105,21 @@ int ssl_run_log_read(const char *path, ssl_run_log_t *log)
     FILE *f = fopen(path, "rb");
     if (!f)
         return ssl_set_error(SSL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL, where[1100];
-    size_t cap = 0;
-    ssize_t n;
+    char *line = malloc(RUN_LOG_LINE_MAX), where[1100];
+    if (!line) {
+        fclose(f);
+        return ssl_set_error(SSL_ERR_NOMEM, "metrics log: out of memory");
+    }
+    size_t len = 0;
     int64_t lineno = 0, rows_cap = 0;
-    int st = SSL_OK;
-    while (st == SSL_OK && (n = getline(&line, &cap, f)) >= 0) {
+    int st = SSL_OK, complete = 0, got;
+    while (st == SSL_OK && (got = next_line(f, line, &len, &complete, path, lineno + 1)) != 0) {
         lineno++;
-        size_t len = (size_t)n;
-        int complete = len > 0 && line[len - 1] == '\n';
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        if (got < 0) {
+            st = got;
+            break;
+        }
+        while (len > 0 && line[len - 1] == '\r')
             len--;
         if (len == 0)
             continue;
@@ -99,6 +136,122 @@ int ssl_run_log_read(const char *path, ssl_run_log_t *log)
     fclose(f);
     if (st != SSL_OK)
         ssl_run_log_free(log);
+    return st;
+}
+
+/* ---------------------------------------------------------------- repair on resume */
+
+/* A line kept by the repair: its place in the order lines are written, (step, kind) with kind 0
+ * for the kNN line at initialisation, 1 for a log point, 2 for an epoch's end. */
+typedef struct kept_line {
+    long long step;
+    int kind;
+    char *text;
+} kept_line_t;
+
+typedef struct kept_lines {
+    kept_line_t *v;
+    size_t n, cap;
+} kept_lines_t;
+
+static int emit_kept(FILE *f, void *user)
+{
+    const kept_lines_t *k = user;
+    for (size_t i = 0; i < k->n; i++)
+        fprintf(f, "%s\n", k->v[i].text);
+    return SSL_OK;
+}
+
+/* The position of a parsed line, or -1 when it is not a line sslc writes. */
+static int line_position(const char *text, size_t len, long long *step, int *kind)
+{
+    if (!ssl_json_valid(text, len))
+        return -1;
+    cJSON *doc = ssl_json_parse(text, len, "metrics");
+    const cJSON *s = doc ? cJSON_GetObjectItemCaseSensitive(doc, "step") : NULL;
+    int ok =
+        cJSON_IsObject(doc) && cJSON_IsNumber(s) && s->valuedouble >= 0 && s->valuedouble < 9e15;
+    if (ok) {
+        *step = (long long)s->valuedouble;
+        *kind = cJSON_GetObjectItemCaseSensitive(doc, "loss_mean") ? 2
+                : cJSON_GetObjectItemCaseSensitive(doc, "loss")    ? 1
+                                                                   : 0;
+    }
+    cJSON_Delete(doc);
+    return ok ? 0 : -1;
+}
+
+static int keep_line(kept_lines_t *k, const char *text, long long step, int kind)
+{
+    if (k->n == k->cap) {
+        size_t nc = k->cap ? 2 * k->cap : 256;
+        kept_line_t *v = realloc(k->v, nc * sizeof *v);
+        if (!v)
+            return ssl_set_error(SSL_ERR_NOMEM, "metrics log: out of memory");
+        k->v = v;
+        k->cap = nc;
+    }
+    if (!(k->v[k->n].text = strdup(text)))
+        return ssl_set_error(SSL_ERR_NOMEM, "metrics log: out of memory");
+    k->v[k->n].step = step;
+    k->v[k->n++].kind = kind;
+    return SSL_OK;
+}
+
+int ssl__run_log_repair(const char *path, int64_t step)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT
+                   ? SSL_OK
+                   : ssl_set_error(SSL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *line = malloc(RUN_LOG_LINE_MAX);
+    kept_lines_t k = {NULL, 0, 0};
+    size_t len = 0;
+    long long lineno = 0, dropped = 0;
+    int st = line ? SSL_OK : ssl_set_error(SSL_ERR_NOMEM, "metrics log: out of memory");
+    int complete = 0, got;
+    while (st == SSL_OK && (got = next_line(f, line, &len, &complete, path, lineno + 1)) != 0) {
+        lineno++;
+        if (got < 0) {
+            st = got;
+            break;
+        }
+        long long s = 0;
+        int kind = 0;
+        if (len == 0)
+            continue;
+        if (!complete || line_position(line, len, &s, &kind) != 0) {
+            dropped++; /* cut off by a kill, or two writes run together */
+            continue;
+        }
+        /* lines repeat when a run was resumed from an earlier checkpoint than its last line
+         * (sslc before the repair): the later lines, of the resumed run, replace them */
+        while (k.n > 0 &&
+               (k.v[k.n - 1].step > s || (k.v[k.n - 1].step == s && k.v[k.n - 1].kind >= kind))) {
+            free(k.v[--k.n].text);
+            dropped++;
+        }
+        if (s > (long long)step)
+            dropped++; /* written after the checkpoint: the resumed run writes it again */
+        else
+            st = keep_line(&k, line, s, kind);
+    }
+    if (st == SSL_OK && ferror(f))
+        st = ssl_set_error(SSL_ERR_IO, "%s: read error after line %lld", path, lineno);
+    fclose(f);
+    free(line);
+    if (st == SSL_OK && dropped > 0) {
+        st = ssl__write_atomic(path, emit_kept, &k);
+        if (st == SSL_OK)
+            ssl_logf(SSL_LOG_WARN,
+                     "%s: removed %lld line%s written after the checkpoint's step %lld, cut off "
+                     "or repeated by an interruption",
+                     path, dropped, dropped == 1 ? "" : "s", (long long)step);
+    }
+    for (size_t i = 0; i < k.n; i++)
+        free(k.v[i].text);
+    free(k.v);
     return st;
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "optim_config.h"
+#include "run_dir.h"
 #include "ssl/eval.h"
 #include "ssl/io.h"
 
@@ -19,23 +20,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* mkdir -p */
-static int make_dir(const char *path)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return ssl_set_error(SSL_ERR_IO, "cannot create directory '%s': %s", path,
-                             strerror(errno));
-    return SSL_OK;
 }
 
 static int dir_exists(const char *path)
@@ -87,6 +71,20 @@ static ssl_dataset_t *load_with_val(const ssl_run_cfg_t *rc, const char *split, 
     return keep_first(want_val ? val : ds, limit);
 }
 
+/* A split other than the training one that the data does not have: an error, never the
+ * training images again (kNN with the same images as bank and queries measures memory). */
+static ssl_dataset_t *no_split(const char *split, const char *path)
+{
+    ssl_set_error(SSL_ERR_CONFIG,
+                  "data.eval_split: the '%s' split would be %s, which does not exist; "
+                  "evaluating on the training images instead would score memory, not the "
+                  "representation: create it, or hold out training images with "
+                  "data.val_size=N and data.eval_split=val (or turn the online kNN off with "
+                  "eval.knn_every=0)",
+                  split, path);
+    return NULL;
+}
+
 ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit)
 {
     if (rc->val_size > 0 && (!strcmp(split, rc->split) || !strcmp(split, SSL_VAL_SPLIT)))
@@ -109,12 +107,24 @@ ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64
         return ssl_dataset_synthetic(limit > 0 ? limit : 1024, rc->channels, rc->image_size,
                                      rc->image_size, 10, strcmp(split, rc->split) ? 2 : 1);
     char path[1100];
+    int train = !strcmp(split, rc->split);
     if (!strcmp(d, "folder")) {
+        /* root/<split>; a root of class directories alone is the training split only */
         snprintf(path, sizeof path, "%s/%s", rc->root, split);
-        return ssl_dataset_load_image_folder(dir_exists(path) ? path : rc->root, &o);
+        if (dir_exists(path) || train)
+            return ssl_dataset_load_image_folder(dir_exists(path) ? path : rc->root, &o);
+        return no_split(split, path);
     }
-    /* pairs: root is the list file for the train split, <root-without-ext>.<split> otherwise */
-    return ssl_dataset_load_pairs(rc->root, &o);
+    /* pairs: root is the list file of the training split, <stem>.<split><ext> another's */
+    if (train)
+        return ssl_dataset_load_pairs(rc->root, &o);
+    const char *slash = strrchr(rc->root, '/'), *dot = strrchr(rc->root, '.');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - rc->root) : strlen(rc->root);
+    snprintf(path, sizeof path, "%.*s.%s%s", (int)stem, rc->root, split, rc->root + stem);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return no_split(split, path);
+    return ssl_dataset_load_pairs(path, &o);
 }
 
 /* CLIP on a labelled dataset: captions from class names ("a photo of a sneaker"). */
@@ -138,10 +148,30 @@ int ssl__add_class_captions(ssl_dataset_t *ds)
 
 /* ---------------------------------------------------------------- config */
 
+/* The checkpoint a resume starts from: run_dir/checkpoints/last.safetensors. When it is missing
+ * (deleted, or not copied with the run), the error names the newest epoch-N checkpoint beside
+ * it: a complete checkpoint of that epoch's end. */
+static int resume_path(const char *run_dir, char *path, size_t len)
+{
+    snprintf(path, len, "%s/checkpoints/last.safetensors", run_dir);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return SSL_OK;
+    int e = errno;
+    long long n = ssl__run_dir_newest_epoch(run_dir);
+    if (n >= 0)
+        return ssl_set_error(SSL_ERR_IO,
+                             "%s: %s; the newest checkpoint there is epoch-%lld.safetensors: "
+                             "copy it to last.safetensors to resume from the end of epoch %lld",
+                             path, strerror(e), n, n);
+    return ssl_set_error(SSL_ERR_IO, "%s: %s (no checkpoint to resume from)", path, strerror(e));
+}
+
 static cJSON *config_from_checkpoint(const char *run_dir)
 {
     char path[1100];
-    snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", run_dir);
+    if (resume_path(run_dir, path, sizeof path) != SSL_OK)
+        return NULL;
     ssl_st_t *f = ssl_st_open(path);
     if (!f)
         return NULL;
@@ -217,20 +247,14 @@ static int setup_run_dir(ssl_trainer_t *t)
         t->run_dir[0] = '\0';
         return SSL_OK;
     }
-    if (t->opts.resume_dir) {
-        snprintf(t->run_dir, sizeof t->run_dir, "%s", t->opts.resume_dir);
-    } else {
-        if (make_dir(out) != SSL_OK)
-            return ssl_last_status();
-        snprintf(t->run_dir, sizeof t->run_dir, "%s/%s", out, t->rc.name);
-        for (int i = 2; dir_exists(t->run_dir) && i < 10000; i++)
-            snprintf(t->run_dir, sizeof t->run_dir, "%s/%s-%d", out, t->rc.name, i);
-        if (make_dir(t->run_dir) != SSL_OK)
+    if (!t->opts.resume_dir) { /* a resumed run's directory was locked before reading it */
+        if (ssl__run_dir_claim(out, t->rc.name, t->run_dir, sizeof t->run_dir) != SSL_OK ||
+            ssl__run_dir_lock(t->run_dir, &t->lock_fd) != SSL_OK)
             return ssl_last_status();
     }
     char path[1100];
     snprintf(path, sizeof path, "%s/checkpoints", t->run_dir);
-    if (make_dir(path) != SSL_OK)
+    if (ssl__make_dirs(path) != SSL_OK)
         return ssl_last_status();
     snprintf(path, sizeof path, "%s/config.json", t->run_dir);
     return ssl_json_write_file(path, t->doc);
@@ -245,6 +269,17 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
     }
     t->opts = *opts;
     t->knn_init = -1;
+    t->lock_fd = -1;
+    if (opts->resume_dir && !opts->no_run_dir) {
+        /* before reading anything: a second trainer on a live run is refused */
+        if (snprintf(t->run_dir, sizeof t->run_dir, "%s", opts->resume_dir) >=
+            (int)sizeof t->run_dir) {
+            ssl_set_error(SSL_ERR_INVALID, "train: run directory name too long");
+            goto fail;
+        }
+        if (ssl__run_dir_lock(t->run_dir, &t->lock_fd) != SSL_OK)
+            goto fail;
+    }
     if (read_config(t) != SSL_OK)
         goto fail;
     ssl_loader_opts_t lo;
@@ -313,10 +348,24 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
         goto fail;
     if (setup_run_dir(t) != SSL_OK)
         goto fail;
+    if (t->rc.skip_nonfinite) {
+        for (int i = 0; i < 2; i++) {
+            size_t n = 0;
+            ssl_params_buffers(i ? t->target : t->online, &n);
+            if (n && !(t->buf_save[i] = malloc(n * sizeof(float)))) {
+                ssl_set_error(SSL_ERR_NOMEM, "trainer: out of memory");
+                goto fail;
+            }
+        }
+    }
     if (t->opts.resume_dir) {
         char path[1100];
-        snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", t->run_dir);
-        if (ssl__trainer_load(t, path) != SSL_OK)
+        if (resume_path(t->run_dir, path, sizeof path) != SSL_OK ||
+            ssl__trainer_load(t, path) != SSL_OK)
+            goto fail;
+        ssl__run_dir_tidy(t->run_dir, t->epoch_done, t->rc.ckpt_every, t->rc.keep_last);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
+        if (ssl__run_log_repair(path, t->global_step) != SSL_OK)
             goto fail;
     }
     return t;
@@ -341,26 +390,40 @@ void ssl_trainer_free(ssl_trainer_t *t)
     ssl_dataset_free(t->train_ds);
     ssl_dataset_free(t->eval_ds);
     cJSON_Delete(t->doc);
+    free(t->buf_save[0]);
+    free(t->buf_save[1]);
+    ssl__run_dir_unlock(t->lock_fd);
     free(t);
 }
 
 const char *ssl_trainer_run_dir(const ssl_trainer_t *t) { return t->run_dir; }
 
+void ssl_trainer_request_stop(ssl_trainer_t *t)
+{
+    if (t)
+        t->stop_requested = 1; /* only this: it runs in signal handlers */
+}
+
 /* ---------------------------------------------------------------- metrics */
 
-static void metrics_line(ssl_trainer_t *t, const char *json)
+/* One line of metrics.jsonl; a failure to write it (full disk, no permission) is an error
+ * naming the file, not a run that ends "done" with no metrics. */
+static int metrics_line(ssl_trainer_t *t, const char *json)
 {
     if (t->opts.no_run_dir)
-        return;
+        return SSL_OK;
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
     FILE *f = fopen(path, "a");
-    if (!f) {
-        ssl_logf(SSL_LOG_WARN, "cannot append to %s: %s", path, strerror(errno));
-        return;
+    if (!f)
+        return ssl_set_error(SSL_ERR_IO, "cannot append to %s: %s", path, strerror(errno));
+    int bad = fprintf(f, "%s\n", json) < 0 || fflush(f) != 0;
+    int e = bad ? errno : 0;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
     }
-    fprintf(f, "%s\n", json);
-    fclose(f);
+    return bad ? ssl_set_error(SSL_ERR_IO, "cannot write to %s: %s", path, strerror(e)) : SSL_OK;
 }
 
 /* A JSON number with %.6g, or null when v is not finite (strict JSON has no NaN). */
@@ -404,14 +467,22 @@ static void pair_metrics(const ssl_method_t *m, double *align, double *unif)
 
 /* ---------------------------------------------------------------- checkpoints */
 
-static int save_checkpoints(ssl_trainer_t *t)
+static int save_last(ssl_trainer_t *t)
 {
     if (t->opts.no_run_dir)
         return SSL_OK;
     char path[1100];
     snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", t->run_dir);
-    if (ssl__trainer_save(t, path) != SSL_OK)
+    return ssl__trainer_save(t, path);
+}
+
+static int save_checkpoints(ssl_trainer_t *t)
+{
+    if (t->opts.no_run_dir)
+        return SSL_OK;
+    if (save_last(t) != SSL_OK)
         return ssl_last_status();
+    char path[1100];
     if (t->rc.ckpt_every > 0 && t->epoch_done % t->rc.ckpt_every == 0) {
         snprintf(path, sizeof path, "%s/checkpoints/epoch-%lld.safetensors", t->run_dir,
                  (long long)t->epoch_done);
@@ -429,6 +500,33 @@ static int save_checkpoints(ssl_trainer_t *t)
     return SSL_OK;
 }
 
+/* The run stops on request (ssl_trainer_request_stop) with its state saved where it is. */
+static int stopped(ssl_trainer_t *t, int64_t steps_at_start)
+{
+    long long g = (long long)t->global_step, e = (long long)t->epoch_done;
+    long long s = g - e * (long long)t->steps_per_epoch;
+    if (t->opts.no_run_dir)
+        return ssl_set_error(SSL_ERR_INTERRUPTED,
+                             "stopped at step %lld of %lld (nothing saved: "
+                             "no run directory)",
+                             g, (long long)t->total_steps);
+    if (t->global_step == steps_at_start)
+        return ssl_set_error(SSL_ERR_INTERRUPTED,
+                             "stopped before the first step of this run "
+                             "(%s/checkpoints: nothing new saved)",
+                             t->run_dir);
+    if (s == 0)
+        return ssl_set_error(SSL_ERR_INTERRUPTED,
+                             "stopped after epoch %lld (step %lld of %lld): "
+                             "checkpoint %s/checkpoints/last.safetensors",
+                             e, g, (long long)t->total_steps, t->run_dir);
+    return ssl_set_error(SSL_ERR_INTERRUPTED,
+                         "stopped at step %lld of %lld (step %lld of %lld "
+                         "in epoch %lld): checkpoint %s/checkpoints/last.safetensors",
+                         g, (long long)t->total_steps, s, (long long)t->steps_per_epoch, e + 1,
+                         t->run_dir);
+}
+
 /* ---------------------------------------------------------------- the loop */
 
 static int first_nonfinite_param(ssl_trainer_t *t, char *name, size_t len)
@@ -441,6 +539,31 @@ static int first_nonfinite_param(ssl_trainer_t *t, char *name, size_t len)
     return 1;
 }
 
+/* on_nonfinite "skip": the buffers of both networks (BN running statistics, queues, centers)
+ * before the step's forward, which updates BN statistics with the batch that then turns out
+ * non-finite; restored when the step is skipped, so a skipped step changes nothing. */
+static void buffers_keep(ssl_trainer_t *t, int restore)
+{
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0;
+        float *b = ssl_params_buffers(i ? t->target : t->online, &n);
+        if (!n || !t->buf_save[i])
+            continue;
+        if (restore)
+            memcpy(b, t->buf_save[i], n * sizeof(float));
+        else
+            memcpy(t->buf_save[i], b, n * sizeof(float));
+    }
+}
+
+static void skip_step(ssl_trainer_t *t)
+{
+    buffers_keep(t, 1);
+    ssl_params_zero_grad(t->online);
+    t->skipped_steps++;
+    t->epoch_skipped++;
+}
+
 int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
                       double *loss_out)
 {
@@ -448,6 +571,8 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     ssl_ctx_reset(t->ctx);
     if (ssl__method_before_step(t->method, t->online, &pos) != SSL_OK)
         return ssl_last_status();
+    if (t->rc.skip_nonfinite)
+        buffers_keep(t, 0);
     ssl_tensor_t *loss = ssl__method_loss(t->method, t->ctx, b, &pos);
     if (!loss)
         return ssl_last_status();
@@ -455,7 +580,7 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     *loss_out = L;
     if (!isfinite(L)) {
         if (t->rc.skip_nonfinite) {
-            t->skipped_steps++;
+            skip_step(t);
             ssl_logf(SSL_LOG_WARN, "step %lld: loss is %g, step skipped",
                      (long long)t->global_step + 1, L);
             return SSL_OK;
@@ -469,7 +594,7 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     if (first_nonfinite_param(t, bad, sizeof bad)) {
         ssl_params_zero_grad(t->online);
         if (t->rc.skip_nonfinite) {
-            t->skipped_steps++;
+            skip_step(t);
             ssl_logf(SSL_LOG_WARN, "step %lld: non-finite gradient in %s, step skipped",
                      (long long)t->global_step + 1, bad);
             return SSL_OK;
@@ -510,15 +635,72 @@ static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
         t->opts.progress(p, t->opts.user);
 }
 
+/* Label-free metrics of the epoch's last step, taken before the kNN reuses the step arena. */
+typedef struct epoch_metrics {
+    double emb_std, rankme, align, unif;
+} epoch_metrics_t;
+
+static void last_step_metrics(const ssl_trainer_t *t, epoch_metrics_t *m)
+{
+    collapse_metrics(ssl__method_last_embedding(t->method), &m->emb_std, &m->rankme);
+    pair_metrics(t->method, &m->align, &m->unif);
+}
+
+/* The epoch's last line of metrics.jsonl: means, collapse metrics, kNN. */
+static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s, int64_t images,
+                      double knn)
+{
+    char line[1024], num[32];
+    double emb_std = m->emb_std, rankme = m->rankme, align = m->align, unif = m->unif;
+    snprintf(line, sizeof line,
+             "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %s, \"epoch_s\": %.2f, "
+             "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"rankme\": %.6g, "
+             "\"skipped_steps\": %lld%s",
+             (long long)t->epoch_done, (long long)t->global_step,
+             json_num(num, sizeof num,
+                      t->epoch_loss_n ? t->epoch_loss_sum / (double)t->epoch_loss_n : NAN),
+             epoch_s, (double)images / (epoch_s > 0 ? epoch_s : 1), emb_std, rankme,
+             (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
+    if (align >= 0 && unif <= 0) { /* before the closing brace or the kNN key */
+        size_t o = strlen(line) - (knn >= 0 ? 2 : 1);
+        snprintf(line + o, sizeof line - o, ", \"alignment\": %.6g, \"uniformity\": %.6g%s", align,
+                 unif, knn >= 0 ? ", " : "}");
+    }
+    if (knn >= 0) {
+        size_t o = strlen(line);
+        snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
+    }
+    return metrics_line(t, line);
+}
+
+/* on_nonfinite "skip" skips a step now and then; an epoch that skipped more than half of its
+ * steps has diverged and stops the run before its checkpoint (the last good one stays). */
+static int check_skipped(const ssl_trainer_t *t)
+{
+    if (2 * t->epoch_skipped <= t->steps_per_epoch)
+        return SSL_OK;
+    return ssl_set_error(SSL_ERR_NONFINITE,
+                         "epoch %lld: %lld of its %lld steps were skipped for a non-finite loss "
+                         "or gradient (train.on_nonfinite \"skip\" stops the run when more than "
+                         "half are): the training diverged; lower the learning rate or set "
+                         "optim.clip_grad. The last checkpoint (epoch %lld) is kept",
+                         (long long)t->epoch_done, (long long)t->epoch_skipped,
+                         (long long)t->steps_per_epoch, (long long)t->epoch_done - 1);
+}
+
 int ssl_trainer_run(ssl_trainer_t *t)
 {
     char line[1024], num[32];
+    int64_t steps_at_start = t->global_step;
+    if (t->stop_requested)
+        return stopped(t, steps_at_start);
     if (t->rc.knn_every > 0 && t->epoch_done == 0 && t->knn_init < 0) {
         if (ssl__trainer_knn(t, &t->knn_init) != SSL_OK)
             return ssl_last_status();
         snprintf(line, sizeof line, "{\"epoch\": 0, \"step\": 0, \"knn_top1\": %.6f}",
                  t->knn_init);
-        metrics_line(t, line);
+        if (metrics_line(t, line) != SSL_OK)
+            return ssl_last_status();
     }
     if (t->rc.save_init && t->global_step == 0 && !t->opts.no_run_dir) {
         /* the random-init encoder, for probing the baseline with sslc knn / linear */
@@ -528,23 +710,28 @@ int ssl_trainer_run(ssl_trainer_t *t)
             return ssl_last_status();
     }
     double t_run = now_s();
-    int64_t steps_at_start = t->global_step;
     int64_t last_epoch = t->rc.epochs;
     if (t->opts.stop_after_epochs > 0 && t->opts.stop_after_epochs < last_epoch)
         last_epoch = t->opts.stop_after_epochs;
     while (t->epoch_done < last_epoch) {
         int64_t epoch = t->epoch_done;
-        if (ssl_loader_start_epoch(t->loader, epoch, 0) != SSL_OK)
+        /* > 0 right after resuming from a checkpoint.every_steps or interrupted checkpoint */
+        int64_t first = t->global_step - epoch * t->steps_per_epoch;
+        if (first == 0) {
+            t->epoch_loss_sum = 0;
+            t->epoch_loss_n = t->epoch_skipped = 0;
+        }
+        if (ssl_loader_start_epoch(t->loader, epoch, first) != SSL_OK)
             return ssl_last_status();
-        double t0 = now_s(), loss_sum = 0;
-        int64_t n_loss = 0, images = 0;
+        double t0 = now_s();
+        int64_t images = 0;
         ssl_train_progress_t p = {0};
         p.epochs = t->rc.epochs;
         p.steps_per_epoch = t->steps_per_epoch;
         p.total_steps = t->total_steps;
         p.knn_top1 = -1;
         p.knn_top1_init = t->knn_init;
-        for (int64_t s = 0; s < t->steps_per_epoch; s++) {
+        for (int64_t s = first; s < t->steps_per_epoch; s++) {
             const ssl_batch_t *b = ssl_loader_next(t->loader);
             if (!b)
                 return ssl_last_status() ? ssl_last_status()
@@ -554,8 +741,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
                 return ssl_last_status();
             images += b->size;
             if (isfinite(L)) {
-                loss_sum += L;
-                n_loss++;
+                t->epoch_loss_sum += L;
+                t->epoch_loss_n++;
             }
             double dt = now_s() - t0;
             p.epoch = epoch + 1;
@@ -563,58 +750,54 @@ int ssl_trainer_run(ssl_trainer_t *t)
             p.global_step = t->global_step;
             p.loss = L;
             p.lr = lr;
-            p.images_per_s = dt > 0 ? images / dt : 0;
+            p.images_per_s = dt > 0 ? (double)images / dt : 0;
             double run_dt = now_s() - t_run;
             int64_t done = t->global_step - steps_at_start;
-            p.eta_s = done > 0 ? run_dt / done * (double)(t->total_steps - t->global_step) : 0;
+            p.eta_s =
+                done > 0 ? run_dt / (double)done * (double)(t->total_steps - t->global_step) : 0;
             p.is_log_point = (s + 1) % t->rc.log_every == 0 || s + 1 == t->steps_per_epoch;
             if (p.is_log_point) {
                 snprintf(line, sizeof line,
                          "{\"epoch\": %lld, \"step\": %lld, \"loss\": %s, \"lr\": %.6g, "
                          "\"weight_decay\": %.6g, \"images_per_s\": %.1f}",
                          (long long)epoch + 1, (long long)t->global_step,
-                         json_num(num, sizeof num, L), lr, wd,
-                         p.images_per_s);
-                metrics_line(t, line);
+                         json_num(num, sizeof num, L), lr, wd, p.images_per_s);
+                if (metrics_line(t, line) != SSL_OK)
+                    return ssl_last_status();
             }
             report(t, &p);
+            if (s + 1 == t->steps_per_epoch)
+                break; /* the epoch's end saves */
+            int stop = t->stop_requested;
+            if ((stop ||
+                 (t->rc.ckpt_every_steps > 0 && t->global_step % t->rc.ckpt_every_steps == 0)) &&
+                save_last(t) != SSL_OK)
+                return ssl_last_status();
+            if (stop)
+                return stopped(t, steps_at_start);
         }
         t->epoch_done++;
         double epoch_s = now_s() - t0;
-        double emb_std, rankme;
-        collapse_metrics(ssl__method_last_embedding(t->method), &emb_std, &rankme);
-        double align, unif;
-        pair_metrics(t->method, &align, &unif);
+        epoch_metrics_t em;
+        last_step_metrics(t, &em);
         double knn = -1;
         if (t->rc.knn_every > 0 &&
             (t->epoch_done % t->rc.knn_every == 0 || t->epoch_done == t->rc.epochs)) {
             if (ssl__trainer_knn(t, &knn) != SSL_OK)
                 return ssl_last_status();
         }
-        snprintf(line, sizeof line,
-                 "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %s, \"epoch_s\": %.2f, "
-                 "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"rankme\": %.6g, "
-                 "\"skipped_steps\": %lld%s",
-                 (long long)t->epoch_done, (long long)t->global_step,
-                 json_num(num, sizeof num, n_loss ? loss_sum / n_loss : NAN), epoch_s,
-                 images / (epoch_s > 0 ? epoch_s : 1),
-                 emb_std, rankme, (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
-        if (align >= 0 && unif <= 0) { /* before the closing brace or the kNN key */
-            size_t o = strlen(line) - (knn >= 0 ? 2 : 1);
-            snprintf(line + o, sizeof line - o, ", \"alignment\": %.6g, \"uniformity\": %.6g%s",
-                     align, unif, knn >= 0 ? ", " : "}");
-        }
-        if (knn >= 0) {
-            size_t o = strlen(line);
-            snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
-        }
-        metrics_line(t, line);
+        if (epoch_line(t, &em, epoch_s, images, knn) != SSL_OK || check_skipped(t) != SSL_OK)
+            return ssl_last_status();
+        p.loss = t->epoch_loss_n ? t->epoch_loss_sum / (double)t->epoch_loss_n : NAN;
+        t->epoch_loss_sum = 0;
+        t->epoch_loss_n = t->epoch_skipped = 0;
         if (save_checkpoints(t) != SSL_OK)
             return ssl_last_status();
         p.epoch_done = 1;
         p.knn_top1 = knn;
-        p.loss = n_loss ? loss_sum / n_loss : NAN;
         report(t, &p);
+        if (t->stop_requested && t->epoch_done < last_epoch)
+            return stopped(t, steps_at_start);
     }
     return SSL_OK;
 }

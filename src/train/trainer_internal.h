@@ -1,6 +1,8 @@
 #ifndef SSL_TRAIN_TRAINER_INTERNAL_H
 #define SSL_TRAIN_TRAINER_INTERNAL_H
 
+#include <signal.h>
+
 #include "method.h"
 #include "run_config.h"
 #include "ssl/data.h"
@@ -26,7 +28,15 @@ struct ssl_trainer {
     int64_t epoch_done;         /* completed epochs */
     int64_t global_step;
     int64_t skipped_steps;
+    /* the epoch in progress, saved by a mid-epoch checkpoint so that resuming there logs the
+     * same epoch line as the uninterrupted run */
+    double epoch_loss_sum;
+    int64_t epoch_loss_n, epoch_skipped; /* finite losses summed; steps skipped this epoch */
     double knn_init;            /* kNN top-1 at initialisation, -1 if not measured */
+    volatile sig_atomic_t stop_requested; /* ssl_trainer_request_stop */
+    int lock_fd;                          /* flock on run_dir/lock, -1 without a run directory */
+    float *buf_save[2]; /* on_nonfinite "skip": the buffers of online / target before
+                         * the step (BN statistics), restored when it is skipped */
     char run_dir[1024];
     char vocab_meta[8];
 };
@@ -77,6 +87,10 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
  * global step, which then advances. *lr and *wd get the values used. */
 int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,
                            double *loss);
+/* On resume: rewrite path (metrics.jsonl) without the lines written after the checkpoint's
+ * step, lines cut off or run together by a kill, and lines an earlier resume repeated (a
+ * missing file is fine). A line longer than 64 KB is an error naming the file and line. */
+int ssl__run_log_repair(const char *path, int64_t step);
 /* Checkpoints: save the full state (atomic) / restore it. */
 int ssl__trainer_save(ssl_trainer_t *t, const char *path);
 int ssl__trainer_load(ssl_trainer_t *t, const char *path);

@@ -1,5 +1,6 @@
 /* sslc train: run a config with a live progress line. */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,51 @@ static const char *k_help =
     "  --quiet              no progress line, only the per-epoch summary\n"
     "  --no-report          do not write report.html at the end\n"
     "\n"
-    "Exit status: 0 done, 1 runtime error, 2 usage or config error.\n";
+    "Ctrl-C (SIGINT) or SIGTERM finishes the step in progress, saves\n"
+    "RUN_DIR/checkpoints/last.safetensors there (checkpoints can be mid-epoch), prints how to\n"
+    "resume and exits 130 (143 for SIGTERM); a second Ctrl-C quits at once without saving.\n"
+    "checkpoint.every_steps=N also saves last.safetensors every N steps inside an epoch. A run\n"
+    "holds RUN_DIR/lock while it trains: a second --resume of a live run is refused. Resuming\n"
+    "removes what an interruption left: temporary files, epoch-N files beyond\n"
+    "checkpoint.keep_last, and lines of metrics.jsonl after the checkpoint's step.\n"
+    "\n"
+    "Exit status: 0 done, 1 runtime error, 2 usage or config error, 130 / 143 stopped by\n"
+    "SIGINT / SIGTERM with a checkpoint to resume from.\n";
+
+/* Ctrl-C / SIGTERM: the first asks the trainer to stop after the step in progress and save a
+ * checkpoint there; a second one stops at once (the default action). */
+static ssl_trainer_t *volatile g_trainer;
+static volatile sig_atomic_t g_signal, g_signals;
+
+static void on_signal(int sig)
+{
+    if (g_signals++ > 0) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_signal = sig;
+    ssl_trainer_t *t = g_trainer;
+    if (t)
+        ssl_trainer_request_stop(t);
+    static const char msg[] = "\nsslc train: stopping after this step to save a checkpoint "
+                              "(press Ctrl-C again to quit at once, losing it)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 typedef struct prog {
     int tty, quiet, no_report;
@@ -131,7 +176,11 @@ int sslc_cmd_train(int argc, char **argv)
     o.overrides = sets;
     o.progress = on_progress;
     o.user = &g;
+    catch_signals();
     ssl_trainer_t *t = ssl_trainer_create(&o);
+    g_trainer = t;
+    if (t && g_signal) /* arrived while the data was loading */
+        ssl_trainer_request_stop(t);
     if (!t) {
         int st = ssl_last_status();
         fprintf(stderr, "sslc train: %s\n", ssl_last_error());
@@ -140,14 +189,20 @@ int sslc_cmd_train(int argc, char **argv)
     }
     printf("run directory: %s\n", ssl_trainer_run_dir(t));
     int st = ssl_trainer_run(t);
-    if (st != SSL_OK) {
+    if (st == SSL_ERR_INTERRUPTED) {
+        if (g.tty)
+            printf("\n");
+        fflush(stdout);
+        fprintf(stderr, "sslc train: %s\nresume with: sslc train --resume %s\n", ssl_last_error(),
+                ssl_trainer_run_dir(t));
+    } else if (st != SSL_OK) {
         if (g.tty)
             printf("\n");
         fprintf(stderr, "sslc train: %s\n", ssl_last_error());
     } else {
         printf("done: %s/checkpoints/last.safetensors\n", ssl_trainer_run_dir(t));
         /* the training is done and saved whatever happens here: a failed report only warns */
-        if (!g.no_report) {
+        if (!g.no_report && !g_signal) {
             fflush(stdout);
             const char *run = ssl_trainer_run_dir(t);
             /* without the scatter when the embeddings cannot be made (no test split) */
@@ -159,7 +214,10 @@ int sslc_cmd_train(int argc, char **argv)
                         run);
         }
     }
+    g_trainer = NULL;
     ssl_trainer_free(t);
     free(sets);
+    if (st == SSL_ERR_INTERRUPTED)
+        return 128 + (g_signal ? (int)g_signal : SIGINT); /* as the shell reports a signal */
     return st == SSL_OK ? 0 : 1;
 }
