@@ -4,7 +4,9 @@
 #   its own metrics;
 # - a second `--resume` of a live run is refused (the run's lock);
 # - SIGINT finishes the step, saves a checkpoint inside the epoch, says how to resume, exits 130;
-#   SIGTERM the same with 143; the resumed chain ends byte-identical to an uninterrupted run.
+#   SIGTERM the same with 143; the resumed chain ends byte-identical to an uninterrupted run;
+# - kill -9 between checkpoint.every_steps checkpoints: resume repairs metrics.jsonl (lines
+#   after the checkpoint, a cut-off line) and again ends byte-identical.
 # Usage: train_lifecycle.sh SSLC SOURCE_DIR
 set -uo pipefail
 sslc=$1
@@ -45,15 +47,21 @@ seeds=$(grep -ho '"seed":[[:space:]]*[0-9]*' "$tmp"/race/c*/config.json | sort -
 pass=$((pass + 1))
 
 # ---- interrupted and resumed equals straight (2 epochs of 32 steps)
-long=(--set data.limit=512 --set train.epochs=2)
+long=(--set data.limit=512 --set train.epochs=2 --set checkpoint.every_steps=5)
 expect 0 "done" -- "$sslc" train "$tmp/tiny.json" --out "$tmp/straight" "${long[@]}" "${q[@]}"
 run="$tmp/int/tiny"
 "$sslc" train "$tmp/tiny.json" --out "$tmp/int" "${long[@]}" "${q[@]}" > "$tmp/int.out" 2>&1 &
 bg=$!
-for _ in $(seq 300); do
-  [ "$(cat "$run/metrics.jsonl" 2>/dev/null | wc -l)" -ge 3 ] && break
-  sleep 0.05
-done
+# poll (up to 2 minutes on a loaded machine) for 3 steps and the every_steps checkpoint of step 5
+wait_for() { # LINES: until metrics.jsonl has LINES lines and last.safetensors exists
+  for _ in $(seq 2400); do
+    [ -f "$run/checkpoints/last.safetensors" ] \
+      && [ "$(cat "$run/metrics.jsonl" 2>/dev/null | wc -l)" -ge "$1" ] && return
+    kill -0 "$bg" 2>/dev/null || return
+    sleep 0.05
+  done
+}
+wait_for 6
 kill -0 "$bg" 2>/dev/null || fail "the run ended before it could be interrupted: $(cat "$tmp/int.out")"
 # the live run holds its lock: a second trainer on it is refused
 expect 1 "in use by another training" -- "$sslc" train --resume "$run" "${q[@]}"
@@ -71,11 +79,8 @@ pass=$((pass + 1))
 # SIGTERM on the resumed run: 143, then the rest
 "$sslc" train --resume "$run" "${q[@]}" > "$tmp/term.out" 2>&1 &
 bg=$!
-n0=$(wc -l < "$run/metrics.jsonl")
-for _ in $(seq 300); do
-  [ "$(wc -l < "$run/metrics.jsonl")" -ge $((n0 + 2)) ] && break
-  sleep 0.05
-done
+wait_for $(($(wc -l < "$run/metrics.jsonl") + 2))
+kill -0 "$bg" 2>/dev/null || fail "the resumed run ended before SIGTERM: $(cat "$tmp/term.out")"
 kill -TERM "$bg"
 wait "$bg"
 rc=$?
@@ -87,5 +92,23 @@ cmp -s "$tmp/straight/tiny/checkpoints/last.safetensors" "$run/checkpoints/last.
 strip() { sed -E 's/"(images_per_s|epoch_s)": [0-9.e+-]+//g' "$1"; }
 diff <(strip "$tmp/straight/tiny/metrics.jsonl") <(strip "$run/metrics.jsonl") > "$tmp/m.diff" \
   || fail "metrics.jsonl differs from the straight run's (timings aside): $(cat "$tmp/m.diff")"
+pass=$((pass + 1))
+
+# ---- kill -9 between checkpoint.every_steps checkpoints: the resume drops the metrics lines the
+# checkpoint had not seen (and a cut-off one) and the chain still equals the straight run
+run="$tmp/kill/tiny"
+"$sslc" train "$tmp/tiny.json" --out "$tmp/kill" "${long[@]}" "${q[@]}" > "$tmp/kill.out" 2>&1 &
+bg=$!
+wait_for 8
+kill -0 "$bg" 2>/dev/null || fail "the run ended before it could be killed: $(cat "$tmp/kill.out")"
+kill -9 "$bg"
+wait "$bg" 2>/dev/null
+bg=
+printf '{"epoch": 1, "step": 99, "lo' >> "$run/metrics.jsonl" # as if cut off mid-write
+expect 0 "done" -- "$sslc" train --resume "$run" "${q[@]}"
+cmp -s "$tmp/straight/tiny/checkpoints/last.safetensors" "$run/checkpoints/last.safetensors" \
+  || fail "kill -9 and resume: the checkpoint differs from the straight run's"
+diff <(strip "$tmp/straight/tiny/metrics.jsonl") <(strip "$run/metrics.jsonl") > "$tmp/m.diff" \
+  || fail "kill -9 and resume: metrics.jsonl not repaired: $(cat "$tmp/m.diff")"
 pass=$((pass + 1))
 echo "$pass passed, 0 failed"
