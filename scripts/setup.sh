@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libopenblas-openmp-dev libcjson-dev libstb-dev libcmocka-dev zlib1g-dev
+  libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev libcmocka-dev zlib1g-dev
   dataset-fashion-mnist
 )
 # Extra packages a caller asks for (e.g. python3-torch for fixtures, chromium for report tests).

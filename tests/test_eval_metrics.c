@@ -131,13 +131,13 @@ static void test_eigvalsh_known_spectra(void **state)
     for (int i = 0; i < 50; i++) /* graded over 12 orders of magnitude (a Gram spectrum) */
         lam[i] = pow(10.0, -12.0 * i / 49.0);
     check_spectrum(50, lam, 5, 1e-13);
-    /* the plain level-2 loops on a larger matrix */
+    /* a larger matrix of mixed-size entries */
     double *big = malloc(320 * sizeof(double));
     for (int i = 0; i < 320; i++)
         big[i] = sin(0.1 * i) * (1 + i % 7);
     check_spectrum(320, big, 6, 1e-12);
     free(big);
-    /* diagonal and zero matrices need no rotation */
+    /* diagonal and zero matrices come out exact */
     double d[9] = {3, NAN, NAN, 0, 1, NAN, 0, 0, 2}, w[3];
     assert_int_equal(ssl_eigvalsh(d, 3, w), SSL_OK);
     assert_true(w[0] == 1 && w[1] == 2 && w[2] == 3);
@@ -149,8 +149,8 @@ static void test_eigvalsh_known_spectra(void **state)
     assert_int_equal(ssl_eigvalsh(bad, 0, w), SSL_ERR_INVALID);
 }
 
-/* A random symmetric matrix large enough for the BLAS level-2 path (trailing blocks >= 512):
- * trace and Frobenius norm are invariants. */
+/* A random symmetric matrix large enough for LAPACK's blocked reduction: trace and Frobenius
+ * norm are invariants. */
 static void test_eigvalsh_invariants(void **state)
 {
     (void)state;
@@ -178,6 +178,35 @@ static void test_eigvalsh_invariants(void **state)
     assert_true(w[0] < -1.8 * sqrt((double)n) && w[n - 1] > 1.8 * sqrt((double)n));
     free(a);
     free(w);
+}
+
+/* Against numpy.linalg.eigvalsh (tests/fixtures/gen_lapack_fixtures.py): a spectrum from -1e3
+ * to 1e3 with two eigenvalues 1e-9 apart, a rank-deficient Gram matrix, a 1 x 1. */
+static void test_eigvalsh_numpy(void **state)
+{
+    (void)state;
+    ssl_st_t *f = tu_fixture_open(FIXTURE("eigen_numpy.safetensors"));
+    const struct {
+        const char *name;
+        int64_t n;
+    } cases[] = {{"wide", 40}, {"psd", 30}, {"tiny", 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char an[64], wn[64];
+        snprintf(an, sizeof an, "eig.%s.a", cases[c].name);
+        snprintf(wn, sizeof wn, "eig.%s.w", cases[c].name);
+        int64_t n = cases[c].n;
+        double *a = tu_fixture_f64(f, an, n * n), *want = tu_fixture_f64(f, wn, n);
+        double *w = malloc((size_t)n * sizeof(double)), top = 0;
+        assert_int_equal(ssl_eigvalsh(a, n, w), SSL_OK);
+        for (int64_t i = 0; i < n; i++)
+            top = fmax(top, fabs(want[i]));
+        for (int64_t i = 0; i < n; i++)
+            if (!(fabs(w[i] - want[i]) <= 1e-13 * top))
+                fail_msg("%s: eigenvalue %lld = %.17g, numpy %.17g", cases[c].name, (long long)i,
+                         w[i], want[i]);
+        free(a), free(want), free(w);
+    }
+    ssl_st_close(f);
 }
 
 /* ---------------------------------------------------------------- RankMe */
@@ -332,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eigvalsh_known_spectra),
         cmocka_unit_test(test_eigvalsh_invariants),
+        cmocka_unit_test(test_eigvalsh_numpy),
         cmocka_unit_test(test_rankme_low_rank_and_isotropic),
         cmocka_unit_test(test_metrics_golden),
         cmocka_unit_test(test_uniformity_blocks_and_range),

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ssl/eval.h"
+#include "ssl/io.h"
 
 static void test_pca_exact(void **state)
 {
@@ -86,6 +87,43 @@ static void test_pca_random(void **state)
     free(x);
 }
 
+/* Against NumPy (tests/fixtures/gen_lapack_fixtures.py): numpy.cov's leading eigenpairs from
+ * numpy.linalg.eigh, with ssl_pca's sign convention, and the centred projections. */
+static void test_pca_numpy(void **state)
+{
+    (void)state;
+    enum { N = 300, D = 20, K = 4 };
+    ssl_st_t *f = tu_fixture_open(TU_FIXTURE("eigen_numpy.safetensors"));
+    float *x = malloc(sizeof(float) * N * D);
+    int i = ssl_st_find(f, "pca.x");
+    assert_true(i >= 0);
+    assert_int_equal(ssl_st_read_f32(f, i, x, N * D), SSL_OK);
+    double *var_np = tu_fixture_f64(f, "pca.var", K), *total_np = tu_fixture_f64(f, "pca.total", 1);
+    double *comp_np = tu_fixture_f64(f, "pca.components", K * D);
+    double *proj_np = tu_fixture_f64(f, "pca.proj", N * K);
+    float proj[N * K], comp[K * D];
+    double var[K], total;
+    assert_int_equal(ssl_pca(x, N, D, K, proj, comp, var, &total), SSL_OK);
+    assert_true(fabs(total - total_np[0]) <= 1e-12 * total_np[0]);
+    double pmax = 0;
+    for (int j = 0; j < N * K; j++)
+        pmax = fmax(pmax, fabs(proj_np[j]));
+    for (int c = 0; c < K; c++) {
+        if (!(fabs(var[c] - var_np[c]) <= 1e-12 * var_np[0]))
+            fail_msg("variance %d: %.17g, numpy %.17g", c, var[c], var_np[c]);
+        for (int j = 0; j < D; j++) /* float32 output of unit vectors */
+            if (!(fabs(comp[c * D + j] - comp_np[c * D + j]) <= 1e-6))
+                fail_msg("component %d[%d]: %.9g, numpy %.9g", c, j, comp[c * D + j],
+                         comp_np[c * D + j]);
+        for (int r = 0; r < N; r++)
+            if (!(fabs(proj[r * K + c] - proj_np[r * K + c]) <= 1e-6 * pmax))
+                fail_msg("projection (%d, %d): %.9g, numpy %.9g", r, c, proj[r * K + c],
+                         proj_np[r * K + c]);
+    }
+    free(x), free(var_np), free(total_np), free(comp_np), free(proj_np);
+    ssl_st_close(f);
+}
+
 static void test_pca_errors(void **state)
 {
     (void)state;
@@ -109,6 +147,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pca_exact),
         cmocka_unit_test(test_pca_random),
+        cmocka_unit_test(test_pca_numpy),
         cmocka_unit_test(test_pca_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -156,6 +156,23 @@ ssl_tensor_t *tu_fixture_tensor(ssl_ctx_t *ctx, const ssl_st_t *f, const char *n
     return x;
 }
 
+double *tu_fixture_f64(const ssl_st_t *f, const char *name, int64_t numel)
+{
+    int i = ssl_st_find(f, name);
+    if (i < 0)
+        fail_msg("fixture %s has no tensor '%s'", ssl_st_path(f), name);
+    const ssl_st_tensor_t *t = ssl_st_tensor(f, i);
+    if (t->dtype != SSL_DTYPE_F64 || t->numel != numel)
+        fail_msg("fixture %s: '%s' is %s with %lld elements, expected F64 with %lld",
+                 ssl_st_path(f), name, ssl_dtype_name(t->dtype), (long long)t->numel,
+                 (long long)numel);
+    double *x = malloc((size_t)numel * sizeof(double));
+    assert_non_null(x);
+    /* safetensors is little-endian, as the hosts this runs on (x86-64, arm64) */
+    assert_int_equal(ssl_st_read_raw(f, i, x, (size_t)numel * sizeof(double)), SSL_OK);
+    return x;
+}
+
 int tu_fixture_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, double rtol)
 {
     int checked = 0;

@@ -69,6 +69,9 @@ typedef struct ssl_st_reader ssl_st_t;
 ssl_st_t *tu_fixture_open(const char *path);
 /* Tensor `name` of a fixture as float32 in ctx (fails the test when absent). */
 ssl_tensor_t *tu_fixture_tensor(ssl_ctx_t *ctx, const ssl_st_t *f, const char *name);
+/* Tensor `name` of a fixture stored as F64, malloc'd (free it); its element count must be numel
+ * (fails the test otherwise). */
+double *tu_fixture_f64(const ssl_st_t *f, const char *name, int64_t numel);
 /* Every trainable parameter's gradient against the fixture's "grad.<name>"; fails the test on a
  * missing tensor or a mismatch; returns how many were compared. */
 int tu_fixture_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, double rtol);

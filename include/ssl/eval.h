@@ -164,9 +164,9 @@ SSL_API int ssl_zeroshot_eval(const ssl_features_t *images, const float *classes
 /* ---------------------------------------------------------------- collapse metrics */
 
 /* Eigenvalues of the symmetric n x n matrix a (row-major; only the lower triangle is read;
- * destroyed), ascending, into w[n]. Householder tridiagonalisation + implicit QL with
- * Wilkinson shifts, in double. SSL_ERR_NONFINITE for NaN/Inf input, SSL_ERR_STATE if an
- * eigenvalue fails to converge (not seen for finite input). */
+ * destroyed), ascending, into w[n], by LAPACK's dsyevr (OpenBLAS), in double. n <= 46340
+ * (LAPACK's 32-bit indices; SSL_ERR_UNSUPPORTED above). SSL_ERR_NONFINITE for NaN/Inf input,
+ * SSL_ERR_STATE if LAPACK reports a failure (not seen for finite input). */
 SSL_API int ssl_eigvalsh(double *a, int64_t n, double *w);
 
 /* Singular values of z (n, d), descending, into s[min(n, d)]: square roots of the eigenvalues
@@ -194,10 +194,9 @@ SSL_API int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int n
                            double *out);
 
 /* Principal components of x (n, d), n >= 2, 1 <= k <= d <= 4096: rows centred, covariance
- * (divided by n - 1) in double, its eigenvalues by ssl_eigvalsh and the k leading eigenvectors
- * by power iteration with deflation until each Rayleigh quotient meets its eigenvalue (1e-10
- * of the largest). proj (n, k) receives the centred rows projected on them; components (k, d),
- * variance (k) (the variance along each) and total_variance (the trace) may be NULL. Each
+ * (divided by n - 1) in double by BLAS dsyrk, its k leading eigenpairs by LAPACK's dsyevr.
+ * proj (n, k) receives the centred rows projected on them; components (k, d), variance (k)
+ * (the variance along each: the eigenvalue) and total_variance (the trace) may be NULL. Each
  * component's largest entry is positive, so results do not flip sign. O(n d^2 + d^3). */
 SSL_API int ssl_pca(const float *x, int64_t n, int64_t d, int k, float *proj, float *components,
                     double *variance, double *total_variance);

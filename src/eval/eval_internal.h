@@ -1,4 +1,5 @@
-/* Internal to the eval layer: argument checks shared by kNN, the linear probe and the metrics. */
+/* Internal to the eval layer: argument checks shared by kNN, the linear probe and the metrics;
+ * the top-k symmetric eigensolver PCA uses. */
 #ifndef SSL_EVAL_INTERNAL_H
 #define SSL_EVAL_INTERNAL_H
 
@@ -20,6 +21,11 @@ int ssl__eval_check_features(const char *fn, const char *what, const ssl_feature
 
 /* Same for a bare (n, d) matrix. */
 int ssl__eval_check_matrix(const char *fn, const char *what, const float *x, int64_t n, int64_t d);
+
+/* The k largest eigenvalues of the symmetric (n, n) matrix a (row-major, lower triangle read,
+ * destroyed), ascending, into w[k], and their unit eigenvectors as the rows of z (k, n), by
+ * LAPACK's dsyevr. Errors name fn. */
+int ssl__eigh_top(const char *fn, double *a, int64_t n, int k, double *w, double *z);
 
 /* 1 / max(||row||_2, 1e-12) of every row of x (n, d), accumulated in double, into inv[n]. */
 void ssl__eval_inv_norms(const float *x, int64_t n, int64_t d, float *inv);
