@@ -46,8 +46,8 @@ seeds=$(grep -ho '"seed":[[:space:]]*[0-9]*' "$tmp"/race/c*/config.json | sort -
 [ "$seeds" = 3 ] || fail "the three runs do not each have their own directory (seeds: $seeds)"
 pass=$((pass + 1))
 
-# ---- interrupted and resumed equals straight (2 epochs of 32 steps)
-long=(--set data.limit=512 --set train.epochs=2 --set checkpoint.every_steps=5)
+# ---- interrupted and resumed equals straight (2 epochs of 16 steps)
+long=(--set data.limit=256 --set train.epochs=2 --set checkpoint.every_steps=5)
 expect 0 "done" -- "$sslc" train "$tmp/tiny.json" --out "$tmp/straight" "${long[@]}" "${q[@]}"
 run="$tmp/int/tiny"
 "$sslc" train "$tmp/tiny.json" --out "$tmp/int" "${long[@]}" "${q[@]}" > "$tmp/int.out" 2>&1 &
