@@ -232,10 +232,8 @@ static void test_fashion_mnist(void **state)
     (void)state;
     char p[512];
     snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte.gz", SSL_FASHION_MNIST_DIR);
-    if (access(p, R_OK) != 0) {
-        print_message("Fashion-MNIST not found in %s: skipped\n", SSL_FASHION_MNIST_DIR);
-        skip();
-    }
+    if (access(p, R_OK) != 0)
+        TU_SKIP("Fashion-MNIST not found in %s", SSL_FASHION_MNIST_DIR);
     ssl_dataset_t *ds = ssl_dataset_load_fashion_mnist(NULL, "test", NULL);
     assert_non_null(ds);
     assert_int_equal(ds->n, 10000);
@@ -791,5 +789,5 @@ int main(void)
         cmocka_unit_test(test_folder_link_out_of_root),
         cmocka_unit_test(test_folder_only_empty_classes),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tu_status(cmocka_run_group_tests(tests, setup, teardown));
 }

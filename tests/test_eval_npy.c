@@ -288,8 +288,7 @@ static void test_npy_numpy_reads_ours(void **state)
     (void)state;
     if (access("/usr/bin/python3", X_OK) != 0 ||
         system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
-        print_message("  [ SKIPPED ] /usr/bin/python3 with numpy not available\n");
-        return;
+        TU_SKIP("/usr/bin/python3 with numpy not available (apt-get install python3-numpy)");
     }
     float x[6] = {1.5f, -2, 3, 4, 5, 6.25f};
     int32_t y[3] = {0, 9, -4};
@@ -330,5 +329,5 @@ int main(void)
         cmocka_unit_test(test_npy_atomic),       cmocka_unit_test(test_npy_numpy_fixtures),
         cmocka_unit_test(test_npy_malformed),    cmocka_unit_test(test_npy_numpy_reads_ours),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tu_status(cmocka_run_group_tests(tests, setup, teardown));
 }

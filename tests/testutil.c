@@ -136,6 +136,24 @@ void tu_assert_error(const void *t, int status, ...)
     va_end(ap);
 }
 
+static int tu_skipped;
+
+void tu_note_skip(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    print_message("  [ SKIPPED ] %s\n", msg);
+    tu_skipped++;
+}
+
+int tu_status(int failed)
+{
+    return failed ? failed : tu_skipped ? 77 : 0;
+}
+
 ssl_st_t *tu_fixture_open(const char *path)
 {
     ssl_st_t *f = ssl_st_open(path);

@@ -20,6 +20,23 @@ ssl_tensor_t *tu_rand(ssl_ctx_t *ctx, int ndim, const int64_t *shape, uint64_t s
 ssl_tensor_t *tu_rand_away0(ssl_ctx_t *ctx, int ndim, const int64_t *shape, uint64_t seed,
                             float lo, float hi, float gap, int requires_grad);
 
+/* Skips the running test, printing why, and remembers it: a test binary returns
+ * tu_status(cmocka_run_group_tests(...)), which is 77 (ctest: skipped, SKIP_RETURN_CODE) when
+ * nothing failed but something was skipped, so a missing dataset or tool shows as a skip, not
+ * as a pass (.ci/run fails on skips). */
+#define TU_SKIP(...)                                                                               \
+    do {                                                                                           \
+        tu_note_skip(__VA_ARGS__);                                                                 \
+        skip();                                                                                    \
+    } while (0)
+void tu_note_skip(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* failed (cmocka's count of failed tests) if non-zero, else 77 if a test was skipped, else 0. */
+int tu_status(int failed);
+
 /* Number of i with |a[i] - b[i]| > atol + rtol * |b[i]|; prints the first few. */
 int tu_count_mismatch(const float *a, const float *b, int64_t n, double atol, double rtol,
                       const char *what);
