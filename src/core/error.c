@@ -64,6 +64,12 @@ void ssl_clear_error(void)
 
 int ssl_set_error(int status, const char *fmt, ...)
 {
+    if (!fmt) { /* a caller's mistake: keep the status, say what is missing */
+        snprintf(tl_msg, sizeof tl_msg, "%s (ssl_set_error without a message)",
+                 ssl_strerror(status));
+        tl_status = status;
+        return status;
+    }
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
@@ -87,7 +93,7 @@ void ssl_set_log_callback(ssl_log_fn fn, void *user, int min_level)
 
 void ssl_logf(int level, const char *fmt, ...)
 {
-    if (!g_log_fn || level < g_log_min)
+    if (!g_log_fn || level < g_log_min || !fmt)
         return;
     char buf[2048];
     va_list ap;

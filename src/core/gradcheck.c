@@ -15,6 +15,11 @@ static double weighted_sum(const ssl_tensor_t *out, const float *r)
 int ssl_gradcheck(ssl_ctx_t *ctx, ssl_graph_fn fn, void *user, ssl_tensor_t **in, int n_in,
                   const ssl_gradcheck_opts_t *opts, ssl_gradcheck_result_t *res)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(fn, __func__) ||
+        (n_in != 0 && SSL__IS_NULL(in, __func__)))
+        return SSL_ERR_INVALID;
+    if (n_in < 0)
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_gradcheck: n_in %d < 0", n_in);
     ssl_gradcheck_opts_t o = {1e-3, 1e-3, 1e-2, 256};
     if (opts) {
         if (opts->eps > 0) o.eps = opts->eps;

@@ -239,9 +239,8 @@ ssl_tensor_t *ssl_linear(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_t
 ssl_tensor_t *ssl_linear_residual(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
                                   ssl_tensor_t *bias, ssl_tensor_t *residual)
 {
-    if (!residual) { /* an earlier op failed: keep its error */
-        if (ssl_last_status() == SSL_OK)
-            ssl_set_error(SSL_ERR_INVALID, "linear_residual: NULL residual");
+    if (!residual) {
+        ssl__null_input("linear_residual", "residual");
         return NULL;
     }
     ssl_node_t n;

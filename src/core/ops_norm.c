@@ -807,8 +807,10 @@ static ssl_tensor_t *batch_norm_node(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor
                                      ssl_tensor_t *running_var, int training, float momentum,
                                      float eps, int relu, ssl_tensor_t *residual)
 {
-    if (!x || (relu == 2 && !residual))
-        return NULL; /* an earlier op failed: keep its error */
+    if (!x || (relu == 2 && !residual)) {
+        ssl__null_input("batch_norm", !x ? "x" : "residual");
+        return NULL;
+    }
     if (!ctx) {
         ssl_set_error(SSL_ERR_INVALID, "batch_norm: NULL context");
         return NULL;

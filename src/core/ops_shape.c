@@ -583,8 +583,8 @@ int ssl_split(ssl_ctx_t *ctx, ssl_tensor_t *x, int axis, int n, ssl_tensor_t **o
                              !out ? "NULL output array" : "needs at least one part");
     for (int i = 0; i < n; i++)
         out[i] = NULL;
-    if (!x) /* an earlier op failed: keep its error */
-        return ssl_last_status() != SSL_OK ? ssl_last_status() : SSL_ERR_INVALID;
+    if (!x)
+        return ssl__null_input("split", "x");
     char s[96];
     int a = ssl__axis(axis, x->ndim);
     if (a < 0)

@@ -2,6 +2,7 @@
  * matching gradient buffer, buffers (running statistics) in a third, each with a stable name. */
 #include "core_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,13 @@ ssl_tensor_t *ssl_params_add(ssl_params_t *p, const char *name, int ndim, const 
         ssl_set_error(SSL_ERR_INVALID, "ssl_params_add: NULL store or empty name");
         return NULL;
     }
+    if (kind != SSL_PARAM_TRAINABLE && kind != SSL_PARAM_BUFFER) {
+        ssl_set_error(SSL_ERR_INVALID,
+                      "ssl_params_add '%s': kind %d is neither SSL_PARAM_TRAINABLE nor "
+                      "SSL_PARAM_BUFFER",
+                      name, kind);
+        return NULL;
+    }
     if (ssl_params_get(p, name)) {
         ssl_set_error(SSL_ERR_INVALID, "ssl_params_add: duplicate parameter name '%s'", name);
         return NULL;
@@ -86,9 +94,9 @@ ssl_tensor_t *ssl_params_add(ssl_params_t *p, const char *name, int ndim, const 
     }
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] <= 0) {
-            ssl_set_error(SSL_ERR_INVALID, "ssl_params_add '%s': dimension %d is %lld", name, i,
-                          (long long)shape[i]);
+        if (shape[i] <= 0 || numel > (int64_t)(PTRDIFF_MAX / sizeof(float)) / shape[i]) {
+            ssl_set_error(SSL_ERR_INVALID, "ssl_params_add '%s': dimension %d is %lld%s", name, i,
+                          (long long)shape[i], shape[i] > 0 ? " (too many elements)" : "");
             return NULL;
         }
         numel *= shape[i];
@@ -147,21 +155,34 @@ ssl_tensor_t *ssl_params_add(ssl_params_t *p, const char *name, int ndim, const 
 
 ssl_tensor_t *ssl_params_get(const ssl_params_t *p, const char *name)
 {
-    for (int i = 0; p && i < p->n; i++)
+    if (SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return NULL;
+    for (int i = 0; i < p->n; i++)
         if (strcmp(p->info[i].name, name) == 0)
             return p->info[i].t;
     return NULL;
 }
 
-int ssl_params_count(const ssl_params_t *p) { return p ? p->n : 0; }
+int ssl_params_count(const ssl_params_t *p)
+{
+    return SSL__IS_NULL(p, __func__) ? 0 : p->n;
+}
 
 const ssl_param_info_t *ssl_params_info(const ssl_params_t *p, int i)
 {
-    return (p && i >= 0 && i < p->n) ? &p->info[i] : NULL;
+    if (SSL__IS_NULL(p, __func__))
+        return NULL;
+    if (i < 0 || i >= p->n) {
+        ssl_set_error(SSL_ERR_INVALID, "ssl_params_info: index %d outside 0..%d", i, p->n - 1);
+        return NULL;
+    }
+    return &p->info[i];
 }
 
 float *ssl_params_data(ssl_params_t *p, size_t *n_floats)
 {
+    if (SSL__IS_NULL(p, __func__))
+        return NULL;
     if (n_floats)
         *n_floats = p->n_train;
     return p->data;
@@ -169,6 +190,8 @@ float *ssl_params_data(ssl_params_t *p, size_t *n_floats)
 
 float *ssl_params_grad(ssl_params_t *p, size_t *n_floats)
 {
+    if (SSL__IS_NULL(p, __func__))
+        return NULL;
     if (n_floats)
         *n_floats = p->n_train;
     return p->grad;
@@ -176,6 +199,8 @@ float *ssl_params_grad(ssl_params_t *p, size_t *n_floats)
 
 float *ssl_params_buffers(ssl_params_t *p, size_t *n_floats)
 {
+    if (SSL__IS_NULL(p, __func__))
+        return NULL;
     if (n_floats)
         *n_floats = p->n_buf;
     return p->buf;
@@ -183,12 +208,14 @@ float *ssl_params_buffers(ssl_params_t *p, size_t *n_floats)
 
 void ssl_params_zero_grad(ssl_params_t *p)
 {
-    if (p && p->grad)
+    if (!SSL__IS_NULL(p, __func__) && p->grad)
         memset(p->grad, 0, p->n_train * sizeof(float));
 }
 
 int ssl_params_set_frozen(ssl_params_t *p, const char *prefix, int frozen)
 {
+    if (SSL__IS_NULL(p, __func__) || SSL__IS_NULL(prefix, __func__))
+        return SSL_ERR_INVALID;
     size_t len = strlen(prefix);
     int count = 0;
     for (int i = 0; i < p->n; i++) {

@@ -13,6 +13,8 @@ static inline void mulhilo(uint32_t a, uint32_t b, uint32_t *hi, uint32_t *lo)
 
 void ssl_philox4x32(uint64_t seed, uint64_t stream, uint64_t index, uint32_t out[4])
 {
+    if (SSL__IS_NULL(out, __func__))
+        return;
     uint32_t c0 = (uint32_t)index, c1 = (uint32_t)(index >> 32);
     uint32_t c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
@@ -81,6 +83,8 @@ float ssl_rng_normal(uint64_t seed, uint64_t stream, uint64_t index)
 void ssl_rng_fill_uniform(float *dst, size_t n, float lo, float hi, uint64_t seed,
                           uint64_t stream, uint64_t offset)
 {
+    if (n > 0 && SSL__IS_NULL(dst, __func__))
+        return;
     float span = hi - lo;
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
     for (size_t i = 0; i < n; i++)
@@ -90,6 +94,8 @@ void ssl_rng_fill_uniform(float *dst, size_t n, float lo, float hi, uint64_t see
 void ssl_rng_fill_normal(float *dst, size_t n, float mean, float std, uint64_t seed,
                          uint64_t stream, uint64_t offset)
 {
+    if (n > 0 && SSL__IS_NULL(dst, __func__))
+        return;
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
     for (size_t i = 0; i < n; i++)
         dst[i] = mean + std * ssl_rng_normal(seed, stream, offset + i);
@@ -98,6 +104,8 @@ void ssl_rng_fill_normal(float *dst, size_t n, float mean, float std, uint64_t s
 void ssl_rng_fill_trunc_normal(float *dst, size_t n, float mean, float std, float a, float b,
                                uint64_t seed, uint64_t stream, uint64_t offset)
 {
+    if (n > 0 && SSL__IS_NULL(dst, __func__))
+        return;
 #pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
     for (size_t i = 0; i < n; i++) {
         float v = mean + std * ssl_rng_normal(seed, stream, offset + i);

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@ static int add_chunk(ssl_ctx_t *ctx, size_t cap)
 {
     if (ctx->n_chunks == ARENA_MAX_CHUNKS)
         return ssl_set_error(SSL_ERR_NOMEM, "arena: more than %d chunks", ARENA_MAX_CHUNKS);
+    if (cap > SIZE_MAX / 2) /* rounding up would wrap to 0 */
+        return ssl_set_error(SSL_ERR_NOMEM, "arena: cannot allocate %zu bytes", cap);
     cap = round_up(cap, ARENA_ALIGN);
     char *p = aligned_alloc(ARENA_ALIGN, cap);
     if (!p)
@@ -79,6 +82,8 @@ void ssl_ctx_free(ssl_ctx_t *ctx)
 
 void ssl_ctx_reset(ssl_ctx_t *ctx)
 {
+    if (SSL__IS_NULL(ctx, __func__))
+        return;
     if (ctx->n_chunks > 1) {
         /* The step needed more than one chunk: replace them by one that holds it all, so the
          * next step allocates nothing. */
@@ -102,18 +107,35 @@ void ssl_ctx_reset(ssl_ctx_t *ctx)
 
 int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled)
 {
+    if (SSL__IS_NULL(ctx, __func__))
+        return 0;
     int prev = ctx->grad_enabled;
     ctx->grad_enabled = enabled != 0;
     return prev;
 }
 
-int ssl_ctx_grad_enabled(const ssl_ctx_t *ctx) { return ctx->grad_enabled; }
-size_t ssl_ctx_arena_used(const ssl_ctx_t *ctx) { return ctx->used; }
-size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx) { return ctx->peak; }
-int ssl_ctx_tape_len(const ssl_ctx_t *ctx) { return ctx->n_nodes; }
+/* Getters of a NULL context: 0 and the error set. */
+int ssl_ctx_grad_enabled(const ssl_ctx_t *ctx)
+{
+    return SSL__IS_NULL(ctx, __func__) ? 0 : ctx->grad_enabled;
+}
+size_t ssl_ctx_arena_used(const ssl_ctx_t *ctx)
+{
+    return SSL__IS_NULL(ctx, __func__) ? 0 : ctx->used;
+}
+size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx)
+{
+    return SSL__IS_NULL(ctx, __func__) ? 0 : ctx->peak;
+}
+int ssl_ctx_tape_len(const ssl_ctx_t *ctx)
+{
+    return SSL__IS_NULL(ctx, __func__) ? 0 : ctx->n_nodes;
+}
 
 size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx)
 {
+    if (SSL__IS_NULL(ctx, __func__))
+        return 0;
     size_t c = 0;
     for (int i = 0; i < ctx->n_chunks; i++)
         c += ctx->chunks[i].cap;
@@ -122,6 +144,12 @@ size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx)
 
 void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes)
 {
+    if (SSL__IS_NULL(ctx, __func__))
+        return NULL;
+    if (bytes > SIZE_MAX / 2) {
+        ssl_set_error(SSL_ERR_NOMEM, "ssl_arena_alloc: %zu bytes", bytes);
+        return NULL;
+    }
     size_t need = round_up(bytes ? bytes : 1, ARENA_ALIGN);
     for (;;) {
         chunk_t *c = &ctx->chunks[ctx->cur];
@@ -171,6 +199,11 @@ size_t ssl__scratch_capacity(const ssl_ctx_t *ctx) { return ctx->scratch_cap; }
 
 char *ssl_shape_str(const ssl_tensor_t *t, char *buf, size_t len)
 {
+    if (SSL__IS_NULL(buf, __func__) || len == 0 || len > PTRDIFF_MAX) {
+        if (buf)
+            ssl_set_error(SSL_ERR_INVALID, "ssl_shape_str: buffer length %zu", len);
+        return NULL;
+    }
     if (!t) {
         snprintf(buf, len, "(null)");
         return buf;
@@ -186,6 +219,8 @@ char *ssl_shape_str(const ssl_tensor_t *t, char *buf, size_t len)
 
 int ssl_same_shape(const ssl_tensor_t *a, const ssl_tensor_t *b)
 {
+    if (SSL__IS_NULL(a, __func__) || SSL__IS_NULL(b, __func__))
+        return 0;
     if (a->ndim != b->ndim)
         return 0;
     for (int i = 0; i < a->ndim; i++)
@@ -196,6 +231,8 @@ int ssl_same_shape(const ssl_tensor_t *a, const ssl_tensor_t *b)
 
 int64_t ssl_dim(const ssl_tensor_t *t, int d)
 {
+    if (SSL__IS_NULL(t, __func__))
+        return 0;
     if (d < 0)
         d += t->ndim;
     return (d >= 0 && d < t->ndim) ? t->shape[d] : 0;
@@ -203,8 +240,11 @@ int64_t ssl_dim(const ssl_tensor_t *t, int d)
 
 static ssl_tensor_t *header(ssl_ctx_t *ctx, int ndim, const int64_t *shape)
 {
+    if (SSL__IS_NULL(ctx, "tensor"))
+        return NULL;
     if (ndim < 0 || ndim > SSL_MAX_DIMS || (ndim > 0 && !shape)) {
-        ssl_set_error(SSL_ERR_INVALID, "tensor: rank %d outside 0..%d", ndim, SSL_MAX_DIMS);
+        ssl_set_error(SSL_ERR_INVALID, "tensor: rank %d outside 0..%d%s", ndim, SSL_MAX_DIMS,
+                      shape ? "" : " or shape NULL");
         return NULL;
     }
     int64_t numel = 1;
@@ -212,6 +252,14 @@ static ssl_tensor_t *header(ssl_ctx_t *ctx, int ndim, const int64_t *shape)
         if (shape[i] < 0) {
             ssl_set_error(SSL_ERR_INVALID, "tensor: dimension %d is negative (%lld)", i,
                           (long long)shape[i]);
+            return NULL;
+        }
+        /* float elements addressable in memory: numel * 4 bytes must fit (and not wrap) */
+        if (shape[i] > 0 && numel > (int64_t)(PTRDIFF_MAX / sizeof(float)) / shape[i]) {
+            ssl_set_error(SSL_ERR_INVALID,
+                          "tensor: %lld elements up to dimension %d (%lld) overflow the "
+                          "address space",
+                          (long long)numel, i, (long long)shape[i]);
             return NULL;
         }
         numel *= shape[i];
@@ -281,13 +329,13 @@ ssl_tensor_t *ssl_tensor_4d(ssl_ctx_t *ctx, int64_t n0, int64_t n1, int64_t n2, 
 
 void ssl_tensor_set_requires_grad(ssl_tensor_t *t, int on)
 {
-    if (t)
+    if (!SSL__IS_NULL(t, __func__))
         t->requires_grad = on != 0;
 }
 
 ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t)
 {
-    if (!t)
+    if (SSL__IS_NULL(t, __func__))
         return NULL;
     ssl_tensor_t *d = header(ctx, t->ndim, t->shape);
     if (!d)
@@ -298,6 +346,13 @@ ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t)
 }
 
 /* ---------------------------------------------------------------- op plumbing */
+
+int ssl__null_input(const char *op, const char *arg)
+{
+    if (ssl_last_status() == SSL_OK)
+        return ssl_set_error(SSL_ERR_INVALID, "%s: %s is NULL", op, arg);
+    return ssl_last_status();
+}
 
 void ssl__node_init(ssl_node_t *n, int op, int n_in, ...)
 {
@@ -375,6 +430,9 @@ static int prof_cmp(const void *a, const void *b)
 
 int ssl_profile_get(ssl_op_profile_t *out, int max)
 {
+    if (SSL__IS_NULL(out, __func__) || max < 0)
+        return out ? ssl_set_error(SSL_ERR_INVALID, "ssl_profile_get: max %d < 0", max)
+                   : SSL_ERR_INVALID;
     ssl_op_profile_t all[SSL_OP_COUNT];
     int n = 0;
     for (int i = 0; i < SSL_OP_COUNT; i++)
@@ -429,9 +487,12 @@ ssl_tensor_t *ssl__apply(ssl_ctx_t *ctx, ssl_node_t *n)
     int needs_grad = 0;
     for (int i = 0; i < n->n_in; i++) {
         if (!n->in[i]) {
-            if (i < n_req)
-                return NULL; /* an earlier op failed: keep its error */
-            continue;
+            if (i >= n_req)
+                continue;
+            char arg[32];
+            snprintf(arg, sizeof arg, "input %d", i);
+            ssl__null_input(d->name, arg);
+            return NULL;
         }
         needs_grad |= n->in[i]->requires_grad;
     }

@@ -2,7 +2,9 @@
  * resolved config and the position in __metadata__, written atomically. */
 #include "trainer_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +88,11 @@ static int meta_i64(const ssl_st_t *f, const char *key, int64_t *out)
 {
     const char *v = ssl_st_meta(f, key);
     char *end = NULL;
+    errno = 0;
     long long x = v ? strtoll(v, &end, 10) : 0;
+    if (v && errno == ERANGE) /* 99999999999999999999 would overflow the step arithmetic */
+        return ssl_set_error(SSL_ERR_FORMAT, "%s: metadata '%s' is %.40s, out of range (> %lld)",
+                             ssl_st_path(f), key, v, LLONG_MAX);
     if (!v || !end || *end || x < 0)
         return ssl_set_error(SSL_ERR_FORMAT, "%s: metadata '%s' is %s", ssl_st_path(f), key,
                              v ? "not a count" : "missing");
