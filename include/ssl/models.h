@@ -98,6 +98,31 @@ SSL_API int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, s
                                        ssl_tensor_t *mask_token, int training,
                                        ssl_encoder_out_t *out);
 
+/* ---------------------------------------------------------------- weights in and out */
+
+/* Set the encoder's parameters and buffers from a safetensors file of torchvision's ResNet or
+ * timm's ViT state_dict (names without the encoder's prefix: conv1.weight, bn1.running_mean,
+ * layer1.0.conv1.weight, ...; patch_embed.proj.weight, cls_token, pos_embed,
+ * blocks.0.attn.qkv.weight, norm.weight, ...), converting F16/BF16/F64 to float32. Strict:
+ * a parameter the file lacks (missing), a tensor that is no parameter (unexpected) and a tensor
+ * whose shape differs (mis-shaped: a 7x7 ImageNet stem into a CIFAR-stem encoder) fail with
+ * SSL_ERR_FORMAT naming the file, the count of each kind, the first few tensors and both shapes
+ * (the debug log lists them all); then nothing is loaded. BatchNorm's num_batches_tracked is
+ * ignored either way; classifier tensors (fc.*, head.*) are skipped and an info log message
+ * names them. An I/O error while reading data (SSL_ERR_IO) can leave some tensors loaded. */
+SSL_API int ssl_encoder_load_weights(ssl_encoder_t *e, const char *path);
+
+/* Metadata key of the encoder's JSON description in files ssl_encoder_save_weights writes. */
+#define SSL_WEIGHTS_META_ENCODER "sslc.encoder"
+
+/* Write the encoder alone under the names ssl_encoder_load_weights reads (torchvision / timm:
+ * `torchvision.models.resnet18(...).load_state_dict(..., strict=True)` takes a ResNet-18's file
+ * once its fc is removed or the file's absence of fc.* allowed), num_batches_tracked as I64
+ * scalars, __metadata__ {"format": "pt"} and, when encoder_json is not NULL, the encoder's JSON
+ * description under SSL_WEIGHTS_META_ENCODER. Atomic (temp file, fsync, rename). */
+SSL_API int ssl_encoder_save_weights(const ssl_encoder_t *e, const char *path,
+                                     const char *encoder_json);
+
 #ifdef __cplusplus
 }
 #endif

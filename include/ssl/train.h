@@ -132,6 +132,22 @@ SSL_API void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
 SSL_API int ssl_pixel_features(const char *source, const char *split, int64_t limit,
                                ssl_ckpt_features_t *out);
 
+/* Features of a split as ssl_checkpoint_features makes them, with an encoder from torchvision /
+ * timm weights instead of a training checkpoint: encoder_json describes it (the JSON of
+ * ssl_encoder_cfg_from_json, e.g. {"type": "resnet18", "stem": "cifar", "in_channels": 1};
+ * NULL: the description a file of sslc export carries in its metadata), weights is read by
+ * ssl_encoder_load_weights (strict), and source (a run config file ending in ".json", or a
+ * training checkpoint) gives the data section and the evaluation transform. */
+SSL_API int ssl_weights_features(const char *encoder_json, const char *weights, const char *source,
+                                 const char *split, int64_t limit, ssl_ckpt_features_t *out);
+
+/* Write the encoder of a training checkpoint alone as torchvision / timm weights
+ * (ssl_encoder_save_weights, with the checkpoint's model.encoder section as the description).
+ * source: "online" (encoder.*), "target" (the EMA teacher, target.encoder.*), or NULL for the
+ * one the checkpoint's eval.encoder names. A checkpoint without that encoder is an error. */
+SSL_API int ssl_checkpoint_export_encoder(const char *checkpoint, const char *source,
+                                          const char *out_path);
+
 /* A run's metrics.jsonl read back (sslc report, sslc info): every line a strict JSON object of
  * numbers (null: a value that was not finite). values is (n_rows, SSL_RUN_LOG_MAX_KEYS), column
  * k holding keys[k]; NAN where a row lacks the key or has null. Empty lines are skipped; a

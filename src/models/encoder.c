@@ -41,8 +41,13 @@ ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
     e->cfg = *cfg;
     e->params = p;
     e->first_param = ssl_params_count(p);
-    char pre[128];
-    snprintf(pre, sizeof pre, "%s%s", prefix ? prefix : "", prefix && *prefix ? "." : "");
+    char *pre = e->prefix;
+    if (snprintf(pre, sizeof e->prefix, "%s%s", prefix ? prefix : "",
+                 prefix && *prefix ? "." : "") >= (int)sizeof e->prefix) {
+        ssl_set_error(SSL_ERR_INVALID, "encoder: prefix '%.60s...' is too long", prefix);
+        free(e);
+        return NULL;
+    }
     int st = cfg->kind == SSL_ENC_RESNET ? ssl__resnet_init(e, p, pre, seed)
            : cfg->kind == SSL_ENC_VIT    ? ssl__vit_init(e, p, pre, seed)
                : ssl_set_error(SSL_ERR_CONFIG, "encoder: unknown kind %d", cfg->kind);

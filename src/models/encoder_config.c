@@ -7,14 +7,24 @@
 static const char *const k_types[] = {"resnet18", "resnet34", "resnet50", "vit_tiny",
                                       "vit_small", "vit_base", "vit", NULL};
 
-int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg)
+int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg, const char **weights)
 {
-    static const char *const resnet_keys[] = {"type", "stem", "in_channels", "width",
-                                               "zero_init_residual", NULL};
+    /* "weights" last: it is a key only where the caller takes it */
+    static const char *const resnet_keys[] = {
+        "type", "stem", "in_channels", "width", "zero_init_residual", "weights", NULL};
     static const char *const vit_keys[] = {"type",      "image_size", "patch_size", "in_channels",
                                            "dim",       "depth",      "heads",      "mlp_ratio",
                                            "cls_token", "pool",       "pos_embed",  "qkv_bias",
-                                           "init",      NULL};
+                                           "init",      "weights",    NULL};
+    /* without `weights` the list ends before it */
+    const char *rk[sizeof resnet_keys / sizeof *resnet_keys],
+        *vk[sizeof vit_keys / sizeof *vit_keys];
+    memcpy(rk, resnet_keys, sizeof rk);
+    memcpy(vk, vit_keys, sizeof vk);
+    if (!weights) {
+        rk[sizeof rk / sizeof *rk - 2] = NULL;
+        vk[sizeof vk / sizeof *vk - 2] = NULL;
+    }
     ssl_cfg_require(c, "type");
     int t = ssl_cfg_enum(c, "type", k_types, 0);
     if (ssl_cfg_status(c))
@@ -22,7 +32,7 @@ int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg)
     ssl_encoder_preset(t == 6 ? "vit_tiny" : k_types[t], cfg);
     if (cfg->kind == SSL_ENC_RESNET) {
         static const char *const stems[] = {"imagenet", "cifar", NULL};
-        ssl_cfg_keys(c, resnet_keys);
+        ssl_cfg_keys(c, rk);
         ssl_resnet_cfg_t *r = &cfg->resnet;
         r->cifar_stem = ssl_cfg_enum(c, "stem", stems, 0);
         r->in_channels = ssl_cfg_int(c, "in_channels", 3, 1, 64);
@@ -32,7 +42,7 @@ int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg)
         static const char *const pools[] = {"cls", "mean", NULL};
         static const char *const poss[] = {"learned", "sincos", NULL};
         static const char *const inits[] = {"timm", "mae", NULL};
-        ssl_cfg_keys(c, vit_keys);
+        ssl_cfg_keys(c, vk);
         ssl_vit_cfg_t *v = &cfg->vit;
         if (t == 6) { /* custom: dim/depth/heads are required */
             ssl_cfg_require(c, "dim");
@@ -65,6 +75,12 @@ int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg)
                              v->dim);
         }
     }
+    if (weights) { /* absent or null: random initialisation (nothing to fill in) */
+        *weights = ssl_cfg_str(c, "weights", NULL);
+        if (*weights && !**weights)
+            ssl_cfg_fail(c, "weights",
+                         "empty file name (leave the key out for a random initialisation)");
+    }
     return ssl_cfg_status(c);
 }
 
@@ -76,7 +92,7 @@ int ssl_encoder_cfg_from_json(const char *json, size_t len, const char *source,
         return ssl_last_status();
     int err = 0;
     ssl_cfg_t c = ssl_cfg_root(doc, source, &err, 0);
-    int st = ssl__encoder_cfg_read(&c, cfg);
+    int st = ssl__encoder_cfg_read(&c, cfg, NULL);
     cJSON_Delete(doc);
     return st;
 }

@@ -33,6 +33,7 @@ struct ssl_encoder {
     ssl_encoder_cfg_t cfg;
     ssl_params_t *params;
     int first_param, n_params; /* range of this encoder's entries in the store */
+    char prefix[128];          /* "" or "encoder.": what its parameter names start with */
     ssl_resnet_t resnet;
     ssl_vit_t vit;
 };

@@ -75,24 +75,22 @@ static int copy_class_names(ssl_ckpt_features_t *f, const ssl_dataset_t *ds)
     return f->class_names ? SSL_OK : ssl_set_error(SSL_ERR_NOMEM, "features: out of memory");
 }
 
-/* Features in memory (keep != NULL) and/or written to o->out_path. */
-static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
+/* The features of an opened model's split in memory (keep != NULL) and/or written to
+ * o->out_path (o may be NULL: none). */
+static int embed_model(ssl_ckpt_model_t *cm, const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 {
-    ssl_ckpt_model_t cm;
     float *feats = NULL;
     int64_t dim = 0, n = 0;
-    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit);
-    if (st != SSL_OK)
-        goto done;
-    const ssl_dataset_t *ds = cm.ds;
+    int st = SSL_OK;
+    const ssl_dataset_t *ds = cm->ds;
     n = ds->n;
-    feats = ssl__extract_features(cm.m, cm.ctx, &cm.rc.eval_view, ds, n, &dim);
+    feats = ssl__extract_features(cm->m, cm->ctx, &cm->rc.eval_view, ds, n, &dim);
     if (!feats) {
         st = ssl_last_status();
         goto done;
     }
-    st = o->out_path ? ssl_npy_save_f32_2d(o->out_path, n, dim, feats) : SSL_OK;
-    if (st == SSL_OK && o->out_path && o->labels_path && ds->labels)
+    st = o && o->out_path ? ssl_npy_save_f32_2d(o->out_path, n, dim, feats) : SSL_OK;
+    if (st == SSL_OK && o && o->out_path && o->labels_path && ds->labels)
         st = ssl_npy_save_labels_i32(o->labels_path, n, ds->labels);
     keep->n = n;
     keep->dim = dim;
@@ -112,6 +110,15 @@ static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
     }
 done:
     free(feats);
+    return st;
+}
+
+static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
+{
+    ssl_ckpt_model_t cm;
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit);
+    if (st == SSL_OK)
+        st = embed_model(&cm, o, keep);
     ssl__ckpt_model_close(&cm);
     return st;
 }
@@ -206,5 +213,77 @@ int ssl_pixel_features(const char *source, const char *split, int64_t limit,
 done:
     ssl_dataset_free(ds);
     cJSON_Delete(doc);
+    return st;
+}
+
+/* ---------------------------------------------------------------- torchvision / timm weights */
+
+/* The encoder `encoder_json` describes (NULL: the one the weights file's metadata names), with
+ * the weights of the file, over a split of the data section of `source`. */
+static int weights_model_open(ssl_ckpt_model_t *cm, const char *encoder_json, const char *weights,
+                              const char *source, const char *split, int64_t limit)
+{
+    memset(cm, 0, sizeof *cm);
+    cm->path = weights;
+    ssl_st_t *wf = NULL;
+    if (!encoder_json) {
+        if (!(wf = ssl_st_open(weights)))
+            return ssl_last_status();
+        encoder_json = ssl_st_meta(wf, SSL_WEIGHTS_META_ENCODER);
+        if (!encoder_json) {
+            ssl_st_close(wf);
+            return ssl_set_error(SSL_ERR_INVALID,
+                                 "%s: no encoder description in the metadata "
+                                 "(files of sslc export have one): give the encoder's JSON",
+                                 weights);
+        }
+    }
+    ssl_encoder_cfg_t ecfg;
+    int st = ssl_encoder_cfg_from_json(encoder_json, strlen(encoder_json), wf ? weights : "encoder",
+                                       &ecfg);
+    ssl_st_close(wf);
+    if (st != SSL_OK)
+        return st;
+    cm->doc = source_config(source);
+    cm->online = ssl_params_create();
+    cm->target = ssl_params_create();
+    cm->ctx = ssl_ctx_create((size_t)64 << 20);
+    if (!cm->doc || !cm->online || !cm->target || !cm->ctx)
+        return ssl_last_status() ? ssl_last_status() : SSL_ERR_NOMEM;
+    int err = 0;
+    ssl_cfg_t root = ssl_cfg_root(cm->doc, source, &err, 0);
+    if ((st = ssl__run_cfg_read(&root, &cm->rc)) != SSL_OK)
+        return st;
+    cm->ds = ssl__load_split(&cm->rc, split ? split : cm->rc.eval_split, limit);
+    if (!cm->ds)
+        return ssl_last_status();
+    int in_ch = ecfg.kind == SSL_ENC_VIT ? ecfg.vit.in_channels : ecfg.resnet.in_channels;
+    if (in_ch != cm->ds->c)
+        return ssl_set_error(SSL_ERR_CONFIG,
+                             "encoder in_channels %d, but the %s images of %s have %lld", in_ch,
+                             cm->rc.dataset, source, (long long)cm->ds->c);
+    ssl_encoder_t *e = ssl_encoder_create(&ecfg, cm->online, "encoder", 0);
+    if (!e)
+        return ssl_last_status();
+    if (!(cm->m = ssl__method_from_encoder(e))) {
+        ssl_encoder_free(e);
+        return ssl_last_status();
+    }
+    return ssl_encoder_load_weights(e, weights);
+}
+
+int ssl_weights_features(const char *encoder_json, const char *weights, const char *source,
+                         const char *split, int64_t limit, ssl_ckpt_features_t *out)
+{
+    if (!out)
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_weights_features: NULL out");
+    memset(out, 0, sizeof *out);
+    if (!weights || !source)
+        return ssl_set_error(SSL_ERR_INVALID, "ssl_weights_features: NULL weights or source");
+    ssl_ckpt_model_t cm;
+    int st = weights_model_open(&cm, encoder_json, weights, source, split, limit);
+    if (st == SSL_OK)
+        st = embed_model(&cm, NULL, out);
+    ssl__ckpt_model_close(&cm);
     return st;
 }

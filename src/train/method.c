@@ -23,6 +23,7 @@ struct ssl_method {
     int eval_target; /* features (kNN, embed, probes) from the target encoder */
     int n_views, n_global;
     ssl_encoder_t *enc, *tenc;
+    const char *enc_weights; /* model.encoder.weights (in the config document) or NULL */
     int has_proj, has_pred, has_dino, has_swav, has_mae, has_jepa, has_clip, has_simmim;
     ssl_tensor_t *mask_token;  /* SimMIM: (1, 1, D) */
     ssl_nn_linear_t simmim_dec; /* SimMIM: per-token linear decoder D -> p*p*C */
@@ -123,7 +124,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
     ssl_cfg_require(&model, "encoder");
     ssl_cfg_t ec = ssl_cfg_obj(&model, "encoder");
     ssl_encoder_cfg_t ecfg;
-    if (ssl_cfg_status(root) || ssl__encoder_cfg_read(&ec, &ecfg) != SSL_OK)
+    if (ssl_cfg_status(root) || ssl__encoder_cfg_read(&ec, &ecfg, &m->enc_weights) != SSL_OK)
         goto fail;
     int in_ch = ecfg.kind == SSL_ENC_VIT ? ecfg.vit.in_channels : ecfg.resnet.in_channels;
     if (in_ch != ds->c) {
@@ -319,6 +320,22 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
 fail:
     ssl__method_free(m);
     return NULL;
+}
+
+ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc)
+{
+    ssl_method_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        ssl_set_error(SSL_ERR_NOMEM, "method: out of memory");
+        return NULL;
+    }
+    m->enc = enc;
+    return m;
+}
+
+int ssl__method_init_encoder(ssl_method_t *m)
+{
+    return m->enc_weights ? ssl_encoder_load_weights(m->enc, m->enc_weights) : SSL_OK;
 }
 
 void ssl__method_free(ssl_method_t *m)

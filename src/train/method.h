@@ -25,6 +25,13 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
                                  const ssl_dataset_t *ds, ssl_params_t *online,
                                  ssl_params_t *target, uint64_t seed, const char *vocab);
 void ssl__method_free(ssl_method_t *m);
+/* A method that is an encoder alone (taken over: freed with the method), for the features of
+ * torchvision/timm weights without a training checkpoint (ssl__method_features only). */
+ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc);
+/* A fresh run's encoder initialisation: the online encoder from model.encoder.weights when the
+ * config names a file (ssl_encoder_load_weights; the trainer then copies it into the target).
+ * A resumed run skips this: its checkpoint holds the weights. */
+int ssl__method_init_encoder(ssl_method_t *m);
 
 /* Called before the forward of every step (prototype normalisation, freezing schedules). */
 int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos);

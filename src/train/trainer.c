@@ -233,6 +233,9 @@ static int read_config(ssl_trainer_t *t)
                                    NULL);
     if (!t->method)
         return ssl_last_status();
+    /* model.encoder.weights, before the target copies the online network */
+    if (!o->resume_dir && ssl__method_init_encoder(t->method) != SSL_OK)
+        return ssl_last_status();
     return ssl_cfg_status(&root);
 }
 

@@ -5,25 +5,52 @@
 #include <string.h>
 
 #include "sslc.h"
+#include "ssl/eval.h"
 #include "ssl/io.h"
 #include "ssl/train.h"
 
 static const char *k_embed_help =
     "usage: sslc embed CKPT --out FEATS.npy [--split test|train] [--limit N] [--threads N]\n"
+    "       sslc embed --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT --out FEATS.npy\n"
+    "                  [same options]\n"
     "\n"
     "Embeds a split of the checkpoint's dataset (data section of its config) with its encoder:\n"
     "pooled features, evaluation transform (resize + normalise), no augmentation. Writes\n"
     "FEATS.npy (float32, N x D) and, when the data is labelled, FEATS.labels.npy (int32, N).\n";
+
+/* ssl_embed_checkpoint's files from torchvision/timm weights (o->checkpoint: the data's
+ * config or checkpoint). */
+static int embed_weights(const ssl_embed_opts_t *o, const char *encoder, const char *weights,
+                         int64_t *n, int64_t *d)
+{
+    const char *json_src;
+    char *json = NULL;
+    if (encoder && !(json = sslc_read_json_arg(encoder, &json_src)))
+        return ssl_set_error(SSL_ERR_IO, "cannot read --encoder %s", encoder);
+    ssl_ckpt_features_t f;
+    int st = ssl_weights_features(json, weights, o->checkpoint, o->split, o->limit, &f);
+    free(json);
+    if (st == SSL_OK)
+        st = ssl_npy_save_f32_2d(o->out_path, f.n, f.dim, f.x);
+    if (st == SSL_OK && f.labels)
+        st = ssl_npy_save_labels_i32(o->labels_path, f.n, f.labels);
+    *n = f.n;
+    *d = f.dim;
+    ssl_ckpt_features_free(&f);
+    return st;
+}
 
 int sslc_cmd_embed(int argc, char **argv)
 {
     ssl_embed_opts_t o;
     memset(&o, 0, sizeof o);
     int threads = 0;
+    const char *encoder = NULL, *weights = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(k_embed_help, stdout);
+            fputs(sslc_weights_help, stdout);
             return 0;
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
             o.out_path = argv[++i];
@@ -33,6 +60,10 @@ int sslc_cmd_embed(int argc, char **argv)
             o.limit = atoll(argv[++i]);
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "--encoder") && i + 1 < argc) {
+            encoder = argv[++i];
+        } else if (!strcmp(a, "--weights") && i + 1 < argc) {
+            weights = argv[++i];
         } else if (a[0] != '-' && !o.checkpoint) {
             o.checkpoint = a;
         } else {
@@ -40,8 +71,9 @@ int sslc_cmd_embed(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.checkpoint || !o.out_path) {
-        fprintf(stderr, "sslc embed: CKPT and --out are required (see sslc embed --help)\n");
+    if (!o.checkpoint || !o.out_path || (encoder && !weights)) {
+        fprintf(stderr, "sslc embed: CKPT (or CONFIG with --weights) and --out are required; "
+                        "--encoder needs --weights (see sslc embed --help)\n");
         return 2;
     }
     char labels[1100];
@@ -53,7 +85,8 @@ int sslc_cmd_embed(int argc, char **argv)
     o.labels_path = labels;
     ssl_set_num_threads(threads);
     int64_t n = 0, d = 0;
-    if (ssl_embed_checkpoint(&o, &n, &d) != SSL_OK) {
+    if ((weights ? embed_weights(&o, encoder, weights, &n, &d)
+                 : ssl_embed_checkpoint(&o, &n, &d)) != SSL_OK) {
         fprintf(stderr, "sslc embed: %s\n", ssl_last_error());
         return 1;
     }

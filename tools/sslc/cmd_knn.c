@@ -11,6 +11,7 @@ static const char *k_help =
     "usage: sslc knn CKPT [--k 10,20,100,200] [--t 0.07] [--majority] [--euclidean]\n"
     "                [--train-limit N] [--test-limit N] [--threads N]\n"
     "       sslc knn --identity CKPT|CONFIG.json [same options]\n"
+    "       sslc knn --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
     "\n"
     "Embeds the train split (the bank) and the eval split of the checkpoint's dataset with its\n"
     "encoder (pooled features, evaluation transform), L2-normalises them and classifies every\n"
@@ -43,6 +44,7 @@ int sslc_cmd_knn(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(k_help, stdout);
+            fputs(sslc_weights_help, stdout);
             return 0;
         } else if (!strcmp(a, "--k") && i + 1 < argc) {
             nk = parse_list(argv[++i], ks, 16);
@@ -58,7 +60,8 @@ int sslc_cmd_knn(int argc, char **argv)
         }
     }
     if (!src.source || nk <= 0 || nt <= 0) {
-        fprintf(stderr, "sslc knn: need CKPT and valid --k/--t lists (see sslc knn --help)\n");
+        fprintf(stderr, "sslc knn: need CKPT (or CONFIG) and valid --k/--t lists (see sslc knn "
+                        "--help)\n");
         return 2;
     }
     for (int i = 0; i < nk; i++)

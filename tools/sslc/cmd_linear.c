@@ -11,6 +11,7 @@ static const char *k_help =
     "usage: sslc linear CKPT [--epochs 10] [--lr 1e-3] [--wd 1e-4] [--sgd] [--batch 256]\n"
     "                   [--no-standardize] [--train-limit N] [--test-limit N] [--threads N]\n"
     "       sslc linear --identity CKPT|CONFIG.json [same options]\n"
+    "       sslc linear --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
     "\n"
     "Embeds the train and eval splits of the checkpoint's dataset once with its encoder (pooled\n"
     "features, evaluation transform) and trains a multinomial logistic regression on them:\n"
@@ -35,6 +36,7 @@ int sslc_cmd_linear(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(k_help, stdout);
+            fputs(sslc_weights_help, stdout);
             return 0;
         } else if (!strcmp(a, "--epochs") && i + 1 < argc) {
             o.epochs = atoi(argv[++i]);
@@ -54,7 +56,8 @@ int sslc_cmd_linear(int argc, char **argv)
         }
     }
     if (!src.source || o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0) || o.weight_decay < 0) {
-        fprintf(stderr, "sslc linear: need CKPT and positive --epochs/--batch/--lr (see --help)\n");
+        fprintf(stderr, "sslc linear: need CKPT (or CONFIG) and positive --epochs/--batch/--lr "
+                        "(see --help)\n");
         return 2;
     }
     ssl_ckpt_features_t tr, te;

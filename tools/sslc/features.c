@@ -1,4 +1,6 @@
-/* Train and test features for sslc knn / linear: a checkpoint's encoder, or raw pixels. */
+/* Train and test features for sslc knn / linear: a checkpoint's encoder, an encoder from
+ * torchvision/timm weights, or raw pixels; and the --encoder JSON argument. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,12 +8,53 @@
 #include "sslc.h"
 #include "ssl/train.h"
 
+const char sslc_weights_help[] =
+    "--weights FILE: the encoder initialised from a safetensors file of torchvision's ResNet or\n"
+    "timm's ViT parameter names (conv1.weight, layer1.0.bn1.running_mean, ...; patch_embed.proj.\n"
+    "weight, blocks.0.attn.qkv.weight, ...: an ImageNet model, a file of sslc export) instead of\n"
+    "a training checkpoint; strict: missing, unexpected and mis-shaped tensors are errors, fc.*\n"
+    "and head.* are skipped. --encoder describes it (JSON inline or a file, as sslc info\n"
+    "--encoder takes), e.g. '{\"type\": \"resnet18\", \"stem\": \"cifar\", \"in_channels\": 1,\n"
+    "\"width\": 16}'; files of sslc export carry their description, so it may be left out. The\n"
+    "positional CONFIG.json (a run config) or CKPT gives the data and the evaluation transform.\n";
+
+char *sslc_read_json_arg(const char *arg, const char **source)
+{
+    if (arg[0] == '{') {
+        *source = "--encoder";
+        return strdup(arg);
+    }
+    *source = arg;
+    FILE *f = fopen(arg, "rb");
+    if (!f) {
+        fprintf(stderr, "sslc: cannot open '%s'\n", arg);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "sslc: cannot read '%s'\n", arg);
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
 int sslc_feature_opt(int argc, char **argv, int *i, sslc_feature_src_t *s)
 {
     const char *a = argv[*i];
     int has_value = *i + 1 < argc;
     if (!strcmp(a, "--identity")) {
         s->identity = 1;
+    } else if (!strcmp(a, "--encoder") && has_value) {
+        s->encoder = argv[++*i];
+    } else if (!strcmp(a, "--weights") && has_value) {
+        s->weights = argv[++*i];
     } else if (!strcmp(a, "--train-limit") && has_value) {
         s->train_limit = atoll(argv[++*i]);
     } else if (!strcmp(a, "--test-limit") && has_value) {
@@ -32,15 +75,35 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
     const char *source = s->source;
     int identity = s->identity;
     int64_t train_limit = s->train_limit, test_limit = s->test_limit;
+    if (identity && (s->weights || s->encoder)) {
+        fprintf(stderr, "sslc %s: --identity takes no --encoder or --weights\n", cmd);
+        return 1;
+    }
+    if (s->encoder && !s->weights) {
+        fprintf(stderr, "sslc %s: --encoder needs --weights FILE\n", cmd);
+        return 1;
+    }
+    char *json = NULL;
+    const char *json_src;
+    if (s->encoder && !(json = sslc_read_json_arg(s->encoder, &json_src)))
+        return 1;
     ssl_set_num_threads(s->threads);
-    int st = identity ? ssl_pixel_features(source, "train", train_limit, tr)
-                      : ssl_checkpoint_features(source, "train", train_limit, tr);
-    if (st == SSL_OK)
-        st = identity ? ssl_pixel_features(source, NULL, test_limit, te)
-                      : ssl_checkpoint_features(source, NULL, test_limit, te);
+    memset(tr, 0, sizeof *tr);
+    memset(te, 0, sizeof *te);
+    int st = SSL_OK;
+    for (int i = 0; i < 2 && st == SSL_OK; i++) {
+        const char *split = i ? NULL : "train";
+        int64_t limit = i ? test_limit : train_limit;
+        ssl_ckpt_features_t *f = i ? te : tr;
+        st = identity     ? ssl_pixel_features(source, split, limit, f)
+             : s->weights ? ssl_weights_features(json, s->weights, source, split, limit, f)
+                          : ssl_checkpoint_features(source, split, limit, f);
+    }
+    free(json);
     if (st != SSL_OK) {
         fprintf(stderr, "sslc %s: %s\n", cmd, ssl_last_error());
         ssl_ckpt_features_free(tr);
+        ssl_ckpt_features_free(te);
         return 1;
     }
     if (!tr->labels || !te->labels || tr->n_classes < 2) {

@@ -19,6 +19,10 @@ static const char *k_usage =
     "                            the BLAS/conv kernels against plain loops on this build\n"
     "  embed CKPT --out F.npy [--split S] [--limit N]\n"
     "                            pooled encoder features of a dataset split as .npy\n"
+    "  embed|knn|linear --weights FILE [--encoder JSON] CONFIG [options]\n"
+    "                            the same with an encoder from torchvision/timm weights\n"
+    "  export CKPT --out FILE [--encoder-source online|target]\n"
+    "                            the encoder alone as torchvision/timm-named safetensors\n"
     "  knn CKPT [--k 20,200] [--t 0.07] [--majority] [--identity]\n"
     "                            kNN accuracy of a checkpoint's encoder features (--identity:\n"
     "                            of raw pixels; CKPT may then be a config file)\n"
@@ -87,34 +91,6 @@ static int cmd_selfcheck(int argc, char **argv)
     return failed ? 1 : 0;
 }
 
-/* JSON given inline ("{...}") or as a file name; returns a malloc'ed NUL-terminated text. */
-static char *read_json_arg(const char *arg, const char **source)
-{
-    if (arg[0] == '{') {
-        *source = "--encoder";
-        return strdup(arg);
-    }
-    *source = arg;
-    FILE *f = fopen(arg, "rb");
-    if (!f) {
-        fprintf(stderr, "sslc: cannot open '%s'\n", arg);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "sslc: cannot read '%s'\n", arg);
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static int cmd_info(int argc, char **argv)
 {
     int has_encoder = 0;
@@ -154,7 +130,7 @@ static int cmd_info(int argc, char **argv)
         return 2;
     }
     const char *source;
-    char *text = read_json_arg(enc_arg, &source);
+    char *text = sslc_read_json_arg(enc_arg, &source);
     if (!text)
         return 1;
     ssl_encoder_cfg_t cfg;
@@ -216,6 +192,8 @@ int main(int argc, char **argv)
         return sslc_cmd_zeroshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))
         return sslc_cmd_embed(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return sslc_cmd_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench"))
