@@ -61,7 +61,8 @@ typedef enum ssl_dtype {
     SSL_DTYPE_COUNT
 } ssl_dtype_t;
 
-/* "F32", "BF16", ... ("?" for an unknown value) and the element size in bytes (0 if unknown). */
+/* "F32", "BF16", ... ("?" for an unknown value) and the element size in bytes (0 if unknown);
+ * an unknown value sets SSL_ERR_INVALID. */
 SSL_API const char *ssl_dtype_name(int dtype);
 SSL_API size_t ssl_dtype_size(int dtype);
 /* The dtype named `name` ("F16"), or -1. */

@@ -88,7 +88,8 @@ SSL_API ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_t
 
 /* Teacher temperature schedule of the official code: linear from warmup_temp to temp over
  * warmup_epochs epochs (np.linspace, endpoints included), then temp. `epoch` may be
- * fractional (per-step schedules); warmup_epochs 0 gives temp throughout. */
+ * fractional (per-step schedules); warmup_epochs 0 gives temp throughout. A temperature <= 0
+ * or a negative epoch: NaN and SSL_ERR_INVALID. */
 SSL_API float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs,
                                     double epoch);
 
@@ -278,7 +279,8 @@ typedef struct ssl_loss_cfg {
     } clip;
 } ssl_loss_cfg_t;
 
-/* "infonce", "byol", ... (NULL for an unknown value) and back (-1 if unknown). */
+/* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if
+ * unknown); both set the error then. */
 SSL_API const char *ssl_loss_type_name(int type);
 SSL_API int ssl_loss_type_from_name(const char *name);
 /* The defaults of a type (weight 1). */

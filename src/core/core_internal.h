@@ -2,6 +2,7 @@
 #ifndef SSL_CORE_INTERNAL_H
 #define SSL_CORE_INTERNAL_H
 
+#include "check.h"
 #include "ssl/core.h"
 
 #include <stdarg.h>
@@ -136,14 +137,6 @@ extern int ssl__conv_vec_tables;
 
 /* The calling thread's index in the current OpenMP team and the team size a region would get
  * (0 and 1 without OpenMP): for per-thread workspaces. */
-/* A required input of op is NULL: either an earlier op failed (its error is kept) or the caller
- * passed NULL (SSL_ERR_INVALID "OP: ARG is NULL"). Returns the status. */
-int ssl__null_input(const char *op, const char *arg);
-/* Public entry points check their required pointer arguments with this: when p is NULL it sets
- * SSL_ERR_INVALID "FN: ARG is NULL" and returns 1. */
-#define SSL__IS_NULL(p, fn)                                                                        \
-    ((p) ? 0 : (ssl_set_error(SSL_ERR_INVALID, "%s: %s is NULL", (fn), #p), 1))
-
 int ssl__thread_id(void);
 int64_t ssl__max_threads(void);
 /* OpenMP teams of the size asked for: dynamic adjustment (OMP_DYNAMIC=true) hangs OpenBLAS,

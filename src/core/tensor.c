@@ -347,13 +347,6 @@ ssl_tensor_t *ssl_detach(ssl_ctx_t *ctx, ssl_tensor_t *t)
 
 /* ---------------------------------------------------------------- op plumbing */
 
-int ssl__null_input(const char *op, const char *arg)
-{
-    if (ssl_last_status() == SSL_OK)
-        return ssl_set_error(SSL_ERR_INVALID, "%s: %s is NULL", op, arg);
-    return ssl_last_status();
-}
-
 void ssl__node_init(ssl_node_t *n, int op, int n_in, ...)
 {
     memset(n, 0, sizeof *n);

@@ -5,6 +5,7 @@
  * the draws of another, and nothing depends on the thread that runs the view. */
 #include "data_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ enum {
 
 void ssl_view_aug_default(ssl_view_aug_t *a, int size)
 {
+    if (SSL__IS_NULL(a, __func__))
+        return;
     memset(a, 0, sizeof *a);
     a->out_h = a->out_w = size;
     a->crop.p = 1.0f;
@@ -62,6 +65,8 @@ void ssl_view_aug_default(ssl_view_aug_t *a, int size)
 
 void ssl_view_aug_eval(ssl_view_aug_t *a, int size)
 {
+    if (SSL__IS_NULL(a, __func__))
+        return;
     ssl_view_aug_default(a, size);
     a->crop.p = 0.0f;
     a->p_flip = 0.0f;
@@ -81,6 +86,8 @@ static bool prob_ok(float p) { return p >= 0.0f && p <= 1.0f; }
 
 int ssl_view_aug_validate(const ssl_view_aug_t *a)
 {
+    if (SSL__IS_NULL(a, __func__))
+        return SSL_ERR_INVALID;
     if (a->out_h <= 0 || a->out_h > 8192)
         return bad_field("out_h", a->out_h, "[1, 8192]");
     if (a->out_w <= 0 || a->out_w > 8192)
@@ -130,9 +137,11 @@ int ssl_view_aug_validate(const ssl_view_aug_t *a)
 
 void ssl_views_simclr(ssl_views_t *v, int n, int size)
 {
+    if (SSL__IS_NULL(v, __func__))
+        return;
     memset(v, 0, sizeof *v);
-    if (n > SSL_MAX_VIEWS)
-        n = SSL_MAX_VIEWS;
+    if (SSL__BAD_RANGE(n, 0, SSL_MAX_VIEWS, __func__))
+        n = n < 0 ? 0 : SSL_MAX_VIEWS; /* the error is set; v stays a valid set of views */
     v->n_views = n;
     for (int i = 0; i < n; i++)
         ssl_view_aug_default(&v->view[i], size);
@@ -167,6 +176,9 @@ int ssl_views_multicrop(ssl_views_t *v, int n_global, int global_size, const flo
 
 uint64_t ssl_aug_stream(uint64_t epoch, int64_t sample, int view)
 {
+    if (SSL__BAD_RANGE(sample, 0, INT64_MAX, __func__) ||
+        SSL__BAD_RANGE(view, 0, INT_MAX, __func__))
+        return 0;
     return ssl_rng_stream(ssl_rng_stream(TAG_AUG, epoch, 0), (uint64_t)sample, (uint64_t)view);
 }
 
@@ -180,6 +192,10 @@ static int64_t rand_int(uint64_t seed, uint64_t stream, uint64_t d, int64_t n)
 int ssl_aug_crop_box(int64_t h, int64_t w, const float scale[2], const float ratio[2],
                      uint64_t seed, uint64_t stream, uint64_t first_draw, int64_t box[4])
 {
+    if (SSL__IS_NULL(scale, __func__) || SSL__IS_NULL(ratio, __func__) ||
+        SSL__IS_NULL(box, __func__) || SSL__BAD_RANGE(h, 1, INT64_MAX, __func__) ||
+        SSL__BAD_RANGE(w, 1, INT64_MAX, __func__))
+        return SSL_ERR_INVALID;
     double area = (double)h * (double)w;
     double lr0 = log((double)ratio[0]), lr1 = log((double)ratio[1]);
     for (int t = 0; t < 10; t++) {
@@ -223,8 +239,16 @@ int ssl_aug_crop_box(int64_t h, int64_t w, const float scale[2], const float rat
 
 /* ---------------------------------------------------------------- colour ops */
 
+/* The colour ops return nothing: a NULL image or absurd sizes set the error and do nothing. */
+static bool bad_image(const char *fn, const float *x, int64_t c, int64_t h, int64_t w)
+{
+    return SSL__IS_NULL(x, fn) || SSL__BAD_SIZES(fn, sizeof(float), c, h, w);
+}
+
 void ssl_hflip(float *x, int64_t c, int64_t h, int64_t w)
 {
+    if (bad_image(__func__, x, c, h, w))
+        return;
     for (int64_t r = 0; r < c * h; r++) {
         float *row = x + r * w;
         for (int64_t i = 0, j = w - 1; i < j; i++, j--) {
@@ -239,6 +263,8 @@ static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f 
 
 void ssl_adjust_brightness(float *x, int64_t c, int64_t h, int64_t w, float f)
 {
+    if (bad_image(__func__, x, c, h, w))
+        return;
     int64_t n = c * h * w;
     for (int64_t i = 0; i < n; i++)
         x[i] = clamp01(x[i] * f);
@@ -246,6 +272,8 @@ void ssl_adjust_brightness(float *x, int64_t c, int64_t h, int64_t w, float f)
 
 void ssl_adjust_contrast(float *x, int64_t c, int64_t h, int64_t w, float f)
 {
+    if (bad_image(__func__, x, c, h, w))
+        return;
     int64_t hw = h * w;
     double mean = 0;
     if (c == 3) {
@@ -263,6 +291,8 @@ void ssl_adjust_contrast(float *x, int64_t c, int64_t h, int64_t w, float f)
 
 void ssl_adjust_saturation(float *x, int64_t c, int64_t h, int64_t w, float f)
 {
+    if (bad_image(__func__, x, c, h, w))
+        return;
     if (c != 3)
         return;
     int64_t hw = h * w;
@@ -278,6 +308,8 @@ void ssl_adjust_saturation(float *x, int64_t c, int64_t h, int64_t w, float f)
 
 void ssl_grayscale(float *x, int64_t c, int64_t h, int64_t w)
 {
+    if (bad_image(__func__, x, c, h, w))
+        return;
     if (c != 3)
         return;
     int64_t hw = h * w;
@@ -293,6 +325,8 @@ void ssl_grayscale(float *x, int64_t c, int64_t h, int64_t w)
  * R, G, B. A gray pixel (max == min) has s = 0 and comes back unchanged. */
 void ssl_adjust_hue(float *x, int64_t c, int64_t h, int64_t w, float shift)
 {
+    if (bad_image(__func__, x, c, h, w))
+        return;
     if (c != 3 || shift == 0.0f)
         return;
     shift -= floorf(shift); /* any shift: the same rotation in [0, 1) */
@@ -328,6 +362,8 @@ void ssl_adjust_hue(float *x, int64_t c, int64_t h, int64_t w, float shift)
 
 void ssl_solarize(float *x, int64_t n, float threshold)
 {
+    if (bad_image(__func__, x, 1, 1, n))
+        return;
     for (int64_t i = 0; i < n; i++)
         if (x[i] >= threshold)
             x[i] = 1.0f - x[i];
@@ -336,6 +372,9 @@ void ssl_solarize(float *x, int64_t n, float threshold)
 void ssl_normalize(float *x, int64_t c, int64_t h, int64_t w, const float *mean,
                    const float *std)
 {
+    if (bad_image(__func__, x, c, h, w) || SSL__IS_NULL(mean, __func__) ||
+        SSL__IS_NULL(std, __func__))
+        return;
     int64_t hw = h * w;
     for (int64_t ch = 0; ch < c; ch++) {
         float m = mean[ch], inv = 1.0f / std[ch];
@@ -349,6 +388,10 @@ void ssl_normalize(float *x, int64_t c, int64_t h, int64_t w, const float *mean,
 
 int ssl_gaussian_kernel(float sigma, int kernel_size, float *k, int max_size)
 {
+    if (SSL__IS_NULL(k, __func__) || SSL__BAD_RANGE(max_size, 1, INT_MAX, __func__))
+        return SSL_ERR_INVALID;
+    if (!(sigma > 0.0f))
+        return ssl_set_error(SSL_ERR_INVALID, "%s: sigma %g must be > 0", __func__, sigma);
     int radius = kernel_size > 0 ? kernel_size / 2 : (int)ceil(3.0 * (double)sigma);
     if (radius < 0)
         radius = 0;

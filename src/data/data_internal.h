@@ -2,6 +2,7 @@
 #ifndef SSL_DATA_INTERNAL_H
 #define SSL_DATA_INTERNAL_H
 
+#include "core/check.h"
 #include "ssl/data.h"
 
 #include <stdbool.h>

@@ -12,6 +12,8 @@
 
 void ssl_read_opts_default(ssl_read_opts_t *o)
 {
+    if (SSL__IS_NULL(o, __func__))
+        return;
     memset(o, 0, sizeof *o);
     o->image_size = 96;
     o->channels = 3;

@@ -89,6 +89,8 @@ static int parse_plain(const uint8_t *b, size_t len, const char *name, ssl_idx_t
 int ssl_idx_parse(const void *buf, size_t len, const char *name, int64_t max_decoded_bytes,
                   ssl_idx_t *out)
 {
+    if (SSL__IS_NULL(out, __func__))
+        return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
     if (!name)
         name = "<memory>";

@@ -60,6 +60,8 @@ struct ssl_loader {
 
 void ssl_loader_opts_default(ssl_loader_opts_t *o)
 {
+    if (SSL__IS_NULL(o, __func__))
+        return;
     memset(o, 0, sizeof *o);
     o->batch_size = 64;
     o->shuffle = 1;
@@ -71,7 +73,10 @@ void ssl_loader_opts_default(ssl_loader_opts_t *o)
     o->patch_size = 16;
 }
 
-int64_t ssl_loader_num_batches(const ssl_loader_t *l) { return l ? l->n_batches : 0; }
+int64_t ssl_loader_num_batches(const ssl_loader_t *l)
+{
+    return SSL__IS_NULL(l, __func__) ? SSL_ERR_INVALID : l->n_batches;
+}
 
 /* ---------------------------------------------------------------- work items */
 

@@ -13,6 +13,8 @@
 
 void ssl_mask_opts_default(ssl_mask_opts_t *o, int kind, int64_t grid_h, int64_t grid_w)
 {
+    if (SSL__IS_NULL(o, __func__))
+        return;
     memset(o, 0, sizeof *o);
     o->kind = kind;
     o->grid_h = grid_h;
@@ -55,6 +57,8 @@ static bool range_ok(const float r[2], float lo, float hi)
 
 int ssl_mask_opts_validate(const ssl_mask_opts_t *o)
 {
+    if (SSL__IS_NULL(o, __func__))
+        return SSL_ERR_INVALID;
     if (o->kind < SSL_MASK_NONE || o->kind > SSL_MASK_MULTIBLOCK)
         return ssl_set_error(SSL_ERR_CONFIG, "mask.kind %d is not one of none, random, simmim, "
                              "blockwise, multiblock (0-4)", o->kind);
@@ -111,12 +115,16 @@ int ssl_mask_opts_validate(const ssl_mask_opts_t *o)
 
 int ssl_masks_alloc(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch)
 {
+    if (SSL__IS_NULL(m, __func__))
+        return SSL_ERR_INVALID;
     memset(m, 0, sizeof *m);
     int rc = ssl_mask_opts_validate(o);
     if (rc != SSL_OK)
         return rc;
     if (batch <= 0)
         return ssl_set_error(SSL_ERR_INVALID, "masks: batch %lld must be > 0", (long long)batch);
+    if (SSL__BAD_SIZES(__func__, 2 * sizeof(int32_t), batch, o->grid_h, o->grid_w))
+        return SSL_ERR_INVALID;
     m->kind = o->kind;
     if (o->kind == SSL_MASK_NONE)
         return SSL_OK;
@@ -326,6 +334,9 @@ int ssl_masks_generate(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch,
                        const int64_t *sample_ids, uint64_t seed, uint64_t epoch,
                        int64_t batch_index)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(o, __func__) ||
+        SSL__IS_NULL(sample_ids, __func__))
+        return SSL_ERR_INVALID;
     if (o->kind != m->kind)
         return ssl_set_error(SSL_ERR_INVALID, "masks: allocated for kind %d, asked for kind %d",
                              m->kind, o->kind);

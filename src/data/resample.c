@@ -187,9 +187,12 @@ int ssl__resample(const void *src, int is_u8, int64_t c, int64_t cs, int64_t rs,
     return SSL_OK;
 }
 
-static int check_box(const int64_t box[4], int64_t h, int64_t w, int64_t oh, int64_t ow,
-                     const char *fn)
+static int check_box(const void *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
+                     const float *dst, int64_t oh, int64_t ow, const char *fn)
 {
+    if (SSL__IS_NULL(src, fn) || SSL__IS_NULL(dst, fn) || SSL__IS_NULL(box, fn) ||
+        SSL__BAD_SIZES(fn, sizeof(float), c, h, w) || SSL__BAD_SIZES(fn, sizeof(float), c, oh, ow))
+        return SSL_ERR_INVALID;
     if (box[0] < 0 || box[1] < 0 || box[2] <= 0 || box[3] <= 0 || box[0] + box[2] > h ||
         box[1] + box[3] > w || oh <= 0 || ow <= 0)
         return ssl_set_error(SSL_ERR_INVALID, "%s: box {top %lld, left %lld, height %lld, width "
@@ -203,7 +206,7 @@ static int check_box(const int64_t box[4], int64_t h, int64_t w, int64_t oh, int
 int ssl_resize_u8(const uint8_t *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
                   float *dst, int64_t oh, int64_t ow, int antialias, ssl_aug_ws_t *ws)
 {
-    int rc = check_box(box, h, w, oh, ow, "ssl_resize_u8");
+    int rc = check_box(src, c, h, w, box, dst, oh, ow, __func__);
     if (rc != SSL_OK)
         return rc;
     ssl_aug_ws_t *own = ws ? NULL : ssl_aug_ws_create();
@@ -218,7 +221,7 @@ int ssl_resize_u8(const uint8_t *src, int64_t c, int64_t h, int64_t w, const int
 int ssl_resize_f32(const float *src, int64_t c, int64_t h, int64_t w, const int64_t box[4],
                    float *dst, int64_t oh, int64_t ow, int antialias, ssl_aug_ws_t *ws)
 {
-    int rc = check_box(box, h, w, oh, ow, "ssl_resize_f32");
+    int rc = check_box(src, c, h, w, box, dst, oh, ow, __func__);
     if (rc != SSL_OK)
         return rc;
     ssl_aug_ws_t *own = ws ? NULL : ssl_aug_ws_create();

@@ -3,6 +3,7 @@
 #ifndef SSL_EVAL_INTERNAL_H
 #define SSL_EVAL_INTERNAL_H
 
+#include "core/check.h"
 #include "ssl/eval.h"
 
 #include <stdint.h>

@@ -8,6 +8,8 @@
 int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
                        const ssl_dino_head_cfg_t *cfg, uint64_t seed)
 {
+    if (SSL__IS_NULL(h, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(h, 0, sizeof *h);
     const char *pre = prefix ? prefix : "";
     if (cfg->in_dim <= 0 || cfg->bottleneck_dim <= 0 || cfg->out_dim <= 0 ||
@@ -65,7 +67,9 @@ ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ss
 {
     if (bottleneck)
         *bottleneck = NULL;
-    if (!x)
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(h, __func__))
+        return NULL;
+    if (SSL__NULL_INPUT(x, __func__))
         return NULL;
     if (x->ndim != 2 || x->shape[1] != h->cfg.in_dim) {
         char want[64];
@@ -84,6 +88,8 @@ ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ss
 
 int ssl_dino_head_set_epoch(const ssl_dino_head_t *h, ssl_params_t *p, int epoch)
 {
+    if (SSL__IS_NULL(h, __func__) || SSL__IS_NULL(p, __func__))
+        return SSL_ERR_INVALID;
     int frozen = epoch < h->cfg.freeze_last_layer;
     ssl_params_set_frozen(p, h->last_layer_prefix, frozen);
     return frozen;

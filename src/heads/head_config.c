@@ -1,5 +1,6 @@
 /* Head presets (the reference implementations' defaults) and the strict JSON reader over them. */
 #include "head_config.h"
+#include "core/check.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,8 @@ static const char *const k_acts[] = {"none", "relu", "gelu", "gelu_tanh", NULL};
 
 int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg)
 {
+    if (SSL__IS_NULL(kind, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(cfg, 0, sizeof *cfg);
     const char *names[N_MLP + N_OTHER];
     for (int i = 0; i < N_MLP; i++) {
@@ -232,6 +235,8 @@ int ssl_head_cfg_from_json(const char *json, size_t len, const char *source, con
 
 int ssl_head_cfg_fit_encoder(ssl_head_cfg_t *cfg, const ssl_encoder_t *e)
 {
+    if (SSL__IS_NULL(cfg, __func__) || SSL__IS_NULL(e, __func__))
+        return SSL_ERR_INVALID;
     const ssl_encoder_cfg_t *ec = ssl_encoder_config(e);
     int64_t dim = ssl_encoder_dim(e);
     switch (cfg->kind) {

@@ -2,6 +2,7 @@
 #ifndef SSL_HEADS_INTERNAL_H
 #define SSL_HEADS_INTERNAL_H
 
+#include "core/check.h"
 #include "ssl/heads.h"
 
 #include <stdio.h>

@@ -9,6 +9,8 @@
 int ssl_jepa_predictor_init(ssl_jepa_predictor_t *m, ssl_params_t *p, const char *prefix,
                             const ssl_jepa_predictor_cfg_t *cfg, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(m, 0, sizeof *m);
     const char *pre = prefix ? prefix : "";
     if (cfg->in_dim <= 0 || cfg->grid_h <= 0 || cfg->grid_w <= 0)
@@ -64,7 +66,11 @@ ssl_tensor_t *ssl_jepa_predictor_forward(ssl_ctx_t *ctx, const ssl_jepa_predicto
                                          ssl_tensor_t *ctx_tokens, const int32_t *ctx_idx,
                                          const int32_t *tgt_idx, int n_targets, int64_t kt)
 {
-    if (!ctx_tokens)
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
+    if (SSL__NULL_INPUT(ctx_tokens, __func__))
+        return NULL;
+    if (SSL__IS_NULL(ctx_idx, __func__) || SSL__IS_NULL(tgt_idx, __func__))
         return NULL;
     const ssl_jepa_predictor_cfg_t *c = &m->cfg;
     const int64_t T = c->grid_h * c->grid_w, D = c->dim;

@@ -8,6 +8,8 @@
 int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *prefix,
                          const ssl_mae_decoder_cfg_t *cfg, uint64_t seed)
 {
+    if (SSL__IS_NULL(d, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(d, 0, sizeof *d);
     const char *pre = prefix ? prefix : "";
     if (cfg->in_dim <= 0 || cfg->grid_h <= 0 || cfg->grid_w <= 0 || cfg->patch_size <= 0 ||
@@ -59,9 +61,11 @@ int ssl_mae_decoder_init(ssl_mae_decoder_t *d, ssl_params_t *p, const char *pref
 ssl_tensor_t *ssl_mae_decoder_forward(ssl_ctx_t *ctx, const ssl_mae_decoder_t *d, ssl_tensor_t *cls,
                                       ssl_tensor_t *tokens, const int32_t *keep_idx, int64_t k)
 {
-    const ssl_mae_decoder_cfg_t *c = &d->cfg;
-    if (!tokens)
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(d, __func__))
         return NULL;
+    if (SSL__NULL_INPUT(tokens, __func__))
+        return NULL;
+    const ssl_mae_decoder_cfg_t *c = &d->cfg;
     if (c->cls_token && !cls) { /* tokens came through, so the caller left cls out */
         ssl_set_error(SSL_ERR_INVALID,
                       "mae decoder: configured with a cls slot: pass the "

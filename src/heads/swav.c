@@ -8,6 +8,8 @@
 int ssl_swav_prototypes_init(ssl_swav_prototypes_t *h, ssl_params_t *p, const char *prefix,
                              const ssl_swav_cfg_t *cfg, uint64_t seed)
 {
+    if (SSL__IS_NULL(h, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(h, 0, sizeof *h);
     const char *pre = prefix ? prefix : "";
     if (cfg->in_dim <= 0 || cfg->n_prototypes <= 0)
@@ -29,6 +31,8 @@ int ssl_swav_prototypes_init(ssl_swav_prototypes_t *h, ssl_params_t *p, const ch
 
 void ssl_swav_prototypes_normalize(const ssl_swav_prototypes_t *h)
 {
+    if (SSL__IS_NULL(h, __func__) || SSL__IS_NULL(h->weight, __func__))
+        return;
     const int64_t K = h->weight->shape[0], D = h->weight->shape[1];
     float *w = h->weight->data;
 #pragma omp parallel for schedule(static) if (K * D > 65536)
@@ -50,7 +54,9 @@ ssl_tensor_t *ssl_swav_prototypes_forward(ssl_ctx_t *ctx, const ssl_swav_prototy
 {
     if (z_norm)
         *z_norm = NULL;
-    if (!z)
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(h, __func__))
+        return NULL;
+    if (SSL__NULL_INPUT(z, __func__))
         return NULL;
     if (z->ndim != 2 || z->shape[1] != h->cfg.in_dim) {
         char want[64];
@@ -66,6 +72,8 @@ ssl_tensor_t *ssl_swav_prototypes_forward(ssl_ctx_t *ctx, const ssl_swav_prototy
 int ssl_swav_prototypes_set_iteration(const ssl_swav_prototypes_t *h, ssl_params_t *p,
                                       int64_t iteration)
 {
+    if (SSL__IS_NULL(h, __func__) || SSL__IS_NULL(p, __func__))
+        return SSL_ERR_INVALID;
     int frozen = iteration < h->cfg.freeze_iters;
     ssl_params_set_frozen(p, h->prefix, frozen);
     return frozen;

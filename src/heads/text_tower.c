@@ -62,6 +62,8 @@ static int resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, in
 int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix,
                         const ssl_text_cfg_t *cfg, uint64_t seed)
 {
+    if (SSL__IS_NULL(t, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(t, 0, sizeof *t);
     const char *pre = prefix ? prefix : "";
     if (cfg->vocab_size <= 0 || cfg->context_length < 1 || cfg->embed_dim <= 0)
@@ -131,6 +133,8 @@ static ssl_tensor_t *attention_bias(ssl_ctx_t *ctx, const int32_t *ids, int64_t 
 ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, const int32_t *ids,
                                      int64_t B, int64_t L)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(t, __func__))
+        return NULL;
     const ssl_text_cfg_t *c = &t->cfg;
     if (B < 1 || L < 1 || L > c->context_length || !ids) {
         ssl_set_error(SSL_ERR_SHAPE,
@@ -191,6 +195,8 @@ ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, 
 int ssl_clip_proj_init(ssl_clip_proj_t *m, ssl_params_t *p, const char *name, int64_t in,
                        int64_t out, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     memset(m, 0, sizeof *m);
     if (in <= 0 || out <= 0)
         return ssl_set_error(SSL_ERR_CONFIG,
@@ -206,7 +212,9 @@ int ssl_clip_proj_init(ssl_clip_proj_t *m, ssl_params_t *p, const char *name, in
 
 ssl_tensor_t *ssl_clip_proj_forward(ssl_ctx_t *ctx, const ssl_clip_proj_t *m, ssl_tensor_t *x)
 {
-    if (!x)
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
+    if (SSL__NULL_INPUT(x, __func__))
         return NULL;
     if (x->ndim != 2 || x->shape[1] != m->weight->shape[0]) {
         char want[64];

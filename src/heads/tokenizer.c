@@ -226,17 +226,21 @@ ssl_vocab_t *ssl_vocab_build(const char *const *captions, int64_t n, int kind, i
 
 int64_t ssl_vocab_size(const ssl_vocab_t *v)
 {
-    return v ? v->n : 0;
+    return SSL__IS_NULL(v, __func__) ? SSL_ERR_INVALID : v->n;
 }
 
 int ssl_vocab_kind(const ssl_vocab_t *v)
 {
+    if (SSL__IS_NULL(v, __func__))
+        return SSL_ERR_INVALID;
     return v->kind;
 }
 
 const char *ssl_vocab_token(const ssl_vocab_t *v, int32_t id)
 {
-    return v && id >= 0 && id < v->n ? v->tok[id] : NULL;
+    if (SSL__IS_NULL(v, __func__) || SSL__BAD_RANGE(id, 0, v->n - 1, __func__))
+        return NULL;
+    return v->tok[id];
 }
 
 static int cmp_str(const void *key, const void *elem)
@@ -246,6 +250,8 @@ static int cmp_str(const void *key, const void *elem)
 
 int32_t ssl_vocab_id(const ssl_vocab_t *v, const char *word)
 {
+    if (SSL__IS_NULL(v, __func__) || SSL__IS_NULL(word, __func__))
+        return SSL_ERR_INVALID;
     if (v->kind != SSL_TOK_WORDS)
         return SSL_VOCAB_UNK;
     char *const *hit = bsearch(word, v->tok + SSL_VOCAB_N_SPECIAL,
@@ -257,6 +263,8 @@ int32_t ssl_vocab_id(const ssl_vocab_t *v, const char *word)
 
 char *ssl_vocab_to_string(const ssl_vocab_t *v)
 {
+    if (SSL__IS_NULL(v, __func__))
+        return NULL;
     if (v->kind == SSL_TOK_BYTES) {
         char *s = dup_str(k_magic_bytes);
         if (!s)

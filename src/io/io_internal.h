@@ -3,6 +3,7 @@
 #ifndef SSL_IO_INTERNAL_H
 #define SSL_IO_INTERNAL_H
 
+#include "core/check.h"
 #include "ssl/core.h"
 
 #include <stddef.h>

@@ -37,17 +37,19 @@ static const char *const k_unsupported[] = {"F4", "F6_E2M3", "F6_E3M2", "F8_E8M0
 
 const char *ssl_dtype_name(int dtype)
 {
-    return (dtype >= 0 && dtype < SSL_DTYPE_COUNT) ? k_dtypes[dtype].name : "?";
+    return SSL__BAD_RANGE(dtype, 0, SSL_DTYPE_COUNT - 1, __func__) ? "?" : k_dtypes[dtype].name;
 }
 
 size_t ssl_dtype_size(int dtype)
 {
-    return (dtype >= 0 && dtype < SSL_DTYPE_COUNT) ? k_dtypes[dtype].size : 0;
+    return SSL__BAD_RANGE(dtype, 0, SSL_DTYPE_COUNT - 1, __func__) ? 0 : k_dtypes[dtype].size;
 }
 
 int ssl_dtype_from_name(const char *name)
 {
-    for (int i = 0; name && i < SSL_DTYPE_COUNT; i++)
+    if (SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
+    for (int i = 0; i < SSL_DTYPE_COUNT; i++)
         if (!strcmp(name, k_dtypes[i].name))
             return i;
     return -1;
@@ -569,22 +571,24 @@ ssl_st_t *ssl_st_open(const char *path)
 
 const char *ssl_st_path(const ssl_st_t *f)
 {
-    return f ? f->name : NULL;
+    return SSL__IS_NULL(f, __func__) ? NULL : f->name;
 }
 int ssl_st_count(const ssl_st_t *f)
 {
-    return f ? f->n : 0;
+    return SSL__IS_NULL(f, __func__) ? SSL_ERR_INVALID : f->n;
 }
 
 const ssl_st_tensor_t *ssl_st_tensor(const ssl_st_t *f, int i)
 {
-    return (f && i >= 0 && i < f->n) ? &f->t[i] : NULL;
+    if (SSL__IS_NULL(f, __func__) || SSL__BAD_RANGE(i, 0, f->n - 1, __func__))
+        return NULL;
+    return &f->t[i];
 }
 
 int ssl_st_find(const ssl_st_t *f, const char *name)
 {
-    if (!f || !name)
-        return -1;
+    if (SSL__IS_NULL(f, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     int lo = 0, hi = f->n - 1;
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2;
@@ -669,7 +673,9 @@ int ssl_st_read_f32(const ssl_st_t *f, int i, float *dst, size_t n)
 
 const char *ssl_st_meta(const ssl_st_t *f, const char *key)
 {
-    for (int i = 0; f && key && i < f->n_meta; i++)
+    if (SSL__IS_NULL(f, __func__) || SSL__IS_NULL(key, __func__))
+        return NULL;
+    for (int i = 0; i < f->n_meta; i++)
         if (!strcmp(f->meta_k[i], key))
             return f->meta_v[i];
     return NULL;
@@ -677,7 +683,7 @@ const char *ssl_st_meta(const ssl_st_t *f, const char *key)
 
 int ssl_st_meta_count(const ssl_st_t *f)
 {
-    return f ? f->n_meta : 0;
+    return SSL__IS_NULL(f, __func__) ? SSL_ERR_INVALID : f->n_meta;
 }
 
 int ssl_st_meta_at(const ssl_st_t *f, int i, const char **key, const char **value)

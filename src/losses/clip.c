@@ -24,7 +24,7 @@ ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *t
                             ssl_tensor_t *logit_scale, float max_logit_scale)
 {
     static const char *L = "clip";
-    if (!image || !text || !logit_scale)
+    if (SSL__NULL_INPUT(image, L) || SSL__NULL_INPUT(text, L) || SSL__NULL_INPUT(logit_scale, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -56,7 +56,8 @@ ssl_tensor_t *ssl_loss_siglip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t 
                               ssl_tensor_t *logit_scale, ssl_tensor_t *logit_bias)
 {
     static const char *L = "siglip";
-    if (!image || !text || !logit_scale || !logit_bias)
+    if (SSL__NULL_INPUT(image, L) || SSL__NULL_INPUT(text, L) || SSL__NULL_INPUT(logit_scale, L) ||
+        SSL__NULL_INPUT(logit_bias, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");

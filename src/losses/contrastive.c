@@ -15,7 +15,7 @@
 ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2, float temperature)
 {
     static const char *L = "ntxent";
-    if (!z1 || !z2)
+    if (SSL__NULL_INPUT(z1, L) || SSL__NULL_INPUT(z2, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -39,7 +39,7 @@ ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k, ss
                             float temperature)
 {
     static const char *L = "moco";
-    if (!q || !k)
+    if (SSL__NULL_INPUT(q, L) || SSL__NULL_INPUT(k, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -80,7 +80,8 @@ ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q
                                ssl_tensor_t *k2, float temperature)
 {
     static const char *L = "moco_v3";
-    if (!q1 || !q2 || !k1 || !k2)
+    if (SSL__NULL_INPUT(q1, L) || SSL__NULL_INPUT(q2, L) || SSL__NULL_INPUT(k1, L) ||
+        SSL__NULL_INPUT(k2, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -141,12 +142,16 @@ int ssl_queue_init(ssl_queue_t *q, ssl_params_t *p, const char *name, int64_t si
 
 int64_t ssl_queue_size(const ssl_queue_t *q)
 {
-    return q && q->keys ? q->keys->shape[0] : 0;
+    if (SSL__IS_NULL(q, __func__) || SSL__IS_NULL(q->keys, __func__))
+        return SSL_ERR_INVALID;
+    return q->keys->shape[0];
 }
 
 int64_t ssl_queue_count(const ssl_queue_t *q)
 {
-    return q && q->len ? (int64_t)q->len->data[0] : 0;
+    if (SSL__IS_NULL(q, __func__) || SSL__IS_NULL(q->len, __func__))
+        return SSL_ERR_INVALID;
+    return (int64_t)q->len->data[0];
 }
 
 int ssl_queue_push(ssl_queue_t *q, const ssl_tensor_t *keys)

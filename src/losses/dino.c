@@ -8,6 +8,7 @@
  * of the student, no slices). */
 #include "losses_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +19,7 @@ ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t 
                             float teacher_temp)
 {
     static const char *L = "dino";
-    if (!student || !teacher)
+    if (SSL__NULL_INPUT(student, L) || SSL__NULL_INPUT(teacher, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -94,6 +95,12 @@ float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs,
 {
     /* np.concatenate((np.linspace(warmup_temp, temp, n), np.ones(epochs - n) * temp))[epoch],
      * read at a possibly fractional epoch. */
+    if (!(temp > 0.0f && epoch >= 0.0) || (warmup_epochs > 0 && !(warmup_temp > 0.0f))) {
+        ssl_set_error(SSL_ERR_INVALID,
+                      "%s: temperatures %g and %g must be > 0 and epoch %g >= 0 (NaN returned)",
+                      __func__, warmup_temp, temp, epoch);
+        return NAN;
+    }
     if (!(warmup_epochs > 0) || epoch >= warmup_epochs)
         return temp;
     if (warmup_epochs <= 1) /* linspace(a, b, 1) == [a] */

@@ -7,7 +7,7 @@ ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds, ssl_ten
                              float beta)
 {
     static const char *L = "ijepa";
-    if (!preds || !target)
+    if (SSL__NULL_INPUT(preds, L) || SSL__NULL_INPUT(target, L))
         return NULL;
     for (int i = 0; i < n_blocks; i++)
         if (!preds[i])

@@ -1,6 +1,7 @@
 /* Loss configuration: type names, defaults (docs/losses.md; sources in
  * /work/shared/reference/hyperparameters.md) and the strict JSON reader. */
 #include "loss_config.h"
+#include "core/check.h"
 
 #include <math.h>
 #include <string.h>
@@ -13,15 +14,17 @@ _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
 
 const char *ssl_loss_type_name(int type)
 {
-    return type >= 0 && type < SSL_LOSS_TYPE_COUNT ? k_types[type] : NULL;
+    return SSL__BAD_RANGE(type, 0, SSL_LOSS_TYPE_COUNT - 1, __func__) ? NULL : k_types[type];
 }
 
 int ssl_loss_type_from_name(const char *name)
 {
-    for (int i = 0; name && k_types[i]; i++)
+    if (SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
+    for (int i = 0; k_types[i]; i++)
         if (strcmp(k_types[i], name) == 0)
             return i;
-    return -1;
+    return ssl_set_error(SSL_ERR_INVALID, "%s: unknown loss type '%s'", __func__, name);
 }
 
 /* Defaults as doubles, so the resolved config shows 0.2 rather than 0.200000003. */
@@ -48,6 +51,8 @@ static double clip_init(int type)
 
 void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
 {
+    if (SSL__IS_NULL(c, __func__))
+        return;
     memset(c, 0, sizeof *c);
     c->type = type;
     c->weight = 1.0f;

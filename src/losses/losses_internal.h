@@ -3,6 +3,7 @@
 #ifndef SSL_LOSSES_INTERNAL_H
 #define SSL_LOSSES_INTERNAL_H
 
+#include "core/check.h"
 #include "ssl/losses.h"
 
 #include <stdint.h>

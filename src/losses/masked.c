@@ -12,7 +12,7 @@
 ssl_tensor_t *ssl_patchify(ssl_ctx_t *ctx, ssl_tensor_t *images, int p)
 {
     static const char *L = "patchify";
-    if (!images)
+    if (SSL__NULL_INPUT(images, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -34,7 +34,7 @@ ssl_tensor_t *ssl_unpatchify(ssl_ctx_t *ctx, ssl_tensor_t *patches, int p, int64
                              int64_t width)
 {
     static const char *L = "unpatchify";
-    if (!patches)
+    if (SSL__NULL_INPUT(patches, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -103,7 +103,7 @@ ssl_tensor_t *ssl_loss_mae(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *tar
                            const ssl_tensor_t *mask, int norm_pix_on)
 {
     static const char *L = "mae";
-    if (!pred || !target || !mask)
+    if (SSL__NULL_INPUT(pred, L) || SSL__NULL_INPUT(target, L) || SSL__NULL_INPUT(mask, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -143,7 +143,7 @@ ssl_tensor_t *ssl_loss_mae_idx(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t 
                                const int32_t *idx, int64_t m, int norm_pix_on)
 {
     static const char *L = "mae";
-    if (!pred || !target)
+    if (SSL__NULL_INPUT(pred, L) || SSL__NULL_INPUT(target, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -167,7 +167,7 @@ ssl_tensor_t *ssl_loss_simmim(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *
                               const ssl_tensor_t *mask)
 {
     static const char *L = "simmim";
-    if (!pred || !images || !mask)
+    if (SSL__NULL_INPUT(pred, L) || SSL__NULL_INPUT(images, L) || SSL__NULL_INPUT(mask, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");

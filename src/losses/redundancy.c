@@ -48,7 +48,7 @@ ssl_tensor_t *ssl_loss_barlow(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2
                               float scale, ssl_loss_parts_t *parts)
 {
     static const char *L = "barlow";
-    if (!z1 || !z2)
+    if (SSL__NULL_INPUT(z1, L) || SSL__NULL_INPUT(z2, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -95,7 +95,7 @@ ssl_tensor_t *ssl_loss_vicreg(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2
 {
     static const char *L = "vicreg";
     static const ssl_vicreg_opts_t defaults = {25.0f, 25.0f, 1.0f, 1.0f, 1e-4f};
-    if (!z1 || !z2)
+    if (SSL__NULL_INPUT(z1, L) || SSL__NULL_INPUT(z2, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");

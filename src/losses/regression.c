@@ -19,7 +19,8 @@ static ssl_tensor_t *mean_cos(ssl_ctx_t *ctx, ssl_tensor_t *p, ssl_tensor_t *z)
 ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
                             ssl_tensor_t *z2)
 {
-    if (!p1 || !p2 || !z1 || !z2)
+    if (SSL__NULL_INPUT(p1, __func__) || SSL__NULL_INPUT(p2, __func__) ||
+        SSL__NULL_INPUT(z1, __func__) || SSL__NULL_INPUT(z2, __func__))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, "byol", "NULL context");
@@ -33,7 +34,8 @@ ssl_tensor_t *ssl_loss_byol(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, 
 ssl_tensor_t *ssl_loss_simsiam(ssl_ctx_t *ctx, ssl_tensor_t *p1, ssl_tensor_t *p2, ssl_tensor_t *z1,
                                ssl_tensor_t *z2)
 {
-    if (!p1 || !p2 || !z1 || !z2)
+    if (SSL__NULL_INPUT(p1, __func__) || SSL__NULL_INPUT(p2, __func__) ||
+        SSL__NULL_INPUT(z1, __func__) || SSL__NULL_INPUT(z2, __func__))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, "simsiam", "NULL context");

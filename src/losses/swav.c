@@ -10,7 +10,7 @@
 ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon, int iters)
 {
     static const char *L = "sinkhorn";
-    if (!scores)
+    if (SSL__NULL_INPUT(scores, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
@@ -113,7 +113,7 @@ ssl_tensor_t *ssl_loss_swav_codes(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_vi
                                   float temperature)
 {
     static const char *L = "swav";
-    if (!scores || !codes)
+    if (SSL__NULL_INPUT(scores, L) || SSL__NULL_INPUT(codes, L))
         return NULL;
     for (int a = 0; a < n_assign; a++)
         if (!codes[a])
@@ -159,7 +159,7 @@ ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_views, c
                             float epsilon, int sinkhorn_iters)
 {
     static const char *L = "swav";
-    if (!scores)
+    if (SSL__NULL_INPUT(scores, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");

@@ -1,4 +1,5 @@
 /* The encoder interface over ResNet and ViT, and the named presets. */
+#include "core/check.h"
 #include "models_internal.h"
 
 #include <stdio.h>
@@ -7,6 +8,8 @@
 
 int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg)
 {
+    if (SSL__IS_NULL(type, __func__) || SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(cfg, 0, sizeof *cfg);
     static const struct { const char *name; int depth; } resnets[] = {
         {"resnet18", 18}, {"resnet34", 34}, {"resnet50", 50}};
@@ -33,6 +36,8 @@ int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg)
 ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
                                   const char *prefix, uint64_t seed)
 {
+    if (SSL__IS_NULL(cfg, __func__) || SSL__IS_NULL(p, __func__))
+        return NULL;
     ssl_encoder_t *e = calloc(1, sizeof *e);
     if (!e) {
         ssl_set_error(SSL_ERR_NOMEM, "encoder: out of memory");
@@ -68,20 +73,29 @@ void ssl_encoder_free(ssl_encoder_t *e)
     free(e);
 }
 
-const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e) { return &e->cfg; }
+const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e)
+{
+    return SSL__IS_NULL(e, __func__) ? NULL : &e->cfg;
+}
 
 int64_t ssl_encoder_dim(const ssl_encoder_t *e)
 {
+    if (SSL__IS_NULL(e, __func__))
+        return SSL_ERR_INVALID;
     return e->cfg.kind == SSL_ENC_RESNET ? e->resnet.out_dim : e->cfg.vit.dim;
 }
 
 int64_t ssl_encoder_num_tokens(const ssl_encoder_t *e)
 {
+    if (SSL__IS_NULL(e, __func__))
+        return SSL_ERR_INVALID;
     return e->cfg.kind == SSL_ENC_VIT ? e->vit.patch.grid_h * e->vit.patch.grid_w : 0;
 }
 
 int64_t ssl_encoder_num_params(const ssl_encoder_t *e)
 {
+    if (SSL__IS_NULL(e, __func__))
+        return SSL_ERR_INVALID;
     int64_t n = 0;
     for (int i = e->first_param; i < e->first_param + e->n_params; i++) {
         const ssl_param_info_t *in = ssl_params_info(e->params, i);
@@ -93,6 +107,10 @@ int64_t ssl_encoder_num_params(const ssl_encoder_t *e)
 
 int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w)
 {
+    if (SSL__IS_NULL(e, __func__))
+        return SSL_ERR_INVALID;
+    if (SSL__BAD_RANGE(h, 1, INT32_MAX, __func__) || SSL__BAD_RANGE(w, 1, INT32_MAX, __func__))
+        return SSL_ERR_INVALID;
     return e->cfg.kind == SSL_ENC_RESNET ? ssl__resnet_macs(e, h, w) : ssl__vit_macs(e, h, w);
 }
 
@@ -108,9 +126,13 @@ int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tenso
                                int64_t n_masked, ssl_tensor_t *mask_token, int training,
                                ssl_encoder_out_t *out)
 {
+    if (SSL__IS_NULL(out, __func__))
+        return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    if (!x)
-        return ssl_last_status() ? ssl_last_status() : SSL_ERR_INVALID;
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(e, __func__))
+        return SSL_ERR_INVALID;
+    if (SSL__NULL_INPUT(x, __func__))
+        return ssl_last_status();
     int64_t want_c = e->cfg.kind == SSL_ENC_RESNET ? e->cfg.resnet.in_channels
                                                     : e->cfg.vit.in_channels;
     if (x->ndim != 4 || x->shape[1] != want_c) {

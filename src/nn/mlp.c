@@ -1,4 +1,5 @@
 /* MLP heads (projectors, predictors) named like the torch nn.Sequential they mirror. */
+#include "core/check.h"
 #include "ssl/nn.h"
 
 #include <stdio.h>
@@ -19,6 +20,9 @@ static int add_norm(ssl_mlp_t *m, ssl_params_t *p, const char *name, int idx, in
 int ssl_mlp_init(ssl_mlp_t *m, ssl_params_t *p, const char *name, const ssl_mlp_cfg_t *cfg,
                  uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__) ||
+        SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
     memset(m, 0, sizeof *m);
     if (cfg->layers < 1 || cfg->layers > SSL_MLP_MAX_LAYERS)
         return ssl_set_error(SSL_ERR_CONFIG, "%s: layers must be in 1..%d, got %d", name,
@@ -69,6 +73,8 @@ static ssl_tensor_t *norm_fwd(ssl_ctx_t *ctx, const ssl_mlp_t *m, int kind, int 
 
 ssl_tensor_t *ssl_mlp_forward(ssl_ctx_t *ctx, const ssl_mlp_t *m, ssl_tensor_t *x, int training)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     for (int l = 0; l < m->cfg.layers; l++) {
         int last = l == m->cfg.layers - 1;
         x = ssl_nn_linear_forward(ctx, &m->lin[l], x);

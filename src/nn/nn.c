@@ -1,11 +1,14 @@
 /* Parameter initialisation and the basic layers: linear, conv2d, batchnorm, layernorm. */
 #include "ssl/nn.h"
+#include "core/check.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-uint64_t ssl_nn_name_stream(const char *name)
+/* FNV-1a of the name; a tensor without a name (NULL) gets the stream of "". */
+static uint64_t name_hash(const char *name)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (const unsigned char *c = (const unsigned char *)name; c && *c; c++) {
@@ -15,8 +18,16 @@ uint64_t ssl_nn_name_stream(const char *name)
     return h;
 }
 
+uint64_t ssl_nn_name_stream(const char *name)
+{
+    return SSL__IS_NULL(name, __func__) ? 0 : name_hash(name);
+}
+
 const char *ssl_nn_name(char *buf, size_t len, const char *prefix, const char *name)
 {
+    if (SSL__IS_NULL(buf, __func__) || SSL__IS_NULL(name, __func__) ||
+        SSL__BAD_RANGE(len, 1, PTRDIFF_MAX, __func__))
+        return NULL;
     if (prefix && *prefix)
         snprintf(buf, len, "%s.%s", prefix, name);
     else
@@ -26,18 +37,22 @@ const char *ssl_nn_name(char *buf, size_t len, const char *prefix, const char *n
 
 void ssl_nn_fill_uniform(ssl_tensor_t *t, float lo, float hi, uint64_t seed)
 {
-    ssl_rng_fill_uniform(t->data, (size_t)t->numel, lo, hi, seed, ssl_nn_name_stream(t->name),
-                         0);
+    if (SSL__IS_NULL(t, __func__))
+        return;
+    ssl_rng_fill_uniform(t->data, (size_t)t->numel, lo, hi, seed, name_hash(t->name), 0);
 }
 
 void ssl_nn_fill_normal(ssl_tensor_t *t, float mean, float std, uint64_t seed)
 {
-    ssl_rng_fill_normal(t->data, (size_t)t->numel, mean, std, seed, ssl_nn_name_stream(t->name),
-                        0);
+    if (SSL__IS_NULL(t, __func__))
+        return;
+    ssl_rng_fill_normal(t->data, (size_t)t->numel, mean, std, seed, name_hash(t->name), 0);
 }
 
 void ssl_nn_fill_const(ssl_tensor_t *t, float v)
 {
+    if (SSL__IS_NULL(t, __func__))
+        return;
     for (int64_t i = 0; i < t->numel; i++)
         t->data[i] = v;
 }
@@ -55,6 +70,9 @@ static void fans(const ssl_tensor_t *t, double *fan_in, double *fan_out)
 
 void ssl_nn_init_tensor(ssl_tensor_t *t, ssl_init_t scheme, uint64_t seed)
 {
+    if (SSL__IS_NULL(t, __func__) ||
+        SSL__BAD_RANGE(scheme, SSL_INIT_TORCH_DEFAULT, SSL_INIT_ZEROS, __func__))
+        return;
     double fi, fo;
     fans(t, &fi, &fo);
     switch (scheme) {
@@ -68,7 +86,7 @@ void ssl_nn_init_tensor(ssl_tensor_t *t, ssl_init_t scheme, uint64_t seed)
         break;
     case SSL_INIT_TRUNC_NORMAL_02:
         ssl_rng_fill_trunc_normal(t->data, (size_t)t->numel, 0.0f, 0.02f, -2.0f, 2.0f, seed,
-                                  ssl_nn_name_stream(t->name), 0);
+                                  name_hash(t->name), 0);
         break;
     case SSL_INIT_XAVIER_UNIFORM: {
         float b = (float)sqrt(6.0 / (fi + fo));
@@ -103,6 +121,8 @@ static void init_bias(ssl_tensor_t *b, const ssl_tensor_t *w, ssl_init_t scheme,
 int ssl_nn_linear_init(ssl_nn_linear_t *m, ssl_params_t *p, const char *name, int64_t in,
                        int64_t out, int bias, ssl_init_t init, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     m->weight = ssl_params_add(p, NAME(buf, name, "weight"), 2, (int64_t[]){out, in},
@@ -122,6 +142,8 @@ int ssl_nn_linear_init(ssl_nn_linear_t *m, ssl_params_t *p, const char *name, in
 
 ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_t *m, ssl_tensor_t *x)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     return ssl_linear(ctx, x, m->weight, m->bias);
 }
 
@@ -131,6 +153,8 @@ int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, in
                        int64_t out, int kernel, int stride, int padding, int bias,
                        ssl_init_t init, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     m->stride = stride;
@@ -153,6 +177,8 @@ int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, in
 
 ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ssl_tensor_t *x)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     return ssl_conv2d(ctx, x, m->weight, m->bias, m->stride, m->padding);
 }
 
@@ -161,6 +187,8 @@ ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ss
 int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *name,
                           int64_t channels, int affine, float momentum, float eps)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     m->momentum = momentum;
@@ -190,6 +218,8 @@ int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *na
 static ssl_tensor_t *batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m, ssl_tensor_t *x,
                                        int training, int relu, ssl_tensor_t *residual)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     ssl_tensor_t *y =
         relu == 2 ? ssl_batch_norm_add_relu(ctx, x, m->weight, m->bias, m->running_mean,
                                             m->running_var, residual, training, m->momentum, m->eps)
@@ -225,6 +255,8 @@ ssl_tensor_t *ssl_nn_batchnorm_add_relu_forward(ssl_ctx_t *ctx, const ssl_nn_bat
 int ssl_nn_layernorm_init(ssl_nn_layernorm_t *m, ssl_params_t *p, const char *name,
                           int64_t dim, float eps)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     m->eps = eps;
@@ -241,11 +273,17 @@ int ssl_nn_layernorm_init(ssl_nn_layernorm_t *m, ssl_params_t *p, const char *na
 ssl_tensor_t *ssl_nn_layernorm_forward(ssl_ctx_t *ctx, const ssl_nn_layernorm_t *m,
                                        ssl_tensor_t *x)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     return ssl_layer_norm(ctx, x, m->weight, m->bias, m->eps);
 }
 
 ssl_tensor_t *ssl_nn_activation(ssl_ctx_t *ctx, ssl_tensor_t *x, int act)
 {
+    if (SSL__IS_NULL(ctx, __func__))
+        return NULL;
+    if (SSL__BAD_RANGE(act, SSL_ACT_NONE, SSL_ACT_GELU_TANH, __func__))
+        return NULL;
     switch (act) {
     case SSL_ACT_RELU: return ssl_relu(ctx, x);
     case SSL_ACT_GELU: return ssl_gelu(ctx, x, SSL_GELU_ERF);

@@ -1,5 +1,6 @@
 /* Multi-head self-attention, the pre-norm transformer block, patch embedding and the fixed 2-D
  * sin-cos positional embedding, with timm's parameter names. */
+#include "core/check.h"
 #include "ssl/nn.h"
 
 #include <math.h>
@@ -11,6 +12,8 @@
 int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const char *name,
                           int64_t dim, int heads, int qkv_bias, ssl_init_t init, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     if (heads <= 0 || dim % heads != 0)
@@ -44,12 +47,16 @@ static ssl_tensor_t *attention_heads(ssl_ctx_t *ctx, const ssl_nn_attention_t *m
 ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
                                        ssl_tensor_t *x, ssl_tensor_t *attn_bias)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     return ssl_nn_linear_forward(ctx, &m->proj, attention_heads(ctx, m, x, attn_bias));
 }
 
 int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
                       int heads, double mlp_ratio, int qkv_bias, ssl_init_t init, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     m->act = SSL_ACT_GELU;
@@ -73,6 +80,8 @@ int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int6
 ssl_tensor_t *ssl_nn_block_forward(ssl_ctx_t *ctx, const ssl_nn_block_t *m, ssl_tensor_t *x,
                                    ssl_tensor_t *attn_bias)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     /* the residual additions ride on the output projections (ssl_linear_residual) */
     ssl_tensor_t *h = ssl_nn_layernorm_forward(ctx, &m->norm1, x);
     h = attention_heads(ctx, &m->attn, h, attn_bias);
@@ -87,6 +96,8 @@ int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char
                             int64_t in_chans, int64_t dim, int patch, int64_t img_h,
                             int64_t img_w, ssl_init_t init, uint64_t seed)
 {
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
     char buf[256];
     memset(m, 0, sizeof *m);
     if (patch <= 0 || img_h % patch || img_w % patch)
@@ -112,6 +123,8 @@ int ssl_nn_patch_embed_init(ssl_nn_patch_embed_t *m, ssl_params_t *p, const char
 ssl_tensor_t *ssl_nn_patch_embed_forward(ssl_ctx_t *ctx, const ssl_nn_patch_embed_t *m,
                                          ssl_tensor_t *x)
 {
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
     ssl_tensor_t *y = ssl_nn_conv2d_forward(ctx, &m->proj, x); // (B, C, gh, gw)
     if (!y)
         return NULL;

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "trainer_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,9 @@ const char *const *ssl_bench_workloads(void) { return k_names; }
 
 const char *ssl_bench_workload_config(const char *name)
 {
-    for (int i = 0; name && k_names[i]; i++)
+    if (SSL__IS_NULL(name, __func__))
+        return NULL;
+    for (int i = 0; k_names[i]; i++)
         if (!strcmp(name, k_names[i]))
             return k_texts[i];
     return NULL;
@@ -68,8 +71,8 @@ static int cmp_double(const void *a, const void *b)
 
 double ssl_bench_sgemm_peak(int n, int reps)
 {
-    if (n <= 0 || reps <= 0)
-        return 0;
+    if (SSL__BAD_RANGE(n, 1, 46340, __func__) || SSL__BAD_RANGE(reps, 1, INT_MAX, __func__))
+        return 0; /* n * n floats must be addressable by an int BLAS */
     size_t nn = (size_t)n * (size_t)n;
     float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)),
           *c = malloc(nn * sizeof(float));
@@ -95,6 +98,8 @@ double ssl_bench_sgemm_peak(int n, int reps)
 
 int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
 {
+    if (SSL__IS_NULL(o, __func__) || SSL__IS_NULL(r, __func__))
+        return SSL_ERR_INVALID;
     memset(r, 0, sizeof *r);
     const char *text = NULL;
     if (o->workload) {

@@ -11,6 +11,8 @@
 int ssl_checkpoint_collapse(const char *checkpoint, const char *split, int64_t limit,
                             ssl_collapse_report_t *out)
 {
+    if (SSL__IS_NULL(checkpoint, __func__) || SSL__IS_NULL(out, __func__))
+        return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
     ssl_ckpt_model_t cm;
     float *f = NULL, *v1 = NULL, *v2 = NULL;

@@ -209,6 +209,8 @@ int ssl_ema_copy(ssl_ema_t *e)
 
 void ssl_ema_cfg_default(ssl_ema_cfg_t *cfg)
 {
+    if (SSL__IS_NULL(cfg, __func__))
+        return;
     cfg->momentum = ssl_sched_cosine(0.996, 1.0);
     cfg->buffers = SSL_EMA_BUFFERS_KEEP;
 }

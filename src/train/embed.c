@@ -126,6 +126,8 @@ static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
                             ssl_ckpt_features_t *out)
 {
+    if (SSL__IS_NULL(checkpoint, __func__) || SSL__IS_NULL(out, __func__))
+        return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
     ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL};
     return embed(&eo, out);
@@ -133,6 +135,8 @@ int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t l
 
 void ssl_ckpt_features_free(ssl_ckpt_features_t *f)
 {
+    if (!f) /* as free(NULL) */
+        return;
     for (int c = 0; f->class_names && c < f->n_classes; c++)
         free(f->class_names[c]);
     free(f->class_names);
@@ -143,6 +147,8 @@ void ssl_ckpt_features_free(ssl_ckpt_features_t *f)
 
 int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n_out, int64_t *dim_out)
 {
+    if (SSL__IS_NULL(o, __func__))
+        return SSL_ERR_INVALID;
     ssl_ckpt_features_t f;
     memset(&f, 0, sizeof f);
     int st = embed(o, &f);
@@ -177,6 +183,8 @@ static cJSON *source_config(const char *source)
 int ssl_pixel_features(const char *source, const char *split, int64_t limit,
                        ssl_ckpt_features_t *out)
 {
+    if (SSL__IS_NULL(source, __func__) || SSL__IS_NULL(out, __func__))
+        return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
     cJSON *doc = source_config(source);
     if (!doc)

@@ -25,11 +25,13 @@ static const char *const k_kind_names[] = {"sgd", "lars", "adamw"};
 
 const char *ssl_optim_kind_name(int kind)
 {
-    return kind >= 0 && kind <= SSL_OPTIM_ADAMW ? k_kind_names[kind] : "?";
+    return SSL__BAD_RANGE(kind, 0, SSL_OPTIM_ADAMW, __func__) ? "?" : k_kind_names[kind];
 }
 
 void ssl_optim_cfg_default(int kind, ssl_optim_cfg_t *c)
 {
+    if (SSL__IS_NULL(c, __func__))
+        return;
     memset(c, 0, sizeof *c);
     c->kind = kind;
     c->lr_scaled = 1;
@@ -66,12 +68,16 @@ void ssl_optim_cfg_default(int kind, ssl_optim_cfg_t *c)
 
 double ssl_optim_peak_lr(const ssl_optim_cfg_t *c, int64_t batch_size)
 {
+    if (SSL__IS_NULL(c, __func__))
+        return NAN;
     return c->lr_scaled ? c->lr * (double)batch_size / 256.0 : c->lr;
 }
 
 ssl_sched_t ssl_optim_lr_sched(const ssl_optim_cfg_t *c, int64_t batch_size,
                                int64_t steps_per_epoch)
 {
+    if (SSL__IS_NULL(c, __func__))
+        return ssl_sched_constant(NAN);
     double peak = ssl_optim_peak_lr(c, batch_size);
     int64_t w = (int64_t)llround(c->warmup_epochs * (double)steps_per_epoch);
     if (w < 0)
@@ -84,6 +90,8 @@ ssl_sched_t ssl_optim_lr_sched(const ssl_optim_cfg_t *c, int64_t batch_size,
 
 ssl_sched_t ssl_optim_wd_sched(const ssl_optim_cfg_t *c)
 {
+    if (SSL__IS_NULL(c, __func__))
+        return ssl_sched_constant(NAN);
     if (c->weight_decay_end >= 0)
         return ssl_sched_cosine(c->weight_decay, c->weight_decay_end);
     return ssl_sched_constant(c->weight_decay);
@@ -180,7 +188,7 @@ void ssl_optim_free(ssl_optim_t *o)
 
 const ssl_optim_cfg_t *ssl_optim_cfg(const ssl_optim_t *o)
 {
-    return &o->cfg;
+    return SSL__IS_NULL(o, __func__) ? NULL : &o->cfg;
 }
 
 /* Sets lr_scale (fixed 0) or lr_fixed (fixed 1) of every trainable entry under prefix to v;
@@ -212,6 +220,8 @@ int ssl_optim_set_lr_scale(ssl_optim_t *o, const char *prefix, double scale)
 
 int ssl_optim_set_lr_fixed(ssl_optim_t *o, const char *prefix, double lr)
 {
+    if (SSL__IS_NULL(o, __func__) || SSL__IS_NULL(prefix, __func__))
+        return SSL_ERR_INVALID;
     if (!isfinite(lr))
         return ssl_set_error(SSL_ERR_INVALID, "ssl_optim_set_lr_fixed: lr %g for '%s'", lr,
                              prefix ? prefix : "");
@@ -345,7 +355,7 @@ int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay)
 
 int ssl_optim_state_count(const ssl_optim_t *o)
 {
-    return o ? o->n_state : 0;
+    return SSL__IS_NULL(o, __func__) ? SSL_ERR_INVALID : o->n_state;
 }
 
 int ssl_optim_state_get(ssl_optim_t *o, int i, ssl_optim_state_t *out)
@@ -364,18 +374,23 @@ int ssl_optim_state_get(ssl_optim_t *o, int i, ssl_optim_state_t *out)
 
 int64_t ssl_optim_step_count(const ssl_optim_t *o)
 {
-    return o ? o->steps : 0;
+    return SSL__IS_NULL(o, __func__) ? SSL_ERR_INVALID : o->steps;
 }
 
 void ssl_optim_set_step_count(ssl_optim_t *o, int64_t steps)
 {
-    if (o)
-        o->steps = steps;
+    if (SSL__IS_NULL(o, __func__) || SSL__BAD_RANGE(steps, 0, INT64_MAX, __func__))
+        return;
+    o->steps = steps;
 }
 
 int64_t *ssl_optim_param_steps(ssl_optim_t *o, int *n_params)
 {
     if (n_params)
-        *n_params = o ? o->n_params : 0;
-    return o ? o->psteps : NULL;
+        *n_params = 0;
+    if (SSL__IS_NULL(o, __func__))
+        return NULL;
+    if (n_params)
+        *n_params = o->n_params;
+    return o->psteps;
 }

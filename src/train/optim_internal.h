@@ -2,6 +2,7 @@
 #ifndef SSL_TRAIN_OPTIM_INTERNAL_H
 #define SSL_TRAIN_OPTIM_INTERNAL_H
 
+#include "core/check.h"
 #include "ssl/optim.h"
 
 #include <stdint.h>

@@ -101,6 +101,8 @@ static int parse_line(ssl_run_log_t *log, const char *text, size_t len, const ch
 
 int ssl_run_log_read(const char *path, ssl_run_log_t *log)
 {
+    if (SSL__IS_NULL(path, __func__) || SSL__IS_NULL(log, __func__))
+        return SSL_ERR_INVALID;
     memset(log, 0, sizeof *log);
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -257,6 +259,8 @@ int ssl__run_log_repair(const char *path, int64_t step)
 
 void ssl_run_log_free(ssl_run_log_t *log)
 {
+    if (!log) /* as free(NULL) */
+        return;
     for (int k = 0; k < log->n_keys; k++)
         free(log->keys[k]);
     free(log->values);
@@ -265,6 +269,8 @@ void ssl_run_log_free(ssl_run_log_t *log)
 
 int ssl_run_log_key(const ssl_run_log_t *log, const char *key)
 {
+    if (SSL__IS_NULL(log, __func__) || SSL__IS_NULL(key, __func__))
+        return SSL_ERR_INVALID;
     for (int k = 0; k < log->n_keys; k++)
         if (!strcmp(log->keys[k], key))
             return k;
@@ -274,6 +280,9 @@ int ssl_run_log_key(const ssl_run_log_t *log, const char *key)
 int64_t ssl_run_log_series(const ssl_run_log_t *log, const char *xkey, const char *ykey,
                            double *x, double *y)
 {
+    if (SSL__IS_NULL(log, __func__) || SSL__IS_NULL(xkey, __func__) ||
+        SSL__IS_NULL(ykey, __func__) || SSL__IS_NULL(x, __func__) || SSL__IS_NULL(y, __func__))
+        return SSL_ERR_INVALID;
     int kx = ssl_run_log_key(log, xkey), ky = ssl_run_log_key(log, ykey);
     int64_t m = 0;
     if (kx < 0 || ky < 0)

@@ -1,5 +1,6 @@
 /* Per-step schedules: learning rate (warm-up + cosine), weight decay and EMA momentum (cosine),
  * DINO's teacher temperature (warm-up then constant). */
+#include "core/check.h"
 #include "ssl/optim.h"
 
 #include <math.h>
@@ -20,6 +21,8 @@ static double half_cosine(double a, double b, int64_t i, int64_t n)
 
 double ssl_sched_value(const ssl_sched_t *s, int64_t step, int64_t total_steps)
 {
+    if (SSL__IS_NULL(s, __func__))
+        return NAN;
     if (step < 0)
         step = 0;
     if (total_steps < 1)
@@ -56,6 +59,8 @@ ssl_sched_t ssl_sched_constant(double value)
 
 ssl_sched_t ssl_sched_warmup_cosine(double start, double peak, double end, int64_t warmup_steps)
 {
+    if (SSL__BAD_RANGE(warmup_steps, 0, INT64_MAX, __func__))
+        warmup_steps = 0; /* the error is set */
     return (ssl_sched_t){SSL_SCHED_WARMUP_COSINE, start, peak, end, warmup_steps};
 }
 

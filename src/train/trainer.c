@@ -265,6 +265,8 @@ static int setup_run_dir(ssl_trainer_t *t)
 
 ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
 {
+    if (SSL__IS_NULL(opts, __func__))
+        return NULL;
     ssl_trainer_t *t = calloc(1, sizeof *t);
     if (!t) {
         ssl_set_error(SSL_ERR_NOMEM, "trainer: out of memory");
@@ -399,7 +401,10 @@ void ssl_trainer_free(ssl_trainer_t *t)
     free(t);
 }
 
-const char *ssl_trainer_run_dir(const ssl_trainer_t *t) { return t->run_dir; }
+const char *ssl_trainer_run_dir(const ssl_trainer_t *t)
+{
+    return SSL__IS_NULL(t, __func__) ? NULL : t->run_dir;
+}
 
 void ssl_trainer_request_stop(ssl_trainer_t *t)
 {
@@ -693,6 +698,8 @@ static int check_skipped(const ssl_trainer_t *t)
 
 int ssl_trainer_run(ssl_trainer_t *t)
 {
+    if (SSL__IS_NULL(t, __func__))
+        return SSL_ERR_INVALID;
     char line[1024], num[32];
     int64_t steps_at_start = t->global_step;
     if (t->stop_requested)

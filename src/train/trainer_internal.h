@@ -3,11 +3,12 @@
 
 #include <signal.h>
 
+#include "core/check.h"
 #include "method.h"
 #include "run_config.h"
 #include "ssl/data.h"
-#include "ssl/optim.h"
 #include "ssl/io.h"
+#include "ssl/optim.h"
 #include "ssl/train.h"
 
 struct ssl_trainer {

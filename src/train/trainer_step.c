@@ -121,14 +121,16 @@ int ssl_trainer_load_weights(ssl_trainer_t *t, const char *path, const char *pre
 
 ssl_params_t *ssl_trainer_params(ssl_trainer_t *t, int target)
 {
-    return t ? (target ? t->target : t->online) : NULL;
+    if (SSL__IS_NULL(t, __func__))
+        return NULL;
+    return target ? t->target : t->online;
 }
 
 int64_t ssl_trainer_global_step(const ssl_trainer_t *t)
 {
-    return t ? t->global_step : -1;
+    return SSL__IS_NULL(t, __func__) ? SSL_ERR_INVALID : t->global_step;
 }
 int64_t ssl_trainer_total_steps(const ssl_trainer_t *t)
 {
-    return t ? t->total_steps : -1;
+    return SSL__IS_NULL(t, __func__) ? SSL_ERR_INVALID : t->total_steps;
 }

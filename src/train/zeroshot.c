@@ -69,6 +69,8 @@ static float *class_embeddings(ssl_ckpt_model_t *cm, const char *tmpl, int64_t *
 int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
                             int64_t *unknown_words)
 {
+    if (SSL__IS_NULL(o, __func__) || SSL__IS_NULL(res, __func__))
+        return SSL_ERR_INVALID;
     const char *tmpl = o->prompt ? o->prompt : SSL_ZEROSHOT_PROMPT;
     if (check_template(tmpl) != SSL_OK)
         return ssl_last_status();
