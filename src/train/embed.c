@@ -17,11 +17,9 @@ int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const cha
     cm->f = ssl_st_open(checkpoint);
     if (!cm->f)
         return ssl_last_status();
-    const char *text = ssl_st_meta(cm->f, "config");
-    if (!text)
-        return ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the metadata (not an sslc "
-                             "training checkpoint)", checkpoint);
-    cm->doc = ssl_json_parse(text, strlen(text), checkpoint);
+    cm->doc = ssl__run_cfg_from_checkpoint(cm->f, checkpoint);
+    if (!cm->doc)
+        return ssl_last_status();
     cm->online = ssl_params_create();
     cm->target = ssl_params_create();
     cm->ctx = ssl_ctx_create((size_t)64 << 20);
@@ -171,11 +169,7 @@ static cJSON *source_config(const char *source)
     ssl_st_t *f = ssl_st_open(source);
     if (!f)
         return NULL;
-    const char *text = ssl_st_meta(f, "config");
-    cJSON *doc = text ? ssl_json_parse(text, strlen(text), source) : NULL;
-    if (!text)
-        ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the metadata (not an sslc training "
-                      "checkpoint)", source);
+    cJSON *doc = ssl__run_cfg_from_checkpoint(f, source);
     ssl_st_close(f);
     return doc;
 }

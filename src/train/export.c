@@ -70,14 +70,8 @@ int ssl_checkpoint_export_encoder(const char *checkpoint, const char *source, co
     ssl_st_t *f = ssl_st_open(checkpoint);
     if (!f)
         return ssl_last_status();
-    const char *text = ssl_st_meta(f, "config");
-    cJSON *doc = text ? ssl_json_parse(text, strlen(text), checkpoint) : NULL;
-    int st = !text  ? ssl_set_error(SSL_ERR_FORMAT,
-                                    "%s: no config in the metadata (not an sslc "
-                                     "training checkpoint)",
-                                    checkpoint)
-             : !doc ? ssl_last_status()
-                    : export_encoder(f, doc, checkpoint, source, out_path);
+    cJSON *doc = ssl__run_cfg_from_checkpoint(f, checkpoint);
+    int st = doc ? export_encoder(f, doc, checkpoint, source, out_path) : ssl_last_status();
     cJSON_Delete(doc);
     ssl_st_close(f);
     return st;

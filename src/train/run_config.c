@@ -11,6 +11,22 @@ static void copy_str(char *dst, size_t n, const char *src)
     snprintf(dst, n, "%s", src ? src : "");
 }
 
+/* The string at key into dst[n]: one that does not fit (or an empty one unless allowed) is an
+ * error naming the key, never cut. */
+static void read_str(ssl_cfg_t *c, const char *key, const char *def, char *dst, size_t n,
+                     int allow_empty)
+{
+    const char *v = ssl_cfg_str(c, key, def);
+    size_t len = v ? strlen(v) : 0;
+    if (len >= n)
+        ssl_cfg_fail(c, key, "'%.24s...' is %zu bytes long, more than the %zu allowed", v, len,
+                     n - 1);
+    else if (!len && !allow_empty)
+        ssl_cfg_fail(c, key, "must not be empty");
+    else
+        copy_str(dst, n, v);
+}
+
 static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {
@@ -26,9 +42,9 @@ static void read_data(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     const char *def_root = set <= 1 ? SSL_FASHION_MNIST_DIR : "data";
     if (set == 1)
         def_root = "/usr/share/datasets/mnist";
-    copy_str(rc->root, sizeof rc->root, ssl_cfg_str(&c, "root", def_root));
-    copy_str(rc->split, sizeof rc->split, ssl_cfg_str(&c, "split", "train"));
-    copy_str(rc->eval_split, sizeof rc->eval_split, ssl_cfg_str(&c, "eval_split", "test"));
+    read_str(&c, "root", def_root, rc->root, sizeof rc->root, 0);
+    read_str(&c, "split", "train", rc->split, sizeof rc->split, 0);
+    read_str(&c, "eval_split", "test", rc->eval_split, sizeof rc->eval_split, 0);
     rc->limit = ssl_cfg_i64(&c, "limit", 0, 0, (int64_t)1 << 40);
     rc->eval_limit = ssl_cfg_i64(&c, "eval_limit", 0, 0, (int64_t)1 << 40);
     rc->image_size = ssl_cfg_int(&c, "image_size", 32, 8, 1024);
@@ -93,6 +109,11 @@ static void read_views(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     int groups = ssl_cfg_len(root, "views");
     if (ssl_cfg_status(root))
         return;
+    if (groups == 0 && ssl_cfg_has(root, "views")) {
+        ssl_cfg_fail(root, "views", "is empty: give at least one group of views, or leave the "
+                                    "key out for two SimCLR views of 32x32");
+        return;
+    }
     if (groups == 0) { /* absent: two SimCLR views of 32x32 */
         ssl_views_simclr(&rc->views, 2, 32);
         rc->n_global = 2;
@@ -213,7 +234,7 @@ static void read_target(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 int ssl__run_cfg_read(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     memset(rc, 0, sizeof *rc);
-    copy_str(rc->name, sizeof rc->name, ssl_cfg_str(root, "name", "run"));
+    read_str(root, "name", "run", rc->name, sizeof rc->name, 0);
     read_data(root, rc);
     read_views(root, rc);
     read_masks(root, rc);
@@ -233,4 +254,24 @@ int ssl__run_cfg_read(ssl_cfg_t *root, ssl_run_cfg_t *rc)
             return ssl_cfg_fail(root, "name", "'%s' may only use letters, digits, '_', '-', '.'",
                                 rc->name);
     return SSL_OK;
+}
+
+cJSON *ssl__run_cfg_from_checkpoint(const ssl_st_t *f, const char *path)
+{
+    const char *text = ssl_st_meta(f, "config");
+    if (!text) {
+        ssl_set_error(SSL_ERR_FORMAT, "%s: no metadata key 'config' (not an sslc training "
+                      "checkpoint)", path);
+        return NULL;
+    }
+    cJSON *doc = ssl_json_parse(text, strlen(text), "");
+    if (!doc && ssl_last_status() == SSL_ERR_FORMAT) {
+        /* what is wrong, without the line:column inside the metadata string */
+        const char *msg = ssl_last_error(), *pos = strstr(msg, "): ");
+        char why[512];
+        snprintf(why, sizeof why, "%s", pos ? pos + 3 : msg + strspn(msg, ": "));
+        ssl_set_error(SSL_ERR_FORMAT, "%s: metadata key 'config' is not a JSON config (%s)", path,
+                      why);
+    }
+    return doc;
 }

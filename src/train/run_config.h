@@ -4,6 +4,7 @@
 
 #include "io/json_strict.h"
 #include "ssl/data.h"
+#include "ssl/io.h"
 #include "ssl/train.h"
 
 typedef enum ssl_target_kind {
@@ -51,5 +52,8 @@ typedef struct ssl_run_cfg {
 /* Read the sections data, views, masks, train, eval, checkpoint, target of the root reader
  * (SSL_CFG_FILL writes the defaults into the document). */
 int ssl__run_cfg_read(ssl_cfg_t *root, ssl_run_cfg_t *rc);
+/* The run config a checkpoint's metadata holds (key "config"), parsed. NULL with
+ * SSL_ERR_FORMAT naming the file and the metadata key when it is missing or not JSON. */
+cJSON *ssl__run_cfg_from_checkpoint(const ssl_st_t *f, const char *path);
 
 #endif

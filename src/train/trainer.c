@@ -175,12 +175,7 @@ static cJSON *config_from_checkpoint(const char *run_dir)
     ssl_st_t *f = ssl_st_open(path);
     if (!f)
         return NULL;
-    const char *text = ssl_st_meta(f, "config");
-    cJSON *doc = NULL;
-    if (!text)
-        ssl_set_error(SSL_ERR_FORMAT, "%s: no config in the checkpoint metadata", path);
-    else
-        doc = ssl_json_parse(text, strlen(text), path);
+    cJSON *doc = ssl__run_cfg_from_checkpoint(f, path);
     ssl_st_close(f);
     return doc;
 }

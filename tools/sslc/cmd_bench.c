@@ -6,8 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sslc.h"
+#include "args.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_help =
     "usage: sslc bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N] [--set k=v]...\n"
@@ -47,13 +48,17 @@ int sslc_cmd_bench(int argc, char **argv)
             st = 0;
             goto out;
         } else if (!strcmp(a, "--batch") && i + 1 < argc) {
-            o.batch_size = atoll(argv[++i]);
+            if (!sslc_arg_i64("bench", a, argv[++i], 1, 1 << 20, &o.batch_size))
+                goto out;
         } else if (!strcmp(a, "--steps") && i + 1 < argc) {
-            o.steps = atoi(argv[++i]);
+            if (!sslc_arg_int("bench", a, argv[++i], 1, 1000000, &o.steps))
+                goto out;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            o.threads = atoi(argv[++i]);
+            if (!sslc_arg_int("bench", a, argv[++i], 0, 4096, &o.threads))
+                goto out;
         } else if (!strcmp(a, "--peak-n") && i + 1 < argc) {
-            o.peak_n = atoi(argv[++i]);
+            if (!sslc_arg_int("bench", a, argv[++i], 1, 46340, &o.peak_n))
+                goto out;
         } else if (!strcmp(a, "--profile")) {
             o.profile = 1;
         } else if (!strcmp(a, "--no-peak")) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/io.h"
@@ -57,9 +58,11 @@ int sslc_cmd_embed(int argc, char **argv)
         } else if (!strcmp(a, "--split") && i + 1 < argc) {
             o.split = argv[++i];
         } else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            o.limit = atoll(argv[++i]);
+            if (!sslc_arg_i64("embed", a, argv[++i], 0, INT64_MAX, &o.limit))
+                return 2;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
+            if (!sslc_arg_int("embed", a, argv[++i], 0, 4096, &threads))
+                return 2;
         } else if (!strcmp(a, "--encoder") && i + 1 < argc) {
             encoder = argv[++i];
         } else if (!strcmp(a, "--weights") && i + 1 < argc) {
@@ -180,11 +183,15 @@ int sslc_cmd_info_ckpt(int argc, char **argv)
             tensors = 1;
         else if (!strcmp(argv[i], "--no-metrics"))
             metrics = 0;
-        else if (!strcmp(argv[i], "--metrics-limit") && i + 1 < argc)
-            metrics_limit = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        else if (!strcmp(argv[i], "--metrics-limit") && i + 1 < argc) {
+            if (!sslc_arg_i64("info", argv[i], argv[i + 1], 1, INT64_MAX, &metrics_limit))
+                return 2;
+            i++;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (!sslc_arg_int("info", argv[i], argv[i + 1], 0, 4096, &threads))
+                return 2;
+            i++;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(k_info_help, stdout);
             return 0;
         } else if (argv[i][0] != '-' && !path)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/train.h"
@@ -22,24 +23,11 @@ static const char *k_help =
     "the checkpoint's or the config file's run config). Fashion-MNIST, all 60k/10k images:\n"
     "79.1% (cosine, k=200, T=0.07), 85.5% (--euclidean --majority --k 5).\n";
 
-static int parse_list(const char *s, double *out, int max)
-{
-    int n = 0;
-    char *end;
-    while (*s && n < max) {
-        out[n++] = strtod(s, &end);
-        if (end == s)
-            return -1;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
 int sslc_cmd_knn(int argc, char **argv)
 {
     sslc_feature_src_t src = {0};
     double ks[16] = {200}, ts[16] = {0.07};
-    int nk = 1, nt = 1, majority = 0, euclid = 0;
+    int nk = 1, nt = 1, majority = 0, euclid = 0, taken;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -47,14 +35,18 @@ int sslc_cmd_knn(int argc, char **argv)
             fputs(sslc_weights_help, stdout);
             return 0;
         } else if (!strcmp(a, "--k") && i + 1 < argc) {
-            nk = parse_list(argv[++i], ks, 16);
+            if (!(nk = sslc_arg_list("knn", a, argv[++i], 1, 1e6, 1, ks, 16)))
+                return 2;
         } else if (!strcmp(a, "--t") && i + 1 < argc) {
-            nt = parse_list(argv[++i], ts, 16);
+            if (!(nt = sslc_arg_list("knn", a, argv[++i], 1e-4, 100, 0, ts, 16)))
+                return 2;
         } else if (!strcmp(a, "--majority")) {
             majority = 1;
         } else if (!strcmp(a, "--euclidean")) {
             euclid = 1;
-        } else if (!sslc_feature_opt(argc, argv, &i, &src)) {
+        } else if ((taken = sslc_feature_opt("knn", argc, argv, &i, &src)) < 0) {
+            return 2;
+        } else if (!taken) {
             fprintf(stderr, "sslc knn: unexpected argument '%s' (see sslc knn --help)\n", a);
             return 2;
         }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/train.h"
@@ -31,6 +32,7 @@ static void on_epoch(int epoch, double loss, double val, double test, void *user
 int sslc_cmd_linear(int argc, char **argv)
 {
     sslc_feature_src_t src = {0};
+    int taken;
     ssl_probe_opts_t o = ssl_probe_opts_default();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -39,18 +41,24 @@ int sslc_cmd_linear(int argc, char **argv)
             fputs(sslc_weights_help, stdout);
             return 0;
         } else if (!strcmp(a, "--epochs") && i + 1 < argc) {
-            o.epochs = atoi(argv[++i]);
+            if (!sslc_arg_int("linear", a, argv[++i], 1, 100000, &o.epochs))
+                return 2;
         } else if (!strcmp(a, "--lr") && i + 1 < argc) {
-            o.lr = (float)atof(argv[++i]);
+            if (!sslc_arg_float("linear", a, argv[++i], 0, 100, &o.lr))
+                return 2;
         } else if (!strcmp(a, "--wd") && i + 1 < argc) {
-            o.weight_decay = (float)atof(argv[++i]);
+            if (!sslc_arg_float("linear", a, argv[++i], 0, 10, &o.weight_decay))
+                return 2;
         } else if (!strcmp(a, "--batch") && i + 1 < argc) {
-            o.batch_size = atoi(argv[++i]);
+            if (!sslc_arg_int("linear", a, argv[++i], 1, 1 << 20, &o.batch_size))
+                return 2;
         } else if (!strcmp(a, "--sgd")) {
             o.optimizer = SSL_PROBE_SGD;
         } else if (!strcmp(a, "--no-standardize")) {
             o.standardize = 0;
-        } else if (!sslc_feature_opt(argc, argv, &i, &src)) {
+        } else if ((taken = sslc_feature_opt("linear", argc, argv, &i, &src)) < 0) {
+            return 2;
+        } else if (!taken) {
             fprintf(stderr, "sslc linear: unexpected argument '%s' (see sslc linear --help)\n", a);
             return 2;
         }

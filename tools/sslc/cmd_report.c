@@ -6,10 +6,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "args.h"
 #include "report.h"
-#include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_help =
     "usage: sslc report RUN_DIR [--out FILE] [--points N] [--checkpoint CKPT] [--no-scatter]\n"
@@ -172,13 +173,15 @@ int sslc_cmd_report(int argc, char **argv)
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
             out = argv[++i];
         } else if (!strcmp(a, "--points") && i + 1 < argc) {
-            points = atoll(argv[++i]);
+            if (!sslc_arg_i64("report", a, argv[++i], 0, INT64_MAX, &points))
+                return 2;
         } else if (!strcmp(a, "--checkpoint") && i + 1 < argc) {
             ckpt = argv[++i];
         } else if (!strcmp(a, "--no-scatter")) {
             no_scatter = 1;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
+            if (!sslc_arg_int("report", a, argv[++i], 0, 4096, &threads))
+                return 2;
         } else if (a[0] != '-' && !run) {
             run = a;
         } else {

@@ -1,13 +1,15 @@
 /* sslc train: run a config with a live progress line. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "sslc.h"
+#include "args.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_help =
     "usage: sslc train CONFIG [--set key.path=value]... [--threads N] [--out DIR]\n"
@@ -151,11 +153,13 @@ int sslc_cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--resume") && i + 1 < argc) {
             o.resume_dir = argv[++i];
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            o.threads = atoi(argv[++i]);
+            if (!sslc_arg_int("train", a, argv[++i], 0, 4096, &o.threads))
+                goto usage;
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
             o.out_dir = argv[++i];
         } else if (!strcmp(a, "--stop-after") && i + 1 < argc) {
-            o.stop_after_epochs = atoi(argv[++i]);
+            if (!sslc_arg_int("train", a, argv[++i], 1, 1000000, &o.stop_after_epochs))
+                goto usage;
         } else if (!strcmp(a, "--quiet")) {
             g.quiet = 1;
         } else if (!strcmp(a, "--no-report")) {
@@ -164,14 +168,19 @@ int sslc_cmd_train(int argc, char **argv)
             o.config_path = a;
         } else {
             fprintf(stderr, "sslc train: unexpected argument '%s' (see sslc train --help)\n", a);
-            free(sets);
-            return 2;
+            goto usage;
         }
     }
     if (!o.config_path == !o.resume_dir) {
         fprintf(stderr, "sslc train: give a CONFIG or --resume RUN_DIR (see sslc train --help)\n");
+    usage:
         free(sets);
         return 2;
+    }
+    if (o.config_path && access(o.config_path, R_OK) != 0) { /* a usage error, as a typo */
+        fprintf(stderr, "sslc train: cannot read config file '%s': %s\n", o.config_path,
+                strerror(errno));
+        goto usage;
     }
     o.overrides = sets;
     o.progress = on_progress;

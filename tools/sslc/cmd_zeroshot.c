@@ -3,8 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sslc.h"
+#include "args.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_help =
     "usage: sslc zeroshot CKPT [--split test] [--limit N] [--template \"a photo of a {}\"]\n"
@@ -31,11 +32,13 @@ int sslc_cmd_zeroshot(int argc, char **argv)
         } else if (!strcmp(a, "--split") && i + 1 < argc) {
             o.split = argv[++i];
         } else if (!strcmp(a, "--limit") && i + 1 < argc) {
-            o.limit = atoll(argv[++i]);
+            if (!sslc_arg_i64("zeroshot", a, argv[++i], 0, INT64_MAX, &o.limit))
+                return 2;
         } else if (!strcmp(a, "--template") && i + 1 < argc) {
             o.prompt = argv[++i];
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
+            if (!sslc_arg_int("zeroshot", a, argv[++i], 0, 4096, &threads))
+                return 2;
         } else if (a[0] != '-' && !o.checkpoint) {
             o.checkpoint = a;
         } else {

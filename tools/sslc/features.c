@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "sslc.h"
 #include "ssl/train.h"
 
@@ -45,7 +46,7 @@ char *sslc_read_json_arg(const char *arg, const char **source)
     return buf;
 }
 
-int sslc_feature_opt(int argc, char **argv, int *i, sslc_feature_src_t *s)
+int sslc_feature_opt(const char *cmd, int argc, char **argv, int *i, sslc_feature_src_t *s)
 {
     const char *a = argv[*i];
     int has_value = *i + 1 < argc;
@@ -56,11 +57,11 @@ int sslc_feature_opt(int argc, char **argv, int *i, sslc_feature_src_t *s)
     } else if (!strcmp(a, "--weights") && has_value) {
         s->weights = argv[++*i];
     } else if (!strcmp(a, "--train-limit") && has_value) {
-        s->train_limit = atoll(argv[++*i]);
+        return sslc_arg_i64(cmd, a, argv[++*i], 0, INT64_MAX, &s->train_limit) ? 1 : -1;
     } else if (!strcmp(a, "--test-limit") && has_value) {
-        s->test_limit = atoll(argv[++*i]);
+        return sslc_arg_i64(cmd, a, argv[++*i], 0, INT64_MAX, &s->test_limit) ? 1 : -1;
     } else if (!strcmp(a, "--threads") && has_value) {
-        s->threads = atoi(argv[++*i]);
+        return sslc_arg_int(cmd, a, argv[++*i], 0, 4096, &s->threads) ? 1 : -1;
     } else if (a[0] != '-' && !s->source) {
         s->source = a;
     } else {

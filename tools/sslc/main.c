@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "sslc.h"
 #include "ssl/ssl.h"
 
@@ -72,7 +73,9 @@ static int cmd_selfcheck(int argc, char **argv)
     int threads = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
+            if (!sslc_arg_int("selfcheck", argv[i], argv[i + 1], 0, 4096, &threads))
+                return 2;
+            i++;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: sslc selfcheck [--threads N]\n"
                    "Runs every op on small random inputs: gradients against central differences,\n"
@@ -105,7 +108,9 @@ static int cmd_info(int argc, char **argv)
         if (!strcmp(argv[i], "--encoder") && i + 1 < argc) {
             enc_arg = argv[++i];
         } else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
-            size = atoi(argv[++i]);
+            if (!sslc_arg_int("info", argv[i], argv[i + 1], 1, 8192, &size))
+                return 2;
+            i++;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: sslc info CKPT [--tensors] [--no-metrics] [--metrics-limit N]\n"
                    "       (metadata, modules, collapse metrics and config of a checkpoint:\n"

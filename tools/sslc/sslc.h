@@ -39,8 +39,8 @@ typedef struct sslc_feature_src {
 extern const char sslc_weights_help[];
 
 /* If argv[*i] is one of those options (or the positional source), take it (advancing *i past
- * its value) and return 1; else 0. */
-int sslc_feature_opt(int argc, char **argv, int *i, sslc_feature_src_t *s);
+ * its value) and return 1; else 0; -1 after printing why its value is invalid (exit 2). */
+int sslc_feature_opt(const char *cmd, int argc, char **argv, int *i, sslc_feature_src_t *s);
 
 /* Train and test features of s->source for subcommand `cmd`: its encoder's (a checkpoint),
  * with identity raw pixels, with weights those of the encoder the weights initialise (source
