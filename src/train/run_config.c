@@ -110,8 +110,9 @@ static void read_views(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     if (ssl_cfg_status(root))
         return;
     if (groups == 0 && ssl_cfg_has(root, "views")) {
-        ssl_cfg_fail(root, "views", "is empty: give at least one group of views, or leave the "
-                                    "key out for two SimCLR views of 32x32");
+        ssl_cfg_fail(root, "views",
+                     "is empty: give at least one group of views, or leave the key out for two "
+                     "SimCLR views of 32x32");
         return;
     }
     if (groups == 0) { /* absent: two SimCLR views of 32x32 */
@@ -260,8 +261,8 @@ cJSON *ssl__run_cfg_from_checkpoint(const ssl_st_t *f, const char *path)
 {
     const char *text = ssl_st_meta(f, "config");
     if (!text) {
-        ssl_set_error(SSL_ERR_FORMAT, "%s: no metadata key 'config' (not an sslc training "
-                      "checkpoint)", path);
+        ssl_set_error(SSL_ERR_FORMAT,
+                      "%s: no metadata key 'config' (not an sslc training checkpoint)", path);
         return NULL;
     }
     cJSON *doc = ssl_json_parse(text, strlen(text), "");

@@ -77,8 +77,9 @@ int sslc_arg_list(const char *cmd, const char *opt, const char *value, double lo
             break;
         s = end + 1;
     }
-    fprintf(stderr, "sslc %s: %s '%s' is not a list of at most %d %s in [%g, %g], separated by "
-            "commas\n", cmd, opt, value ? value : "", max, integral ? "integers" : "numbers", lo,
-            hi);
+    fprintf(stderr,
+            "sslc %s: %s '%s' is not a list of at most %d %s in [%g, %g], separated by "
+            "commas\n",
+            cmd, opt, value ? value : "", max, integral ? "integers" : "numbers", lo, hi);
     return 0;
 }

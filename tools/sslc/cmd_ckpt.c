@@ -5,10 +5,10 @@
 #include <string.h>
 
 #include "args.h"
-#include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/io.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_embed_help =
     "usage: sslc embed CKPT --out FEATS.npy [--split test|train] [--limit N] [--threads N]\n"

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "args.h"
-#include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_help =
     "usage: sslc knn CKPT [--k 10,20,100,200] [--t 0.07] [--majority] [--euclidean]\n"

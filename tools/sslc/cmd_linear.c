@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "args.h"
-#include "sslc.h"
 #include "ssl/eval.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 static const char *k_help =
     "usage: sslc linear CKPT [--epochs 10] [--lr 1e-3] [--wd 1e-4] [--sgd] [--batch 256]\n"

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "args.h"
-#include "sslc.h"
 #include "ssl/train.h"
+#include "sslc.h"
 
 const char sslc_weights_help[] =
     "--weights FILE: the encoder initialised from a safetensors file of torchvision's ResNet or\n"

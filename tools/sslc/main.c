@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "sslc.h"
 #include "ssl/ssl.h"
+#include "sslc.h"
 
 static const char *k_usage =
     "usage: sslc <command> [options]\n"
