@@ -62,7 +62,7 @@ for cfg in "${configs[@]}"; do
   lin=$(linear "$ckpt")
   init_lin=$(linear "$init")
   zs=null
-  if grep -q '"type": "\(clip\|siglip\)"' "$run/config.json"; then
+  if grep -q '"type":[[:space:]]*"\(clip\|siglip\)"' "$run/config.json"; then
     zs=$("$SSLC" zeroshot "$ckpt" --threads "$THREADS" | awk '/top-1/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) { v = $i; sub("%", "", v); print v; exit } }')
     zs=${zs:-null}
   fi
