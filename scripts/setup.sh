@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev libcmocka-dev zlib1g-dev
+  libdnnl-dev  # oneDNN: bf16 precision (optional: without it sslc builds and runs fp32 only)
   dataset-fashion-mnist
 )
 # Extra packages a caller asks for (e.g. python3-torch for fixtures, chromium for report tests).

@@ -63,6 +63,8 @@ def value(t, variant):
         return '-1'
     if t in ('uint64_t', 'uint32_t', 'uint8_t'):
         return '0'
+    if t == 'ssl_precision_t':
+        return '(ssl_precision_t)-1'
     raise SystemExit('gen_api_misuse.py: no misuse value for type %r' % t)
 
 

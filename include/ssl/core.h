@@ -183,6 +183,19 @@ SSL_API size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx); /* bytes reserved *
 SSL_API size_t ssl_ctx_arena_peak(const ssl_ctx_t *ctx);     /* most bytes ever used in one step */
 SSL_API int ssl_ctx_tape_len(const ssl_ctx_t *ctx);          /* nodes recorded since reset */
 
+/* Precision of the GEMM-shaped ops run in a context (docs/precision.md). FP32 (the default) is
+ * bit-reproducible. BF16 rounds the operands of matmul, linear and convolution to bfloat16 and
+ * sums their products in fp32 (oneDNN); everything else (norms, softmax, losses, the optimizer,
+ * the parameters) stays fp32. It needs a libssl built with oneDNN and a CPU with AVX512-BF16 or
+ * AMX: ssl_precision_supported() says whether this process can, with the reason in
+ * ssl_last_error() (SSL_ERR_UNSUPPORTED), and ssl_ctx_set_precision() refuses it likewise. */
+typedef enum ssl_precision { SSL_PRECISION_FP32 = 0, SSL_PRECISION_BF16 = 1 } ssl_precision_t;
+SSL_API int ssl_precision_supported(ssl_precision_t precision);
+SSL_API int ssl_ctx_set_precision(ssl_ctx_t *ctx, ssl_precision_t precision);
+SSL_API ssl_precision_t ssl_ctx_precision(const ssl_ctx_t *ctx);
+/* "fp32" / "bf16" (NULL and SSL_ERR_INVALID for anything else) */
+SSL_API const char *ssl_precision_name(ssl_precision_t precision);
+
 /* Raw arena memory, 64-byte aligned, uninitialised (NULL + error when out of memory). */
 SSL_API void *ssl_arena_alloc(ssl_ctx_t *ctx, size_t bytes);
 

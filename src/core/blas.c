@@ -39,6 +39,44 @@ void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alp
                 c, (blasint)ldc);
 }
 
+_Atomic uint64_t ssl__bf16_fallbacks;
+
+static int bf16_gemm_counted(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                             float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                             float beta, float *c, int64_t ldc)
+{
+    if (!ssl__ctx_bf16(ctx) || alpha != 1.0f || (beta != 0.0f && beta != 1.0f))
+        return 0;
+    if (ssl__bf16_gemm(ta, tb, m, n, k, a, lda, b, ldb, beta == 1.0f, c, ldc) != SSL_OK) {
+        atomic_fetch_add_explicit(&ssl__bf16_fallbacks, 1, memory_order_relaxed);
+        return 0;
+    }
+    atomic_fetch_add_explicit(&g_gemm_flops, (uint64_t)(2 * m * n * k), memory_order_relaxed);
+    return 1;
+}
+
+void ssl__gemm(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    ssl__fixed_teams();
+    ssl__model_flops_add((uint64_t)(2 * m * n * k));
+    if (!bf16_gemm_counted(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        ssl__sgemm_inner(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void ssl__gemm_inner(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                     float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float beta, float *c, int64_t ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (!bf16_gemm_counted(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        ssl__sgemm_inner(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 void ssl_ref_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {

@@ -237,6 +237,34 @@ void ssl__sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
 void ssl__sgemm_inner(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                       int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 void ssl__model_flops_add(uint64_t flops);
+
+/* ---------------------------------------------------------------- bf16 (src/core/bf16.c) */
+
+/* SSL_OK when bf16 GEMMs can run here, else SSL_ERR_UNSUPPORTED with the reason (no oneDNN in
+ * this build, or a CPU without AVX512-BF16 / AMX). ssl__bf16_amx: oneDNN uses AMX tiles. */
+int ssl__bf16_check(void);
+int ssl__bf16_amx(void);
+/* C (M, N) = op(A) op(B), or += with accumulate: A and B rounded to bf16, products summed in
+ * fp32 by oneDNN (one cached primitive per shape). SSL_OK or an error (nothing written). */
+int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                   const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc);
+/* oneDNN's name of the implementation it picked for that shape (tests, benchmarks) */
+const char *ssl__bf16_gemm_impl(int ta, int tb, int64_t m, int64_t n, int64_t k);
+/* y = x rounded to bf16 and back (the references of the bf16 tests) */
+void ssl__bf16_round(const float *x, float *y, int64_t n);
+/* ctx runs its GEMM-shaped ops in bf16 (ssl_ctx_set_precision) */
+int ssl__ctx_bf16(const ssl_ctx_t *ctx);
+/* ssl__sgemm / ssl__sgemm_inner in ctx's precision: bf16 when ctx asks for it and alpha is 1
+ * and beta 0 or 1 (as the ops call them), fp32 otherwise. A bf16 GEMM that oneDNN cannot run
+ * (out of memory, a shape it refuses) runs in fp32 instead and is counted in
+ * ssl__bf16_fallbacks, which the tests expect to stay 0. */
+extern _Atomic uint64_t ssl__bf16_fallbacks;
+void ssl__gemm(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+               int64_t ldc);
+void ssl__gemm_inner(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                     float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float beta, float *c, int64_t ldc);
 /* The plain triple loop, accumulated in double: the reference the tests compare against. */
 void ssl_ref_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

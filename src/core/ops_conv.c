@@ -380,8 +380,8 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb;
             im2col(&d, tp, x + i0 * chw, m, col);
             /* blk (OC, m*P) = W (OC, K) @ col (K, m*P) */
-            ssl__sgemm_inner(0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk,
-                             m * d.p);
+            ssl__gemm_inner(ctx, 0, 0, d.oc, m * d.p, d.k, 1.0f, w, d.k, col, m * d.p, 0.0f, blk,
+                            m * d.p);
             block_copy(&d, m, blk, y + i0 * d.oc * d.p, bias, 1);
         }
     }
@@ -485,11 +485,11 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             if (pdw) {
                 im2col(&d, tp, x + i0 * chw, m, col);
                 /* dW (OC, K) += dy (OC, m*P) @ col^T (m*P, K) */
-                ssl__sgemm_inner(0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, pdw, d.k);
+                ssl__gemm_inner(ctx, 0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, pdw, d.k);
             }
             if (dx) {
                 /* dcol (K, m*P) = W^T (K, OC) @ dy (OC, m*P), then scattered onto the images */
-                ssl__sgemm_inner(1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
+                ssl__gemm_inner(ctx, 1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
                 /* fresh: stored, not added (the chunk's images hold no gradient yet) */
                 col2im(&d, tp, col, m, !fresh, dx + i0 * chw);
             }

@@ -1,5 +1,6 @@
 /* matmul (plain, shared-weight and batched) and linear, all on sgemm without transposing
- * copies: the transposes are passed to BLAS as flags. */
+ * copies: the transposes are passed to BLAS as flags. In a bf16 context (ssl__gemm) the same
+ * GEMMs run in bf16 with fp32 sums; the bias and residual sums stay fp32. */
 #include "core_internal.h"
 
 #include <string.h>
@@ -59,20 +60,19 @@ static int matmul_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
 
 static int matmul_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
-    (void)ctx;
     mm_dims_t d;
     mm_dims(nd, &d);
     const float *A = nd->in[0]->data, *B = nd->in[1]->data;
     float *C = nd->out->data; // (batch, M, N)
     int64_t lda = d.ta ? d.m : d.k, ldb = d.tb ? d.k : d.n;
     if (d.shared && !d.ta) { /* all of a's rows against one b: one gemm */
-        ssl__sgemm(0, d.tb, d.batch * d.m, d.n, d.k, 1.0f, A, lda, B, ldb, 0.0f, C, d.n);
+        ssl__gemm(ctx, 0, d.tb, d.batch * d.m, d.n, d.k, 1.0f, A, lda, B, ldb, 0.0f, C, d.n);
         return SSL_OK;
     }
     int64_t sb = d.shared ? 0 : d.k * d.n;
     for (int64_t i = 0; i < d.batch; i++)
-        ssl__sgemm(d.ta, d.tb, d.m, d.n, d.k, 1.0f, A + i * d.m * d.k, lda, B + i * sb, ldb, 0.0f,
-                   C + i * d.m * d.n, d.n);
+        ssl__gemm(ctx, d.ta, d.tb, d.m, d.n, d.k, 1.0f, A + i * d.m * d.k, lda, B + i * sb, ldb,
+                  0.0f, C + i * d.m * d.n, d.n);
     return SSL_OK;
 }
 
@@ -91,16 +91,16 @@ static void matmul_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
         if (dA) {
             float *dAi = dA + i * d.m * d.k;
             if (!d.ta) /* dA (M, K) += dC op(B)^T */
-                ssl__sgemm(0, !d.tb, m, d.k, d.n, 1.0f, dCi, d.n, Bi, ldb, 1.0f, dAi, lda);
+                ssl__gemm(ctx, 0, !d.tb, m, d.k, d.n, 1.0f, dCi, d.n, Bi, ldb, 1.0f, dAi, lda);
             else /* dA (K, M) += op(B) dC^T */
-                ssl__sgemm(d.tb, 1, d.k, m, d.n, 1.0f, Bi, ldb, dCi, d.n, 1.0f, dAi, lda);
+                ssl__gemm(ctx, d.tb, 1, d.k, m, d.n, 1.0f, Bi, ldb, dCi, d.n, 1.0f, dAi, lda);
         }
         if (dB) {
             float *dBi = dB + i * sb;
             if (!d.tb) /* dB (K, N) += op(A)^T dC */
-                ssl__sgemm(!d.ta, 0, d.k, d.n, m, 1.0f, Ai, lda, dCi, d.n, 1.0f, dBi, ldb);
+                ssl__gemm(ctx, !d.ta, 0, d.k, d.n, m, 1.0f, Ai, lda, dCi, d.n, 1.0f, dBi, ldb);
             else /* dB (N, K) += dC^T op(A) */
-                ssl__sgemm(1, d.ta, d.n, d.k, m, 1.0f, dCi, d.n, Ai, lda, 1.0f, dBi, ldb);
+                ssl__gemm(ctx, 1, d.ta, d.n, d.k, m, 1.0f, dCi, d.n, Ai, lda, 1.0f, dBi, ldb);
         }
     }
 }
@@ -148,7 +148,6 @@ static int linear_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
  * or nothing) and the GEMM adds x W^T onto it. */
 static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
-    (void)ctx;
     const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *res = nd->in[3];
     int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
     float *y = nd->out->data; // (rows, out)
@@ -164,8 +163,8 @@ static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
                 memcpy(yr, rd ? rd + r * out : bd, (size_t)out * sizeof(float));
         }
     }
-    ssl__sgemm(0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, bd || rd ? 1.0f : 0.0f, y,
-               out);
+    ssl__gemm(ctx, 0, 1, rows, out, in, 1.0f, x->data, in, w->data, in, bd || rd ? 1.0f : 0.0f, y,
+              out);
     return SSL_OK;
 }
 
@@ -210,9 +209,10 @@ static void linear_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     int fresh; /* x has no gradient yet: the GEMM stores into an unzeroed buffer */
     float *dx = ssl__grad_write(ctx, x, &fresh), *dw = ssl__grad(ctx, w), *db = ssl__grad(ctx, b);
     if (dx) /* dx (rows, in) (+)= dy w */
-        ssl__sgemm(0, 0, rows, in, out, 1.0f, dy, out, w->data, in, fresh ? 0.0f : 1.0f, dx, in);
+        ssl__gemm(ctx, 0, 0, rows, in, out, 1.0f, dy, out, w->data, in, fresh ? 0.0f : 1.0f, dx,
+                  in);
     if (dw) /* dw (out, in) += dy^T x */
-        ssl__sgemm(1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, dw, in);
+        ssl__gemm(ctx, 1, 0, out, in, rows, 1.0f, dy, out, x->data, in, 1.0f, dw, in);
     if (db)
         bias_grad(db, dy, rows, out);
     /* The residual last: taking dy's buffer must not alias a GEMM operand above. */

@@ -35,6 +35,7 @@ struct ssl_ctx {
     int n_free, cap_free;
     void *scratch;      /* ssl__scratch: one buffer kernels reuse, kept across resets */
     size_t scratch_cap;
+    ssl_precision_t precision; /* of GEMM-shaped ops (ssl__gemm) */
 };
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -131,6 +132,24 @@ int ssl_ctx_tape_len(const ssl_ctx_t *ctx)
 {
     return SSL__IS_NULL(ctx, __func__) ? 0 : ctx->n_nodes;
 }
+
+int ssl_ctx_set_precision(ssl_ctx_t *ctx, ssl_precision_t precision)
+{
+    if (SSL__IS_NULL(ctx, __func__))
+        return SSL_ERR_INVALID;
+    int st = ssl_precision_supported(precision);
+    if (st != SSL_OK)
+        return st;
+    ctx->precision = precision;
+    return SSL_OK;
+}
+
+ssl_precision_t ssl_ctx_precision(const ssl_ctx_t *ctx)
+{
+    return SSL__IS_NULL(ctx, __func__) ? SSL_PRECISION_FP32 : ctx->precision;
+}
+
+int ssl__ctx_bf16(const ssl_ctx_t *ctx) { return ctx && ctx->precision == SSL_PRECISION_BF16; }
 
 size_t ssl_ctx_arena_capacity(const ssl_ctx_t *ctx)
 {
