@@ -490,3 +490,5 @@ CALL(NUM, ssl_zeroshot_checkpoint, null, "train.h", ssl_zeroshot_checkpoint(NULL
 CALL(PTR, ssl_bench_workload_config, null, "train.h", ssl_bench_workload_config(NULL))
 CALL(NUM, ssl_bench_run, null, "train.h", ssl_bench_run(NULL, NULL))
 CALL(NUM, ssl_bench_sgemm_peak, null, "train.h", ssl_bench_sgemm_peak(-1, -1))
+CALL(NUM, ssl_bench_bf16_peak, null, "train.h", ssl_bench_bf16_peak(-1, -1))
+CALL(NUM, ssl_bench_run_ex, null, "train.h", ssl_bench_run_ex(NULL, NULL, NULL))

@@ -253,6 +253,18 @@ SSL_API const char *ssl_bench_workload_config(const char *name);
 SSL_API int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r);
 /* OpenBLAS sgemm of n x n matrices: best GFLOP/s of `reps` runs at the current thread count. */
 SSL_API double ssl_bench_sgemm_peak(int n, int reps);
+/* The same for oneDNN's bf16 matmul (bf16 operands, fp32 sums and result, as the bf16 ops run
+ * it, the operands' conversion included): 0 with SSL_ERR_UNSUPPORTED where bf16 cannot run. */
+SSL_API double ssl_bench_bf16_peak(int n, int reps);
+/* What ssl_bench_run_ex adds to ssl_bench_result_t (a struct of its own: the result's size is
+ * part of the ABI). */
+typedef struct ssl_bench_extra {
+    ssl_precision_t precision; /* train.precision the steps ran in */
+    double bf16_peak_gflops;   /* ssl_bench_bf16_peak in the same run (0: skipped or no bf16) */
+} ssl_bench_extra_t;
+/* ssl_bench_run, and into *x (may be NULL) the precision and the bf16 peak. */
+SSL_API int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r,
+                             ssl_bench_extra_t *x);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 /* Training-step benchmarks: a run config's method, optimizer and batch timed on one fixed batch,
- * with the GEMM work counted and OpenBLAS's sgemm peak measured in the same process. */
+ * with the GEMM work counted and OpenBLAS's sgemm peak (and oneDNN's bf16 matmul peak, where
+ * bf16 runs) measured in the same process. */
 #define _POSIX_C_SOURCE 200809L
 #include "trainer_internal.h"
 
@@ -69,10 +70,10 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-double ssl_bench_sgemm_peak(int n, int reps)
+/* Best GFLOP/s of `reps` n x n GEMMs (after one warm-up: thread pool, pages, oneDNN's
+ * primitive), fp32 through OpenBLAS or bf16 through oneDNN; 0 when one fails. */
+static double gemm_peak(int n, int reps, int bf16)
 {
-    if (SSL__BAD_RANGE(n, 1, 46340, __func__) || SSL__BAD_RANGE(reps, 1, INT_MAX, __func__))
-        return 0; /* n * n floats must be addressable by an int BLAS */
     size_t nn = (size_t)n * (size_t)n;
     float *a = malloc(nn * sizeof(float)), *b = malloc(nn * sizeof(float)),
           *c = malloc(nn * sizeof(float));
@@ -80,15 +81,21 @@ double ssl_bench_sgemm_peak(int n, int reps)
     if (a && b && c) {
         ssl_rng_fill_uniform(a, nn, -1, 1, 1, 1, 0);
         ssl_rng_fill_uniform(b, nn, -1, 1, 1, 2, 0);
-        ssl__sgemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n); /* warm-up: thread pool, pages */
-        for (int r = 0; r < reps; r++) {
+        for (int r = 0; r <= reps; r++) {
             double t0 = now_s();
-            ssl__sgemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
-            double dt = now_s() - t0;
-            double g = 2.0 * n * (double)n * n / dt * 1e-9;
-            if (g > best)
+            if (!bf16)
+                ssl__sgemm(0, 0, n, n, n, 1, a, n, b, n, 0, c, n);
+            else if (ssl__bf16_gemm(0, 0, n, n, n, a, n, b, n, 0, c, n) != SSL_OK) {
+                best = 0;
+                break;
+            }
+            double g = 2.0 * n * (double)n * n / (now_s() - t0) * 1e-9;
+            if (r > 0 && g > best)
                 best = g;
         }
+    } else {
+        ssl_set_error(SSL_ERR_NOMEM, "bench: out of memory for the %s peak",
+                      bf16 ? "bf16" : "sgemm");
     }
     free(a);
     free(b);
@@ -96,11 +103,34 @@ double ssl_bench_sgemm_peak(int n, int reps)
     return best;
 }
 
+double ssl_bench_sgemm_peak(int n, int reps)
+{
+    if (SSL__BAD_RANGE(n, 1, 46340, __func__) || SSL__BAD_RANGE(reps, 1, INT_MAX, __func__))
+        return 0; /* n * n floats must be addressable by an int BLAS */
+    return gemm_peak(n, reps, 0);
+}
+
+double ssl_bench_bf16_peak(int n, int reps)
+{
+    if (SSL__BAD_RANGE(n, 1, 46340, __func__) || SSL__BAD_RANGE(reps, 1, INT_MAX, __func__))
+        return 0;
+    if (ssl__bf16_check() != SSL_OK)
+        return 0;
+    return gemm_peak(n, reps, 1);
+}
+
 int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
+{
+    return ssl_bench_run_ex(o, r, NULL);
+}
+
+int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r, ssl_bench_extra_t *x)
 {
     if (SSL__IS_NULL(o, __func__) || SSL__IS_NULL(r, __func__))
         return SSL_ERR_INVALID;
     memset(r, 0, sizeof *r);
+    if (x)
+        memset(x, 0, sizeof *x);
     const char *text = NULL;
     if (o->workload) {
         text = ssl_bench_workload_config(o->workload);
@@ -205,6 +235,8 @@ int ssl_bench_run(const ssl_bench_opts_t *o, ssl_bench_result_t *r)
     r->gemm_gflops = r->gemm_gflop_per_step / r->step_s_median;
     r->model_gflops = r->model_gflop_per_step / r->step_s_median;
     r->loss = loss;
+    if (x)
+        x->precision = t->rc.precision;
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
@@ -214,8 +246,11 @@ done:
     /* after the RSS reading and with the trainer's memory released: the peak measurement's
      * matrices are not the workload's, and do not raise the process's peak RSS either (a
      * caller reading it from the kernel, as side_by_side.py does, sees the workload's) */
-    if (st == SSL_OK)
-        r->sgemm_peak_gflops =
-            o->peak_n < 0 ? 0 : ssl_bench_sgemm_peak(o->peak_n ? o->peak_n : 2048, 3);
+    if (st == SSL_OK && o->peak_n >= 0) {
+        int n = o->peak_n ? o->peak_n : 2048;
+        r->sgemm_peak_gflops = ssl_bench_sgemm_peak(n, 3);
+        if (x && ssl_precision_supported(SSL_PRECISION_BF16) == SSL_OK)
+            x->bf16_peak_gflops = ssl_bench_bf16_peak(n, 3);
+    }
     return st;
 }

@@ -174,8 +174,9 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"epochs", "batch_size", "seed", "threads", "log_every",
-                                       "max_steps", "on_nonfinite", NULL};
+                                       "max_steps", "on_nonfinite", "precision", NULL};
     static const char *const nf[] = {"stop", "skip", NULL};
+    static const char *const precisions[] = {"fp32", "bf16", NULL}; /* ssl_precision_t order */
     ssl_cfg_t c = ssl_cfg_obj(root, "train");
     ssl_cfg_keys(&c, keys);
     rc->epochs = ssl_cfg_int(&c, "epochs", 1, 1, 100000);
@@ -185,6 +186,11 @@ static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     rc->log_every = ssl_cfg_int(&c, "log_every", 20, 1, 1 << 30);
     rc->max_steps = ssl_cfg_i64(&c, "max_steps", 0, 0, (int64_t)1 << 40);
     rc->skip_nonfinite = ssl_cfg_enum(&c, "on_nonfinite", nf, 0);
+    rc->precision = (ssl_precision_t)ssl_cfg_enum(&c, "precision", precisions, 0);
+    /* refused where it cannot run, naming the key (docs/precision.md) */
+    if (ssl_cfg_status(&c) == SSL_OK && ssl_precision_supported(rc->precision) != SSL_OK)
+        ssl_cfg_fail(&c, "precision", "\"%s\" cannot run here: %s; use \"fp32\"",
+                     ssl_precision_name(rc->precision), ssl_last_error());
 }
 
 static void read_eval(ssl_cfg_t *root, ssl_run_cfg_t *rc)

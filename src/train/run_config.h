@@ -34,6 +34,7 @@ typedef struct ssl_run_cfg {
     int64_t batch_size, max_steps; /* max_steps: per epoch, 0 = all */
     uint64_t seed;
     int threads, log_every, skip_nonfinite;
+    ssl_precision_t precision; /* train.precision: of the step's GEMM-shaped ops */
     /* eval */
     int knn_every, knn_k;
     float knn_t;

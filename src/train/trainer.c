@@ -344,7 +344,7 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
         }
     }
     t->ctx = ssl_ctx_create((size_t)64 << 20);
-    if (!t->ctx)
+    if (!t->ctx || ssl_ctx_set_precision(t->ctx, t->rc.precision) != SSL_OK)
         goto fail;
     if (setup_run_dir(t) != SSL_OK)
         goto fail;

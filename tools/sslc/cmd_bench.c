@@ -12,7 +12,7 @@
 
 static const char *k_help =
     "usage: sslc bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N] [--set k=v]...\n"
-    "                  [--peak-n N | --no-peak] [--profile]\n"
+    "                  [--precision fp32|bf16] [--peak-n N | --no-peak] [--profile]\n"
     "\n"
     "Times training steps (forward, backward, optimizer, EMA) on one fixed batch, after one\n"
     "warm-up step, and prints one line: median step seconds, images/s (original images, not\n"
@@ -20,7 +20,11 @@ static const char *k_help =
     "algorithms do them: convolutions as direct ones, so Winograd's savings show as speed),\n"
     "the same for the work done in GEMMs, OpenBLAS sgemm peak (n x n, measured in the same run\n"
     "after the steps) and the model GFLOP/s's share of it (over 100% is possible with\n"
-    "Winograd), peak RSS of the process.\n"
+    "Winograd), peak RSS of the process. Where bf16 can run (oneDNN, a CPU with AVX512-BF16\n"
+    "or AMX) it also prints oneDNN's bf16 matmul peak (bf16_peak) and, for steps run in bf16,\n"
+    "the model GFLOP/s's share of that peak (pct_peak is then of the bf16 peak).\n"
+    "--precision P is --set train.precision=P: the step's matmuls and convolutions in bf16 with\n"
+    "fp32 sums (docs/precision.md); refused where bf16 cannot run.\n"
     "WORKLOAD is a built-in one (the same as bench/torch_ref.py times in PyTorch):\n"
     "  simclr-r18  ResNet-18 CIFAR stem (width 64), 2 views of 3x32x32, projector\n"
     "              512-2048(BN, ReLU)-128, NT-Xent tau 0.2, SGD momentum 0.9, weight decay\n"
@@ -65,6 +69,13 @@ int sslc_cmd_bench(int argc, char **argv)
             o.peak_n = -1;
         } else if (!strcmp(a, "--set") && i + 1 < argc) {
             sets[n_sets++] = argv[++i];
+        } else if (!strcmp(a, "--precision") && i + 1 < argc) {
+            const char *p = argv[++i];
+            if (strcmp(p, "fp32") && strcmp(p, "bf16")) {
+                fprintf(stderr, "sslc bench: --precision must be fp32 or bf16, got '%s'\n", p);
+                goto out;
+            }
+            sets[n_sets++] = !strcmp(p, "bf16") ? "train.precision=bf16" : "train.precision=fp32";
         } else if (a[0] != '-' && !what) {
             what = a;
         } else {
@@ -95,20 +106,26 @@ int sslc_cmd_bench(int argc, char **argv)
     o.overrides = sets;
     o.n_overrides = n_sets;
     ssl_bench_result_t r;
-    if (ssl_bench_run(&o, &r) != SSL_OK) {
+    ssl_bench_extra_t x;
+    if (ssl_bench_run_ex(&o, &r, &x) != SSL_OK) {
         fprintf(stderr, "sslc bench: %s\n", ssl_last_error());
         st = ssl_last_status() == SSL_ERR_CONFIG || ssl_last_status() == SSL_ERR_INVALID ? 2 : 1;
         goto out;
     }
-    printf("%s batch=%lld threads=%d steps=%d step_s=%.3f (min %.3f max %.3f) img_per_s=%.1f "
-           "model_gflop_per_step=%.2f model_gflops=%.1f gemm_gflop_per_step=%.2f "
+    printf("%s batch=%lld threads=%d steps=%d precision=%s step_s=%.3f (min %.3f max %.3f) "
+           "img_per_s=%.1f model_gflop_per_step=%.2f model_gflops=%.1f gemm_gflop_per_step=%.2f "
            "gemm_gflops=%.1f",
-           r.name, (long long)r.batch_size, r.threads, r.steps, r.step_s_median, r.step_s_min,
-           r.step_s_max, r.images_per_s, r.model_gflop_per_step, r.model_gflops,
-           r.gemm_gflop_per_step, r.gemm_gflops);
+           r.name, (long long)r.batch_size, r.threads, r.steps, ssl_precision_name(x.precision),
+           r.step_s_median, r.step_s_min, r.step_s_max, r.images_per_s, r.model_gflop_per_step,
+           r.model_gflops, r.gemm_gflop_per_step, r.gemm_gflops);
+    /* pct_peak: of the peak of the precision the steps ran in */
+    double peak = x.precision == SSL_PRECISION_BF16 ? x.bf16_peak_gflops : r.sgemm_peak_gflops;
     if (r.sgemm_peak_gflops > 0)
-        printf(" sgemm_peak=%.1f pct_peak=%.1f", r.sgemm_peak_gflops,
-               100 * r.model_gflops / r.sgemm_peak_gflops);
+        printf(" sgemm_peak=%.1f", r.sgemm_peak_gflops);
+    if (x.bf16_peak_gflops > 0)
+        printf(" bf16_peak=%.1f", x.bf16_peak_gflops);
+    if (peak > 0)
+        printf(" pct_peak=%.1f", 100 * r.model_gflops / peak);
     printf(" peak_rss_mb=%.0f loss=%.4f\n", r.peak_rss_bytes / 1048576.0, r.loss);
     if (o.profile) {
         ssl_op_profile_t prof[128];
