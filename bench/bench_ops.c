@@ -8,8 +8,12 @@
  *     --fmnist: the layers of configs/simclr.json's encoder at its batch (256 views);
  *     --only TEXT: only the conv layers whose name contains TEXT;
  *     --grads: which gradients the conv backward computes (default xw: input and weights;
- *     a stem, whose input is the image, never computes x's: as in training) */
+ *     a stem, whose input is the image, never computes x's: as in training);
+ *     --bf16: instead, forward + backward of each conv layer and of mae-vitt's linear layers in
+ *     fp32, in bf16 as it runs by default and in bf16 on oneDNN's convolutions, alternating
+ *     (docs/precision.md) */
 #include "common/blas_env.h"
+#include "core/core_internal.h"
 #include "ssl/core.h"
 
 #include <cblas.h>
@@ -184,16 +188,117 @@ static void bench_conv(ssl_ctx_t *ctx, const layer_t *l, int64_t batch, double *
     free(hg);
 }
 
+/* ---------------------------------------------------------------- bf16 against fp32 */
+
+/* Variants compared in alternating rounds: fp32; bf16 as it runs by default (GEMM-shaped ops
+ * in bf16, oneDNN's bf16 convolutions where ssl__bf16_conv_usable says, the fp32 Winograd and
+ * direct kernels elsewhere); bf16 with every convolution on oneDNN (ssl__bf16_conv_dnnl = 2). */
+#define N_VARIANTS 3
+static const char *const variant_names[N_VARIANTS] = {"fp32", "bf16", "bf16 dnnl conv"};
+
+static void set_variant(ssl_ctx_t *ctx, int v)
+{
+    die_if(ssl_ctx_set_precision(ctx, v ? SSL_PRECISION_BF16 : SSL_PRECISION_FP32) != SSL_OK,
+           "ssl_ctx_set_precision");
+    ssl__bf16_conv_dnnl = v == 2 ? 2 : 1;
+}
+
+/* One forward + backward of conv layer l or of a linear layer (rows, in) -> out, ms. */
+static double once(ssl_ctx_t *ctx, const layer_t *l, const int64_t *lin, int64_t batch,
+                   const float *hx, const float *hw, const float *hb, const float *hg)
+{
+    ssl_ctx_reset(ctx);
+    ssl_tensor_t *x, *w, *b, *y;
+    if (l) {
+        x = ssl_tensor_from(ctx, 4, (int64_t[]){batch, l->c, l->hw, l->hw}, hx);
+        w = ssl_tensor_from(ctx, 4, (int64_t[]){l->oc, l->c, l->k, l->k}, hw);
+        b = ssl_tensor_from(ctx, 1, (int64_t[]){l->oc}, hb);
+    } else {
+        x = ssl_tensor_from(ctx, 2, (int64_t[]){lin[0], lin[1]}, hx);
+        w = ssl_tensor_from(ctx, 2, (int64_t[]){lin[2], lin[1]}, hw);
+        b = ssl_tensor_from(ctx, 1, (int64_t[]){lin[2]}, hb);
+    }
+    die_if(!x || !w || !b, "tensor allocation");
+    ssl_tensor_set_requires_grad(x, !l || strncmp(l->name, "stem", 4) != 0);
+    ssl_tensor_set_requires_grad(w, 1);
+    ssl_tensor_set_requires_grad(b, 1);
+    double t0 = now_s();
+    y = l ? ssl_conv2d(ctx, x, w, b, l->stride, l->pad) : ssl_linear(ctx, x, w, b);
+    die_if(!y, "forward");
+    die_if(ssl_backward_with(ctx, y, hg) != SSL_OK, "backward");
+    return 1e3 * (now_s() - t0);
+}
+
+static void bench_bf16_row(ssl_ctx_t *ctx, const char *name, const layer_t *l, const int64_t *lin,
+                           int64_t batch)
+{
+    int64_t nx, nw, ny, nb;
+    if (l) {
+        int64_t o = (l->hw + 2 * l->pad - l->k) / l->stride + 1;
+        nx = batch * l->c * l->hw * l->hw, nw = l->oc * l->c * l->k * l->k;
+        ny = batch * l->oc * o * o, nb = l->oc;
+    } else {
+        nx = lin[0] * lin[1], nw = lin[2] * lin[1], ny = lin[0] * lin[2], nb = lin[2];
+    }
+    float *hx = rand_buf((size_t)nx, 5), *hw = rand_buf((size_t)nw, 6);
+    float *hb = rand_buf((size_t)nb, 7), *hg = rand_buf((size_t)ny, 8);
+    double t[N_VARIANTS][MAX_REPS];
+    for (int r = -1; r < g_reps; r++)
+        for (int v = 0; v < N_VARIANTS; v++) {
+            if (!l && v == 2)
+                continue;
+            set_variant(ctx, v);
+            double ms = once(ctx, l, lin, batch, hx, hw, hb, hg);
+            if (r >= 0)
+                t[v][r] = ms;
+        }
+    double m[N_VARIANTS];
+    for (int v = 0; v < N_VARIANTS; v++)
+        m[v] = !l && v == 2 ? 0 : median(t[v], g_reps);
+    printf("%-34s %9.2f %9.2f %9.2f %7.2fx %7.2fx\n", name, m[0], m[1], m[2], m[0] / m[1],
+           m[2] > 0 ? m[0] / m[2] : 0.0);
+    set_variant(ctx, 0);
+    free(hx), free(hw), free(hb), free(hg);
+}
+
+static void bench_bf16(ssl_ctx_t *ctx, const layer_t *set, size_t nset, int64_t batch,
+                       const char *only)
+{
+    if (ssl_precision_supported(SSL_PRECISION_BF16) != SSL_OK) {
+        printf("bf16: %s\n", ssl_last_error());
+        return;
+    }
+    /* the linear layers of mae-vitt's step (batch 128: 16 visible tokens of 64 per image in the
+     * encoder, all 65 tokens in the decoder) */
+    static const int64_t lins[][3] = {{2048, 192, 576}, {2048, 192, 768}, {2048, 768, 192},
+                                      {8320, 128, 512}, {8320, 512, 128}};
+    printf("bf16 vs fp32, forward + backward, median ms of %d alternating rounds\n", g_reps);
+    printf("%-34s %9s %9s %9s %8s %8s\n", "layer", variant_names[0], variant_names[1], "dnnl conv",
+           "x bf16", "x dnnl");
+    for (size_t i = 0; i < nset; i++)
+        if (!only || strstr(set[i].name, only))
+            bench_bf16_row(ctx, set[i].name, &set[i], NULL, batch);
+    for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "linear %lldx%lld->%lld", (long long)lins[i][0],
+                 (long long)lins[i][1], (long long)lins[i][2]);
+        if (!only || strstr(name, only))
+            bench_bf16_row(ctx, name, NULL, lins[i], batch);
+    }
+}
+
 int main(int argc, char **argv)
 {
     ssl_tool_blas_reexec(argv);
-    int quick = 0, only_threads = 0, fmnist = 0;
+    int quick = 0, only_threads = 0, fmnist = 0, bf16 = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else if (!strcmp(argv[i], "--fmnist"))
             fmnist = 1;
+        else if (!strcmp(argv[i], "--bf16"))
+            bf16 = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -206,7 +311,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--quick] [--threads N] [--fmnist] [--only TEXT] "
-                    "[--grads xw|x|w]\n",
+                    "[--grads xw|x|w] [--bf16]\n",
                     argv[0]);
             return 2;
         }
@@ -242,6 +347,11 @@ int main(int argc, char **argv)
         if (only_threads > 0 && threads != only_threads)
             continue;
         ssl_set_num_threads(threads);
+        if (bf16) {
+            printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");
+            bench_bf16(ctx, set, nset, batch, only);
+            continue;
+        }
         double peak = bench_sgemm_peak(2048);
         printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");
         printf("%-34s %9.1f GFLOP/s  (peak reference)\n", "openblas sgemm n=2048", peak);

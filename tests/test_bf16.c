@@ -224,10 +224,11 @@ static void test_matmul_linear(void **state)
     assert_true(ssl__bf16_fallbacks == fb);
 }
 
-static void test_conv(void **state)
+/* mode: ssl__bf16_conv_dnnl (0: the GEMMs of im2col, 2: oneDNN's bf16 convolutions) */
+static void conv_cases(int mode)
 {
-    (void)state;
-    SKIP_WITHOUT_BF16();
+    int saved = ssl__bf16_conv_dnnl;
+    ssl__bf16_conv_dnnl = mode;
     uint64_t fb = ssl__bf16_fallbacks;
     /* {N, C, H, W, OC, K, stride, pad}: the layers of the ResNets (stem, 3x3 stride 1 and 2
      * on 28 to 4 wide maps, 1x1 stride-2 projections) and odd ones */
@@ -248,6 +249,45 @@ static void test_conv(void **state)
         compare_op(build_conv, (int64_t[]){c[6], c[7]}, 3, sh, what);
     }
     assert_true(ssl__bf16_fallbacks == fb);
+    ssl__bf16_conv_dnnl = saved;
+}
+
+static void test_conv_gemm(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BF16();
+    conv_cases(0);
+}
+
+static void test_conv_dnnl(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BF16();
+    conv_cases(2);
+}
+
+/* a gradient that already holds another consumer's is added to, not overwritten */
+static ssl_tensor_t *build_conv_user(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    const int64_t *arg = user;
+    return ssl_conv2d(ctx, in[0], in[1], in[2], (int)arg[0], (int)arg[1]);
+}
+
+static void test_conv_dnnl_grad_adds(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BF16();
+    int saved = ssl__bf16_conv_dnnl;
+    ssl__bf16_conv_dnnl = 2;
+    ssl_ctx_t *ctx = tu_ctx();
+    assert_int_equal(ssl_ctx_set_precision(ctx, SSL_PRECISION_BF16), SSL_OK);
+    ssl_tensor_t *in[3] = {tu_rand(ctx, 4, (int64_t[]){2, 16, 8, 8}, 1, -1, 1, 1),
+                           tu_rand(ctx, 4, (int64_t[]){32, 16, 3, 3}, 2, -1, 1, 1),
+                           tu_rand(ctx, 1, (int64_t[]){32}, 3, -1, 1, 1)};
+    int64_t arg[2] = {2, 1};
+    tu_check_grad_adds(ctx, build_conv_user, arg, in, 3, 9);
+    ssl_ctx_free(ctx);
+    ssl__bf16_conv_dnnl = saved;
 }
 
 /* the default stays fp32; the setter checks its arguments */
@@ -279,7 +319,9 @@ int main(void)
         cmocka_unit_test(test_gemm_rounding),
         cmocka_unit_test(test_gemm_vs_rounded_reference),
         cmocka_unit_test(test_matmul_linear),
-        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_gemm),
+        cmocka_unit_test(test_conv_dnnl),
+        cmocka_unit_test(test_conv_dnnl_grad_adds),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

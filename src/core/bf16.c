@@ -102,6 +102,39 @@ int ssl__bf16_amx(void)
                (unsigned)dnnl_cpu_isa_avx512_core_amx;
 }
 
+dnnl_engine_t ssl__dnnl_engine(void);
+dnnl_stream_t ssl__dnnl_stream(void);
+dnnl_primitive_attr_t ssl__dnnl_attr(int sum, int user_scratch);
+
+/* Attributes: a sum post-op (dst += result) with sum, the caller's scratchpad with
+ * user_scratch. NULL when oneDNN refuses (destroy with dnnl_primitive_attr_destroy). */
+dnnl_primitive_attr_t ssl__dnnl_attr(int sum, int user_scratch)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    int ok = dnnl_primitive_attr_create(&attr) == dnnl_success;
+    if (ok && user_scratch)
+        ok = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) ==
+             dnnl_success;
+    if (ok && sum)
+        ok = dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    if (po)
+        dnnl_post_ops_destroy(po);
+    if (!ok && attr) {
+        dnnl_primitive_attr_destroy(attr);
+        attr = NULL;
+    }
+    return attr;
+}
+
+dnnl_engine_t ssl__dnnl_engine(void)
+{
+    pthread_once(&g_once, init_once);
+    return g_engine;
+}
+
 /* ---------------------------------------------------------------- primitives per shape */
 
 typedef struct mm_key {
@@ -144,22 +177,15 @@ static int mm_create(const mm_key_t *k, dnnl_primitive_t *prim, size_t *scratch)
     dnnl_dims_t as = {k->ta ? 1 : k->k, k->ta ? k->m : 1};
     dnnl_dims_t bs = {k->tb ? 1 : k->n, k->tb ? k->k : 1};
     dnnl_dims_t cs = {k->ldc, 1};
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
+    /* C += A B (accumulate): the sum post-op reads C before writing it */
+    dnnl_primitive_attr_t attr = ssl__dnnl_attr(k->acc, 1);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t desc;
-    int ok =
-        dnnl_memory_desc_init_by_strides(&a, 2, ad, dnnl_bf16, as) == dnnl_success &&
-        dnnl_memory_desc_init_by_strides(&b, 2, bd, dnnl_bf16, bs) == dnnl_success &&
-        dnnl_memory_desc_init_by_strides(&c, 2, cd, dnnl_f32, cs) == dnnl_success &&
-        dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) == dnnl_success &&
-        dnnl_primitive_attr_create(&attr) == dnnl_success &&
-        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
-    if (ok && k->acc) /* C += A B: the sum post-op reads C before writing it */
-        ok = dnnl_post_ops_create(&po) == dnnl_success &&
-             dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
-             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
-    ok = ok && dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL) == dnnl_success;
+    int ok = attr && dnnl_memory_desc_init_by_strides(&a, 2, ad, dnnl_bf16, as) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&b, 2, bd, dnnl_bf16, bs) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&c, 2, cd, dnnl_f32, cs) == dnnl_success &&
+             dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL) == dnnl_success;
     if (ok) {
         const dnnl_memory_desc_t *sp =
             dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -168,8 +194,6 @@ static int mm_create(const mm_key_t *k, dnnl_primitive_t *prim, size_t *scratch)
     }
     if (pd)
         dnnl_primitive_desc_destroy(pd);
-    if (po)
-        dnnl_post_ops_destroy(po);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     if (!ok)
@@ -219,6 +243,15 @@ typedef struct tls_buf {
 } tls_buf_t;
 
 static _Thread_local tls_buf_t t_buf;
+
+/* the calling thread's stream (NULL when oneDNN cannot make one) */
+dnnl_stream_t ssl__dnnl_stream(void)
+{
+    if (!t_buf.stream && dnnl_stream_create(&t_buf.stream, ssl__dnnl_engine(),
+                                            dnnl_stream_default_flags) != dnnl_success)
+        t_buf.stream = NULL;
+    return t_buf.stream;
+}
 
 static void *tls_reserve(size_t bytes)
 {
@@ -276,8 +309,7 @@ int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float 
     if (!buf)
         return ssl_set_error(SSL_ERR_NOMEM, "bf16 gemm: out of memory (%zu bytes)",
                              abytes + bbytes + scratch);
-    if (!t_buf.stream &&
-        dnnl_stream_create(&t_buf.stream, g_engine, dnnl_stream_default_flags) != dnnl_success)
+    if (!ssl__dnnl_stream())
         return ssl_set_error(SSL_ERR_UNSUPPORTED, "bf16 gemm: oneDNN could not create a stream");
     uint16_t *ab = (uint16_t *)buf, *bb = (uint16_t *)(buf + abytes);
     /* the stored matrices as they are: A (M, K) or (K, M), B (K, N) or (N, K) */

@@ -250,6 +250,19 @@ int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float 
                    const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc);
 /* oneDNN's name of the implementation it picked for that shape (tests, benchmarks) */
 const char *ssl__bf16_gemm_impl(int ta, int tb, int64_t m, int64_t n, int64_t k);
+/* conv2d through oneDNN's bf16 convolutions (src/core/bf16_conv.c), NCHW fp32 in and out, no
+ * bias: y = conv(x, w); dx (+)= (dx_add), dw += (either NULL to skip). ssl__bf16_conv_usable:
+ * ctx is bf16 and ssl__bf16_conv_dnnl allows a layer with that kernel size and stride (0 never;
+ * 1, the default: where measured faster than the fp32 kernels; 2 always). */
+extern int ssl__bf16_conv_dnnl;
+int ssl__bf16_conv_usable(const ssl_ctx_t *ctx, int64_t kh, int64_t stride);
+int ssl__bf16_conv_forward(ssl_ctx_t *ctx, const float *x, const float *w, float *y, int64_t n,
+                           int64_t c, int64_t h, int64_t wd, int64_t oc, int64_t kh, int64_t kw,
+                           int64_t stride, int64_t pad);
+int ssl__bf16_conv_backward(ssl_ctx_t *ctx, const float *x, const float *w, const float *dy,
+                            float *dx, int dx_add, float *dw, int64_t n, int64_t c, int64_t h,
+                            int64_t wd, int64_t oc, int64_t kh, int64_t kw, int64_t stride,
+                            int64_t pad);
 /* y = x rounded to bf16 and back (the references of the bf16 tests) */
 void ssl__bf16_round(const float *x, float *y, int64_t n);
 /* ctx runs its GEMM-shaped ops in bf16 (ssl_ctx_set_precision) */

@@ -4,6 +4,7 @@
  * step, and reuses the buffer for the column gradients. */
 #include "core_internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -335,6 +336,17 @@ static void block_copy(const conv_dims_t *d, int64_t m, float *blk, float *y, co
     }
 }
 
+/* y (N, OC, P) += bias per output channel */
+static void add_bias(const conv_dims_t *d, float *y, const float *bias)
+{
+#pragma omp parallel for schedule(static) if (d->n * d->oc * d->p > SSL_OMP_MIN)
+    for (int64_t t = 0; t < d->n * d->oc; t++) {
+        float v = bias[t % d->oc], *yt = y + t * d->p;
+        for (int64_t q = 0; q < d->p; q++)
+            yt[q] += v;
+    }
+}
+
 /* Threads take whole chunks of images: im2col, a single-threaded GEMM (OpenBLAS runs on one
  * thread inside an OpenMP region) and the copy back, in their own workspace of columns (K, m*P)
  * and an output block (OC, m*P). No thread waits on another between the phases. */
@@ -355,6 +367,15 @@ static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (d.n == 0)
         return SSL_OK;
     ssl__model_flops_add((uint64_t)(2 * d.n * d.oc * d.k * d.p)); /* as a direct convolution */
+    if (ssl__bf16_conv_usable(ctx, d.kh, d.stride)) {
+        if (ssl__bf16_conv_forward(ctx, x, w, y, d.n, d.c, d.h, d.w, d.oc, d.kh, d.kw, d.stride,
+                                   d.pad) == SSL_OK) {
+            if (bias)
+                add_bias(&d, y, bias);
+            return SSL_OK;
+        }
+        atomic_fetch_add_explicit(&ssl__bf16_fallbacks, 1, memory_order_relaxed);
+    }
     if (ssl__conv3x3_wino4_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
         return ssl__conv3x3_wino4_forward(ctx, x, w, bias, y, d.n, d.c, d.h, d.w, d.oc);
     if (ssl__conv3x3_direct_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad))
@@ -413,6 +434,12 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if ((!dx && !dw) || d.n == 0)
         return;
     ssl__model_flops_add((uint64_t)(((dx ? 1 : 0) + (dw ? 1 : 0)) * 2 * d.n * d.oc * d.k * d.p));
+    if (ssl__bf16_conv_usable(ctx, d.kh, d.stride)) {
+        if (ssl__bf16_conv_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc, d.kh,
+                                    d.kw, d.stride, d.pad) == SSL_OK)
+            return;
+        atomic_fetch_add_explicit(&ssl__bf16_fallbacks, 1, memory_order_relaxed);
+    }
     if (ssl__conv3x3_wino4_usable(d.c, d.oc, d.h, d.w, d.kh, d.kw, d.stride, d.pad)) {
         ssl__conv3x3_wino4_backward(ctx, x, w, dy, dx, !fresh, dw, d.n, d.c, d.h, d.w, d.oc);
         return; /* out of memory shows in the context's flag */
