@@ -9,7 +9,13 @@ and the peak RSS of both. Uses only the standard library (run with Debian's /usr
 which has python3-torch for the peers).
 
   /usr/bin/python3 bench/side_by_side.py [--rounds 3] [--steps 5] [--threads 2]
+        [--precision fp32|bf16] [--peer-precision fp32|bf16]
         [--sslc build/sslc] [--torch-ref ../shared/bench/torch_ref.py] [WORKLOAD...]
+
+--precision runs sslc bench --precision P (docs/precision.md) and the peer with PRECISION=P
+(torch.autocast bf16); --peer-precision sets the peer's alone (e.g. sslc bf16 against PyTorch
+fp32). The share of the peak is of the peak of sslc's precision (sgemm or oneDNN bf16 matmul).
+The peer's BLAS (blas= in its line) is printed; a netlib reference BLAS is refused.
 
 WORKLOADs: simclr-r18, mae-vitt (PyTorch: torch_ref.py), simclr-fmnist (sslc: configs/
 simclr.json on a batch of its own data; PyTorch: bench/torch_fmnist.py). Default: all three.
@@ -50,11 +56,14 @@ def main():
     ap.add_argument('--steps', type=int, default=5)
     ap.add_argument('--batch', type=int, default=128)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
+    ap.add_argument('--peer-precision', choices=['fp32', 'bf16'], default=None)
     ap.add_argument('--sslc', default=os.path.join(ROOT, 'build', 'sslc'))
     ap.add_argument('--torch-ref', default=os.path.join(ROOT, '..', 'shared', 'bench',
                                                         'torch_ref.py'))
     a = ap.parse_args()
-    env = dict(os.environ, THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
+    env = dict(os.environ, THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads),
+               PRECISION=a.peer_precision or a.precision)
     rows = []
     for w in a.workloads:
         if w == 'simclr-fmnist':
@@ -64,33 +73,43 @@ def main():
         else:
             ours = [a.sslc, 'bench', w]
             theirs = ['/usr/bin/python3', a.torch_ref, w, str(a.batch), str(a.steps)]
-        ours += ['--batch', str(a.batch), '--steps', str(a.steps), '--threads', str(a.threads)]
+        ours += ['--batch', str(a.batch), '--steps', str(a.steps), '--threads', str(a.threads),
+                 '--precision', a.precision]
         r = {'ours': [], 'theirs': [], 'ratio': [], 'gflops': [], 'gemm': [], 'pct': [],
              'peak': [], 'rss_ours': [], 'rss_theirs': []}
         for i in range(a.rounds):
             o, rss_o = run(ours, env)
             t, rss_t = run(theirs, env)
+            m = re.search(r'\bblas=(\S+)', t)
+            blas = m.group(1) if m else 'unknown'
+            if 'netlib' in blas:
+                raise SystemExit(f'the PyTorch peer loaded the slow reference BLAS ({blas}): '
+                                 'point libblas.so.3 at openblas-openmp (update-alternatives)')
+            r.setdefault('blas', set()).add(blas)
             r['ours'].append(field(o, 'img_per_s'))
             r['theirs'].append(field(t, 'img_per_s'))
             r['ratio'].append(r['ours'][-1] / r['theirs'][-1])
             r['gflops'].append(field(o, 'model_gflops'))
             r['gemm'].append(field(o, 'gemm_gflops'))
             r['pct'].append(field(o, 'pct_peak'))
-            r['peak'].append(field(o, 'sgemm_peak'))
+            r['peak'].append(field(o, 'bf16_peak' if a.precision == 'bf16' else 'sgemm_peak'))
             r['rss_ours'].append(rss_o)
             r['rss_theirs'].append(rss_t)
             print(f'# {w} round {i + 1}: sslc {r["ours"][-1]:.1f} img/s, PyTorch '
                   f'{r["theirs"][-1]:.1f} img/s, ratio {r["ratio"][-1]:.2f}', file=sys.stderr,
                   flush=True)
-        rows.append((w, {k: statistics.median(v) for k, v in r.items()}))
+        blas = ', '.join(sorted(r.pop('blas')))
+        rows.append((w, {k: statistics.median(v) for k, v in r.items()}, blas))
+    peer = a.peer_precision or a.precision
+    print(f'sslc {a.precision}, PyTorch {peer}, {a.threads} threads, batch {a.batch}')
     print(f'| workload | sslc img/s | PyTorch img/s | ratio (median of {a.rounds}) | '
-          'sslc model GFLOP/s | sslc GEMM GFLOP/s | sgemm peak GFLOP/s | model % of peak | '
-          'peak RSS sslc / PyTorch (MiB) |')
-    print('|---|---|---|---|---|---|---|---|---|')
-    for w, m in rows:
+          f'sslc model GFLOP/s | sslc GEMM GFLOP/s | {a.precision} peak GFLOP/s | '
+          'model % of peak | peak RSS sslc / PyTorch (MiB) | PyTorch BLAS |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
+    for w, m, blas in rows:
         print(f'| {w} | {m["ours"]:.1f} | {m["theirs"]:.1f} | {m["ratio"]:.2f} | '
               f'{m["gflops"]:.0f} | {m["gemm"]:.0f} | {m["peak"]:.0f} | {m["pct"]:.0f}% | '
-              f'{m["rss_ours"]:.0f} / {m["rss_theirs"]:.0f} |')
+              f'{m["rss_ours"]:.0f} / {m["rss_theirs"]:.0f} | {blas} |')
 
 
 if __name__ == '__main__':

@@ -3,7 +3,8 @@
 model, loss, optimizer and batch (ResNet-18 CIFAR stem at width 16 on 1x28x28, two views,
 projector 256-512(BN, ReLU)-128, NT-Xent tau 0.2, SGD momentum 0.9, weight decay 1e-4, batch
 128), timed the same way as ../shared/bench/torch_ref.py times its workloads: one fixed batch,
-one warm-up step, median of the timed steps. Prints the same one-line format.
+one warm-up step, median of the timed steps. Prints the same one-line format. PRECISION=bf16 in
+the environment runs forward and loss under torch.autocast('cpu', bfloat16), as torch_ref.py.
 Run with Debian's interpreter: /usr/bin/python3 bench/torch_fmnist.py [batch] [steps]
 """
 import math
@@ -72,18 +73,28 @@ def main():
     x1, x2 = torch.randn(batch, 1, 28, 28), torch.randn(batch, 1, 28, 28)
     model.train()
     times = []
+    bf16 = os.environ.get('PRECISION', 'fp32') == 'bf16'
     for i in range(steps + 1):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(x1, x2)
+        if bf16:
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                loss = model(x1, x2).float()
+        else:
+            loss = model(x1, x2)
         loss.backward()
         opt.step()
         if i:
             times.append(time.perf_counter() - t)
         assert math.isfinite(loss.item())
     med = statistics.median(times)
-    print(f'simclr-fmnist batch={batch} threads={torch.get_num_threads()} step_s={med:.3f} '
-          f'img_per_s={batch / med:.1f} loss={loss.item():.4f}')
+    maps = open('/proc/self/maps').read()
+    blas = ('netlib-reference(slow)' if '/blas/libblas' in maps else 'openblas-pthread'
+            if 'openblas-pthread' in maps else 'openblas-openmp' if 'openblas-openmp' in maps
+            else 'unknown')
+    print(f'simclr-fmnist batch={batch} threads={torch.get_num_threads()} '
+          f'precision={"bf16" if bf16 else "fp32"} step_s={med:.3f} '
+          f'img_per_s={batch / med:.1f} loss={loss.item():.4f} blas={blas}')
 
 
 if __name__ == '__main__':
