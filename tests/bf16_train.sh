@@ -6,7 +6,7 @@
 # convolutions ran in bf16), the last 100 steps' mean within 3% (measured 0.3%), and both fell
 # by more than 1 from the first window. Also: where bf16
 # cannot run, train.precision=bf16 is refused naming the key (forced here through oneDNN's
-# ONEDNN_MAX_CPU_ISA). Skipped (77) without Fashion-MNIST or where bf16 cannot run. The
+# ONEDNN_MAX_CPU_ISA), and a bf16 BYOL run resumes byte-identically. Skipped (77) without Fashion-MNIST or where bf16 cannot run. The
 # sanitizer build (20x slower) sets BF16_TRAIN_STEPS=20: the same runs, its one window checked.
 # Usage: bf16_train.sh SSLC SOURCE_DIR
 set -uo pipefail
@@ -38,6 +38,28 @@ for p in fp32 bf16; do
   [ $rc -eq 0 ] || fail "$p run exited $rc: $(cat "$tmp/$p.log")"
   pass=$((pass + 1))
 done
+# a bf16 run resumes exactly (the resolved config in the checkpoint keeps train.precision):
+# 2 epochs straight and 1 + resume + 1 give byte-identical checkpoints, and they differ from fp32
+common=(--quiet --no-report --threads 1 --set data.limit=192 --set train.batch_size=32
+        --set train.epochs=2 --set train.max_steps=3 --set eval.knn_every=0 --set data.workers=1
+        --set model.encoder.width=4)
+for run in straight resumed fp32; do
+  p=bf16
+  [ $run = fp32 ] && p=fp32
+  extra=()
+  [ $run = resumed ] && extra=(--stop-after 1)
+  "$sslc" train "$src/configs/byol.json" --out "$tmp/$run" "${common[@]}" \
+    --set train.precision=$p "${extra[@]}" > "$tmp/$run.log" 2>&1 || fail "byol $run: $(cat "$tmp/$run.log")"
+done
+"$sslc" train --resume "$tmp/resumed/byol" --quiet --no-report --threads 1 > "$tmp/resume.log" 2>&1 ||
+  fail "byol resume: $(cat "$tmp/resume.log")"
+grep -q '"precision":[[:space:]]*"bf16"' "$tmp/resumed/byol/config.json" || fail "resolved config lacks precision bf16"
+cmp -s "$tmp/straight/byol/checkpoints/last.safetensors" "$tmp/resumed/byol/checkpoints/last.safetensors" ||
+  fail "bf16 byol: the resumed checkpoint differs from the straight run's"
+cmp -s "$tmp/straight/byol/checkpoints/last.safetensors" "$tmp/fp32/byol/checkpoints/last.safetensors" &&
+  fail "bf16 byol: the checkpoint equals fp32's (bf16 did not run)"
+pass=$((pass + 1))
+
 python3 - "$tmp/fp32/metrics.jsonl" "$tmp/bf16/metrics.jsonl" "$steps" <<'PY' || fail "bf16 loss curve"
 import json, sys
 def losses(p):
