@@ -25,6 +25,8 @@ static const char *k_help =
     "once); eval.encoder=target probes the EMA teacher (DINO, I-JEPA); checkpoint.save_init\n"
     "=true also writes checkpoints/init.safetensors (the random-init baseline). The library's\n"
     "ssl_trainer_step runs the same step on views you made (docs/train.md).\n"
+    "Speed: train.precision=bf16 runs matmuls and convolutions in bf16 with fp32 sums\n"
+    "(oneDNN; refused where the build or the CPU cannot: docs/precision.md).\n"
     "\n"
     "  --set k=v            override one config key (repeatable), e.g. --set train.epochs=50\n"
     "  --resume RUN_DIR     continue from RUN_DIR/checkpoints/last.safetensors exactly as the\n"
