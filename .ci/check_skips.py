@@ -25,4 +25,5 @@ skipped = [c for c in skipped if c not in allowed]
 if skipped:
     print(f"{len(skipped)} test(s) skipped that must run on this machine", file=sys.stderr)
     sys.exit(1)
-print(f"{sys.argv[1]}: no test skipped")
+print(f"{sys.argv[1]}: no test skipped" +
+      (f" but the {len(allowed)} this CPU cannot run" if allowed else ""))
