@@ -111,6 +111,26 @@ static void test_gemm_vs_rounded_reference(void **state)
                 }
 }
 
+/* C = A B^T + bias, as linear's forward runs it */
+static void test_gemm_bias(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_BF16();
+    const int64_t m = 45, n = 70, k = 33;
+    float *a = rand_floats(m * k, 1), *b = rand_floats(n * k, 2), *bias = rand_floats(n, 3);
+    float *c = rand_floats(m * n, 4), *r = malloc((size_t)(m * n) * sizeof(float));
+    float *ar = malloc((size_t)(m * k) * sizeof(float)),
+          *br = malloc((size_t)(n * k) * sizeof(float));
+    ssl__bf16_round(a, ar, m * k);
+    ssl__bf16_round(b, br, n * k);
+    for (int64_t i = 0; i < m * n; i++)
+        r[i] = bias[i % n];
+    ssl_ref_sgemm(0, 1, m, n, k, 1.0f, ar, k, br, k, 1.0f, r, n);
+    assert_int_equal(ssl__bf16_gemm_bias(0, 1, m, n, k, a, k, b, k, bias, c, n), SSL_OK);
+    tu_assert_close(c, r, m * n, 1e-5 * (double)k, 1e-5);
+    free(a), free(b), free(bias), free(c), free(r), free(ar), free(br);
+}
+
 static void test_gemm_rounding(void **state)
 {
     (void)state;
@@ -315,13 +335,10 @@ static void test_precision_api(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_precision_api),
-        cmocka_unit_test(test_gemm_rounding),
-        cmocka_unit_test(test_gemm_vs_rounded_reference),
-        cmocka_unit_test(test_matmul_linear),
-        cmocka_unit_test(test_conv_gemm),
-        cmocka_unit_test(test_conv_dnnl),
-        cmocka_unit_test(test_conv_dnnl_grad_adds),
+        cmocka_unit_test(test_precision_api), cmocka_unit_test(test_gemm_rounding),
+        cmocka_unit_test(test_gemm_bias),     cmocka_unit_test(test_gemm_vs_rounded_reference),
+        cmocka_unit_test(test_matmul_linear), cmocka_unit_test(test_conv_gemm),
+        cmocka_unit_test(test_conv_dnnl),     cmocka_unit_test(test_conv_dnnl_grad_adds),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -139,7 +139,7 @@ dnnl_engine_t ssl__dnnl_engine(void)
 
 typedef struct mm_key {
     int64_t m, n, k, ldc;
-    int ta, tb, acc;
+    int ta, tb, acc, bias;
 } mm_key_t;
 
 typedef struct mm_entry {
@@ -156,8 +156,8 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t key_hash(const mm_key_t *k)
 {
     uint64_t h = 1469598103934665603ull;
-    const int64_t v[7] = {k->m, k->n, k->k, k->ldc, k->ta, k->tb, k->acc};
-    for (int i = 0; i < 7; i++)
+    const int64_t v[8] = {k->m, k->n, k->k, k->ldc, k->ta, k->tb, k->acc, k->bias};
+    for (int i = 0; i < 8; i++)
         h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
     return h;
 }
@@ -165,15 +165,15 @@ static uint64_t key_hash(const mm_key_t *k)
 static int key_eq(const mm_key_t *a, const mm_key_t *b)
 {
     return a->m == b->m && a->n == b->n && a->k == b->k && a->ldc == b->ldc && a->ta == b->ta &&
-           a->tb == b->tb && a->acc == b->acc;
+           a->tb == b->tb && a->acc == b->acc && a->bias == b->bias;
 }
 
 /* A (M, K) and B (K, N) are dense bf16 copies of the stored operands: op(A) = A^T reads the
  * stored (K, M) matrix, described to oneDNN by strides. */
 static int mm_create(const mm_key_t *k, dnnl_primitive_t *prim, size_t *scratch)
 {
-    dnnl_memory_desc_t a, b, c;
-    dnnl_dims_t ad = {k->m, k->k}, bd = {k->k, k->n}, cd = {k->m, k->n};
+    dnnl_memory_desc_t a, b, c, bias;
+    dnnl_dims_t ad = {k->m, k->k}, bd = {k->k, k->n}, cd = {k->m, k->n}, biasd = {1, k->n};
     dnnl_dims_t as = {k->ta ? 1 : k->k, k->ta ? k->m : 1};
     dnnl_dims_t bs = {k->tb ? 1 : k->n, k->tb ? k->k : 1};
     dnnl_dims_t cs = {k->ldc, 1};
@@ -184,7 +184,8 @@ static int mm_create(const mm_key_t *k, dnnl_primitive_t *prim, size_t *scratch)
     int ok = attr && dnnl_memory_desc_init_by_strides(&a, 2, ad, dnnl_bf16, as) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&b, 2, bd, dnnl_bf16, bs) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&c, 2, cd, dnnl_f32, cs) == dnnl_success &&
-             dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) == dnnl_success &&
+             dnnl_memory_desc_init_by_tag(&bias, 2, biasd, dnnl_f32, dnnl_ab) == dnnl_success &&
+             dnnl_matmul_desc_init(&desc, &a, &b, k->bias ? &bias : NULL, &c) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &desc, attr, g_engine, NULL) == dnnl_success;
     if (ok) {
         const dnnl_memory_desc_t *sp =
@@ -285,8 +286,9 @@ static size_t round64(size_t b)
     return (b + 63) / 64 * 64;
 }
 
-int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                   const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc)
+static int bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, const float *bias, int accumulate, float *c,
+                     int64_t ldc)
 {
     if (m == 0 || n == 0)
         return SSL_OK;
@@ -296,10 +298,11 @@ int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float 
     if (k == 0) { /* nothing to add; a store of zeros */
         if (!accumulate)
             for (int64_t i = 0; i < m; i++)
-                memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+                for (int64_t j = 0; j < n; j++)
+                    c[i * ldc + j] = bias ? bias[j] : 0.0f;
         return SSL_OK;
     }
-    mm_key_t key = {m, n, k, ldc, ta != 0, tb != 0, accumulate != 0};
+    mm_key_t key = {m, n, k, ldc, ta != 0, tb != 0, accumulate != 0, bias != NULL};
     dnnl_primitive_t prim;
     size_t scratch;
     if ((st = mm_get(&key, &prim, &scratch)) != SSL_OK)
@@ -322,24 +325,29 @@ int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float 
     const dnnl_memory_desc_t *bmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *cmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
-    int ok =
-        dnnl_memory_create(&ma, amd, g_engine, ab) == dnnl_success &&
-        dnnl_memory_create(&mb, bmd, g_engine, bb) == dnnl_success &&
-        dnnl_memory_create(&mc, cmd, g_engine, c) == dnnl_success &&
-        (!scratch || dnnl_memory_create(&ms, smd, g_engine, buf + abytes + bbytes) == dnnl_success);
+    const dnnl_memory_desc_t *biasmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1);
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL, mbias = NULL;
+    int ok = dnnl_memory_create(&ma, amd, g_engine, ab) == dnnl_success &&
+             dnnl_memory_create(&mb, bmd, g_engine, bb) == dnnl_success &&
+             dnnl_memory_create(&mc, cmd, g_engine, c) == dnnl_success &&
+             (!scratch ||
+              dnnl_memory_create(&ms, smd, g_engine, buf + abytes + bbytes) == dnnl_success) &&
+             (!bias || dnnl_memory_create(&mbias, biasmd, g_engine, (void *)bias) == dnnl_success);
     if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma},
-                                   {DNNL_ARG_WEIGHTS, mb},
-                                   {DNNL_ARG_DST, mc},
-                                   {DNNL_ARG_SCRATCHPAD, ms}};
-        ok = dnnl_primitive_execute(prim, t_buf.stream, scratch ? 4 : 3, args) == dnnl_success &&
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        int na = 3;
+        if (scratch)
+            args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
+        if (bias)
+            args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mbias};
+        ok = dnnl_primitive_execute(prim, t_buf.stream, na, args) == dnnl_success &&
              dnnl_stream_wait(t_buf.stream) == dnnl_success;
     }
     dnnl_memory_destroy(ma);
     dnnl_memory_destroy(mb);
     dnnl_memory_destroy(mc);
     dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(mbias);
     if (!ok)
         return ssl_set_error(SSL_ERR_UNSUPPORTED,
                              "bf16 gemm: oneDNN failed on M=%lld N=%lld "
@@ -348,11 +356,24 @@ int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float 
     return SSL_OK;
 }
 
+int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                   const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc)
+{
+    return bf16_gemm(ta, tb, m, n, k, a, lda, b, ldb, NULL, accumulate, c, ldc);
+}
+
+int ssl__bf16_gemm_bias(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+                        int64_t lda, const float *b, int64_t ldb, const float *bias, float *c,
+                        int64_t ldc)
+{
+    return bf16_gemm(ta, tb, m, n, k, a, lda, b, ldb, bias, 0, c, ldc);
+}
+
 const char *ssl__bf16_gemm_impl(int ta, int tb, int64_t m, int64_t n, int64_t k)
 {
     if (ssl__bf16_check() != SSL_OK)
         return "none";
-    mm_key_t key = {m, n, k, n, ta != 0, tb != 0, 0};
+    mm_key_t key = {m, n, k, n, ta != 0, tb != 0, 0, 0};
     dnnl_primitive_t prim;
     size_t scratch;
     const_dnnl_primitive_desc_t pd;
@@ -382,6 +403,15 @@ int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float 
 {
     (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb;
     (void)accumulate, (void)c, (void)ldc;
+    return ssl__bf16_check();
+}
+
+int ssl__bf16_gemm_bias(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+                        int64_t lda, const float *b, int64_t ldb, const float *bias, float *c,
+                        int64_t ldc)
+{
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb;
+    (void)bias, (void)c, (void)ldc;
     return ssl__bf16_check();
 }
 

@@ -55,6 +55,21 @@ static int bf16_gemm_counted(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, in
     return 1;
 }
 
+int ssl__gemm_bias_bf16(const ssl_ctx_t *ctx, int64_t m, int64_t n, int64_t k, const float *a,
+                        const float *b, const float *bias, float *c)
+{
+    if (!ssl__ctx_bf16(ctx) || m == 0 || n == 0)
+        return 0;
+    ssl__fixed_teams();
+    if (ssl__bf16_gemm_bias(0, 1, m, n, k, a, k, b, k, bias, c, n) != SSL_OK) {
+        atomic_fetch_add_explicit(&ssl__bf16_fallbacks, 1, memory_order_relaxed);
+        return 0;
+    }
+    ssl__model_flops_add((uint64_t)(2 * m * n * k));
+    atomic_fetch_add_explicit(&g_gemm_flops, (uint64_t)(2 * m * n * k), memory_order_relaxed);
+    return 1;
+}
+
 void ssl__gemm(const ssl_ctx_t *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                int64_t ldc)

@@ -248,6 +248,14 @@ int ssl__bf16_amx(void);
  * fp32 by oneDNN (one cached primitive per shape). SSL_OK or an error (nothing written). */
 int ssl__bf16_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                    const float *b, int64_t ldb, int accumulate, float *c, int64_t ldc);
+/* C (M, N) = op(A) op(B) + bias (N) on every row, the bias added in fp32 by oneDNN */
+int ssl__bf16_gemm_bias(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a,
+                        int64_t lda, const float *b, int64_t ldb, const float *bias, float *c,
+                        int64_t ldc);
+/* ssl__gemm's bf16 route for C (M, N) = A (M, K) B^T (N, K) + bias (linear's forward): 1 when
+ * it ran (counted), 0 when ctx is fp32 or oneDNN refused (the caller runs its fp32 route) */
+int ssl__gemm_bias_bf16(const ssl_ctx_t *ctx, int64_t m, int64_t n, int64_t k, const float *a,
+                        const float *b, const float *bias, float *c);
 /* oneDNN's name of the implementation it picked for that shape (tests, benchmarks) */
 const char *ssl__bf16_gemm_impl(int ta, int tb, int64_t m, int64_t n, int64_t k);
 /* conv2d through oneDNN's bf16 convolutions (src/core/bf16_conv.c), NCHW fp32 in and out, no

@@ -152,6 +152,10 @@ static int linear_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
     int64_t in = w->shape[1], out = w->shape[0], rows = in ? x->numel / in : 0;
     float *y = nd->out->data; // (rows, out)
     const float *bd = b ? b->data : NULL, *rd = res ? res->data : NULL;
+    /* bf16 with a bias and no residual: oneDNN adds the bias (no pass filling y with it, no
+     * read of y by an accumulating GEMM) */
+    if (bd && !rd && ssl__gemm_bias_bf16(ctx, rows, out, in, x->data, w->data, bd, y))
+        return SSL_OK;
     if (bd || rd) {
 #pragma omp parallel for schedule(static) if (rows * out > SSL_OMP_MIN)
         for (int64_t r = 0; r < rows; r++) {
