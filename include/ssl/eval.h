@@ -7,8 +7,6 @@
  *   split that picks the reported epoch.
  * - Collapse metrics: RankMe, the per-dimension std of L2-normalised embeddings, alignment and
  *   uniformity (Wang & Isola), and the symmetric eigenvalue solver RankMe uses.
- * - NumPy .npy files: writer (atomic) and reader, to move features and labels to and from
- *   Python.
  *
  * Features are float32 row-major (N, D) matrices owned by the caller; labels are int32 in
  * [0, n_classes). Nothing here keeps a pointer after returning. Accuracies are fractions in
@@ -200,40 +198,6 @@ SSL_API int ssl_uniformity(const float *z, int64_t n, int64_t d, double t, int n
  * component's largest entry is positive, so results do not flip sign. O(n d^2 + d^3). */
 SSL_API int ssl_pca(const float *x, int64_t n, int64_t d, int k, float *proj, float *components,
                     double *variance, double *total_variance);
-
-/* ---------------------------------------------------------------- NumPy .npy files */
-
-#define SSL_NPY_MAX_DIMS 8
-
-/* An array read from a .npy file. dtype is the ssl_dtype_t (ssl/io.h) of the file; data is
- * malloc'd in the requested type (free with ssl_npy_free). */
-typedef struct ssl_npy {
-    int dtype;
-    int ndim;
-    int64_t shape[SSL_NPY_MAX_DIMS];
-    int64_t numel;
-    void *data;
-} ssl_npy_t;
-
-/* Write a C-order array: format version 1.0, header dict ("descr", "fortran_order",
- * "shape") padded with spaces and a final '\n' so the data starts at a multiple of 64 bytes,
- * little-endian data. dtype: SSL_DTYPE_F32, F64, I32, I64 or U8 (ssl/io.h). Written atomically
- * (temporary file, fsync, rename). */
-SSL_API int ssl_npy_save(const char *path, int dtype, int ndim, const int64_t *shape,
-                         const void *data);
-/* Shorthands: float32 features (n, d) and int32 / int64 labels (n). */
-SSL_API int ssl_npy_save_f32_2d(const char *path, int64_t n, int64_t d, const float *x);
-SSL_API int ssl_npy_save_labels_i32(const char *path, int64_t n, const int32_t *y);
-SSL_API int ssl_npy_save_labels_i64(const char *path, int64_t n, const int64_t *y);
-
-/* Read a .npy file (versions 1.0, 2.0 and 3.0; C order; either byte order; dtypes bool, int
- * and uint of 1-8 bytes, float32, float64). _f32 converts every value to float (float64
- * rounds); _i32 accepts integer and bool dtypes whose values fit int32. Errors name the file
- * and the reason (SSL_ERR_FORMAT for malformed content, SSL_ERR_UNSUPPORTED for Fortran order
- * or other dtypes). */
-SSL_API int ssl_npy_load_f32(const char *path, ssl_npy_t *out);
-SSL_API int ssl_npy_load_i32(const char *path, ssl_npy_t *out);
-SSL_API void ssl_npy_free(ssl_npy_t *a);
 
 #ifdef __cplusplus
 }

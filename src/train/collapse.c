@@ -1,7 +1,7 @@
 /* Collapse metrics of a checkpoint measured on a sample of its data (sslc info): RankMe and the
  * std of normalised rows of the pooled encoder features under the evaluation transform, and
  * alignment / uniformity of the features of two augmented views of the same images. */
-#include "trainer_internal.h"
+#include "ckpt_model.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Using a trained checkpoint: its method rebuilt from the config in its metadata, the
  * parameters loaded, and a dataset split to run it on (sslc embed, knn, linear, zeroshot). */
 #define _POSIX_C_SOURCE 200809L /* strdup */
-#include "trainer_internal.h"
+#include "ckpt_model.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include "core/check.h"
+#include "features.h"
 #include "method.h"
+#include "run_data.h"
 #include "run_config.h"
 #include "ssl/data.h"
 #include "ssl/io.h"
@@ -45,41 +47,6 @@ struct ssl_trainer {
 /* kNN top-1 of the online encoder's pooled features: a bank from the train split, queries from
  * the eval split (eval.knn_* keys). Returns SSL_OK and *top1 in [0, 1]. */
 int ssl__trainer_knn(ssl_trainer_t *t, double *top1);
-/* forward(m, ctx, x) of the first n images of ds, each augmented by a with (seed, epoch 0,
- * sample index, view), in batches of 256 without a tape: (n, *dim) malloc'ed, or NULL + error. */
-typedef ssl_tensor_t *(*ssl__forward_fn)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
-float *ssl__extract(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
-                    const ssl_dataset_t *ds, int64_t n, uint64_t seed, int view,
-                    ssl__forward_fn forward, int64_t *dim);
-/* Pooled encoder features of the first n images of ds under the eval transform a: (n, *dim)
- * malloc'ed, or NULL + error. */
-float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
-                             const ssl_dataset_t *ds, int64_t n, int64_t *dim);
-/* The configured dataset's split (limit 0: all) and captions from class names. */
-ssl_dataset_t *ssl__load_split(const ssl_run_cfg_t *rc, const char *split, int64_t limit);
-int ssl__add_class_captions(ssl_dataset_t *ds);
-/* tmpl with its first "{}" replaced by name (malloc'd), e.g. SSL_ZEROSHOT_PROMPT: the caption
- * template of data.captions "class_names" and of zero-shot prompts. */
-char *ssl__fill_prompt(const char *tmpl, const char *name);
-/* A training checkpoint opened for use: the method its config composes, with the checkpoint's
- * parameters loaded, and a split of its dataset (captions added for CLIP). */
-typedef struct ssl_ckpt_model {
-    const char *path;
-    ssl_st_t *f;
-    cJSON *doc;
-    ssl_run_cfg_t rc;
-    ssl_dataset_t *ds;
-    ssl_params_t *online, *target;
-    ssl_method_t *m;
-    ssl_ctx_t *ctx;
-} ssl_ckpt_model_t;
-
-/* split NULL: the config's eval split; limit 0: all images. On error the partly opened model
- * must still be closed. */
-int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
-                         int64_t limit);
-void ssl__ckpt_model_close(ssl_ckpt_model_t *cm);
-
 /* One training step on batch b at learning rate lr and weight decay wd: forward, backward,
  * finiteness check, clipping, optimizer, EMA, method updates. *loss_out gets the loss. */
 int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,

@@ -1,23 +1,13 @@
 /* Zero-shot classification with a CLIP / SigLIP checkpoint: one prompt per class name through
  * the text tower, every image through the encoder and the image projection, the nearest prompt
  * by cosine similarity (eval layer). */
-#include "trainer_internal.h"
+#include "ckpt_model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ssl/eval.h"
-
-char *ssl__fill_prompt(const char *tmpl, const char *name)
-{
-    const char *at = strstr(tmpl, "{}");
-    size_t len = strlen(tmpl) - 2 + strlen(name) + 1;
-    char *s = malloc(len);
-    if (s)
-        snprintf(s, len, "%.*s%s%s", (int)(at - tmpl), tmpl, name, at + 2);
-    return s;
-}
 
 static int check_template(const char *tmpl)
 {

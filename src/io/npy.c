@@ -2,10 +2,10 @@
  *   "\x93NUMPY", major, minor, header length (uint16 LE in 1.0; uint32 LE in 2.0 and 3.0),
  *   a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (n, d), } padded
  *   with spaces and ended by '\n' so the data starts at a multiple of 64 bytes, then the data.
- * The writer goes through the io layer's atomic file writer. */
+ * The writer goes through the atomic file writer of this layer (io_util.c). */
 #define _POSIX_C_SOURCE 200809L
 
-#include "eval_internal.h"
+#include "io_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/io_internal.h"
 #include "ssl/io.h"
 
 #define NPY_MAX_HEADER ((size_t)1 << 20)

@@ -1,0 +1,20 @@
+/* Features of a method over a dataset: every image through the method's forward without a tape
+ * (train layer; used by the online kNN, checkpoint use, zero-shot and collapse metrics). */
+#ifndef SSL_TRAIN_FEATURES_H
+#define SSL_TRAIN_FEATURES_H
+
+#include "method.h"
+#include "ssl/data.h"
+
+/* forward(m, ctx, x) of the first n images of ds, each augmented by a with (seed, epoch 0,
+ * sample index, view), in batches of 256 without a tape: (n, *dim) malloc'ed, or NULL + error. */
+typedef ssl_tensor_t *(*ssl__forward_fn)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+float *ssl__extract(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
+                    const ssl_dataset_t *ds, int64_t n, uint64_t seed, int view,
+                    ssl__forward_fn forward, int64_t *dim);
+/* Pooled encoder features of the first n images of ds under the eval transform a: (n, *dim)
+ * malloc'ed, or NULL + error. */
+float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
+                             const ssl_dataset_t *ds, int64_t n, int64_t *dim);
+
+#endif
