@@ -34,7 +34,9 @@ int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const cha
         return ssl_last_status();
     /* the text tower's vocabulary is the one it was trained with, not one rebuilt from the
      * captions of this split (which may lack words) */
-    cm->m = ssl__method_create(&root, &cm->rc, cm->ds, cm->online, cm->target, cm->rc.seed,
+    ssl_method_env_t env;
+    ssl__run_cfg_method_env(&cm->rc, &env);
+    cm->m = ssl__method_create(&root, &env, cm->ds, cm->online, cm->target, cm->rc.seed,
                                ssl_st_meta(cm->f, "vocab"));
     if (!cm->m)
         return ssl_last_status();

@@ -3,7 +3,7 @@
 #ifndef SSL_TRAIN_FEATURES_H
 #define SSL_TRAIN_FEATURES_H
 
-#include "method.h"
+#include "methods/method.h"
 #include "ssl/data.h"
 
 /* forward(m, ctx, x) of the first n images of ds, each augmented by a with (seed, epoch 0,

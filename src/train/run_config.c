@@ -282,3 +282,16 @@ cJSON *ssl__run_cfg_from_checkpoint(const ssl_st_t *f, const char *path)
     }
     return doc;
 }
+
+void ssl__run_cfg_method_env(const ssl_run_cfg_t *rc, ssl_method_env_t *env)
+{
+    memset(env, 0, sizeof *env);
+    env->target = rc->target;
+    env->eval_target = rc->eval_target;
+    env->n_views = rc->views.n_views;
+    env->n_global = rc->n_global;
+    env->view_size = rc->views.view[0].out_h;
+    env->mask_kind = rc->mask_kind;
+    env->mask = rc->mask;
+    env->dataset = rc->dataset;
+}

@@ -3,15 +3,10 @@
 #define SSL_TRAIN_RUN_CONFIG_H
 
 #include "io/json_strict.h"
+#include "methods/method.h"
 #include "ssl/data.h"
 #include "ssl/io.h"
 #include "ssl/train.h"
-
-typedef enum ssl_target_kind {
-    SSL_TARGET_NONE = 0,     /* no target branch */
-    SSL_TARGET_STOP_GRAD,    /* the online outputs, detached (SimSiam) */
-    SSL_TARGET_EMA           /* a momentum copy of the online network (BYOL, MoCo, DINO) */
-} ssl_target_kind_t;
 
 typedef struct ssl_run_cfg {
     char name[64];
@@ -56,5 +51,8 @@ int ssl__run_cfg_read(ssl_cfg_t *root, ssl_run_cfg_t *rc);
 /* The run config a checkpoint's metadata holds (key "config"), parsed. NULL with
  * SSL_ERR_FORMAT naming the file and the metadata key when it is missing or not JSON. */
 cJSON *ssl__run_cfg_from_checkpoint(const ssl_st_t *f, const char *path);
+/* What the method of this run needs to know of the other sections (env->dataset points into
+ * rc). */
+void ssl__run_cfg_method_env(const ssl_run_cfg_t *rc, ssl_method_env_t *env);
 
 #endif

@@ -100,7 +100,9 @@ static int read_config(ssl_trainer_t *t)
     t->target = ssl_params_create();
     if (!t->online || !t->target)
         return ssl_last_status();
-    t->method = ssl__method_create(&root, &t->rc, t->train_ds, t->online, t->target, t->rc.seed,
+    ssl_method_env_t env;
+    ssl__run_cfg_method_env(&t->rc, &env);
+    t->method = ssl__method_create(&root, &env, t->train_ds, t->online, t->target, t->rc.seed,
                                    NULL);
     if (!t->method)
         return ssl_last_status();
@@ -166,7 +168,7 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
     lo.seed = t->rc.seed;
     lo.n_workers = t->rc.workers;
     lo.views = t->rc.views;
-    if (ssl__method_mask_opts(t->method, &t->rc, &lo.mask, &lo.patch_size) != SSL_OK)
+    if (ssl__method_mask_opts(t->method, &lo.mask, &lo.patch_size) != SSL_OK)
         goto fail;
     if (t->train_ds->n < t->rc.batch_size) {
         ssl_set_error(SSL_ERR_CONFIG, "train.batch_size: %lld is larger than the %lld training "
@@ -200,10 +202,10 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
                                           "network");
             goto fail;
         }
-        /* the target copies some modules of the online network (not the predictor, queue or
-         * center): one EMA per module, matched by name */
-        static const char *const mods[] = {"encoder.", "projector.", "head."};
-        for (int i = 0; i < 3; i++) {
+        /* the target copies the modules of the online network its method names (not the
+         * predictor, queue or center): one EMA per module, matched by name */
+        const char *const *mods = ssl__method_ema_modules(t->method);
+        for (int i = 0; mods[i]; i++) {
             char tp[64];
             snprintf(tp, sizeof tp, "target.%s", mods[i]);
             int present = 0;
@@ -211,6 +213,11 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
                 present = !strncmp(ssl_params_info(t->target, j)->name, tp, strlen(tp));
             if (!present)
                 continue;
+            if (t->n_ema == (int)(sizeof t->ema / sizeof t->ema[0])) {
+                ssl_set_error(SSL_ERR_STATE, "trainer: the method's target copies more than %d "
+                              "modules", t->n_ema);
+                goto fail;
+            }
             ssl_ema_t *e = ssl_ema_create(t->target, tp, t->online, mods[i]);
             if (!e)
                 goto fail;
@@ -494,7 +501,7 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     for (int i = 0; i < t->n_ema; i++)
         if (ssl_ema_update(t->ema[i], m, SSL_EMA_BUFFERS_KEEP) != SSL_OK)
             return ssl_last_status();
-    return ssl__method_after_step(t->method, t->ctx);
+    return ssl__method_after_step(t->method, t->ctx, &pos);
 }
 
 int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,

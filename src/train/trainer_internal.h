@@ -5,7 +5,7 @@
 
 #include "core/check.h"
 #include "features.h"
-#include "method.h"
+#include "methods/method.h"
 #include "run_data.h"
 #include "run_config.h"
 #include "ssl/data.h"
@@ -22,7 +22,7 @@ struct ssl_trainer {
     ssl_params_t *online, *target;
     ssl_method_t *method;
     ssl_optim_t *optim;
-    ssl_ema_t *ema[4];         /* one per module the target copies (encoder, projector, head) */
+    ssl_ema_t *ema[8];         /* one per module the target copies (ssl__method_ema_modules) */
     int n_ema;
     ssl_loader_t *loader;
     ssl_ctx_t *ctx;

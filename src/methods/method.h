@@ -1,19 +1,38 @@
 /* A method: the networks (online, target), heads and loss a run config composes, and one
- * training step's loss graph. The trainer knows nothing of which method it runs. */
-#ifndef SSL_TRAIN_METHOD_H
-#define SSL_TRAIN_METHOD_H
+ * training step's loss graph (the methods layer, below train). The trainer knows nothing of
+ * which method it runs. */
+#ifndef SSL_METHODS_METHOD_H
+#define SSL_METHODS_METHOD_H
 
 #include "io/json_strict.h"
-#include "run_config.h"
 #include "ssl/data.h"
 #include "ssl/models.h"
 
 typedef struct ssl_method ssl_method_t;
 
+typedef enum ssl_target_kind {
+    SSL_TARGET_NONE = 0,  /* no target branch */
+    SSL_TARGET_STOP_GRAD, /* the online outputs, detached (SimSiam) */
+    SSL_TARGET_EMA        /* a momentum copy of the online network (BYOL, MoCo, DINO) */
+} ssl_target_kind_t;
+
+/* What a method needs to know of the rest of the run config (its target, views, masks and
+ * data sections; the train layer fills it from its run config). */
+typedef struct ssl_method_env {
+    int target;           /* ssl_target_kind_t: target.type */
+    int eval_target;      /* eval.encoder "target": features from the EMA target encoder */
+    int n_views;          /* all views of a step */
+    int n_global;         /* views of the first group */
+    int view_size;        /* output size of views[0] */
+    int mask_kind;        /* masks.type as given (SSL_MASK_NONE: the method's usual masks) */
+    ssl_mask_opts_t mask; /* the masks section */
+    const char *dataset;  /* data.dataset, for messages */
+} ssl_method_env_t;
+
 /* Per-step position, for schedules inside the method (teacher temperature, freezing). */
 typedef struct ssl_step_pos {
-    int64_t epoch;       /* 0-based */
-    int64_t step;        /* global step, 0-based */
+    int64_t epoch; /* 0-based */
+    int64_t step;  /* global step, 0-based */
     int64_t steps_per_epoch, total_steps;
 } ssl_step_pos_t;
 
@@ -21,7 +40,7 @@ typedef struct ssl_step_pos {
  * (optimised) and `target` (EMA copy; may stay empty). `ds` gives the channels and captions.
  * vocab: a checkpoint's text vocabulary (ssl_vocab_to_string text) for the text tower, or NULL
  * to build it from the captions of ds. */
-ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_run_cfg_t *rc,
+ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
                                  const ssl_dataset_t *ds, ssl_params_t *online,
                                  ssl_params_t *target, uint64_t seed, const char *vocab);
 void ssl__method_free(ssl_method_t *m);
@@ -39,12 +58,13 @@ int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_ste
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                const ssl_step_pos_t *pos);
 /* After the optimizer step: queues, centers (EMA of the target is the trainer's). */
-int ssl__method_after_step(ssl_method_t *m, ssl_ctx_t *ctx);
+int ssl__method_after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos);
+/* The online modules ("encoder.", "head.", ...) the EMA target copies, NULL-ended. */
+const char *const *ssl__method_ema_modules(const ssl_method_t *m);
 /* Pooled encoder features of images x (B, C, H, W), eval mode, no tape. */
 ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
 /* Masks the loader must draw (SSL_MASK_NONE if none) with the encoder's patch grid filled. */
-int ssl__method_mask_opts(const ssl_method_t *m, const ssl_run_cfg_t *rc, ssl_mask_opts_t *o,
-                          int *patch_size);
+int ssl__method_mask_opts(const ssl_method_t *m, ssl_mask_opts_t *o, int *patch_size);
 /* Projector output of the last step (for collapse metrics), or NULL. */
 ssl_tensor_t *ssl__method_last_embedding(const ssl_method_t *m);
 /* Extra metadata the checkpoint must keep (e.g. the text vocabulary), or NULL. */

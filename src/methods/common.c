@@ -1,0 +1,140 @@
+/* Pieces several method families share: head sections, views, pooled features, multi-crop
+ * batching, and the projector pipeline of the two-view families (contrastive, regression,
+ * redundancy) with its weighted list of loss terms. */
+#include "methods_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The model sections a family may read, in the order of method.c's k_sections. */
+static const char *const k_read_bits[] = {"projector", "predictor",  "head",
+                                          "text",      "image_proj", NULL};
+
+int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
+                          const char *def_kind, ssl_head_cfg_t *h)
+{
+    for (int i = 0; k_read_bits[i]; i++)
+        if (!strcmp(k_read_bits[i], key))
+            m->read_sections |= 1u << i;
+    ssl_cfg_t sec = ssl_cfg_obj(b->model, key);
+    return ssl__head_cfg_read(&sec, def_kind, h);
+}
+
+int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key, const char *fmt,
+                     ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!section)
+        return ssl_cfg_fail(b->root, key, "%s", msg);
+    ssl_cfg_t sec = ssl_cfg_obj(b->root, section);
+    return ssl_cfg_fail(&sec, key, "%s", msg);
+}
+
+ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    ssl_encoder_out_t o;
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    int st = ssl_encoder_forward(ctx, m->eval_target ? m->tenc : m->enc, x, NULL, 0, 0, &o);
+    ssl_ctx_set_grad(ctx, prev);
+    return st == SSL_OK ? o.pooled : NULL;
+}
+
+ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v)
+{
+    return (ssl_tensor_t *)&b->views[v]; /* loader-owned, no gradient */
+}
+
+ssl_tensor_t *ssl__method_pooled(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x)
+{
+    ssl_encoder_out_t o;
+    return ssl_encoder_forward(ctx, e, x, NULL, 0, 1, &o) == SSL_OK ? o.pooled : NULL;
+}
+
+ssl_tensor_t *ssl__method_multicrop_pooled(ssl_ctx_t *ctx, const ssl_encoder_t *e,
+                                           const ssl_batch_t *b, int n)
+{
+    /* BatchNorm statistics over all crops of one size together, one update of the running
+     * statistics per run of them; the caller's head then runs once over all */
+    ssl_tensor_t *feats[SSL_MAX_VIEWS], *xs[SSL_MAX_VIEWS];
+    int nf = 0;
+    for (int v0 = 0, v1; v0 < n; v0 = v1) {
+        for (v1 = v0; v1 < n && b->views[v1].shape[2] == b->views[v0].shape[2] &&
+                      b->views[v1].shape[3] == b->views[v0].shape[3];
+             v1++)
+            xs[v1 - v0] = ssl__method_view(b, v1);
+        feats[nf++] =
+            ssl__method_pooled(ctx, e, v1 - v0 == 1 ? xs[0] : ssl_concat(ctx, xs, v1 - v0, 0));
+    }
+    return nf == 1 ? feats[0] : ssl_concat(ctx, feats, nf, 0);
+}
+
+/* ---------------------------------------------------------------- the projector pipeline */
+
+int ssl__proj_create(ssl_method_t *m, ssl_method_build_t *b, const char *proj_kind,
+                     const char *pred_kind, int64_t *out_dim)
+{
+    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
+    ssl_head_cfg_t h;
+    if (ssl__method_read_head(m, b, "projector", proj_kind, &h) != SSL_OK)
+        return ssl_last_status();
+    h.mlp.in = ssl_encoder_dim(m->enc);
+    if (ssl_mlp_init(&pm->proj, b->online, "projector", &h.mlp, b->seed) != SSL_OK ||
+        (b->ema &&
+         ssl_mlp_init(&pm->tproj, b->target, "target.projector", &h.mlp, b->seed) != SSL_OK))
+        return ssl_last_status();
+    *out_dim = h.mlp.out;
+    if (!pred_kind)
+        return SSL_OK;
+    ssl_head_cfg_t q;
+    if (ssl__method_read_head(m, b, "predictor", pred_kind, &q) != SSL_OK)
+        return ssl_last_status();
+    q.mlp.in = h.mlp.out;
+    if (q.mlp.out != h.mlp.out) {
+        ssl_cfg_t pc = ssl_cfg_obj(b->model, "predictor");
+        return ssl_cfg_fail(&pc, "out_dim", "%lld must equal the projector's out_dim %lld",
+                            (long long)q.mlp.out, (long long)h.mlp.out);
+    }
+    if (ssl_mlp_init(&pm->pred, b->online, "predictor", &q.mlp, b->seed) != SSL_OK)
+        return ssl_last_status();
+    pm->has_pred = 1;
+    return SSL_OK;
+}
+
+ssl_tensor_t *ssl__proj_target_z(ssl_proj_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *z =
+        ssl_mlp_forward(ctx, &pm->tproj, ssl__method_pooled(ctx, pm->base.tenc, x), 1);
+    ssl_ctx_set_grad(ctx, prev);
+    return z;
+}
+
+ssl_tensor_t *ssl__proj_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
+                             const ssl_step_pos_t *pos)
+{
+    (void)pos;
+    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
+    pm->pending_keys = NULL;
+    ssl_tensor_t *z[2], *p[2] = {NULL, NULL};
+    for (int v = 0; v < 2; v++) {
+        z[v] = ssl_mlp_forward(ctx, &pm->proj,
+                               ssl__method_pooled(ctx, m->enc, ssl__method_view(b, v)), 1);
+        if (pm->has_pred)
+            p[v] = ssl_mlp_forward(ctx, &pm->pred, z[v], 1);
+    }
+    m->last_z = z[0];
+    m->last_z2 = z[1];
+    ssl_tensor_t *total = NULL;
+    for (int i = 0; i < m->n_loss; i++) {
+        ssl_tensor_t *l = m->term[i](m, ctx, b, &m->loss[i], z, p);
+        if (m->loss[i].weight != 1.0f)
+            l = ssl_scale(ctx, l, m->loss[i].weight, 0.0f);
+        total = total ? ssl_add(ctx, total, l) : l;
+    }
+    return total;
+}

@@ -1,0 +1,76 @@
+/* Contrastive methods (InfoNCE): SimCLR's NT-Xent between the two views' projections, MoCo v2's
+ * queries against a momentum encoder's keys and a queue of past keys, MoCo v3's symmetrised
+ * in-batch loss from the predictor's outputs to the momentum encoder's projections. */
+#include "methods_internal.h"
+
+static int target_for(const ssl_loss_cfg_t *l)
+{
+    return l->infonce.form == SSL_INFONCE_NTXENT ? SSL_TARGET_NONE : SSL_TARGET_EMA;
+}
+
+static int create(ssl_method_t *m, ssl_method_build_t *b)
+{
+    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
+    int form = m->loss[0].infonce.form;
+    int64_t dim = 0;
+    const char *proj = form == SSL_INFONCE_MOCO_V2   ? "mocov2_projector"
+                       : form == SSL_INFONCE_MOCO_V3 ? "mocov3_projector"
+                                                     : "simclr_projector";
+    if (ssl__proj_create(m, b, proj, form == SSL_INFONCE_MOCO_V3 ? "mocov3_predictor" : NULL,
+                         &dim) != SSL_OK)
+        return ssl_last_status();
+    if (form == SSL_INFONCE_MOCO_V2) {
+        if (ssl_queue_init(&pm->queue, b->online, "loss.queue", m->loss[0].infonce.queue_size, dim,
+                           1, b->seed) != SSL_OK)
+            return ssl_last_status();
+        pm->has_queue = 1;
+    }
+    return SSL_OK;
+}
+
+static ssl_tensor_t *term(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
+                          const ssl_loss_cfg_t *L, ssl_tensor_t *const z[2],
+                          ssl_tensor_t *const p[2])
+{
+    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
+    float tau = L->infonce.temperature;
+    if (L->infonce.form == SSL_INFONCE_NTXENT)
+        return ssl_loss_ntxent(ctx, z[0], z[1], tau);
+    ssl_tensor_t *k0 = ssl__proj_target_z(pm, ctx, ssl__method_view(b, 0));
+    ssl_tensor_t *k1 = ssl__proj_target_z(pm, ctx, ssl__method_view(b, 1));
+    if (L->infonce.form == SSL_INFONCE_MOCO_V3)
+        return ssl_loss_moco_v3(ctx, p[0], p[1], k0, k1, tau);
+    /* MoCo v2, symmetrised; both views' keys are queued after the step, in view order */
+    ssl_tensor_t *l0 = ssl_loss_moco(ctx, z[0], k1, pm->queue.keys, tau);
+    ssl_tensor_t *l1 = ssl_loss_moco(ctx, z[1], k0, pm->queue.keys, tau);
+    ssl_tensor_t *keys[2] = {k0, k1};
+    pm->pending_keys = ssl_concat(ctx, keys, 2, 0);
+    return ssl_scale(ctx, ssl_add(ctx, l0, l1), 0.5f, 0.0f);
+}
+
+static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)
+{
+    (void)ctx, (void)pos;
+    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
+    if (pm->has_queue && pm->pending_keys && ssl_queue_push(&pm->queue, pm->pending_keys) != SSL_OK)
+        return ssl_last_status();
+    return SSL_OK;
+}
+
+static const int k_types[] = {SSL_LOSS_INFONCE, -1};
+static const char *const k_ema[] = {"encoder.", "projector.", NULL};
+
+const ssl_method_def_t ssl__method_contrastive = {
+    .name = "contrastive",
+    .loss_types = k_types,
+    .size = sizeof(ssl_proj_method_t),
+    .target_for = target_for,
+    .ema_optional = 1,
+    .mask_kind = SSL_MASK_NONE,
+    .min_global = 2,
+    .ema_modules = k_ema,
+    .create = create,
+    .loss = ssl__proj_loss,
+    .term = term,
+    .after_step = after_step,
+};

@@ -1,0 +1,267 @@
+/* The method table and what is the same for every method: the "model" keys, the encoder(s),
+ * the loss sections, the target and view checks, the sections a family did not read; the step
+ * dispatched to the family's record. A new family is a new file and one line in k_methods. */
+#include "methods_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/encoder_config.h"
+
+static const ssl_method_def_t *const k_methods[] = {
+    &ssl__method_contrastive, &ssl__method_regression, &ssl__method_redundancy,
+    &ssl__method_dino,        &ssl__method_swav,       &ssl__method_mae,
+    &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
+};
+
+/* The family record of a loss type, or NULL. */
+static const ssl_method_def_t *def_of(int loss_type)
+{
+    for (size_t i = 0; i < sizeof k_methods / sizeof k_methods[0]; i++)
+        for (const int *t = k_methods[i]->loss_types; *t >= 0; t++)
+            if (*t == loss_type)
+                return k_methods[i];
+    return NULL;
+}
+
+/* The model sections families read (bit i of read_sections: common.c's k_read_bits). */
+static const char *const k_sections[] = {"projector", "predictor", "head", "text", "image_proj"};
+static const char *const k_target_names[] = {"none", "stop_grad", "ema"};
+
+/* What every method checks and builds before its family's create. */
+static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encoder_cfg_t *ecfg)
+{
+    const ssl_method_def_t *d = m->def;
+    const ssl_loss_cfg_t *L = &m->loss[0];
+    for (int i = 0; i < m->n_loss; i++) {
+        const ssl_method_def_t *di = def_of(m->loss[i].type);
+        m->term[i] = di ? di->term : NULL;
+        if (m->n_loss > 1 && !m->term[i])
+            return ssl_cfg_fail(b->root, "loss",
+                                "a weighted list may only combine infonce, byol, "
+                                "simsiam, barlow and vicreg terms");
+    }
+    int want = d->target_for ? d->target_for(L) : d->target;
+    if (want != SSL_TARGET_NONE && m->target != want)
+        return ssl__method_fail(b, "target", "type",
+                                "this loss needs a '%s' target, the config has '%s'",
+                                k_target_names[want], k_target_names[m->target]);
+    if (m->target == SSL_TARGET_EMA && want == SSL_TARGET_NONE && !d->ema_optional)
+        return ssl__method_fail(b, "target", "type", "this loss uses no target network");
+    if (d->needs_vit && ecfg->kind != SSL_ENC_VIT) {
+        ssl_cfg_t ec = ssl_cfg_obj(b->model, "encoder");
+        return ssl_cfg_fail(&ec, "type", "the %s loss needs a ViT encoder",
+                            ssl_loss_type_name(L->type));
+    }
+    if (m->eval_target && !b->ema)
+        return ssl__method_fail(b, "eval", "encoder",
+                                "'target' needs an EMA target network (target.type 'ema')");
+    m->enc = ssl_encoder_create(ecfg, b->online, "encoder", b->seed);
+    if (!m->enc ||
+        (b->ema && !(m->tenc = ssl_encoder_create(ecfg, b->target, "target.encoder", b->seed))))
+        return ssl_last_status();
+    return SSL_OK;
+}
+
+ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
+                                 const ssl_dataset_t *ds, ssl_params_t *online,
+                                 ssl_params_t *target, uint64_t seed, const char *vocab)
+{
+    static const char *const model_keys[] = {"encoder", "projector",  "predictor", "head",
+                                             "text",    "image_proj", NULL};
+    ssl_cfg_t model = ssl_cfg_obj(root, "model");
+    ssl_cfg_keys(&model, model_keys);
+    ssl_cfg_require(&model, "encoder");
+    ssl_cfg_t ec = ssl_cfg_obj(&model, "encoder");
+    ssl_encoder_cfg_t ecfg;
+    const char *weights = NULL;
+    if (ssl_cfg_status(root) || ssl__encoder_cfg_read(&ec, &ecfg, &weights) != SSL_OK)
+        return NULL;
+    int in_ch = ecfg.kind == SSL_ENC_VIT ? ecfg.vit.in_channels : ecfg.resnet.in_channels;
+    if (in_ch != ds->c) {
+        ssl_cfg_fail(&ec, "in_channels", "%d, but the %s images have %lld channel%s", in_ch,
+                     env->dataset, (long long)ds->c, ds->c == 1 ? "" : "s");
+        return NULL;
+    }
+    ssl_loss_cfg_t loss[SSL_METHOD_MAX_LOSSES];
+    int n_loss = 0;
+    if (ssl__loss_cfgs_read(root, "loss", loss, SSL_METHOD_MAX_LOSSES, &n_loss) != SSL_OK)
+        return NULL;
+    const ssl_method_def_t *d = def_of(loss[0].type);
+    if (!d) {
+        ssl_cfg_t lc = ssl_cfg_obj(root, "loss");
+        ssl_cfg_fail(&lc, "type", "no method trains the loss '%s'",
+                     ssl_loss_type_name(loss[0].type));
+        return NULL;
+    }
+    ssl_method_t *m = calloc(1, d->size);
+    if (!m) {
+        ssl_set_error(SSL_ERR_NOMEM, "method: out of memory");
+        return NULL;
+    }
+    m->def = d;
+    m->env = *env;
+    m->env.dataset = NULL; /* points into the caller's run config: only for create's messages */
+    memcpy(m->loss, loss, sizeof loss);
+    m->n_loss = n_loss;
+    m->target = env->target;
+    m->eval_target = env->eval_target;
+    m->n_views = env->n_views;
+    m->n_global = env->n_global;
+    m->enc_weights = weights;
+    ssl_method_build_t b = {root, &model, online, target,
+                            ds,   seed,   vocab,  env->target == SSL_TARGET_EMA};
+    if (create_common(m, &b, &ecfg) != SSL_OK || d->create(m, &b) != SSL_OK)
+        goto fail;
+    /* sections the method does not use are mistakes worth naming */
+    for (int i = 0; i < (int)(sizeof k_sections / sizeof k_sections[0]); i++)
+        if (!(m->read_sections & (1u << i)) && ssl_cfg_has(&model, k_sections[i])) {
+            ssl_cfg_fail(&model, k_sections[i], "this method has no %s", k_sections[i]);
+            goto fail;
+        }
+    if (m->n_global < d->min_global) {
+        ssl_cfg_fail(root, "views", "this loss compares two views: the first group needs n >= 2");
+        goto fail;
+    }
+    if (ssl_cfg_status(root))
+        goto fail;
+    return m;
+fail:
+    ssl__method_free(m);
+    return NULL;
+}
+
+static const ssl_method_def_t k_encoder_only = {.name = "encoder"};
+
+ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc)
+{
+    ssl_method_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        ssl_set_error(SSL_ERR_NOMEM, "method: out of memory");
+        return NULL;
+    }
+    m->def = &k_encoder_only;
+    m->enc = enc;
+    return m;
+}
+
+int ssl__method_init_encoder(ssl_method_t *m)
+{
+    return m->enc_weights ? ssl_encoder_load_weights(m->enc, m->enc_weights) : SSL_OK;
+}
+
+void ssl__method_free(ssl_method_t *m)
+{
+    if (!m)
+        return;
+    if (m->def && m->def->free)
+        m->def->free(m);
+    ssl_encoder_free(m->enc);
+    ssl_encoder_free(m->tenc);
+    free(m);
+}
+
+const char *ssl__method_vocab(const ssl_method_t *m)
+{
+    return m->def->vocab ? m->def->vocab(m) : NULL;
+}
+
+const char *const *ssl__method_ema_modules(const ssl_method_t *m)
+{
+    static const char *const none[] = {NULL};
+    return m->def->ema_modules ? m->def->ema_modules : none;
+}
+
+ssl_tensor_t *ssl__method_last_embedding(const ssl_method_t *m)
+{
+    return m->last_z;
+}
+
+int ssl__method_last_pair(const ssl_method_t *m, ssl_tensor_t **z1, ssl_tensor_t **z2)
+{
+    *z1 = m->last_z;
+    *z2 = m->last_z2;
+    return m->last_z && m->last_z2;
+}
+
+int ssl__method_mask_opts(const ssl_method_t *m, ssl_mask_opts_t *o, int *patch_size)
+{
+    const ssl_method_env_t *env = &m->env;
+    *o = env->mask;
+    *patch_size = 0;
+    int need = m->def->mask_kind;
+    if (need == SSL_MASK_NONE) {
+        o->kind = SSL_MASK_NONE;
+        return SSL_OK;
+    }
+    if (env->mask_kind == SSL_MASK_NONE) /* the loss's usual masks */
+        ssl_mask_opts_default(o, need, 0, 0);
+    else if ((need == SSL_MASK_MULTIBLOCK) != (env->mask_kind == SSL_MASK_MULTIBLOCK))
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.type: the %s loss needs %s masks",
+                             ssl_loss_type_name(m->loss[0].type),
+                             need == SSL_MASK_MULTIBLOCK ? "'multiblock'" : "token-dropping");
+    const ssl_encoder_cfg_t *ec = ssl_encoder_config(m->enc);
+    *patch_size = ec->vit.patch_size;
+    o->grid_h = o->grid_w = ec->vit.image_size / ec->vit.patch_size;
+    if (o->kind == SSL_MASK_SIMMIM && env->mask_kind == SSL_MASK_NONE && o->grid_h % o->block)
+        o->block = 1; /* the default cell does not tile this grid: mask single tokens */
+    if (env->view_size != ec->vit.image_size)
+        return ssl_set_error(SSL_ERR_CONFIG,
+                             "views[0].size: %d, but the ViT takes %d-pixel "
+                             "images",
+                             env->view_size, ec->vit.image_size);
+    return ssl_mask_opts_validate(o);
+}
+
+/* ---------------------------------------------------------------- the step */
+
+int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos)
+{
+    return m->def->before_step ? m->def->before_step(m, online, pos) : SSL_OK;
+}
+
+ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
+                               const ssl_step_pos_t *pos)
+{
+    m->last_z = m->last_z2 = NULL;
+    if (!m->def->loss) {
+        ssl_set_error(SSL_ERR_STATE, "method: an encoder alone has no training loss");
+        return NULL;
+    }
+    if (m->def->mask_kind != SSL_MASK_NONE && !b->masks) {
+        ssl_set_error(SSL_ERR_STATE, "method: the batch carries no masks");
+        return NULL;
+    }
+    return m->def->loss(m, ctx, b, pos);
+}
+
+int ssl__method_after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)
+{
+    return m->def->after_step ? m->def->after_step(m, ctx, pos) : SSL_OK;
+}
+
+/* ---------------------------------------------------------------- CLIP zero-shot */
+
+int ssl__method_is_clip(const ssl_method_t *m)
+{
+    return m->def->text_embed != NULL;
+}
+
+ssl_tensor_t *ssl__method_image_embed(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    if (!m->def->image_embed) {
+        ssl_set_error(SSL_ERR_STATE, "method: no image projection (not a CLIP/SigLIP method)");
+        return NULL;
+    }
+    return m->def->image_embed(m, ctx, x);
+}
+
+ssl_tensor_t *ssl__method_text_embed(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,
+                                     int64_t n, int64_t *n_unknown)
+{
+    if (!m->def->text_embed) {
+        ssl_set_error(SSL_ERR_STATE, "method: no text tower (not a CLIP/SigLIP method)");
+        return NULL;
+    }
+    return m->def->text_embed(m, ctx, texts, n, n_unknown);
+}

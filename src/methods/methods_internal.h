@@ -1,0 +1,140 @@
+/* Internal to the methods layer: the method record (one per method family, in the table of
+ * method.c), the state every method has, and the forward pieces the families share.
+ *
+ * A family file defines one `const ssl_method_def_t` and a struct of its own state that starts
+ * with `ssl_method_t base`; method.c allocates def->size bytes, does everything that is the same
+ * for all (model keys, encoder, loss sections, target and view checks, sections the family
+ * did not read) and calls the record for the rest. docs/methods.md has the steps to add one. */
+#ifndef SSL_METHODS_INTERNAL_H
+#define SSL_METHODS_INTERNAL_H
+
+#include "heads/head_config.h"
+#include "losses/loss_config.h"
+#include "method.h"
+#include "ssl/heads.h"
+#include "ssl/losses.h"
+
+#define SSL_METHOD_MAX_LOSSES 4
+
+typedef struct ssl_method_def ssl_method_def_t;
+
+/* One term of a weighted list of losses (see ssl_method_def_t.term). */
+typedef ssl_tensor_t *(*ssl_method_term_fn)(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
+                                            const ssl_loss_cfg_t *l, ssl_tensor_t *const z[2],
+                                            ssl_tensor_t *const p[2]);
+
+struct ssl_method {
+    const ssl_method_def_t *def;
+    ssl_method_env_t env;
+    ssl_loss_cfg_t
+        loss[SSL_METHOD_MAX_LOSSES]; /* loss[0] picks the family; more: a weighted list */
+    ssl_method_term_fn term[SSL_METHOD_MAX_LOSSES]; /* each loss's family's term (lists only) */
+    int n_loss;
+    int target;      /* ssl_target_kind_t */
+    int eval_target; /* features (kNN, embed, probes) from the target encoder */
+    int n_views, n_global;
+    ssl_encoder_t *enc, *tenc; /* tenc: the EMA target's encoder (target "ema" only) */
+    const char *enc_weights;   /* model.encoder.weights (in the config document) or NULL */
+    unsigned read_sections;    /* bit i: model section k_sections[i] was read (method.c) */
+    /* set by the step for the trainer's metrics: the embeddings of two views of the same images
+     * (row i of each a positive pair; CLIP: image and text), arena tensors of that step */
+    ssl_tensor_t *last_z, *last_z2;
+};
+
+/* What create gets besides the method: the config and where its parameters go. */
+typedef struct ssl_method_build {
+    ssl_cfg_t *root, *model;
+    ssl_params_t *online, *target; /* target: the EMA copy's store (filled only with "ema") */
+    const ssl_dataset_t *ds;
+    uint64_t seed;
+    const char *vocab; /* a checkpoint's text vocabulary, or NULL */
+    int ema;           /* target.type "ema": build the target's copies too */
+} ssl_method_build_t;
+
+struct ssl_method_def {
+    const char *name;      /* the family, for docs and messages */
+    const int *loss_types; /* the loss types it trains, ended by -1 */
+    size_t size;           /* of the family's struct, which starts with ssl_method_t */
+    /* the target network the loss needs (SSL_TARGET_*), or target_for(loss) when that depends
+     * on the loss's settings; ema_optional: the config may add an EMA target though the loss
+     * needs none (its keys then come from the EMA branch) */
+    int target;
+    int (*target_for)(const ssl_loss_cfg_t *l);
+    int ema_optional;
+    int needs_vit;  /* a ViT encoder (token masks, patch targets) */
+    int mask_kind;  /* the masks the loader must draw (ssl_mask_kind_t), SSL_MASK_NONE */
+    int min_global; /* views of the first group a step compares (0: one view is enough) */
+    const char *const *ema_modules; /* online modules the EMA target copies, NULL-ended */
+    /* Read the family's model sections (ssl__method_read_head) and build its heads and state
+     * after the encoders exist; errors go through the config reader (naming the key). */
+    int (*create)(ssl_method_t *m, ssl_method_build_t *b);
+    void (*free)(ssl_method_t *m); /* may be NULL */
+    /* before the forward of a step: prototype normalisation, freezing schedules (may be NULL) */
+    int (*before_step)(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos);
+    /* the step's loss graph (sets last_z / last_z2) */
+    ssl_tensor_t *(*loss)(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
+                          const ssl_step_pos_t *pos);
+    /* one term of a weighted list: the loss of cfg l from the shared projections z and
+     * predictions p of the two views (families that share the projector pipeline; NULL: the
+     * family cannot be in a list) */
+    ssl_method_term_fn term;
+    /* after the optimizer step and the EMA: queues, centers, clamps (may be NULL) */
+    int (*after_step)(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos);
+    /* CLIP-like methods (zero-shot): NULL for the others */
+    ssl_tensor_t *(*image_embed)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+    ssl_tensor_t *(*text_embed)(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,
+                                int64_t n, int64_t *n_unknown);
+    const char *(*vocab)(const ssl_method_t *m);
+};
+
+/* The families (one file each). */
+extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
+    ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
+    ssl__method_ijepa, ssl__method_clip;
+
+/* ---------------------------------------------------------------- shared pieces (common.c) */
+
+/* A head section ("projector": {"type": "byol_projector", ...}): "type" picks the preset
+ * (default def_kind), the other keys override it. Marks the section as read. */
+int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
+                          const char *def_kind, ssl_head_cfg_t *h);
+/* Fail at the config's key (root section `section`, NULL: the root itself). */
+int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key, const char *fmt,
+                     ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* View v of the batch (loader-owned, no gradient). */
+ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v);
+/* The encoder's pooled features of x in training mode. */
+ssl_tensor_t *ssl__method_pooled(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x);
+/* The encoder's pooled features of the first n views as DINO's MultiCropWrapper and SwAV's
+ * ResNet.forward make them: each run of consecutive views of one size goes through the encoder
+ * as ONE batch. (n B, D), views in order. */
+ssl_tensor_t *ssl__method_multicrop_pooled(ssl_ctx_t *ctx, const ssl_encoder_t *e,
+                                           const ssl_batch_t *b, int n);
+
+/* The projector pipeline the two-view families share (contrastive, regression, redundancy):
+ * z = projector(encoder(view)), p = predictor(z), the target's projections without a tape. */
+typedef struct ssl_proj_method {
+    ssl_method_t base;
+    ssl_mlp_t proj, tproj, pred;
+    int has_pred;
+    ssl_queue_t queue; /* MoCo v2's negatives */
+    int has_queue;
+    ssl_tensor_t *pending_keys; /* keys to enqueue after the step */
+} ssl_proj_method_t;
+
+/* Read "projector" (preset proj_kind) and, with pred_kind, "predictor"; build them (and the
+ * target's projector with an EMA target). *out_dim gets the projection width. */
+int ssl__proj_create(ssl_method_t *m, ssl_method_build_t *b, const char *proj_kind,
+                     const char *pred_kind, int64_t *out_dim);
+/* The weighted sum of the method's loss terms (every term's family has `term`). */
+ssl_tensor_t *ssl__proj_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
+                             const ssl_step_pos_t *pos);
+/* The target's projection of x, no tape. */
+ssl_tensor_t *ssl__proj_target_z(ssl_proj_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x);
+
+#endif
