@@ -10,17 +10,36 @@
 #include <stdio.h>
 #include <string.h>
 
-/* simclr.json with one override: NULL trainer, SSL_ERR_CONFIG, a message holding each needle. */
-static void expect_config_error(const char *override, const char *key, const char *why)
+/* A small SwAV run on synthetic images (no files): method settings that cannot be honoured. */
+static const char *k_swav =
+    "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
+    "\"workers\": 0}, \"views\": [{\"n\": 2, \"size\": 8}], \"train\": {\"batch_size\": 16}, "
+    "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4, \"in_channels\": 1}, "
+    "\"projector\": {\"type\": \"swav_projector\", \"hidden_dim\": 16, \"out_dim\": 8}, "
+    "\"head\": {\"n_prototypes\": 10}}, \"loss\": {\"type\": \"swav\"}, "
+    "\"eval\": {\"knn_every\": 0}}";
+
+/* The config (text, or NULL: simclr.json) with one override: NULL trainer, SSL_ERR_CONFIG, a
+ * message holding each needle. */
+static void expect_error_in(const char *text, const char *override, const char *key,
+                            const char *why)
 {
     ssl_train_opts_t o;
     memset(&o, 0, sizeof o);
-    o.config_path = SSL_SOURCE_DIR "/configs/simclr.json";
+    if (text)
+        o.config_text = text;
+    else
+        o.config_path = SSL_SOURCE_DIR "/configs/simclr.json";
     o.overrides = &override;
     o.n_overrides = 1;
     o.no_run_dir = 1;
     ssl_clear_error();
     tu_assert_error(ssl_trainer_create(&o), SSL_ERR_CONFIG, key, why, NULL);
+}
+
+static void expect_config_error(const char *override, const char *key, const char *why)
+{
+    expect_error_in(NULL, override, key, why);
 }
 
 static void test_strings_never_cut(void **state)
@@ -43,11 +62,34 @@ static void test_empty_views(void **state)
     expect_config_error("views=[]", "'views'", "is empty");
 }
 
+/* SwAV's queue shifts whole batches (main_swav.py rounds queue_length down to a multiple of the
+ * batch; a config asking for another length is refused), and codes come only from crops the
+ * views section makes (a crop beyond the global ones was cut silently). */
+static void test_swav_settings(void **state)
+{
+    (void)state;
+    expect_error_in(k_swav, "loss.queue_length=24", "'loss.queue_length'",
+                    "not a multiple of train.batch_size 16");
+    expect_error_in(k_swav, "loss.crops_for_assign=[0, 2]", "'loss.crops_for_assign'",
+                    "crop 2, but the views section makes 2 crops");
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    const char *ok = "loss.queue_length=32";
+    o.config_text = k_swav;
+    o.overrides = &ok;
+    o.n_overrides = 1;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    assert_non_null(t);
+    ssl_trainer_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_never_cut),
         cmocka_unit_test(test_empty_views),
+        cmocka_unit_test(test_swav_settings),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

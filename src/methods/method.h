@@ -27,6 +27,7 @@ typedef struct ssl_method_env {
     int mask_kind;        /* masks.type as given (SSL_MASK_NONE: the method's usual masks) */
     ssl_mask_opts_t mask; /* the masks section */
     const char *dataset;  /* data.dataset, for messages */
+    int64_t batch_size;   /* train.batch_size */
 } ssl_method_env_t;
 
 /* Per-step position, for schedules inside the method (teacher temperature, freezing). */

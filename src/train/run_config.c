@@ -294,4 +294,5 @@ void ssl__run_cfg_method_env(const ssl_run_cfg_t *rc, ssl_method_env_t *env)
     env->mask_kind = rc->mask_kind;
     env->mask = rc->mask;
     env->dataset = rc->dataset;
+    env->batch_size = rc->batch_size;
 }
