@@ -272,6 +272,9 @@ SSL_API void ssl_normalize(float *x, int64_t c, int64_t h, int64_t w, const floa
 
 /* ---------------------------------------------------------------- masks */
 
+/* The most target blocks a multiblock mask has (masks.n_targets). */
+#define SSL_MASK_MAX_TARGETS 64
+
 typedef enum ssl_mask_kind {
     SSL_MASK_NONE = 0,
     SSL_MASK_RANDOM = 1,     /* MAE: per sample keep K = round(T * (1 - ratio)) random tokens */
@@ -292,7 +295,7 @@ typedef struct ssl_mask_opts {
     int block;               /* SIMMIM cell size in tokens (grid divisible by it) */
     int64_t min_block;       /* BLOCKWISE: smallest rectangle area in tokens */
     float block_aspect[2];   /* BLOCKWISE: aspect ratio range (log-uniform) */
-    int n_targets;           /* MULTIBLOCK */
+    int n_targets;           /* MULTIBLOCK: 1 to SSL_MASK_MAX_TARGETS */
     float target_scale[2], target_aspect[2];
     float context_scale[2], context_aspect[2];
     int64_t min_keep;        /* MULTIBLOCK: context tokens kept at least */

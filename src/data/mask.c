@@ -91,9 +91,9 @@ int ssl_mask_opts_validate(const ssl_mask_opts_t *o)
                                  (long long)nm, (long long)T);
         return SSL_OK;
     }
-    if (o->n_targets < 1 || o->n_targets > 64)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.n_targets = %d must be in [1, 64]",
-                             o->n_targets);
+    if (o->n_targets < 1 || o->n_targets > SSL_MASK_MAX_TARGETS)
+        return ssl_set_error(SSL_ERR_CONFIG, "mask.n_targets = %d must be in [1, %d]",
+                             o->n_targets, SSL_MASK_MAX_TARGETS);
     if (!range_ok(o->target_scale, 0.0f, 1.0f))
         return ssl_set_error(SSL_ERR_CONFIG, "mask.target_scale = (%g, %g) must satisfy "
                              "0 < min <= max <= 1", o->target_scale[0], o->target_scale[1]);

@@ -34,11 +34,14 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     ssl_ctx_set_grad(ctx, prev);
     if (st != SSL_OK)
         return NULL;
-    ssl_tensor_t *preds[16];
-    const int32_t *idx[16];
-    int64_t ks[16];
-    int nt = mk->n_targets < 16 ? mk->n_targets : 16;
+    /* every target block of the masks (ijepa's masks_pred), however many the generator made */
+    const int nt = mk->n_targets;
     const int64_t B = b->size, K = mk->n_target;
+    ssl_tensor_t **preds = ssl_arena_alloc(ctx, (size_t)nt * sizeof *preds);
+    const int32_t **idx = ssl_arena_alloc(ctx, (size_t)nt * sizeof *idx);
+    int64_t *ks = ssl_arena_alloc(ctx, (size_t)nt * sizeof *ks);
+    if (!preds || !idx || !ks)
+        return NULL;
     for (int i = 0; i < nt; i++) {
         /* the masks hold targets (B, n_targets, K): block i of every sample, as a (B, K) list
          * (ijepa's masks_pred[i]) for the predictor and the target gather */

@@ -159,7 +159,7 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     m->min_block = ssl_cfg_i64(&c, "min_block", m->min_block, 1, 1 << 20);
     ssl_cfg_range(&c, "block_aspect", m->block_aspect, m->block_aspect[0], m->block_aspect[1],
                   1e-2, 1e2);
-    m->n_targets = ssl_cfg_int(&c, "n_targets", m->n_targets, 0, 16);
+    m->n_targets = ssl_cfg_int(&c, "n_targets", m->n_targets, 0, SSL_MASK_MAX_TARGETS);
     ssl_cfg_range(&c, "target_scale", m->target_scale, m->target_scale[0], m->target_scale[1],
                   1e-3, 1);
     ssl_cfg_range(&c, "target_aspect", m->target_aspect, m->target_aspect[0],
