@@ -1,16 +1,16 @@
 /* libssl losses: the self-supervised objectives, each composed from core ops so autograd gives
  * its gradient.
  *
- * Two levels:
+ * Two parts:
  * 1. Functions (ssl_loss_ntxent, ssl_loss_dino, ...): one objective on tensors, returning a
  *    scalar tensor in the context, or NULL with an error naming the loss and the shapes. Like
  *    ops, a NULL input gives NULL and keeps the earlier error. Stop-gradients are applied
  *    inside (targets, keys, teacher outputs and codes are detached), so callers pass the raw
  *    tensors. Constants follow the official implementations; docs/losses.md lists them.
- * 2. A loss object (ssl_loss_t) built from a config section ({"type": "dino", ...}) that owns
- *    its state (MoCo queue, DINO center, CLIP logit scale) as named tensors in a parameter
- *    store, so checkpoints carry it, and evaluates any objective from one ssl_loss_inputs_t.
- *    ssl_loss_sum composes weighted sums ("loss": [{"type": ..., "weight": ...}, ...]).
+ * 2. Their configuration (ssl_loss_cfg_t): type names, defaults and the strict reader of a
+ *    config's loss section ({"type": "dino", ...}). The state a loss keeps across steps (MoCo
+ *    queue, DINO center, SwAV queues, CLIP logit scale) belongs to the method that trains it
+ *    (src/methods/, docs/methods.md), which also composes weighted lists of losses.
  *
  * Shapes: embeddings (N, D) rows per sample; multi-crop tensors stack the views along rows,
  * view-major ((V * B, K), view v in rows [v B, (v + 1) B)); tokens (B, T, C); images NCHW.
@@ -289,66 +289,6 @@ SSL_API void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *cfg);
  * errors naming the key). source names the text in messages (may be NULL). */
 SSL_API int ssl_loss_cfg_from_json(const char *json, size_t len, const char *source,
                                    ssl_loss_cfg_t *cfg);
-
-/* What a training step hands to its losses. Each loss reads the fields it needs and reports
- * a missing one by name. View v's online output is z<v>, its target-network output t<v>:
- *   infonce ntxent: z1, z2 (projections)
- *           moco_v2: z1 = q, t2 = k [+ z2, t1: symmetrised, the mean of both directions]
- *           moco_v3: z1, z2 (predictor outputs), t1, t2 (momentum encoder)
- *   byol, simsiam: z1, z2 (predictions), t1, t2 (target projections)
- *   barlow, vicreg: z1, z2
- *   clip, siglip: z1 = image features, z2 = text features
- *   dino: student (V * B, K), teacher (n_global * B, K), n_global (0 means 2), epoch
- *   swav: student = prototype scores (V * B, K), n_views = V; with a queue also embeddings
- *         (V * B, D) (normalised, what the queue stores) and prototypes (K, D), and epoch
- *   mae: pred (B, T, P), target patches (B, T, P), mask (B, T) or idx (B, n_idx)
- *   simmim: pred, target images (B, C, H, W), mask (B, h, w)
- *   ijepa: preds[n_blocks], target tokens (B, T, D), block_idx[n_blocks], block_len[n_blocks]
- */
-typedef struct ssl_loss_inputs {
-    ssl_tensor_t *z1, *z2, *t1, *t2;
-    ssl_tensor_t *student, *teacher;
-    int n_views, n_global;
-    ssl_tensor_t *embeddings, *prototypes;
-    ssl_tensor_t *pred, *target, *mask;
-    const int32_t *idx;
-    int64_t n_idx;
-    ssl_tensor_t *const *preds;
-    const int32_t *const *block_idx;
-    const int64_t *block_len;
-    int n_blocks;
-    double epoch; /* fractional epoch for schedules */
-} ssl_loss_inputs_t;
-
-/* A configured loss and its state. */
-typedef struct ssl_loss {
-    ssl_loss_cfg_t cfg;
-    ssl_queue_t queue;                           /* infonce moco_v2 */
-    ssl_queue_t swav_queue[SSL_SWAV_MAX_ASSIGN]; /* swav with queue_length > 0 */
-    ssl_tensor_t *center;                        /* dino (1, dim) buffer */
-    ssl_tensor_t *logit_scale, *logit_bias;      /* clip / siglip trainable scalars */
-} ssl_loss_t;
-
-/* Create the loss's state in the store under `name` (a prefix; "" for none):
- *   moco_v2: "<name>.queue_keys" (queue_size, dim), ".queue_ptr", ".queue_len" (buffers)
- *   dino:    "<name>.center" (1, dim) (buffer)
- *   swav:    "<name>.queue<a>.queue_keys" ... per assigned crop when queue_length > 0
- *   clip:    "<name>.logit_scale" (); siglip also "<name>.logit_bias" (trainable, no decay)
- * dim is the width of what the stateful losses store: moco_v2 the key width, dino the head's
- * output K, swav (with a queue) the embedding width D; ignored by the others. */
-SSL_API int ssl_loss_init(ssl_loss_t *l, const ssl_loss_cfg_t *cfg, ssl_params_t *p,
-                          const char *name, int64_t dim, uint64_t seed);
-/* The (unweighted) loss of one step. parts (may be NULL) receives logging terms. */
-SSL_API ssl_tensor_t *ssl_loss_forward(ssl_ctx_t *ctx, ssl_loss_t *l, const ssl_loss_inputs_t *in,
-                                       ssl_loss_parts_t *parts);
-/* State updates after the step's backward: enqueue keys (moco_v2: t2, and t1 when
- * symmetrised; swav: the assigned views' embeddings), update the DINO center from teacher. */
-SSL_API int ssl_loss_after_step(ssl_loss_t *l, const ssl_loss_inputs_t *in);
-
-/* sum_i losses[i].cfg.weight * loss_i(in[i]) (in[i] may all point to one struct). values
- * (may be NULL) receives each unweighted loss. */
-SSL_API ssl_tensor_t *ssl_loss_sum(ssl_ctx_t *ctx, ssl_loss_t *losses, int n,
-                                   const ssl_loss_inputs_t *const *in, float *values);
 
 #ifdef __cplusplus
 }
