@@ -23,8 +23,8 @@ import sys
 
 # Who may use whom (besides itself). DESIGN.md "Layers of the code": data, io and eval depend on
 # core only; nn on core; the modules (models, heads, losses) on nn and below; methods on the
-# modules; train on everything below it. io and data are bottom utilities the upper layers read
-# files and masks through.
+# modules; train on everything below it. io, data and eval are bottom utilities the upper layers
+# read files and masks and take eigendecompositions through.
 BOTTOM = {"core"}
 ALLOWED = {
     "core": set(),
@@ -35,7 +35,7 @@ ALLOWED = {
     "models": BOTTOM | {"nn", "io"},
     "heads": BOTTOM | {"nn", "io", "models"},
     "losses": BOTTOM | {"nn", "io", "heads"},
-    "methods": BOTTOM | {"nn", "io", "data", "models", "heads", "losses"},
+    "methods": BOTTOM | {"nn", "io", "data", "eval", "models", "heads", "losses"},
     "train": BOTTOM | {"nn", "io", "data", "eval", "models", "heads", "losses", "methods"},
 }
 

@@ -46,6 +46,12 @@ static void test_defaults(void **state)
     assert_int_equal(c.infonce.queue_size, 4096);
     assert_float_equal(c.infonce.temperature, 0.1f, 0);
     assert_float_equal(c.weight, 2.0f, 0);
+    assert_int_equal(read_cfg("{\"type\": \"directpred\"}", &c), SSL_OK);
+    assert_int_equal(c.type, SSL_LOSS_DIRECTPRED);
+    assert_float_equal(c.directpred.rho, 0.3f, 0);
+    assert_float_equal(c.directpred.eps, 0.01f, 0);
+    expect_cfg_error("{\"type\": \"directpred\", \"rho\": 1}", "'rho'", "in [0, 1)");
+    expect_cfg_error("{\"type\": \"directpred\", \"temperature\": 1}", "temperature", NULL);
     assert_int_equal(read_cfg("{\"type\": \"dino\"}", &c), SSL_OK);
     assert_float_equal(c.dino.student_temp, 0.1f, 0);
     assert_float_equal(c.dino.teacher_temp, 0.07f, 0);

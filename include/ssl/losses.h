@@ -228,6 +228,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_IJEPA,
     SSL_LOSS_CLIP,
     SSL_LOSS_SIGLIP,
+    SSL_LOSS_DIRECTPRED, /* BYOL's loss, the linear predictor set from feature correlations */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -277,6 +278,10 @@ typedef struct ssl_loss_cfg {
         float max_logit_scale;  /* clip: log(100) */
         float init_logit_bias;  /* siglip: -10 */
     } clip;
+    struct {
+        float rho; /* 0.3: weight of the old correlation in its moving average */
+        float eps; /* 0.01: added to the normalised square-rooted eigenvalues */
+    } directpred;
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

@@ -8,7 +8,7 @@
 
 static const char *const k_types[] = {"infonce", "byol",   "simsiam", "dino",   "swav",
                                       "barlow",  "vicreg", "mae",     "simmim", "ijepa",
-                                      "clip",    "siglip", NULL};
+                                      "clip",    "siglip", "directpred", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -42,6 +42,8 @@ int ssl_loss_type_from_name(const char *name)
 #define D_BARLOW_LAMBDA 0.0051
 #define D_BARLOW_SCALE 0.024
 #define D_CLIP_MAX 4.605170185988092 /* log(100) */
+#define D_DP_RHO 0.3
+#define D_DP_EPS 0.01
 
 static double clip_init(int type)
 {
@@ -81,6 +83,8 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->clip.init_logit_scale = (float)clip_init(type);
     c->clip.max_logit_scale = (float)D_CLIP_MAX;
     c->clip.init_logit_bias = -10.0f;
+    c->directpred.rho = (float)D_DP_RHO;
+    c->directpred.eps = (float)D_DP_EPS;
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -237,6 +241,13 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
     case SSL_LOSS_SIGLIP:
         read_clip(c, &o);
         break;
+    case SSL_LOSS_DIRECTPRED: {
+        static const char *const keys[] = {"type", "weight", "rho", "eps", NULL};
+        ssl_cfg_keys(c, keys);
+        o.directpred.rho = ssl_cfg_float_ex(c, "rho", D_DP_RHO, 0.0, 1.0, SSL_CFG_HI_OPEN);
+        o.directpred.eps = ssl_cfg_float(c, "eps", D_DP_EPS, -1.0, 1.0);
+        break;
+    }
     default: /* byol, simsiam, simmim: no parameters */
         ssl_cfg_keys(c, plain);
         break;

@@ -9,9 +9,9 @@
 #include "models/encoder_config.h"
 
 static const ssl_method_def_t *const k_methods[] = {
-    &ssl__method_contrastive, &ssl__method_regression, &ssl__method_redundancy,
-    &ssl__method_dino,        &ssl__method_swav,       &ssl__method_mae,
-    &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
+    &ssl__method_contrastive, &ssl__method_regression, &ssl__method_redundancy, &ssl__method_dino,
+    &ssl__method_swav,        &ssl__method_mae,        &ssl__method_simmim,     &ssl__method_ijepa,
+    &ssl__method_clip,        &ssl__method_directpred,
 };
 
 /* The family record of a loss type, or NULL. */

@@ -90,7 +90,7 @@ struct ssl_method_def {
 /* The families (one file each). */
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
-    ssl__method_ijepa, ssl__method_clip;
+    ssl__method_ijepa, ssl__method_clip, ssl__method_directpred;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
