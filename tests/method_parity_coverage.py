@@ -25,6 +25,8 @@ def signature(cfg):
         "optim": opt.get("name", "sgd"),
         "lars_clip_lr": opt.get("lars_clip_lr", True) if opt.get("name") == "lars" else None,
         "target": cfg.get("target", {}).get("type", "none"),
+        # split BatchNorm (and MoCo v1's key shuffle with it) or not
+        "split_bn": model.get("encoder", {}).get("bn_groups", 1) > 1,
     }
 
 

@@ -20,7 +20,7 @@ static run_out_t run(int threads)
     ssl_set_num_threads(threads);
     ssl_encoder_cfg_t cfg;
     ssl_encoder_preset("resnet18", &cfg);
-    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 8, 1, 0};
+    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 8, 1, 0, 1};
     ssl_params_t *p = ssl_params_create();
     ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "encoder", 11);
     assert_non_null(e);

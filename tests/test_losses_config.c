@@ -52,6 +52,14 @@ static void test_defaults(void **state)
     assert_float_equal(c.directpred.eps, 0.01f, 0);
     expect_cfg_error("{\"type\": \"directpred\", \"rho\": 1}", "'rho'", "in [0, 1)");
     expect_cfg_error("{\"type\": \"directpred\", \"temperature\": 1}", "temperature", NULL);
+    assert_int_equal(read_cfg("{\"type\": \"moco_v1\"}", &c), SSL_OK);
+    assert_int_equal(c.type, SSL_LOSS_MOCO_V1);
+    assert_float_equal(c.infonce.temperature, 0.07f, 0);
+    assert_int_equal(c.infonce.queue_size, 65536);
+    assert_int_equal(read_cfg("{\"type\": \"moco_v1\", \"queue_size\": 16384}", &c), SSL_OK);
+    assert_int_equal(c.infonce.queue_size, 16384);
+    expect_cfg_error("{\"type\": \"moco_v1\", \"queue_size\": 0}", "'queue_size'", NULL);
+    expect_cfg_error("{\"type\": \"moco_v1\", \"form\": \"moco_v2\"}", "form", NULL);
     assert_int_equal(read_cfg("{\"type\": \"dino\"}", &c), SSL_OK);
     assert_float_equal(c.dino.student_temp, 0.1f, 0);
     assert_float_equal(c.dino.teacher_temp, 0.07f, 0);

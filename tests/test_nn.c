@@ -174,7 +174,7 @@ static void test_encoder_gradients(void **state)
     /* a tiny ResNet in eval mode (batch statistics make central differences noisy) */
     ssl_encoder_cfg_t cfg;
     ssl_encoder_preset("resnet18", &cfg);
-    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 2, 1, 0};
+    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 2, 1, 0, 1};
     ssl_params_t *p = ssl_params_create();
     enc_case_t c = {ssl_encoder_create(&cfg, p, "", 3), 0, NULL, 0};
     assert_non_null(c.e);
@@ -271,6 +271,10 @@ static void test_encoder_from_json(void **state)
     assert_int_equal(cfg.resnet.cifar_stem, 1);
     assert_int_equal(cfg.resnet.in_channels, 1);
     assert_int_equal(cfg.resnet.width, 32);
+    assert_int_equal(cfg.resnet.bn_groups, 1);
+    const char *g = "{\"type\": \"resnet18\", \"bn_groups\": 4}";
+    assert_int_equal(ssl_encoder_cfg_from_json(g, strlen(g), "enc.json", &cfg), SSL_OK);
+    assert_int_equal(cfg.resnet.bn_groups, 4);
     const char *v = "{\"type\": \"vit_tiny\", \"patch_size\": 4, \"image_size\": 32, "
                     "\"pool\": \"mean\", \"pos_embed\": \"sincos\"}";
     assert_int_equal(ssl_encoder_cfg_from_json(v, strlen(v), "enc.json", &cfg), SSL_OK);
@@ -279,7 +283,9 @@ static void test_encoder_from_json(void **state)
     assert_int_equal(cfg.vit.patch_size, 4);
     assert_int_equal(cfg.vit.pool, SSL_POOL_MEAN);
     assert_int_equal(cfg.vit.pos_embed, SSL_POS_SINCOS);
-    static const struct { const char *json, *needle1, *needle2; } bad[] = {
+    static const struct {
+        const char *json, *needle1, *needle2;
+    } bad[] = {
         {"{\"type\": \"resnet18\", \"widht\": 3}", "widht", "did you mean 'width'"},
         {"{\"type\": \"resnet19\"}", "type", "resnet18"},
         {"{\"type\": \"resnet18\", \"width\": 0}", "width", "1"},
@@ -288,6 +294,8 @@ static void test_encoder_from_json(void **state)
         {"{\"type\": \"vit_tiny\", \"patch_size\": 5, \"image_size\": 32}", "patch_size", "32"},
         {"{\"type\": \"vit\", \"dim\": 64}", "depth", "missing"},
         {"{\"width\": 3}", "type", "missing"},
+        {"{\"type\": \"resnet18\", \"bn_groups\": 0}", "bn_groups", "64"},
+        {"{\"type\": \"vit_tiny\", \"bn_groups\": 2}", "bn_groups", "unknown"},
         {"{\"type\": \"resnet18\", \"type\": \"resnet50\"}", "type", "duplicate"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -298,6 +306,163 @@ static void test_encoder_from_json(void **state)
         if (!strstr(m, bad[i].needle1) || !strstr(m, bad[i].needle2) || !strstr(m, "enc.json"))
             fail_msg("message for %s: \"%s\"", bad[i].json, m);
     }
+}
+
+/* ---------------------------------------------------------------- split BatchNorm */
+
+/* Plain split BatchNorm in double: group g = samples n with n % G == g, each normalised with its
+ * own batch mean and biased variance; the running statistics get each group's PyTorch update
+ * (unbiased variance), averaged over the groups. x (N, C, S). */
+static void ref_split_bn(const float *x, const float *w, const float *b, int64_t N, int64_t C,
+                         int64_t S, int G, float momentum, float eps, float *y, float *rm,
+                         float *rv)
+{
+    const int64_t n = N / G;
+    double *nrm = calloc((size_t)C, sizeof(double)), *nrv = calloc((size_t)C, sizeof(double));
+    for (int g = 0; g < G; g++)
+        for (int64_t c = 0; c < C; c++) {
+            double mean = 0, var = 0;
+            for (int64_t i = g; i < N; i += G)
+                for (int64_t k = 0; k < S; k++)
+                    mean += x[(i * C + c) * S + k];
+            mean /= (double)(n * S);
+            for (int64_t i = g; i < N; i += G)
+                for (int64_t k = 0; k < S; k++) {
+                    double d = x[(i * C + c) * S + k] - mean;
+                    var += d * d;
+                }
+            var /= (double)(n * S);
+            for (int64_t i = g; i < N; i += G)
+                for (int64_t k = 0; k < S; k++) {
+                    double z = (x[(i * C + c) * S + k] - mean) / sqrt(var + eps);
+                    y[(i * C + c) * S + k] = (float)(z * (w ? w[c] : 1.0) + (b ? b[c] : 0.0));
+                }
+            double cnt = (double)(n * S);
+            nrm[c] += (1 - momentum) * rm[c] + momentum * mean;
+            nrv[c] += (1 - momentum) * rv[c] + momentum * var * cnt / (cnt - 1);
+        }
+    for (int64_t c = 0; c < C; c++) {
+        rm[c] = (float)(nrm[c] / G);
+        rv[c] = (float)(nrv[c] / G);
+    }
+    free(nrm);
+    free(nrv);
+}
+
+static void test_split_batchnorm_forward(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    static const struct {
+        int ndim;
+        int64_t shape[4];
+        int groups, relu;
+    } cases[] = {{4, {8, 3, 4, 5}, 4, 0},
+                 {4, {6, 2, 3, 3}, 3, 1},
+                 {2, {12, 5}, 2, 0},
+                 {4, {4, 3, 2, 2}, 2, 2},
+                 {3, {6, 4, 7}, 6, 0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        ssl_params_t *p = ssl_params_create();
+        ssl_nn_batchnorm_t bn;
+        const int64_t C = cases[ci].shape[1];
+        assert_int_equal(ssl_nn_batchnorm_init(&bn, p, "bn", C, 1, 0.1f, 1e-5f), SSL_OK);
+        bn.groups = cases[ci].groups;
+        ssl_tensor_t *x = tu_rand(ctx, cases[ci].ndim, cases[ci].shape, 700 + ci, -1, 3, 0);
+        ssl_tensor_t *r = tu_rand(ctx, cases[ci].ndim, cases[ci].shape, 710 + ci, -1, 1, 0);
+        for (int64_t c = 0; c < C; c++) {
+            bn.weight->data[c] = 0.5f + 0.25f * (float)c;
+            bn.bias->data[c] = 0.1f * (float)c - 0.2f;
+            bn.running_mean->data[c] = 0.3f * (float)c;
+            bn.running_var->data[c] = 1.0f + 0.5f * (float)c;
+        }
+        const int64_t N = x->shape[0], S = x->numel / (N * C);
+        float *ref = malloc(sizeof(float) * (size_t)x->numel);
+        float erm[8], erv[8];
+        memcpy(erm, bn.running_mean->data, sizeof(float) * (size_t)C);
+        memcpy(erv, bn.running_var->data, sizeof(float) * (size_t)C);
+        ref_split_bn(x->data, bn.weight->data, bn.bias->data, N, C, S, cases[ci].groups, 0.1f,
+                     1e-5f, ref, erm, erv);
+        int relu = cases[ci].relu;
+        for (int64_t i = 0; relu && i < x->numel; i++) {
+            float v = ref[i] + (relu == 2 ? r->data[i] : 0.0f);
+            ref[i] = v > 0 ? v : 0;
+        }
+        ssl_tensor_t *y = relu == 2   ? ssl_nn_batchnorm_add_relu_forward(ctx, &bn, x, r, 1)
+                          : relu == 1 ? ssl_nn_batchnorm_relu_forward(ctx, &bn, x, 1)
+                                      : ssl_nn_batchnorm_forward(ctx, &bn, x, 1);
+        assert_non_null(y);
+        assert_true(ssl_same_shape(x, y));
+        tu_assert_close(y->data, ref, x->numel, 1e-5, 1e-5);
+        tu_assert_close(bn.running_mean->data, erm, C, 1e-6, 1e-6);
+        tu_assert_close(bn.running_var->data, erv, C, 1e-6, 1e-6);
+        assert_float_equal(bn.num_batches_tracked->data[0], 1.0f, 0);
+        /* eval mode: the running statistics, one BatchNorm (groups do not apply) */
+        ssl_tensor_t *ye = ssl_nn_batchnorm_forward(ctx, &bn, x, 0);
+        ssl_tensor_t *yp = ssl_batch_norm(ctx, x, bn.weight, bn.bias, bn.running_mean,
+                                          bn.running_var, 0, 0.1f, 1e-5f);
+        assert_non_null(ye);
+        assert_non_null(yp);
+        assert_memory_equal(ye->data, yp->data, sizeof(float) * (size_t)x->numel);
+        /* one group is plain BatchNorm, and differs from the split one */
+        bn.groups = 1;
+        ssl_tensor_t *y1 = ssl_nn_batchnorm_forward(ctx, &bn, x, 1);
+        assert_non_null(y1);
+        double diff = 0;
+        for (int64_t i = 0; i < x->numel; i++)
+            diff = fmax(diff, fabs((double)y1->data[i] - ref[i]));
+        assert_true(diff > 1e-2);
+        free(ref);
+        ssl_params_free(p);
+        ssl_ctx_reset(ctx);
+    }
+    /* a batch that is not a multiple of the groups: an error naming the shape */
+    ssl_params_t *p = ssl_params_create();
+    ssl_nn_batchnorm_t bn;
+    assert_int_equal(ssl_nn_batchnorm_init(&bn, p, "bn", 3, 1, 0.1f, 1e-5f), SSL_OK);
+    bn.groups = 4;
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){6, 3, 2, 2}, 720, -1, 1, 0);
+    tu_assert_error(ssl_nn_batchnorm_forward(ctx, &bn, x, 1), SSL_ERR_SHAPE, "4 groups",
+                    "(6, 3, 2, 2)", NULL);
+    assert_float_equal(bn.num_batches_tracked->data[0], 0.0f, 0);
+    ssl_params_free(p);
+    ssl_ctx_free(ctx);
+}
+
+static ssl_tensor_t *build_split_bn(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    ssl_nn_batchnorm_t bn = *(const ssl_nn_batchnorm_t *)user;
+    bn.weight = in[1]; /* the inputs' weight and bias; no running statistics to move */
+    bn.bias = in[2];
+    bn.running_mean = bn.running_var = NULL;
+    return ssl_nn_batchnorm_forward(ctx, &bn, in[0], 1);
+}
+
+/* Central differences through split BatchNorm to x, weight and bias (the relu forms are the
+ * same op on the same view, checked in the forward test). */
+static void test_split_batchnorm_backward(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_params_t *p = ssl_params_create();
+    ssl_nn_batchnorm_t bn;
+    assert_int_equal(ssl_nn_batchnorm_init(&bn, p, "bn", 3, 1, 0.1f, 1e-5f), SSL_OK);
+    static const struct {
+        int ndim;
+        int64_t shape[4];
+        int groups;
+    } cases[] = {{4, {6, 3, 2, 3}, 3}, {2, {8, 3}, 2}, {4, {4, 3, 3, 2}, 4}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        bn.groups = cases[ci].groups;
+        int64_t C = 3;
+        ssl_tensor_t *in[3] = {tu_rand(ctx, cases[ci].ndim, cases[ci].shape, 730 + ci, -2, 2, 1),
+                               tu_rand_away0(ctx, 1, &C, 740 + ci, -2, 2, 0.3f, 1),
+                               tu_rand(ctx, 1, &C, 750 + ci, -1, 1, 1)};
+        assert_int_equal(tu_gradcheck(ctx, build_split_bn, &bn, in, 3, NULL), 0);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_params_free(p);
+    ssl_ctx_free(ctx);
 }
 
 int main(void)
@@ -311,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_encoder_gradients),
         cmocka_unit_test(test_encoder_from_json),
         cmocka_unit_test(test_encoder_masked_tokens),
+        cmocka_unit_test(test_split_batchnorm_forward),
+        cmocka_unit_test(test_split_batchnorm_backward),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
 }

@@ -20,7 +20,7 @@ static void resnet_case(const char *path, int training)
         fail_msg("%s", ssl_last_error());
     ssl_encoder_cfg_t cfg;
     ssl_encoder_preset("resnet18", &cfg);
-    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 4, 3, 0};
+    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 4, 3, 0, 1};
     ssl_params_t *p = ssl_params_create();
     ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "", 0);
     assert_non_null(e);
@@ -137,7 +137,7 @@ static void test_load_reports_mismatch(void **state)
     /* A wider ResNet than the file: every conv is mis-shaped, and strict loading names them. */
     ssl_encoder_cfg_t cfg;
     ssl_encoder_preset("resnet18", &cfg);
-    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 8, 3, 0};
+    cfg.resnet = (ssl_resnet_cfg_t){18, 1, 8, 3, 0, 1};
     ssl_params_t *p = ssl_params_create();
     ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "", 0);
     ssl_st_report_t rep;

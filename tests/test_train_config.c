@@ -84,12 +84,22 @@ static void test_swav_settings(void **state)
     ssl_trainer_free(t);
 }
 
+/* Split BatchNorm's groups must divide the batch (each group a whole share of it). */
+static void test_bn_groups(void **state)
+{
+    (void)state;
+    expect_error_in(k_swav, "model.encoder.bn_groups=3", "'model.encoder.bn_groups'",
+                    "3 does not divide train.batch_size 16");
+    expect_error_in(k_swav, "model.encoder.bn_groups=65", "'model.encoder.bn_groups'", "64");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_never_cut),
         cmocka_unit_test(test_empty_views),
         cmocka_unit_test(test_swav_settings),
+        cmocka_unit_test(test_bn_groups),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

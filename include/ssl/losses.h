@@ -229,6 +229,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_CLIP,
     SSL_LOSS_SIGLIP,
     SSL_LOSS_DIRECTPRED, /* BYOL's loss, the linear predictor set from feature correlations */
+    SSL_LOSS_MOCO_V1,    /* ssl_loss_moco one way, queue, shuffled split BN (infonce's keys) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -246,9 +247,9 @@ typedef struct ssl_loss_cfg {
     float weight; /* factor in a weighted sum (1) */
     struct {
         int form;           /* ssl_infonce_form_t */
-        float temperature;  /* 0.2 */
-        int64_t queue_size; /* moco_v2: 65536 */
-    } infonce;
+        float temperature;  /* 0.2 (moco_v1: 0.07) */
+        int64_t queue_size; /* moco_v2, moco_v1: 65536 */
+    } infonce;              /* also the settings of moco_v1 (temperature, queue_size) */
     struct {
         float student_temp, teacher_temp, warmup_teacher_temp; /* 0.1, 0.07, 0.04 */
         double warmup_teacher_temp_epochs;                     /* 30 */

@@ -23,6 +23,8 @@ typedef struct ssl_resnet_cfg {
     int width;            /* base width (64 in torchvision; 32 for CPU-sized runs) */
     int in_channels;      /* 3, or 1 for grayscale */
     int zero_init_residual; /* last BN gamma of each block starts at 0 */
+    int bn_groups;          /* split BatchNorm in training (ssl_nn_batchnorm_t.groups); 0 or 1:
+                               BatchNorm over the whole batch */
 } ssl_resnet_cfg_t;
 
 typedef enum ssl_vit_pool { SSL_POOL_CLS = 0, SSL_POOL_MEAN = 1 } ssl_vit_pool_t;

@@ -64,12 +64,20 @@ SSL_API ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_
                                             ssl_tensor_t *x);
 
 /* BatchNorm1d/2d: weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked as in
- * torchvision (a buffer, counted in training). affine = 0 gives BatchNorm without weight/bias. */
+ * torchvision (a buffer, counted in training). affine = 0 gives BatchNorm without weight/bias.
+ *
+ * groups > 1 (split BatchNorm, set after init; 0 and 1 mean one group): in training the batch
+ * statistics are taken per group of samples, as MoCo's per-GPU BatchNorm on one process. Group g
+ * holds samples g, g + G, g + 2G, ... (the MoCo CIFAR demo's SplitBatchNorm, which views x
+ * (N, C, ...) as (N / G, G C, ...)); N must be a multiple of G. The running statistics are
+ * updated as each group's BatchNorm would update them and then averaged over the groups (the
+ * demo's rule); eval mode uses them as one BatchNorm does. */
 typedef struct ssl_nn_batchnorm {
     ssl_tensor_t *weight, *bias;             /* (C) or NULL */
     ssl_tensor_t *running_mean, *running_var; /* (C) buffers */
     ssl_tensor_t *num_batches_tracked;        /* () buffer, stored as float */
     float momentum, eps;
+    int groups; /* split BatchNorm's groups in training (0 or 1: the whole batch) */
 } ssl_nn_batchnorm_t;
 
 SSL_API int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *name,

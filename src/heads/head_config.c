@@ -7,6 +7,7 @@
 
 /* Projector / predictor MLPs as the reference code builds them:
  * SimCLR (solo-learn): Linear-BN-ReLU-Linear, biases.   MoCo v2: Linear-ReLU-Linear, biases.
+ * MoCo v1 (main_moco.py without --mlp): the encoder's fc, one biased Linear to 128.
  * MoCo v3 (_build_mlp): bias-free linears, BN-ReLU between, projector ends in BN(affine=False).
  * BYOL: Linear-BN-ReLU-Linear, biases.   SimSiam: bias-free hidden linears, projector ends in
  * BN(affine=False), predictor 512-wide bottleneck with a biased last linear.
@@ -22,6 +23,7 @@ typedef struct mlp_preset {
 static const mlp_preset_t k_mlp[] = {
     {"mlp", 2, 2048, 256, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 1, 0, 0},
     {"simclr_projector", 2, 2048, 256, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 1, 0, 0},
+    {"mocov1_projector", 1, 2048, 128, SSL_NORM_NONE, SSL_ACT_NONE, SSL_NORM_NONE, 1, 1, 0, 0},
     {"mocov2_projector", 2, 2048, 128, SSL_NORM_NONE, SSL_ACT_RELU, SSL_NORM_NONE, 1, 1, 0, 0},
     {"mocov3_projector", 2, 4096, 256, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_BN, 0, 0, 1, 0},
     {"mocov3_predictor", 2, 4096, 256, SSL_NORM_BN, SSL_ACT_RELU, SSL_NORM_NONE, 1, 0, 1, 1},

@@ -6,9 +6,9 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const k_types[] = {"infonce", "byol",   "simsiam", "dino",   "swav",
-                                      "barlow",  "vicreg", "mae",     "simmim", "ijepa",
-                                      "clip",    "siglip", "directpred", NULL};
+static const char *const k_types[] = {"infonce", "byol",   "simsiam",    "dino",    "swav",
+                                      "barlow",  "vicreg", "mae",        "simmim",  "ijepa",
+                                      "clip",    "siglip", "directpred", "moco_v1", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -29,6 +29,7 @@ int ssl_loss_type_from_name(const char *name)
 
 /* Defaults as doubles, so the resolved config shows 0.2 rather than 0.200000003. */
 #define D_TEMPERATURE 0.2
+#define D_MOCO_V1_TEMPERATURE 0.07
 #define D_QUEUE 65536
 #define D_DINO_STUDENT 0.1
 #define D_DINO_TEACHER 0.07
@@ -59,7 +60,8 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->type = type;
     c->weight = 1.0f;
     c->infonce.form = SSL_INFONCE_NTXENT;
-    c->infonce.temperature = (float)D_TEMPERATURE;
+    c->infonce.temperature =
+        (float)(type == SSL_LOSS_MOCO_V1 ? D_MOCO_V1_TEMPERATURE : D_TEMPERATURE);
     c->infonce.queue_size = D_QUEUE;
     c->dino.student_temp = (float)D_DINO_STUDENT;
     c->dino.teacher_temp = (float)D_DINO_TEACHER;
@@ -246,6 +248,13 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         ssl_cfg_keys(c, keys);
         o.directpred.rho = ssl_cfg_float_ex(c, "rho", D_DP_RHO, 0.0, 1.0, SSL_CFG_HI_OPEN);
         o.directpred.eps = ssl_cfg_float(c, "eps", D_DP_EPS, -1.0, 1.0);
+        break;
+    }
+    case SSL_LOSS_MOCO_V1: {
+        static const char *const keys[] = {"type", "weight", "temperature", "queue_size", NULL};
+        ssl_cfg_keys(c, keys);
+        o.infonce.temperature = pos(c, "temperature", D_MOCO_V1_TEMPERATURE, 100.0);
+        o.infonce.queue_size = ssl_cfg_i64(c, "queue_size", D_QUEUE, 1, 1 << 24);
         break;
     }
     default: /* byol, simsiam, simmim: no parameters */

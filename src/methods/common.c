@@ -138,3 +138,13 @@ ssl_tensor_t *ssl__proj_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t 
     }
     return total;
 }
+
+int ssl__proj_push_keys(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)
+{
+    (void)ctx, (void)pos;
+    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
+    int st =
+        pm->has_queue && pm->pending_keys ? ssl_queue_push(&pm->queue, pm->pending_keys) : SSL_OK;
+    pm->pending_keys = NULL;
+    return st;
+}

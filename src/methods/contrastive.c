@@ -48,15 +48,6 @@ static ssl_tensor_t *term(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     return ssl_scale(ctx, ssl_add(ctx, l0, l1), 0.5f, 0.0f);
 }
 
-static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)
-{
-    (void)ctx, (void)pos;
-    ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
-    if (pm->has_queue && pm->pending_keys && ssl_queue_push(&pm->queue, pm->pending_keys) != SSL_OK)
-        return ssl_last_status();
-    return SSL_OK;
-}
-
 static const int k_types[] = {SSL_LOSS_INFONCE, -1};
 static const char *const k_ema[] = {"encoder.", "projector.", NULL};
 
@@ -72,5 +63,5 @@ const ssl_method_def_t ssl__method_contrastive = {
     .create = create,
     .loss = ssl__proj_loss,
     .term = term,
-    .after_step = after_step,
+    .after_step = ssl__proj_push_keys,
 };

@@ -11,7 +11,7 @@
 static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_contrastive, &ssl__method_regression, &ssl__method_redundancy, &ssl__method_dino,
     &ssl__method_swav,        &ssl__method_mae,        &ssl__method_simmim,     &ssl__method_ijepa,
-    &ssl__method_clip,        &ssl__method_directpred,
+    &ssl__method_clip,        &ssl__method_directpred, &ssl__method_mocov1,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -52,6 +52,12 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
         ssl_cfg_t ec = ssl_cfg_obj(b->model, "encoder");
         return ssl_cfg_fail(&ec, "type", "the %s loss needs a ViT encoder",
                             ssl_loss_type_name(L->type));
+    }
+    int groups = ecfg->kind == SSL_ENC_RESNET ? ecfg->resnet.bn_groups : 1;
+    if (groups > 1 && m->env.batch_size > 0 && m->env.batch_size % groups) {
+        ssl_cfg_t ec = ssl_cfg_obj(b->model, "encoder");
+        return ssl_cfg_fail(&ec, "bn_groups", "%d does not divide train.batch_size %lld", groups,
+                            (long long)m->env.batch_size);
     }
     if (m->eval_target && !b->ema)
         return ssl__method_fail(b, "eval", "encoder",

@@ -90,7 +90,7 @@ struct ssl_method_def {
 /* The families (one file each). */
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
-    ssl__method_ijepa, ssl__method_clip, ssl__method_directpred;
+    ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
@@ -134,6 +134,8 @@ int ssl__proj_create(ssl_method_t *m, ssl_method_build_t *b, const char *proj_ki
 /* The weighted sum of the method's loss terms (every term's family has `term`). */
 ssl_tensor_t *ssl__proj_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                              const ssl_step_pos_t *pos);
+/* after_step of the families with a key queue: the step's pending_keys into the queue. */
+int ssl__proj_push_keys(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos);
 /* The target's projection of x, no tape. */
 ssl_tensor_t *ssl__proj_target_z(ssl_proj_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x);
 

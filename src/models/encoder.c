@@ -16,7 +16,7 @@ int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg)
     for (size_t i = 0; i < sizeof resnets / sizeof resnets[0]; i++)
         if (!strcmp(type, resnets[i].name)) {
             cfg->kind = SSL_ENC_RESNET;
-            cfg->resnet = (ssl_resnet_cfg_t){resnets[i].depth, 0, 64, 3, 0};
+            cfg->resnet = (ssl_resnet_cfg_t){resnets[i].depth, 0, 64, 3, 0, 1};
             return SSL_OK;
         }
     static const struct { const char *name; int dim, depth, heads; } vits[] = {

@@ -11,7 +11,7 @@ int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg, const char **wei
 {
     /* "weights" last: it is a key only where the caller takes it */
     static const char *const resnet_keys[] = {
-        "type", "stem", "in_channels", "width", "zero_init_residual", "weights", NULL};
+        "type", "stem", "in_channels", "width", "zero_init_residual", "bn_groups", "weights", NULL};
     static const char *const vit_keys[] = {"type",      "image_size", "patch_size", "in_channels",
                                            "dim",       "depth",      "heads",      "mlp_ratio",
                                            "cls_token", "pool",       "pos_embed",  "qkv_bias",
@@ -38,6 +38,7 @@ int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg, const char **wei
         r->in_channels = ssl_cfg_int(c, "in_channels", 3, 1, 64);
         r->width = ssl_cfg_int(c, "width", 64, 1, 4096);
         r->zero_init_residual = ssl_cfg_bool(c, "zero_init_residual", 0);
+        r->bn_groups = ssl_cfg_int(c, "bn_groups", 1, 1, 64);
     } else {
         static const char *const pools[] = {"cls", "mean", NULL};
         static const char *const poss[] = {"learned", "sincos", NULL};

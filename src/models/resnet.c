@@ -17,9 +17,12 @@ static int conv(ssl_nn_conv2d_t *c, ssl_params_t *p, const char *name, int64_t i
                               seed);
 }
 
-static int bn(ssl_nn_batchnorm_t *b, ssl_params_t *p, const char *name, int64_t ch)
+/* groups: split BatchNorm in training (model.encoder.bn_groups) */
+static int bn(ssl_nn_batchnorm_t *b, ssl_params_t *p, const char *name, int64_t ch, int groups)
 {
-    return ssl_nn_batchnorm_init(b, p, name, ch, 1, 0.1f, 1e-5f);
+    int st = ssl_nn_batchnorm_init(b, p, name, ch, 1, 0.1f, 1e-5f);
+    b->groups = groups;
+    return st;
 }
 
 int ssl__resnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *pre, uint64_t seed)
@@ -46,10 +49,9 @@ int ssl__resnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *pre, uint64_
         return ssl_set_error(SSL_ERR_NOMEM, "resnet: out of memory");
     char nm[256];
     int st;
-    if ((st = conv(&r->conv1, p, NAME(nm, "%sconv1", pre),
-                   c->in_channels, c->width, c->cifar_stem ? 3 : 7, c->cifar_stem ? 1 : 2,
-                   seed)) ||
-        (st = bn(&r->bn1, p, NAME(nm, "%sbn1", pre), c->width)))
+    if ((st = conv(&r->conv1, p, NAME(nm, "%sconv1", pre), c->in_channels, c->width,
+                   c->cifar_stem ? 3 : 7, c->cifar_stem ? 1 : 2, seed)) ||
+        (st = bn(&r->bn1, p, NAME(nm, "%sbn1", pre), c->width, c->bn_groups)))
         return st;
     int64_t in = c->width;
     int b = 0;
@@ -62,20 +64,25 @@ int ssl__resnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *pre, uint64_
             char base[200];
             NAME(base, "%slayer%d.%d", pre, l + 1, i);
             if (r->bottleneck) {
-                if ((st = conv(&blk->conv1, p, NAME(nm, "%s.conv1", base), in, width, 1, 1, seed)) ||
-                    (st = bn(&blk->bn1, p, NAME(nm, "%s.bn1", base), width)) ||
-                    (st = conv(&blk->conv2, p, NAME(nm, "%s.conv2", base), width, width, 3, stride, seed)) ||
-                    (st = bn(&blk->bn2, p, NAME(nm, "%s.bn2", base), width)) ||
-                    (st = conv(&blk->conv3, p, NAME(nm, "%s.conv3", base), width, out, 1, 1, seed)) ||
-                    (st = bn(&blk->bn3, p, NAME(nm, "%s.bn3", base), out)))
+                if ((st =
+                         conv(&blk->conv1, p, NAME(nm, "%s.conv1", base), in, width, 1, 1, seed)) ||
+                    (st = bn(&blk->bn1, p, NAME(nm, "%s.bn1", base), width, c->bn_groups)) ||
+                    (st = conv(&blk->conv2, p, NAME(nm, "%s.conv2", base), width, width, 3, stride,
+                               seed)) ||
+                    (st = bn(&blk->bn2, p, NAME(nm, "%s.bn2", base), width, c->bn_groups)) ||
+                    (st = conv(&blk->conv3, p, NAME(nm, "%s.conv3", base), width, out, 1, 1,
+                               seed)) ||
+                    (st = bn(&blk->bn3, p, NAME(nm, "%s.bn3", base), out, c->bn_groups)))
                     return st;
                 if (c->zero_init_residual)
                     ssl_nn_fill_const(blk->bn3.weight, 0.0f);
             } else {
-                if ((st = conv(&blk->conv1, p, NAME(nm, "%s.conv1", base), in, width, 3, stride, seed)) ||
-                    (st = bn(&blk->bn1, p, NAME(nm, "%s.bn1", base), width)) ||
-                    (st = conv(&blk->conv2, p, NAME(nm, "%s.conv2", base), width, width, 3, 1, seed)) ||
-                    (st = bn(&blk->bn2, p, NAME(nm, "%s.bn2", base), width)))
+                if ((st = conv(&blk->conv1, p, NAME(nm, "%s.conv1", base), in, width, 3, stride,
+                               seed)) ||
+                    (st = bn(&blk->bn1, p, NAME(nm, "%s.bn1", base), width, c->bn_groups)) ||
+                    (st = conv(&blk->conv2, p, NAME(nm, "%s.conv2", base), width, width, 3, 1,
+                               seed)) ||
+                    (st = bn(&blk->bn2, p, NAME(nm, "%s.bn2", base), width, c->bn_groups)))
                     return st;
                 if (c->zero_init_residual)
                     ssl_nn_fill_const(blk->bn2.weight, 0.0f);
@@ -84,7 +91,7 @@ int ssl__resnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *pre, uint64_
                 blk->has_ds = 1;
                 if ((st = conv(&blk->ds_conv, p, NAME(nm, "%s.downsample.0", base), in, out, 1,
                                stride, seed)) ||
-                    (st = bn(&blk->ds_bn, p, NAME(nm, "%s.downsample.1", base), out)))
+                    (st = bn(&blk->ds_bn, p, NAME(nm, "%s.downsample.1", base), out, c->bn_groups)))
                     return st;
             }
             in = out;

@@ -215,11 +215,96 @@ int ssl_nn_batchnorm_init(ssl_nn_batchnorm_t *m, ssl_params_t *p, const char *na
     return SSL_OK;
 }
 
+/* The op over (N, C, ...) or, in split form, over x viewed as (N / G, G C, ...). */
+static ssl_tensor_t *batchnorm_op(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_tensor_t *b,
+                                  ssl_tensor_t *rm, ssl_tensor_t *rv, ssl_tensor_t *residual,
+                                  int training, int relu, float momentum, float eps)
+{
+    if (relu == 2)
+        return ssl_batch_norm_add_relu(ctx, x, w, b, rm, rv, residual, training, momentum, eps);
+    return (relu ? ssl_batch_norm_relu : ssl_batch_norm)(ctx, x, w, b, rm, rv, training, momentum,
+                                                         eps);
+}
+
+/* G copies of v (C) end to end, (G C); gradients of the copies add up in v. NULL stays NULL. */
+static ssl_tensor_t *repeat_vec(ssl_ctx_t *ctx, ssl_tensor_t *v, int groups)
+{
+    ssl_tensor_t *copies[64];
+    if (!v)
+        return NULL;
+    for (int g = 0; g < groups; g++)
+        copies[g] = v;
+    return ssl_concat(ctx, copies, groups, 0);
+}
+
+/* Split BatchNorm in training: x (N, C, ...) viewed as (N / G, G C, ...) so that channel
+ * g C + c of the view holds channel c of samples g, g + G, ...; one op normalises every group,
+ * with the weights repeated G times and running statistics of its own (copies, averaged back
+ * over the groups afterwards). */
+static ssl_tensor_t *batchnorm_split(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m, ssl_tensor_t *x,
+                                     int relu, ssl_tensor_t *residual)
+{
+    const int G = m->groups;
+    if (!x || (relu == 2 && !residual))
+        return batchnorm_op(ctx, x, m->weight, m->bias, NULL, NULL, residual, 1, relu, m->momentum,
+                            m->eps); /* reports the NULL input */
+    char sx[96];
+    if (x->ndim < 2 || x->shape[0] % G) {
+        ssl_set_error(SSL_ERR_SHAPE,
+                      "batchnorm: split into %d groups needs a batch that is a multiple of %d, "
+                      "x has shape %s",
+                      G, G, ssl_shape_str(x, sx, sizeof sx));
+        return NULL;
+    }
+    const int64_t C = x->shape[1];
+    int64_t shape[SSL_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    shape[0] /= G;
+    shape[1] *= G;
+    ssl_tensor_t *rm = NULL, *rv = NULL;
+    if (m->running_mean) { // (G C) each: every group's copy of the running statistics
+        rm = ssl_tensor_new(ctx, 1, (int64_t[]){G * C});
+        rv = ssl_tensor_new(ctx, 1, (int64_t[]){G * C});
+        if (!rm || !rv)
+            return NULL;
+        for (int g = 0; g < G; g++) {
+            memcpy(rm->data + g * C, m->running_mean->data, sizeof(float) * (size_t)C);
+            memcpy(rv->data + g * C, m->running_var->data, sizeof(float) * (size_t)C);
+        }
+    }
+    ssl_tensor_t *y = batchnorm_op(ctx, ssl_reshape(ctx, x, x->ndim, shape),
+                                   repeat_vec(ctx, m->weight, G), repeat_vec(ctx, m->bias, G), rm,
+                                   rv, residual ? ssl_reshape(ctx, residual, x->ndim, shape) : NULL,
+                                   1, relu, m->momentum, m->eps);
+    if (!y)
+        return NULL;
+    for (int64_t c = 0; rm && c < C; c++) { /* the groups' updates, averaged in double */
+        double sm = 0, sv = 0;
+        for (int g = 0; g < G; g++) {
+            sm += rm->data[g * C + c];
+            sv += rv->data[g * C + c];
+        }
+        m->running_mean->data[c] = (float)(sm / G);
+        m->running_var->data[c] = (float)(sv / G);
+    }
+    return ssl_reshape(ctx, y, x->ndim, x->shape);
+}
+
 static ssl_tensor_t *batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t *m, ssl_tensor_t *x,
                                        int training, int relu, ssl_tensor_t *residual)
 {
     if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
         return NULL;
+    if (training && m->groups > 1) {
+        if (m->groups > 64) {
+            ssl_set_error(SSL_ERR_INVALID, "batchnorm: groups must be in 1..64, got %d", m->groups);
+            return NULL;
+        }
+        ssl_tensor_t *ys = batchnorm_split(ctx, m, x, relu, residual);
+        if (ys)
+            m->num_batches_tracked->data[0] += 1.0f;
+        return ys;
+    }
     ssl_tensor_t *y =
         relu == 2 ? ssl_batch_norm_add_relu(ctx, x, m->weight, m->bias, m->running_mean,
                                             m->running_var, residual, training, m->momentum, m->eps)
