@@ -14,7 +14,9 @@
  * synthetic dataset), steps, param_atol, param_rtol, loss_rtol (optional), captions.S (JSON list
  * of strings, CLIP/SigLIP); tensors init.NAME (every parameter), stepS.viewV (B, C, H, W),
  * stepS.keep / stepS.masked (B, n) and stepS.targets (B, n_targets, n_target) as float
- * indices, loss (steps), final.NAME. Exit 0 on agreement, 1 otherwise (with the worst
+ * indices, stepS.indices (B) the samples' dataset indices, prepI.viewV and prepI.indices the
+ * batches of a forward-only pass before the first step (ssl_trainer_observe: DeepCluster-v2's
+ * memory bank), loss (steps), final.NAME. Exit 0 on agreement, 1 otherwise (with the worst
  * tensors), 77 when the fixture file is absent. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -80,6 +82,40 @@ static int32_t *read_index(const ssl_st_t *f, const char *name, int64_t *rows, i
     if (mid)
         *mid = t.ndim == 3 ? t.shape[1] : 0;
     free(x);
+    return idx;
+}
+
+/* float indices -> int64 (malloc'd), or NULL when the fixture has none */
+static int64_t *read_indices64(const ssl_st_t *f, const char *name)
+{
+    ssl_tensor_t t;
+    float *x = read_tensor(f, name, &t);
+    if (!x)
+        return NULL;
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)t.numel);
+    for (int64_t i = 0; idx && i < t.numel; i++)
+        idx[i] = (int64_t)llrintf(x[i]);
+    free(x);
+    return idx;
+}
+
+/* The batch "<pre>.viewV" (V = 0, 1, ...; views[] malloc'd, b->n_views 0 when there is none)
+ * with "<pre>.indices", the samples' dataset indices (DeepCluster-v2; returned malloc'd, or
+ * NULL when absent). */
+static int64_t *read_batch(const ssl_st_t *f, const char *pre, ssl_batch_t *b, float **views)
+{
+    char name[64];
+    memset(b, 0, sizeof *b);
+    for (int v = 0; v < SSL_MAX_VIEWS; v++) {
+        snprintf(name, sizeof name, "%s.view%d", pre, v);
+        if (!(views[v] = read_tensor(f, name, &b->views[v])))
+            break;
+        b->n_views = v + 1;
+    }
+    b->size = b->n_views ? b->views[0].shape[0] : 0;
+    snprintf(name, sizeof name, "%s.indices", pre);
+    int64_t *idx = read_indices64(f, name);
+    b->indices = idx;
     return idx;
 }
 
@@ -180,20 +216,34 @@ int main(int argc, char **argv)
         return fail("trainer");
     if (ssl_trainer_load_weights(t, fixture, "init.") != SSL_OK)
         return fail("initial weights");
+    /* the forward-only pass before the first step (DeepCluster-v2's memory bank): prepI.viewV,
+     * prepI.indices, I = 0, 1, ... */
+    for (int i = 0;; i++) {
+        ssl_batch_t b;
+        float *views[SSL_MAX_VIEWS] = {0};
+        char pre[32];
+        snprintf(pre, sizeof pre, "prep%d", i);
+        int64_t *idx = read_batch(f, pre, &b, views);
+        if (!b.n_views)
+            break;
+        b.index = i;
+        int st = ssl_trainer_observe(t, &b);
+        free(idx);
+        for (int v = 0; v < SSL_MAX_VIEWS; v++)
+            free(views[v]);
+        if (st != SSL_OK) {
+            fprintf(stderr, "pass batch %d: ", i);
+            return fail("observe");
+        }
+    }
     int bad = 0;
     printf("%-6s %14s %14s %10s\n", "step", "sslc", "pytorch", "rel");
     for (int s = 0; s < steps; s++) {
         ssl_batch_t b;
-        memset(&b, 0, sizeof b);
         float *views[SSL_MAX_VIEWS] = {0};
         char name[64];
-        for (int v = 0; v < SSL_MAX_VIEWS; v++) {
-            snprintf(name, sizeof name, "step%d.view%d", s, v);
-            if (!(views[v] = read_tensor(f, name, &b.views[v])))
-                break;
-            b.n_views = v + 1;
-        }
-        b.size = b.n_views ? b.views[0].shape[0] : 0;
+        snprintf(name, sizeof name, "step%d", s);
+        int64_t *indices = read_batch(f, name, &b, views);
         b.epoch = ssl_trainer_global_step(t);
         ssl_masks_t masks;
         if (read_masks(f, s, &masks))
@@ -220,6 +270,7 @@ int main(int argc, char **argv)
                rel > lrtol ? "  MISMATCH" : "");
         bad += rel > lrtol;
         free(caps);
+        free(indices);
         cJSON_Delete(cj);
         ssl_masks_free(&masks);
         for (int v = 0; v < SSL_MAX_VIEWS; v++)

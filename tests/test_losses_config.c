@@ -60,6 +60,29 @@ static void test_defaults(void **state)
     assert_int_equal(c.infonce.queue_size, 16384);
     expect_cfg_error("{\"type\": \"moco_v1\", \"queue_size\": 0}", "'queue_size'", NULL);
     expect_cfg_error("{\"type\": \"moco_v1\", \"form\": \"moco_v2\"}", "form", NULL);
+    assert_int_equal(read_cfg("{\"type\": \"deepclusterv2\"}", &c), SSL_OK);
+    assert_int_equal(c.type, SSL_LOSS_DEEPCLUSTERV2);
+    assert_float_equal(c.deepclusterv2.temperature, 0.1f, 0);
+    assert_int_equal(c.deepclusterv2.n_heads, 3);
+    assert_int_equal(c.deepclusterv2.n_prototypes[2], 3000);
+    assert_int_equal(c.deepclusterv2.kmeans_iters, 10);
+    assert_int_equal(c.deepclusterv2.n_assign, 2);
+    assert_int_equal(c.deepclusterv2.crops_for_assign[1], 1);
+    assert_int_equal(read_cfg("{\"type\": \"deepclusterv2\", \"n_prototypes\": [50, 40], "
+                              "\"kmeans_iters\": 3, \"crops_for_assign\": [1]}",
+                              &c),
+                     SSL_OK);
+    assert_int_equal(c.deepclusterv2.n_heads, 2);
+    assert_int_equal(c.deepclusterv2.n_prototypes[1], 40);
+    assert_int_equal(c.deepclusterv2.kmeans_iters, 3);
+    assert_int_equal(c.deepclusterv2.n_assign, 1);
+    assert_int_equal(c.deepclusterv2.crops_for_assign[0], 1);
+    expect_cfg_error("{\"type\": \"deepclusterv2\", \"n_prototypes\": []}", "'n_prototypes'", NULL);
+    expect_cfg_error("{\"type\": \"deepclusterv2\", \"n_prototypes\": [1,1,1,1,1,1,1,1,1]}",
+                     "'n_prototypes'", NULL);
+    expect_cfg_error("{\"type\": \"deepclusterv2\", \"crops_for_assign\": [0, 0]}",
+                     "'crops_for_assign'", "listed twice");
+    expect_cfg_error("{\"type\": \"deepclusterv2\", \"epsilon\": 0.05}", "epsilon", NULL);
     assert_int_equal(read_cfg("{\"type\": \"dino\"}", &c), SSL_OK);
     assert_float_equal(c.dino.student_temp, 0.1f, 0);
     assert_float_equal(c.dino.teacher_temp, 0.07f, 0);

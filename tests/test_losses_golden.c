@@ -253,6 +253,37 @@ static void test_swav(void **state)
     }
 }
 
+/* DeepCluster-v2: scores of the normalised projections against two frozen prototype sets,
+ * targets with unassigned samples (-100 in PyTorch, left out); the gradient reaches z. */
+static void test_deepclusterv2(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *z = load(ctx, "dcv2.z", 1);
+    ssl_tensor_t *scores[2] = {ssl_matmul(ctx, z, load(ctx, "dcv2.proto0", 0), 0, 1),
+                               ssl_matmul(ctx, z, load(ctx, "dcv2.proto1", 0), 0, 1)};
+    const int32_t *targets[2] = {load_idx(ctx, "dcv2.targets0", NULL, NULL),
+                                 load_idx(ctx, "dcv2.targets1", NULL, NULL)};
+    int n_views = (int)scalar(ctx, "dcv2.n_views");
+    ssl_tensor_t *loss =
+        ssl_loss_deepclusterv2(ctx, scores, 2, targets, n_views, scalar(ctx, "dcv2.temperature"));
+    check_loss(ctx, loss, "dcv2", 1, (ssl_tensor_t *[]){z}, (const char *[]){"z"});
+    /* a target beyond the set's prototypes, and a bad count of views: errors naming them */
+    int32_t bad[4] = {0, 6, 0, 0};
+    const int32_t *bt[2] = {bad, targets[1]};
+    tu_assert_error(ssl_loss_deepclusterv2(ctx, scores, 2, bt, n_views, 0.1f), SSL_ERR_INVALID,
+                    "deepclusterv2", "target 6", "6 prototypes", NULL);
+    tu_assert_error(ssl_loss_deepclusterv2(ctx, scores, 2, targets, 5, 0.1f), SSL_ERR_SHAPE,
+                    "deepclusterv2", "(12, 6)", "5 views", NULL);
+    /* no sample assigned in any set: a zero loss (PyTorch's mean over no row is NaN) */
+    int32_t none[4] = {-1, -1, -1, -1};
+    const int32_t *nt[2] = {none, none};
+    ssl_tensor_t *zero = ssl_loss_deepclusterv2(ctx, scores, 2, nt, n_views, 0.1f);
+    assert_non_null(zero);
+    assert_float_equal(zero->data[0], 0.0f, 0);
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- Barlow, VICReg */
 
 /* prefix "barlow": N > D, the (D, D) product; "barlow_wide": N < D, the Gram form */
@@ -461,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_dino_one_global),
         cmocka_unit_test(test_sinkhorn),
         cmocka_unit_test(test_swav),
+        cmocka_unit_test(test_deepclusterv2),
         cmocka_unit_test(test_barlow),
         cmocka_unit_test(test_vicreg),
         cmocka_unit_test(test_patchify),

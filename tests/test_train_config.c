@@ -8,6 +8,7 @@
 #include "ssl/ssl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A small SwAV run on synthetic images (no files): method settings that cannot be honoured. */
@@ -84,6 +85,72 @@ static void test_swav_settings(void **state)
     ssl_trainer_free(t);
 }
 
+/* A call's status and message: the status, and each needle in the message. */
+static void expect_status(int st, int want, const char *n1, const char *n2)
+{
+    assert_int_equal(st, want);
+    const char *m = ssl_last_error();
+    if (!strstr(m, n1) || (n2 && !strstr(m, n2)))
+        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", m, n1, n2 ? n2 : "");
+}
+
+/* DeepCluster-v2 on the SwAV run's data: 2 steps of 16, a memory bank of 32 samples. */
+static const char *k_dcv2 =
+    "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
+    "\"workers\": 0}, \"views\": [{\"n\": 2, \"size\": 8}], \"train\": {\"batch_size\": 16}, "
+    "\"model\": {\"encoder\": {\"type\": \"resnet18\", \"width\": 4, \"in_channels\": 1}, "
+    "\"projector\": {\"type\": \"swav_projector\", \"hidden_dim\": 16, \"out_dim\": 8}}, "
+    "\"loss\": {\"type\": \"deepclusterv2\", \"n_prototypes\": [10, 10]}, "
+    "\"eval\": {\"knn_every\": 0}}";
+
+/* k-means cannot make more clusters than the memory bank holds samples (the official code
+ * asserts), and the banks come from crops the views section makes; a step before the pass that
+ * fills the bank is refused, naming the call that fills it. */
+static void test_deepclusterv2_settings(void **state)
+{
+    (void)state;
+    expect_error_in(k_dcv2, "loss.n_prototypes=[10, 33]", "'loss.n_prototypes'",
+                    "33 clusters, but the memory bank holds 32 samples");
+    expect_error_in(k_dcv2, "loss.crops_for_assign=[2]", "'loss.crops_for_assign'",
+                    "crop 2, but the views section makes 2 crops");
+    expect_error_in(k_dcv2, "model.head={}", "'model.head'", "no head");
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.config_text = k_dcv2;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    assert_non_null(t);
+    assert_int_equal(ssl_trainer_observes(t), 1);
+    float *x = calloc(2 * 16 * 64, sizeof(float));
+    int64_t idx[16];
+    for (int i = 0; i < 16; i++)
+        idx[i] = i;
+    ssl_batch_t b;
+    memset(&b, 0, sizeof b);
+    b.size = 16;
+    b.n_views = 2;
+    for (int v = 0; v < 2; v++)
+        b.views[v] = (ssl_tensor_t){
+            .ndim = 4, .shape = {16, 1, 8, 8}, .numel = 16 * 64, .data = x + v * 16 * 64};
+    b.indices = idx;
+    expect_status(ssl_trainer_step(t, &b, NULL), SSL_ERR_STATE, "32 of the memory bank's 32",
+                  "ssl_trainer_observe");
+    b.indices = NULL;
+    expect_status(ssl_trainer_observe(t, &b), SSL_ERR_INVALID, "dataset indices", NULL);
+    b.indices = idx;
+    b.index = 2;
+    expect_status(ssl_trainer_observe(t, &b), SSL_ERR_INVALID, "batch 2", NULL);
+    /* the pass's first batch fills half the bank: still refused, naming how many are empty */
+    b.index = 0;
+    assert_int_equal(ssl_trainer_observe(t, &b), SSL_OK);
+    expect_status(ssl_trainer_step(t, &b, NULL), SSL_ERR_STATE, "16 of the memory bank's 32", NULL);
+    b.index = 1;
+    assert_int_equal(ssl_trainer_observe(t, &b), SSL_OK);
+    assert_int_equal(ssl_trainer_step(t, &b, NULL), SSL_OK);
+    free(x);
+    ssl_trainer_free(t);
+}
+
 /* Split BatchNorm's groups must divide the batch (each group a whole share of it). */
 static void test_bn_groups(void **state)
 {
@@ -96,10 +163,9 @@ static void test_bn_groups(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strings_never_cut),
-        cmocka_unit_test(test_empty_views),
-        cmocka_unit_test(test_swav_settings),
-        cmocka_unit_test(test_bn_groups),
+        cmocka_unit_test(test_strings_never_cut),      cmocka_unit_test(test_empty_views),
+        cmocka_unit_test(test_swav_settings),          cmocka_unit_test(test_bn_groups),
+        cmocka_unit_test(test_deepclusterv2_settings),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -2,7 +2,9 @@
 # Exact resume: 2 epochs straight and 1 epoch + resume + 1 epoch give byte-identical final
 # checkpoints (parameters, EMA target, optimizer state, queue / center, metadata), for methods
 # covering LARS + EMA (byol), the MoCo queue, AdamW + DINO center + multi-crop, and a ViT with
-# masks (mae). Usage: train_resume.sh SSLC SOURCE_DIR
+# masks (mae), and a memory bank clustered at every epoch's start (deepclusterv2: the resumed
+# run's k-means at epoch 2 runs on the bank and RNG stream the checkpoint restored).
+# Usage: train_resume.sh SSLC SOURCE_DIR
 set -euo pipefail
 sslc=$1
 src=$2
@@ -10,12 +12,13 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
 pass=0
-for name in byol mocov2 dino mae; do
+for name in byol mocov2 dino mae deepclusterv2; do
   if [ "$name" = mae ]; then
     narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
   else
     narrow=(--set model.encoder.width=4)
   fi
+  [ "$name" = deepclusterv2 ] && narrow+=(--set 'loss.n_prototypes=[10, 10, 10]')
   common=(--quiet --no-report --set data.limit=192 --set train.batch_size=32 --set train.epochs=2
           --set train.max_steps=3 --set eval.knn_every=0 "${narrow[@]}")
   "$sslc" train "$src/configs/$name.json" --out "$out/straight" "${common[@]}" > /dev/null

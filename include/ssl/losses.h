@@ -129,6 +129,20 @@ SSL_API ssl_tensor_t *ssl_loss_swav(ssl_ctx_t *ctx, ssl_tensor_t *scores, int n_
                                     ssl_tensor_t *const *queue_scores, float temperature,
                                     float epsilon, int sinkhorn_iters);
 
+/* ================================================================ DeepCluster-v2 */
+
+#define SSL_DCV2_MAX_HEADS 8 /* sets of prototypes (k-means runs) */
+
+/* DeepCluster-v2 (main_deepclusterv2.py): for each set h of prototypes, the cross-entropy of
+ * scores[h] / temperature against the k-means assignments targets[h], mean over the rows with
+ * an assignment; then the mean over the n_heads sets. scores[h] (V * B, K_h), view-major (the
+ * normalised projections of V crops times the set's prototypes); targets[h] (B): each sample's
+ * cluster in [0, K_h), the same for all its crops, or negative for a sample without one (left
+ * out, as the official ignore_index -100). A set with no assigned row adds 0 (PyTorch: NaN). */
+SSL_API ssl_tensor_t *ssl_loss_deepclusterv2(ssl_ctx_t *ctx, ssl_tensor_t *const *scores,
+                                             int n_heads, const int32_t *const *targets,
+                                             int n_views, float temperature);
+
 /* ================================================================ redundancy reduction */
 
 /* Named scalar terms of a loss, unweighted, for logging (filled when the pointer is given). */
@@ -228,8 +242,9 @@ typedef enum ssl_loss_type {
     SSL_LOSS_IJEPA,
     SSL_LOSS_CLIP,
     SSL_LOSS_SIGLIP,
-    SSL_LOSS_DIRECTPRED, /* BYOL's loss, the linear predictor set from feature correlations */
-    SSL_LOSS_MOCO_V1,    /* ssl_loss_moco one way, queue, shuffled split BN (infonce's keys) */
+    SSL_LOSS_DIRECTPRED,    /* BYOL's loss, the linear predictor set from feature correlations */
+    SSL_LOSS_MOCO_V1,       /* ssl_loss_moco one way, queue, shuffled split BN (infonce's keys) */
+    SSL_LOSS_DEEPCLUSTERV2, /* k-means assignments of a memory bank as targets */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -283,6 +298,14 @@ typedef struct ssl_loss_cfg {
         float rho; /* 0.3: weight of the old correlation in its moving average */
         float eps; /* 0.01: added to the normalised square-rooted eigenvalues */
     } directpred;
+    struct {
+        float temperature;                        /* 0.1 */
+        int n_heads;                              /* sets of prototypes: 3 */
+        int n_prototypes[SSL_DCV2_MAX_HEADS];     /* k-means clusters of each set: 3000 */
+        int kmeans_iters;                         /* 10 */
+        int crops_for_assign[SSL_DCV2_MAX_HEADS]; /* memory banks: {0, 1} */
+        int n_assign;
+    } deepclusterv2;
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

@@ -77,13 +77,22 @@ SSL_API void ssl_trainer_free(ssl_trainer_t *t);
  * EMA of the target, the method's updates: queues, centers), on a batch the caller built:
  * b->n_views views as the config's "views" section describes them, each (B, C, H, W) already
  * augmented and normalised; b->masks for the masked methods (MAE, SimMIM, I-JEPA: as
- * ssl_masks_generate makes them); b->captions for CLIP/SigLIP. The step counter then advances
- * (and the epoch, after steps-per-epoch steps: the training split's size / train.batch_size, or
- * train.max_steps), so the schedules run over train.epochs x steps per epoch; stepping past
- * their end is an error. Do not mix with ssl_trainer_run inside an epoch. The config's data
- * section is still read (channels, captions' vocabulary): "dataset": "synthetic" needs no
- * files. *loss (may be NULL) gets the step's loss. */
+ * ssl_masks_generate makes them); b->captions for CLIP/SigLIP; b->indices (the samples' indices
+ * in the training set) for DeepCluster-v2, after its pass (ssl_trainer_observe below). The step
+ * counter then advances (and the epoch, after steps-per-epoch steps: the training split's size /
+ * train.batch_size, or train.max_steps), so the schedules run over train.epochs x steps per epoch;
+ * stepping past their end is an error. Do not mix with ssl_trainer_run inside an epoch. The
+ * config's data section is still read (channels, captions' vocabulary): "dataset": "synthetic"
+ * needs no files. *loss (may be NULL) gets the step's loss. */
 SSL_API int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss);
+/* Methods with a memory of the data (DeepCluster-v2's memory bank) make a forward-only pass over
+ * one epoch before their first step: ssl_trainer_observes returns 1 for them (0 for the others,
+ * negative on a NULL trainer). ssl_trainer_run makes the pass itself on a fresh run; a caller of
+ * ssl_trainer_step gives it each batch of one epoch first, in order, with b->index its index
+ * in the pass (0 to steps per epoch - 1) and b->indices the samples' dataset indices. For
+ * methods without a pass ssl_trainer_observe does nothing and returns SSL_OK. */
+SSL_API int ssl_trainer_observes(const ssl_trainer_t *t);
+SSL_API int ssl_trainer_observe(ssl_trainer_t *t, const ssl_batch_t *b);
 /* Set the weights of the online and target networks (parameters, buffers such as batch-norm
  * statistics, and method state such as queues and centers; not the optimizer state) from the
  * tensors "<prefix><name>" of a safetensors file, names as in checkpoints (encoder.conv1.weight,

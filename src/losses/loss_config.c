@@ -6,9 +6,9 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const k_types[] = {"infonce", "byol",   "simsiam",    "dino",    "swav",
-                                      "barlow",  "vicreg", "mae",        "simmim",  "ijepa",
-                                      "clip",    "siglip", "directpred", "moco_v1", NULL};
+static const char *const k_types[] = {
+    "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
+    "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -43,6 +43,9 @@ int ssl_loss_type_from_name(const char *name)
 #define D_BARLOW_LAMBDA 0.0051
 #define D_BARLOW_SCALE 0.024
 #define D_CLIP_MAX 4.605170185988092 /* log(100) */
+#define D_DC_TEMP 0.1
+#define D_DC_PROTOTYPES 3000
+#define D_DC_ITERS 10
 #define D_DP_RHO 0.3
 #define D_DP_EPS 0.01
 
@@ -87,6 +90,14 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->clip.init_logit_bias = -10.0f;
     c->directpred.rho = (float)D_DP_RHO;
     c->directpred.eps = (float)D_DP_EPS;
+    c->deepclusterv2.temperature = (float)D_DC_TEMP;
+    c->deepclusterv2.n_heads = 3;
+    for (int h = 0; h < 3; h++)
+        c->deepclusterv2.n_prototypes[h] = D_DC_PROTOTYPES;
+    c->deepclusterv2.kmeans_iters = D_DC_ITERS;
+    c->deepclusterv2.crops_for_assign[0] = 0;
+    c->deepclusterv2.crops_for_assign[1] = 1;
+    c->deepclusterv2.n_assign = 2;
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -127,6 +138,18 @@ static void read_dino(ssl_cfg_t *c, ssl_loss_cfg_t *o)
     o->dino.center_momentum = ssl_cfg_float(c, "center_momentum", D_DINO_CENTER_M, 0.0, 1.0);
 }
 
+/* A list of crop indices, each listed once (SwAV's and DeepCluster-v2's crops_for_assign). */
+static int read_crops(ssl_cfg_t *c, int *out, int max_n)
+{
+    static const int def_assign[] = {0, 1};
+    int n = ssl_cfg_ints(c, "crops_for_assign", out, 1, max_n, def_assign, 2, 0, 255);
+    for (int i = 0; i < n && !ssl_cfg_status(c); i++)
+        for (int j = 0; j < i; j++)
+            if (out[i] == out[j])
+                ssl_cfg_fail(c, "crops_for_assign", "crop %d is listed twice", out[i]);
+    return n;
+}
+
 static void read_swav(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 {
     static const char *const keys[] = {"type",
@@ -138,21 +161,28 @@ static void read_swav(ssl_cfg_t *c, ssl_loss_cfg_t *o)
                                        "queue_length",
                                        "epoch_queue_starts",
                                        NULL};
-    static const int def_assign[] = {0, 1};
     ssl_cfg_keys(c, keys);
     o->swav.temperature = pos(c, "temperature", D_SWAV_TEMP, 100.0);
     o->swav.epsilon = pos(c, "epsilon", D_SWAV_EPS, 100.0);
     o->swav.sinkhorn_iterations = ssl_cfg_int(c, "sinkhorn_iterations", D_SWAV_ITERS, 0, 1000);
-    o->swav.n_assign = ssl_cfg_ints(c, "crops_for_assign", o->swav.crops_for_assign, 1,
-                                    SSL_SWAV_MAX_ASSIGN, def_assign, 2, 0, 255);
+    o->swav.n_assign = read_crops(c, o->swav.crops_for_assign, SSL_SWAV_MAX_ASSIGN);
     o->swav.queue_length = ssl_cfg_i64(c, "queue_length", 0, 0, 1 << 24);
     o->swav.epoch_queue_starts =
         ssl_cfg_double(c, "epoch_queue_starts", D_SWAV_QUEUE_START, 0.0, 1e6);
-    for (int i = 0; i < o->swav.n_assign && !ssl_cfg_status(c); i++)
-        for (int j = 0; j < i; j++)
-            if (o->swav.crops_for_assign[i] == o->swav.crops_for_assign[j])
-                ssl_cfg_fail(c, "crops_for_assign", "crop %d is listed twice",
-                             o->swav.crops_for_assign[i]);
+}
+
+static void read_deepclusterv2(ssl_cfg_t *c, ssl_loss_cfg_t *o)
+{
+    static const char *const keys[] = {
+        "type", "weight", "temperature", "n_prototypes", "kmeans_iters", "crops_for_assign", NULL};
+    static const int def_protos[] = {D_DC_PROTOTYPES, D_DC_PROTOTYPES, D_DC_PROTOTYPES};
+    ssl_cfg_keys(c, keys);
+    o->deepclusterv2.temperature = pos(c, "temperature", D_DC_TEMP, 100.0);
+    o->deepclusterv2.n_heads = ssl_cfg_ints(c, "n_prototypes", o->deepclusterv2.n_prototypes, 1,
+                                            SSL_DCV2_MAX_HEADS, def_protos, 3, 1, 1 << 20);
+    o->deepclusterv2.kmeans_iters = ssl_cfg_int(c, "kmeans_iters", D_DC_ITERS, 0, 1000);
+    o->deepclusterv2.n_assign =
+        read_crops(c, o->deepclusterv2.crops_for_assign, SSL_DCV2_MAX_HEADS);
 }
 
 static void read_vicreg(ssl_cfg_t *c, ssl_loss_cfg_t *o)
@@ -250,6 +280,9 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         o.directpred.eps = ssl_cfg_float(c, "eps", D_DP_EPS, -1.0, 1.0);
         break;
     }
+    case SSL_LOSS_DEEPCLUSTERV2:
+        read_deepclusterv2(c, &o);
+        break;
     case SSL_LOSS_MOCO_V1: {
         static const char *const keys[] = {"type", "weight", "temperature", "queue_size", NULL};
         ssl_cfg_keys(c, keys);

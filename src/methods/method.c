@@ -9,9 +9,10 @@
 #include "models/encoder_config.h"
 
 static const ssl_method_def_t *const k_methods[] = {
-    &ssl__method_contrastive, &ssl__method_regression, &ssl__method_redundancy, &ssl__method_dino,
-    &ssl__method_swav,        &ssl__method_mae,        &ssl__method_simmim,     &ssl__method_ijepa,
-    &ssl__method_clip,        &ssl__method_directpred, &ssl__method_mocov1,
+    &ssl__method_contrastive, &ssl__method_regression, &ssl__method_redundancy,
+    &ssl__method_dino,        &ssl__method_swav,       &ssl__method_mae,
+    &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
+    &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -115,6 +116,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     m->n_views = env->n_views;
     m->n_global = env->n_global;
     m->enc_weights = weights;
+    m->epoch_begun = -1;
     ssl_method_build_t b = {root, &model, online, target,
                             ds,   seed,   vocab,  env->target == SSL_TARGET_EMA};
     if (create_common(m, &b, &ecfg) != SSL_OK || d->create(m, &b) != SSL_OK)
@@ -223,7 +225,28 @@ int ssl__method_mask_opts(const ssl_method_t *m, ssl_mask_opts_t *o, int *patch_
 
 int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos)
 {
+    if (m->def->before_epoch && pos->steps_per_epoch > 0 && pos->step % pos->steps_per_epoch == 0 &&
+        pos->epoch != m->epoch_begun) {
+        if (m->def->before_epoch(m, pos) != SSL_OK)
+            return ssl_last_status();
+        m->epoch_begun = pos->epoch;
+    }
     return m->def->before_step ? m->def->before_step(m, online, pos) : SSL_OK;
+}
+
+int ssl__method_observes(const ssl_method_t *m)
+{
+    return m->def->observe != NULL;
+}
+
+int ssl__method_observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
+{
+    if (!m->def->observe)
+        return SSL_OK;
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    int st = m->def->observe(m, ctx, b);
+    ssl_ctx_set_grad(ctx, prev);
+    return st;
 }
 
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,

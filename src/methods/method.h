@@ -28,6 +28,9 @@ typedef struct ssl_method_env {
     ssl_mask_opts_t mask; /* the masks section */
     const char *dataset;  /* data.dataset, for messages */
     int64_t batch_size;   /* train.batch_size */
+    /* the trainer's steps per epoch (0: the method is not trained, only run: a checkpoint
+     * opened for features; state only training needs, such as a memory bank, is not built) */
+    int64_t steps_per_epoch;
 } ssl_method_env_t;
 
 /* Per-step position, for schedules inside the method (teacher temperature, freezing). */
@@ -53,8 +56,14 @@ ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc);
  * A resumed run skips this: its checkpoint holds the weights. */
 int ssl__method_init_encoder(ssl_method_t *m);
 
-/* Called before the forward of every step (prototype normalisation, freezing schedules). */
+/* Called before the forward of every step (prototype normalisation, freezing schedules); at the
+ * first step of an epoch it first runs the family's epoch start (DeepCluster-v2's k-means). */
 int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos);
+/* 1 when the method makes a forward-only pass over one epoch of data before its first step
+ * (DeepCluster-v2 fills its memory bank); ssl__method_observe then takes each batch of it
+ * (b->index: the batch's index in the pass), no tape. A no-op for the other methods. */
+int ssl__method_observes(const ssl_method_t *m);
+int ssl__method_observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b);
 /* The loss graph of one batch (grad mode on; the target branch runs without a tape). */
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                const ssl_step_pos_t *pos);

@@ -39,6 +39,7 @@ struct ssl_method {
     /* set by the step for the trainer's metrics: the embeddings of two views of the same images
      * (row i of each a positive pair; CLIP: image and text), arena tensors of that step */
     ssl_tensor_t *last_z, *last_z2;
+    int64_t epoch_begun; /* the last epoch whose start ran before_epoch (-1: none yet) */
 };
 
 /* What create gets besides the method: the config and where its parameters go. */
@@ -69,6 +70,13 @@ struct ssl_method_def {
      * after the encoders exist; errors go through the config reader (naming the key). */
     int (*create)(ssl_method_t *m, ssl_method_build_t *b);
     void (*free)(ssl_method_t *m); /* may be NULL */
+    /* at the first step of each epoch (global step a multiple of the steps per epoch), once,
+     * before before_step: DeepCluster-v2's k-means over its memory bank (may be NULL). A run
+     * resumed inside an epoch does not run it again (its results are checkpointed state). */
+    int (*before_epoch)(ssl_method_t *m, const ssl_step_pos_t *pos);
+    /* one batch of a forward-only pass over an epoch before the first step, no tape (may be
+     * NULL: no pass); see ssl__method_observe */
+    int (*observe)(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b);
     /* before the forward of a step: prototype normalisation, freezing schedules (may be NULL) */
     int (*before_step)(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos);
     /* the step's loss graph (sets last_z / last_z2) */
@@ -90,7 +98,8 @@ struct ssl_method_def {
 /* The families (one file each). */
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
-    ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1;
+    ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
+    ssl__method_deepclusterv2;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 

@@ -186,7 +186,9 @@ int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r, ssl_bench
         st = ssl_set_error(SSL_ERR_NOMEM, "bench: out of memory");
         goto done;
     }
-    if (ssl_loader_start_epoch(t->loader, 0, 0) != SSL_OK) {
+    /* a method with a memory (DeepCluster-v2) fills it first, untimed, as a run does */
+    if (ssl__trainer_observe_pass(t) != SSL_OK ||
+        ssl_loader_start_epoch(t->loader, 0, 0) != SSL_OK) {
         st = ssl_last_status();
         goto done;
     }

@@ -102,6 +102,10 @@ static int read_config(ssl_trainer_t *t)
         return ssl_last_status();
     ssl_method_env_t env;
     ssl__run_cfg_method_env(&t->rc, &env);
+    /* the loader's batches per epoch (it drops a last partial batch), at most train.max_steps */
+    env.steps_per_epoch = t->train_ds->n / (t->rc.batch_size > 0 ? t->rc.batch_size : 1);
+    if (t->rc.max_steps > 0 && t->rc.max_steps < env.steps_per_epoch)
+        env.steps_per_epoch = t->rc.max_steps;
     t->method = ssl__method_create(&root, &env, t->train_ds, t->online, t->target, t->rc.seed,
                                    NULL);
     if (!t->method)
@@ -515,6 +519,28 @@ int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, d
     return SSL_OK;
 }
 
+int ssl__trainer_observe_pass(ssl_trainer_t *t)
+{
+    if (!ssl__method_observes(t->method))
+        return SSL_OK;
+    ssl_logf(SSL_LOG_INFO,
+             "a forward pass over %lld batches before the first epoch fills the "
+             "method's memory",
+             (long long)t->steps_per_epoch);
+    if (ssl_loader_start_epoch(t->loader, 0, 0) != SSL_OK)
+        return ssl_last_status();
+    for (int64_t s = 0; s < t->steps_per_epoch; s++) {
+        const ssl_batch_t *b = ssl_loader_next(t->loader);
+        if (!b)
+            return ssl_last_status() ? ssl_last_status()
+                                     : ssl_set_error(SSL_ERR_STATE, "loader ran dry");
+        ssl_ctx_reset(t->ctx);
+        if (ssl__method_observe(t->method, t->ctx, b) != SSL_OK)
+            return ssl_last_status();
+    }
+    return SSL_OK;
+}
+
 static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
 {
     if (t->opts.progress)
@@ -597,6 +623,9 @@ int ssl_trainer_run(ssl_trainer_t *t)
         if (ssl__trainer_save(t, path) != SSL_OK)
             return ssl_last_status();
     }
+    /* after the initial kNN and init checkpoint: the pass moves BatchNorm statistics */
+    if (t->global_step == 0 && ssl__trainer_observe_pass(t) != SSL_OK)
+        return ssl_last_status();
     double t_run = now_s();
     int64_t last_epoch = t->rc.epochs;
     if (t->opts.stop_after_epochs > 0 && t->opts.stop_after_epochs < last_epoch)

@@ -53,6 +53,9 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
                       double *loss_out);
 /* The next step of the schedule: ssl__trainer_step at the lr and weight decay of the current
  * global step, which then advances. *lr and *wd get the values used. */
+/* The forward-only pass over epoch 0's batches a method with a memory makes before its first
+ * step (ssl_trainer_observes); SSL_OK at once for the other methods. */
+int ssl__trainer_observe_pass(ssl_trainer_t *t);
 int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,
                            double *loss);
 /* On resume: rewrite path (metrics.jsonl) without the lines written after the checkpoint's

@@ -65,6 +65,21 @@ int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss)
     return SSL_OK;
 }
 
+int ssl_trainer_observes(const ssl_trainer_t *t)
+{
+    return SSL__IS_NULL(t, __func__) ? SSL_ERR_INVALID : ssl__method_observes(t->method);
+}
+
+int ssl_trainer_observe(ssl_trainer_t *t, const ssl_batch_t *b)
+{
+    if (!t)
+        return ssl_set_error(SSL_ERR_INVALID, "train observe: no trainer");
+    if (check_batch(t, b) != SSL_OK)
+        return ssl_last_status();
+    ssl_ctx_reset(t->ctx);
+    return ssl__method_observe(t->method, t->ctx, b);
+}
+
 /* How many tensors of f are named "<prefix>...". */
 static int count_prefixed(const ssl_st_t *f, const char *prefix, const char **first)
 {
