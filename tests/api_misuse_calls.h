@@ -218,6 +218,7 @@ CALL(VOID, ssl_loader_opts_default, null, "data.h", ssl_loader_opts_default(NULL
 CALL(PTR, ssl_loader_create, null, "data.h", ssl_loader_create(NULL, NULL))
 CALL(VOID, ssl_loader_free, null, "data.h", ssl_loader_free(NULL))
 CALL(NUM, ssl_loader_num_batches, null, "data.h", ssl_loader_num_batches(NULL))
+CALL(NUM, ssl_loader_set_shard, null, "data.h", ssl_loader_set_shard(NULL, -1, -1))
 CALL(NUM, ssl_loader_start_epoch, null, "data.h", ssl_loader_start_epoch(NULL, -1, -1))
 CALL(PTR, ssl_loader_next, null, "data.h", ssl_loader_next(NULL))
 CALL(NUM, ssl_knn_eval, null, "eval.h", ssl_knn_eval(NULL, NULL, -1, NULL, NULL, NULL))

@@ -1,6 +1,7 @@
 /* Data layer: the threaded loader. Batches are bit-identical for 0, 1 and 2 worker threads,
  * differ for another seed or epoch, cover a permutation of the dataset, resume at a batch, and
- * the loader shuts down cleanly when the consumer stops early. */
+ * the loader shuts down cleanly when the consumer stops early. Shards (data-parallel ranks)
+ * hand out the rows of the whole batch exactly: views, labels and masks. */
 #include "testutil.h"
 
 #include "ssl/data.h"
@@ -245,9 +246,87 @@ static void test_one_channel_multiblock(void **state)
     ssl_dataset_free(ds);
 }
 
+/* Shard r of n of every batch: rows [r B/n, (r + 1) B/n) of what one loader hands out, bit for
+ * bit: views of both resolutions, indices, labels and masks (I-JEPA's multiblock masks are
+ * truncated to the batch's shortest context: the whole batch's, not the shard's). */
+static void check_shards(int mask_kind)
+{
+    ssl_dataset_t *ds = make_dataset();
+    ssl_loader_opts_t o = opts(1, 7);
+    o.drop_last = 1;
+    if (mask_kind == SSL_MASK_MULTIBLOCK) {
+        ssl_mask_opts_default(&o.mask, SSL_MASK_MULTIBLOCK, 0, 0);
+        o.mask.min_keep = 1;
+    }
+    ssl_loader_t *whole = ssl_loader_create(ds, &o);
+    assert_non_null(whole);
+    const int counts[2] = {2, 4};
+    for (int k = 0; k < 2; k++) {
+        int n = counts[k];
+        ssl_loader_t *sh[4];
+        for (int r = 0; r < n; r++) {
+            assert_non_null(sh[r] = ssl_loader_create(ds, &o));
+            assert_int_equal(ssl_loader_set_shard(sh[r], r, n), SSL_OK);
+            assert_int_equal(ssl_loader_start_epoch(sh[r], 1, 0), SSL_OK);
+        }
+        assert_int_equal(ssl_loader_start_epoch(whole, 1, 0), SSL_OK);
+        const ssl_batch_t *b;
+        int batches = 0;
+        while ((b = ssl_loader_next(whole)) != NULL) {
+            batches++;
+            int64_t Bs = b->size / n;
+            for (int r = 0; r < n; r++) {
+                const ssl_batch_t *p = ssl_loader_next(sh[r]);
+                assert_non_null(p);
+                assert_int_equal(p->index, b->index);
+                assert_int_equal(p->size, Bs);
+                for (int v = 0; v < b->n_views; v++) {
+                    int64_t row = b->views[v].numel / b->size;
+                    assert_memory_equal(p->views[v].data, b->views[v].data + r * Bs * row,
+                                        sizeof(float) * (size_t)(Bs * row));
+                }
+                assert_memory_equal(p->indices, b->indices + r * Bs, sizeof(int64_t) * Bs);
+                assert_memory_equal(p->labels, b->labels + r * Bs, sizeof(int32_t) * Bs);
+                const ssl_masks_t *pm = p->masks, *bm = b->masks;
+                assert_int_equal(pm->batch, Bs);
+                assert_int_equal(pm->n_keep, bm->n_keep);
+                assert_int_equal(pm->n_target, bm->n_target);
+                assert_memory_equal(pm->keep, bm->keep + r * Bs * bm->n_keep,
+                                    sizeof(int32_t) * (size_t)(Bs * bm->n_keep));
+                if (bm->n_masked)
+                    assert_memory_equal(pm->masked, bm->masked + r * Bs * bm->n_masked,
+                                        sizeof(int32_t) * (size_t)(Bs * bm->n_masked));
+                if (bm->n_targets)
+                    assert_memory_equal(pm->targets,
+                                        bm->targets + r * Bs * bm->n_targets * bm->n_target,
+                                        sizeof(int32_t) *
+                                            (size_t)(Bs * bm->n_targets * bm->n_target));
+            }
+        }
+        assert_int_equal(batches, N / 8);
+        for (int r = 0; r < n; r++) {
+            assert_null(ssl_loader_next(sh[r]));
+            ssl_loader_free(sh[r]);
+        }
+    }
+    /* a batch that does not split, a shard out of range */
+    assert_int_equal(ssl_loader_set_shard(whole, 0, 3), SSL_ERR_CONFIG);
+    assert_int_equal(ssl_loader_set_shard(whole, 2, 2), SSL_ERR_INVALID);
+    ssl_loader_free(whole);
+    ssl_dataset_free(ds);
+}
+
+static void test_shards(void **state)
+{
+    (void)state;
+    check_shards(SSL_MASK_RANDOM);
+    check_shards(SSL_MASK_MULTIBLOCK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shards),
         cmocka_unit_test(test_identical_across_threads),
         cmocka_unit_test(test_order_drop_last_resume),
         cmocka_unit_test(test_early_stop_and_errors),

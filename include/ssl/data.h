@@ -366,6 +366,13 @@ typedef struct ssl_loader ssl_loader_t;
 SSL_API ssl_loader_t *ssl_loader_create(const ssl_dataset_t *ds, const ssl_loader_opts_t *o);
 SSL_API void ssl_loader_free(ssl_loader_t *l); /* stops the workers, whatever they are doing */
 SSL_API int64_t ssl_loader_num_batches(const ssl_loader_t *l);
+/* Make this loader one of n_shards that split every batch (data-parallel training): the
+ * batches stay those of the whole loader (batch_size images each, the same order), and this one
+ * hands out rows [shard B, (shard + 1) B) of each, B = batch_size / n_shards, with the views and
+ * masks the whole batch would have (they depend on seed, epoch and image, never on the shard).
+ * batch_size must be a multiple of n_shards and drop_last set. Call before start_epoch (it
+ * abandons the batches in flight). Default: shard 0 of 1. */
+SSL_API int ssl_loader_set_shard(ssl_loader_t *l, int shard, int n_shards);
 /* Begin an epoch at batch first_batch (0, or a resume point); abandons any batch in flight.
  * When the dataset left bad files out (n_skipped > 0) it logs a warning with the counts,
  * "epoch E+1: N images; K unreadable files were left out ...", once per call. */

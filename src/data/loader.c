@@ -32,8 +32,10 @@ typedef struct slot {
     float *view_data[SSL_MAX_VIEWS]; /* (batch_size, C, H_v, W_v) */
     int32_t *labels;
     int64_t *indices;
+    int64_t *global_indices; /* (batch_size) the whole batch's, for its masks */
     const char **captions;
-    ssl_masks_t masks;
+    ssl_masks_t masks;       /* of the whole batch */
+    ssl_masks_t shard_masks; /* this shard's rows of masks (pointers into it) */
 } slot_t;
 
 struct ssl_loader {
@@ -41,6 +43,7 @@ struct ssl_loader {
     ssl_loader_opts_t o;
     int64_t n_batches;
     int64_t *perm;
+    int shard, n_shards; /* ssl_loader_set_shard: this process's part of every batch */
     int64_t epoch;
     bool started;
     int64_t next_issue, next_return;
@@ -80,6 +83,21 @@ int64_t ssl_loader_num_batches(const ssl_loader_t *l)
 
 /* ---------------------------------------------------------------- work items */
 
+/* dst: rows [shard B, (shard + 1) B) of the whole batch's masks src (views into its lists). */
+static void shard_rows(const ssl_masks_t *src, ssl_masks_t *dst, int shard, int64_t B)
+{
+    *dst = *src;
+    int64_t r0 = (int64_t)shard * B;
+    dst->batch = B;
+    if (src->keep)
+        dst->keep = src->keep + r0 * src->n_keep;
+    if (src->masked)
+        dst->masked = src->masked + r0 * src->n_masked;
+    if (src->targets)
+        dst->targets = src->targets + r0 * src->n_targets * src->n_target;
+    dst->capacity_batch = B;
+}
+
 static void run_item(ssl_loader_t *l, slot_t *s, int64_t item, ssl_aug_ws_t *ws)
 {
     const ssl_dataset_t *ds = l->ds;
@@ -101,8 +119,13 @@ static void run_item(ssl_loader_t *l, slot_t *s, int64_t item, ssl_aug_ws_t *ws)
                 memcpy(s->view_data[v] + item * l->view_elems[v], tmp, bytes);
         }
     } else {
-        rc = ssl_masks_generate(&s->masks, &l->o.mask, s->size, s->indices, l->o.seed,
+        /* the masks of the whole batch (I-JEPA's are truncated to the batch's shortest), then
+         * this shard's rows */
+        int64_t whole = s->size * l->n_shards;
+        rc = ssl_masks_generate(&s->masks, &l->o.mask, whole, s->global_indices, l->o.seed,
                                 (uint64_t)l->epoch, s->batch_index);
+        if (rc == SSL_OK && l->n_shards > 1)
+            shard_rows(&s->masks, &s->shard_masks, l->shard, s->size);
     }
     if (rc != SSL_OK) {
         pthread_mutex_lock(&l->mu);
@@ -172,13 +195,17 @@ static void issue(ssl_loader_t *l)
             continue;
         int64_t b = l->next_issue++;
         int64_t B = l->o.batch_size, first = b * B;
-        int64_t size = first + B <= l->ds->n ? B : l->ds->n - first;
+        int64_t whole = first + B <= l->ds->n ? B : l->ds->n - first;
+        /* a shard takes its equal part of the whole batch (drop_last: whole == B) */
+        int64_t size = whole / l->n_shards, off = first + (int64_t)l->shard * size;
+        for (int64_t k = 0; k < whole; k++)
+            s->global_indices[k] = l->perm[first + k];
         s->batch_index = b;
         s->size = size;
         s->status = SSL_OK;
         s->errmsg[0] = 0;
         for (int64_t k = 0; k < size; k++) {
-            int64_t idx = l->perm[first + k];
+            int64_t idx = l->perm[off + k];
             s->indices[k] = idx;
             s->labels[k] = l->ds->labels[idx];
             if (s->captions)
@@ -192,6 +219,8 @@ static void issue(ssl_loader_t *l)
         bt->epoch = l->epoch;
         bt->index = b;
         bt->size = size;
+        if (bt->masks)
+            bt->masks = l->n_shards > 1 ? &s->shard_masks : &s->masks;
         for (int v = 0; v < l->o.views.n_views; v++)
             bt->views[v].shape[0] = size;
         for (int v = 0; v < l->o.views.n_views; v++)
@@ -269,6 +298,7 @@ ssl_loader_t *ssl_loader_create(const ssl_dataset_t *ds, const ssl_loader_opts_t
     }
     l->ds = ds;
     l->o = *o;
+    l->n_shards = 1;
     l->o.mask = mask;
     l->held = -1;
     int64_t B = o->batch_size;
@@ -282,7 +312,8 @@ ssl_loader_t *ssl_loader_create(const ssl_dataset_t *ds, const ssl_loader_opts_t
         slot_t *s = &l->slot[i];
         s->labels = malloc(sizeof(int32_t) * (size_t)B);
         s->indices = malloc(sizeof(int64_t) * (size_t)B);
-        ok = s->labels && s->indices;
+        s->global_indices = malloc(sizeof(int64_t) * (size_t)B);
+        ok = s->labels && s->indices && s->global_indices;
         if (ok && ds->captions)
             ok = (s->captions = malloc(sizeof(char *) * (size_t)B)) != NULL;
         for (int v = 0; v < o->views.n_views && ok; v++) {
@@ -359,12 +390,34 @@ void ssl_loader_free(ssl_loader_t *l)
             free(s->view_data[v]);
         free(s->labels);
         free(s->indices);
+        free(s->global_indices);
         free(s->captions);
         ssl_masks_free(&s->masks);
     }
     free(l->perm);
     ssl_aug_ws_free(l->caller_ws);
     free(l);
+}
+
+int ssl_loader_set_shard(ssl_loader_t *l, int shard, int n_shards)
+{
+    if (!l)
+        return ssl_set_error(SSL_ERR_INVALID, "loader is NULL");
+    if (n_shards < 1 || shard < 0 || shard >= n_shards)
+        return ssl_set_error(SSL_ERR_INVALID, "loader: shard %d of %d is out of range", shard,
+                             n_shards);
+    if (l->o.batch_size % n_shards)
+        return ssl_set_error(SSL_ERR_CONFIG, "loader: the batch size %lld is not a multiple of "
+                             "the %d shards", (long long)l->o.batch_size, n_shards);
+    if (n_shards > 1 && !l->o.drop_last)
+        return ssl_set_error(SSL_ERR_CONFIG, "loader: shards need drop_last (every batch whole)");
+    pthread_mutex_lock(&l->mu);
+    cancel_all(l); /* batches in flight were cut for the old shards */
+    l->shard = shard;
+    l->n_shards = n_shards;
+    l->started = false;
+    pthread_mutex_unlock(&l->mu);
+    return SSL_OK;
 }
 
 int ssl_loader_start_epoch(ssl_loader_t *l, int64_t epoch, int64_t first_batch)
