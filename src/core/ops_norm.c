@@ -5,6 +5,7 @@
  * Reductions are done in double in a fixed order (per row, per channel, or in row blocks whose
  * split depends only on the shape), so results do not depend on the number of threads. */
 #include "core_internal.h"
+#include "comm.h"
 
 #include <math.h>
 #include <string.h>
@@ -466,6 +467,8 @@ typedef struct bn_fwd {
     float *stats, *scale, *shift; /* (2, C) mean, rstd; (C); (C) */
     uint16_t *gate;               /* the relu's gate bits (gate_words(S) per plane), or NULL */
     const double *pp;             /* training, S > 1: the planes' partial sums */
+    const double *gmean, *gvar;   /* SyncBN: mean and variance over all ranks, or NULL */
+    double gcnt;                  /* SyncBN: values per channel over all ranks */
 } bn_fwd_t;
 
 /* Statistics (batch or running) of channels [c0, c1), y = x * scale + shift coefficients, and
@@ -473,9 +476,14 @@ typedef struct bn_fwd {
 static void bn_fwd_coefs(const bn_fwd_t *f, int64_t c0, int64_t c1)
 {
     const int64_t C = f->d.c;
-    const double cnt = (double)(f->d.n * f->d.s);
+    const double cnt = f->gmean ? f->gcnt : (double)(f->d.n * f->d.s);
     double mean[BN_TILE], var[BN_TILE];
-    if (f->training) {
+    if (f->gmean) {
+        for (int64_t c = c0; c < c1; c++) {
+            mean[c - c0] = f->gmean[c];
+            var[c - c0] = f->gvar[c];
+        }
+    } else if (f->training) {
         bn_stats(f->X, f->pp, f->d, c0, c1, mean, var);
     } else {
         for (int64_t c = c0; c < c1; c++) {
@@ -538,6 +546,39 @@ static void bn_fwd_plane(const bn_fwd_t *f, int64_t p)
 #endif
 }
 
+/* SyncBN (comm.h): the mean and the biased variance of each channel over the batch of every
+ * rank, in two sums over the ranks (the values, then the squared deviations from the mean) so
+ * the variance keeps its precision; each rank's partial sums run in image order. gm, gv: (C);
+ * *gcnt: the values per channel over all ranks. */
+static int bn_sync_stats(ssl_ctx_t *ctx, const ssl_comm_t *cm, const float *X, bn_dims_t d,
+                         double *gm, double *gv, double *gcnt)
+{
+    const int64_t C = d.c;
+    double *buf = ssl_arena_alloc(ctx, sizeof(double) * (size_t)(C + 1));
+    if (!buf)
+        return SSL_ERR_NOMEM;
+    for (int pass = 0; pass < 2; pass++) {
+#pragma omp parallel for schedule(static) if (d.n * C * d.s > SSL_OMP_MIN)
+        for (int64_t c = 0; c < C; c++) {
+            double a = 0;
+            for (int64_t i = 0; i < d.n; i++) {
+                const float *xp = X + (i * C + c) * d.s;
+                a += pass ? dsum_sqdev(xp, d.s, gm[c]) : dsum(xp, d.s);
+            }
+            buf[c] = a;
+        }
+        buf[C] = (double)(d.n * d.s);
+        int st = cm->allreduce_f64(cm->user, buf, pass ? C : C + 1);
+        if (st != SSL_OK)
+            return st;
+        if (!pass)
+            *gcnt = buf[C];
+        for (int64_t c = 0; c < C; c++)
+            (pass ? gv : gm)[c] = buf[c] / *gcnt;
+    }
+    return SSL_OK;
+}
+
 static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     const ssl_tensor_t *x = nd->in[0], *wt = nd->in[1], *bt = nd->in[2];
@@ -564,15 +605,25 @@ static int batch_norm_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
             return SSL_ERR_NOMEM;
     }
     nd->aux[1] = gate;
-    double *pp = NULL;
-    if (training && S > 1) {
+    const ssl_comm_t *cm = training ? ssl__ctx_comm(ctx) : NULL;
+    if (cm && !cm->sync_bn)
+        cm = NULL;
+    double *pp = NULL, *gm = NULL, gcnt = 0;
+    if (cm) {
+        if (!(gm = ssl_arena_alloc(ctx, sizeof(double) * (size_t)(2 * C + 1))))
+            return SSL_ERR_NOMEM;
+        int st = bn_sync_stats(ctx, cm, X, d, gm, gm + C, &gcnt);
+        if (st != SSL_OK)
+            return st;
+    } else if (training && S > 1) {
         pp = ssl__scratch(ctx, (size_t)(2 * d.n * C) * sizeof(double) + 1);
         if (!pp)
             return SSL_ERR_NOMEM;
         plane_partials_shift2(X, d, pp);
     }
-    bn_fwd_t f = {X,    R,        nd->out->data, w,     b,     rmt,   rvt,  d,   training,
-                  relu, momentum, eps,           stats, scale, shift, gate, pp};
+    nd->ia[2] = cm != NULL; /* backward sums over the ranks too */
+    bn_fwd_t f = {X,     R,     nd->out->data, w,    b,  rmt,          rvt, d, training, relu,
+                  momentum, eps, stats,        scale, shift, gate, pp, gm, gm ? gm + C : NULL, gcnt};
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
@@ -651,16 +702,21 @@ typedef struct bn_bwd {
     float *dW, *dB;
     float *k1, *k2, *k0; /* (C) each */
     const double *pp;    /* S > 1: the planes' gradient sums */
+    const double *gsum;  /* SyncBN: (2, C) sum g and sum g (x - mean) over all ranks, or NULL */
+    double gcnt;         /* SyncBN: values per channel over all ranks */
 } bn_bwd_t;
 
 /* Channels [c0, c1): gradient sums, dW and dB, and dx's coefficients k1, k2, k0. */
 static void bn_bwd_coefs(const bn_bwd_t *b, int64_t c0, int64_t c1)
 {
     const int need_sums = b->training ? (b->dX || b->dW || b->dB) : (b->dW || b->dB);
-    const double cnt = (double)(b->d.n * b->d.s);
+    const double cnt = b->gsum ? b->gcnt : (double)(b->d.n * b->d.s);
     double sg[BN_TILE], sgx[BN_TILE];
     if (need_sums)
         bn_grad_sums(b->X, b->dY, b->Y, b->pp, b->d, b->mean, c0, c1, sg, sgx);
+    /* SyncBN: dW and dB from this rank's sums (the gradient all-reduce adds the ranks'), dx
+     * from the sums over all ranks */
+    const double *gsg = b->gsum ? b->gsum + c0 : sg, *gsgx = b->gsum ? b->gsum + b->d.c + c0 : sgx;
     for (int64_t c = c0; c < c1; c++) {
         const double rs = b->rstd[c], wc = b->w ? (double)b->w[c] : 1.0;
         if (b->dW)
@@ -669,8 +725,8 @@ static void bn_bwd_coefs(const bn_bwd_t *b, int64_t c0, int64_t c1)
             b->dB[c] += (float)sg[c - c0];
         b->k1[c] = (float)(wc * rs);
         if (b->training) {
-            b->k2[c] = (float)(-wc * rs * rs * rs * sgx[c - c0] / cnt);
-            b->k0[c] = (float)(-wc * rs * sg[c - c0] / cnt);
+            b->k2[c] = (float)(-wc * rs * rs * rs * gsgx[c - c0] / cnt);
+            b->k0[c] = (float)(-wc * rs * gsg[c - c0] / cnt);
         } else {
             b->k2[c] = 0.0f;
             b->k0[c] = 0.0f;
@@ -717,6 +773,35 @@ static void bn_dx_plane(const bn_bwd_t *b, int64_t p)
 #endif
 }
 
+/* SyncBN backward: every rank's sums of g and g (x - mean) per channel, added over the ranks
+ * into b->gsum (each rank's dx needs the gradient of the shared statistics). */
+static int bn_sync_grad_sums(ssl_ctx_t *ctx, bn_bwd_t *b, int64_t ntiles, int64_t tile)
+{
+    const ssl_comm_t *cm = ssl__ctx_comm(ctx);
+    const int64_t C = b->d.c;
+    double *g = ssl_arena_alloc(ctx, sizeof(double) * (size_t)(2 * C + 1));
+    if (!cm || !g)
+        return ssl_set_error(cm ? SSL_ERR_NOMEM : SSL_ERR_STATE,
+                             "batch_norm backward: %s", cm ? "out of memory" : "no ranks attached");
+#pragma omp parallel for schedule(static) if (b->d.n * C * b->d.s > SSL_OMP_MIN)
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t c0 = t * tile, c1 = c0 + tile < C ? c0 + tile : C;
+        double sg[BN_TILE], sgx[BN_TILE];
+        bn_grad_sums(b->X, b->dY, b->Y, b->pp, b->d, b->mean, c0, c1, sg, sgx);
+        for (int64_t c = c0; c < c1; c++) {
+            g[c] = sg[c - c0];
+            g[C + c] = sgx[c - c0];
+        }
+    }
+    g[2 * C] = (double)(b->d.n * b->d.s);
+    int st = cm->allreduce_f64(cm->user, g, 2 * C + 1);
+    if (st != SSL_OK)
+        return st;
+    b->gsum = g;
+    b->gcnt = g[2 * C];
+    return SSL_OK;
+}
+
 static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     ssl_tensor_t *x = nd->in[0], *wt = nd->in[1], *bt = nd->in[2];
@@ -743,7 +828,7 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     if (!coef)
         return;
     bn_bwd_t b = {X,  dY,    Y,  gate, NULL, 0,    w,        mean,        rstd, d, training,
-                  dX, fresh, dW, dB,   coef, coef + C, coef + 2 * C, NULL};
+                  dX, fresh, dW, dB,   coef, coef + C, coef + 2 * C, NULL, NULL, 0};
     if (nd->n_in > 5) {
         /* residual: its gradient is dy where the output is positive; written in dx's pass over
          * the planes, else here, before dx (which may overwrite dy) */
@@ -773,6 +858,8 @@ static void batch_norm_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
     }
     const int64_t ntiles = S == 1 ? (C + BN_TILE - 1) / BN_TILE : C;
     const int64_t tile = S == 1 ? BN_TILE : 1;
+    if (nd->ia[2] && bn_sync_grad_sums(ctx, &b, ntiles, tile) != SSL_OK)
+        return; /* the comm failed or out of memory: the error is set */
 #pragma omp parallel for schedule(static) if (x->numel > SSL_OMP_MIN)
     for (int64_t t = 0; t < ntiles; t++) {
         int64_t c0 = t * tile, c1 = c0 + tile < C ? c0 + tile : C;

@@ -3,6 +3,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core_internal.h"
 
+#include "comm.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,9 @@ struct ssl_ctx {
     void *scratch;      /* ssl__scratch: one buffer kernels reuse, kept across resets */
     size_t scratch_cap;
     ssl_precision_t precision; /* of GEMM-shaped ops (ssl__gemm) */
+    const ssl_comm_t *comm;    /* the ranks of a data-parallel step, or NULL (comm.h) */
+    ssl_grad_ready_fn grad_ready;
+    void *grad_ready_user;
 };
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -113,6 +118,25 @@ int ssl_ctx_set_grad(ssl_ctx_t *ctx, int enabled)
     int prev = ctx->grad_enabled;
     ctx->grad_enabled = enabled != 0;
     return prev;
+}
+
+void ssl__ctx_set_comm(ssl_ctx_t *ctx, const ssl_comm_t *comm)
+{
+    if (ctx)
+        ctx->comm = comm;
+}
+
+const ssl_comm_t *ssl__ctx_comm(const ssl_ctx_t *ctx)
+{
+    return ctx && ctx->comm && ctx->comm->size > 1 ? ctx->comm : NULL;
+}
+
+void ssl__ctx_set_grad_ready(ssl_ctx_t *ctx, ssl_grad_ready_fn fn, void *user)
+{
+    if (!ctx)
+        return;
+    ctx->grad_ready = fn;
+    ctx->grad_ready_user = user;
 }
 
 /* Getters of a NULL context: 0 and the error set. */
@@ -623,6 +647,60 @@ float *ssl__grad_take(ssl_ctx_t *ctx, ssl_tensor_t *t, ssl_tensor_t *out, int *f
     return ssl__grad(ctx, t);
 }
 
+/* For the grad-ready hook: the leaves (parameters and inputs with requires_grad) each node of
+ * tape[0..last] uses first, as lists: ready[i] heads node i's list (-1: none), ready[last + 1 +
+ * k] links entry k to the next, leaf[k] is its leaf. A leaf's first use is the last backward to
+ * add to its gradient. Arena memory; a pointer set finds the leaves already seen. */
+static int leaf_first_uses(ssl_ctx_t *ctx, int last, int **ready_out, ssl_tensor_t ***leaf_out)
+{
+    int64_t n_in = 0;
+    for (int i = 0; i <= last; i++)
+        n_in += ctx->nodes[i].n_in;
+    int64_t cap = 16;
+    while (cap < 2 * n_in)
+        cap *= 2;
+    int *ready = ssl_arena_alloc(ctx, sizeof(int) * (size_t)(last + 1 + n_in + 1));
+    ssl_tensor_t **leaf = ssl_arena_alloc(ctx, sizeof *leaf * (size_t)(n_in + 1));
+    const ssl_tensor_t **seen = ssl_arena_alloc(ctx, sizeof *seen * (size_t)cap);
+    if (!ready || !leaf || !seen)
+        return ssl_set_error(SSL_ERR_NOMEM, "backward: out of memory for the grad-ready lists");
+    memset(seen, 0, sizeof *seen * (size_t)cap);
+    int *next = ready + last + 1;
+    int k = 0;
+    for (int i = 0; i <= last; i++) {
+        ready[i] = -1;
+        const ssl_node_t *nd = &ctx->nodes[i];
+        for (int j = 0; j < nd->n_in; j++) {
+            ssl_tensor_t *t = nd->in[j];
+            if (!t || t->node >= 0 || !t->requires_grad)
+                continue;
+            uint64_t h = (uint64_t)(uintptr_t)t * 0x9e3779b97f4a7c15ull;
+            int64_t s = (int64_t)(h >> 20) & (cap - 1);
+            while (seen[s] && seen[s] != t)
+                s = (s + 1) & (cap - 1);
+            if (seen[s])
+                continue;
+            seen[s] = t;
+            leaf[k] = t;
+            next[k] = ready[i];
+            ready[i] = k++;
+        }
+    }
+    *ready_out = ready;
+    *leaf_out = leaf;
+    return SSL_OK;
+}
+
+static void report_ready(ssl_ctx_t *ctx, const int *ready, ssl_tensor_t **leaf, int last,
+                         int node)
+{
+    const int *next = ready + last + 1;
+    if (node > last)
+        return;
+    for (int k = ready[node]; k >= 0; k = next[k])
+        ctx->grad_ready(ctx->grad_ready_user, leaf[k]);
+}
+
 int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
 {
     if (!ctx || !out || !grad_out)
@@ -644,8 +722,14 @@ int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
         return ssl_set_error(SSL_ERR_NOMEM, "backward: out of memory");
     for (int64_t i = 0; i < out->numel; i++)
         g[i] += grad_out[i];
+    int *ready = NULL;
+    ssl_tensor_t **leaf = NULL;
+    if (ctx->grad_ready && leaf_first_uses(ctx, out->node, &ready, &leaf) != SSL_OK)
+        return ssl_last_status();
     for (int i = out->node; i >= 0; i--) {
         ssl_node_t *n = &ctx->nodes[i];
+        if (ready) /* the leaves node i+1 used first are final: nothing before it reads them */
+            report_ready(ctx, ready, leaf, out->node, i + 1);
         if (!n->out->grad)
             continue; /* not on a path to `out` */
         run_backward(ssl__op_def(n->op), ctx, n);
@@ -663,6 +747,8 @@ int ssl_backward_with(ssl_ctx_t *ctx, ssl_tensor_t *out, const float *grad_out)
             n->out->grad = NULL;
         }
     }
+    if (ready)
+        report_ready(ctx, ready, leaf, out->node, 0);
     return SSL_OK;
 }
 
