@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-openmp-dev liblapacke-dev libcjson-dev libstb-dev libcmocka-dev zlib1g-dev
   libdnnl-dev  # oneDNN: bf16 precision (optional: without it sslc builds and runs fp32 only)
+  openmpi-bin libopenmpi-dev  # MPI: data-parallel training (optional: without it one process)
   dataset-fashion-mnist
 )
 # Extra packages a caller asks for (e.g. python3-torch for fixtures, chromium for report tests).

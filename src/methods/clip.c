@@ -93,6 +93,9 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     ssl_tensor_t *txt = ssl_text_tower_forward(ctx, &cm->text, ids, B, cm->context_length);
     m->last_z = img;
     m->last_z2 = txt;
+    /* several ranks: every rank's pairs are negatives (gathered with their gradient) */
+    img = ssl__all_gather(ctx, img);
+    txt = ssl__all_gather(ctx, txt);
     if (m->loss[0].type == SSL_LOSS_CLIP)
         return ssl_loss_clip(ctx, img, txt, cm->logit_scale, m->loss[0].clip.max_logit_scale);
     return ssl_loss_siglip(ctx, img, txt, cm->logit_scale, cm->logit_bias);

@@ -44,6 +44,19 @@ ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t
     return st == SSL_OK ? o.pooled : NULL;
 }
 
+ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_views)
+{
+    if (!x || !ssl__ctx_comm(ctx))
+        return x;
+    if (n_views == 1)
+        return ssl__all_gather(ctx, x);
+    int64_t B = x->shape[0] / n_views;
+    ssl_tensor_t *parts[SSL_MAX_VIEWS];
+    for (int v = 0; v < n_views; v++)
+        parts[v] = ssl__all_gather(ctx, ssl_slice(ctx, x, 0, (int64_t)v * B, B));
+    return ssl_concat(ctx, parts, n_views, 0);
+}
+
 ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v)
 {
     return (ssl_tensor_t *)&b->views[v]; /* loader-owned, no gradient */

@@ -8,6 +8,7 @@
 #ifndef SSL_METHODS_INTERNAL_H
 #define SSL_METHODS_INTERNAL_H
 
+#include "core/comm.h"
 #include "heads/head_config.h"
 #include "losses/loss_config.h"
 #include "method.h"
@@ -114,6 +115,13 @@ int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+
+/* Data-parallel steps (core/comm.h): x (V B, ...) stacks V blocks (views, crops) of this rank's
+ * B rows; the result (V N B, ...) stacks each block's rows of all N ranks in rank order, as one
+ * process would stack the whole batch's. With the gradient (backward: sum over the ranks, this
+ * rank's rows); x itself for one process. A loss over the whole batch then equals one
+ * process's. */
+ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_views);
 
 /* View v of the batch (loader-owned, no gradient). */
 ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v);

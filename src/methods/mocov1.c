@@ -53,24 +53,30 @@ static void shuffle(uint64_t seed, int64_t step, int64_t n, int32_t *perm, int32
 }
 
 /* The keys of view x (B, C, H, W) in x's row order, no tape; with shuffling the key encoder sees
- * the rows permuted. */
+ * the rows permuted. Several ranks: as _batch_shuffle_ddp, the permutation is of the whole batch
+ * (every rank's rows gathered), each rank encodes its slice of the shuffled batch and the keys
+ * come back through a gather and the inverse permutation: one process's keys at N times the
+ * batch. One process: the gathers return their input and the slice is everything. */
 static ssl_tensor_t *keys(mocov1_method_t *mm, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t step)
 {
     if (!mm->shuffle)
         return ssl__proj_target_z(&mm->pm, ctx, x);
-    const int64_t B = x->shape[0];
-    int32_t *perm = ssl_arena_alloc(ctx, sizeof(int32_t) * (size_t)(2 * B));
+    const ssl_comm_t *cm = ssl__ctx_comm(ctx);
+    const int64_t B = x->shape[0], R = cm ? cm->size : 1, r0 = cm ? cm->rank * B : 0;
+    int32_t *perm = ssl_arena_alloc(ctx, sizeof(int32_t) * (size_t)(2 * R * B));
     if (!perm) {
         ssl_set_error(SSL_ERR_NOMEM, "moco_v1: out of memory");
         return NULL;
     }
-    int32_t *inv = perm + B;
-    shuffle(mm->seed, step, B, perm, inv);
+    int32_t *inv = perm + R * B;
+    shuffle(mm->seed, step, R * B, perm, inv);
     int prev = ssl_ctx_set_grad(ctx, 0);
-    ssl_tensor_t *rows = ssl_reshape(ctx, x, 2, (int64_t[]){B, -1}); // (B, C H W)
-    ssl_tensor_t *xs = ssl_reshape(ctx, ssl_gather_rows(ctx, rows, perm, B), x->ndim, x->shape);
-    ssl_tensor_t *ks = ssl__proj_target_z(&mm->pm, ctx, xs); // (B, D), shuffled order
-    ssl_tensor_t *k = ssl_gather_rows(ctx, ks, inv, B);      // (B, D), x's order
+    ssl_tensor_t *rows = ssl_reshape(ctx, ssl__all_gather_nograd(ctx, x), 2,
+                                     (int64_t[]){R * B, -1}); // (R B, C H W)
+    ssl_tensor_t *xs = ssl_reshape(ctx, ssl_gather_rows(ctx, rows, perm + r0, B), x->ndim,
+                                   x->shape);                          // this rank's part
+    ssl_tensor_t *ks = ssl__all_gather_nograd(ctx, ssl__proj_target_z(&mm->pm, ctx, xs));
+    ssl_tensor_t *k = ssl_gather_rows(ctx, ks, inv + r0, B); // (B, D), x's order
     ssl_ctx_set_grad(ctx, prev);
     return k;
 }
@@ -85,7 +91,7 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     ssl_tensor_t *k = keys(mm, ctx, ssl__method_view(b, 1), pos->step);
     m->last_z = q;
     m->last_z2 = k;
-    mm->pm.pending_keys = k;
+    mm->pm.pending_keys = ssl__all_gather_nograd(ctx, k); /* every rank's, in rank order */
     return ssl_loss_moco(ctx, q, k, mm->pm.queue.keys, m->loss[0].infonce.temperature);
 }
 

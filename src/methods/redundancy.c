@@ -15,9 +15,11 @@ static ssl_tensor_t *term(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                           ssl_tensor_t *const p[2])
 {
     (void)m, (void)b, (void)p;
+    /* batch statistics over the whole batch: every rank's rows, gathered with their gradient */
+    ssl_tensor_t *z0 = ssl__all_gather(ctx, z[0]), *z1 = ssl__all_gather(ctx, z[1]);
     if (L->type == SSL_LOSS_BARLOW)
-        return ssl_loss_barlow(ctx, z[0], z[1], L->barlow.lambda, L->barlow.scale, NULL);
-    return ssl_loss_vicreg(ctx, z[0], z[1], &L->vicreg, NULL);
+        return ssl_loss_barlow(ctx, z0, z1, L->barlow.lambda, L->barlow.scale, NULL);
+    return ssl_loss_vicreg(ctx, z0, z1, &L->vicreg, NULL);
 }
 
 static const int k_types[] = {SSL_LOSS_BARLOW, SSL_LOSS_VICREG, -1};

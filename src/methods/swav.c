@@ -105,6 +105,14 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     int active = queue_active(m, pos);
     if (active && !queue_scores(sm, ctx, qs))
         return NULL;
+    /* several ranks: the codes (Sinkhorn) and the loss of the whole batch on every rank, from
+     * every rank's scores (gathered with their gradient); the queues take every rank's rows */
+    scores = ssl__method_gather_views(ctx, scores, m->n_views);
+    if (active && ssl__ctx_comm(ctx)) {
+        int prev = ssl_ctx_set_grad(ctx, 0);
+        zn = ssl__method_gather_views(ctx, zn, m->n_views);
+        ssl_ctx_set_grad(ctx, prev);
+    }
     sm->pending = active ? zn : NULL;
     return ssl_loss_swav(ctx, scores, m->n_views, L->swav.crops_for_assign, L->swav.n_assign,
                          active ? qs : NULL, L->swav.temperature, L->swav.epsilon,

@@ -174,7 +174,8 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"epochs", "batch_size", "seed", "threads", "log_every",
-                                       "max_steps", "on_nonfinite", "precision", NULL};
+                                       "max_steps", "on_nonfinite", "precision", "sync_bn",
+                                       "check_sync", NULL};
     static const char *const nf[] = {"stop", "skip", NULL};
     static const char *const precisions[] = {"fp32", "bf16", NULL}; /* ssl_precision_t order */
     ssl_cfg_t c = ssl_cfg_obj(root, "train");
@@ -187,6 +188,9 @@ static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     rc->max_steps = ssl_cfg_i64(&c, "max_steps", 0, 0, (int64_t)1 << 40);
     rc->skip_nonfinite = ssl_cfg_enum(&c, "on_nonfinite", nf, 0);
     rc->precision = (ssl_precision_t)ssl_cfg_enum(&c, "precision", precisions, 0);
+    /* data-parallel runs (several ranks; no effect on one process) */
+    rc->sync_bn = ssl_cfg_bool(&c, "sync_bn", 1);
+    rc->check_sync = ssl_cfg_bool(&c, "check_sync", 0);
     /* refused where it cannot run, naming the key (docs/precision.md) */
     if (ssl_cfg_status(&c) == SSL_OK && ssl_precision_supported(rc->precision) != SSL_OK)
         ssl_cfg_fail(&c, "precision", "\"%s\" cannot run here: %s; use \"fp32\"",

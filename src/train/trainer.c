@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dist.h"
 #include "optim_config.h"
 #include "run_dir.h"
 #include "ssl/eval.h"
@@ -118,6 +119,9 @@ static int read_config(ssl_trainer_t *t)
 
 /* ---------------------------------------------------------------- setup */
 
+/* Whether this process writes the run directory (rank 0 of a data-parallel run). */
+static int writes(const ssl_trainer_t *t) { return !t->opts.no_run_dir && t->rank == 0; }
+
 static int setup_run_dir(ssl_trainer_t *t)
 {
     const char *out = t->opts.out_dir ? t->opts.out_dir : "runs";
@@ -127,6 +131,8 @@ static int setup_run_dir(ssl_trainer_t *t)
         t->run_dir[0] = '\0';
         return SSL_OK;
     }
+    if (t->rank > 0) /* rank 0 claims the directory (a new name if taken) and says which */
+        return ssl__dist_bcast(t->run_dir, sizeof t->run_dir, 0);
     if (!t->opts.resume_dir) { /* a resumed run's directory was locked before reading it */
         if (ssl__run_dir_claim(out, t->rc.name, t->run_dir, sizeof t->run_dir) != SSL_OK ||
             ssl__run_dir_lock(t->run_dir, &t->lock_fd) != SSL_OK)
@@ -137,7 +143,35 @@ static int setup_run_dir(ssl_trainer_t *t)
     if (ssl__make_dirs(path) != SSL_OK)
         return ssl_last_status();
     snprintf(path, sizeof path, "%s/config.json", t->run_dir);
-    return ssl_json_write_file(path, t->doc);
+    if (ssl_json_write_file(path, t->doc) != SSL_OK)
+        return ssl_last_status();
+    return ssl__dist_bcast(t->run_dir, sizeof t->run_dir, 0);
+}
+
+/* Data-parallel: every rank starts from rank 0's parameters and buffers (both networks), and
+ * each loads its part of every batch. */
+static int setup_ranks(ssl_trainer_t *t)
+{
+    if (t->world < 2)
+        return SSL_OK;
+    if (t->rc.batch_size % t->world)
+        return ssl_set_error(SSL_ERR_CONFIG,
+                             "train.batch_size: %lld is not a multiple of the %d ranks (each "
+                             "rank trains an equal part of every batch)",
+                             (long long)t->rc.batch_size, t->world);
+    if (ssl_loader_set_shard(t->loader, t->rank, t->world) != SSL_OK)
+        return ssl_last_status();
+    ssl_params_t *stores[2] = {t->online, t->target};
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0, nb = 0;
+        float *d = ssl_params_data(stores[i], &n), *b = ssl_params_buffers(stores[i], &nb);
+        if ((n && ssl__dist_bcast(d, n * sizeof(float), 0) != SSL_OK) ||
+            (nb && ssl__dist_bcast(b, nb * sizeof(float), 0) != SSL_OK))
+            return ssl_last_status();
+    }
+    ssl__ctx_set_comm(t->ctx, ssl__dist_comm(t->rc.sync_bn));
+    t->grads = ssl__dist_grads_create(t->online, SSL_DIST_BUCKET_BYTES);
+    return t->grads ? SSL_OK : ssl_last_status();
 }
 
 ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
@@ -152,6 +186,10 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
     t->opts = *opts;
     t->knn_init = -1;
     t->lock_fd = -1;
+    if (ssl__dist_init() != SSL_OK)
+        goto fail;
+    t->rank = ssl__dist_rank();
+    t->world = ssl__dist_size();
     if (opts->resume_dir && !opts->no_run_dir) {
         /* before reading anything: a second trainer on a live run is refused */
         if (snprintf(t->run_dir, sizeof t->run_dir, "%s", opts->resume_dir) >=
@@ -159,7 +197,7 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
             ssl_set_error(SSL_ERR_INVALID, "train: run directory name too long");
             goto fail;
         }
-        if (ssl__run_dir_lock(t->run_dir, &t->lock_fd) != SSL_OK)
+        if (t->rank == 0 && ssl__run_dir_lock(t->run_dir, &t->lock_fd) != SSL_OK)
             goto fail;
     }
     if (read_config(t) != SSL_OK)
@@ -250,11 +288,15 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
         if (resume_path(t->run_dir, path, sizeof path) != SSL_OK ||
             ssl__trainer_load(t, path) != SSL_OK)
             goto fail;
-        ssl__run_dir_tidy(t->run_dir, t->epoch_done, t->rc.ckpt_every, t->rc.keep_last);
-        snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
-        if (ssl__run_log_repair(path, t->global_step) != SSL_OK)
-            goto fail;
+        if (t->rank == 0) {
+            ssl__run_dir_tidy(t->run_dir, t->epoch_done, t->rc.ckpt_every, t->rc.keep_last);
+            snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
+            if (ssl__run_log_repair(path, t->global_step) != SSL_OK)
+                goto fail;
+        }
     }
+    if (setup_ranks(t) != SSL_OK)
+        goto fail;
     return t;
 fail:
     ssl_trainer_free(t);
@@ -267,6 +309,7 @@ void ssl_trainer_free(ssl_trainer_t *t)
         return;
     /* keep the first error message: freeing must not overwrite it */
     ssl_loader_free(t->loader);
+    ssl__dist_grads_free(t->grads);
     ssl__method_free(t->method);
     ssl_optim_free(t->optim);
     for (int i = 0; i < t->n_ema; i++)
@@ -300,7 +343,7 @@ void ssl_trainer_request_stop(ssl_trainer_t *t)
  * naming the file, not a run that ends "done" with no metrics. */
 static int metrics_line(ssl_trainer_t *t, const char *json)
 {
-    if (t->opts.no_run_dir)
+    if (!writes(t))
         return SSL_OK;
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", t->run_dir);
@@ -359,7 +402,7 @@ static void pair_metrics(const ssl_method_t *m, double *align, double *unif)
 
 static int save_last(ssl_trainer_t *t)
 {
-    if (t->opts.no_run_dir)
+    if (!writes(t))
         return SSL_OK;
     char path[1100];
     snprintf(path, sizeof path, "%s/checkpoints/last.safetensors", t->run_dir);
@@ -368,7 +411,7 @@ static int save_last(ssl_trainer_t *t)
 
 static int save_checkpoints(ssl_trainer_t *t)
 {
-    if (t->opts.no_run_dir)
+    if (!writes(t))
         return SSL_OK;
     if (save_last(t) != SSL_OK)
         return ssl_last_status();
@@ -454,6 +497,75 @@ static void skip_step(ssl_trainer_t *t)
     t->epoch_skipped++;
 }
 
+/* train.sync_bn false: each rank's batch norm updated its running statistics with its own part
+ * of the batch; as PyTorch DDP (broadcast_buffers), every rank takes rank 0's buffers after the
+ * step, so the ranks stay the same and rank 0's checkpoint holds what all use. */
+static int bcast_buffers(ssl_trainer_t *t)
+{
+    ssl_params_t *stores[2] = {t->online, t->target};
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0;
+        float *b = ssl_params_buffers(stores[i], &n);
+        if (n && ssl__dist_bcast(b, n * sizeof(float), 0) != SSL_OK)
+            return ssl_last_status();
+    }
+    return SSL_OK;
+}
+
+/* A 64-bit checksum of the bits of n floats: fixed chunks, each hashed alone and folded in
+ * order, so it does not depend on the thread count. */
+static uint64_t hash_floats(const float *x, size_t n, uint64_t h)
+{
+    enum { CHUNKS = 64 };
+    uint64_t part[CHUNKS];
+    size_t chunk = (n + CHUNKS - 1) / CHUNKS;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int c = 0; c < CHUNKS; c++) {
+        size_t lo = (size_t)c * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        uint64_t a = 0x9e3779b97f4a7c15ull * (uint64_t)(c + 1);
+        for (size_t i = lo; i < hi; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, 4);
+            a = (a ^ u) * 0x100000001b3ull;
+        }
+        part[c] = a;
+    }
+    for (int c = 0; c < CHUNKS; c++)
+        h = (h ^ part[c]) * 0xff51afd7ed558ccdull;
+    return h;
+}
+
+/* train.check_sync: the parameters and buffers of both networks must be the same bits on every
+ * rank after each step; a rank that drifted (a collective that summed differently, a missed
+ * broadcast) stops the run, naming the step and the rank. */
+static int check_sync(ssl_trainer_t *t)
+{
+    if (t->world < 2)
+        return SSL_OK;
+    uint64_t h = 1469598103934665603ull;
+    ssl_params_t *stores[2] = {t->online, t->target};
+    for (int i = 0; i < 2; i++) {
+        size_t n = 0, nb = 0;
+        const float *d = ssl_params_data(stores[i], &n), *b = ssl_params_buffers(stores[i], &nb);
+        h = hash_floats(d, n, h);
+        h = hash_floats(b, nb, h);
+    }
+    uint64_t *all = malloc(sizeof *all * (size_t)t->world);
+    if (!all)
+        return ssl_set_error(SSL_ERR_NOMEM, "train.check_sync: out of memory");
+    int st = ssl__dist_allgather_u64(h, all);
+    for (int r = 1; r < t->world && st == SSL_OK; r++)
+        if (all[r] != all[0])
+            st = ssl_set_error(SSL_ERR_STATE,
+                               "step %lld (epoch %lld): the parameters of rank %d differ from "
+                               "rank 0's (checksums %016llx and %016llx; train.check_sync): the "
+                               "ranks diverged",
+                               (long long)t->global_step + 1, (long long)t->epoch_done + 1, r,
+                               (unsigned long long)all[r], (unsigned long long)all[0]);
+    free(all);
+    return st;
+}
+
 int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
                       double *loss_out)
 {
@@ -467,6 +579,16 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     if (!loss)
         return ssl_last_status();
     double L = loss->data[0];
+    if (t->world > 1) {
+        /* the mean of the ranks' losses (the loss of the whole batch: each rank's is a mean
+         * over its part, or the whole batch's loss from gathered rows), and whether any rank
+         * was asked to stop: every rank decides alike on both */
+        double sum[2] = {L, t->stop_requested ? 1.0 : 0.0};
+        if (ssl__dist_allreduce_f64(sum, 2) != SSL_OK)
+            return ssl_last_status();
+        L = sum[0] / t->world;
+        t->stop_agreed = sum[1] > 0;
+    }
     *loss_out = L;
     if (!isfinite(L)) {
         if (t->rc.skip_nonfinite) {
@@ -478,7 +600,11 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
         return ssl_set_error(SSL_ERR_NONFINITE, "step %lld (epoch %lld): the loss is %g",
                              (long long)t->global_step + 1, (long long)t->epoch_done + 1, L);
     }
-    if (ssl_backward(t->ctx, loss) != SSL_OK)
+    /* the gradient sums over the ranks start while backward runs (dist_grads.c) */
+    ssl__dist_grads_attach(t->grads, t->ctx);
+    int bst = ssl_backward(t->ctx, loss);
+    int gst = ssl__dist_grads_finish(t->grads, t->ctx);
+    if (bst != SSL_OK || gst != SSL_OK)
         return ssl_last_status();
     char bad[256];
     if (first_nonfinite_param(t, bad, sizeof bad)) {
@@ -505,7 +631,11 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     for (int i = 0; i < t->n_ema; i++)
         if (ssl_ema_update(t->ema[i], m, SSL_EMA_BUFFERS_KEEP) != SSL_OK)
             return ssl_last_status();
-    return ssl__method_after_step(t->method, t->ctx, &pos);
+    if (ssl__method_after_step(t->method, t->ctx, &pos) != SSL_OK)
+        return ssl_last_status();
+    if (t->world > 1 && !t->rc.sync_bn && bcast_buffers(t) != SSL_OK)
+        return ssl_last_status();
+    return t->rc.check_sync ? check_sync(t) : SSL_OK;
 }
 
 int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,
@@ -543,7 +673,7 @@ int ssl__trainer_observe_pass(ssl_trainer_t *t)
 
 static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
 {
-    if (t->opts.progress)
+    if (t->opts.progress && t->rank == 0)
         t->opts.progress(p, t->opts.user);
 }
 
@@ -600,15 +730,22 @@ static int check_skipped(const ssl_trainer_t *t)
                          (long long)t->steps_per_epoch, (long long)t->epoch_done - 1);
 }
 
+/* A stop request: this process's, or with several ranks the one they agreed on at the last
+ * step (a signal reaches the ranks at different moments; all must stop at the same step). */
+static int stop_now(const ssl_trainer_t *t)
+{
+    return t->world > 1 ? t->stop_agreed : t->stop_requested;
+}
+
 int ssl_trainer_run(ssl_trainer_t *t)
 {
     if (SSL__IS_NULL(t, __func__))
         return SSL_ERR_INVALID;
     char line[1024], num[32];
     int64_t steps_at_start = t->global_step;
-    if (t->stop_requested)
+    if (stop_now(t))
         return stopped(t, steps_at_start);
-    if (t->rc.knn_every > 0 && t->epoch_done == 0 && t->knn_init < 0) {
+    if (t->rc.knn_every > 0 && t->epoch_done == 0 && t->knn_init < 0 && t->rank == 0) {
         if (ssl__trainer_knn(t, &t->knn_init) != SSL_OK)
             return ssl_last_status();
         snprintf(line, sizeof line, "{\"epoch\": 0, \"step\": 0, \"knn_top1\": %.6f}",
@@ -616,7 +753,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
         if (metrics_line(t, line) != SSL_OK)
             return ssl_last_status();
     }
-    if (t->rc.save_init && t->global_step == 0 && !t->opts.no_run_dir) {
+    if (t->rc.save_init && t->global_step == 0 && writes(t)) {
         /* the random-init encoder, for probing the baseline with sslc knn / linear */
         char path[1100];
         snprintf(path, sizeof path, "%s/checkpoints/init.safetensors", t->run_dir);
@@ -656,7 +793,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
             double lr = 0, wd = 0, L = 0;
             if (ssl__trainer_step_next(t, b, &lr, &wd, &L) != SSL_OK)
                 return ssl_last_status();
-            images += b->size;
+            images += b->size * t->world;
             if (isfinite(L)) {
                 t->epoch_loss_sum += L;
                 t->epoch_loss_n++;
@@ -685,7 +822,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
             report(t, &p);
             if (s + 1 == t->steps_per_epoch)
                 break; /* the epoch's end saves */
-            int stop = t->stop_requested;
+            int stop = stop_now(t);
             if ((stop ||
                  (t->rc.ckpt_every_steps > 0 && t->global_step % t->rc.ckpt_every_steps == 0)) &&
                 save_last(t) != SSL_OK)
@@ -698,7 +835,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
         epoch_metrics_t em;
         last_step_metrics(t, &em);
         double knn = -1;
-        if (t->rc.knn_every > 0 &&
+        if (t->rc.knn_every > 0 && t->rank == 0 &&
             (t->epoch_done % t->rc.knn_every == 0 || t->epoch_done == t->rc.epochs)) {
             if (ssl__trainer_knn(t, &knn) != SSL_OK)
                 return ssl_last_status();
@@ -713,7 +850,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
         p.epoch_done = 1;
         p.knn_top1 = knn;
         report(t, &p);
-        if (t->stop_requested && t->epoch_done < last_epoch)
+        if (stop_now(t) && t->epoch_done < last_epoch)
             return stopped(t, steps_at_start);
     }
     return SSL_OK;

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include "core/check.h"
+#include "dist_grads.h"
 #include "features.h"
 #include "methods/method.h"
 #include "run_data.h"
@@ -42,6 +43,11 @@ struct ssl_trainer {
                          * the step (BN statistics), restored when it is skipped */
     char run_dir[1024];
     char vocab_meta[8];
+    /* data-parallel (dist.h): this process's rank of `world`; rank 0 alone writes the run
+     * directory, logs and reports */
+    int rank, world;
+    ssl_dist_grads_t *grads;   /* gradient buckets, NULL for one process */
+    int stop_agreed;           /* a stop request some rank had at the last step's sum */
 };
 
 /* kNN top-1 of the online encoder's pooled features: a bank from the train split, queries from

@@ -10,6 +10,7 @@
 #include "args.h"
 #include "ssl/train.h"
 #include "sslc.h"
+#include "train/dist.h"
 
 static const char *k_help =
     "usage: sslc train CONFIG [--set key.path=value]... [--threads N] [--out DIR]\n"
@@ -27,6 +28,11 @@ static const char *k_help =
     "ssl_trainer_step runs the same step on views you made (docs/train.md).\n"
     "Speed: train.precision=bf16 runs matmuls and convolutions in bf16 with fp32 sums\n"
     "(oneDNN; refused where the build or the CPU cannot: docs/precision.md).\n"
+    "Several processes: mpirun -np N sslc train CONFIG trains data-parallel and equals one\n"
+    "process at the same train.batch_size (the global batch; a multiple of N); rank 0 writes\n"
+    "the run, an error on any rank ends all. train.sync_bn (true) normalises batch norm over\n"
+    "the whole batch, train.check_sync (false) compares the ranks' parameters every step\n"
+    "(docs/train.md, \"Multi-process (MPI)\"; the build needs MPI: SSL_MPI).\n"
     "\n"
     "  --set k=v            override one config key (repeatable), e.g. --set train.epochs=50\n"
     "  --resume RUN_DIR     continue from RUN_DIR/checkpoints/last.safetensors exactly as the\n"
@@ -84,6 +90,19 @@ static void catch_signals(void)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* An error of this rank; with several ranks it names the rank and ends the whole job with
+ * `code` (MPI_Abort: the other ranks may be waiting for this one in a collective). */
+static int fail(int code)
+{
+    if (ssl__dist_size() > 1) {
+        fprintf(stderr, "sslc train: rank %d of %d: %s\n", ssl__dist_rank(), ssl__dist_size(),
+                ssl_last_error());
+        ssl__dist_abort(code);
+    }
+    fprintf(stderr, "sslc train: %s\n", ssl_last_error());
+    return code;
 }
 
 typedef struct prog {
@@ -196,13 +215,16 @@ int sslc_cmd_train(int argc, char **argv)
         ssl_trainer_request_stop(t);
     if (!t) {
         int st = ssl_last_status();
-        fprintf(stderr, "sslc train: %s\n", ssl_last_error());
         free(sets);
-        return (st == SSL_ERR_CONFIG || (st == SSL_ERR_FORMAT && !o.resume_dir)) ? 2 : 1;
+        return fail((st == SSL_ERR_CONFIG || (st == SSL_ERR_FORMAT && !o.resume_dir)) ? 2 : 1);
     }
-    printf("run directory: %s\n", ssl_trainer_run_dir(t));
+    const int rank0 = ssl__dist_rank() == 0;
+    if (rank0)
+        printf("run directory: %s\n", ssl_trainer_run_dir(t));
     int st = ssl_trainer_run(t);
-    if (st == SSL_ERR_INTERRUPTED) {
+    if (st == SSL_ERR_INTERRUPTED && !rank0) {
+        /* every rank stopped at the same step; rank 0 saved and says how to resume */
+    } else if (st == SSL_ERR_INTERRUPTED) {
         if (g.tty)
             printf("\n");
         fflush(stdout);
@@ -211,8 +233,8 @@ int sslc_cmd_train(int argc, char **argv)
     } else if (st != SSL_OK) {
         if (g.tty)
             printf("\n");
-        fprintf(stderr, "sslc train: %s\n", ssl_last_error());
-    } else {
+        fail(1);
+    } else if (rank0) {
         printf("done: %s/checkpoints/last.safetensors\n", ssl_trainer_run_dir(t));
         /* the training is done and saved whatever happens here: a failed report only warns */
         if (!g.no_report && !g_signal) {

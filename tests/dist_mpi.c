@@ -1,0 +1,240 @@
+/* The MPI side of data-parallel training across real ranks (run by tests/dist_mpi.sh under
+ * mpirun with 3 ranks: not a power of two). Each check runs on every rank; a rank that sees a
+ * mismatch prints it and the program exits 1 on every rank (the result is all-reduced).
+ *   - dist.c's collectives: sums, gathers, broadcast, the non-blocking float sums;
+ *   - all_gather with gradient against central differences of the sum of every rank's loss,
+ *     perturbing one rank's input at a time (every rank evaluates its loss at each point);
+ *   - SyncBN against plain batch norm of the whole batch (each rank gathers it): outputs,
+ *     running statistics, and the x gradient of the sum of every rank's loss;
+ *   - the gradient buckets: every rank's gradient becomes the mean over the ranks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/comm.h"
+#include "ssl/core.h"
+#include "train/dist.h"
+#include "train/dist_grads.h"
+
+static int g_fail;
+static int g_rank, g_size;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "rank %d: FAIL %s:%d: ", g_rank, __FILE__, __LINE__);                  \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            g_fail++;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static int close_to(double a, double b, double atol, double rtol)
+{
+    return fabs(a - b) <= atol + rtol * fabs(b);
+}
+
+static void check_collectives(void)
+{
+    double s[3] = {g_rank, 1, -0.5 * g_rank};
+    CHECK(ssl__dist_allreduce_f64(s, 3) == SSL_OK, "allreduce: %s", ssl_last_error());
+    double want = g_size * (g_size - 1) / 2.0;
+    CHECK(s[0] == want && s[1] == g_size && s[2] == -0.5 * want, "allreduce: %g %g %g", s[0],
+          s[1], s[2]);
+    uint64_t all[16];
+    CHECK(ssl__dist_allgather_u64(100 + (uint64_t)g_rank, all) == SSL_OK, "allgather_u64");
+    for (int r = 0; r < g_size; r++)
+        CHECK(all[r] == 100 + (uint64_t)r, "allgather_u64[%d] = %llu", r,
+              (unsigned long long)all[r]);
+    char msg[32] = {0};
+    if (g_rank == 0)
+        snprintf(msg, sizeof msg, "from rank 0");
+    CHECK(ssl__dist_bcast(msg, sizeof msg, 0) == SSL_OK && !strcmp(msg, "from rank 0"), "bcast");
+    /* two non-blocking sums in flight at once, then waited for */
+    float a[1000], b[7];
+    for (int i = 0; i < 1000; i++)
+        a[i] = (float)(g_rank + i);
+    for (int i = 0; i < 7; i++)
+        b[i] = (float)(g_rank * i);
+    CHECK(ssl__dist_isum_f32(a, 1000) == SSL_OK && ssl__dist_isum_f32(b, 7) == SSL_OK, "isum");
+    ssl__dist_progress();
+    CHECK(ssl__dist_wait_all() == SSL_OK, "wait_all");
+    for (int i = 0; i < 1000; i++)
+        CHECK(a[i] == (float)(want + g_size * i), "isum a[%d] = %g", i, a[i]);
+    for (int i = 0; i < 7; i++)
+        CHECK(b[i] == (float)(want * i), "isum b[%d] = %g", i, b[i]);
+}
+
+/* rank r's input (B, D) and its loss's weights: distinct on every rank */
+enum { B = 3, D = 4 };
+
+static ssl_tensor_t *rank_input(ssl_ctx_t *ctx, uint64_t seed, int requires_grad)
+{
+    ssl_tensor_t *x = ssl_tensor_2d(ctx, B, D);
+    ssl_rng_fill_uniform(x->data, B * D, -1, 1, seed, (uint64_t)g_rank, 0);
+    ssl_tensor_set_requires_grad(x, requires_grad);
+    return x;
+}
+
+/* L_r = sum_k w_r[k] exp(0.5 G[k]) + (sum_k G[k] v_r[k])^2 over the gathered G (size B, D):
+ * every rank's rows enter every rank's loss, nonlinearly. */
+static ssl_tensor_t *rank_loss(ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    ssl_tensor_t *G = ssl__all_gather(ctx, x);
+    ssl_tensor_t *w = ssl_tensor_2d(ctx, (int64_t)g_size * B, D);
+    ssl_tensor_t *v = ssl_tensor_2d(ctx, (int64_t)g_size * B, D);
+    ssl_rng_fill_uniform(w->data, (size_t)w->numel, 0, 1, 77, (uint64_t)g_rank, 0);
+    ssl_rng_fill_uniform(v->data, (size_t)v->numel, -1, 1, 78, (uint64_t)g_rank, 0);
+    ssl_tensor_t *a = ssl_sum_all(ctx, ssl_mul(ctx, w, ssl_exp(ctx, ssl_scale(ctx, G, 0.5f, 0))));
+    ssl_tensor_t *c = ssl_sum_all(ctx, ssl_mul(ctx, G, v));
+    return ssl_add(ctx, a, ssl_mul(ctx, c, c));
+}
+
+static double total_loss(ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    double l = rank_loss(ctx, x)->data[0];
+    ssl_ctx_set_grad(ctx, prev);
+    ssl__dist_allreduce_f64(&l, 1);
+    return l;
+}
+
+static void check_all_gather_grad(const ssl_comm_t *comm)
+{
+    ssl_ctx_t *ctx = ssl_ctx_create(1 << 20);
+    ssl__ctx_set_comm(ctx, comm);
+    ssl_tensor_t *x = rank_input(ctx, 5, 1);
+    ssl_tensor_t *G = ssl__all_gather(ctx, x);
+    CHECK(G && G->shape[0] == (int64_t)g_size * B, "all_gather shape");
+    /* rank r's rows sit at [r B, (r + 1) B) */
+    ssl_tensor_t *mine = rank_input(ctx, 5, 0);
+    CHECK(!memcmp(G->data + (int64_t)g_rank * B * D, mine->data, sizeof(float) * B * D),
+          "all_gather: this rank's rows are not at its place");
+    ssl_tensor_t *L = rank_loss(ctx, x);
+    CHECK(ssl_backward(ctx, L) == SSL_OK, "backward: %s", ssl_last_error());
+    float analytic[B * D];
+    memcpy(analytic, x->grad, sizeof analytic);
+    /* central differences of sum_r L_r: one rank perturbs one element at a time */
+    const double eps = 1e-2;
+    for (int s = 0; s < g_size; s++)
+        for (int i = 0; i < B * D; i++) {
+            double f[2];
+            for (int k = 0; k < 2; k++) {
+                float keep = x->data[i];
+                if (g_rank == s)
+                    x->data[i] = keep + (float)(k ? -eps : eps);
+                f[k] = total_loss(ctx, x);
+                x->data[i] = keep;
+            }
+            double num = (f[0] - f[1]) / (2 * eps);
+            if (g_rank == s)
+                CHECK(close_to(analytic[i], num, 2e-3, 2e-2),
+                      "all_gather gradient of rank %d element %d: %g, central differences %g", s,
+                      i, analytic[i], num);
+        }
+    ssl_ctx_free(ctx);
+}
+
+/* SyncBN on (B, C, 2, 2) per rank against batch norm of the gathered batch (one process). */
+static void check_sync_bn(const ssl_comm_t *comm)
+{
+    enum { C = 3, S = 4 };
+    ssl_ctx_t *ctx = ssl_ctx_create(1 << 20);
+    int64_t shape[4] = {B, C, 2, 2}, c = C;
+    ssl_tensor_t *x = ssl_tensor_new(ctx, 4, shape);
+    ssl_rng_fill_uniform(x->data, B * C * S, -2, 3, 9, (uint64_t)g_rank, 0);
+    ssl_tensor_set_requires_grad(x, 1);
+    ssl_tensor_t *w = ssl_tensor_fill(ctx, 1, &c, 1.3f), *bias = ssl_tensor_fill(ctx, 1, &c, 0.2f);
+    ssl_tensor_t *rm[2] = {ssl_tensor_zeros(ctx, 1, &c), ssl_tensor_zeros(ctx, 1, &c)};
+    ssl_tensor_t *rv[2] = {ssl_tensor_fill(ctx, 1, &c, 1), ssl_tensor_fill(ctx, 1, &c, 1)};
+    /* dy: each rank's own weights of its rows */
+    float dy[B * C * S];
+    ssl_rng_fill_uniform(dy, B * C * S, -1, 1, 10, (uint64_t)g_rank, 0);
+    /* the whole batch, one process: every rank runs it on the gathered rows */
+    ssl__ctx_set_comm(ctx, comm);
+    ssl_tensor_t *X = ssl__all_gather_nograd(ctx, x);
+    ssl_tensor_t dyt = {2, {B, C * S}, B * C * S, dy, NULL, 0, -1, NULL};
+    ssl_tensor_t *DY = ssl__all_gather_nograd(ctx, &dyt);
+    ssl__ctx_set_comm(ctx, NULL);
+    ssl_tensor_t *Xg = ssl_tensor_from(ctx, 4, (int64_t[]){(int64_t)g_size * B, C, 2, 2}, X->data);
+    ssl_tensor_set_requires_grad(Xg, 1);
+    ssl_tensor_t *Y = ssl_batch_norm_relu(ctx, Xg, w, bias, rm[0], rv[0], 1, 0.1f, 1e-5f);
+    CHECK(Y && ssl_backward_with(ctx, Y, DY->data) == SSL_OK, "reference batch norm");
+    /* SyncBN */
+    ssl__ctx_set_comm(ctx, comm);
+    ssl_tensor_t *y = ssl_batch_norm_relu(ctx, x, w, bias, rm[1], rv[1], 1, 0.1f, 1e-5f);
+    CHECK(y && ssl_backward_with(ctx, y, dy) == SSL_OK, "SyncBN: %s", ssl_last_error());
+    ssl__ctx_set_comm(ctx, NULL);
+    int64_t off = (int64_t)g_rank * B * C * S;
+    for (int i = 0; i < B * C * S; i++) {
+        CHECK(close_to(y->data[i], Y->data[off + i], 1e-5, 1e-4), "SyncBN y[%d] %g vs %g", i,
+              y->data[i], Y->data[off + i]);
+        CHECK(close_to(x->grad[i], Xg->grad[off + i], 1e-5, 1e-3), "SyncBN dx[%d] %g vs %g", i,
+              x->grad[i], Xg->grad[off + i]);
+    }
+    for (int i = 0; i < C; i++)
+        CHECK(close_to(rm[1]->data[i], rm[0]->data[i], 1e-6, 1e-5) &&
+                  close_to(rv[1]->data[i], rv[0]->data[i], 1e-6, 1e-5),
+              "SyncBN running statistics of channel %d", i);
+    ssl_ctx_free(ctx);
+}
+
+/* Two parameters in two buckets (a 1-float bucket size), one started during backward: after
+ * finish every gradient is the mean of the ranks' gradients. */
+static void check_buckets(void)
+{
+    ssl_ctx_t *ctx = ssl_ctx_create(1 << 20);
+    ssl_params_t *p = ssl_params_create();
+    ssl_tensor_t *a = ssl_params_add(p, "a", 1, (int64_t[]){5}, SSL_PARAM_TRAINABLE, 0);
+    ssl_tensor_t *b = ssl_params_add(p, "b", 1, (int64_t[]){5}, SSL_PARAM_TRAINABLE, 0);
+    ssl_params_add(p, "unused", 1, (int64_t[]){2}, SSL_PARAM_TRAINABLE, 0);
+    ssl_dist_grads_t *g = ssl__dist_grads_create(p, sizeof(float));
+    CHECK(g != NULL, "grads_create: %s", ssl_last_error());
+    int64_t early = 0;
+    CHECK(ssl__dist_grads_buckets(g, NULL) == 3, "3 buckets, got %d",
+          ssl__dist_grads_buckets(g, NULL));
+    for (int i = 0; i < 5; i++) {
+        a->data[i] = (float)(i + 1);
+        b->data[i] = (float)(g_rank + 1); /* d/da of sum(a * b) = b: differs by rank */
+    }
+    ssl__dist_grads_attach(g, ctx);
+    ssl_tensor_t *l = ssl_sum_all(ctx, ssl_mul(ctx, a, b));
+    CHECK(ssl_backward(ctx, l) == SSL_OK, "backward");
+    CHECK(ssl__dist_grads_finish(g, ctx) == SSL_OK, "grads_finish: %s", ssl_last_error());
+    ssl__dist_grads_buckets(g, &early);
+    CHECK(early == 2, "2 buckets started during backward, got %lld", (long long)early);
+    double mean_b = (g_size + 1) / 2.0;
+    for (int i = 0; i < 5; i++) {
+        CHECK(close_to(a->grad[i], mean_b, 1e-6, 1e-6), "a.grad[%d] = %g, want %g", i,
+              a->grad[i], mean_b);
+        CHECK(close_to(b->grad[i], i + 1, 1e-6, 1e-6), "b.grad[%d] = %g", i, b->grad[i]);
+    }
+    ssl__dist_grads_free(g);
+    ssl_params_free(p);
+    ssl_ctx_free(ctx);
+}
+
+int main(void)
+{
+    if (ssl__dist_init() != SSL_OK) {
+        fprintf(stderr, "dist_mpi: %s\n", ssl_last_error());
+        return 1;
+    }
+    g_rank = ssl__dist_rank();
+    g_size = ssl__dist_size();
+    if (g_size < 2) {
+        fprintf(stderr, "dist_mpi: run under mpirun with at least 2 ranks\n");
+        return 1;
+    }
+    const ssl_comm_t *comm = ssl__dist_comm(1);
+    check_collectives();
+    check_all_gather_grad(comm);
+    check_sync_bn(comm);
+    check_buckets();
+    double fails = g_fail;
+    ssl__dist_allreduce_f64(&fails, 1);
+    if (g_rank == 0)
+        printf("%s: %d ranks, %g failed checks\n", fails ? "FAIL" : "ok", g_size, fails);
+    return fails ? 1 : 0;
+}
