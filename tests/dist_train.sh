@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training equals one process at the same global batch (issue #20): for SimCLR,
-# BYOL, DINO, SwAV, VICReg and MoCo v1 (its key batch shuffled across the ranks for split
-# BatchNorm, its queue takes every rank's keys; ResNets with batch norm, so SyncBN in each), 2
-# and 4 ranks for 3
+# BYOL, DINO, SwAV, VICReg, MoCo v1 (its key batch shuffled across the ranks for split
+# BatchNorm, its queue takes every rank's keys) and DeepCluster-v2 (memory bank and k-means of
+# every rank's rows; ResNets with batch norm, so SyncBN in each), 2 and 4 ranks for 3
 # steps against 1 process at a global batch of 16: the logged losses within 1e-4 (relative)
 # and every tensor of the checkpoint (parameters, EMA target, BN statistics, optimizer state,
 # center / queues) changed by training like the single process's within 2e-2 of the change
@@ -32,13 +32,15 @@ PY
 }
 
 pass=0
-for name in ${DIST_TRAIN_METHODS:-simclr byol dino swav vicreg mocov1}; do
+for name in ${DIST_TRAIN_METHODS:-simclr byol dino swav vicreg mocov1 deepclusterv2}; do
   common=(--quiet --no-report --threads 1 --set data.limit=64 --set train.batch_size=16
           --set train.epochs=1 --set train.max_steps=3 --set train.log_every=1
           --set eval.knn_every=0 --set model.encoder.width=4 --set data.workers=0
           --set checkpoint.save_init=true --set train.check_sync=true)
   # MoCo v1: split BatchNorm in 2 groups (4 ranks keep 4 images, 2 per group) and a small queue
   if [ "$name" = mocov1 ]; then common+=(--set model.encoder.bn_groups=2 --set loss.queue_size=64); fi
+  # DeepCluster-v2: fewer clusters than the 48 samples its memory bank holds
+  if [ "$name" = deepclusterv2 ]; then common+=(--set "loss.n_prototypes=[8,6]"); fi
   "$sslc" train "$src/configs/$name.json" --out "$out/n1" "${common[@]}" > /dev/null
   ref=$out/n1/$name
   for n in 2 4; do
@@ -73,8 +75,8 @@ echo "ok: 2 ranks, then resumed on 4, equals 1 process"
 pass=$((pass + 1))
 
 # without SyncBN each rank normalises its own 8 images: not the single process's step
-"$sslc" train "$src/configs/byol.json" --out "$out/sync1" "${common[@]}" > /dev/null
-mpi 2 "$sslc" train "$src/configs/byol.json" --out "$out/nosync" "${common[@]}" \
+"$sslc" train "$src/configs/byol.json" --out "$out/sync1" "${one[@]}" > /dev/null
+mpi 2 "$sslc" train "$src/configs/byol.json" --out "$out/nosync" "${one[@]}" \
   --set train.sync_bn=false > /dev/null
 set +e
 python3 "$cmp_py" "$out/nosync/byol/checkpoints/last.safetensors" \

@@ -133,18 +133,54 @@ static ssl_tensor_t *project(dcv2_method_t *dm, ssl_ctx_t *ctx, ssl_tensor_t *x)
     return ssl_l2_normalize(ctx, z, 1, 1e-12f);
 }
 
-static int check_batch(const dcv2_method_t *dm, const ssl_batch_t *b, int64_t index)
+/* The ranks of a data-parallel step (1 for one process): each holds b->size of the batch. */
+static int64_t ranks(ssl_ctx_t *ctx)
+{
+    const ssl_comm_t *c = ssl__ctx_comm(ctx);
+    return c ? c->size : 1;
+}
+
+/* Several ranks: the dataset indices of every rank's rows in rank order (the whole batch's, as
+ * one process sees it), gathered as floats (exact below 2^24, an error above), in the arena;
+ * one process: idx itself. */
+static const int64_t *gather_index(ssl_ctx_t *ctx, const int64_t *idx, int64_t B)
+{
+    if (!ssl__ctx_comm(ctx))
+        return idx;
+    ssl_tensor_t *fi = ssl_tensor_1d(ctx, B);
+    if (!fi)
+        return NULL;
+    for (int64_t r = 0; r < B; r++) {
+        if (idx[r] >= (int64_t)1 << 24) {
+            ssl_set_error(SSL_ERR_UNSUPPORTED, "deepclusterv2 on several ranks: dataset index "
+                          "%lld is beyond 2^24", (long long)idx[r]);
+            return NULL;
+        }
+        fi->data[r] = (float)idx[r];
+    }
+    ssl_tensor_t *all = ssl__all_gather_nograd(ctx, fi);
+    int64_t *out = all ? ssl_arena_alloc(ctx, sizeof(int64_t) * (size_t)all->numel) : NULL;
+    if (!out) {
+        ssl_set_error(SSL_ERR_NOMEM, "deepclusterv2: out of memory");
+        return NULL;
+    }
+    for (int64_t r = 0; r < all->numel; r++)
+        out[r] = (int64_t)all->data[r];
+    return out;
+}
+
+static int check_batch(const dcv2_method_t *dm, const ssl_batch_t *b, int64_t index, int64_t R)
 {
     if (need_bank(dm) != SSL_OK)
         return ssl_last_status();
     if (!b->indices)
         return ssl_set_error(SSL_ERR_INVALID, "deepclusterv2: the batch carries no dataset "
                                               "indices (ssl_batch_t.indices)");
-    if (b->size != dm->batch || index < 0 || (index + 1) * dm->batch > dm->slots)
+    if (b->size * R != dm->batch || index < 0 || (index + 1) * dm->batch > dm->slots)
         return ssl_set_error(SSL_ERR_INVALID,
                              "deepclusterv2: batch %lld of %lld samples does not fit the memory "
                              "bank (%lld batches of %lld per epoch)",
-                             (long long)index, (long long)b->size,
+                             (long long)index, (long long)(b->size * R),
                              (long long)(dm->slots / dm->batch), (long long)dm->batch);
     for (int64_t r = 0; r < b->size; r++)
         if (b->indices[r] < 0 || b->indices[r] >= dm->n_data)
@@ -159,20 +195,24 @@ static int check_batch(const dcv2_method_t *dm, const ssl_batch_t *b, int64_t in
 static int observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
 {
     dcv2_method_t *dm = (dcv2_method_t *)m;
-    if (check_batch(dm, b, b->index) != SSL_OK)
+    if (check_batch(dm, b, b->index, ranks(ctx)) != SSL_OK)
         return ssl_last_status();
     const ssl_loss_cfg_t *L = &m->loss[0];
-    const int64_t B = b->size, D = dm->dim;
+    /* several ranks: every rank's rows (the whole batch), so the banks stay the same */
+    const int64_t B = b->size * ranks(ctx), D = dm->dim;
+    const int64_t *idx = gather_index(ctx, b->indices, b->size);
+    if (!idx)
+        return ssl_last_status();
     for (int a = 0; a < L->deepclusterv2.n_assign; a++) {
-        ssl_tensor_t *z =
-            project(dm, ctx, ssl__method_view(b, L->deepclusterv2.crops_for_assign[a]));
+        ssl_tensor_t *z = ssl__all_gather_nograd(
+            ctx, project(dm, ctx, ssl__method_view(b, L->deepclusterv2.crops_for_assign[a])));
         if (!z)
             return ssl_last_status();
         memcpy(dm->bank->data + ((int64_t)a * dm->slots + b->index * B) * D, z->data,
                sizeof(float) * (size_t)(B * D));
     }
     for (int64_t r = 0; r < B; r++)
-        dm->bank_index->data[b->index * B + r] = (float)b->indices[r];
+        dm->bank_index->data[b->index * B + r] = (float)idx[r];
     return SSL_OK;
 }
 
@@ -299,9 +339,9 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     const ssl_loss_cfg_t *L = &m->loss[0];
     dm->pending = NULL;
     const int64_t index = pos->steps_per_epoch > 0 ? pos->step % pos->steps_per_epoch : 0;
-    if (check_batch(dm, b, index) != SSL_OK)
+    if (check_batch(dm, b, index, ranks(ctx)) != SSL_OK)
         return NULL;
-    const int64_t B = b->size;
+    int64_t B = b->size;
     /* as SwAV: the crops of one resolution through the backbone as one batch, the head once */
     ssl_tensor_t *z = ssl_l2_normalize(
         ctx,
@@ -314,6 +354,14 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     m->last_z = ssl_slice(ctx, z, 0, 0, B);
     m->last_z2 = ssl_slice(ctx, z, 0, B, B);
     ssl_ctx_set_grad(ctx, prev);
+    /* several ranks: the whole batch's projections (gathered with their gradient) and indices:
+     * the loss (a mean over the samples with an assignment) and the bank of the whole batch on
+     * every rank, as one process computes them */
+    const int64_t *indices = gather_index(ctx, b->indices, B);
+    z = ssl__method_gather_views(ctx, z, m->n_views);
+    if (!indices || !z)
+        return NULL;
+    B *= ranks(ctx);
     ssl_tensor_t *scores[SSL_DCV2_MAX_HEADS];
     const int32_t *targets[SSL_DCV2_MAX_HEADS];
     for (int h = 0; h < L->deepclusterv2.n_heads; h++) {
@@ -321,14 +369,14 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
         if (!t)
             return NULL;
         for (int64_t r = 0; r < B; r++)
-            t[r] = (int32_t)dm->assign->data[h * dm->n_data + b->indices[r]];
+            t[r] = (int32_t)dm->assign->data[h * dm->n_data + indices[r]];
         targets[h] = t;
         scores[h] = ssl_matmul(ctx, z, dm->protos[h], 0, 1); // (V B, K_h)
     }
     dm->pending_idx = ssl_arena_alloc(ctx, sizeof(int64_t) * (size_t)B);
     if (!dm->pending_idx)
         return NULL;
-    memcpy(dm->pending_idx, b->indices, sizeof(int64_t) * (size_t)B);
+    memcpy(dm->pending_idx, indices, sizeof(int64_t) * (size_t)B);
     dm->pending_slot = index * B;
     dm->pending = z;
     return ssl_loss_deepclusterv2(ctx, scores, L->deepclusterv2.n_heads, targets, m->n_views,
