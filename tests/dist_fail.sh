@@ -4,7 +4,7 @@
 #   1. one rank's config error (mpirun's MPMD form gives rank 1 other arguments) while rank 0
 #      waits for it in a collective: MPI_Abort after the message naming rank 1 and the key;
 #   2. ranks that drift apart (rank 1 with another learning rate) under train.check_sync:
-#      stopped at the step they differ, naming it and the rank;
+#      stopped at the step they differ, naming it and the rank; without it, at the epoch's end;
 #   3. a rank killed with SIGKILL mid-run: mpirun ends the job, and the checkpoint written
 #      before (checkpoint.every_steps) is intact.
 # Usage: dist_fail.sh SSLC SOURCE_DIR HAVE_MPI MPIEXEC
@@ -37,6 +37,19 @@ set -e
 grep -q "step 2 (epoch 1): the parameters of rank 1 differ from rank 0's.*train.check_sync" <<< "$msg" ||
   { echo "FAIL: no message naming the step and the rank:"; echo "$msg"; exit 1; }
 echo "ok: diverged ranks stopped: $(grep -m1 'differ from' <<< "$msg" | cut -c1-160)"
+pass=$((pass + 1))
+
+# 2b. the same without train.check_sync: caught at the end of the epoch (step 4 of 4)
+set +e
+msg=$(timeout 120 "$mpiexec" --oversubscribe -np 1 "$sslc" train "$cfg" --out "$out/b2" "${common[@]}" \
+  --quiet : -np 1 "$sslc" train "$cfg" --out "$out/b2" "${common[@]}" --quiet \
+  --set optim.base_lr=0.5 2>&1)
+rc=$?
+set -e
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || { echo "FAIL: diverged ranks unchecked: exit $rc"; echo "$msg"; exit 1; }
+grep -q "step 4 (epoch 1): the parameters of rank 1 differ from rank 0's" <<< "$msg" ||
+  { echo "FAIL: divergence not caught at the epoch's end:"; echo "$msg"; exit 1; }
+echo "ok: diverged ranks stopped at the epoch's end without train.check_sync"
 pass=$((pass + 1))
 
 # 3. SIGKILL one rank of a long run once a checkpoint exists

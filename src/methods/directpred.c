@@ -50,7 +50,8 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                ssl__method_pooled(ctx, m->enc, ssl__method_view(b, v)), 1);
         p[v] = ssl_matmul(ctx, z[v], dm->weight, 0, 1); // (B, D) = z W^T
         t[v] = ssl__proj_target_z(&dm->pm, ctx, ssl__method_view(b, v));
-        dm->z[v] = z[v];
+        /* the correlation F averages over the whole batch: every rank's rows (no gradient) */
+        dm->z[v] = ssl__all_gather_nograd(ctx, z[v]);
     }
     m->last_z = z[0];
     m->last_z2 = z[1];

@@ -31,7 +31,8 @@ typedef struct ssl_run_cfg {
     int threads, log_every, skip_nonfinite;
     ssl_precision_t precision; /* train.precision: of the step's GEMM-shaped ops */
     int sync_bn;    /* train.sync_bn: batch norm over the batch of all ranks (several ranks) */
-    int check_sync; /* train.check_sync: compare the ranks' parameters after every step */
+    int check_sync; /* train.check_sync: compare the ranks' parameters after every step (else
+                     * after the first step and at every epoch's end) */
     /* eval */
     int knn_every, knn_k;
     float knn_t;

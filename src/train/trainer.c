@@ -535,13 +535,15 @@ static uint64_t hash_floats(const float *x, size_t n, uint64_t h)
     return h;
 }
 
-/* train.check_sync: the parameters and buffers of both networks must be the same bits on every
- * rank after each step; a rank that drifted (a collective that summed differently, a missed
- * broadcast) stops the run, naming the step and the rank. */
-static int check_sync(ssl_trainer_t *t)
+/* The parameters and buffers of both networks must be the same bits on every rank: compared
+ * after the first step of a run and at every epoch's end, and after every step with
+ * train.check_sync. A rank that drifted (state a method updated from its own rows only, a
+ * collective that summed differently) stops the run, naming the step (1-based) and the rank. */
+static int check_sync(ssl_trainer_t *t, int64_t step, int64_t epoch)
 {
     if (t->world < 2)
         return SSL_OK;
+    t->sync_checked = 1;
     uint64_t h = 1469598103934665603ull;
     ssl_params_t *stores[2] = {t->online, t->target};
     for (int i = 0; i < 2; i++) {
@@ -558,9 +560,10 @@ static int check_sync(ssl_trainer_t *t)
         if (all[r] != all[0])
             st = ssl_set_error(SSL_ERR_STATE,
                                "step %lld (epoch %lld): the parameters of rank %d differ from "
-                               "rank 0's (checksums %016llx and %016llx; train.check_sync): the "
-                               "ranks diverged",
-                               (long long)t->global_step + 1, (long long)t->epoch_done + 1, r,
+                               "rank 0's (checksums %016llx and %016llx; compared after the "
+                               "first step, every epoch and, with train.check_sync, every step): "
+                               "the ranks diverged",
+                               (long long)step, (long long)epoch, r,
                                (unsigned long long)all[r], (unsigned long long)all[0]);
     free(all);
     return st;
@@ -635,7 +638,9 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
         return ssl_last_status();
     if (t->world > 1 && !t->rc.sync_bn && bcast_buffers(t) != SSL_OK)
         return ssl_last_status();
-    return t->rc.check_sync ? check_sync(t) : SSL_OK;
+    return t->rc.check_sync || !t->sync_checked
+               ? check_sync(t, t->global_step + 1, t->epoch_done + 1)
+               : SSL_OK;
 }
 
 int ssl__trainer_step_next(ssl_trainer_t *t, const ssl_batch_t *b, double *lr, double *wd,
@@ -831,6 +836,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
                 return stopped(t, steps_at_start);
         }
         t->epoch_done++;
+        if (!t->rc.check_sync && check_sync(t, t->global_step, t->epoch_done) != SSL_OK)
+            return ssl_last_status();
         double epoch_s = now_s() - t0;
         epoch_metrics_t em;
         last_step_metrics(t, &em);

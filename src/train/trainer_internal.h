@@ -48,6 +48,7 @@ struct ssl_trainer {
     int rank, world;
     ssl_dist_grads_t *grads;   /* gradient buckets, NULL for one process */
     int stop_agreed;           /* a stop request some rank had at the last step's sum */
+    int sync_checked;          /* the ranks' parameters were compared once (check_sync) */
 };
 
 /* kNN top-1 of the online encoder's pooled features: a bank from the train split, queries from
