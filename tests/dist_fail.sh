@@ -3,6 +3,7 @@
 # non-zero exit, never a hang (each case under a timeout):
 #   1. one rank's config error (mpirun's MPMD form gives rank 1 other arguments) while rank 0
 #      waits for it in a collective: MPI_Abort after the message naming rank 1 and the key;
+#      split BatchNorm groups that do not divide each rank's part of the batch;
 #   2. ranks that drift apart (rank 1 with another learning rate) under train.check_sync:
 #      stopped at the step they differ, naming it and the rank; without it, at the epoch's end;
 #   3. a rank killed with SIGKILL mid-run: mpirun ends the job, and the checkpoint written
@@ -23,6 +24,19 @@ set -e
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || { echo "FAIL: config error on rank 1: exit $rc"; echo "$msg"; exit 1; }
 grep -q "rank 1 of 2: .*train.epochs" <<< "$msg" || { echo "FAIL: no message naming rank 1 and the key:"; echo "$msg"; exit 1; }
 echo "ok: rank 1's config error ended the job (exit $rc): $(grep -m1 'rank 1 of 2' <<< "$msg")"
+pass=$((pass + 1))
+
+# 1b. a split BatchNorm whose groups do not divide each rank's part of the batch (8 groups, 4
+# images per rank): a config error naming the key on every rank
+set +e
+msg=$(timeout 120 "$mpiexec" --oversubscribe -np 4 "$sslc" train "$src/configs/mocov1.json" \
+  --out "$out/a2" "${common[@]}" --set model.encoder.bn_groups=8 --set loss.queue_size=64 2>&1)
+rc=$?
+set -e
+[ $rc -eq 2 ] || { echo "FAIL: bn_groups per rank: exit $rc"; echo "$msg"; exit 1; }
+grep -q "model.encoder.bn_groups': 8 does not divide the 4 images of each of the 4 ranks" \
+  <<< "$msg" || { echo "FAIL: no message naming the key:"; echo "$msg"; exit 1; }
+echo "ok: bn_groups checked against each rank's part of the batch"
 pass=$((pass + 1))
 
 # 2. rank 1 trains with another learning rate: step 1 is a warm-up step at lr 0 (the same on

@@ -60,6 +60,15 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
         return ssl_cfg_fail(&ec, "bn_groups", "%d does not divide train.batch_size %lld", groups,
                             (long long)m->env.batch_size);
     }
+    /* several ranks: each splits its own part of the batch into the groups */
+    int64_t part = m->env.ranks > 1 ? m->env.batch_size / m->env.ranks : 0;
+    if (groups > 1 && part > 0 && part % groups) {
+        ssl_cfg_t ec = ssl_cfg_obj(b->model, "encoder");
+        return ssl_cfg_fail(&ec, "bn_groups",
+                            "%d does not divide the %lld images of each of the %d ranks "
+                            "(train.batch_size %lld)",
+                            groups, (long long)part, m->env.ranks, (long long)m->env.batch_size);
+    }
     if (m->eval_target && !b->ema)
         return ssl__method_fail(b, "eval", "encoder",
                                 "'target' needs an EMA target network (target.type 'ema')");

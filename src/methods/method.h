@@ -31,6 +31,7 @@ typedef struct ssl_method_env {
     /* the trainer's steps per epoch (0: the method is not trained, only run: a checkpoint
      * opened for features; state only training needs, such as a memory bank, is not built) */
     int64_t steps_per_epoch;
+    int ranks; /* data-parallel ranks sharing each batch (0 or 1: one process) */
 } ssl_method_env_t;
 
 /* Per-step position, for schedules inside the method (teacher temperature, freezing). */

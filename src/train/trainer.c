@@ -103,6 +103,7 @@ static int read_config(ssl_trainer_t *t)
         return ssl_last_status();
     ssl_method_env_t env;
     ssl__run_cfg_method_env(&t->rc, &env);
+    env.ranks = t->world;
     /* the loader's batches per epoch (it drops a last partial batch), at most train.max_steps */
     env.steps_per_epoch = t->train_ds->n / (t->rc.batch_size > 0 ? t->rc.batch_size : 1);
     if (t->rc.max_steps > 0 && t->rc.max_steps < env.steps_per_epoch)

@@ -9,6 +9,7 @@
 #include "args.h"
 #include "ssl/ssl.h"
 #include "sslc.h"
+#include "train/dist.h"
 
 static const char *k_usage =
     "usage: sslc <command> [options]\n"
@@ -49,6 +50,8 @@ static const char *k_usage =
 static void on_log(int level, const char *msg, void *user)
 {
     (void)user;
+    if (level < SSL_LOG_WARN && ssl__dist_rank() > 0)
+        return; /* several ranks: rank 0 says what they all do */
     fflush(stdout);
     if (isatty(STDOUT_FILENO) && isatty(STDERR_FILENO)) {
         fputs("\r\033[K", stdout);
