@@ -14,7 +14,8 @@
  * synthetic dataset), steps, param_atol, param_rtol, loss_rtol (optional), captions.S (JSON list
  * of strings, CLIP/SigLIP); tensors init.NAME (every parameter), stepS.viewV (B, C, H, W),
  * stepS.keep / stepS.masked (B, n) and stepS.targets (B, n_targets, n_target) as float
- * indices, stepS.indices (B) the samples' dataset indices, prepI.viewV and prepI.indices the
+ * indices, stepS.ibot_mask (views, B, T) iBOT's 0/1 token masks, stepS.indices (B) the samples'
+ * dataset indices, prepI.viewV and prepI.indices the
  * batches of a forward-only pass before the first step (ssl_trainer_observe: DeepCluster-v2's
  * memory bank), loss (steps), final.NAME. Exit 0 on agreement, 1 otherwise (with the worst
  * tensors), 77 when the fixture file is absent. */
@@ -119,12 +120,43 @@ static int64_t *read_batch(const ssl_st_t *f, const char *pre, ssl_batch_t *b, f
     return idx;
 }
 
+/* iBOT's masks "stepS.ibot_mask" (views, B, T) of 0/1 as SSL_MASK_IBOT lists and counts
+ * (sample-major: row (b, v)), or 0 when the fixture has none. */
+static int read_ibot_masks(const ssl_st_t *f, int s, ssl_masks_t *m)
+{
+    char name[64];
+    ssl_tensor_t t;
+    snprintf(name, sizeof name, "step%d.ibot_mask", s);
+    float *x = read_tensor(f, name, &t);
+    if (!x)
+        return 0;
+    int64_t G = t.shape[0], B = t.shape[1], T = t.shape[2];
+    m->kind = SSL_MASK_IBOT;
+    m->batch = m->capacity_batch = B;
+    m->tokens = T;
+    m->n_masked = G * T;
+    m->n_views = (int)G;
+    m->masked = malloc(sizeof(int32_t) * (size_t)(G * B * T));
+    m->counts = calloc((size_t)(G * B), sizeof(int32_t));
+    for (int64_t v = 0; v < G; v++)
+        for (int64_t b = 0; b < B; b++) {
+            int64_t row = b * G + v;
+            for (int64_t i = 0; i < T; i++)
+                if (x[(v * B + b) * T + i] > 0.5f)
+                    m->masked[row * T + m->counts[row]++] = (int32_t)i;
+        }
+    free(x);
+    return 1;
+}
+
 /* The masks of step s, or 0 when the fixture has none. */
 static int read_masks(const ssl_st_t *f, int s, ssl_masks_t *m)
 {
     char name[64];
     int64_t rows = 0, n = 0, mid = 0;
     memset(m, 0, sizeof *m);
+    if (read_ibot_masks(f, s, m))
+        return 1;
     snprintf(name, sizeof name, "step%d.keep", s);
     m->keep = read_index(f, name, &rows, &m->n_keep, NULL);
     if (!m->keep)

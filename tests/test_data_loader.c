@@ -257,6 +257,9 @@ static void check_shards(int mask_kind)
     if (mask_kind == SSL_MASK_MULTIBLOCK) {
         ssl_mask_opts_default(&o.mask, SSL_MASK_MULTIBLOCK, 0, 0);
         o.mask.min_keep = 1;
+    } else if (mask_kind == SSL_MASK_IBOT) {
+        ssl_mask_opts_default(&o.mask, SSL_MASK_IBOT, 0, 0);
+        o.mask.n_views = 2;
     }
     ssl_loader_t *whole = ssl_loader_create(ds, &o);
     assert_non_null(whole);
@@ -291,8 +294,12 @@ static void check_shards(int mask_kind)
                 assert_int_equal(pm->batch, Bs);
                 assert_int_equal(pm->n_keep, bm->n_keep);
                 assert_int_equal(pm->n_target, bm->n_target);
-                assert_memory_equal(pm->keep, bm->keep + r * Bs * bm->n_keep,
-                                    sizeof(int32_t) * (size_t)(Bs * bm->n_keep));
+                if (bm->n_keep)
+                    assert_memory_equal(pm->keep, bm->keep + r * Bs * bm->n_keep,
+                                        sizeof(int32_t) * (size_t)(Bs * bm->n_keep));
+                if (bm->counts) /* iBOT: counts per sample and view */
+                    assert_memory_equal(pm->counts, bm->counts + r * Bs * bm->n_views,
+                                        sizeof(int32_t) * (size_t)(Bs * bm->n_views));
                 if (bm->n_masked)
                     assert_memory_equal(pm->masked, bm->masked + r * Bs * bm->n_masked,
                                         sizeof(int32_t) * (size_t)(Bs * bm->n_masked));
@@ -321,6 +328,7 @@ static void test_shards(void **state)
     (void)state;
     check_shards(SSL_MASK_RANDOM);
     check_shards(SSL_MASK_MULTIBLOCK);
+    check_shards(SSL_MASK_IBOT);
 }
 
 int main(void)

@@ -139,6 +139,89 @@ static void test_blockwise(void **state)
     ssl_masks_free(&m);
 }
 
+/* iBOT: per view and sample, masked with probability prob, rectangles up to ratio T tokens. */
+static void test_ibot(void **state)
+{
+    (void)state;
+    ssl_mask_opts_t o;
+    ssl_mask_opts_default(&o, SSL_MASK_IBOT, 7, 7);
+    assert_float_equal(o.ratio, 0.3f, 0);
+    assert_float_equal(o.ratio_var, 0.2f, 0);
+    assert_float_equal(o.prob, 0.5f, 0);
+    assert_int_equal(o.n_views, 2);
+    assert_int_equal(o.min_block, 0);
+    enum { B = 64, T = 49 };
+    ssl_masks_t m, m2;
+    assert_int_equal(ssl_masks_alloc(&m, &o, B), SSL_OK);
+    assert_int_equal(ssl_masks_alloc(&m2, &o, B), SSL_OK);
+    int64_t ids[B];
+    for (int i = 0; i < B; i++)
+        ids[i] = 1000 + i;
+    assert_int_equal(ssl_masks_generate(&m, &o, B, ids, 5, 3, 0), SSL_OK);
+    assert_int_equal(m.n_views, 2);
+    assert_int_equal(m.n_masked, 2 * T); /* a sample's stride: rows (b, v) */
+    int masked_crops = 0, differ = 0;
+    long total = 0;
+    for (int g = 0; g < 2 * B; g++) {
+        int c = m.counts[g];
+        /* at most (ratio + ratio_var) T = 24.5 tokens; sorted, distinct, in range */
+        assert_true(c >= 0 && c <= 24);
+        assert_sorted_in_range(m.masked + g * T, c, T);
+        masked_crops += c > 0;
+        total += c;
+        if (g % 2 == 0)
+            differ += m.counts[g] != m.counts[g + 1];
+    }
+    /* about half the crops (prob 0.5 of 128: 64 +- 6), each 5-24 tokens (0.1-0.5 of 49) */
+    assert_true(masked_crops > 40 && masked_crops < 88);
+    assert_true(total > 5 * masked_crops && total < 25 * masked_crops);
+    assert_true(differ > 20); /* the two views of a sample draw their own masks */
+    /* the same seed, epoch and samples give the same masks, in any batch position */
+    int64_t rev[B];
+    for (int i = 0; i < B; i++)
+        rev[i] = ids[B - 1 - i];
+    assert_int_equal(ssl_masks_generate(&m2, &o, B, rev, 5, 3, 7), SSL_OK);
+    for (int v = 0; v < 2; v++)
+        for (int b = 0; b < B; b++) {
+            int g = b * 2 + v, g2 = (B - 1 - b) * 2 + v;
+            assert_int_equal(m.counts[g], m2.counts[g2]);
+            assert_memory_equal(m.masked + g * T, m2.masked + g2 * T,
+                                sizeof(int32_t) * (size_t)m.counts[g]);
+        }
+    /* prob 1: every crop masked; the blocks are rectangles, so most masked tokens have a
+     * masked 4-neighbour */
+    o.prob = 1.0f;
+    assert_int_equal(ssl_masks_generate(&m, &o, B, ids, 5, 3, 0), SSL_OK);
+    int with_nb = 0, n_tok = 0;
+    for (int g = 0; g < 2 * B; g++) {
+        const int32_t *x = m.masked + g * T;
+        assert_true(m.counts[g] >= 3); /* a first rectangle of area ~(7 / 3)^2: 3 or 4 tokens */
+        for (int i = 0; i < m.counts[g]; i++, n_tok++) {
+            int nb = 0;
+            for (int j = 0; j < m.counts[g]; j++)
+                nb |= abs(x[j] / 7 - x[i] / 7) + abs(x[j] % 7 - x[i] % 7) == 1;
+            with_nb += nb;
+        }
+    }
+    assert_true(with_nb > n_tok * 9 / 10);
+    /* views asked of masks allocated for another count, and bad options: errors */
+    o.n_views = 3;
+    assert_int_equal(ssl_masks_generate(&m, &o, B, ids, 5, 3, 0), SSL_ERR_INVALID);
+    o.n_views = 2;
+    o.ratio_var = 0.4f; /* ratios down to -0.1 */
+    assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
+    assert_non_null(strstr(ssl_last_error(), "ratio_var"));
+    o.ratio_var = 0.2f;
+    o.prob = 0.0f;
+    assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
+    assert_non_null(strstr(ssl_last_error(), "mask.prob"));
+    o.prob = 0.5f;
+    o.n_views = 0;
+    assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
+    ssl_masks_free(&m);
+    ssl_masks_free(&m2);
+}
+
 static void check_multiblock(const ssl_mask_opts_t *o, int64_t B, uint64_t seed, int reps)
 {
     ssl_masks_t m;
@@ -249,6 +332,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_mae),      cmocka_unit_test(test_simmim),
         cmocka_unit_test(test_blockwise),       cmocka_unit_test(test_multiblock),
+        cmocka_unit_test(test_ibot),
         cmocka_unit_test(test_mask_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

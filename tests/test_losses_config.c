@@ -78,6 +78,22 @@ static void test_defaults(void **state)
     assert_int_equal(c.deepclusterv2.n_assign, 1);
     assert_int_equal(c.deepclusterv2.crops_for_assign[0], 1);
     expect_cfg_error("{\"type\": \"deepclusterv2\", \"n_prototypes\": []}", "'n_prototypes'", NULL);
+    /* ibot: dino's keys and defaults for its patch term (main_ibot.py's patch temperatures
+     * 0.04 -> 0.07, center momentum 0.9), plus shared_head (false: a patch layer of its own) */
+    assert_int_equal(read_cfg("{\"type\": \"ibot\"}", &c), SSL_OK);
+    assert_int_equal(c.type, SSL_LOSS_IBOT);
+    assert_float_equal(c.dino.student_temp, 0.1f, 0);
+    assert_float_equal(c.dino.teacher_temp, 0.07f, 0);
+    assert_float_equal(c.dino.warmup_teacher_temp, 0.04f, 0);
+    assert_float_equal(c.dino.warmup_teacher_temp_epochs, 30.0, 0);
+    assert_float_equal(c.dino.center_momentum, 0.9f, 0);
+    assert_int_equal(c.ibot.shared_head, 0);
+    assert_int_equal(read_cfg("{\"type\": \"ibot\", \"shared_head\": true, \"weight\": 0.5}", &c),
+                     SSL_OK);
+    assert_int_equal(c.ibot.shared_head, 1);
+    assert_float_equal(c.weight, 0.5f, 0);
+    expect_cfg_error("{\"type\": \"ibot\", \"teacher_temp\": 0}", "'teacher_temp'", NULL);
+    expect_cfg_error("{\"type\": \"dino\", \"shared_head\": true}", "'shared_head'", NULL);
     expect_cfg_error("{\"type\": \"deepclusterv2\", \"n_prototypes\": [1,1,1,1,1,1,1,1,1]}",
                      "'n_prototypes'", NULL);
     expect_cfg_error("{\"type\": \"deepclusterv2\", \"crops_for_assign\": [0, 0]}",

@@ -284,6 +284,44 @@ static void test_deepclusterv2(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* iBOT's patch term: the masked rows of the full (G B, T, K) tensors gathered and grouped by
+ * crop; the gradient flows back to the full student tensor (zero at the unmasked tokens). */
+static void test_ibot_patch(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *student = load(ctx, "ibot.student", 1), *teacher = load(ctx, "ibot.teacher", 0);
+    ssl_tensor_t *mask = load(ctx, "ibot.mask", 0), *center = load(ctx, "ibot.center", 0);
+    const int64_t GB = student->shape[0], T = student->shape[1], K = student->shape[2];
+    assert_int_equal((int64_t)scalar(ctx, "ibot.n_groups"), GB);
+    int32_t rows[64], counts[16];
+    int64_t M = 0;
+    for (int64_t g = 0; g < GB; g++) {
+        counts[g] = 0;
+        for (int64_t t = 0; t < T; t++)
+            if (mask->data[g * T + t] > 0.5f) {
+                rows[M++] = (int32_t)(g * T + t);
+                counts[g]++;
+            }
+    }
+    assert_int_equal(counts[1], 0); /* the fixture's crop without masked tokens */
+    int64_t flat[2] = {GB * T, K};
+    ssl_tensor_t *s = ssl_gather_rows(ctx, ssl_reshape(ctx, student, 2, flat), rows, M);
+    ssl_tensor_t *t = ssl_gather_rows(ctx, ssl_reshape(ctx, teacher, 2, flat), rows, M);
+    ssl_tensor_t *loss = ssl_loss_ibot_patch(ctx, s, t, counts, GB, center,
+                                             scalar(ctx, "ibot.student_temp"),
+                                             scalar(ctx, "ibot.teacher_temp"));
+    check_loss(ctx, loss, "ibot", 1, (ssl_tensor_t *[]){student}, (const char *[]){"student"});
+    /* counts that do not add up to the rows, and a negative count: errors naming them */
+    counts[0]++;
+    tu_assert_error(ssl_loss_ibot_patch(ctx, s, t, counts, GB, center, 0.1f, 0.06f),
+                    SSL_ERR_SHAPE, "ibot_patch", "sum to", NULL);
+    counts[0] = -1;
+    tu_assert_error(ssl_loss_ibot_patch(ctx, s, t, counts, GB, center, 0.1f, 0.06f),
+                    SSL_ERR_INVALID, "ibot_patch", "counts[0] = -1", NULL);
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- Barlow, VICReg */
 
 /* prefix "barlow": N > D, the (D, D) product; "barlow_wide": N < D, the Gram form */
@@ -493,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_sinkhorn),
         cmocka_unit_test(test_swav),
         cmocka_unit_test(test_deepclusterv2),
+        cmocka_unit_test(test_ibot_patch),
         cmocka_unit_test(test_barlow),
         cmocka_unit_test(test_vicreg),
         cmocka_unit_test(test_patchify),

@@ -322,7 +322,8 @@ enum {
     G_IJEPA,
     G_CLIP,
     G_SIGLIP,
-    G_PATCHIFY
+    G_PATCHIFY,
+    G_IBOT
 };
 
 typedef struct gcase {
@@ -369,6 +370,8 @@ static ssl_tensor_t *gbuild(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
         return ssl_loss_clip(ctx, in[0], in[1], in[2], logf(100.0f));
     case G_SIGLIP:
         return ssl_loss_siglip(ctx, in[0], in[1], in[2], in[3]);
+    case G_IBOT: /* counts in idx[0], groups in k[0] */
+        return ssl_loss_ibot_patch(ctx, in[0], g->c[0], g->idx[0], g->k[0], g->c[1], 0.1f, 0.05f);
     default:
         return ssl_patchify(ctx, in[0], 2);
     }
@@ -424,6 +427,15 @@ static void test_gradcheck_distill(void **state)
     ssl_tensor_t *c2 = ssl_sinkhorn(ctx, ssl_slice(ctx, s, 0, 8, 4), 0.05f, 3);
     g = (gcase_t){G_SWAV, {c0, c2}, {0}, {0}, 0};
     in[0] = s;
+    gcheck(ctx, &g, in, 1, 1e-2);
+    /* iBOT's patch term: 7 masked tokens in 4 groups (2 views of 2), one group empty */
+    static const int32_t counts[4] = {3, 0, 1, 3};
+    g = (gcase_t){G_IBOT,
+                  {tu_rand(ctx, 2, (int64_t[]){7, 5}, 24, -2, 2, 0), R2(1, 5, 25, 0)},
+                  {counts},
+                  {4},
+                  0};
+    in[0] = tu_rand(ctx, 2, (int64_t[]){7, 5}, 26, -0.5f, 0.5f, 1);
     gcheck(ctx, &g, in, 1, 1e-2);
     ssl_ctx_free(ctx);
 }

@@ -7,6 +7,7 @@
 
 #include "ssl/ssl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,22 @@ static void expect_status(int st, int want, const char *n1, const char *n2)
         fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", m, n1, n2 ? n2 : "");
 }
 
+/* A batch of two 8 x 8 views of 16 samples (free the returned pixels). */
+static float *two_views(ssl_batch_t *b)
+{
+    float *x = calloc(2 * 16 * 64, sizeof(float));
+    assert_non_null(x);
+    for (int i = 0; i < 2 * 16 * 64; i++)
+        x[i] = (float)((i * 7919) % 13) / 13.0f;
+    memset(b, 0, sizeof *b);
+    b->size = 16;
+    b->n_views = 2;
+    for (int v = 0; v < 2; v++)
+        b->views[v] = (ssl_tensor_t){
+            .ndim = 4, .shape = {16, 1, 8, 8}, .numel = 16 * 64, .data = x + v * 16 * 64};
+    return x;
+}
+
 /* DeepCluster-v2 on the SwAV run's data: 2 steps of 16, a memory bank of 32 samples. */
 static const char *k_dcv2 =
     "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
@@ -121,17 +138,11 @@ static void test_deepclusterv2_settings(void **state)
     ssl_trainer_t *t = ssl_trainer_create(&o);
     assert_non_null(t);
     assert_int_equal(ssl_trainer_observes(t), 1);
-    float *x = calloc(2 * 16 * 64, sizeof(float));
     int64_t idx[16];
     for (int i = 0; i < 16; i++)
         idx[i] = i;
     ssl_batch_t b;
-    memset(&b, 0, sizeof b);
-    b.size = 16;
-    b.n_views = 2;
-    for (int v = 0; v < 2; v++)
-        b.views[v] = (ssl_tensor_t){
-            .ndim = 4, .shape = {16, 1, 8, 8}, .numel = 16 * 64, .data = x + v * 16 * 64};
+    float *x = two_views(&b);
     b.indices = idx;
     expect_status(ssl_trainer_step(t, &b, NULL), SSL_ERR_STATE, "32 of the memory bank's 32",
                   "ssl_trainer_observe");
@@ -151,6 +162,63 @@ static void test_deepclusterv2_settings(void **state)
     ssl_trainer_free(t);
 }
 
+/* iBOT on a tiny ViT (a 2 x 2 token grid of 8-pixel images): dino + ibot terms. */
+static const char *k_ibot =
+    "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
+    "\"workers\": 0}, \"views\": [{\"n\": 2, \"size\": 8}], \"train\": {\"batch_size\": 16}, "
+    "\"model\": {\"encoder\": {\"type\": \"vit\", \"image_size\": 8, \"patch_size\": 4, "
+    "\"in_channels\": 1, \"dim\": 8, \"depth\": 1, \"heads\": 2}, "
+    "\"head\": {\"hidden_dim\": 8, \"bottleneck_dim\": 4, \"out_dim\": 16}}, "
+    "\"target\": {\"type\": \"ema\"}, \"loss\": [{\"type\": \"dino\"}, {\"type\": \"ibot\"}], "
+    "\"eval\": {\"knn_every\": 0}}";
+
+/* What iBOT cannot honour names its key; a step needs iBOT's masks, and one whose batch has no
+ * masked token trains on the class-token term alone. */
+static void test_ibot_settings(void **state)
+{
+    (void)state;
+    expect_error_in(k_ibot, "model.encoder.cls_token=false", "'model.encoder.cls_token'",
+                    "class token");
+    expect_error_in(k_ibot, "model.head.use_bn=true", "'model.head.use_bn'", "no BatchNorm");
+    expect_error_in(k_ibot, "loss=[{\"type\": \"ibot\"}, {\"type\": \"infonce\"}]", "'loss'",
+                    "combines dino, ibot and koleo terms");
+    expect_error_in(k_ibot, "loss=[{\"type\": \"ibot\"}, {\"type\": \"ibot\"}]", "'loss'",
+                    "listed twice");
+    expect_error_in(k_ibot, "loss=[{\"type\": \"dino\", \"shared_head\": true}, "
+                    "{\"type\": \"ibot\"}]", "'loss[0].shared_head'", "unknown key");
+    expect_error_in(k_ibot, "masks={\"type\": \"random\"}", "masks.type", "'ibot' masks");
+    expect_error_in(k_ibot, "masks={\"type\": \"ibot\", \"prob\": 0}", "'masks.prob'", NULL);
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.config_text = k_ibot;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    assert_non_null(t);
+    ssl_batch_t b;
+    float *x = two_views(&b);
+    expect_status(ssl_trainer_step(t, &b, NULL), SSL_ERR_STATE, "no masks", NULL);
+    ssl_masks_t mk;
+    memset(&mk, 0, sizeof mk);
+    int32_t masked[2 * 16 * 4] = {0}, counts[2 * 16] = {0};
+    mk.kind = SSL_MASK_IBOT;
+    mk.batch = mk.capacity_batch = 16;
+    mk.tokens = 4;
+    mk.n_masked = 2 * 4; /* rows (b, v) of 4 tokens */
+    mk.n_views = 2;
+    mk.masked = masked;
+    mk.counts = counts;
+    b.masks = &mk;
+    double loss = 0;
+    assert_int_equal(ssl_trainer_step(t, &b, &loss), SSL_OK); /* no masked token at all */
+    assert_true(isfinite(loss));
+    counts[3] = 2; /* sample 1's second view (row b 2 + v): tokens 0 and 1 */
+    masked[3 * 4 + 1] = 1;
+    assert_int_equal(ssl_trainer_step(t, &b, &loss), SSL_OK);
+    assert_true(isfinite(loss));
+    free(x);
+    ssl_trainer_free(t);
+}
+
 /* Split BatchNorm's groups must divide the batch (each group a whole share of it). */
 static void test_bn_groups(void **state)
 {
@@ -165,7 +233,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strings_never_cut),      cmocka_unit_test(test_empty_views),
         cmocka_unit_test(test_swav_settings),          cmocka_unit_test(test_bn_groups),
-        cmocka_unit_test(test_deepclusterv2_settings),
+        cmocka_unit_test(test_deepclusterv2_settings), cmocka_unit_test(test_ibot_settings),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -3,7 +3,8 @@
 # checkpoints (parameters, EMA target, optimizer state, queue / center, metadata), for methods
 # covering LARS + EMA (byol), the MoCo queue, AdamW + DINO center + multi-crop, and a ViT with
 # masks (mae), and a memory bank clustered at every epoch's start (deepclusterv2: the resumed
-# run's k-means at epoch 2 runs on the bank and RNG stream the checkpoint restored).
+# run's k-means at epoch 2 runs on the bank and RNG stream the checkpoint restored), and iBOT
+# (two centers, per-view masks of varying counts, a mask embedding outside the EMA).
 # Usage: train_resume.sh SSLC SOURCE_DIR
 set -euo pipefail
 sslc=$1
@@ -12,8 +13,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
 pass=0
-for name in byol mocov2 dino mae deepclusterv2; do
-  if [ "$name" = mae ]; then
+for name in byol mocov2 dino mae deepclusterv2 ibot; do
+  if [ "$name" = mae ] || [ "$name" = ibot ]; then
     narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
   else
     narrow=(--set model.encoder.width=4)

@@ -280,14 +280,18 @@ typedef enum ssl_mask_kind {
     SSL_MASK_RANDOM = 1,     /* MAE: per sample keep K = round(T * (1 - ratio)) random tokens */
     SSL_MASK_SIMMIM = 2,     /* SimMIM: random cells of block x block tokens, ceil(cells*ratio) */
     SSL_MASK_BLOCKWISE = 3,  /* BEiT: random rectangles until round(T * ratio) tokens */
-    SSL_MASK_MULTIBLOCK = 4  /* I-JEPA: one context block and n_targets target blocks */
+    SSL_MASK_MULTIBLOCK = 4, /* I-JEPA: one context block and n_targets target blocks */
+    SSL_MASK_IBOT = 5        /* iBOT: per view, for a fraction of the samples, BEiT rectangles up
+                                to a random ratio of the tokens (counts vary by sample) */
 } ssl_mask_kind_t;
 
 /* Defaults (ssl_mask_opts_default): ratio 0.75 (RANDOM), 0.6 (SIMMIM), 0.4 (BLOCKWISE);
  * block 2 (SimMIM cell in tokens: 32 px mask patch / 16 px ViT patch); min_block 4,
  * block_aspect (0.3, 1/0.3) (BEiT); I-JEPA n_targets 4, target_scale (0.15, 0.2),
  * target_aspect (0.75, 1.5), context_scale (0.85, 1.0), context_aspect (1, 1), min_keep 10
- * (the paper's config). */
+ * (the paper's config); IBOT ratio 0.3, ratio_var 0.2, prob 0.5 (main_ibot.py's --pred_ratio 0
+ * 0.3 --pred_ratio_var 0 0.2 of the released recipes), min_block 0 (iBOT's (min(grid) / 3)^2),
+ * n_views 2. */
 typedef struct ssl_mask_opts {
     int kind;
     int64_t grid_h, grid_w;  /* patch grid; T = grid_h * grid_w */
@@ -299,6 +303,10 @@ typedef struct ssl_mask_opts {
     float target_scale[2], target_aspect[2];
     float context_scale[2], context_aspect[2];
     int64_t min_keep;        /* MULTIBLOCK: context tokens kept at least */
+    /* IBOT: each of the first n_views views of a sample is masked with probability prob, then
+     * with a ratio drawn uniformly from [ratio - ratio_var, ratio + ratio_var] */
+    float ratio_var, prob;
+    int n_views;
 } ssl_mask_opts_t;
 
 SSL_API void ssl_mask_opts_default(ssl_mask_opts_t *o, int kind, int64_t grid_h, int64_t grid_w);
@@ -310,7 +318,11 @@ SSL_API int ssl_mask_opts_validate(const ssl_mask_opts_t *o);
  *   MULTIBLOCK: keep (B, n_keep) context tokens (no target token among them),
  *     targets (B, n_targets, n_target) target blocks, masked unused (n_masked 0). Lists are
  *     truncated to the shortest in the batch as the official collator does (the lowest indices
- *     are kept). */
+ *     are kept).
+ *   IBOT: counts (B, n_views) masked tokens per sample and view (0 for an unmasked view),
+ *     masked (B, n_views, T): row (b, v) starts with its counts[b n_views + v] tokens ascending
+ *     (the rest of the row is -1); n_masked is a sample's stride n_views T, keep is
+ *     unused (n_keep 0). */
 typedef struct ssl_masks {
     int kind;
     int64_t batch, tokens;
@@ -321,6 +333,8 @@ typedef struct ssl_masks {
     int64_t n_target;
     int32_t *targets;
     int64_t capacity_batch; /* allocated for this many samples */
+    int n_views;            /* IBOT: views masked per sample */
+    int32_t *counts;        /* IBOT: (B, n_views) */
 } ssl_masks_t;
 
 SSL_API int ssl_masks_alloc(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch);

@@ -80,6 +80,18 @@ SSL_API ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_
                                             ssl_tensor_t **bottleneck);
 /* Freeze the last layer while epoch < cfg.freeze_last_layer, unfreeze afterwards (the trainer
  * calls this at the start of every epoch). Returns 1 if frozen now, 0 if not. */
+/* The L2-normalised bottleneck normalize(mlp(x)) (B, bottleneck_dim) alone (iBOT's patch
+ * tokens go through the same MLP, then a last layer of their own). */
+SSL_API ssl_tensor_t *ssl_dino_head_bottleneck(ssl_ctx_t *ctx, const ssl_dino_head_t *h,
+                                               ssl_tensor_t *x, int training);
+/* A weight-normalised bias-free last layer: z (B, bottleneck) @ (g * v / ||v||_row)^T. */
+SSL_API ssl_tensor_t *ssl_dino_last_layer(ssl_ctx_t *ctx, ssl_tensor_t *z, ssl_tensor_t *weight_g,
+                                          ssl_tensor_t *weight_v);
+/* Add such a layer to p as "<prefix>.weight_g" (K, 1) (ones; a buffer when norm_last_layer)
+ * and "<prefix>.weight_v" (K, bottleneck) (PyTorch's default Linear init), as the head's own. */
+SSL_API int ssl_dino_last_layer_init(ssl_params_t *p, const char *prefix, int64_t out_dim,
+                                     int64_t bottleneck_dim, int norm_last_layer, uint64_t seed,
+                                     ssl_tensor_t **weight_g, ssl_tensor_t **weight_v);
 SSL_API int ssl_dino_head_set_epoch(const ssl_dino_head_t *h, ssl_params_t *p, int epoch);
 
 /* ---------------------------------------------------------------- SwAV prototypes */

@@ -104,6 +104,18 @@ SSL_API int ssl_dino_center_update(ssl_tensor_t *center, const ssl_tensor_t *tea
 SSL_API int ssl_dino_center_update_mean(ssl_tensor_t *center, const float *batch_mean,
                                         float momentum);
 
+/* iBOT's masked-patch loss (main_ibot.py iBOTLoss, patch term). student (M, K): the student's
+ * patch logits at the masked tokens, grouped by (view, sample) view-major, counts[g] rows for
+ * group g (n_groups = views x batch, the counts sum to M; a group may have none); teacher
+ * (M, K): the teacher's logits at the same tokens of the unmasked view (detached here); center
+ * (K) or (1, K) or NULL. Per group the mean over its rows of -sum_k softmax((t - center) /
+ * teacher_temp) log softmax(s / student_temp) (0 for an empty group), then the mean over the
+ * n_groups groups. */
+SSL_API ssl_tensor_t *ssl_loss_ibot_patch(ssl_ctx_t *ctx, ssl_tensor_t *student,
+                                          ssl_tensor_t *teacher, const int32_t *counts,
+                                          int64_t n_groups, ssl_tensor_t *center,
+                                          float student_temp, float teacher_temp);
+
 /* ================================================================ SwAV */
 
 /* Sinkhorn-Knopp codes as the official SwAV code computes them: Q = exp(scores / epsilon)^T
@@ -245,6 +257,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_DIRECTPRED,    /* BYOL's loss, the linear predictor set from feature correlations */
     SSL_LOSS_MOCO_V1,       /* ssl_loss_moco one way, queue, shuffled split BN (infonce's keys) */
     SSL_LOSS_DEEPCLUSTERV2, /* k-means assignments of a memory bank as targets */
+    SSL_LOSS_IBOT,          /* masked-patch self-distillation (dino's keys, own defaults) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -269,7 +282,7 @@ typedef struct ssl_loss_cfg {
         float student_temp, teacher_temp, warmup_teacher_temp; /* 0.1, 0.07, 0.04 */
         double warmup_teacher_temp_epochs;                     /* 30 */
         float center_momentum;                                 /* 0.9 */
-    } dino;
+    } dino; /* also the settings of ibot's patch term (its own center and schedule) */
     struct {
         float temperature, epsilon;                /* 0.1, 0.05 */
         int sinkhorn_iterations;                   /* 3 */
@@ -306,6 +319,9 @@ typedef struct ssl_loss_cfg {
         int crops_for_assign[SSL_DCV2_MAX_HEADS]; /* memory banks: {0, 1} */
         int n_assign;
     } deepclusterv2;
+    struct {
+        int shared_head; /* 0: the student's patch tokens get a last layer of their own */
+    } ibot;
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

@@ -100,6 +100,15 @@ SSL_API int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, s
                                        ssl_tensor_t *mask_token, int training,
                                        ssl_encoder_out_t *out);
 
+/* iBOT's forward: any number of masked tokens per sample. token_mask (B, T) holds 1 for a
+ * masked patch, 0 for a visible one; the masked patch embeddings are replaced by mask_token
+ * (1, 1, D) before positions are added (as iBOT's masked_embed); every token goes through the
+ * blocks. ViT only. */
+SSL_API int ssl_encoder_forward_token_mask(ssl_ctx_t *ctx, const ssl_encoder_t *e,
+                                           ssl_tensor_t *x, const float *token_mask,
+                                           ssl_tensor_t *mask_token, int training,
+                                           ssl_encoder_out_t *out);
+
 /* ---------------------------------------------------------------- weights in and out */
 
 /* Set the encoder's parameters and buffers from a safetensors file of torchvision's ResNet or

@@ -95,6 +95,8 @@ static void shard_rows(const ssl_masks_t *src, ssl_masks_t *dst, int shard, int6
         dst->masked = src->masked + r0 * src->n_masked;
     if (src->targets)
         dst->targets = src->targets + r0 * src->n_targets * src->n_target;
+    if (src->counts)
+        dst->counts = src->counts + r0 * src->n_views;
     dst->capacity_batch = B;
 }
 

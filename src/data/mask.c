@@ -19,9 +19,12 @@ void ssl_mask_opts_default(ssl_mask_opts_t *o, int kind, int64_t grid_h, int64_t
     o->kind = kind;
     o->grid_h = grid_h;
     o->grid_w = grid_w;
-    o->ratio = kind == SSL_MASK_SIMMIM ? 0.6f : kind == SSL_MASK_BLOCKWISE ? 0.4f : 0.75f;
+    o->ratio = kind == SSL_MASK_SIMMIM      ? 0.6f
+               : kind == SSL_MASK_BLOCKWISE ? 0.4f
+               : kind == SSL_MASK_IBOT      ? 0.3f
+                                            : 0.75f;
     o->block = 2;
-    o->min_block = 4;
+    o->min_block = kind == SSL_MASK_IBOT ? 0 : 4;
     o->block_aspect[0] = 0.3f;
     o->block_aspect[1] = 1.0f / 0.3f;
     o->n_targets = 4;
@@ -34,6 +37,9 @@ void ssl_mask_opts_default(ssl_mask_opts_t *o, int kind, int64_t grid_h, int64_t
     o->context_aspect[0] = 1.0f;
     o->context_aspect[1] = 1.0f;
     o->min_keep = 10;
+    o->ratio_var = 0.2f;
+    o->prob = 0.5f;
+    o->n_views = 2;
 }
 
 static int64_t n_masked_of(const ssl_mask_opts_t *o)
@@ -55,19 +61,41 @@ static bool range_ok(const float r[2], float lo, float hi)
     return r[0] > lo && r[0] <= r[1] && r[1] <= hi;
 }
 
+static int validate_ibot(const ssl_mask_opts_t *o)
+{
+    float lo = o->ratio - o->ratio_var, hi = o->ratio + o->ratio_var;
+    if (!(o->ratio > 0.0f && o->ratio < 1.0f && o->ratio_var >= 0.0f && lo >= 0.0f && hi < 1.0f))
+        return ssl_set_error(SSL_ERR_CONFIG, "mask.ratio = %g with mask.ratio_var = %g: the "
+                             "ratios [%g, %g] must lie in [0, 1)", o->ratio, o->ratio_var, lo, hi);
+    if (!(o->prob > 0.0f && o->prob <= 1.0f))
+        return ssl_set_error(SSL_ERR_CONFIG, "mask.prob = %g must be in (0, 1]", o->prob);
+    if (o->min_block < 0)
+        return ssl_set_error(SSL_ERR_CONFIG, "mask.min_block = %lld must be >= 0 (0: iBOT's "
+                             "(min(grid) / 3)^2)", (long long)o->min_block);
+    if (!range_ok(o->block_aspect, 0.0f, 1e6f))
+        return ssl_set_error(SSL_ERR_CONFIG, "mask.block_aspect = (%g, %g) must satisfy 0 < min "
+                             "<= max", o->block_aspect[0], o->block_aspect[1]);
+    if (o->n_views < 1 || o->n_views > SSL_MAX_VIEWS)
+        return ssl_set_error(SSL_ERR_CONFIG, "mask.n_views = %d must be in [1, %d]", o->n_views,
+                             SSL_MAX_VIEWS);
+    return SSL_OK;
+}
+
 int ssl_mask_opts_validate(const ssl_mask_opts_t *o)
 {
     if (SSL__IS_NULL(o, __func__))
         return SSL_ERR_INVALID;
-    if (o->kind < SSL_MASK_NONE || o->kind > SSL_MASK_MULTIBLOCK)
+    if (o->kind < SSL_MASK_NONE || o->kind > SSL_MASK_IBOT)
         return ssl_set_error(SSL_ERR_CONFIG, "mask.kind %d is not one of none, random, simmim, "
-                             "blockwise, multiblock (0-4)", o->kind);
+                             "blockwise, multiblock, ibot (0-5)", o->kind);
     if (o->kind == SSL_MASK_NONE)
         return SSL_OK;
     if (o->grid_h <= 0 || o->grid_w <= 0 || o->grid_h > 4096 || o->grid_w > 4096)
         return ssl_set_error(SSL_ERR_CONFIG, "mask grid %lld x %lld must be in [1, 4096] each",
                              (long long)o->grid_h, (long long)o->grid_w);
     int64_t T = o->grid_h * o->grid_w;
+    if (o->kind == SSL_MASK_IBOT)
+        return validate_ibot(o);
     if (o->kind != SSL_MASK_MULTIBLOCK) {
         if (!(o->ratio > 0.0f && o->ratio < 1.0f))
             return ssl_set_error(SSL_ERR_CONFIG, "mask.ratio = %g must be in (0, 1)", o->ratio);
@@ -130,6 +158,20 @@ int ssl_masks_alloc(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch)
         return SSL_OK;
     int64_t T = o->grid_h * o->grid_w;
     size_t n = (size_t)(batch * T);
+    if (o->kind == SSL_MASK_IBOT) {
+        if (SSL__BAD_SIZES(__func__, sizeof(int32_t), batch * o->n_views, o->grid_h, o->grid_w))
+            return SSL_ERR_INVALID;
+        m->masked = malloc(sizeof(int32_t) * n * (size_t)o->n_views);
+        m->counts = malloc(sizeof(int32_t) * (size_t)(batch * o->n_views));
+        if (!m->masked || !m->counts) {
+            ssl_masks_free(m);
+            return ssl_set_error(SSL_ERR_NOMEM, "out of memory for masks of %d x %lld x %lld "
+                                 "tokens", o->n_views, (long long)batch, (long long)T);
+        }
+        m->n_views = o->n_views;
+        m->capacity_batch = batch;
+        return SSL_OK;
+    }
     m->keep = malloc(sizeof(int32_t) * n);
     if (o->kind == SSL_MASK_MULTIBLOCK)
         m->targets = malloc(sizeof(int32_t) * n * (size_t)o->n_targets);
@@ -151,6 +193,7 @@ void ssl_masks_free(ssl_masks_t *m)
     free(m->keep);
     free(m->masked);
     free(m->targets);
+    free(m->counts);
     memset(m, 0, sizeof *m);
 }
 
@@ -197,6 +240,20 @@ static void split_marks(const uint8_t *mark, int64_t T, int32_t *keep, int32_t *
     }
 }
 
+/* The unmarked tokens of the h x w rectangle at (top, lft) of a grid gw wide; set: mark them. */
+static int64_t rect(uint8_t *mark, int64_t gw, int64_t top, int64_t lft, int64_t h, int64_t w,
+                    int set)
+{
+    int64_t fresh = 0;
+    for (int64_t y = top; y < top + h; y++)
+        for (int64_t x = lft; x < lft + w; x++) {
+            fresh += !mark[y * gw + x];
+            if (set)
+                mark[y * gw + x] = 1;
+        }
+    return fresh;
+}
+
 /* BEiT-style rectangles until exactly `target` tokens are marked (the rest, if rectangles stop
  * fitting, are single random tokens). */
 static void blockwise(draws_t *d, const ssl_mask_opts_t *o, int64_t target, uint8_t *mark,
@@ -216,16 +273,10 @@ static void blockwise(draws_t *d, const ssl_mask_opts_t *o, int64_t target, uint
             int64_t top = d_int(d, gh > h ? gh - h : 0), lft = d_int(d, gw > w ? gw - w : 0);
             if (h < 1 || w < 1 || h > gh || w > gw)
                 continue;
-            int64_t fresh = 0;
-            for (int64_t y = top; y < top + h; y++)
-                for (int64_t x = lft; x < lft + w; x++)
-                    fresh += !mark[y * gw + x];
+            int64_t fresh = rect(mark, gw, top, lft, h, w, 0);
             if (fresh == 0 || fresh > left_over)
                 continue;
-            for (int64_t y = top; y < top + h; y++)
-                for (int64_t x = lft; x < lft + w; x++)
-                    mark[y * gw + x] = 1;
-            delta = fresh;
+            delta = rect(mark, gw, top, lft, h, w, 1);
         }
         if (delta == 0)
             break;
@@ -238,6 +289,73 @@ static void blockwise(draws_t *d, const ssl_mask_opts_t *o, int64_t target, uint
                 cand[n++] = (int32_t)t;
         choose_k(d, cand, n, target - count, mark, keys);
     }
+}
+
+/* iBOT's block masking (ImageFolderMask of bytedance/ibot, BEiT's MaskingGenerator with a float
+ * budget): while fewer than `high` tokens are marked, up to 10 tries of a rectangle of area
+ * U(low, high - marked), log-uniform aspect, strictly smaller than the grid, placed uniformly;
+ * it is taken when it adds between 1 and high - marked new tokens. Stops at the first round of
+ * 10 failed tries (no filling: the count may end below high). Returns the tokens marked. */
+static int64_t ibot_blocks(draws_t *d, const ssl_mask_opts_t *o, double high, uint8_t *mark)
+{
+    int64_t gh = o->grid_h, gw = o->grid_w, count = 0;
+    int64_t side = gh < gw ? gh : gw;
+    double low = o->min_block > 0 ? (double)o->min_block : (double)((side / 3) * (side / 3));
+    double la0 = log((double)o->block_aspect[0]), la1 = log((double)o->block_aspect[1]);
+    while ((double)count < high) {
+        double left_over = high - (double)count;
+        int64_t delta = 0;
+        for (int attempt = 0; attempt < 10 && delta == 0; attempt++) {
+            double area = low + (left_over - low) * (double)d_uniform(d); /* random.uniform */
+            double ar = exp(la0 + (la1 - la0) * (double)d_uniform(d));
+            int64_t h = (int64_t)nearbyint(sqrt(area * ar));
+            int64_t w = (int64_t)nearbyint(sqrt(area / ar));
+            if (!(w < gw && h < gh))
+                continue;
+            int64_t top = d_int(d, gh - h), lft = d_int(d, gw - w);
+            int64_t fresh = rect(mark, gw, top, lft, h, w, 0);
+            if (!(fresh > 0 && (double)fresh <= left_over))
+                continue;
+            delta = rect(mark, gw, top, lft, h, w, 1);
+        }
+        if (delta == 0)
+            break;
+        count += delta;
+    }
+    return count;
+}
+
+/* IBOT masks: view v of sample b from the stream (seed, epoch, sample id, v + 1), stored
+ * sample-major (row b n_views + v), so a shard of the batch is a run of rows. */
+static void ibot_masks(const ssl_mask_opts_t *o, ssl_masks_t *m, int64_t batch,
+                       const int64_t *ids, uint64_t seed, uint64_t epoch, uint8_t *mark)
+{
+    int64_t T = o->grid_h * o->grid_w;
+    for (int64_t b = 0; b < batch; b++)
+        for (int v = 0; v < o->n_views; v++) {
+            draws_t d = {seed, ssl_rng_stream(ssl_rng_stream(TAG_MASK, epoch, 0),
+                                              (uint64_t)ids[b], (uint64_t)v + 1), 0};
+            memset(mark, 0, (size_t)T);
+            int64_t count = 0;
+            if (d_uniform(&d) < o->prob) {
+                double r = o->ratio - o->ratio_var + 2.0 * o->ratio_var * (double)d_uniform(&d);
+                count = ibot_blocks(&d, o, r * (double)T, mark);
+            }
+            int64_t g = b * o->n_views + v;
+            int32_t *row = m->masked + (size_t)g * (size_t)T;
+            int64_t n = 0;
+            for (int64_t t = 0; t < T; t++)
+                if (mark[t])
+                    row[n++] = (int32_t)t;
+            for (int64_t t = n; t < T; t++)
+                row[t] = -1;
+            m->counts[g] = (int32_t)count;
+        }
+    m->n_views = o->n_views;
+    m->n_masked = o->n_views * T; /* a sample's stride */
+    m->n_keep = 0;
+    m->n_targets = 0;
+    m->n_target = 0;
 }
 
 /* I-JEPA block size from a scale and an aspect-ratio range (uniform, as the official collator;
@@ -360,6 +478,12 @@ int ssl_masks_generate(ssl_masks_t *m, const ssl_mask_opts_t *o, int64_t batch,
     int rc = SSL_OK;
     if (o->kind == SSL_MASK_MULTIBLOCK) {
         rc = multiblock(o, m, batch, sample_ids, seed, epoch, batch_index, mark);
+    } else if (o->kind == SSL_MASK_IBOT) {
+        if (o->n_views != m->n_views)
+            rc = ssl_set_error(SSL_ERR_INVALID, "masks: allocated for %d views, asked for %d",
+                               m->n_views, o->n_views);
+        else
+            ibot_masks(o, m, batch, sample_ids, seed, epoch, mark);
     } else {
         int64_t nm = n_masked_of(o);
         m->n_masked = nm;

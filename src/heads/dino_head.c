@@ -5,6 +5,33 @@
 
 #include <string.h>
 
+int ssl_dino_last_layer_init(ssl_params_t *p, const char *prefix, int64_t out_dim,
+                             int64_t bottleneck_dim, int norm_last_layer, uint64_t seed,
+                             ssl_tensor_t **weight_g, ssl_tensor_t **weight_v)
+{
+    if (SSL__IS_NULL(p, __func__) || SSL__IS_NULL(weight_g, __func__) ||
+        SSL__IS_NULL(weight_v, __func__))
+        return SSL_ERR_INVALID;
+    if (out_dim <= 0 || bottleneck_dim <= 0)
+        return ssl_set_error(SSL_ERR_CONFIG, "%s: out_dim %lld and bottleneck_dim %lld must be > 0",
+                             __func__, (long long)out_dim, (long long)bottleneck_dim);
+    /* nn.utils.weight_norm(dim=0): g (K, 1), v (K, bottleneck); DINO fills g with 1 and turns
+     * its gradient off when norm_last_layer: a buffer here, so freezing never touches it. */
+    const char *pre = prefix ? prefix : "";
+    char nm[256];
+    *weight_g = ssl_params_add(p, HEAD_NAME(nm, pre, "weight_g"), 2, (int64_t[]){out_dim, 1},
+                               norm_last_layer ? SSL_PARAM_BUFFER : SSL_PARAM_TRAINABLE, 0);
+    if (!*weight_g)
+        return ssl_last_status();
+    ssl_nn_fill_const(*weight_g, 1.0f);
+    *weight_v = ssl_params_add(p, HEAD_NAME(nm, pre, "weight_v"), 2,
+                               (int64_t[]){out_dim, bottleneck_dim}, SSL_PARAM_TRAINABLE, 0);
+    if (!*weight_v)
+        return ssl_last_status();
+    ssl_nn_init_tensor(*weight_v, SSL_INIT_TORCH_DEFAULT, seed);
+    return SSL_OK;
+}
+
 int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
                        const ssl_dino_head_cfg_t *cfg, uint64_t seed)
 {
@@ -44,29 +71,18 @@ int ssl_dino_head_init(ssl_dino_head_t *h, ssl_params_t *p, const char *prefix,
     }
     if (st != SSL_OK)
         return st;
-    /* nn.utils.weight_norm(dim=0): g (K, 1), v (K, bottleneck); DINO fills g with 1 and turns
-     * its gradient off when norm_last_layer: a buffer here, so freezing never touches it. */
-    const int64_t K = cfg->out_dim, D = cfg->bottleneck_dim;
-    h->weight_g = ssl_params_add(p, HEAD_NAME(nm, pre, "last_layer.weight_g"), 2, (int64_t[]){K, 1},
-                                 cfg->norm_last_layer ? SSL_PARAM_BUFFER : SSL_PARAM_TRAINABLE, 0);
-    if (!h->weight_g)
-        return ssl_last_status();
-    ssl_nn_fill_const(h->weight_g, 1.0f);
-    h->weight_v = ssl_params_add(p, HEAD_NAME(nm, pre, "last_layer.weight_v"), 2, (int64_t[]){K, D},
-                                 SSL_PARAM_TRAINABLE, 0);
-    if (!h->weight_v)
-        return ssl_last_status();
-    ssl_nn_init_tensor(h->weight_v, SSL_INIT_TORCH_DEFAULT, seed);
+    if ((st = ssl_dino_last_layer_init(p, HEAD_NAME(nm, pre, "last_layer"), cfg->out_dim,
+                                       cfg->bottleneck_dim, cfg->norm_last_layer, seed,
+                                       &h->weight_g, &h->weight_v)) != SSL_OK)
+        return st;
     snprintf(h->last_layer_prefix, sizeof h->last_layer_prefix, "%s",
              HEAD_NAME(nm, pre, "last_layer."));
     return SSL_OK;
 }
 
-ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ssl_tensor_t *x,
-                                    int training, ssl_tensor_t **bottleneck)
+ssl_tensor_t *ssl_dino_head_bottleneck(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ssl_tensor_t *x,
+                                       int training)
 {
-    if (bottleneck)
-        *bottleneck = NULL;
     if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(h, __func__))
         return NULL;
     if (SSL__NULL_INPUT(x, __func__))
@@ -78,12 +94,30 @@ ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ss
     }
     ssl_tensor_t *z = h->cfg.layers == 1 ? ssl_nn_linear_forward(ctx, &h->mlp1, x)
                                          : ssl_mlp_forward(ctx, &h->mlp, x, training);
-    z = ssl_l2_normalize(ctx, z, -1, 1e-12f);                        // (B, bottleneck)
-    ssl_tensor_t *w = ssl_l2_normalize(ctx, h->weight_v, 1, 1e-12f); // (K, bottleneck)
-    w = ssl_mul(ctx, h->weight_g, w);
+    return ssl_l2_normalize(ctx, z, -1, 1e-12f);
+}
+
+ssl_tensor_t *ssl_dino_head_forward(ssl_ctx_t *ctx, const ssl_dino_head_t *h, ssl_tensor_t *x,
+                                    int training, ssl_tensor_t **bottleneck)
+{
+    if (bottleneck)
+        *bottleneck = NULL;
+    ssl_tensor_t *z = ssl_dino_head_bottleneck(ctx, h, x, training); // (B, bottleneck)
+    if (!z)
+        return NULL;
     if (bottleneck)
         *bottleneck = z;
-    return ssl_linear(ctx, z, w, NULL); // (B, K)
+    return ssl_dino_last_layer(ctx, z, h->weight_g, h->weight_v); // (B, K)
+}
+
+ssl_tensor_t *ssl_dino_last_layer(ssl_ctx_t *ctx, ssl_tensor_t *z, ssl_tensor_t *weight_g,
+                                  ssl_tensor_t *weight_v)
+{
+    if (SSL__IS_NULL(ctx, __func__) || SSL__NULL_INPUT(z, __func__) ||
+        SSL__NULL_INPUT(weight_g, __func__) || SSL__NULL_INPUT(weight_v, __func__))
+        return NULL;
+    ssl_tensor_t *w = ssl_l2_normalize(ctx, weight_v, 1, 1e-12f); // (K, bottleneck)
+    return ssl_linear(ctx, z, ssl_mul(ctx, weight_g, w), NULL);
 }
 
 int ssl_dino_head_set_epoch(const ssl_dino_head_t *h, ssl_params_t *p, int epoch)

@@ -14,6 +14,21 @@
 
 #define COLS 256 /* columns per block of the center's column means */
 
+ssl_tensor_t *ssl__loss_teacher_probs(ssl_ctx_t *ctx, ssl_tensor_t *teacher,
+                                      const ssl_tensor_t *center, float teacher_temp)
+{
+    ssl_tensor_t *t = ssl__loss_sg(ctx, teacher);
+    if (center) {
+        ssl_tensor_t cv = *center; /* a (K) view: broadcasts against (N, K) */
+        cv.ndim = 1;
+        cv.shape[0] = center->numel;
+        cv.requires_grad = 0;
+        cv.node = -1;
+        t = ssl_sub(ctx, t, &cv);
+    }
+    return ssl_softmax(ctx, ssl_scale(ctx, t, 1.0f / teacher_temp, 0.0f), -1);
+}
+
 ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
                             int n_global, ssl_tensor_t *center, float student_temp,
                             float teacher_temp)
@@ -49,17 +64,7 @@ ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t 
     if (center && center->numel != k)
         return ssl__loss_fail(L, "center %s must have %lld elements", LSHAPE(center, a),
                               (long long)k);
-    /* Teacher targets: softmax((t - c) / tt), no gradient. */
-    ssl_tensor_t *t = ssl__loss_sg(ctx, teacher);
-    if (center) {
-        ssl_tensor_t cv = *center; /* a (K) view: broadcasts against (G B, K) */
-        cv.ndim = 1;
-        cv.shape[0] = k;
-        cv.requires_grad = 0;
-        cv.node = -1;
-        t = ssl_sub(ctx, t, &cv);
-    }
-    ssl_tensor_t *pt = ssl_softmax(ctx, ssl_scale(ctx, t, 1.0f / teacher_temp, 0.0f), -1);
+    ssl_tensor_t *pt = ssl__loss_teacher_probs(ctx, teacher, center, teacher_temp);
     ssl_tensor_t *tgt = ssl_tensor_new(ctx, 2, student->shape); // (V B, K)
     if (!pt || !tgt)
         return NULL;

@@ -8,7 +8,8 @@
 
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
-    "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", NULL};
+    "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
+    NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -119,6 +120,7 @@ static void read_infonce(ssl_cfg_t *c, ssl_loss_cfg_t *o)
         ssl_cfg_fail(c, "queue_size", "only used with \"form\": \"moco_v2\"");
 }
 
+/* dino, and ibot's patch term (the same keys and defaults, plus shared_head) */
 static void read_dino(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 {
     static const char *const keys[] = {"type",
@@ -128,8 +130,16 @@ static void read_dino(ssl_cfg_t *c, ssl_loss_cfg_t *o)
                                        "warmup_teacher_temp",
                                        "warmup_teacher_temp_epochs",
                                        "center_momentum",
+                                       "shared_head",
                                        NULL};
-    ssl_cfg_keys(c, keys);
+    /* dino's keys: all but shared_head */
+    static const char *const dino_keys[] = {"type",         "weight",
+                                            "student_temp", "teacher_temp",
+                                            "warmup_teacher_temp", "warmup_teacher_temp_epochs",
+                                            "center_momentum",     NULL};
+    ssl_cfg_keys(c, o->type == SSL_LOSS_IBOT ? keys : dino_keys);
+    if (o->type == SSL_LOSS_IBOT)
+        o->ibot.shared_head = ssl_cfg_bool(c, "shared_head", 0);
     o->dino.student_temp = pos(c, "student_temp", D_DINO_STUDENT, 100.0);
     o->dino.teacher_temp = pos(c, "teacher_temp", D_DINO_TEACHER, 100.0);
     o->dino.warmup_teacher_temp = pos(c, "warmup_teacher_temp", D_DINO_WARMUP_TEACHER, 100.0);
@@ -245,6 +255,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         read_infonce(c, &o);
         break;
     case SSL_LOSS_DINO:
+    case SSL_LOSS_IBOT:
         read_dino(c, &o);
         break;
     case SSL_LOSS_SWAV:

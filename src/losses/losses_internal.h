@@ -41,6 +41,11 @@ int32_t *ssl__loss_labels_const(ssl_ctx_t *ctx, int64_t n, int32_t value);
  * tensor; used to keep targets out of the tape. */
 ssl_tensor_t *ssl__loss_sg(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
+/* DINO's teacher targets softmax((teacher - center) / teacher_temp) (N, K), no gradient;
+ * center (K) or (1, K) or NULL. */
+ssl_tensor_t *ssl__loss_teacher_probs(ssl_ctx_t *ctx, ssl_tensor_t *teacher,
+                                      const ssl_tensor_t *center, float teacher_temp);
+
 /* Cosine similarity per row of two (N, D) tensors -> (N); b is used as given. */
 ssl_tensor_t *ssl__loss_row_cos(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
 

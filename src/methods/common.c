@@ -57,6 +57,32 @@ ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_vi
     return ssl_concat(ctx, parts, n_views, 0);
 }
 
+int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_tensor_t *T,
+                              float momentum)
+{
+    if (!ssl__ctx_comm(ctx))
+        return ssl_dino_center_update(center, T, momentum);
+    /* the mean teacher output over every rank's rows */
+    int64_t n = T->shape[0], k = T->shape[1];
+    double *sum = ssl_arena_alloc(ctx, sizeof(double) * (size_t)(k + 1));
+    float *mean = ssl_arena_alloc(ctx, sizeof(float) * (size_t)k);
+    if (!sum || !mean)
+        return ssl_set_error(SSL_ERR_NOMEM, "center: out of memory");
+#pragma omp parallel for schedule(static) if (n * k > 16384)
+    for (int64_t j = 0; j < k; j++) {
+        double a = 0;
+        for (int64_t r = 0; r < n; r++)
+            a += T->data[r * k + j];
+        sum[j] = a;
+    }
+    sum[k] = (double)n;
+    if (ssl__all_reduce_f64(ctx, sum, k + 1) != SSL_OK)
+        return ssl_last_status();
+    for (int64_t j = 0; j < k; j++)
+        mean[j] = (float)(sum[j] / sum[k]);
+    return ssl_dino_center_update_mean(center, mean, momentum);
+}
+
 ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v)
 {
     return (ssl_tensor_t *)&b->views[v]; /* loader-owned, no gradient */

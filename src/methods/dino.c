@@ -59,31 +59,10 @@ static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos
 {
     (void)pos;
     dino_method_t *dm = (dino_method_t *)m;
-    const ssl_tensor_t *T = dm->pending_teacher;
-    float mom = m->loss[0].dino.center_momentum;
-    if (T && ssl__ctx_comm(ctx)) { /* the mean teacher output over every rank's rows */
-        int64_t n = T->shape[0], k = T->shape[1];
-        double *sum = ssl_arena_alloc(ctx, sizeof(double) * (size_t)(k + 1));
-        float *mean = ssl_arena_alloc(ctx, sizeof(float) * (size_t)k);
-        if (!sum || !mean)
-            return ssl_set_error(SSL_ERR_NOMEM, "DINO center: out of memory");
-#pragma omp parallel for schedule(static) if (n * k > 16384)
-        for (int64_t j = 0; j < k; j++) {
-            double a = 0;
-            for (int64_t r = 0; r < n; r++)
-                a += T->data[r * k + j];
-            sum[j] = a;
-        }
-        sum[k] = (double)n;
-        if (ssl__all_reduce_f64(ctx, sum, k + 1) != SSL_OK)
-            return ssl_last_status();
-        for (int64_t j = 0; j < k; j++)
-            mean[j] = (float)(sum[j] / sum[k]);
-        if (ssl_dino_center_update_mean(dm->center, mean, mom) != SSL_OK)
-            return ssl_last_status();
-    } else if (T && ssl_dino_center_update(dm->center, T, mom) != SSL_OK) {
+    if (dm->pending_teacher &&
+        ssl__method_center_update(ctx, dm->center, dm->pending_teacher,
+                                  m->loss[0].dino.center_momentum) != SSL_OK)
         return ssl_last_status();
-    }
     dm->pending_teacher = NULL;
     return SSL_OK;
 }

@@ -13,6 +13,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_dino,        &ssl__method_swav,       &ssl__method_mae,
     &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
+    &ssl__method_ibot,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -25,6 +26,26 @@ static const ssl_method_def_t *def_of(int loss_type)
     return NULL;
 }
 
+static int has_type(const int *types, int type)
+{
+    for (const int *t = types; t && *t >= 0; t++)
+        if (*t == type)
+            return 1;
+    return 0;
+}
+
+/* The family of a config's losses: a family that composes its own lists (list_types) takes any
+ * list holding one of its loss types; otherwise the family of loss[0]. */
+static const ssl_method_def_t *family_of(const ssl_loss_cfg_t *loss, int n)
+{
+    for (size_t i = 0; i < sizeof k_methods / sizeof k_methods[0]; i++)
+        if (k_methods[i]->list_types)
+            for (int j = 0; j < n; j++)
+                if (has_type(k_methods[i]->loss_types, loss[j].type))
+                    return k_methods[i];
+    return def_of(loss[0].type);
+}
+
 /* The model sections families read (bit i of read_sections: common.c's k_read_bits). */
 static const char *const k_sections[] = {"projector", "predictor", "head", "text", "image_proj"};
 static const char *const k_target_names[] = {"none", "stop_grad", "ema"};
@@ -35,12 +56,25 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
     const ssl_method_def_t *d = m->def;
     const ssl_loss_cfg_t *L = &m->loss[0];
     for (int i = 0; i < m->n_loss; i++) {
+        if (d->list_types) { /* the family composes the list: each type once */
+            int twice = 0;
+            for (int j = 0; j < i; j++)
+                twice |= m->loss[j].type == m->loss[i].type;
+            if (!has_type(d->list_types, m->loss[i].type) || twice)
+                return ssl_cfg_fail(b->root, "loss",
+                                    "the %s family combines dino, ibot and koleo terms, each "
+                                    "once ('%s' %s)",
+                                    d->name, ssl_loss_type_name(m->loss[i].type),
+                                    twice ? "is listed twice" : "is not one of them");
+            continue;
+        }
         const ssl_method_def_t *di = def_of(m->loss[i].type);
         m->term[i] = di ? di->term : NULL;
         if (m->n_loss > 1 && !m->term[i])
             return ssl_cfg_fail(b->root, "loss",
                                 "a weighted list may only combine infonce, byol, "
-                                "simsiam, barlow and vicreg terms");
+                                "simsiam, barlow and vicreg terms (or dino, ibot and koleo "
+                                "with an ibot term)");
     }
     int want = d->target_for ? d->target_for(L) : d->target;
     if (want != SSL_TARGET_NONE && m->target != want)
@@ -103,7 +137,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     int n_loss = 0;
     if (ssl__loss_cfgs_read(root, "loss", loss, SSL_METHOD_MAX_LOSSES, &n_loss) != SSL_OK)
         return NULL;
-    const ssl_method_def_t *d = def_of(loss[0].type);
+    const ssl_method_def_t *d = family_of(loss, n_loss);
     if (!d) {
         ssl_cfg_t lc = ssl_cfg_obj(root, "loss");
         ssl_cfg_fail(&lc, "type", "no method trains the loss '%s'",
@@ -201,6 +235,12 @@ int ssl__method_last_pair(const ssl_method_t *m, ssl_tensor_t **z1, ssl_tensor_t
     return m->last_z && m->last_z2;
 }
 
+/* Mask kinds that stand in for each other: the token-dropping ones (random, simmim, blockwise). */
+static int mask_group(int kind)
+{
+    return kind == SSL_MASK_MULTIBLOCK || kind == SSL_MASK_IBOT ? kind : 0;
+}
+
 int ssl__method_mask_opts(const ssl_method_t *m, ssl_mask_opts_t *o, int *patch_size)
 {
     const ssl_method_env_t *env = &m->env;
@@ -213,10 +253,14 @@ int ssl__method_mask_opts(const ssl_method_t *m, ssl_mask_opts_t *o, int *patch_
     }
     if (env->mask_kind == SSL_MASK_NONE) /* the loss's usual masks */
         ssl_mask_opts_default(o, need, 0, 0);
-    else if ((need == SSL_MASK_MULTIBLOCK) != (env->mask_kind == SSL_MASK_MULTIBLOCK))
-        return ssl_set_error(SSL_ERR_CONFIG, "masks.type: the %s loss needs %s masks",
-                             ssl_loss_type_name(m->loss[0].type),
-                             need == SSL_MASK_MULTIBLOCK ? "'multiblock'" : "token-dropping");
+    else if (mask_group(need) != mask_group(env->mask_kind))
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.type: the %s method needs %s masks",
+                             m->def->name,
+                             need == SSL_MASK_MULTIBLOCK ? "'multiblock'"
+                             : need == SSL_MASK_IBOT     ? "'ibot'"
+                                                         : "token-dropping");
+    if (o->kind == SSL_MASK_IBOT)
+        o->n_views = m->n_global; /* one mask per global view */
     const ssl_encoder_cfg_t *ec = ssl_encoder_config(m->enc);
     *patch_size = ec->vit.patch_size;
     o->grid_h = o->grid_w = ec->vit.image_size / ec->vit.patch_size;

@@ -56,6 +56,10 @@ typedef struct ssl_method_build {
 struct ssl_method_def {
     const char *name;      /* the family, for docs and messages */
     const int *loss_types; /* the loss types it trains, ended by -1 */
+    /* a family that composes weighted lists itself (terms sharing its forward, e.g. DINO + iBOT
+     * + KoLeo): the types its lists may hold, ended by -1; it takes every list holding one of
+     * its loss_types. NULL: lists are composed from the projector families' `term`. */
+    const int *list_types;
     size_t size;           /* of the family's struct, which starts with ssl_method_t */
     /* the target network the loss needs (SSL_TARGET_*), or target_for(loss) when that depends
      * on the loss's settings; ema_optional: the config may add an EMA target though the loss
@@ -100,7 +104,7 @@ struct ssl_method_def {
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
-    ssl__method_deepclusterv2;
+    ssl__method_deepclusterv2, ssl__method_ibot;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
@@ -122,6 +126,11 @@ int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key
  * rank's rows); x itself for one process. A loss over the whole batch then equals one
  * process's. */
 ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_views);
+
+/* DINO's center update after the step: center = m center + (1 - m) mean over the rows of
+ * T (N, K), the rows of every rank with several. */
+int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_tensor_t *T,
+                              float momentum);
 
 /* View v of the batch (loader-owned, no gradient). */
 ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v);

@@ -114,17 +114,12 @@ int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w)
     return e->cfg.kind == SSL_ENC_RESNET ? ssl__resnet_macs(e, h, w) : ssl__vit_macs(e, h, w);
 }
 
-int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
-                        const int32_t *keep_idx, int64_t keep, int training,
-                        ssl_encoder_out_t *out)
-{
-    return ssl_encoder_forward_masked(ctx, e, x, keep_idx, keep, NULL, 0, NULL, training, out);
-}
 
-int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
-                               const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
-                               int64_t n_masked, ssl_tensor_t *mask_token, int training,
-                               ssl_encoder_out_t *out)
+/* The forward behind the public entry points: token subset, masked token lists or a (B, T) map. */
+static int forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                   const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
+                   int64_t n_masked, const float *token_mask, ssl_tensor_t *mask_token,
+                   int training, ssl_encoder_out_t *out)
 {
     if (SSL__IS_NULL(out, __func__))
         return SSL_ERR_INVALID;
@@ -141,7 +136,7 @@ int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tenso
                              ssl_shape_str(x, s, sizeof s), (long long)want_c);
     }
     if (e->cfg.kind == SSL_ENC_RESNET) {
-        if (keep_idx || masked_idx)
+        if (keep_idx || masked_idx || token_mask)
             return ssl_set_error(SSL_ERR_INVALID, "encoder: a ResNet cannot take a token subset "
                                                   "or masked tokens");
         return ssl__resnet_forward(ctx, e, x, training, out);
@@ -152,8 +147,37 @@ int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tenso
         return ssl_set_error(SSL_ERR_SHAPE, "encoder: input %s, this ViT takes %lldx%lld images",
                              ssl_shape_str(x, s, sizeof s), (long long)S, (long long)S);
     }
-    if (masked_idx && (!mask_token || mask_token->numel != e->cfg.vit.dim))
+    if ((masked_idx || token_mask) && (!mask_token || mask_token->numel != e->cfg.vit.dim))
         return ssl_set_error(SSL_ERR_SHAPE, "encoder: masked tokens need a mask token of %d "
                              "values", e->cfg.vit.dim);
-    return ssl__vit_forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, mask_token, out);
+    return ssl__vit_forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, token_mask, mask_token,
+                            out);
+}
+
+int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                        const int32_t *keep_idx, int64_t keep, int training,
+                        ssl_encoder_out_t *out)
+{
+    return forward(ctx, e, x, keep_idx, keep, NULL, 0, NULL, NULL, training, out);
+}
+
+int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                               const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
+                               int64_t n_masked, ssl_tensor_t *mask_token, int training,
+                               ssl_encoder_out_t *out)
+{
+    return forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, NULL, mask_token, training,
+                   out);
+}
+
+int ssl_encoder_forward_token_mask(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                                   const float *token_mask, ssl_tensor_t *mask_token,
+                                   int training, ssl_encoder_out_t *out)
+{
+    if (!token_mask) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        return ssl_set_error(SSL_ERR_INVALID, "%s: NULL token_mask", __func__);
+    }
+    return forward(ctx, e, x, NULL, 0, NULL, 0, token_mask, mask_token, training, out);
 }

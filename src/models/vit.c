@@ -72,7 +72,8 @@ int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *pre, uint64_t s
 
 int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                      const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
-                     int64_t n_masked, ssl_tensor_t *mask_token, ssl_encoder_out_t *out)
+                     int64_t n_masked, const float *token_mask, ssl_tensor_t *mask_token,
+                     ssl_encoder_out_t *out)
 {
     const ssl_vit_cfg_t *c = &e->cfg.vit;
     const ssl_vit_t *v = &e->vit;
@@ -87,6 +88,13 @@ int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
         ssl_tensor_t *hm = ssl_gather_rows(ctx, h, masked_idx, n_masked);        // (B, M, D)
         ssl_tensor_t *delta = ssl_sub(ctx, mask_token, hm);                       // (B, M, D)
         h = ssl_add(ctx, h, ssl_scatter_rows(ctx, delta, masked_idx, T));
+    } else if (token_mask) {
+        /* iBOT: any number of masked tokens per sample. h + m (mask_token - h) with m (B, T, 1)
+         * of 0/1 replaces the masked rows and sends them no gradient */
+        ssl_tensor_t *m = ssl_tensor_from(ctx, 3, (int64_t[]){B, T, 1}, token_mask);
+        h = ssl_add(ctx, h, ssl_mul(ctx, m, ssl_sub(ctx, mask_token, h)));
+        if (!h)
+            return ssl_last_status();
     }
     int off = c->cls_token ? 1 : 0;
     ssl_tensor_t *pos = off ? ssl_slice(ctx, v->pos_embed, 1, 1, T) : v->pos_embed;

@@ -146,9 +146,10 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"type", "ratio", "block", "min_block", "block_aspect",
                                        "n_targets", "target_scale", "target_aspect",
-                                       "context_scale", "context_aspect", "min_keep", NULL};
-    static const char *const kinds[] = {"none", "random", "simmim", "blockwise", "multiblock",
-                                        NULL};
+                                       "context_scale", "context_aspect", "min_keep",
+                                       "ratio_var", "prob", NULL};
+    static const char *const kinds[] = {"none",       "random", "simmim", "blockwise",
+                                        "multiblock", "ibot",   NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "masks");
     ssl_cfg_keys(&c, keys);
     rc->mask_kind = ssl_cfg_enum(&c, "type", kinds, 0);
@@ -156,7 +157,7 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     ssl_mask_opts_default(m, rc->mask_kind, 0, 0);
     m->ratio = ssl_cfg_float(&c, "ratio", m->ratio, 0, 0.99);
     m->block = ssl_cfg_int(&c, "block", m->block, 1, 64);
-    m->min_block = ssl_cfg_i64(&c, "min_block", m->min_block, 1, 1 << 20);
+    m->min_block = ssl_cfg_i64(&c, "min_block", m->min_block, 0, 1 << 20); /* ibot: 0 auto */
     ssl_cfg_range(&c, "block_aspect", m->block_aspect, m->block_aspect[0], m->block_aspect[1],
                   1e-2, 1e2);
     m->n_targets = ssl_cfg_int(&c, "n_targets", m->n_targets, 0, SSL_MASK_MAX_TARGETS);
@@ -169,6 +170,8 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     ssl_cfg_range(&c, "context_aspect", m->context_aspect, m->context_aspect[0],
                   m->context_aspect[1], 1e-2, 1e2);
     m->min_keep = ssl_cfg_i64(&c, "min_keep", m->min_keep, 0, 1 << 20);
+    m->ratio_var = ssl_cfg_float(&c, "ratio_var", m->ratio_var, 0, 0.99);
+    m->prob = ssl_cfg_float_ex(&c, "prob", m->prob, 0, 1, SSL_CFG_LO_OPEN);
 }
 
 static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
