@@ -93,7 +93,24 @@ static void test_defaults(void **state)
     assert_int_equal(c.ibot.shared_head, 1);
     assert_float_equal(c.weight, 0.5f, 0);
     expect_cfg_error("{\"type\": \"ibot\", \"teacher_temp\": 0}", "'teacher_temp'", NULL);
-    expect_cfg_error("{\"type\": \"dino\", \"shared_head\": true}", "'shared_head'", NULL);
+    expect_cfg_error("{\"type\": \"dino\", \"shared_head\": true}", "'shared_head'",
+                     "only used with");
+    /* centering: the center (default) or DINOv2's Sinkhorn-Knopp, which has no momentum */
+    assert_int_equal(c.centering, SSL_CENTERING_CENTER);
+    assert_int_equal(read_cfg("{\"type\": \"dino\", \"centering\": \"sinkhorn_knopp\"}", &c),
+                     SSL_OK);
+    assert_int_equal(c.centering, SSL_CENTERING_SINKHORN_KNOPP);
+    expect_cfg_error("{\"type\": \"ibot\", \"centering\": \"sinkhorn_knopp\", "
+                     "\"center_momentum\": 0.9}",
+                     "'center_momentum'", "only used with");
+    expect_cfg_error("{\"type\": \"dino\", \"centering\": \"sinkhorn\"}", "'centering'", NULL);
+    /* koleo: DINOv2's weight 0.1 by default, no other key */
+    assert_int_equal(read_cfg("{\"type\": \"koleo\"}", &c), SSL_OK);
+    assert_int_equal(c.type, SSL_LOSS_KOLEO);
+    assert_float_equal(c.weight, 0.1f, 0);
+    assert_int_equal(read_cfg("{\"type\": \"koleo\", \"weight\": 0.5}", &c), SSL_OK);
+    assert_float_equal(c.weight, 0.5f, 0);
+    expect_cfg_error("{\"type\": \"koleo\", \"eps\": 1}", "'eps'", NULL);
     expect_cfg_error("{\"type\": \"deepclusterv2\", \"n_prototypes\": [1,1,1,1,1,1,1,1,1]}",
                      "'n_prototypes'", NULL);
     expect_cfg_error("{\"type\": \"deepclusterv2\", \"crops_for_assign\": [0, 0]}",

@@ -322,6 +322,36 @@ static void test_ibot_patch(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* DINOv2: KoLeo, and the class and patch losses with Sinkhorn-Knopp teacher targets
+ * (ssl_sinkhorn with epsilon = the teacher temperature is dinov2's sinkhorn_knopp_teacher). */
+static void test_dinov2(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = load(ctx, "koleo.x", 1);
+    check_loss(ctx, ssl_loss_koleo(ctx, x), "koleo", 1, (ssl_tensor_t *[]){x},
+               (const char *[]){"x"});
+    tu_assert_error(ssl_loss_koleo(ctx, ssl_slice(ctx, x, 0, 0, 1)), SSL_ERR_SHAPE, "koleo",
+                    "(1, 4)", NULL);
+    ssl_tensor_t *s = load(ctx, "dinosk.student", 1), *t = load(ctx, "dinosk.teacher", 0);
+    float tt = scalar(ctx, "dinosk.teacher_temp");
+    ssl_tensor_t *q = ssl_sinkhorn(ctx, t, tt, SSL_SK_TEACHER_ITERS);
+    check_loss(ctx,
+               ssl_loss_dino_targets(ctx, s, q, (int)scalar(ctx, "dinosk.n_global"),
+                                     scalar(ctx, "dinosk.student_temp")),
+               "dinosk", 1, (ssl_tensor_t *[]){s}, (const char *[]){"student"});
+    ssl_tensor_t *sp = load(ctx, "ibotsk.student", 1), *tp = load(ctx, "ibotsk.teacher", 0);
+    int64_t n_groups = 0;
+    const int32_t *counts = load_idx(ctx, "ibotsk.counts", &n_groups, NULL);
+    ssl_tensor_t *qp = ssl_sinkhorn(ctx, tp, scalar(ctx, "ibotsk.teacher_temp"),
+                                    SSL_SK_TEACHER_ITERS);
+    check_loss(ctx,
+               ssl_loss_ibot_patch_targets(ctx, sp, qp, counts, n_groups,
+                                           scalar(ctx, "ibotsk.student_temp")),
+               "ibotsk", 1, (ssl_tensor_t *[]){sp}, (const char *[]){"student"});
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- Barlow, VICReg */
 
 /* prefix "barlow": N > D, the (D, D) product; "barlow_wide": N < D, the Gram form */
@@ -532,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_swav),
         cmocka_unit_test(test_deepclusterv2),
         cmocka_unit_test(test_ibot_patch),
+        cmocka_unit_test(test_dinov2),
         cmocka_unit_test(test_barlow),
         cmocka_unit_test(test_vicreg),
         cmocka_unit_test(test_patchify),

@@ -323,7 +323,8 @@ enum {
     G_CLIP,
     G_SIGLIP,
     G_PATCHIFY,
-    G_IBOT
+    G_IBOT,
+    G_KOLEO
 };
 
 typedef struct gcase {
@@ -370,6 +371,8 @@ static ssl_tensor_t *gbuild(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
         return ssl_loss_clip(ctx, in[0], in[1], in[2], logf(100.0f));
     case G_SIGLIP:
         return ssl_loss_siglip(ctx, in[0], in[1], in[2], in[3]);
+    case G_KOLEO:
+        return ssl_loss_koleo(ctx, in[0]);
     case G_IBOT: /* counts in idx[0], groups in k[0] */
         return ssl_loss_ibot_patch(ctx, in[0], g->c[0], g->idx[0], g->k[0], g->c[1], 0.1f, 0.05f);
     default:
@@ -436,6 +439,10 @@ static void test_gradcheck_distill(void **state)
                   {4},
                   0};
     in[0] = tu_rand(ctx, 2, (int64_t[]){7, 5}, 26, -0.5f, 0.5f, 1);
+    gcheck(ctx, &g, in, 1, 1e-2);
+    /* KoLeo: 6 rows of 4 (the neighbours, not differentiated, stay put under the 1e-3 steps) */
+    g = (gcase_t){G_KOLEO, {0}, {0}, {0}, 0};
+    in[0] = R2(6, 4, 27, 1);
     gcheck(ctx, &g, in, 1, 1e-2);
     ssl_ctx_free(ctx);
 }

@@ -185,9 +185,13 @@ static void test_ibot_settings(void **state)
     expect_error_in(k_ibot, "loss=[{\"type\": \"ibot\"}, {\"type\": \"ibot\"}]", "'loss'",
                     "listed twice");
     expect_error_in(k_ibot, "loss=[{\"type\": \"dino\", \"shared_head\": true}, "
-                    "{\"type\": \"ibot\"}]", "'loss[0].shared_head'", "unknown key");
+                    "{\"type\": \"ibot\"}]", "'loss[0].shared_head'", "only used with");
     expect_error_in(k_ibot, "masks={\"type\": \"random\"}", "masks.type", "'ibot' masks");
     expect_error_in(k_ibot, "masks={\"type\": \"ibot\", \"prob\": 0}", "'masks.prob'", NULL);
+    /* KoLeo joins a list with an ibot term (DINOv2-style); without one the list is DINO's,
+     * which composes no lists */
+    expect_error_in(k_ibot, "loss=[{\"type\": \"dino\"}, {\"type\": \"koleo\"}]", "'loss'",
+                    "with an ibot term");
     ssl_train_opts_t o;
     memset(&o, 0, sizeof o);
     o.config_text = k_ibot;

@@ -86,6 +86,12 @@ SSL_API ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_t
                                     int n_global, ssl_tensor_t *center, float student_temp,
                                     float teacher_temp);
 
+/* The same with the teacher's targets given (V_t = n_global views of B rows, each a
+ * distribution, e.g. Sinkhorn-Knopp codes: DINOv2's sinkhorn_knopp_teacher); detached here. */
+SSL_API ssl_tensor_t *ssl_loss_dino_targets(ssl_ctx_t *ctx, ssl_tensor_t *student,
+                                            ssl_tensor_t *targets, int n_global,
+                                            float student_temp);
+
 /* Teacher temperature schedule of the official code: linear from warmup_temp to temp over
  * warmup_epochs epochs (np.linspace, endpoints included), then temp. `epoch` may be
  * fractional (per-step schedules); warmup_epochs 0 gives temp throughout. A temperature <= 0
@@ -115,6 +121,18 @@ SSL_API ssl_tensor_t *ssl_loss_ibot_patch(ssl_ctx_t *ctx, ssl_tensor_t *student,
                                           ssl_tensor_t *teacher, const int32_t *counts,
                                           int64_t n_groups, ssl_tensor_t *center,
                                           float student_temp, float teacher_temp);
+
+/* The same with the teacher's targets (M, K) given (DINOv2's Sinkhorn-Knopp teacher of the
+ * masked tokens); detached here. */
+SSL_API ssl_tensor_t *ssl_loss_ibot_patch_targets(ssl_ctx_t *ctx, ssl_tensor_t *student,
+                                                  ssl_tensor_t *targets, const int32_t *counts,
+                                                  int64_t n_groups, float student_temp);
+
+/* KoLeo (facebookresearch/dinov2 KoLeoLoss): x (N, D), N >= 2, rows L2-normalised (eps 1e-8);
+ * for each row its nearest other row nn(i) by inner product (the first on ties);
+ * -mean_i log(||x_i - x_nn(i) + 1e-8||_2 + 1e-8) (torch's pairwise_distance adds its eps to the
+ * difference). The gradient flows through both rows; the neighbours are not differentiated. */
+SSL_API ssl_tensor_t *ssl_loss_koleo(ssl_ctx_t *ctx, ssl_tensor_t *x);
 
 /* ================================================================ SwAV */
 
@@ -258,6 +276,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_MOCO_V1,       /* ssl_loss_moco one way, queue, shuffled split BN (infonce's keys) */
     SSL_LOSS_DEEPCLUSTERV2, /* k-means assignments of a memory bank as targets */
     SSL_LOSS_IBOT,          /* masked-patch self-distillation (dino's keys, own defaults) */
+    SSL_LOSS_KOLEO,         /* KoLeo on the student's class tokens (default weight 0.1) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -266,6 +285,14 @@ typedef enum ssl_infonce_form {
     SSL_INFONCE_MOCO_V2,    /* queue of negatives */
     SSL_INFONCE_MOCO_V3     /* in-batch keys, symmetrised, scaled by 2 tau */
 } ssl_infonce_form_t;
+
+/* How the teacher's outputs become targets (dino, ibot): softmax((t - center) / temp) with the
+ * moving-average center, or DINOv2's Sinkhorn-Knopp (3 iterations, epsilon = temp). */
+typedef enum ssl_centering {
+    SSL_CENTERING_CENTER = 0,
+    SSL_CENTERING_SINKHORN_KNOPP = 1
+} ssl_centering_t;
+#define SSL_SK_TEACHER_ITERS 3 /* dinov2's sinkhorn_knopp_teacher n_iterations */
 
 #define SSL_SWAV_MAX_ASSIGN 8
 
@@ -322,6 +349,7 @@ typedef struct ssl_loss_cfg {
     struct {
         int shared_head; /* 0: the student's patch tokens get a last layer of their own */
     } ibot;
+    int centering; /* dino, ibot: ssl_centering_t (the center; center_momentum is its) */
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

@@ -29,11 +29,13 @@ ssl_tensor_t *ssl__loss_teacher_probs(ssl_ctx_t *ctx, ssl_tensor_t *teacher,
     return ssl_softmax(ctx, ssl_scale(ctx, t, 1.0f / teacher_temp, 0.0f), -1);
 }
 
-ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
-                            int n_global, ssl_tensor_t *center, float student_temp,
-                            float teacher_temp)
+/* targets: teacher holds the targets themselves (probabilities); else logits to centre and
+ * sharpen */
+static ssl_tensor_t *dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
+                          int n_global, ssl_tensor_t *center, float student_temp,
+                          float teacher_temp, int targets)
 {
-    static const char *L = "dino";
+    const char *L = targets ? "dino_targets" : "dino";
     if (SSL__NULL_INPUT(student, L) || SSL__NULL_INPUT(teacher, L))
         return NULL;
     if (!ctx)
@@ -41,7 +43,7 @@ ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t 
     if (!ssl__loss_check_2d(L, "student", student, 1) ||
         !ssl__loss_check_2d(L, "teacher", teacher, 1) ||
         !ssl__loss_check_pos(L, "student_temp", student_temp) ||
-        !ssl__loss_check_pos(L, "teacher_temp", teacher_temp))
+        (!targets && !ssl__loss_check_pos(L, "teacher_temp", teacher_temp)))
         return NULL;
     char a[64], b[64];
     int64_t k = student->shape[1];
@@ -64,7 +66,8 @@ ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t 
     if (center && center->numel != k)
         return ssl__loss_fail(L, "center %s must have %lld elements", LSHAPE(center, a),
                               (long long)k);
-    ssl_tensor_t *pt = ssl__loss_teacher_probs(ctx, teacher, center, teacher_temp);
+    ssl_tensor_t *pt =
+        targets ? ssl__loss_sg(ctx, teacher) : ssl__loss_teacher_probs(ctx, teacher, center, teacher_temp);
     ssl_tensor_t *tgt = ssl_tensor_new(ctx, 2, student->shape); // (V B, K)
     if (!pt || !tgt)
         return NULL;
@@ -94,6 +97,19 @@ ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t 
         ssl_cross_entropy_soft(ctx, ssl_scale(ctx, student, 1.0f / student_temp, 0.0f), tgt);
     /* ce = (1 / (V B)) sum over pairs of B * pair loss */
     return ssl_scale(ctx, ce, (float)((double)nv / (double)pairs), 0.0f);
+}
+
+ssl_tensor_t *ssl_loss_dino(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
+                            int n_global, ssl_tensor_t *center, float student_temp,
+                            float teacher_temp)
+{
+    return dino(ctx, student, teacher, n_global, center, student_temp, teacher_temp, 0);
+}
+
+ssl_tensor_t *ssl_loss_dino_targets(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *targets,
+                                    int n_global, float student_temp)
+{
+    return dino(ctx, student, targets, n_global, NULL, student_temp, 1.0f, 1);
 }
 
 float ssl_dino_teacher_temp(float warmup_temp, float temp, double warmup_epochs, double epoch)

@@ -7,18 +7,19 @@
  * group folded into the targets, one soft cross-entropy over the M rows gives the loss. */
 #include "losses_internal.h"
 
-ssl_tensor_t *ssl_loss_ibot_patch(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
-                                  const int32_t *counts, int64_t n_groups, ssl_tensor_t *center,
-                                  float student_temp, float teacher_temp)
+/* targets: teacher holds the targets themselves (probabilities) */
+static ssl_tensor_t *ibot(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
+                          const int32_t *counts, int64_t n_groups, ssl_tensor_t *center,
+                          float student_temp, float teacher_temp, int targets)
 {
-    static const char *L = "ibot_patch";
+    const char *L = targets ? "ibot_patch_targets" : "ibot_patch";
     if (SSL__NULL_INPUT(student, L) || SSL__NULL_INPUT(teacher, L))
         return NULL;
     if (!ctx || !counts)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL %s", ctx ? "counts" : "context");
     if (!ssl__loss_check_pair(L, "student", student, "teacher", teacher, 1) ||
         !ssl__loss_check_pos(L, "student_temp", student_temp) ||
-        !ssl__loss_check_pos(L, "teacher_temp", teacher_temp))
+        (!targets && !ssl__loss_check_pos(L, "teacher_temp", teacher_temp)))
         return NULL;
     char a[64];
     const int64_t M = student->shape[0], K = student->shape[1];
@@ -26,19 +27,19 @@ ssl_tensor_t *ssl_loss_ibot_patch(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_ten
         return ssl__loss_fail(L, "center %s must have %lld elements", LSHAPE(center, a),
                               (long long)K);
     if (n_groups < 1)
-        return ssl__loss_fail_status(SSL_ERR_INVALID, L, "n_groups %lld < 1",
-                                     (long long)n_groups);
+        return ssl__loss_fail_status(SSL_ERR_INVALID, L, "n_groups %lld < 1", (long long)n_groups);
     int64_t total = 0;
     for (int64_t g = 0; g < n_groups; g++) {
         if (counts[g] < 0)
-            return ssl__loss_fail_status(SSL_ERR_INVALID, L, "counts[%lld] = %d < 0",
-                                         (long long)g, (int)counts[g]);
+            return ssl__loss_fail_status(SSL_ERR_INVALID, L, "counts[%lld] = %d < 0", (long long)g,
+                                         (int)counts[g]);
         total += counts[g];
     }
     if (total != M)
         return ssl__loss_fail(L, "the counts sum to %lld, student %s has %lld rows",
                               (long long)total, LSHAPE(student, a), (long long)M);
-    ssl_tensor_t *pt = ssl__loss_teacher_probs(ctx, teacher, center, teacher_temp);
+    ssl_tensor_t *pt = targets ? ssl__loss_sg(ctx, teacher)
+                               : ssl__loss_teacher_probs(ctx, teacher, center, teacher_temp);
     ssl_tensor_t *tgt = ssl_tensor_new(ctx, 2, student->shape); // (M, K)
     if (!pt || !tgt)
         return NULL;
@@ -50,4 +51,18 @@ ssl_tensor_t *ssl_loss_ibot_patch(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_ten
                 tgt->data[r * K + j] = pt->data[r * K + j] * w;
     }
     return ssl_cross_entropy_soft(ctx, ssl_scale(ctx, student, 1.0f / student_temp, 0.0f), tgt);
+}
+
+ssl_tensor_t *ssl_loss_ibot_patch(ssl_ctx_t *ctx, ssl_tensor_t *student, ssl_tensor_t *teacher,
+                                  const int32_t *counts, int64_t n_groups, ssl_tensor_t *center,
+                                  float student_temp, float teacher_temp)
+{
+    return ibot(ctx, student, teacher, counts, n_groups, center, student_temp, teacher_temp, 0);
+}
+
+ssl_tensor_t *ssl_loss_ibot_patch_targets(ssl_ctx_t *ctx, ssl_tensor_t *student,
+                                          ssl_tensor_t *targets, const int32_t *counts,
+                                          int64_t n_groups, float student_temp)
+{
+    return ibot(ctx, student, targets, counts, n_groups, NULL, student_temp, 1.0f, 1);
 }

@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    NULL};
+    "koleo",   NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -49,6 +49,7 @@ int ssl_loss_type_from_name(const char *name)
 #define D_DC_ITERS 10
 #define D_DP_RHO 0.3
 #define D_DP_EPS 0.01
+#define D_KOLEO_WEIGHT 0.1 /* dinov2's koleo_loss_weight */
 
 static double clip_init(int type)
 {
@@ -62,7 +63,7 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
         return;
     memset(c, 0, sizeof *c);
     c->type = type;
-    c->weight = 1.0f;
+    c->weight = type == SSL_LOSS_KOLEO ? (float)D_KOLEO_WEIGHT : 1.0f;
     c->infonce.form = SSL_INFONCE_NTXENT;
     c->infonce.temperature =
         (float)(type == SSL_LOSS_MOCO_V1 ? D_MOCO_V1_TEMPERATURE : D_TEMPERATURE);
@@ -130,22 +131,25 @@ static void read_dino(ssl_cfg_t *c, ssl_loss_cfg_t *o)
                                        "warmup_teacher_temp",
                                        "warmup_teacher_temp_epochs",
                                        "center_momentum",
+                                       "centering",
                                        "shared_head",
                                        NULL};
-    /* dino's keys: all but shared_head */
-    static const char *const dino_keys[] = {"type",         "weight",
-                                            "student_temp", "teacher_temp",
-                                            "warmup_teacher_temp", "warmup_teacher_temp_epochs",
-                                            "center_momentum",     NULL};
-    ssl_cfg_keys(c, o->type == SSL_LOSS_IBOT ? keys : dino_keys);
+    static const char *const centerings[] = {"center", "sinkhorn_knopp", NULL};
+    ssl_cfg_keys(c, keys);
     if (o->type == SSL_LOSS_IBOT)
         o->ibot.shared_head = ssl_cfg_bool(c, "shared_head", 0);
+    else if (ssl_cfg_has(c, "shared_head"))
+        ssl_cfg_fail(c, "shared_head", "only used with \"type\": \"ibot\"");
     o->dino.student_temp = pos(c, "student_temp", D_DINO_STUDENT, 100.0);
     o->dino.teacher_temp = pos(c, "teacher_temp", D_DINO_TEACHER, 100.0);
     o->dino.warmup_teacher_temp = pos(c, "warmup_teacher_temp", D_DINO_WARMUP_TEACHER, 100.0);
     o->dino.warmup_teacher_temp_epochs =
         ssl_cfg_double(c, "warmup_teacher_temp_epochs", D_DINO_WARMUP_EPOCHS, 0.0, 1e6);
-    o->dino.center_momentum = ssl_cfg_float(c, "center_momentum", D_DINO_CENTER_M, 0.0, 1.0);
+    o->centering = ssl_cfg_enum(c, "centering", centerings, SSL_CENTERING_CENTER);
+    if (o->centering == SSL_CENTERING_CENTER)
+        o->dino.center_momentum = ssl_cfg_float(c, "center_momentum", D_DINO_CENTER_M, 0.0, 1.0);
+    else if (ssl_cfg_has(c, "center_momentum"))
+        ssl_cfg_fail(c, "center_momentum", "only used with \"centering\": \"center\"");
 }
 
 /* A list of crop indices, each listed once (SwAV's and DeepCluster-v2's crops_for_assign). */
@@ -248,7 +252,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         return ssl_cfg_status(c);
     ssl_loss_cfg_t o;
     ssl_loss_cfg_defaults(type, &o);
-    o.weight = ssl_cfg_float(c, "weight", 1.0, 0.0, 1e6);
+    o.weight = ssl_cfg_float(c, "weight", type == SSL_LOSS_KOLEO ? D_KOLEO_WEIGHT : 1.0, 0.0, 1e6);
     static const char *const plain[] = {"type", "weight", NULL};
     switch (type) {
     case SSL_LOSS_INFONCE:
@@ -301,7 +305,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         o.infonce.queue_size = ssl_cfg_i64(c, "queue_size", D_QUEUE, 1, 1 << 24);
         break;
     }
-    default: /* byol, simsiam, simmim: no parameters */
+    default: /* byol, simsiam, simmim, koleo: no parameters */
         ssl_cfg_keys(c, plain);
         break;
     }

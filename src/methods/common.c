@@ -57,6 +57,35 @@ ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_vi
     return ssl_concat(ctx, parts, n_views, 0);
 }
 
+int ssl__method_check_centering(ssl_method_t *m, ssl_method_build_t *b, int i)
+{
+    if (m->loss[i].centering != SSL_CENTERING_SINKHORN_KNOPP || m->env.ranks <= 1)
+        return SSL_OK;
+    ssl_cfg_t c = m->n_loss > 1 ? ssl_cfg_at(b->root, "loss", i) : ssl_cfg_obj(b->root, "loss");
+    return ssl_cfg_fail(&c, "centering",
+                        "'sinkhorn_knopp' runs on one process only (%d ranks): use 'center'",
+                        m->env.ranks);
+}
+
+float ssl__method_teacher_temp(const ssl_loss_cfg_t *L, const ssl_step_pos_t *pos)
+{
+    int64_t spe = pos->steps_per_epoch ? pos->steps_per_epoch : 1;
+    double epoch = (double)pos->epoch + (double)(pos->step % spe) / (double)spe;
+    return ssl_dino_teacher_temp(L->dino.warmup_teacher_temp, L->dino.teacher_temp,
+                                 L->dino.warmup_teacher_temp_epochs, epoch);
+}
+
+ssl_tensor_t *ssl__method_dino_loss(ssl_ctx_t *ctx, const ssl_loss_cfg_t *L, ssl_tensor_t *S,
+                                    ssl_tensor_t *T, int n_global, ssl_tensor_t *center,
+                                    const ssl_step_pos_t *pos)
+{
+    float tt = ssl__method_teacher_temp(L, pos);
+    if (L->centering == SSL_CENTERING_SINKHORN_KNOPP) /* dinov2's sinkhorn_knopp_teacher */
+        return ssl_loss_dino_targets(ctx, S, ssl_sinkhorn(ctx, T, tt, SSL_SK_TEACHER_ITERS),
+                                     n_global, L->dino.student_temp);
+    return ssl_loss_dino(ctx, S, T, n_global, center, L->dino.student_temp, tt);
+}
+
 int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_tensor_t *T,
                               float momentum)
 {

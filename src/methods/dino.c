@@ -18,6 +18,10 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
         ssl_head_cfg_fit_encoder(&h, m->enc) != SSL_OK ||
         ssl_dino_head_init(&dm->head, b->online, "head", &h.dino, b->seed) != SSL_OK ||
         ssl_dino_head_init(&dm->thead, b->target, "target.head", &h.dino, b->seed) != SSL_OK ||
+        ssl__method_check_centering(m, b, 0) != SSL_OK)
+        return ssl_last_status();
+    /* Sinkhorn-Knopp centering keeps no center */
+    if (m->loss[0].centering == SSL_CENTERING_CENTER &&
         ssl_dino_center_init(&dm->center, b->online, "loss.center", h.dino.out_dim) != SSL_OK)
         return ssl_last_status();
     return SSL_OK;
@@ -41,18 +45,13 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                           const ssl_step_pos_t *pos)
 {
     dino_method_t *dm = (dino_method_t *)m;
-    const ssl_loss_cfg_t *L = &m->loss[0];
     ssl_tensor_t *S = multicrop_forward(ctx, m->enc, &dm->head, b, m->n_views);
     int prev = ssl_ctx_set_grad(ctx, 0);
     ssl_tensor_t *T = multicrop_forward(ctx, m->tenc, &dm->thead, b, m->n_global);
     ssl_ctx_set_grad(ctx, prev);
-    int64_t spe = pos->steps_per_epoch ? pos->steps_per_epoch : 1;
-    double epoch = (double)pos->epoch + (double)(pos->step % spe) / (double)spe;
-    float tt = ssl_dino_teacher_temp(L->dino.warmup_teacher_temp, L->dino.teacher_temp,
-                                     L->dino.warmup_teacher_temp_epochs, epoch);
-    dm->pending_teacher = T;
+    dm->pending_teacher = dm->center ? T : NULL;
     m->last_z = S;
-    return ssl_loss_dino(ctx, S, T, m->n_global, dm->center, L->dino.student_temp, tt);
+    return ssl__method_dino_loss(ctx, &m->loss[0], S, T, m->n_global, dm->center, pos);
 }
 
 static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)

@@ -7,7 +7,9 @@
  *
  * The family composes a weighted list of terms that share this forward: dino (class tokens,
  * weight = iBOT's lambda1) and ibot (masked patches, lambda2), e.g.
- * "loss": [{"type": "dino"}, {"type": "ibot"}]. */
+ * "loss": [{"type": "dino"}, {"type": "ibot"}]; with koleo (KoLeo on the student's class tokens
+ * of each global crop, weight 0.1) and "centering": "sinkhorn_knopp" this is DINOv2's
+ * objective (facebookresearch/dinov2 ssl_meta_arch.py). */
 #include "methods_internal.h"
 
 #include <string.h>
@@ -18,7 +20,8 @@ typedef struct ibot_method {
     ssl_tensor_t *patch_g, *patch_v; /* the student's patch last layer (NULL when shared) */
     ssl_tensor_t *masked_embed;      /* (1, 1, D): replaces the masked patch embeddings */
     ssl_tensor_t *center, *center2;  /* (1, K) buffers: class and patch centers */
-    const ssl_loss_cfg_t *cls, *patch; /* the dino and ibot terms (NULL when absent) */
+    /* the dino, ibot and koleo terms (NULL when absent) */
+    const ssl_loss_cfg_t *cls, *patch, *koleo;
     /* the step's teacher outputs, for the centers after the step */
     ssl_tensor_t *pending_cls, *pending_patch;
 } ibot_method_t;
@@ -33,6 +36,10 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
             im->cls = &m->loss[i];
         else if (m->loss[i].type == SSL_LOSS_IBOT)
             im->patch = &m->loss[i];
+        else
+            im->koleo = &m->loss[i];
+        if (m->loss[i].type != SSL_LOSS_KOLEO && ssl__method_check_centering(m, b, i) != SSL_OK)
+            return ssl_last_status();
     }
     const ssl_vit_cfg_t *v = &ssl_encoder_config(m->enc)->vit;
     if (!v->cls_token) {
@@ -50,7 +57,8 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     const int64_t K = h.dino.out_dim, D = ssl_encoder_dim(m->enc);
     if (ssl_dino_head_init(&im->head, b->online, "head", &h.dino, b->seed) != SSL_OK ||
         ssl_dino_head_init(&im->thead, b->target, "target.head", &h.dino, b->seed) != SSL_OK ||
-        (im->cls && ssl_dino_center_init(&im->center, b->online, "loss", K) != SSL_OK))
+        (im->cls && im->cls->centering == SSL_CENTERING_CENTER &&
+         ssl_dino_center_init(&im->center, b->online, "loss", K) != SSL_OK))
         return ssl_last_status();
     if (!im->patch)
         return SSL_OK;
@@ -62,12 +70,14 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
                                  h.dino.norm_last_layer, b->seed, &im->patch_g,
                                  &im->patch_v) != SSL_OK)
         return ssl_last_status();
-    im->center2 =
-        ssl_params_add(b->online, "loss.center2", 2, (int64_t[]){1, K}, SSL_PARAM_BUFFER, 0);
+    if (im->patch->centering == SSL_CENTERING_CENTER &&
+        !(im->center2 =
+              ssl_params_add(b->online, "loss.center2", 2, (int64_t[]){1, K}, SSL_PARAM_BUFFER, 0)))
+        return ssl_last_status();
     /* iBOT's masked_embed: zeros, decayed (2-d) */
-    im->masked_embed = ssl_params_add(b->online, "masked_embed", 3, (int64_t[]){1, 1, D},
-                                      SSL_PARAM_TRAINABLE, 0);
-    return im->center2 && im->masked_embed ? SSL_OK : ssl_last_status();
+    im->masked_embed =
+        ssl_params_add(b->online, "masked_embed", 3, (int64_t[]){1, 1, D}, SSL_PARAM_TRAINABLE, 0);
+    return im->masked_embed ? SSL_OK : ssl_last_status();
 }
 
 static int before_step(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos)
@@ -90,20 +100,83 @@ static ssl_tensor_t *views_cat(ssl_ctx_t *ctx, const ssl_batch_t *b, int v0, int
     return n == 1 ? xs[0] : ssl_concat(ctx, xs, n, 0);
 }
 
-/* Teacher temperature of a term at the step's fractional epoch. */
-static float teacher_temp(const ssl_loss_cfg_t *L, const ssl_step_pos_t *pos)
-{
-    int64_t spe = pos->steps_per_epoch ? pos->steps_per_epoch : 1;
-    double epoch = (double)pos->epoch + (double)(pos->step % spe) / (double)spe;
-    return ssl_dino_teacher_temp(L->dino.warmup_teacher_temp, L->dino.teacher_temp,
-                                 L->dino.warmup_teacher_temp_epochs, epoch);
-}
-
 static ssl_tensor_t *weighted(ssl_ctx_t *ctx, ssl_tensor_t *total, ssl_tensor_t *l, float w)
 {
     if (w != 1.0f)
         l = ssl_scale(ctx, l, w, 0.0f);
     return total ? ssl_add(ctx, total, l) : l;
+}
+
+/* The batch's iBOT masks of its G global views as the crops' (G B, T) 0/1 map, the masked
+ * rows of their (G B T, D) tokens, view-major, and each crop's count (arena). Returns the
+ * number of rows, or -1 (error set). */
+static int64_t mask_rows(ssl_ctx_t *ctx, const ssl_batch_t *b, int G, int64_t T, float **map,
+                         int32_t **rows, int32_t **counts)
+{
+    const ssl_masks_t *mk = b->masks;
+    if (!mk || mk->kind != SSL_MASK_IBOT || mk->n_views != G) {
+        ssl_set_error(SSL_ERR_STATE, "ibot: the batch needs 'ibot' masks for its %d global views",
+                      G);
+        return -1;
+    }
+    const int64_t B = b->size, GB = (int64_t)G * B;
+    *map = ssl_arena_alloc(ctx, sizeof(float) * (size_t)(GB * T));
+    *rows = ssl_arena_alloc(ctx, sizeof(int32_t) * (size_t)(GB * T));
+    *counts = ssl_arena_alloc(ctx, sizeof(int32_t) * (size_t)GB);
+    if (!*map || !*rows || !*counts)
+        return -1;
+    memset(*map, 0, sizeof(float) * (size_t)(GB * T));
+    int64_t M = 0;
+    /* the masks are sample-major (row b G + v), the crops view-major (row v B + b) */
+    for (int64_t g = 0; g < GB; g++) {
+        int64_t v = g / B, s = g % B;
+        const int32_t *idx = mk->masked + s * mk->n_masked + v * T;
+        (*counts)[g] = mk->counts[s * G + v];
+        for (int32_t i = 0; i < (*counts)[g]; i++) {
+            (*map)[g * T + idx[i]] = 1.0f;
+            (*rows)[M++] = (int32_t)(g * T + idx[i]);
+        }
+    }
+    return M;
+}
+
+/* The ibot term: the student's patch outputs at the M masked tokens (its head's MLP, then its
+ * own last layer or the head's) against the teacher's Tm there: centred targets, or dinov2's
+ * Sinkhorn-Knopp over the masked tokens of the batch. */
+static ssl_tensor_t *patch_term(ibot_method_t *im, ssl_ctx_t *ctx, ssl_tensor_t *tokens,
+                                ssl_tensor_t *Tm, const int32_t *rows, const int32_t *counts,
+                                int64_t M, int64_t n_crops, const ssl_step_pos_t *pos)
+{
+    const ssl_loss_cfg_t *L = im->patch;
+    ssl_tensor_t *tok = ssl_reshape(
+        ctx, tokens, 2, (int64_t[]){tokens->shape[0] * tokens->shape[1], tokens->shape[2]});
+    ssl_tensor_t *z = ssl_dino_head_bottleneck(ctx, &im->head, ssl_gather_rows(ctx, tok, rows, M),
+                                               1); // (M, bottleneck)
+    ssl_tensor_t *Sp = im->patch_g ? ssl_dino_last_layer(ctx, z, im->patch_g, im->patch_v)
+                                   : ssl_dino_last_layer(ctx, z, im->head.weight_g,
+                                                         im->head.weight_v); // (M, K)
+    float tt = ssl__method_teacher_temp(L, pos);
+    if (im->center2)
+        return ssl_loss_ibot_patch(ctx, Sp, Tm, counts, n_crops, im->center2, L->dino.student_temp,
+                                   tt);
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *Q = ssl_sinkhorn(ctx, Tm, tt, SSL_SK_TEACHER_ITERS);
+    ssl_ctx_set_grad(ctx, prev);
+    return ssl_loss_ibot_patch_targets(ctx, Sp, Q, counts, n_crops, L->dino.student_temp);
+}
+
+/* dinov2's KoLeo term: per global crop on the student backbone's class tokens cls (G B, D),
+ * summed; with several ranks over every rank's tokens (gathered with the gradient). */
+static ssl_tensor_t *koleo_term(ssl_ctx_t *ctx, ssl_tensor_t *cls, int G)
+{
+    ssl_tensor_t *c = ssl__method_gather_views(ctx, cls, G); // (G N B, D)
+    int64_t nb = c ? c->shape[0] / G : 0;
+    ssl_tensor_t *k = NULL;
+    for (int v = 0; v < G; v++) {
+        ssl_tensor_t *l = ssl_loss_koleo(ctx, ssl_slice(ctx, c, 0, v * nb, nb));
+        k = k ? ssl_add(ctx, k, l) : l;
+    }
+    return k;
 }
 
 static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
@@ -116,33 +189,11 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     im->pending_cls = im->pending_patch = NULL;
     ssl_tensor_t *xg = views_cat(ctx, b, 0, G); // (G B, C, H, W)
     /* the masks of the global views as a (G B, T) map and the masked rows of (G B T, D) */
-    const ssl_masks_t *mk = b->masks;
     float *map = NULL;
     int32_t *rows = NULL, *counts = NULL; /* counts: masked tokens of crop row g */
-    int64_t M = 0;
-    if (im->patch) {
-        if (!mk || mk->kind != SSL_MASK_IBOT || mk->n_views != G) {
-            ssl_set_error(SSL_ERR_STATE, "ibot: the batch needs 'ibot' masks for its %d global "
-                          "views", G);
-            return NULL;
-        }
-        map = ssl_arena_alloc(ctx, sizeof(float) * (size_t)(GB * T));
-        rows = ssl_arena_alloc(ctx, sizeof(int32_t) * (size_t)(GB * T));
-        counts = ssl_arena_alloc(ctx, sizeof(int32_t) * (size_t)GB);
-        if (!map || !rows || !counts)
-            return NULL;
-        memset(map, 0, sizeof(float) * (size_t)(GB * T));
-        /* the masks are sample-major (row b G + v), the crops view-major (row v B + b) */
-        for (int64_t g = 0; g < GB; g++) {
-            int64_t v = g / B, s = g % B;
-            const int32_t *idx = mk->masked + s * mk->n_masked + v * T;
-            counts[g] = mk->counts[s * G + v];
-            for (int32_t i = 0; i < counts[g]; i++) {
-                map[g * T + idx[i]] = 1.0f;
-                rows[M++] = (int32_t)(g * T + idx[i]);
-            }
-        }
-    }
+    int64_t M = im->patch ? mask_rows(ctx, b, G, T, &map, &rows, &counts) : 0;
+    if (M < 0)
+        return NULL;
     /* student: the masked global crops, then the other crops unmasked (class tokens only) */
     ssl_encoder_out_t so;
     int st = map ? ssl_encoder_forward_token_mask(ctx, m->enc, xg, map, im->masked_embed, 1, &so)
@@ -162,47 +213,41 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     int prev = ssl_ctx_set_grad(ctx, 0);
     ssl_encoder_out_t to;
     st = ssl_encoder_forward(ctx, m->tenc, xg, NULL, 0, 1, &to);
-    ssl_tensor_t *Tc = st == SSL_OK ? ssl_dino_head_forward(ctx, &im->thead, to.cls, 1, NULL)
-                                    : NULL; // (G B, K)
-    ssl_tensor_t *Tp = NULL;
-    if (im->patch && Tc) /* every patch token: the center is their mean */
-        Tp = ssl_dino_head_forward(
-            ctx, &im->thead, ssl_reshape(ctx, to.tokens, 2, (int64_t[]){GB * T, D}), 1,
-            NULL); // (G B T, K)
+    ssl_tensor_t *Tc =
+        st == SSL_OK ? ssl_dino_head_forward(ctx, &im->thead, to.cls, 1, NULL) : NULL; // (G B, K)
+    /* the teacher's patch outputs: of every token when the center (their mean) needs them,
+     * else of the masked ones only */
+    ssl_tensor_t *Tp = NULL, *Tm = NULL;
+    if (im->patch && Tc) {
+        ssl_tensor_t *tt = ssl_reshape(ctx, to.tokens, 2, (int64_t[]){GB * T, D});
+        if (im->center2)
+            Tp = ssl_dino_head_forward(ctx, &im->thead, tt, 1, NULL); // (G B T, K)
+        if (M > 0)                                                    // (M, K)
+            Tm = Tp ? ssl_gather_rows(ctx, Tp, rows, M)
+                    : ssl_dino_head_forward(ctx, &im->thead, ssl_gather_rows(ctx, tt, rows, M), 1,
+                                            NULL);
+    }
     ssl_ctx_set_grad(ctx, prev);
-    if (!S || !Tc || (im->patch && !Tp))
+    if (!S || !Tc || (im->center2 && !Tp) || (im->patch && M > 0 && !Tm))
         return NULL;
     m->last_z = S;
     ssl_tensor_t *total = NULL;
     if (im->cls) {
-        const ssl_loss_cfg_t *L = im->cls;
-        total = weighted(ctx, total,
-                         ssl_loss_dino(ctx, S, Tc, G, im->center, L->dino.student_temp,
-                                       teacher_temp(L, pos)),
-                         L->weight);
-        im->pending_cls = Tc;
+        total = weighted(ctx, total, ssl__method_dino_loss(ctx, im->cls, S, Tc, G, im->center, pos),
+                         im->cls->weight);
+        im->pending_cls = im->center ? Tc : NULL;
     }
     if (im->patch) {
-        const ssl_loss_cfg_t *L = im->patch;
         im->pending_patch = Tp;
-        if (M > 0) { /* the student's patch head only where the loss reads it */
-            ssl_tensor_t *tok = ssl_reshape(ctx, so.tokens, 2, (int64_t[]){GB * T, D});
-            ssl_tensor_t *z = ssl_dino_head_bottleneck(ctx, &im->head,
-                                                       ssl_gather_rows(ctx, tok, rows, M), 1);
-            ssl_tensor_t *Sp = im->patch_g ? ssl_dino_last_layer(ctx, z, im->patch_g, im->patch_v)
-                                           : ssl_dino_last_layer(ctx, z, im->head.weight_g,
-                                                                 im->head.weight_v); // (M, K)
-            prev = ssl_ctx_set_grad(ctx, 0);
-            ssl_tensor_t *Tm = ssl_gather_rows(ctx, Tp, rows, M); // (M, K)
-            ssl_ctx_set_grad(ctx, prev);
-            total = weighted(ctx, total,
-                             ssl_loss_ibot_patch(ctx, Sp, Tm, counts, GB, im->center2,
-                                                 L->dino.student_temp, teacher_temp(L, pos)),
-                             L->weight);
-        } else if (!total) { /* no masked token in the batch and no other term: a zero loss */
+        if (M > 0) /* the student's patch head only where the loss reads it */
+            total =
+                weighted(ctx, total, patch_term(im, ctx, so.tokens, Tm, rows, counts, M, GB, pos),
+                         im->patch->weight);
+        else if (!total && !im->koleo) /* no masked token and no other term: a zero loss */
             total = ssl_scale(ctx, ssl_sum_all(ctx, S), 0.0f, 0.0f);
-        }
     }
+    if (im->koleo)
+        total = weighted(ctx, total, koleo_term(ctx, so.cls, G), im->koleo->weight);
     return total;
 }
 
@@ -223,7 +268,7 @@ static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos
 }
 
 static const int k_types[] = {SSL_LOSS_IBOT, -1};
-static const int k_list[] = {SSL_LOSS_DINO, SSL_LOSS_IBOT, -1};
+static const int k_list[] = {SSL_LOSS_DINO, SSL_LOSS_IBOT, SSL_LOSS_KOLEO, -1};
 static const char *const k_ema[] = {"encoder.", "head.", NULL};
 
 const ssl_method_def_t ssl__method_ibot = {

@@ -127,6 +127,16 @@ int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key
  * process's. */
 ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_views);
 
+/* The teacher temperature of a dino or ibot term at the step's fractional epoch. */
+float ssl__method_teacher_temp(const ssl_loss_cfg_t *L, const ssl_step_pos_t *pos);
+/* DINO's loss of term L between the student's S (V B, K) and the teacher's T (n_global B, K):
+ * targets from the center (ssl_loss_dino) or, with "centering": "sinkhorn_knopp", DINOv2's
+ * Sinkhorn-Knopp teacher over T (3 iterations, epsilon = the teacher temperature). */
+ssl_tensor_t *ssl__method_dino_loss(ssl_ctx_t *ctx, const ssl_loss_cfg_t *L, ssl_tensor_t *S,
+                                    ssl_tensor_t *T, int n_global, ssl_tensor_t *center,
+                                    const ssl_step_pos_t *pos);
+/* Sinkhorn-Knopp centering has no multi-rank form here: an error naming the key of term i. */
+int ssl__method_check_centering(ssl_method_t *m, ssl_method_build_t *b, int i);
 /* DINO's center update after the step: center = m center + (1 - m) mean over the rows of
  * T (N, K), the rows of every rank with several. */
 int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_tensor_t *T,
