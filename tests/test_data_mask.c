@@ -214,7 +214,7 @@ static void test_ibot(void **state)
     o.ratio_var = 0.2f;
     o.prob = 0.0f;
     assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
-    assert_non_null(strstr(ssl_last_error(), "mask.prob"));
+    assert_non_null(strstr(ssl_last_error(), "masks.prob"));
     o.prob = 0.5f;
     o.n_views = 0;
     assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
@@ -309,7 +309,7 @@ static void test_mask_validation(void **state)
     ssl_mask_opts_default(&o, SSL_MASK_RANDOM, 4, 4);
     o.ratio = 1.0f;
     assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
-    assert_non_null(strstr(ssl_last_error(), "mask.ratio"));
+    assert_non_null(strstr(ssl_last_error(), "masks.ratio"));
     o.ratio = 0.99f; /* keeps round(16 * 0.01) = 0 tokens */
     assert_int_equal(ssl_mask_opts_validate(&o), SSL_ERR_CONFIG);
     ssl_mask_opts_default(&o, SSL_MASK_MULTIBLOCK, 4, 4);

@@ -224,6 +224,36 @@ static void test_ibot_settings(void **state)
 }
 
 /* Split BatchNorm's groups must divide the batch (each group a whole share of it). */
+/* every masks key belongs to the kinds whose generator reads it: another kind's key is an error
+ * naming it (it used to be read and ignored), and the generator's own errors name masks.KEY */
+static void expect_in_config(const char *config, const char *override, const char *key,
+                             const char *why)
+{
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.config_path = config;
+    o.overrides = &override;
+    o.n_overrides = 1;
+    o.no_run_dir = 1;
+    ssl_clear_error();
+    tu_assert_error(ssl_trainer_create(&o), SSL_ERR_CONFIG, key, why, NULL);
+}
+
+static void test_mask_keys_per_kind(void **state)
+{
+    (void)state;
+    const char *mae = SSL_SOURCE_DIR "/configs/mae.json";
+    const char *ijepa = SSL_SOURCE_DIR "/configs/ijepa.json";
+    expect_in_config(mae, "masks.ratio_var=0.1", "'masks.ratio_var'",
+                     "is not used by masks.type \"random\" (its keys: ratio)");
+    expect_in_config(mae, "masks.n_targets=4", "'masks.n_targets'", "not used by");
+    expect_in_config(ijepa, "masks.ratio=0.5", "'masks.ratio'",
+                     "not used by masks.type \"multiblock\"");
+    expect_in_config(ijepa, "masks.min_keep=100000", "masks.min_keep", "must be in [1, 49)");
+    expect_config_error("masks={\"type\": \"none\", \"ratio\": 0.5}", "'masks.ratio'",
+                        "it has no keys");
+}
+
 static void test_bn_groups(void **state)
 {
     (void)state;
@@ -238,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_strings_never_cut),      cmocka_unit_test(test_empty_views),
         cmocka_unit_test(test_swav_settings),          cmocka_unit_test(test_bn_groups),
         cmocka_unit_test(test_deepclusterv2_settings), cmocka_unit_test(test_ibot_settings),
+        cmocka_unit_test(test_mask_keys_per_kind),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -65,18 +65,18 @@ static int validate_ibot(const ssl_mask_opts_t *o)
 {
     float lo = o->ratio - o->ratio_var, hi = o->ratio + o->ratio_var;
     if (!(o->ratio > 0.0f && o->ratio < 1.0f && o->ratio_var >= 0.0f && lo >= 0.0f && hi < 1.0f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.ratio = %g with mask.ratio_var = %g: the "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.ratio = %g with masks.ratio_var = %g: the "
                              "ratios [%g, %g] must lie in [0, 1)", o->ratio, o->ratio_var, lo, hi);
     if (!(o->prob > 0.0f && o->prob <= 1.0f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.prob = %g must be in (0, 1]", o->prob);
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.prob = %g must be in (0, 1]", o->prob);
     if (o->min_block < 0)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.min_block = %lld must be >= 0 (0: iBOT's "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.min_block = %lld must be >= 0 (0: iBOT's "
                              "(min(grid) / 3)^2)", (long long)o->min_block);
     if (!range_ok(o->block_aspect, 0.0f, 1e6f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.block_aspect = (%g, %g) must satisfy 0 < min "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.block_aspect = (%g, %g) must satisfy 0 < min "
                              "<= max", o->block_aspect[0], o->block_aspect[1]);
     if (o->n_views < 1 || o->n_views > SSL_MAX_VIEWS)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.n_views = %d must be in [1, %d]", o->n_views,
+        return ssl_set_error(SSL_ERR_CONFIG, "masks: n_views = %d must be in [1, %d]", o->n_views,
                              SSL_MAX_VIEWS);
     return SSL_OK;
 }
@@ -86,56 +86,56 @@ int ssl_mask_opts_validate(const ssl_mask_opts_t *o)
     if (SSL__IS_NULL(o, __func__))
         return SSL_ERR_INVALID;
     if (o->kind < SSL_MASK_NONE || o->kind > SSL_MASK_IBOT)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.kind %d is not one of none, random, simmim, "
-                             "blockwise, multiblock, ibot (0-5)", o->kind);
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.type (kind %d) is not one of none, random, "
+                             "simmim, blockwise, multiblock, ibot (0-5)", o->kind);
     if (o->kind == SSL_MASK_NONE)
         return SSL_OK;
     if (o->grid_h <= 0 || o->grid_w <= 0 || o->grid_h > 4096 || o->grid_w > 4096)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask grid %lld x %lld must be in [1, 4096] each",
+        return ssl_set_error(SSL_ERR_CONFIG, "masks: the grid %lld x %lld must be in [1, 4096]",
                              (long long)o->grid_h, (long long)o->grid_w);
     int64_t T = o->grid_h * o->grid_w;
     if (o->kind == SSL_MASK_IBOT)
         return validate_ibot(o);
     if (o->kind != SSL_MASK_MULTIBLOCK) {
         if (!(o->ratio > 0.0f && o->ratio < 1.0f))
-            return ssl_set_error(SSL_ERR_CONFIG, "mask.ratio = %g must be in (0, 1)", o->ratio);
+            return ssl_set_error(SSL_ERR_CONFIG, "masks.ratio = %g must be in (0, 1)", o->ratio);
         if (o->kind == SSL_MASK_SIMMIM &&
             (o->block <= 0 || o->grid_h % o->block || o->grid_w % o->block))
-            return ssl_set_error(SSL_ERR_CONFIG, "mask.block = %d must divide the %lld x %lld "
+            return ssl_set_error(SSL_ERR_CONFIG, "masks.block = %d must divide the %lld x %lld "
                                  "token grid", o->block, (long long)o->grid_h,
                                  (long long)o->grid_w);
         if (o->kind == SSL_MASK_BLOCKWISE) {
             if (o->min_block < 1)
-                return ssl_set_error(SSL_ERR_CONFIG, "mask.min_block = %lld must be >= 1",
+                return ssl_set_error(SSL_ERR_CONFIG, "masks.min_block = %lld must be >= 1",
                                      (long long)o->min_block);
             if (!range_ok(o->block_aspect, 0.0f, 1e6f))
-                return ssl_set_error(SSL_ERR_CONFIG, "mask.block_aspect = (%g, %g) must satisfy "
+                return ssl_set_error(SSL_ERR_CONFIG, "masks.block_aspect = (%g, %g) must satisfy "
                                      "0 < min <= max", o->block_aspect[0], o->block_aspect[1]);
         }
         int64_t nm = n_masked_of(o);
         if (nm <= 0 || nm >= T)
-            return ssl_set_error(SSL_ERR_CONFIG, "mask.ratio = %g masks %lld of %lld tokens; at "
+            return ssl_set_error(SSL_ERR_CONFIG, "masks.ratio = %g masks %lld of %lld tokens; at "
                                  "least one token must be masked and one kept", o->ratio,
                                  (long long)nm, (long long)T);
         return SSL_OK;
     }
     if (o->n_targets < 1 || o->n_targets > SSL_MASK_MAX_TARGETS)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.n_targets = %d must be in [1, %d]",
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.n_targets = %d must be in [1, %d]",
                              o->n_targets, SSL_MASK_MAX_TARGETS);
     if (!range_ok(o->target_scale, 0.0f, 1.0f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.target_scale = (%g, %g) must satisfy "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.target_scale = (%g, %g) must satisfy "
                              "0 < min <= max <= 1", o->target_scale[0], o->target_scale[1]);
     if (!range_ok(o->context_scale, 0.0f, 1.0f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.context_scale = (%g, %g) must satisfy "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.context_scale = (%g, %g) must satisfy "
                              "0 < min <= max <= 1", o->context_scale[0], o->context_scale[1]);
     if (!range_ok(o->target_aspect, 0.0f, 1e6f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.target_aspect = (%g, %g) must satisfy "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.target_aspect = (%g, %g) must satisfy "
                              "0 < min <= max", o->target_aspect[0], o->target_aspect[1]);
     if (!range_ok(o->context_aspect, 0.0f, 1e6f))
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.context_aspect = (%g, %g) must satisfy "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.context_aspect = (%g, %g) must satisfy "
                              "0 < min <= max", o->context_aspect[0], o->context_aspect[1]);
     if (o->min_keep < 1 || o->min_keep >= T)
-        return ssl_set_error(SSL_ERR_CONFIG, "mask.min_keep = %lld must be in [1, %lld) for a "
+        return ssl_set_error(SSL_ERR_CONFIG, "masks.min_keep = %lld must be in [1, %lld) for a "
                              "%lld x %lld grid", (long long)o->min_keep, (long long)T,
                              (long long)o->grid_h, (long long)o->grid_w);
     return SSL_OK;
@@ -426,7 +426,7 @@ static int multiblock(const ssl_mask_opts_t *o, ssl_masks_t *m, int64_t batch,
         if (n_ctx < o->min_keep)
             return ssl_set_error(SSL_ERR_CONFIG, "I-JEPA masks: %d target blocks of %lld x %lld "
                                  "leave %lld context tokens of a %lld x %lld grid, fewer than "
-                                 "mask.min_keep = %lld", M, (long long)ph, (long long)pw,
+                                 "masks.min_keep = %lld", M, (long long)ph, (long long)pw,
                                  (long long)n_ctx, (long long)gh, (long long)gw,
                                  (long long)o->min_keep);
         if (n_ctx < min_ctx)

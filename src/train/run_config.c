@@ -142,6 +142,16 @@ static void read_views(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     }
 }
 
+/* whether the space-separated list holds word */
+static int has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = strstr(list, word); p; p = strstr(p + 1, word))
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"type", "ratio", "block", "min_block", "block_aspect",
@@ -153,6 +163,20 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     ssl_cfg_t c = ssl_cfg_obj(root, "masks");
     ssl_cfg_keys(&c, keys);
     rc->mask_kind = ssl_cfg_enum(&c, "type", kinds, 0);
+    /* the keys each kind's generator reads (src/data/mask.c), in kinds[] order: any other key is
+       an error rather than a setting read and ignored */
+    static const char *const used[] = {
+        "",
+        "ratio",
+        "ratio block",
+        "ratio min_block block_aspect",
+        "n_targets target_scale target_aspect context_scale context_aspect min_keep",
+        "ratio ratio_var prob min_block block_aspect"};
+    for (int i = 1; keys[i] && ssl_cfg_status(&c) == SSL_OK; i++)
+        if (ssl_cfg_has(&c, keys[i]) && !has_word(used[rc->mask_kind], keys[i]))
+            ssl_cfg_fail(&c, keys[i], "is not used by masks.type \"%s\" (%s%s)",
+                         kinds[rc->mask_kind], rc->mask_kind ? "its keys: " : "it has no keys",
+                         used[rc->mask_kind]);
     ssl_mask_opts_t *m = &rc->mask;
     ssl_mask_opts_default(m, rc->mask_kind, 0, 0);
     m->ratio = ssl_cfg_float(&c, "ratio", m->ratio, 0, 0.99);
