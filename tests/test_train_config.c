@@ -251,7 +251,7 @@ static void test_mask_keys_per_kind(void **state)
                      "not used by masks.type \"multiblock\"");
     expect_in_config(ijepa, "masks.min_keep=100000", "masks.min_keep", "must be in [1, 49)");
     expect_config_error("masks={\"type\": \"none\", \"ratio\": 0.5}", "'masks.ratio'",
-                        "it has no keys");
+                        "it has no keys: set masks.type");
 }
 
 static void test_bn_groups(void **state)

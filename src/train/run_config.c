@@ -175,27 +175,39 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     for (int i = 1; keys[i] && ssl_cfg_status(&c) == SSL_OK; i++)
         if (ssl_cfg_has(&c, keys[i]) && !has_word(used[rc->mask_kind], keys[i]))
             ssl_cfg_fail(&c, keys[i], "is not used by masks.type \"%s\" (%s%s)",
-                         kinds[rc->mask_kind], rc->mask_kind ? "its keys: " : "it has no keys",
+                         kinds[rc->mask_kind],
+                         rc->mask_kind ? "its keys: " : "it has no keys: set masks.type",
                          used[rc->mask_kind]);
     ssl_mask_opts_t *m = &rc->mask;
     ssl_mask_opts_default(m, rc->mask_kind, 0, 0);
-    m->ratio = ssl_cfg_float(&c, "ratio", m->ratio, 0, 0.99);
-    m->block = ssl_cfg_int(&c, "block", m->block, 1, 64);
-    m->min_block = ssl_cfg_i64(&c, "min_block", m->min_block, 0, 1 << 20); /* ibot: 0 auto */
-    ssl_cfg_range(&c, "block_aspect", m->block_aspect, m->block_aspect[0], m->block_aspect[1],
-                  1e-2, 1e2);
-    m->n_targets = ssl_cfg_int(&c, "n_targets", m->n_targets, 0, SSL_MASK_MAX_TARGETS);
-    ssl_cfg_range(&c, "target_scale", m->target_scale, m->target_scale[0], m->target_scale[1],
-                  1e-3, 1);
-    ssl_cfg_range(&c, "target_aspect", m->target_aspect, m->target_aspect[0],
-                  m->target_aspect[1], 1e-2, 1e2);
-    ssl_cfg_range(&c, "context_scale", m->context_scale, m->context_scale[0],
-                  m->context_scale[1], 1e-3, 1);
-    ssl_cfg_range(&c, "context_aspect", m->context_aspect, m->context_aspect[0],
-                  m->context_aspect[1], 1e-2, 1e2);
-    m->min_keep = ssl_cfg_i64(&c, "min_keep", m->min_keep, 0, 1 << 20);
-    m->ratio_var = ssl_cfg_float(&c, "ratio_var", m->ratio_var, 0, 0.99);
-    m->prob = ssl_cfg_float_ex(&c, "prob", m->prob, 0, 1, SSL_CFG_LO_OPEN);
+    /* only the kind's keys are read: a read records the default into the resolved config, and a
+       resumed run must not find another kind's keys there */
+    const char *u = used[rc->mask_kind];
+    if (has_word(u, "ratio"))
+        m->ratio = ssl_cfg_float(&c, "ratio", m->ratio, 0, 0.99);
+    if (has_word(u, "block"))
+        m->block = ssl_cfg_int(&c, "block", m->block, 1, 64);
+    if (has_word(u, "min_block")) /* ibot: 0 auto */
+        m->min_block = ssl_cfg_i64(&c, "min_block", m->min_block, 0, 1 << 20);
+    if (has_word(u, "block_aspect"))
+        ssl_cfg_range(&c, "block_aspect", m->block_aspect, m->block_aspect[0],
+                      m->block_aspect[1], 1e-2, 1e2);
+    if (has_word(u, "n_targets")) {
+        m->n_targets = ssl_cfg_int(&c, "n_targets", m->n_targets, 0, SSL_MASK_MAX_TARGETS);
+        ssl_cfg_range(&c, "target_scale", m->target_scale, m->target_scale[0],
+                      m->target_scale[1], 1e-3, 1);
+        ssl_cfg_range(&c, "target_aspect", m->target_aspect, m->target_aspect[0],
+                      m->target_aspect[1], 1e-2, 1e2);
+        ssl_cfg_range(&c, "context_scale", m->context_scale, m->context_scale[0],
+                      m->context_scale[1], 1e-3, 1);
+        ssl_cfg_range(&c, "context_aspect", m->context_aspect, m->context_aspect[0],
+                      m->context_aspect[1], 1e-2, 1e2);
+        m->min_keep = ssl_cfg_i64(&c, "min_keep", m->min_keep, 0, 1 << 20);
+    }
+    if (has_word(u, "ratio_var")) {
+        m->ratio_var = ssl_cfg_float(&c, "ratio_var", m->ratio_var, 0, 0.99);
+        m->prob = ssl_cfg_float_ex(&c, "prob", m->prob, 0, 1, SSL_CFG_LO_OPEN);
+    }
 }
 
 static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
