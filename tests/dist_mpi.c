@@ -1,7 +1,8 @@
 /* The MPI side of data-parallel training across real ranks (run by tests/dist_mpi.sh under
  * mpirun with 3 ranks: not a power of two). Each check runs on every rank; a rank that sees a
  * mismatch prints it and the program exits 1 on every rank (the result is all-reduced).
- *   - dist.c's collectives: sums, gathers, broadcast, the non-blocking float sums;
+ *   - dist.c's collectives: sums, gathers, broadcast, the non-blocking float sums; the ranks
+ *     on this machine and their default share of its cores;
  *   - all_gather with gradient against central differences of the sum of every rank's loss,
  *     perturbing one rank's input at a time (every rank evaluates its loss at each point);
  *   - SyncBN against plain batch norm of the whole batch (each rank gathers it): outputs,
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/comm.h"
 #include "ssl/core.h"
@@ -37,6 +39,14 @@ static int close_to(double a, double b, double atol, double rtol)
 
 static void check_collectives(void)
 {
+    /* the test runs its ranks on one machine: each takes its share of the cores */
+    CHECK(ssl__dist_local_size() == g_size, "local size %d of %d ranks", ssl__dist_local_size(),
+          g_size);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int share = (int)(cores / g_size) < 1 ? 1 : (int)(cores / g_size);
+    int got = ssl__dist_default_threads();
+    CHECK(got >= 1 && got <= share, "default threads %d, want 1..%d (%ld cores, %d ranks)", got,
+          share, cores, g_size);
     double s[3] = {g_rank, 1, -0.5 * g_rank};
     CHECK(ssl__dist_allreduce_f64(s, 3) == SSL_OK, "allreduce: %s", ssl_last_error());
     double want = g_size * (g_size - 1) / 2.0;

@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "ssl/core.h"
 
@@ -20,15 +24,29 @@ static int launched_by_mpi(void)
     return 0;
 }
 
+int ssl__dist_default_threads(void)
+{
+    int local = ssl__dist_local_size();
+    if (local <= 1)
+        return 0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cores > 0 ? (int)(cores / local) : 1;
+#ifdef _OPENMP
+    if (n > omp_get_num_procs()) /* the cores this rank is bound to */
+        n = omp_get_num_procs();
+#endif
+    return n < 1 ? 1 : n;
+}
+
 #ifdef SSL_HAVE_MPI
 #include <mpi.h>
 
 static struct {
-    int inited, ours, rank, size;
+    int inited, ours, rank, size, local_size;
     MPI_Comm world, grads; /* grads: the gradient buckets' own communicator */
     MPI_Request *req;
     int n_req, cap_req;
-} g = {0, 0, 0, 1, MPI_COMM_NULL, MPI_COMM_NULL, NULL, 0, 0};
+} g = {0, 0, 0, 1, 1, MPI_COMM_NULL, MPI_COMM_NULL, NULL, 0, 0};
 
 static int mpi_error(int rc, const char *what)
 {
@@ -77,6 +95,12 @@ int ssl__dist_init(void)
     MPI_Comm_dup(MPI_COMM_WORLD, &g.grads);
     MPI_Comm_rank(g.world, &g.rank);
     MPI_Comm_size(g.world, &g.size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(g.world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &g.local_size);
+        MPI_Comm_free(&node);
+    }
     g.inited = 1;
     atexit(finalize);
     return SSL_OK;
@@ -84,6 +108,7 @@ int ssl__dist_init(void)
 
 int ssl__dist_rank(void) { return g.rank; }
 int ssl__dist_size(void) { return g.size; }
+int ssl__dist_local_size(void) { return g.local_size; }
 
 void ssl__dist_abort(int code)
 {
@@ -226,6 +251,7 @@ int ssl__dist_init(void)
 }
 int ssl__dist_rank(void) { return 0; }
 int ssl__dist_size(void) { return 1; }
+int ssl__dist_local_size(void) { return 1; }
 const ssl_comm_t *ssl__dist_comm(int sync_bn)
 {
     (void)sync_bn;

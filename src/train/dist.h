@@ -16,6 +16,12 @@
 int ssl__dist_init(void);
 int ssl__dist_rank(void);
 int ssl__dist_size(void);
+/* Ranks on this machine (sharing its memory), 1 for one process. */
+int ssl__dist_local_size(void);
+/* The default thread count of a rank (train.threads 0): this machine's cores shared by its
+ * ranks, and no more than the cores the rank may run on (mpirun may bind it to one core or a
+ * socket); 0 (all cores) for one rank on the machine. */
+int ssl__dist_default_threads(void);
 /* The comm table core's collective ops call (comm.h), with sync_bn as given. */
 const ssl_comm_t *ssl__dist_comm(int sync_bn);
 /* End every rank of the job with exit status `code` (MPI_Abort: does not return) when there is

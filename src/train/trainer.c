@@ -82,11 +82,18 @@ static int read_config(ssl_trainer_t *t)
         return ssl_last_status();
     if (o->threads > 0)
         t->rc.threads = o->threads;
+    /* several ranks on one machine: each takes its share of the cores, not all of them */
+    if (t->rc.threads == 0)
+        t->rc.threads = ssl__dist_default_threads();
     ssl_cfg_t oc = ssl_cfg_obj(&root, "optim");
     if (ssl__optim_cfg_read(&oc, SSL_OPTIM_SGD, &t->ocfg) != SSL_OK)
         return ssl_last_status();
     /* the method reads model and loss (and fills their defaults) */
     ssl_set_num_threads(t->rc.threads);
+    if (t->world > 1)
+        ssl_logf(SSL_LOG_INFO, "%d ranks (%d on this machine), %d thread%s each", t->world,
+                 ssl__dist_local_size(), ssl_get_num_threads(),
+                 ssl_get_num_threads() == 1 ? "" : "s");
     t->train_ds = ssl__load_split(&t->rc, t->rc.split, t->rc.limit);
     if (!t->train_ds)
         return ssl_last_status();
