@@ -147,6 +147,24 @@ static void test_defaults(void **state)
     assert_int_equal(read_cfg("{\"type\": \"siglip\"}", &c), SSL_OK);
     assert_float_equal(c.clip.init_logit_scale, logf(10.0f), 1e-6);
     assert_float_equal(c.clip.init_logit_bias, -10.0f, 0);
+    assert_int_equal(read_cfg("{\"type\": \"data2vec\"}", &c), SSL_OK); /* data2vec_vision's */
+    assert_int_equal(c.type, SSL_LOSS_DATA2VEC);
+    assert_int_equal(c.data2vec.top_k, 6);
+    assert_int_equal(c.data2vec.instance_norm, 0);
+    assert_int_equal(c.data2vec.layer_norm, 1);
+    assert_int_equal(c.data2vec.final_norm, 1);
+    assert_int_equal(c.data2vec.kind, SSL_REGRESS_SMOOTH_L1);
+    assert_float_equal(c.data2vec.beta, 2.0f, 0);
+    assert_int_equal(read_cfg("{\"type\": \"data2vec\", \"top_k\": 3, \"instance_norm\": "
+                              "true, \"layer_norm\": false, \"final_norm\": false, "
+                              "\"criterion\": \"mse\"}",
+                              &c),
+                     SSL_OK);
+    assert_int_equal(c.data2vec.top_k, 3);
+    assert_int_equal(c.data2vec.instance_norm, 1);
+    assert_int_equal(c.data2vec.layer_norm, 0);
+    assert_int_equal(c.data2vec.final_norm, 0);
+    assert_int_equal(c.data2vec.kind, SSL_REGRESS_MSE);
     for (int t = 0; t < SSL_LOSS_TYPE_COUNT; t++) { /* every type reads with defaults only */
         char js[64];
         snprintf(js, sizeof js, "{\"type\": \"%s\"}", ssl_loss_type_name(t));
@@ -172,6 +190,11 @@ static void test_errors(void **state)
                      "twice");
     expect_cfg_error("{\"type\": \"ijepa\", \"criterion\": \"mse\", \"beta\": 1}", "beta",
                      "smooth_l1");
+    expect_cfg_error("{\"type\": \"data2vec\", \"criterion\": \"mse\", \"beta\": 1}", "beta",
+                     "smooth_l1");
+    expect_cfg_error("{\"type\": \"data2vec\", \"top_k\": 0}", "top_k", NULL);
+    expect_cfg_error("{\"type\": \"data2vec\", \"instance_nrom\": true}", "instance_nrom",
+                     "did you mean 'instance_norm'");
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias", NULL);
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_scale\": 6}", "init_logit_scale",
                      "max_logit_scale");

@@ -516,6 +516,55 @@ static void test_ijepa(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- data2vec */
+
+/* data2vec_vision's target normalisations (per block: instance norm over tokens, layer norm;
+ * of their average: layer norm) and regression (smooth L1 or MSE) at the masked tokens. */
+static void test_data2vec(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {"data2vec", "data2vec_in", "data2vec_inonly"};
+    for (int c = 0; c < 3; c++) {
+        ssl_ctx_t *ctx = tu_ctx();
+        char buf[64];
+#define D2V_KEY(k) (snprintf(buf, sizeof buf, "%s.%s", cases[c], (k)), buf)
+        ssl_data2vec_opts_t o = {3, (int)scalar(ctx, D2V_KEY("instance_norm")),
+                                 (int)scalar(ctx, D2V_KEY("layer_norm")),
+                                 (int)scalar(ctx, D2V_KEY("final_norm")),
+                                 scalar(ctx, D2V_KEY("mse")) > 0 ? SSL_REGRESS_MSE
+                                                                  : SSL_REGRESS_SMOOTH_L1,
+                                 scalar(ctx, D2V_KEY("beta"))};
+        ssl_tensor_t *layers[3];
+        for (int i = 0; i < 3; i++) {
+            char lk[16];
+            snprintf(lk, sizeof lk, "layer%d", i);
+            layers[i] = load(ctx, D2V_KEY(lk), 0);
+        }
+        ssl_tensor_t *pred = load(ctx, D2V_KEY("pred"), 1);
+        int64_t m;
+        const int32_t *idx = load_idx(ctx, D2V_KEY("idx"), NULL, &m);
+        ssl_tensor_t *tg = ssl_loss_data2vec_targets(ctx, layers, 3, &o);
+        ssl_tensor_t *want = load(ctx, D2V_KEY("targets"), 0);
+        if (!tg || tu_count_mismatch(tg->data, want->data, want->numel, V_ATOL, V_RTOL, buf))
+            fail_msg("%s differs from PyTorch (%s)", buf, tg ? "values" : ssl_last_error());
+        ssl_tensor_t *loss = ssl_loss_data2vec(ctx, pred, tg, idx, m, &o);
+        check_loss(ctx, loss, cases[c], 1, &pred, (const char *[]){"pred"});
+#undef D2V_KEY
+        /* errors name the loss and the shapes */
+        tu_assert_error(ssl_loss_data2vec(ctx, pred, tg, idx, m + 1, &o), SSL_ERR_SHAPE,
+                        "data2vec", "(2, 4, 5)", "(2, 6, 5)", NULL);
+        ssl_tensor_t *bad[2] = {layers[0], pred};
+        tu_assert_error(ssl_loss_data2vec_targets(ctx, bad, 2, &o), SSL_ERR_SHAPE, "data2vec",
+                        "(2, 4, 5)", "(2, 6, 5)", NULL);
+        ssl_data2vec_opts_t nb = o;
+        nb.kind = SSL_REGRESS_SMOOTH_L1;
+        nb.beta = -1.0f;
+        tu_assert_error(ssl_loss_data2vec(ctx, pred, tg, idx, m, &nb), SSL_ERR_INVALID, "beta",
+                        NULL);
+        ssl_ctx_free(ctx);
+    }
+}
+
 /* ---------------------------------------------------------------- CLIP, SigLIP */
 
 static void test_clip(void **state)
@@ -570,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_mae_idx),
         cmocka_unit_test(test_simmim),
         cmocka_unit_test(test_ijepa),
+        cmocka_unit_test(test_data2vec),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_siglip),
     };

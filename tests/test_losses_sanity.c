@@ -324,7 +324,8 @@ enum {
     G_SIGLIP,
     G_PATCHIFY,
     G_IBOT,
-    G_KOLEO
+    G_KOLEO,
+    G_DATA2VEC
 };
 
 typedef struct gcase {
@@ -373,6 +374,10 @@ static ssl_tensor_t *gbuild(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
         return ssl_loss_siglip(ctx, in[0], in[1], in[2], in[3]);
     case G_KOLEO:
         return ssl_loss_koleo(ctx, in[0]);
+    case G_DATA2VEC: {
+        ssl_data2vec_opts_t o = {1, 0, 1, 1, g->flag, 0.5f};
+        return ssl_loss_data2vec(ctx, in[0], g->c[0], g->idx[0], g->k[0], &o);
+    }
     case G_IBOT: /* counts in idx[0], groups in k[0] */
         return ssl_loss_ibot_patch(ctx, in[0], g->c[0], g->idx[0], g->k[0], g->c[1], 0.1f, 0.05f);
     default:
@@ -510,6 +515,16 @@ static void test_gradcheck_masked(void **state)
         ssl_tensor_t *in[2] = {tu_rand(ctx, 3, (int64_t[]){2, 3, 4}, 46, -2, 2, 1),
                                tu_rand(ctx, 3, (int64_t[]){2, 2, 4}, 47, -2, 2, 1)};
         gcheck(ctx, &gi, in, 2, 1e-2);
+    }
+    /* data2vec, both criteria: 3 of 6 tokens of the targets built from 2 blocks */
+    ssl_tensor_t *blocks[2] = {tu_rand(ctx, 3, (int64_t[]){2, 6, 4}, 48, -2, 2, 0),
+                               tu_rand(ctx, 3, (int64_t[]){2, 6, 4}, 49, -2, 2, 0)};
+    ssl_data2vec_opts_t o = {2, 1, 1, 1, SSL_REGRESS_SMOOTH_L1, 0.5f};
+    ssl_tensor_t *tg = ssl_loss_data2vec_targets(ctx, blocks, 2, &o);
+    for (int kind = 0; kind < 2; kind++) {
+        gcase_t gd = {G_DATA2VEC, {tg}, {i0}, {3}, kind};
+        ssl_tensor_t *in = tu_rand(ctx, 3, (int64_t[]){2, 3, 4}, 50, -2, 2, 1);
+        gcheck(ctx, &gd, &in, 1, 1e-2);
     }
     ssl_ctx_free(ctx);
 }

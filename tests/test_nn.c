@@ -260,6 +260,82 @@ static void test_encoder_masked_tokens(void **state)
     ssl_ctx_free(ctx);
 }
 
+typedef struct blocks_case {
+    ssl_encoder_t *e;
+    int n, which;
+} blocks_case_t;
+
+static ssl_tensor_t *build_blocks(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    blocks_case_t *c = user;
+    ssl_tensor_t *blocks[4];
+    ssl_encoder_out_t out;
+    if (ssl_encoder_forward_blocks(ctx, c->e, in[0], c->n, 1, blocks, &out))
+        return NULL;
+    return blocks[c->which];
+}
+
+/* data2vec's block outputs: the deepest, normed by the encoder's final norm, is the forward's
+ * output; a block's output is that of the same block in a shallower ViT built from the same seed
+ * (the parameters are drawn by name); gradients reach the input through an inner block. */
+static void test_encoder_block_outputs(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    for (int cls = 0; cls < 2; cls++) {
+        ssl_encoder_cfg_t cfg;
+        ssl_encoder_preset("vit_tiny", &cfg);
+        cfg.vit.image_size = 8;
+        cfg.vit.patch_size = 4;
+        cfg.vit.dim = 8;
+        cfg.vit.depth = 3;
+        cfg.vit.heads = 2;
+        cfg.vit.in_channels = 1;
+        cfg.vit.cls_token = cls;
+        cfg.vit.pool = cls ? SSL_POOL_CLS : SSL_POOL_MEAN;
+        ssl_params_t *p3 = ssl_params_create(), *p2 = ssl_params_create();
+        ssl_encoder_t *e3 = ssl_encoder_create(&cfg, p3, "", 5);
+        cfg.vit.depth = 2;
+        ssl_encoder_t *e2 = ssl_encoder_create(&cfg, p2, "", 5);
+        assert_non_null(e3);
+        assert_non_null(e2);
+        ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 3, -1, 1, 0);
+        ssl_tensor_t *b3[3], *b2[1];
+        ssl_encoder_out_t o3, o2;
+        assert_int_equal(ssl_encoder_forward_blocks(ctx, e3, x, 3, 0, b3, &o3), SSL_OK);
+        assert_int_equal(ssl_encoder_forward_blocks(ctx, e2, x, 1, 0, b2, &o2), SSL_OK);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(b3[i]->ndim, 3);
+            assert_int_equal(b3[i]->shape[1], 4);
+            assert_int_equal(b3[i]->shape[2], 8);
+        }
+        tu_assert_close(b3[1]->data, b2[0]->data, b2[0]->numel, 1e-6, 1e-6);
+        assert_true(tu_count_mismatch(b3[1]->data, b3[2]->data, b3[2]->numel, 1e-3, 1e-3,
+                                      "blocks 1 and 2") > 0);
+        ssl_tensor_t *w = ssl_params_get(p3, "norm.weight"), *bn = ssl_params_get(p3, "norm.bias");
+        ssl_tensor_t *normed = ssl_layer_norm(ctx, b3[2], w, bn, 1e-6f);
+        tu_assert_close(normed->data, o3.tokens->data, o3.tokens->numel, 1e-5, 1e-5);
+        /* the plain forward is unchanged by reading the blocks */
+        ssl_encoder_out_t o;
+        assert_int_equal(ssl_encoder_forward(ctx, e3, x, NULL, 0, 0, &o), SSL_OK);
+        tu_assert_close(o.pooled->data, o3.pooled->data, o.pooled->numel, 0, 0);
+        blocks_case_t c = {e3, 2, 0};
+        ssl_tensor_t *in = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 7, -1, 1, 1);
+        tu_gradcheck_opts_t go = {1e-3, 1e-2, 5e-2, 64};
+        assert_int_equal(tu_gradcheck(ctx, build_blocks, &c, &in, 1, &go), 0);
+        assert_int_equal(ssl_encoder_forward_blocks(ctx, e3, x, 4, 0, b3, &o3), SSL_ERR_INVALID);
+        tu_assert_error(NULL, SSL_ERR_INVALID, "1..depth (3), got 4", NULL);
+        assert_int_equal(ssl_encoder_forward_blocks(ctx, e3, x, 0, 0, b3, &o3), SSL_ERR_INVALID);
+        tu_assert_error(NULL, SSL_ERR_INVALID, "got 0", NULL);
+        ssl_encoder_free(e3);
+        ssl_encoder_free(e2);
+        ssl_params_free(p3);
+        ssl_params_free(p2);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_ctx_free(ctx);
+}
+
 static void test_encoder_from_json(void **state)
 {
     (void)state;
@@ -476,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_encoder_gradients),
         cmocka_unit_test(test_encoder_from_json),
         cmocka_unit_test(test_encoder_masked_tokens),
+        cmocka_unit_test(test_encoder_block_outputs),
         cmocka_unit_test(test_split_batchnorm_forward),
         cmocka_unit_test(test_split_batchnorm_backward),
     };

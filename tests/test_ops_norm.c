@@ -277,6 +277,61 @@ static void test_layer_norm_errors(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- instance_norm_tokens */
+
+/* x (B, T, C): each (b, c) over its T tokens, in double, as F.instance_norm(x.transpose(1, 2)). */
+static void ref_instance_norm_tokens(const float *x, int64_t B, int64_t T, int64_t C, double eps,
+                                     float *y)
+{
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++) {
+            const float *xb = x + b * T * C + c;
+            double m = 0, v = 0;
+            for (int64_t t = 0; t < T; t++)
+                m += xb[t * C];
+            m /= (double)T;
+            for (int64_t t = 0; t < T; t++)
+                v += (xb[t * C] - m) * (xb[t * C] - m);
+            v /= (double)T;
+            for (int64_t t = 0; t < T; t++)
+                y[b * T * C + t * C + c] = (float)((xb[t * C] - m) / sqrt(v + eps));
+        }
+}
+
+static ssl_tensor_t *build_in_tokens(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    (void)user;
+    return ssl_instance_norm_tokens(ctx, in[0], 1e-5f);
+}
+
+static void test_instance_norm_tokens(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    const int64_t shapes[][3] = {{2, 5, 3}, {1, 7, 1}, {3, 2, 9}, {2, 49, 16}};
+    for (int si = 0; si < 4; si++) {
+        const int64_t *sh = shapes[si];
+        ssl_tensor_t *x = tu_rand(ctx, 3, sh, 50 + si, -2, 3, 0);
+        ssl_tensor_t *y = ssl_instance_norm_tokens(ctx, x, 1e-5f);
+        assert_non_null(y);
+        assert_true(ssl_same_shape(x, y));
+        float *ref = malloc((size_t)x->numel * sizeof(float));
+        ref_instance_norm_tokens(x->data, sh[0], sh[1], sh[2], 1e-5, ref);
+        tu_assert_close(y->data, ref, x->numel, 1e-5, 1e-5);
+        free(ref);
+        ssl_ctx_reset(ctx);
+    }
+    ssl_tensor_t *in = tu_rand(ctx, 3, (int64_t[]){2, 4, 3}, 60, -2, 2, 1);
+    assert_int_equal(tu_gradcheck(ctx, build_in_tokens, NULL, &in, 1, NULL), 0);
+    ssl_tensor_t *x2 = ssl_tensor_2d(ctx, 2, 3);
+    tu_assert_error(ssl_instance_norm_tokens(ctx, x2, 1e-5f), SSL_ERR_SHAPE,
+                    "instance_norm_tokens", "(2, 3)", NULL);
+    ssl_set_error(SSL_ERR_IO, "earlier failure");
+    assert_null(ssl_instance_norm_tokens(ctx, NULL, 1e-5f));
+    tu_assert_error(NULL, SSL_ERR_IO, "earlier failure", NULL);
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- batch_norm */
 
 typedef struct bn_case {
@@ -878,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_layer_norm_backward),
         cmocka_unit_test(test_layer_norm_large),
         cmocka_unit_test(test_layer_norm_errors),
+        cmocka_unit_test(test_instance_norm_tokens),
         cmocka_unit_test(test_batch_norm_hand),
         cmocka_unit_test(test_batch_norm_forward),
         cmocka_unit_test(test_batch_norm_params_store),

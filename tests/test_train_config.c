@@ -162,6 +162,38 @@ static void test_deepclusterv2_settings(void **state)
     ssl_trainer_free(t);
 }
 
+/* data2vec on a tiny ViT (a 4 x 4 token grid of 8-pixel images, 2 blocks). */
+static const char *k_data2vec =
+    "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
+    "\"workers\": 0}, \"views\": [{\"n\": 1, \"size\": 8}], \"train\": {\"batch_size\": 16}, "
+    "\"model\": {\"encoder\": {\"type\": \"vit\", \"image_size\": 8, \"patch_size\": 2, "
+    "\"in_channels\": 1, \"dim\": 8, \"depth\": 2, \"heads\": 2}}, "
+    "\"target\": {\"type\": \"ema\", \"momentum\": 0.999, \"momentum_end\": 0.9999, "
+    "\"schedule\": \"linear\"}, \"masks\": {\"type\": \"blockwise\", \"ratio\": 0.6}, "
+    "\"loss\": {\"type\": \"data2vec\", \"top_k\": 2}, \"eval\": {\"knn_every\": 0}}";
+
+/* What data2vec cannot honour names its key. */
+static void test_data2vec_settings(void **state)
+{
+    (void)state;
+    expect_error_in(k_data2vec, "loss.top_k=3", "'loss.top_k'", "depth 2");
+    expect_error_in(k_data2vec, "target.type=\"none\"", "'target.type'", "'ema' target");
+    expect_error_in(k_data2vec, "model.encoder={\"type\": \"resnet18\", \"width\": 4, "
+                    "\"in_channels\": 1}", "'model.encoder.type'", "ViT");
+    expect_error_in(k_data2vec, "model.head={\"type\": \"dino\"}", "'model.head'",
+                    "no head");
+    expect_error_in(k_data2vec, "masks={\"type\": \"ibot\"}", "masks.type", "token-dropping");
+    expect_error_in(k_data2vec, "loss=[{\"type\": \"data2vec\"}, {\"type\": \"byol\"}]",
+                    "'loss'", "weighted list");
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.config_text = k_data2vec;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    assert_non_null(t);
+    ssl_trainer_free(t);
+}
+
 /* iBOT on a tiny ViT (a 2 x 2 token grid of 8-pixel images): dino + ibot terms. */
 static const char *k_ibot =
     "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
@@ -268,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_strings_never_cut),      cmocka_unit_test(test_empty_views),
         cmocka_unit_test(test_swav_settings),          cmocka_unit_test(test_bn_groups),
         cmocka_unit_test(test_deepclusterv2_settings), cmocka_unit_test(test_ibot_settings),
+        cmocka_unit_test(test_data2vec_settings),
         cmocka_unit_test(test_mask_keys_per_kind),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));

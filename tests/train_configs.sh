@@ -18,6 +18,8 @@ for cfg in "$src"/configs/*.json; do
   fi
   # k-means makes at most as many clusters as the memory bank holds samples (2 steps of 16)
   grep -q '"deepclusterv2"' "$cfg" && narrow+=(--set 'loss.n_prototypes=[10, 10, 10]')
+  # data2vec averages the teacher's last top_k blocks: no more than the narrowed encoder's one
+  grep -q '"data2vec"' "$cfg" && narrow+=(--set loss.top_k=1)
   "$sslc" train "$cfg" --out "$out" --quiet --no-report --set data.limit=128 --set train.batch_size=16 \
     --set train.epochs=1 --set train.max_steps=2 --set eval.knn_every=0 --set data.workers=1 "${narrow[@]}" \
     > "$out/$name.log" 2>&1 || { echo "FAIL: $name"; cat "$out/$name.log"; exit 1; }

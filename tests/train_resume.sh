@@ -4,7 +4,8 @@
 # covering LARS + EMA (byol), the MoCo queue, AdamW + DINO center + multi-crop, and a ViT with
 # masks (mae), and a memory bank clustered at every epoch's start (deepclusterv2: the resumed
 # run's k-means at epoch 2 runs on the bank and RNG stream the checkpoint restored), and iBOT
-# (two centers, per-view masks of varying counts, a mask embedding outside the EMA).
+# (two centers, per-view masks of varying counts, a mask embedding outside the EMA), and
+# data2vec (the EMA momentum linear over the run, a mask token and head outside the EMA).
 # Usage: train_resume.sh SSLC SOURCE_DIR
 set -euo pipefail
 sslc=$1
@@ -13,13 +14,14 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
 pass=0
-for name in byol mocov2 dino mae deepclusterv2 ibot; do
-  if [ "$name" = mae ] || [ "$name" = ibot ]; then
+for name in byol mocov2 dino mae deepclusterv2 ibot data2vec; do
+  if [ "$name" = mae ] || [ "$name" = ibot ] || [ "$name" = data2vec ]; then
     narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
   else
     narrow=(--set model.encoder.width=4)
   fi
   [ "$name" = deepclusterv2 ] && narrow+=(--set 'loss.n_prototypes=[10, 10, 10]')
+  [ "$name" = data2vec ] && narrow+=(--set loss.top_k=1)
   common=(--quiet --no-report --set data.limit=192 --set train.batch_size=32 --set train.epochs=2
           --set train.max_steps=3 --set eval.knn_every=0 "${narrow[@]}")
   "$sslc" train "$src/configs/$name.json" --out "$out/straight" "${common[@]}" > /dev/null

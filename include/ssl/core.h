@@ -332,6 +332,10 @@ SSL_API ssl_tensor_t *ssl_smooth_l1(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_
  *   weight/bias/running_* may be NULL (no affine / no running stats). */
 SSL_API ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                                      ssl_tensor_t *bias, float eps);
+/* Instance norm over tokens: x (B, T, C), each (b, c) normalised over its T tokens (biased
+ * variance, no affine), as F.instance_norm on x.transpose(1, 2) (data2vec's per-layer target
+ * normalisation). Composed of permute and layer_norm, so it has their gradient. */
+SSL_API ssl_tensor_t *ssl_instance_norm_tokens(ssl_ctx_t *ctx, ssl_tensor_t *x, float eps);
 SSL_API ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                                      ssl_tensor_t *bias, ssl_tensor_t *running_mean,
                                      ssl_tensor_t *running_var, int training, float momentum,

@@ -242,6 +242,32 @@ SSL_API ssl_tensor_t *ssl_loss_ijepa(ssl_ctx_t *ctx, ssl_tensor_t *const *preds,
                                      ssl_tensor_t *target, const int32_t *const *idx,
                                      const int64_t *k, int n_blocks, int kind, float beta);
 
+/* ================================================================ data2vec */
+
+/* How data2vec (v1) builds its targets and regresses them (facebookresearch/data2vec_vision,
+ * engine_for_cyclical.py; docs/losses.md, "data2vec"). */
+typedef struct ssl_data2vec_opts {
+    int top_k;         /* the teacher's last k blocks are averaged: 6 (target_layers [6..11]) */
+    int instance_norm; /* each block's output instance-normalised over tokens first: 0 */
+    int layer_norm;    /* each block's output layer-normed (no affine): 1 */
+    int final_norm;    /* their average layer-normed (post_target_layer_norm): 1 */
+    int kind;          /* ssl_regress_kind_t: smooth_l1 */
+    float beta;        /* smooth L1's beta: 2 (l1_beta) */
+} ssl_data2vec_opts_t;
+
+/* data2vec's targets from the teacher's block outputs layers[0..k) (B, T, D): each block's
+ * output instance-normalised over its T tokens (opts->instance_norm) and then layer-normed over
+ * D (opts->layer_norm), the k averaged, the average layer-normed (opts->final_norm); every norm
+ * without affine, eps 1e-5 (F.instance_norm, F.layer_norm). No gradient. (B, T, D). */
+SSL_API ssl_tensor_t *ssl_loss_data2vec_targets(ssl_ctx_t *ctx, ssl_tensor_t *const *layers,
+                                                int k, const ssl_data2vec_opts_t *opts);
+/* data2vec's regression: pred (B, M, D), the student's predictions at the masked tokens
+ * idx (B, M) (indices into T), against targets (B, T, D) (detached here) at those tokens:
+ * smooth L1 with opts->beta or MSE (opts->kind), the mean over the B M D elements. */
+SSL_API ssl_tensor_t *ssl_loss_data2vec(ssl_ctx_t *ctx, ssl_tensor_t *pred, ssl_tensor_t *targets,
+                                        const int32_t *idx, int64_t m,
+                                        const ssl_data2vec_opts_t *opts);
+
 /* ================================================================ image-text (CLIP, SigLIP) */
 
 /* CLIP: image (N, D) and text (N, D) features L2-normalised; logits = exp(logit_scale) I T^T
@@ -277,6 +303,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_DEEPCLUSTERV2, /* k-means assignments of a memory bank as targets */
     SSL_LOSS_IBOT,          /* masked-patch self-distillation (dino's keys, own defaults) */
     SSL_LOSS_KOLEO,         /* KoLeo on the student's class tokens (default weight 0.1) */
+    SSL_LOSS_DATA2VEC,      /* masked tokens regress an EMA teacher's averaged block outputs */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -349,6 +376,7 @@ typedef struct ssl_loss_cfg {
     struct {
         int shared_head; /* 0: the student's patch tokens get a last layer of their own */
     } ibot;
+    ssl_data2vec_opts_t data2vec;
     int centering; /* dino, ibot: ssl_centering_t (the center; center_momentum is its) */
 } ssl_loss_cfg_t;
 

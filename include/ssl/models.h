@@ -109,6 +109,14 @@ SSL_API int ssl_encoder_forward_token_mask(ssl_ctx_t *ctx, const ssl_encoder_t *
                                            ssl_tensor_t *mask_token, int training,
                                            ssl_encoder_out_t *out);
 
+/* data2vec's teacher: ssl_encoder_forward on every token (out filled as there) that also gives,
+ * in blocks[0..n), the patch tokens (B, T, D) output by each of the ViT's last n blocks (after the
+ * block's residual additions, before the final norm; the cls token dropped), the deepest last.
+ * ViT only, n in 1..depth. */
+SSL_API int ssl_encoder_forward_blocks(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                                       int n, int training, ssl_tensor_t **blocks,
+                                       ssl_encoder_out_t *out);
+
 /* ---------------------------------------------------------------- weights in and out */
 
 /* Set the encoder's parameters and buffers from a safetensors file of torchvision's ResNet or

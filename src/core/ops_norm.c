@@ -330,6 +330,21 @@ ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weig
     return ssl__apply(ctx, &n);
 }
 
+ssl_tensor_t *ssl_instance_norm_tokens(ssl_ctx_t *ctx, ssl_tensor_t *x, float eps)
+{
+    if (SSL__NULL_INPUT(x, __func__))
+        return NULL;
+    if (x->ndim != 3) {
+        char s[96];
+        ssl_set_error(SSL_ERR_SHAPE, "instance_norm_tokens: x %s must be (B, T, C)",
+                      ssl_shape_str(x, s, sizeof s));
+        return NULL;
+    }
+    static const int swap[3] = {0, 2, 1};
+    ssl_tensor_t *t = ssl_layer_norm(ctx, ssl_permute(ctx, x, swap), NULL, NULL, eps); // (B, C, T)
+    return ssl_permute(ctx, t, swap);                                                 // (B, T, C)
+}
+
 /* ---------------------------------------------------------------- batch_norm */
 
 /* in: x (N, C, *spatial), weight (C), bias (C), running_mean (C), running_var (C), each of the

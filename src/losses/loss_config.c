@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   NULL};
+    "koleo",   "data2vec", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -50,6 +50,8 @@ int ssl_loss_type_from_name(const char *name)
 #define D_DP_RHO 0.3
 #define D_DP_EPS 0.01
 #define D_KOLEO_WEIGHT 0.1 /* dinov2's koleo_loss_weight */
+#define D_D2V_TOP_K 6  /* data2vec_vision's ViT-B recipe: target_layers [6..11] of 12 blocks */
+#define D_D2V_BETA 2.0 /* its l1_beta */
 
 static double clip_init(int type)
 {
@@ -100,6 +102,8 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->deepclusterv2.crops_for_assign[0] = 0;
     c->deepclusterv2.crops_for_assign[1] = 1;
     c->deepclusterv2.n_assign = 2;
+    c->data2vec = (ssl_data2vec_opts_t){D_D2V_TOP_K, 0, 1, 1, SSL_REGRESS_SMOOTH_L1,
+                                        (float)D_D2V_BETA};
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -212,16 +216,37 @@ static void read_vicreg(ssl_cfg_t *c, ssl_loss_cfg_t *o)
     v->eps = pos(c, "eps", 1e-4, 1.0);
 }
 
+/* "criterion" (smooth_l1 | mse) and smooth L1's "beta" (I-JEPA, data2vec). */
+static void read_regress(ssl_cfg_t *c, int *kind, float *beta, double def_beta)
+{
+    static const char *const kinds[] = {"smooth_l1", "mse", NULL};
+    *kind = ssl_cfg_enum(c, "criterion", kinds, SSL_REGRESS_SMOOTH_L1);
+    if (*kind == SSL_REGRESS_SMOOTH_L1)
+        *beta = ssl_cfg_float(c, "beta", def_beta, 0.0, 1e6);
+    else if (ssl_cfg_has(c, "beta"))
+        ssl_cfg_fail(c, "beta", "only used with \"criterion\": \"smooth_l1\"");
+}
+
 static void read_ijepa(ssl_cfg_t *c, ssl_loss_cfg_t *o)
 {
     static const char *const keys[] = {"type", "weight", "criterion", "beta", NULL};
-    static const char *const kinds[] = {"smooth_l1", "mse", NULL};
     ssl_cfg_keys(c, keys);
-    o->ijepa.kind = ssl_cfg_enum(c, "criterion", kinds, SSL_REGRESS_SMOOTH_L1);
-    if (o->ijepa.kind == SSL_REGRESS_SMOOTH_L1)
-        o->ijepa.beta = ssl_cfg_float(c, "beta", 1.0, 0.0, 1e6);
-    else if (ssl_cfg_has(c, "beta"))
-        ssl_cfg_fail(c, "beta", "only used with \"criterion\": \"smooth_l1\"");
+    read_regress(c, &o->ijepa.kind, &o->ijepa.beta, 1.0);
+}
+
+/* top_k is checked against the encoder's depth when the method is built (src/methods). */
+static void read_data2vec(ssl_cfg_t *c, ssl_loss_cfg_t *o)
+{
+    static const char *const keys[] = {"type",       "weight",     "top_k",
+                                       "layer_norm", "instance_norm", "final_norm",
+                                       "criterion",  "beta",       NULL};
+    ssl_cfg_keys(c, keys);
+    ssl_data2vec_opts_t *d = &o->data2vec;
+    d->top_k = ssl_cfg_int(c, "top_k", D_D2V_TOP_K, 1, 64);
+    d->instance_norm = ssl_cfg_bool(c, "instance_norm", 0);
+    d->layer_norm = ssl_cfg_bool(c, "layer_norm", 1);
+    d->final_norm = ssl_cfg_bool(c, "final_norm", 1);
+    read_regress(c, &d->kind, &d->beta, D_D2V_BETA);
 }
 
 static void read_clip(ssl_cfg_t *c, ssl_loss_cfg_t *o)
@@ -297,6 +322,9 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
     }
     case SSL_LOSS_DEEPCLUSTERV2:
         read_deepclusterv2(c, &o);
+        break;
+    case SSL_LOSS_DATA2VEC:
+        read_data2vec(c, &o);
         break;
     case SSL_LOSS_MOCO_V1: {
         static const char *const keys[] = {"type", "weight", "temperature", "queue_size", NULL};

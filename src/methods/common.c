@@ -112,6 +112,16 @@ int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_te
     return ssl_dino_center_update_mean(center, mean, momentum);
 }
 
+ssl_tensor_t *ssl__method_mask_token(ssl_method_build_t *b, const char *name, int64_t dim)
+{
+    ssl_tensor_t *t =
+        ssl_params_add(b->online, name, 3, (int64_t[]){1, 1, dim}, SSL_PARAM_TRAINABLE, 0);
+    if (t)
+        ssl_rng_fill_trunc_normal(t->data, (size_t)dim, 0.0f, 0.02f, -0.02f, 0.02f, b->seed,
+                                  ssl_nn_name_stream(t->name), 0);
+    return t;
+}
+
 ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v)
 {
     return (ssl_tensor_t *)&b->views[v]; /* loader-owned, no gradient */

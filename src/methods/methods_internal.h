@@ -104,7 +104,7 @@ struct ssl_method_def {
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
-    ssl__method_deepclusterv2, ssl__method_ibot;
+    ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
@@ -141,6 +141,10 @@ int ssl__method_check_centering(ssl_method_t *m, ssl_method_build_t *b, int i);
  * T (N, K), the rows of every rank with several. */
 int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_tensor_t *T,
                               float momentum);
+
+/* A learned mask token (1, 1, D) named `name` in the online store, trainable and decayed, drawn
+ * from N(0, 0.02) truncated at +-0.02 (SimMIM's and data2vec's); NULL + error on failure. */
+ssl_tensor_t *ssl__method_mask_token(ssl_method_build_t *b, const char *name, int64_t dim);
 
 /* View v of the batch (loader-owned, no gradient). */
 ssl_tensor_t *ssl__method_view(const ssl_batch_t *b, int v);

@@ -16,12 +16,8 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     simmim_method_t *sm = (simmim_method_t *)m;
     const ssl_vit_cfg_t *v = &ssl_encoder_config(m->enc)->vit;
     int64_t D = ssl_encoder_dim(m->enc);
-    sm->mask_token = ssl_params_add(b->online, "encoder.mask_token", 3, (int64_t[]){1, 1, D},
-                                    SSL_PARAM_TRAINABLE, 0);
-    if (!sm->mask_token)
+    if (!(sm->mask_token = ssl__method_mask_token(b, "encoder.mask_token", D)))
         return ssl_last_status();
-    ssl_rng_fill_trunc_normal(sm->mask_token->data, (size_t)D, 0.0f, 0.02f, -0.02f, 0.02f, b->seed,
-                              ssl_nn_name_stream(sm->mask_token->name), 0);
     int64_t pp = (int64_t)v->patch_size * v->patch_size * v->in_channels;
     return ssl_nn_linear_init(&sm->dec, b->online, "decoder", D, pp, 1, SSL_INIT_TORCH_DEFAULT,
                               b->seed);

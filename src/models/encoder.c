@@ -119,7 +119,8 @@ int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w)
 static int forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                    const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
                    int64_t n_masked, const float *token_mask, ssl_tensor_t *mask_token,
-                   int training, ssl_encoder_out_t *out)
+                   int n_blocks_out, ssl_tensor_t **blocks_out, int training,
+                   ssl_encoder_out_t *out)
 {
     if (SSL__IS_NULL(out, __func__))
         return SSL_ERR_INVALID;
@@ -151,14 +152,14 @@ static int forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
         return ssl_set_error(SSL_ERR_SHAPE, "encoder: masked tokens need a mask token of %d "
                              "values", e->cfg.vit.dim);
     return ssl__vit_forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, token_mask, mask_token,
-                            out);
+                            n_blocks_out, blocks_out, out);
 }
 
 int ssl_encoder_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                         const int32_t *keep_idx, int64_t keep, int training,
                         ssl_encoder_out_t *out)
 {
-    return forward(ctx, e, x, keep_idx, keep, NULL, 0, NULL, NULL, training, out);
+    return forward(ctx, e, x, keep_idx, keep, NULL, 0, NULL, NULL, 0, NULL, training, out);
 }
 
 int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
@@ -166,8 +167,8 @@ int ssl_encoder_forward_masked(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tenso
                                int64_t n_masked, ssl_tensor_t *mask_token, int training,
                                ssl_encoder_out_t *out)
 {
-    return forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, NULL, mask_token, training,
-                   out);
+    return forward(ctx, e, x, keep_idx, keep, masked_idx, n_masked, NULL, mask_token, 0, NULL,
+                   training, out);
 }
 
 int ssl_encoder_forward_token_mask(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
@@ -179,5 +180,23 @@ int ssl_encoder_forward_token_mask(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_t
             memset(out, 0, sizeof *out);
         return ssl_set_error(SSL_ERR_INVALID, "%s: NULL token_mask", __func__);
     }
-    return forward(ctx, e, x, NULL, 0, NULL, 0, token_mask, mask_token, training, out);
+    return forward(ctx, e, x, NULL, 0, NULL, 0, token_mask, mask_token, 0, NULL, training, out);
+}
+
+int ssl_encoder_forward_blocks(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int n,
+                               int training, ssl_tensor_t **blocks, ssl_encoder_out_t *out)
+{
+    if (SSL__IS_NULL(e, __func__) || SSL__IS_NULL(blocks, __func__)) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        return SSL_ERR_INVALID;
+    }
+    if (e->cfg.kind != SSL_ENC_VIT || n < 1 || n > e->cfg.vit.depth) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        return ssl_set_error(SSL_ERR_INVALID, "%s: block outputs need a ViT and n in 1..depth "
+                             "(%d), got %d", __func__,
+                             e->cfg.kind == SSL_ENC_VIT ? e->cfg.vit.depth : 0, n);
+    }
+    return forward(ctx, e, x, NULL, 0, NULL, 0, NULL, NULL, n, blocks, training, out);
 }

@@ -73,7 +73,7 @@ int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *pre, uint64_t s
 int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                      const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
                      int64_t n_masked, const float *token_mask, ssl_tensor_t *mask_token,
-                     ssl_encoder_out_t *out)
+                     int n_blocks_out, ssl_tensor_t **blocks_out, ssl_encoder_out_t *out)
 {
     const ssl_vit_cfg_t *c = &e->cfg.vit;
     const ssl_vit_t *v = &e->vit;
@@ -107,8 +107,17 @@ int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
         ssl_tensor_t *parts[2] = {cls, h};
         h = ssl_concat(ctx, parts, 2, 1);
     }
-    for (int i = 0; i < c->depth; i++)
+    int first_out = c->depth - n_blocks_out; /* the blocks whose outputs the caller reads */
+    for (int i = 0; i < c->depth; i++) {
         h = ssl_nn_block_forward(ctx, &v->blocks[i], h, NULL);
+        if (i >= first_out) { /* the block's patch tokens, before the final norm */
+            if (!h)
+                return ssl_last_status();
+            blocks_out[i - first_out] = off ? ssl_slice(ctx, h, 1, 1, h->shape[1] - 1) : h;
+            if (!blocks_out[i - first_out])
+                return ssl_last_status();
+        }
+    }
     h = ssl_nn_layernorm_forward(ctx, &v->norm, h); // (B, off + K, D)
     if (!h)
         return ssl_last_status();
