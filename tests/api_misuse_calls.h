@@ -211,6 +211,8 @@ CALL(NUM, ssl_gaussian_kernel, null, "data.h", ssl_gaussian_kernel(-1, -1, NULL,
 CALL(NUM, ssl_gaussian_blur, null, "data.h", ssl_gaussian_blur(NULL, -1, -1, -1, -1, -1, NULL))
 CALL(VOID, ssl_solarize, null, "data.h", ssl_solarize(NULL, -1, -1))
 CALL(VOID, ssl_normalize, null, "data.h", ssl_normalize(NULL, -1, -1, -1, NULL, NULL))
+CALL(NUM, ssl_hog, null, "data.h", ssl_hog(NULL, -1, -1, -1, -1, -1, -1, NULL))
+CALL(NUM, ssl_hog_patches, null, "data.h", ssl_hog_patches(NULL, -1, -1, -1, -1, -1, -1, -1, NULL))
 CALL(VOID, ssl_mask_opts_default, null, "data.h", ssl_mask_opts_default(NULL, -1, -1, -1))
 CALL(NUM, ssl_mask_opts_validate, null, "data.h", ssl_mask_opts_validate(NULL))
 CALL(NUM, ssl_masks_alloc, null, "data.h", ssl_masks_alloc(NULL, NULL, -1))

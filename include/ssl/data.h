@@ -270,6 +270,23 @@ SSL_API void ssl_solarize(float *x, int64_t n, float threshold);
 SSL_API void ssl_normalize(float *x, int64_t c, int64_t h, int64_t w, const float *mean,
                            const float *std);
 
+/* ---------------------------------------------------------------- HOG (MaskFeat's targets) */
+
+/* Histograms of oriented gradients as MaskFeat's HOGLayerC: x (n, c, h, w) float images; per
+ * channel the Sobel gradients gx, gy of the image reflected by one pixel at its borders, each
+ * pixel's magnitude sqrt(gx^2 + gy^2) added to bin floor(atan2(gx, gy) / pi * nbins) mod nbins
+ * (unsigned orientation), summed over cell x cell pixels, each cell's nbins values L2-normalised
+ * (divided by max(norm, 1e-12)). out (n, c, nbins, h / cell, w / cell). No gradient: a feature
+ * of the input image. h, w >= 2 and divisible by cell; nbins 1..360. */
+SSL_API int ssl_hog(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int nbins,
+                    int cell, float *out);
+/* MaskFeat's per-patch targets (SlowFast masked.py _get_hog_label_2d): ssl_hog of x with cells
+ * of `cell` pixels, gathered per patch of p x p pixels (p a multiple of cell, dividing h and w):
+ * out (n, T, c nbins (p / cell)^2), T = (h / p)(w / p) patches in row-major order, each row
+ * ordered (channel, bin, cell row, cell column). */
+SSL_API int ssl_hog_patches(const float *x, int64_t n, int64_t c, int64_t h, int64_t w, int nbins,
+                            int cell, int p, float *out);
+
 /* ---------------------------------------------------------------- masks */
 
 /* The most target blocks a multiblock mask has (masks.n_targets). */
