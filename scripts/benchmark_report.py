@@ -71,6 +71,12 @@ def svg(records):
     return "\n".join(s) + "\n"
 
 
+def thr(r):
+    """The thread count beside img/s when the run did not use the table's 2 threads."""
+    n = r.get("threads", 2)
+    return "" if n == 2 else f" ({n} thread{'s' if n != 1 else ''})"
+
+
 def main():
     recs = [json.load(open(p)) for p in glob.glob(os.path.join(DIR, "*.json"))]
     recs.sort(key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER else 99, r["name"]))
@@ -80,7 +86,8 @@ def main():
         "Written by `scripts/benchmark.sh` (records in `docs/benchmarks/*.json`, rendered by",
         "`scripts/benchmark_report.py`; do not edit the table by hand). Each config trains for its",
         "own budget (its defaults, plus the overrides shown) on Fashion-MNIST's 60,000 training",
-        "images with 2 threads; then one protocol probes the trained encoder, the same encoder at",
+        "images with 2 threads (a run with another thread count says so beside its img/s); then",
+        "one protocol probes the trained encoder, the same encoder at",
         "random initialisation (`checkpoint.save_init`) and raw pixels (`--identity`):",
         "",
         "- kNN: cosine similarity, all 60,000 training images as the bank, all 10,000 test images,",
@@ -99,7 +106,7 @@ def main():
         ep = str(r["epochs"]) + (f" ({r['overrides']})" if r.get("overrides") else "")
         lines.append(
             f"| {r['name']} | {r['encoder']} | {ep} | {f(r['train_s'] / 60)} | "
-            f"{f(r['images_per_s'], 0)} | {f(r['knn_k200_t01'], 2)} | {f(r['knn_best'], 2)} | "
+            f"{f(r['images_per_s'], 0)}{thr(r)} | {f(r['knn_k200_t01'], 2)} | {f(r['knn_best'], 2)} | "
             f"{f(r['linear'], 2)} | {f(r['init_knn_k200_t01'], 2)} | {f(r['init_linear'], 2)} | "
             f"{f(r['zeroshot'], 2)} | {verdict(r)} | {r['commit']} | {r['date']} |")
     px = next((r for r in recs if r.get("pixels_knn_k200_t01") is not None), None)
