@@ -7,7 +7,12 @@
  *     perturbing one rank's input at a time (every rank evaluates its loss at each point);
  *   - SyncBN against plain batch norm of the whole batch (each rank gathers it): outputs,
  *     running statistics, and the x gradient of the sum of every rank's loss;
- *   - the gradient buckets: every rank's gradient becomes the mean over the ranks. */
+ *   - the gradient buckets: every rank's gradient becomes the mean over the ranks;
+ *   - the losses of one rank's rows (losses/ranks.h: NT-Xent, MoCo v3, CLIP, SigLIP): the mean
+ *     over the ranks is the whole batch's loss of one process, and the gradient of the sum of
+ *     every rank's loss N times the whole batch's (through all_gather's backward);
+ *   - the Sinkhorn-Knopp over every rank's rows (ranks holding 5, 0 and 4 rows) against
+ *     ssl_sinkhorn of the whole matrix. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +20,8 @@
 #include <unistd.h>
 
 #include "core/comm.h"
+#include "losses/ranks.h"
+#include "ssl/losses.h"
 #include "ssl/core.h"
 #include "train/dist.h"
 #include "train/dist_grads.h"
@@ -225,6 +232,105 @@ static void check_buckets(void)
     ssl_ctx_free(ctx);
 }
 
+/* One loss of the whole batch (one process, the public function) and of one rank's rows. */
+enum { L_NTXENT, L_MOCOV3, L_CLIP, L_SIGLIP, L_COUNT };
+static const char *const k_loss_names[] = {"ntxent", "moco_v3", "clip", "siglip"};
+
+/* x (B, 2 D): two D-wide halves (views; image and text), one a key without gradient for MoCo
+ * v3 (its keys: x * 0.7 + 0.1, detached). whole: the one-process loss of x (all B rows). */
+static ssl_tensor_t *pair_loss(ssl_ctx_t *ctx, int kind, ssl_tensor_t *x, ssl_tensor_t *scale,
+                               ssl_tensor_t *bias, int whole)
+{
+    ssl_tensor_t *a = ssl_slice(ctx, x, 1, 0, D), *b = ssl_slice(ctx, x, 1, D, D);
+    int64_t row0 = whole ? 0 : (int64_t)g_rank * x->shape[0];
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *ka = kind == L_MOCOV3 ? ssl_scale(ctx, a, 0.7f, 0.1f) : NULL;
+    ssl_tensor_t *kb = kind == L_MOCOV3 ? ssl_scale(ctx, b, 0.7f, 0.1f) : NULL;
+    ssl_tensor_t *ka_all = ka && !whole ? ssl__all_gather_nograd(ctx, ka) : ka;
+    ssl_tensor_t *kb_all = kb && !whole ? ssl__all_gather_nograd(ctx, kb) : kb;
+    ssl_ctx_set_grad(ctx, prev);
+    if (whole) {
+        switch (kind) {
+        case L_NTXENT: return ssl_loss_ntxent(ctx, a, b, 0.5f);
+        case L_MOCOV3: return ssl_loss_moco_v3(ctx, a, b, ka, kb, 0.5f);
+        case L_CLIP: return ssl_loss_clip(ctx, a, b, scale, 4.6f);
+        default: return ssl_loss_siglip(ctx, a, b, scale, bias);
+        }
+    }
+    switch (kind) {
+    case L_NTXENT:
+        return ssl__loss_ntxent_rows(ctx, a, b, ssl__all_gather(ctx, a), ssl__all_gather(ctx, b),
+                                     row0, 0.5f);
+    case L_MOCOV3: return ssl__loss_moco_v3_rows(ctx, a, b, ka_all, kb_all, row0, 0.5f);
+    case L_CLIP:
+        return ssl__loss_clip_rows(ctx, a, b, ssl__all_gather(ctx, a), ssl__all_gather(ctx, b),
+                                   row0, scale, 4.6f);
+    default: return ssl__loss_siglip_rows(ctx, a, ssl__all_gather(ctx, b), row0, scale, bias);
+    }
+}
+
+static void check_rows_losses(const ssl_comm_t *comm)
+{
+    for (int kind = 0; kind < L_COUNT; kind++) {
+        ssl_ctx_t *ctx = ssl_ctx_create(1 << 20);
+        ssl__ctx_set_comm(ctx, comm);
+        ssl_tensor_t *x = ssl_tensor_2d(ctx, B, 2 * D); // this rank's rows
+        ssl_rng_fill_uniform(x->data, B * 2 * D, -1, 1, 21, (uint64_t)g_rank, 0);
+        ssl_tensor_set_requires_grad(x, 1);
+        ssl_tensor_t *scale = ssl_tensor_fill(ctx, 0, NULL, 1.2f);
+        ssl_tensor_t *bias = ssl_tensor_fill(ctx, 0, NULL, -1.5f);
+        ssl_tensor_t *X = ssl__all_gather_nograd(ctx, x); // the whole batch
+        ssl_tensor_t *L = pair_loss(ctx, kind, x, scale, bias, 0);
+        CHECK(L && ssl_backward(ctx, L) == SSL_OK, "%s rows: %s", k_loss_names[kind],
+              ssl_last_error());
+        double mean = L ? L->data[0] : NAN;
+        ssl__dist_allreduce_f64(&mean, 1);
+        mean /= g_size;
+        /* one process on the whole batch */
+        ssl__ctx_set_comm(ctx, NULL);
+        ssl_tensor_t *Xg = ssl_tensor_from(ctx, 2, X->shape, X->data);
+        ssl_tensor_set_requires_grad(Xg, 1);
+        ssl_tensor_t *W = pair_loss(ctx, kind, Xg, scale, bias, 1);
+        CHECK(W && ssl_backward(ctx, W) == SSL_OK, "%s whole: %s", k_loss_names[kind],
+              ssl_last_error());
+        CHECK(W && close_to(mean, W->data[0], 1e-6, 1e-5), "%s: mean of the ranks' losses %.9g, "
+              "whole batch %.9g", k_loss_names[kind], mean, W ? W->data[0] : NAN);
+        int64_t off = (int64_t)g_rank * B * 2 * D;
+        for (int i = 0; x->grad && Xg->grad && i < B * 2 * D; i++)
+            CHECK(close_to(x->grad[i], g_size * Xg->grad[off + i], 1e-6, 1e-4),
+                  "%s: gradient [%d] %g, N x the whole batch's %g", k_loss_names[kind], i,
+                  x->grad[i], g_size * Xg->grad[off + i]);
+        ssl_ctx_free(ctx);
+    }
+}
+
+/* Rank r holds rows of one (R, K) matrix (5, 0, 4, 5, 0, 4, ... rows): its rows of the
+ * Sinkhorn-Knopp over the ranks equal those of ssl_sinkhorn of the whole matrix. */
+static void check_sinkhorn_ranks(const ssl_comm_t *comm)
+{
+    enum { K = 6 };
+    static const int per[3] = {5, 0, 4};
+    int64_t R = 0, row0 = 0;
+    for (int r = 0; r < g_size; r++) {
+        row0 += r < g_rank ? per[r % 3] : 0;
+        R += per[r % 3];
+    }
+    const int64_t n = per[g_rank % 3];
+    ssl_ctx_t *ctx = ssl_ctx_create(1 << 20);
+    ssl_tensor_t *all = ssl_tensor_2d(ctx, R, K);
+    ssl_rng_fill_uniform(all->data, (size_t)(R * K), -3, 3, 31, 0, 0);
+    ssl_tensor_t *want = ssl_sinkhorn(ctx, all, 0.5f, 3);
+    ssl__ctx_set_comm(ctx, comm);
+    ssl_tensor_t *mine = ssl_tensor_from(ctx, 2, (int64_t[]){n, K}, all->data + row0 * K);
+    ssl_tensor_t *got = ssl__sinkhorn_ranks(ctx, mine, 0.5f, 3);
+    CHECK(want && got && got->shape[0] == n, "sinkhorn over ranks: %s", ssl_last_error());
+    for (int64_t i = 0; want && got && i < n * K; i++)
+        CHECK(close_to(got->data[i], want->data[row0 * K + i], 1e-7, 1e-5),
+              "sinkhorn over ranks [%lld]: %g, whole matrix %g", (long long)i, got->data[i],
+              want->data[row0 * K + i]);
+    ssl_ctx_free(ctx);
+}
+
 int main(void)
 {
     if (ssl__dist_init() != SSL_OK) {
@@ -242,6 +348,8 @@ int main(void)
     check_all_gather_grad(comm);
     check_sync_bn(comm);
     check_buckets();
+    check_rows_losses(comm);
+    check_sinkhorn_ranks(comm);
     double fails = g_fail;
     ssl__dist_allreduce_f64(&fails, 1);
     if (g_rank == 0)

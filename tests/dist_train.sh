@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Data-parallel training equals one process at the same global batch (issue #20): for SimCLR,
 # BYOL, DINO, SwAV, VICReg, MoCo v1 (its key batch shuffled across the ranks for split
-# BatchNorm, its queue takes every rank's keys) and DeepCluster-v2 (memory bank and k-means of
-# every rank's rows; ResNets with batch norm, so SyncBN in each), 2 and 4 ranks for 3
-# steps against 1 process at a global batch of 16: the logged losses within 1e-4 (relative)
+# BatchNorm, its queue takes every rank's keys), DeepCluster-v2 (memory bank and k-means of
+# every rank's rows), CLIP and SigLIP (each rank's rows of the logits against every rank's
+# gathered pairs; ResNets with batch norm, so SyncBN in each) and DINOv2-style (a ViT:
+# Sinkhorn-Knopp summed over the ranks), 2 and 4 ranks for 3 steps against 1 process at a
+# global batch of 16: the logged losses within 1e-4 (relative)
 # and every tensor of the checkpoint (parameters, EMA target, BN statistics, optimizer state,
 # center / queues) changed by training like the single process's within 2e-2 of the change
 # (tests/dist_compare.py --init: 1 vs 2 threads of one process differ by up to 5e-3 here, a
@@ -32,15 +34,35 @@ PY
 }
 
 pass=0
-for name in ${DIST_TRAIN_METHODS:-simclr byol dino swav vicreg mocov1 deepclusterv2}; do
+methods="simclr byol dino swav vicreg mocov1 deepclusterv2 dinov2 clip siglip"
+for name in ${DIST_TRAIN_METHODS:-$methods}; do
   common=(--quiet --no-report --threads 1 --set data.limit=64 --set train.batch_size=16
           --set train.epochs=1 --set train.max_steps=3 --set train.log_every=1
-          --set eval.knn_every=0 --set model.encoder.width=4 --set data.workers=0
+          --set eval.knn_every=0 --set data.workers=0
           --set checkpoint.save_init=true --set train.check_sync=true)
-  # MoCo v1: split BatchNorm in 2 groups (4 ranks keep 4 images, 2 per group) and a small queue
-  if [ "$name" = mocov1 ]; then common+=(--set model.encoder.bn_groups=2 --set loss.queue_size=64); fi
-  # DeepCluster-v2: fewer clusters than the 48 samples its memory bank holds
-  if [ "$name" = deepclusterv2 ]; then common+=(--set "loss.n_prototypes=[8,6]"); fi
+  # AdamW methods: eps 1e-6 (not 1e-8) so that Adam does not blow a parameter without a
+  # gradient (attention's key bias: its gradient is rounding, ~1e-9) up to steps of order lr,
+  # which differ between any two summation orders (CLIP's text key bias: 0.18 of its change
+  # with 1e-8 on 2 ranks, 0.085 between 1 and 2 threads of one process; 0.003 with 1e-6)
+  case $name in
+    # DINOv2-style (ViT, iBOT masks, Sinkhorn-Knopp over every rank's class outputs and masked
+    # tokens, KoLeo of the gathered class tokens), small; masks.prob 0.2 so that on 4 ranks
+    # some rank's crops draw no masked token while others do (it joins the Sinkhorn sums empty)
+    dinov2) common+=(--set model.encoder.dim=32 --set model.encoder.depth=2
+                     --set model.encoder.heads=2 --set model.head.hidden_dim=64
+                     --set model.head.bottleneck_dim=32 --set model.head.out_dim=256
+                     --set masks.prob=0.2 --set optim.eps=1e-6) ;;
+    # CLIP and SigLIP: this rank's rows against every rank's gathered pairs
+    clip|siglip) common+=(--set model.encoder.width=4 --set model.text.width=32
+                          --set model.text.heads=2 --set model.image_proj.embed_dim=32
+                          --set optim.eps=1e-6) ;;
+    # MoCo v1: split BatchNorm in 2 groups (4 ranks keep 4 images, 2 per group), a small queue
+    mocov1) common+=(--set model.encoder.width=4 --set model.encoder.bn_groups=2
+                     --set loss.queue_size=64) ;;
+    # DeepCluster-v2: fewer clusters than the 48 samples its memory bank holds
+    deepclusterv2) common+=(--set model.encoder.width=4 --set "loss.n_prototypes=[8,6]") ;;
+    *) common+=(--set model.encoder.width=4) ;;
+  esac
   "$sslc" train "$src/configs/$name.json" --out "$out/n1" "${common[@]}" > /dev/null
   ref=$out/n1/$name
   for n in 2 4; do

@@ -76,6 +76,28 @@ int32_t *ssl__loss_labels(ssl_ctx_t *ctx, int64_t n, int64_t shift)
     return l;
 }
 
+int ssl__loss_check_rows(const char *loss, const char *xn, const ssl_tensor_t *x, const char *an,
+                         const ssl_tensor_t *all, int64_t row0)
+{
+    if (!ssl__loss_check_2d(loss, an, all, 1))
+        return 0;
+    if (all->shape[1] != x->shape[1] || row0 < 0 || row0 + x->shape[0] > all->shape[0]) {
+        char a[64], b[64];
+        ssl__loss_fail(loss, "%s %s must be rows %lld.. of %s %s", xn, LSHAPE(x, a),
+                       (long long)row0, an, LSHAPE(all, b));
+        return 0;
+    }
+    return 1;
+}
+
+int32_t *ssl__loss_row_labels(ssl_ctx_t *ctx, int64_t n, int64_t row0)
+{
+    int32_t *l = ssl__loss_labels(ctx, n, 0);
+    for (int64_t i = 0; l && i < n; i++)
+        l[i] += (int32_t)row0;
+    return l;
+}
+
 int32_t *ssl__loss_labels_const(ssl_ctx_t *ctx, int64_t n, int32_t value)
 {
     int32_t *l = ssl_arena_alloc(ctx, (size_t)(n > 0 ? n : 1) * sizeof(int32_t));

@@ -3,6 +3,7 @@
  * temperature is folded into the (N, D) queries before the product, never applied to the
  * (N, K) logits. */
 #include "losses_internal.h"
+#include "ranks.h"
 #include "ssl/nn.h"
 
 #include <math.h>
@@ -12,27 +13,47 @@
  * never meet another infinity. */
 #define MASKED_LOGIT (-1e9f)
 
-ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2, float temperature)
+ssl_tensor_t *ssl__loss_ntxent_rows(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2,
+                                    ssl_tensor_t *z1_all, ssl_tensor_t *z2_all, int64_t row0,
+                                    float temperature)
 {
     static const char *L = "ntxent";
-    if (SSL__NULL_INPUT(z1, L) || SSL__NULL_INPUT(z2, L))
+    if (SSL__NULL_INPUT(z1, L) || SSL__NULL_INPUT(z2, L) || SSL__NULL_INPUT(z1_all, L) ||
+        SSL__NULL_INPUT(z2_all, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
     if (!ssl__loss_check_pair(L, "z1", z1, "z2", z2, 1) ||
+        !ssl__loss_check_pair(L, "z1_all", z1_all, "z2_all", z2_all, 1) ||
+        !ssl__loss_check_rows(L, "z1", z1, "z1_all", z1_all, row0) ||
         !ssl__loss_check_pos(L, "temperature", temperature))
         return NULL;
-    int64_t n = z1->shape[0], n2 = 2 * n;
+    int64_t n = z1->shape[0], n2 = 2 * n, m = z1_all->shape[0], m2 = 2 * m;
     ssl_tensor_t *zs[2] = {z1, z2};
-    ssl_tensor_t *zn = ssl_l2_normalize(ctx, ssl_concat(ctx, zs, 2, 0), -1, 1e-12f); // (2N, D)
-    ssl_tensor_t *sim = ssl_matmul(ctx, ssl_scale(ctx, zn, 1.0f / temperature, 0.0f), zn, 0, 1);
-    ssl_tensor_t *mask = ssl_tensor_zeros(ctx, 2, (int64_t[]){n2, n2}); // (2N, 2N)
-    int32_t *labels = ssl__loss_labels(ctx, n2, n); /* view i's positive is i + N mod 2N */
+    ssl_tensor_t *zn = ssl_l2_normalize(ctx, ssl_concat(ctx, zs, 2, 0), -1, 1e-12f); // (2B, D)
+    ssl_tensor_t *kn = zn; /* one process: the keys are the queries */
+    if (z1_all != z1 || z2_all != z2) {
+        ssl_tensor_t *ks[2] = {z1_all, z2_all};
+        kn = ssl_l2_normalize(ctx, ssl_concat(ctx, ks, 2, 0), -1, 1e-12f); // (2M, D)
+    }
+    ssl_tensor_t *sim = ssl_matmul(ctx, ssl_scale(ctx, zn, 1.0f / temperature, 0.0f), kn, 0, 1);
+    ssl_tensor_t *mask = ssl_tensor_zeros(ctx, 2, (int64_t[]){n2, m2}); // (2B, 2M)
+    int32_t *labels = ssl__loss_labels(ctx, n2, 0);
     if (!sim || !mask || !labels)
         return NULL;
-    for (int64_t i = 0; i < n2; i++)
-        mask->data[i * n2 + i] = MASKED_LOGIT;
+    /* query i: view v = i / B of sample row0 + i % B; masked itself, its positive the other
+     * view of the sample (one process: i + B mod 2B) */
+    for (int64_t i = 0; i < n2; i++) {
+        int64_t v = i / n, j = row0 + i % n;
+        mask->data[i * m2 + v * m + j] = MASKED_LOGIT;
+        labels[i] = (int32_t)((1 - v) * m + j);
+    }
     return ssl_cross_entropy(ctx, ssl_add(ctx, sim, mask), labels);
+}
+
+ssl_tensor_t *ssl_loss_ntxent(ssl_ctx_t *ctx, ssl_tensor_t *z1, ssl_tensor_t *z2, float temperature)
+{
+    return ssl__loss_ntxent_rows(ctx, z1, z2, z1, z2, 0, temperature);
 }
 
 ssl_tensor_t *ssl_loss_moco(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *k, ssl_tensor_t *queue,
@@ -76,25 +97,35 @@ static ssl_tensor_t *moco_v3_ctr(ssl_ctx_t *ctx, ssl_tensor_t *q, ssl_tensor_t *
     return ssl_scale(ctx, ce, 2.0f * tau, 0.0f);
 }
 
-ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2, ssl_tensor_t *k1,
-                               ssl_tensor_t *k2, float temperature)
+ssl_tensor_t *ssl__loss_moco_v3_rows(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2,
+                                     ssl_tensor_t *k1_all, ssl_tensor_t *k2_all, int64_t row0,
+                                     float temperature)
 {
     static const char *L = "moco_v3";
-    if (SSL__NULL_INPUT(q1, L) || SSL__NULL_INPUT(q2, L) || SSL__NULL_INPUT(k1, L) ||
-        SSL__NULL_INPUT(k2, L))
+    if (SSL__NULL_INPUT(q1, L) || SSL__NULL_INPUT(q2, L) || SSL__NULL_INPUT(k1_all, L) ||
+        SSL__NULL_INPUT(k2_all, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
     if (!ssl__loss_check_pair(L, "q1", q1, "q2", q2, 1) ||
-        !ssl__loss_check_pair(L, "q1", q1, "k1", k1, 1) ||
-        !ssl__loss_check_pair(L, "q1", q1, "k2", k2, 1) ||
+        !ssl__loss_check_pair(L, "k1", k1_all, "k2", k2_all, 1) ||
+        !ssl__loss_check_rows(L, "q1", q1, "k1", k1_all, row0) ||
         !ssl__loss_check_pos(L, "temperature", temperature))
         return NULL;
-    int32_t *labels = ssl__loss_labels(ctx, q1->shape[0], 0);
+    int32_t *labels = ssl__loss_row_labels(ctx, q1->shape[0], row0);
     if (!labels)
         return NULL;
-    return ssl_add(ctx, moco_v3_ctr(ctx, q1, k2, temperature, labels),
-                   moco_v3_ctr(ctx, q2, k1, temperature, labels));
+    return ssl_add(ctx, moco_v3_ctr(ctx, q1, k2_all, temperature, labels),
+                   moco_v3_ctr(ctx, q2, k1_all, temperature, labels));
+}
+
+ssl_tensor_t *ssl_loss_moco_v3(ssl_ctx_t *ctx, ssl_tensor_t *q1, ssl_tensor_t *q2, ssl_tensor_t *k1,
+                               ssl_tensor_t *k2, float temperature)
+{
+    static const char *L = "moco_v3";
+    if (ctx && q1 && k1 && !ssl__loss_check_pair(L, "q1", q1, "k1", k1, 1))
+        return NULL;
+    return ssl__loss_moco_v3_rows(ctx, q1, q2, k1, k2, 0, temperature);
 }
 
 /* ---------------------------------------------------------------- key queue */

@@ -34,6 +34,13 @@ int ssl__loss_check_pos(const char *loss, const char *what, float v);
 
 /* labels[i] = (i + shift) mod n for i < n, in the arena. */
 int32_t *ssl__loss_labels(ssl_ctx_t *ctx, int64_t n, int64_t shift);
+/* labels[i] = row0 + i for i < n, in the arena: each of a rank's rows paired with its own row
+ * among every rank's (ranks.h). */
+int32_t *ssl__loss_row_labels(ssl_ctx_t *ctx, int64_t n, int64_t row0);
+/* 1 when all (M, D) holds the B rows of x (B, D) at [row0, row0 + B): the gathered rows of
+ * every rank and this rank's; else an error naming the loss and both arguments. */
+int ssl__loss_check_rows(const char *loss, const char *xn, const ssl_tensor_t *x, const char *an,
+                         const ssl_tensor_t *all, int64_t row0);
 /* n labels all equal to value, in the arena. */
 int32_t *ssl__loss_labels_const(ssl_ctx_t *ctx, int64_t n, int32_t value);
 

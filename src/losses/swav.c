@@ -2,19 +2,42 @@
  *
  * As in dino.c, the swapped cross-entropies are summed in one soft cross-entropy over all
  * V * B score rows: row (v, b) gets the target sum_{a: views[a] != v} codes[a][b]. */
+#include "core/comm.h"
 #include "losses_internal.h"
+#include "ranks.h"
 
 #include <math.h>
 #include <string.h>
 
-ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon, int iters)
+/* The largest of every rank's x (this rank's alone without a comm): one all-gather. */
+static int max_over_ranks(ssl_ctx_t *ctx, const ssl_comm_t *comm, float *x)
+{
+    if (!comm)
+        return SSL_OK;
+    float *all = ssl_arena_alloc(ctx, sizeof(float) * (size_t)comm->size);
+    if (!all)
+        return ssl_last_status();
+    if (comm->allgather_f32(comm->user, x, 1, all) != SSL_OK)
+        return ssl_last_status();
+    for (int r = 0; r < comm->size; r++)
+        *x = all[r] > *x ? all[r] : *x;
+    return SSL_OK;
+}
+
+/* ssl_sinkhorn; with comm (not NULL) this rank's rows of the Sinkhorn-Knopp of every rank's
+ * rows, as swav's distributed_sinkhorn and dinov2's sinkhorn_knopp_teacher: the maximum, the
+ * total, the row count B and each iteration's prototype sums over all ranks (every rank calls
+ * the same collectives in the same order, with 0 rows too); the per-sample scaling is local. */
+static ssl_tensor_t *sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon,
+                              int iters, const ssl_comm_t *comm)
 {
     static const char *L = "sinkhorn";
     if (SSL__NULL_INPUT(scores, L))
         return NULL;
     if (!ctx)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "NULL context");
-    if (!ssl__loss_check_2d(L, "scores", scores, 1) || !ssl__loss_check_pos(L, "epsilon", epsilon))
+    if (!ssl__loss_check_2d(L, "scores", scores, comm ? 0 : 1) ||
+        !ssl__loss_check_pos(L, "epsilon", epsilon))
         return NULL;
     if (iters < 0)
         return ssl__loss_fail_status(SSL_ERR_INVALID, L, "iterations %d < 0", iters);
@@ -29,6 +52,8 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++)
         mx = s[i] > mx ? s[i] : mx;
+    if (max_over_ranks(ctx, comm, &mx) != SSL_OK)
+        return NULL;
     if (!isfinite(mx))
         return ssl__loss_fail_status(SSL_ERR_NONFINITE, L, "scores are not finite (max %g)",
                                      (double)mx);
@@ -43,11 +68,13 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
         }
         rt[b] = t;
     }
-    double total = 0; /* summed in order: the same for any thread count */
+    double tot[2] = {0, (double)nb}; /* summed in order: the same for any thread count */
     for (int64_t b = 0; b < nb; b++)
-        total += rt[b];
-    /* The maximum element is exp(0) = 1, so total >= 1. */
-    double inv_total = 1.0 / total;
+        tot[0] += rt[b];
+    if (comm && comm->allreduce_f64(comm->user, tot, 2) != SSL_OK)
+        return NULL;
+    /* The maximum element is exp(0) = 1, so total >= 1; B: the samples of every rank. */
+    const double inv_total = 1.0 / tot[0], B = tot[1];
     for (int64_t i = 0; i < n; i++)
         q[i] *= inv_total;
     for (int it = 0; it < iters; it++) {
@@ -56,6 +83,8 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
         for (int64_t b = 0; b < nb; b++)
             for (int64_t k = 0; k < nk; k++)
                 rs[k] += q[b * nk + k];
+        if (comm && comm->allreduce_f64(comm->user, rs, nk) != SSL_OK)
+            return NULL;
         for (int64_t k = 0; k < nk; k++) /* an all-zero (underflowed) prototype stays 0 */
             rs[k] = rs[k] > 0 ? 1.0 / (rs[k] * (double)nk) : 0.0;
             /* then each sample to 1/B */
@@ -66,14 +95,25 @@ ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float eps
                 row[k] *= rs[k];
                 cs += row[k];
             }
-            double f = cs > 0 ? 1.0 / (cs * (double)nb) : 0.0;
+            double f = cs > 0 ? 1.0 / (cs * B) : 0.0;
             for (int64_t k = 0; k < nk; k++)
                 row[k] *= f;
         }
     }
     for (int64_t i = 0; i < n; i++)
-        out->data[i] = (float)(q[i] * (double)nb);
+        out->data[i] = (float)(q[i] * B);
     return out;
+}
+
+ssl_tensor_t *ssl_sinkhorn(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon, int iters)
+{
+    return sinkhorn(ctx, scores, epsilon, iters, NULL);
+}
+
+ssl_tensor_t *ssl__sinkhorn_ranks(ssl_ctx_t *ctx, const ssl_tensor_t *scores, float epsilon,
+                                  int iters)
+{
+    return sinkhorn(ctx, scores, epsilon, iters, ctx ? ssl__ctx_comm(ctx) : NULL);
 }
 
 /* B from scores (V B, K) and n_views, with every check of the swapped prediction. */

@@ -93,12 +93,15 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     ssl_tensor_t *txt = ssl_text_tower_forward(ctx, &cm->text, ids, B, cm->context_length);
     m->last_z = img;
     m->last_z2 = txt;
-    /* several ranks: every rank's pairs are negatives (gathered with their gradient) */
-    img = ssl__all_gather(ctx, img);
-    txt = ssl__all_gather(ctx, txt);
+    /* several ranks: every rank's pairs are negatives, gathered with their gradient; this
+     * rank's rows of the logits against them (open_clip's local_loss), B x (N B) */
+    const int64_t row0 = ssl__method_row0(ctx, B);
+    ssl_tensor_t *txt_all = ssl__all_gather(ctx, txt);
     if (m->loss[0].type == SSL_LOSS_CLIP)
-        return ssl_loss_clip(ctx, img, txt, cm->logit_scale, m->loss[0].clip.max_logit_scale);
-    return ssl_loss_siglip(ctx, img, txt, cm->logit_scale, cm->logit_bias);
+        return ssl__loss_clip_rows(ctx, img, txt, ssl__all_gather(ctx, img), txt_all, row0,
+                                   cm->logit_scale, m->loss[0].clip.max_logit_scale);
+    /* SigLIP: the pairs of this rank's images with every text, (B, N B) of the (N B)^2 */
+    return ssl__loss_siglip_rows(ctx, img, txt_all, row0, cm->logit_scale, cm->logit_bias);
 }
 
 static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)

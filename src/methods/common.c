@@ -57,14 +57,10 @@ ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_vi
     return ssl_concat(ctx, parts, n_views, 0);
 }
 
-int ssl__method_check_centering(ssl_method_t *m, ssl_method_build_t *b, int i)
+int64_t ssl__method_row0(ssl_ctx_t *ctx, int64_t B)
 {
-    if (m->loss[i].centering != SSL_CENTERING_SINKHORN_KNOPP || m->env.ranks <= 1)
-        return SSL_OK;
-    ssl_cfg_t c = m->n_loss > 1 ? ssl_cfg_at(b->root, "loss", i) : ssl_cfg_obj(b->root, "loss");
-    return ssl_cfg_fail(&c, "centering",
-                        "'sinkhorn_knopp' runs on one process only (%d ranks): use 'center'",
-                        m->env.ranks);
+    const ssl_comm_t *c = ssl__ctx_comm(ctx);
+    return c ? (int64_t)c->rank * B : 0;
 }
 
 float ssl__method_teacher_temp(const ssl_loss_cfg_t *L, const ssl_step_pos_t *pos)
@@ -81,8 +77,9 @@ ssl_tensor_t *ssl__method_dino_loss(ssl_ctx_t *ctx, const ssl_loss_cfg_t *L, ssl
 {
     float tt = ssl__method_teacher_temp(L, pos);
     if (L->centering == SSL_CENTERING_SINKHORN_KNOPP) /* dinov2's sinkhorn_knopp_teacher */
-        return ssl_loss_dino_targets(ctx, S, ssl_sinkhorn(ctx, T, tt, SSL_SK_TEACHER_ITERS),
-                                     n_global, L->dino.student_temp);
+        return ssl_loss_dino_targets(
+            ctx, S, ssl__sinkhorn_ranks(ctx, T, tt, SSL_SK_TEACHER_ITERS), n_global,
+            L->dino.student_temp);
     return ssl_loss_dino(ctx, S, T, n_global, center, L->dino.student_temp, tt);
 }
 

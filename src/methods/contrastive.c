@@ -34,16 +34,18 @@ static ssl_tensor_t *term(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
 {
     ssl_proj_method_t *pm = (ssl_proj_method_t *)m;
     float tau = L->infonce.temperature;
-    /* several ranks: the in-batch losses (SimCLR, MoCo v3) take every rank's rows as
-     * negatives, gathered with their gradient, and are the whole batch's loss on every rank */
+    /* several ranks: the in-batch losses (SimCLR, MoCo v3) are of this rank's queries against
+     * every rank's rows (SimCLR's gathered with their gradient, MoCo v3's keys without), as the
+     * official code: B x (N B) logits per rank; the mean over the ranks is the batch's loss */
+    const int64_t row0 = ssl__method_row0(ctx, b->size);
     if (L->infonce.form == SSL_INFONCE_NTXENT)
-        return ssl_loss_ntxent(ctx, ssl__all_gather(ctx, z[0]), ssl__all_gather(ctx, z[1]), tau);
+        return ssl__loss_ntxent_rows(ctx, z[0], z[1], ssl__all_gather(ctx, z[0]),
+                                     ssl__all_gather(ctx, z[1]), row0, tau);
     ssl_tensor_t *k0 = ssl__proj_target_z(pm, ctx, ssl__method_view(b, 0));
     ssl_tensor_t *k1 = ssl__proj_target_z(pm, ctx, ssl__method_view(b, 1));
     if (L->infonce.form == SSL_INFONCE_MOCO_V3)
-        return ssl_loss_moco_v3(ctx, ssl__all_gather(ctx, p[0]), ssl__all_gather(ctx, p[1]),
-                                ssl__all_gather_nograd(ctx, k0), ssl__all_gather_nograd(ctx, k1),
-                                tau);
+        return ssl__loss_moco_v3_rows(ctx, p[0], p[1], ssl__all_gather_nograd(ctx, k0),
+                                      ssl__all_gather_nograd(ctx, k1), row0, tau);
     /* MoCo v2, symmetrised (a mean over this rank's queries); both views' keys of every rank
      * are queued after the step, view 0's then view 1's, each in rank order */
     ssl_tensor_t *l0 = ssl_loss_moco(ctx, z[0], k1, pm->queue.keys, tau);

@@ -17,8 +17,7 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (ssl__method_read_head(m, b, "head", "dino", &h) != SSL_OK ||
         ssl_head_cfg_fit_encoder(&h, m->enc) != SSL_OK ||
         ssl_dino_head_init(&dm->head, b->online, "head", &h.dino, b->seed) != SSL_OK ||
-        ssl_dino_head_init(&dm->thead, b->target, "target.head", &h.dino, b->seed) != SSL_OK ||
-        ssl__method_check_centering(m, b, 0) != SSL_OK)
+        ssl_dino_head_init(&dm->thead, b->target, "target.head", &h.dino, b->seed) != SSL_OK)
         return ssl_last_status();
     /* Sinkhorn-Knopp centering keeps no center */
     if (m->loss[0].centering == SSL_CENTERING_CENTER &&

@@ -38,8 +38,6 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
             im->patch = &m->loss[i];
         else
             im->koleo = &m->loss[i];
-        if (m->loss[i].type != SSL_LOSS_KOLEO && ssl__method_check_centering(m, b, i) != SSL_OK)
-            return ssl_last_status();
     }
     const ssl_vit_cfg_t *v = &ssl_encoder_config(m->enc)->vit;
     if (!v->cls_token) {
@@ -160,9 +158,29 @@ static ssl_tensor_t *patch_term(ibot_method_t *im, ssl_ctx_t *ctx, ssl_tensor_t 
         return ssl_loss_ibot_patch(ctx, Sp, Tm, counts, n_crops, im->center2, L->dino.student_temp,
                                    tt);
     int prev = ssl_ctx_set_grad(ctx, 0);
-    ssl_tensor_t *Q = ssl_sinkhorn(ctx, Tm, tt, SSL_SK_TEACHER_ITERS);
+    ssl_tensor_t *Q = ssl__sinkhorn_ranks(ctx, Tm, tt, SSL_SK_TEACHER_ITERS);
     ssl_ctx_set_grad(ctx, prev);
     return ssl_loss_ibot_patch_targets(ctx, Sp, Q, counts, n_crops, L->dino.student_temp);
+}
+
+/* Several ranks with Sinkhorn-Knopp patch targets: its sums span every rank's masked tokens
+ * (dinov2 all-reduces n_masked_patches), so a rank whose crops drew no masked token still
+ * joins them with none (K columns) while any other rank has some. SSL_OK when none has any. */
+static int patch_sk_join(const ibot_method_t *im, ssl_ctx_t *ctx, int64_t M, int64_t K,
+                         const ssl_step_pos_t *pos)
+{
+    if (im->center2 || !ssl__ctx_comm(ctx))
+        return SSL_OK;
+    double all = (double)M; /* the masked tokens of every rank */
+    if (ssl__all_reduce_f64(ctx, &all, 1) != SSL_OK)
+        return ssl_last_status();
+    if (M > 0 || all == 0)
+        return SSL_OK;
+    ssl_tensor_t *none = ssl_tensor_new(ctx, 2, (int64_t[]){0, K});
+    return none && ssl__sinkhorn_ranks(ctx, none, ssl__method_teacher_temp(im->patch, pos),
+                                       SSL_SK_TEACHER_ITERS)
+               ? SSL_OK
+               : ssl_last_status();
 }
 
 /* dinov2's KoLeo term: per global crop on the student backbone's class tokens cls (G B, D),
@@ -239,6 +257,8 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
     }
     if (im->patch) {
         im->pending_patch = Tp;
+        if (patch_sk_join(im, ctx, M, S->shape[1], pos) != SSL_OK)
+            return NULL;
         if (M > 0) /* the student's patch head only where the loss reads it */
             total =
                 weighted(ctx, total, patch_term(im, ctx, so.tokens, Tm, rows, counts, M, GB, pos),

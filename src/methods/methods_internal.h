@@ -11,6 +11,7 @@
 #include "core/comm.h"
 #include "heads/head_config.h"
 #include "losses/loss_config.h"
+#include "losses/ranks.h"
 #include "method.h"
 #include "ssl/heads.h"
 #include "ssl/losses.h"
@@ -126,17 +127,19 @@ int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key
  * rank's rows); x itself for one process. A loss over the whole batch then equals one
  * process's. */
 ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_views);
+/* The row of the whole batch where this rank's B rows start (rank x B; 0 for one process):
+ * the offset of its own rows among every rank's gathered ones (losses/ranks.h). */
+int64_t ssl__method_row0(ssl_ctx_t *ctx, int64_t B);
 
 /* The teacher temperature of a dino or ibot term at the step's fractional epoch. */
 float ssl__method_teacher_temp(const ssl_loss_cfg_t *L, const ssl_step_pos_t *pos);
 /* DINO's loss of term L between the student's S (V B, K) and the teacher's T (n_global B, K):
  * targets from the center (ssl_loss_dino) or, with "centering": "sinkhorn_knopp", DINOv2's
- * Sinkhorn-Knopp teacher over T (3 iterations, epsilon = the teacher temperature). */
+ * Sinkhorn-Knopp teacher over T (3 iterations, epsilon = the teacher temperature), over the
+ * rows of every rank with several (dinov2's all-reduced sums). */
 ssl_tensor_t *ssl__method_dino_loss(ssl_ctx_t *ctx, const ssl_loss_cfg_t *L, ssl_tensor_t *S,
                                     ssl_tensor_t *T, int n_global, ssl_tensor_t *center,
                                     const ssl_step_pos_t *pos);
-/* Sinkhorn-Knopp centering has no multi-rank form here: an error naming the key of term i. */
-int ssl__method_check_centering(ssl_method_t *m, ssl_method_build_t *b, int i);
 /* DINO's center update after the step: center = m center + (1 - m) mean over the rows of
  * T (N, K), the rows of every rank with several. */
 int ssl__method_center_update(ssl_ctx_t *ctx, ssl_tensor_t *center, const ssl_tensor_t *T,
