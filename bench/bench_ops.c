@@ -11,10 +11,16 @@
  *     a stem, whose input is the image, never computes x's: as in training);
  *     --bf16: instead, forward + backward of each conv layer and of mae-vitt's linear layers in
  *     fp32, in bf16 as it runs by default and in bf16 on oneDNN's convolutions, alternating
- *     (docs/precision.md) */
+ *     (docs/precision.md);
+ *     --mae: instead, the ops of one mae-vitt training step at their shapes (batch 128), each
+ *     forward and forward + backward, and the step's sum of each (bench/torch_layers.py --mae
+ *     times the same in PyTorch);
+ *     --cpu-clock: time CPU seconds of the process (all threads) instead of wall clock: on a
+ *     busy machine at 1 thread, the cost without the time spent waiting for a core */
 #include "common/blas_env.h"
 #include "core/core_internal.h"
 #include "ssl/core.h"
+#include "ssl/losses.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -22,10 +28,12 @@
 #include <string.h>
 #include <time.h>
 
+static int g_cpu_clock; /* --cpu-clock: CPU seconds of the process instead of wall clock */
+
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g_cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -287,10 +295,156 @@ static void bench_bf16(ssl_ctx_t *ctx, const layer_t *set, size_t nset, int64_t 
     }
 }
 
+/* ---------------------------------------------------------------- the mae-vitt step's ops */
+
+/* One op of mae-vitt's step (batch 128: the encoder sees the cls token and 16 visible patches
+ * of 64, 17 tokens of 192, 3 heads; the decoder sees 65 tokens of 128, 4 heads) at its shape,
+ * and how many times a step runs it. */
+enum { MAE_LIN, MAE_LIN_RES, MAE_ATT, MAE_LN, MAE_GELU, MAE_GATHER, MAE_SCATTER, MAE_LOSS };
+
+typedef struct mae_op {
+    const char *name;
+    int kind;
+    int64_t a, b, c, d; /* LIN*: rows, in, out; ATT: B, T, C, heads; LN, GELU: rows, cols;
+                         * GATHER, SCATTER: B, T, K, C; LOSS: B, T, masked, P */
+    int per_step;
+} mae_op_t;
+
+static const mae_op_t mae_ops[] = {
+    {"enc gather 16 of 64 tokens", MAE_GATHER, 128, 64, 16, 192, 1},
+    {"enc layer_norm 2176x192", MAE_LN, 2176, 192, 0, 0, 25},
+    {"enc linear qkv 2176x192->576", MAE_LIN, 2176, 192, 576, 0, 12},
+    {"enc attention T17 H3 D64", MAE_ATT, 128, 17, 192, 3, 12},
+    {"enc linear proj+res 2176x192->192", MAE_LIN_RES, 2176, 192, 192, 0, 12},
+    {"enc linear fc1 2176x192->768", MAE_LIN, 2176, 192, 768, 0, 12},
+    {"enc gelu 2176x768", MAE_GELU, 2176, 768, 0, 0, 12},
+    {"enc linear fc2+res 2176x768->192", MAE_LIN_RES, 2176, 768, 192, 0, 12},
+    {"dec linear embed 2048x192->128", MAE_LIN, 2048, 192, 128, 0, 1},
+    {"dec scatter 16 into 64 tokens", MAE_SCATTER, 128, 64, 16, 128, 1},
+    {"dec layer_norm 8320x128", MAE_LN, 8320, 128, 0, 0, 5},
+    {"dec linear qkv 8320x128->384", MAE_LIN, 8320, 128, 384, 0, 2},
+    {"dec attention T65 H4 D32", MAE_ATT, 128, 65, 128, 4, 2},
+    {"dec linear proj+res 8320x128->128", MAE_LIN_RES, 8320, 128, 128, 0, 2},
+    {"dec linear fc1 8320x128->512", MAE_LIN, 8320, 128, 512, 0, 2},
+    {"dec gelu 8320x512", MAE_GELU, 8320, 512, 0, 0, 2},
+    {"dec linear fc2+res 8320x512->128", MAE_LIN_RES, 8320, 512, 128, 0, 2},
+    {"dec linear pred 8192x128->48", MAE_LIN, 8192, 128, 48, 0, 1},
+    {"loss mse 48 of 64 patches x48", MAE_LOSS, 128, 64, 48, 48, 1},
+};
+
+/* Tensor (shape) from host buffer h, requiring a gradient with rg. */
+static ssl_tensor_t *mae_in(ssl_ctx_t *ctx, int ndim, const int64_t *shape, const float *h, int rg)
+{
+    ssl_tensor_t *t = ssl_tensor_from(ctx, ndim, shape, h);
+    die_if(!t, "tensor allocation");
+    ssl_tensor_set_requires_grad(t, rg);
+    return t;
+}
+
+/* The op's output from host inputs x (its first input), w (weights), r (a second activation:
+ * residual or target); idx are token indices (B, K). *t0 is the clock once the inputs are
+ * tensors (their copies off the clock). */
+static ssl_tensor_t *mae_apply(ssl_ctx_t *ctx, const mae_op_t *o, const float *x, const float *w,
+                               const float *r, const int32_t *idx, double *t0)
+{
+    int64_t a = o->a, b = o->b, c = o->c, d = o->d;
+    ssl_tensor_t *in[4] = {NULL, NULL, NULL, NULL};
+    switch (o->kind) {
+    case MAE_LIN:
+    case MAE_LIN_RES:
+        in[0] = mae_in(ctx, 2, (int64_t[]){a, b}, x, 1);
+        in[1] = mae_in(ctx, 2, (int64_t[]){c, b}, w, 1);
+        in[2] = mae_in(ctx, 1, (int64_t[]){c}, w + c * b, 1);
+        if (o->kind == MAE_LIN_RES)
+            in[3] = mae_in(ctx, 2, (int64_t[]){a, c}, r, 1);
+        break;
+    case MAE_ATT: in[0] = mae_in(ctx, 3, (int64_t[]){a, b, 3 * c}, x, 1); break;
+    case MAE_LN:
+        in[0] = mae_in(ctx, 2, (int64_t[]){a, b}, x, 1);
+        in[1] = mae_in(ctx, 1, (int64_t[]){b}, w, 1);
+        in[2] = mae_in(ctx, 1, (int64_t[]){b}, w + b, 1);
+        break;
+    case MAE_GELU: in[0] = mae_in(ctx, 2, (int64_t[]){a, b}, x, 1); break;
+    case MAE_GATHER: in[0] = mae_in(ctx, 3, (int64_t[]){a, b, d}, x, 1); break;
+    case MAE_SCATTER: in[0] = mae_in(ctx, 3, (int64_t[]){a, c, d}, x, 1); break;
+    default: /* MAE_LOSS: the full prediction (B, T, P) and the target */
+        in[0] = mae_in(ctx, 3, (int64_t[]){a, b, d}, x, 1);
+        in[1] = mae_in(ctx, 3, (int64_t[]){a, b, d}, r, 0);
+    }
+    *t0 = now_s();
+    switch (o->kind) {
+    case MAE_LIN: return ssl_linear(ctx, in[0], in[1], in[2]);
+    case MAE_LIN_RES: return ssl_linear_residual(ctx, in[0], in[1], in[2], in[3]);
+    case MAE_ATT: return ssl_attention(ctx, in[0], (int)d, NULL);
+    case MAE_LN: return ssl_layer_norm(ctx, in[0], in[1], in[2], 1e-6f);
+    case MAE_GELU: return ssl_gelu(ctx, in[0], SSL_GELU_ERF);
+    case MAE_GATHER: return ssl_gather_rows(ctx, in[0], idx, c);
+    case MAE_SCATTER: return ssl_scatter_rows(ctx, in[0], idx, b);
+    default: return ssl_loss_mae_idx(ctx, in[0], in[1], idx, c, 1); /* masked rows idx (B, M) */
+    }
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Median ms of the op's forward (no tape) and of forward + backward. */
+static void mae_time(ssl_ctx_t *ctx, const mae_op_t *o, double *ms_f, double *ms_fb)
+{
+    /* floats enough for any input or output of any kind */
+    int64_t m = max64(max64(o->a * o->b, o->c * o->b + o->c), max64(o->a * o->c, 2 * o->b));
+    m = max64(m, o->a * o->b * (o->kind == MAE_ATT ? 3 * o->c : max64(o->d, 1)));
+    size_t n = (size_t)m;
+    float *x = rand_buf(n, 11), *w = rand_buf(n, 12), *r = rand_buf(n, 13), *g = rand_buf(n, 14);
+    /* token indices: a fixed permutation's first K per sample (distinct, as the masks are) */
+    int64_t B = o->a, T = o->b, K = o->c;
+    int32_t *idx = malloc((size_t)(B * T) * sizeof *idx);
+    die_if(!idx, "index allocation");
+    if (o->kind >= MAE_GATHER)
+        for (int64_t i = 0; i < B; i++)
+            for (int64_t j = 0; j < K; j++)
+                idx[i * K + j] = (int32_t)((j * 37 + i * 11) % T); /* 37 is prime to T = 64 */
+    double tf[MAX_REPS], tb[MAX_REPS];
+    for (int pass = 0; pass < 2; pass++) {
+        ssl_ctx_set_grad(ctx, pass == 1);
+        for (int rep = -1; rep < g_reps; rep++) {
+            ssl_ctx_reset(ctx);
+            double t0;
+            ssl_tensor_t *y = mae_apply(ctx, o, x, w, r, idx, &t0);
+            die_if(!y, o->name);
+            if (pass == 1)
+                die_if(ssl_backward_with(ctx, y, g) != SSL_OK, "backward");
+            if (rep >= 0)
+                (pass ? tb : tf)[rep] = now_s() - t0;
+        }
+    }
+    ssl_ctx_set_grad(ctx, 1);
+    *ms_f = 1e3 * median(tf, g_reps);
+    *ms_fb = 1e3 * median(tb, g_reps);
+    free(x), free(w), free(r), free(g), free(idx);
+}
+
+static void bench_mae(ssl_ctx_t *ctx, const char *only)
+{
+    printf("mae-vitt step's ops (batch 128), median ms of %d after 1 warm-up, %s; per step = "
+           "f+b x count\n",
+           g_reps, g_cpu_clock ? "CPU time" : "wall clock");
+    printf("%-36s %8s %8s %6s %9s\n", "op", "fwd ms", "f+b ms", "count", "step ms");
+    double total = 0;
+    for (size_t i = 0; i < sizeof mae_ops / sizeof mae_ops[0]; i++) {
+        const mae_op_t *o = &mae_ops[i];
+        if (only && !strstr(o->name, only))
+            continue;
+        double f, fb;
+        mae_time(ctx, o, &f, &fb);
+        total += fb * o->per_step;
+        printf("%-36s %8.3f %8.3f %6d %9.2f\n", o->name, f, fb, o->per_step, fb * o->per_step);
+    }
+    printf("%-36s %8s %8s %6s %9.2f\n", "total", "", "", "", total);
+}
+
 int main(int argc, char **argv)
 {
     ssl_tool_blas_reexec(argv);
-    int quick = 0, only_threads = 0, fmnist = 0, bf16 = 0;
+    int quick = 0, only_threads = 0, fmnist = 0, bf16 = 0, mae = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -299,6 +453,10 @@ int main(int argc, char **argv)
             fmnist = 1;
         else if (!strcmp(argv[i], "--bf16"))
             bf16 = 1;
+        else if (!strcmp(argv[i], "--mae"))
+            mae = 1;
+        else if (!strcmp(argv[i], "--cpu-clock"))
+            g_cpu_clock = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -311,7 +469,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--quick] [--threads N] [--fmnist] [--only TEXT] "
-                    "[--grads xw|x|w] [--bf16]\n",
+                    "[--grads xw|x|w] [--bf16] [--mae] [--cpu-clock]\n",
                     argv[0]);
             return 2;
         }
@@ -325,8 +483,8 @@ int main(int argc, char **argv)
     die_if(!ctx, "ssl_ctx_create");
     static const int64_t mm[][3] = {
         {256, 512, 2048}, {2048, 512, 256}, {4096, 384, 1536}, {512, 2048, 128}};
-    printf("bench_ops: median of %d repetitions (after 1 warm-up), wall clock; conv batch %lld\n",
-           g_reps, (long long)batch);
+    printf("bench_ops: median of %d repetitions (after 1 warm-up), %s; conv batch %lld\n",
+           g_reps, g_cpu_clock ? "CPU time" : "wall clock", (long long)batch);
     printf("conv fwd+bwd counts the forward flops once per product (forward, dx, dw)\n");
     printf("%s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
     /* OpenBLAS 0.3.21 does not know newer Xeons (e.g. model 207) and falls back to its SSE3
@@ -347,6 +505,11 @@ int main(int argc, char **argv)
         if (only_threads > 0 && threads != only_threads)
             continue;
         ssl_set_num_threads(threads);
+        if (mae) {
+            printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");
+            bench_mae(ctx, only);
+            continue;
+        }
         if (bf16) {
             printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");
             bench_bf16(ctx, set, nset, batch, only);

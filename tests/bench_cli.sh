@@ -19,7 +19,8 @@ expect 1 "nowhere.json" -- "$sslc" bench "$src/configs/nowhere.json"
 
 expect 0 "simclr-r18 batch=4 threads=1 steps=2" -- "$sslc" bench simclr-r18 --batch 4 --steps 2 \
   --threads 1 --peak-n 128 --set model.encoder.width=4 --set model.projector.hidden_dim=32
-for k in step_s img_per_s model_gflop_per_step gemm_gflop_per_step sgemm_peak peak_rss_mb; do
+for k in step_s img_per_s model_gflop_per_step gemm_gflop_per_step sgemm_peak peak_rss_mb \
+  cpu_s; do
   positive "$(field $k)" "$k"
 done
 # achieved GFLOP/s and share of the peak: present (may round to 0.0 for this tiny net in a

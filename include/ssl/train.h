@@ -270,8 +270,9 @@ SSL_API double ssl_bench_bf16_peak(int n, int reps);
 typedef struct ssl_bench_extra {
     ssl_precision_t precision; /* train.precision the steps ran in */
     double bf16_peak_gflops;   /* ssl_bench_bf16_peak in the same run (0: skipped or no bf16) */
+    double cpu_s_median;       /* median CPU seconds of the process (all threads) per step */
 } ssl_bench_extra_t;
-/* ssl_bench_run, and into *x (may be NULL) the precision and the bf16 peak. */
+/* ssl_bench_run, and into *x (may be NULL) the precision, the bf16 peak and the CPU time. */
 SSL_API int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r,
                              ssl_bench_extra_t *x);
 

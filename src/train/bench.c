@@ -64,10 +64,26 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* CPU time of the whole process, all threads: on a shared machine the step's cost without the
+ * time it waited for a core (wall time counts that too). */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Sorts t[0..n) and returns its median. */
+static double median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
 /* Best GFLOP/s of `reps` n x n GEMMs (after one warm-up: thread pool, pages, oneDNN's
@@ -182,7 +198,8 @@ int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r, ssl_bench
         return ssl_last_status();
     int st = SSL_OK;
     double *times = calloc((size_t)steps, sizeof(double));
-    if (!times) {
+    double *cpu = calloc((size_t)steps, sizeof(double));
+    if (!times || !cpu) {
         st = ssl_set_error(SSL_ERR_NOMEM, "bench: out of memory");
         goto done;
     }
@@ -211,13 +228,14 @@ int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r, ssl_bench
         ssl_profile_enable(1);
     }
     for (int s = 0; s < steps; s++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         if (ssl__trainer_step(t, b, lr, wd, &loss) != SSL_OK) {
             ssl_profile_enable(0);
             st = ssl_last_status();
             goto done;
         }
         times[s] = now_s() - t0;
+        cpu[s] = cpu_s() - c0;
     }
     ssl_profile_enable(0);
     r->gemm_gflop_per_step = (double)(ssl_gemm_flops() - f0) / steps * 1e-9;
@@ -228,22 +246,23 @@ int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r, ssl_bench
     r->batch_size = b->size;
     r->steps = steps;
     r->threads = ssl_get_num_threads();
-    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    r->step_s_median = median(times, steps);
     r->step_s_min = times[0];
     r->step_s_max = times[steps - 1];
-    r->step_s_median = steps % 2 ? times[steps / 2]
-                                 : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
     r->images_per_s = (double)b->size / r->step_s_median;
     r->gemm_gflops = r->gemm_gflop_per_step / r->step_s_median;
     r->model_gflops = r->model_gflop_per_step / r->step_s_median;
     r->loss = loss;
-    if (x)
+    if (x) {
         x->precision = t->rc.precision;
+        x->cpu_s_median = median(cpu, steps);
+    }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         r->peak_rss_bytes = (int64_t)ru.ru_maxrss * 1024;
 done:
     free(times);
+    free(cpu);
     ssl_trainer_free(t);
     /* after the RSS reading and with the trainer's memory released: the peak measurement's
      * matrices are not the workload's, and do not raise the process's peak RSS either (a

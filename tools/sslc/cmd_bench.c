@@ -20,9 +20,12 @@ static const char *k_help =
     "algorithms do them: convolutions as direct ones, so Winograd's savings show as speed),\n"
     "the same for the work done in GEMMs, OpenBLAS sgemm peak (n x n, measured in the same run\n"
     "after the steps) and the model GFLOP/s's share of it (over 100% is possible with\n"
-    "Winograd), peak RSS of the process. Where bf16 can run (oneDNN, a CPU with AVX512-BF16\n"
-    "or AMX) it also prints oneDNN's bf16 matmul peak (bf16_peak) and, for steps run in bf16,\n"
-    "the model GFLOP/s's share of that peak (pct_peak is then of the bf16 peak).\n"
+    "Winograd), peak RSS of the process, and cpu_s: the median CPU seconds the process spent\n"
+    "per step (all its threads; on a busy machine the step's cost without the time it waited\n"
+    "for a core: at 1 thread it is the step time of an idle machine). Where bf16 can run\n"
+    "(oneDNN, a CPU with AVX512-BF16 or AMX) it also prints oneDNN's bf16 matmul peak\n"
+    "(bf16_peak) and, for steps run in bf16, the model GFLOP/s's share of that peak (pct_peak\n"
+    "is then of the bf16 peak).\n"
     "--precision P is --set train.precision=P: the step's matmuls and convolutions in bf16 with\n"
     "fp32 sums (docs/precision.md); refused where bf16 cannot run.\n"
     "WORKLOAD is a built-in one (the same as bench/torch_ref.py times in PyTorch):\n"
@@ -126,7 +129,8 @@ int sslc_cmd_bench(int argc, char **argv)
         printf(" bf16_peak=%.1f", x.bf16_peak_gflops);
     if (peak > 0)
         printf(" pct_peak=%.1f", 100 * r.model_gflops / peak);
-    printf(" peak_rss_mb=%.0f loss=%.4f\n", r.peak_rss_bytes / 1048576.0, r.loss);
+    printf(" peak_rss_mb=%.0f cpu_s=%.3f loss=%.4f\n", r.peak_rss_bytes / 1048576.0,
+           x.cpu_s_median, r.loss);
     if (o.profile) {
         ssl_op_profile_t prof[128];
         int n = ssl_profile_get(prof, 128);
