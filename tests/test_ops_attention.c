@@ -74,6 +74,14 @@ static const att_case_t CASES[] = {
     {2, 6, 12, 3, 4, {2, 1, 1, 6}}, /* key padding shape */
     {1, 3, 4, 2, 4, {1, 2, 3, 3}},  /* per-head bias */
     {2, 17, 64, 2, 0, {0}},         /* a ViT-like size, D = 32 */
+    /* the blocked kernels' paths: rows in blocks of 8 (then 4, 2, 1), keys as 16-wide vectors
+     * with up to 4 tail keys as dot products (more are padded), D in 32- and 16-wide parts
+     * with the rest column by column */
+    {2, 17, 192, 3, 0, {0}},          /* mae-vitt's encoder: D = 64, 1 tail key, rows 8+8+1 */
+    {1, 65, 128, 4, 2, {65, 65}},     /* its decoder: D = 32, keys 4 x 16 + 1, a bias */
+    {2, 37, 80, 2, 4, {2, 1, 1, 37}}, /* D = 40 = 32 + 8 columns, 5 tail keys padded, 8x4+5 */
+    {1, 20, 48, 1, 0, {0}},           /* D = 48 = 32 + 16, 4 tail keys as dots, rows 8+8+4 */
+    {3, 2, 16, 1, 0, {0}},            /* all keys as dots, a 2-row block */
 };
 
 static ssl_tensor_t *build_att(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)

@@ -4,10 +4,12 @@
  * so no permute, slice or reshape copies are made in either direction. Each (batch, head) pair
  * is one work item of an OpenMP loop that does all of its arithmetic in a fixed order, so the
  * results do not depend on the thread count. The inner loops are plain C on 16-float vectors
- * (GCC/Clang vector extension) over blocks of keys or of the head dimension, with K and V copied
- * transposed per work item: for the short sequences and small heads of ViT-Tiny and the MAE
- * decoder (T 17..65, D 32..64) one call per head pair is too small for BLAS, and BLAS may not be
- * called from inside the OpenMP loop. Training keeps P (B, H, T, T) for backward. */
+ * (GCC/Clang vector extension) on blocks of 8 rows (queries, or keys in backward) times 32 keys
+ * or 32 columns of the head dimension, with K and V copied transposed per work item; a few keys
+ * past the last whole vector of 16 (T = 17, 65) are dot products instead of a padded vector.
+ * For the short sequences and small heads of ViT-Tiny and the MAE decoder (T 17..65, D 32..64)
+ * one call per head pair is too small for BLAS, and BLAS may not be called from inside the
+ * OpenMP loop. Training keeps P (B, H, T, T) for backward. */
 #include "core_internal.h"
 #include "fast_math.h"
 
@@ -77,16 +79,21 @@ static int attention_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
 /* Keys are padded to a multiple of this (one 512-bit vector of floats) in the transposed
  * per-thread copies, so the score loops run whole vectors. */
 #define ATT_VEC 16
+/* The kernels work on blocks of ATT_R rows (queries, or keys in backward) at once: each vector
+ * loaded from K^T, V^T, V, K, Q or dO serves ATT_R rows, and ATT_R x 2 accumulators are
+ * independent chains, so the loops run at FMA throughput rather than load or latency bound. */
+#define ATT_R 8
+#define ATT_NV 2 /* vectors per row in a block: ATT_R x ATT_NV accumulators in registers */
 
 static int64_t att_pad(int64_t t) { return (t + ATT_VEC - 1) / ATT_VEC * ATT_VEC; }
 
-/* Per-thread work memory in floats: a transposed (D, Tp) copy of K or V, a (Tp) score row and a
- * (T, T) block of dS. Threads index it by omp_get_thread_num(): which thread runs a work item
- * changes no result. */
+/* Per-thread work memory in floats: a transposed (D, Tp) copy of K or V, an (ATT_R, Tp) block
+ * of score rows and a (T, T) block of dS. Threads index it by omp_get_thread_num(): which
+ * thread runs a work item changes no result. */
 static int64_t att_work_floats(const att_dims_t *d)
 {
     int64_t Tp = att_pad(d->T);
-    return d->D * Tp + Tp + d->T * d->T;
+    return d->D * Tp + ATT_R * Tp + d->T * d->T;
 }
 
 /* dst (D, Tp) = the D columns of rows src[j * ld], j < T, transposed; zero beyond T. */
@@ -120,88 +127,131 @@ static inline att_vec vload(const float *p)
 
 static inline void vstore(float *p, att_vec v) { memcpy(p, &v, sizeof v); }
 
-/* Up to ATT_GROUP vectors of accumulators live in registers at once: independent chains, so
- * the loops run at FMA throughput instead of waiting on one accumulator's latency. */
-#define ATT_GROUP 4
+/* Rows a block kernel computes for nr valid rows: the next power of two up to ATT_R. */
+static int att_rows_for(int nr) { return nr > 4 ? ATT_R : nr > 2 ? 4 : nr; }
 
-/* s[jb .. jb + nc VEC) = alpha * sum_d a[d] * mt[d, jb ..]; nc a constant after inlining. */
+/* s[r * Tp + jb ..+ nv VEC) = alpha * sum_d a[r][d] * mt[d, jb ..] for the R rows a[r]:
+ * columns jb.. of the rows of A M^T, M given transposed (D, Tp); R and nv are constants after
+ * inlining. */
 static inline __attribute__((always_inline)) void
-att_rt_group(float *restrict s, float alpha, const float *restrict a, const float *restrict mt,
-             int64_t D, int64_t Tp, int64_t jb, int nc)
+att_rt_block(float *restrict s, int64_t Tp, float alpha, const float *const *a,
+             const float *restrict mt, int64_t D, int64_t jb, int R, int nv)
 {
-    att_vec acc[ATT_GROUP] = {{0}};
+    att_vec acc[ATT_R][ATT_NV] = {{{0}}};
     for (int64_t dd = 0; dd < D; dd++) {
-        const float ad = a[dd], *m = mt + dd * Tp + jb;
-        for (int c = 0; c < nc; c++)
-            acc[c] += ad * vload(m + c * ATT_VEC);
-    }
-    for (int c = 0; c < nc; c++)
-        vstore(s + jb + c * ATT_VEC, alpha * acc[c]);
-}
-
-/* s (Tp) = alpha * sum_d a[d] * mt[d, :] for a transposed (D, Tp) matrix mt: a row of A M^T. */
-static void att_row_times_t(float *restrict s, float alpha, const float *restrict a,
-                            const float *restrict mt, int64_t D, int64_t Tp)
-{
-    int64_t jb = 0;
-    for (; jb + ATT_GROUP * ATT_VEC <= Tp; jb += ATT_GROUP * ATT_VEC)
-        att_rt_group(s, alpha, a, mt, D, Tp, jb, ATT_GROUP);
-    switch ((Tp - jb) / ATT_VEC) {
-    case 3: att_rt_group(s, alpha, a, mt, D, Tp, jb, 3); break;
-    case 2: att_rt_group(s, alpha, a, mt, D, Tp, jb, 2); break;
-    case 1: att_rt_group(s, alpha, a, mt, D, Tp, jb, 1); break;
-    default: break;
-    }
-}
-
-/* y[db .. db + nc VEC) (+)= alpha * sum_j w[j ws] rows[j ld + db ..], even and odd j in
- * separate accumulators (two chains per vector), summed at the end. */
-static inline __attribute__((always_inline)) void
-att_sr_group(float *restrict y, float alpha, const float *restrict w, int64_t ws,
-             const float *restrict rows, int64_t ld, int64_t n, int64_t db, int nc, int acc)
-{
-    att_vec e[ATT_GROUP] = {{0}}, o[ATT_GROUP] = {{0}};
-    int64_t j = 0;
-    for (; j + 1 < n; j += 2) {
-        const float w0 = w[j * ws], w1 = w[(j + 1) * ws];
-        const float *r0 = rows + j * ld + db, *r1 = r0 + ld;
-        for (int c = 0; c < nc; c++) {
-            e[c] += w0 * vload(r0 + c * ATT_VEC);
-            o[c] += w1 * vload(r1 + c * ATT_VEC);
+        att_vec m[ATT_NV];
+        for (int v = 0; v < nv; v++)
+            m[v] = vload(mt + dd * Tp + jb + v * ATT_VEC);
+        for (int r = 0; r < R; r++) {
+            const float ar = a[r][dd];
+            for (int v = 0; v < nv; v++)
+                acc[r][v] += ar * m[v];
         }
     }
-    if (j < n) {
-        const float w0 = w[j * ws], *r0 = rows + j * ld + db;
-        for (int c = 0; c < nc; c++)
-            e[c] += w0 * vload(r0 + c * ATT_VEC);
-    }
-    for (int c = 0; c < nc; c++) {
-        float *yc = y + db + c * ATT_VEC;
-        att_vec v = alpha * (e[c] + o[c]);
-        vstore(yc, acc ? vload(yc) + v : v);
-    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nv; v++)
+            vstore(s + r * Tp + jb + v * ATT_VEC, alpha * acc[r][v]);
 }
 
-/* y (D) (+)= alpha * sum_j w[j * ws] * rows[j * ld + :], j < n: a weighted sum of rows, added
- * to y with acc, else stored. */
-static void att_sum_rows(float *restrict y, float alpha, const float *restrict w, int64_t ws,
-                         const float *restrict rows, int64_t ld, int64_t n, int64_t D, int acc)
+static inline __attribute__((always_inline)) void
+att_rt_rows(float *restrict s, int64_t Tp, float alpha, const float *const *a,
+            const float *restrict mt, int64_t D, int64_t Tv, int R)
+{
+    int64_t jb = 0;
+    for (; jb + ATT_NV * ATT_VEC <= Tv; jb += ATT_NV * ATT_VEC)
+        att_rt_block(s, Tp, alpha, a, mt, D, jb, R, ATT_NV);
+    if (jb < Tv) /* Tv is a multiple of ATT_VEC: one vector left */
+        att_rt_block(s, Tp, alpha, a, mt, D, jb, R, 1);
+}
+
+/* s (nr, Tp) = alpha * A M^T for the rows a[r] (D), r < nr, of a block (a[r] readable up to
+ * ATT_R): keys j < Tv from M^T given as mt (D, Tp), the rest (j < T) as dot products with M's
+ * rows m[j * ld]. */
+static void att_scores(float *restrict s, int64_t Tp, float alpha, const float *const *a, int nr,
+                       const float *restrict mt, int64_t D, int64_t Tv, const float *m,
+                       int64_t ld, int64_t T)
+{
+    switch (att_rows_for(nr)) {
+    case ATT_R: att_rt_rows(s, Tp, alpha, a, mt, D, Tv, ATT_R); break;
+    case 4: att_rt_rows(s, Tp, alpha, a, mt, D, Tv, 4); break;
+    case 2: att_rt_rows(s, Tp, alpha, a, mt, D, Tv, 2); break;
+    default: att_rt_rows(s, Tp, alpha, a, mt, D, Tv, 1); break;
+    }
+    for (int64_t j = Tv; j < T; j++)
+        for (int r = 0; r < nr; r++) {
+            const float *ar = a[r], *mj = m + j * ld;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t dd = 0; dd < D; dd++)
+                dot += ar[dd] * mj[dd];
+            s[r * Tp + j] = alpha * dot;
+        }
+}
+
+/* Keys a score kernel takes as vectors of M^T; the others (at most ATT_TAIL after the last
+ * whole vector) as dot products, cheaper than a vector of mostly padding. */
+#define ATT_TAIL 4
+
+static int64_t att_vec_keys(int64_t T)
+{
+    return T % ATT_VEC <= ATT_TAIL ? T - T % ATT_VEC : att_pad(T);
+}
+
+/* y[r][db ..+ nv VEC) (+)= alpha * sum_{j<n} w[r][j ws] rows[j ld + db ..] for r < nr, R >= nr
+ * rows computed (the others on readable memory, dropped); R, nv constants after inlining. */
+static inline __attribute__((always_inline)) void
+att_ws_block(float *const *y, int nr, float alpha, const float *const *w, int64_t ws,
+             const float *restrict rows, int64_t ld, int64_t n, int64_t db, int R, int nv,
+             int acc)
+{
+    att_vec c[ATT_R][ATT_NV] = {{{0}}};
+    for (int64_t j = 0; j < n; j++) {
+        att_vec m[ATT_NV];
+        for (int v = 0; v < nv; v++)
+            m[v] = vload(rows + j * ld + db + v * ATT_VEC);
+        for (int r = 0; r < R; r++) {
+            const float wr = w[r][j * ws];
+            for (int v = 0; v < nv; v++)
+                c[r][v] += wr * m[v];
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int v = 0; v < nv; v++) {
+            float *yv = y[r] + db + v * ATT_VEC;
+            att_vec t = alpha * c[r][v];
+            vstore(yv, acc ? vload(yv) + t : t);
+        }
+}
+
+static inline __attribute__((always_inline)) void
+att_ws_rows(float *const *y, int nr, float alpha, const float *const *w, int64_t ws,
+            const float *restrict rows, int64_t ld, int64_t n, int64_t D, int R, int acc)
 {
     int64_t db = 0;
-    for (; db + ATT_GROUP * ATT_VEC <= D; db += ATT_GROUP * ATT_VEC)
-        att_sr_group(y, alpha, w, ws, rows, ld, n, db, ATT_GROUP, acc);
-    switch ((D - db) / ATT_VEC) {
-    case 3: att_sr_group(y, alpha, w, ws, rows, ld, n, db, 3, acc); break;
-    case 2: att_sr_group(y, alpha, w, ws, rows, ld, n, db, 2, acc); break;
-    case 1: att_sr_group(y, alpha, w, ws, rows, ld, n, db, 1, acc); break;
-    default: break;
+    for (; db + ATT_NV * ATT_VEC <= D; db += ATT_NV * ATT_VEC)
+        att_ws_block(y, nr, alpha, w, ws, rows, ld, n, db, R, ATT_NV, acc);
+    if (db + ATT_VEC <= D)
+        att_ws_block(y, nr, alpha, w, ws, rows, ld, n, db, R, 1, acc);
+}
+
+/* y[r] (D) (+)= alpha * sum_{j<n} w[r][j * ws] * rows[j * ld + :] for r < nr: weighted sums of
+ * rows, added to y with acc, else stored. w[r] must be readable up to ATT_R. */
+static void att_wsum_rows(float *const *y, int nr, float alpha, const float *const *w, int64_t ws,
+                          const float *restrict rows, int64_t ld, int64_t n, int64_t D, int acc)
+{
+    switch (att_rows_for(nr)) {
+    case ATT_R: att_ws_rows(y, nr, alpha, w, ws, rows, ld, n, D, ATT_R, acc); break;
+    case 4: att_ws_rows(y, nr, alpha, w, ws, rows, ld, n, D, 4, acc); break;
+    case 2: att_ws_rows(y, nr, alpha, w, ws, rows, ld, n, D, 2, acc); break;
+    default: att_ws_rows(y, nr, alpha, w, ws, rows, ld, n, D, 1, acc); break;
     }
-    for (db += (D - db) / ATT_VEC * ATT_VEC; db < D; db++) { /* D not a multiple of VEC */
-        float sum = 0.0f;
-        for (int64_t j = 0; j < n; j++)
-            sum += w[j * ws] * rows[j * ld + db];
-        y[db] = (acc ? y[db] : 0.0f) + alpha * sum;
-    }
+    for (int64_t db = D / ATT_VEC * ATT_VEC; db < D; db++) /* D not a multiple of ATT_VEC */
+        for (int r = 0; r < nr; r++) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < n; j++)
+                sum += w[r][j * ws] * rows[j * ld + db];
+            y[r][db] = (acc ? y[r][db] : 0.0f) + alpha * sum;
+        }
 }
 
 /* Softmax of s[0..T) in place (bias row added first when given). */
@@ -226,23 +276,42 @@ static void att_softmax_row(float *s, const float *brow, int64_t sj, int64_t T)
         s[j] *= inv;
 }
 
-/* Forward of one (batch, head): P rows into p_out (T, T) or, when not kept, one reused row. */
+/* ptr[r] = base + min(i0 + r, n - 1) * stride for the ATT_R rows of a block starting at i0:
+ * rows past the end repeat the last one (computed, never stored). Returns the valid rows. */
+static int att_block_ptrs(const float **ptr, const float *base, int64_t stride, int64_t i0,
+                          int64_t n)
+{
+    for (int r = 0; r < ATT_R; r++)
+        ptr[r] = base + (i0 + r < n ? i0 + r : n - 1) * stride;
+    return n - i0 < ATT_R ? (int)(n - i0) : ATT_R;
+}
+
+/* Forward of one (batch, head), ATT_R queries at a time: scores, softmax (P rows into P (T, T)
+ * when kept), then their outputs. */
 static void att_forward_item(const att_dims_t *d, int64_t bh, const float *qkv, const float *bias,
                              float *out, float *P, int keep, float *work)
 {
     const int64_t T = d->T, C = d->C, D = d->D, ld = 3 * C, Tp = att_pad(T);
+    const int64_t Tv = att_vec_keys(T);
     const int64_t b = bh / d->H, h = bh % d->H;
     const float *q0 = qkv + b * T * ld + h * D, *k0 = q0 + C, *v0 = q0 + 2 * C;
-    float *kt = work, *s = work + D * Tp; // (D, Tp), (Tp)
+    float *kt = work, *s = work + D * Tp; // (D, Tp), (ATT_R, Tp)
+    const float *a[ATT_R], *w[ATT_R];
+    float *y[ATT_R];
     att_transpose(kt, k0, ld, T, D, Tp);
-    for (int64_t i = 0; i < T; i++) {
-        float *p = keep ? P + (bh * T + i) * T : s;
-        att_row_times_t(s, d->scale, q0 + i * ld, kt, D, Tp);
-        const float *brow = bias ? bias + b * d->sb + h * d->sh + i * d->si : NULL;
-        att_softmax_row(s, brow, d->sj, T);
-        if (p != s)
-            memcpy(p, s, (size_t)T * sizeof(float));
-        att_sum_rows(out + (b * T + i) * C + h * D, 1.0f, p, 1, v0, ld, T, D, 0);
+    for (int64_t i0 = 0; i0 < T; i0 += ATT_R) {
+        int nr = att_block_ptrs(a, q0, ld, i0, T);
+        att_scores(s, Tp, d->scale, a, nr, kt, D, Tv, k0, ld, T);
+        for (int r = 0; r < nr; r++) {
+            const int64_t i = i0 + r;
+            const float *brow = bias ? bias + b * d->sb + h * d->sh + i * d->si : NULL;
+            att_softmax_row(s + r * Tp, brow, d->sj, T);
+            if (keep)
+                memcpy(P + (bh * T + i) * T, s + r * Tp, (size_t)T * sizeof(float));
+            y[r] = out + (b * T + i) * C + h * D;
+        }
+        att_block_ptrs(w, s, Tp, 0, nr);
+        att_wsum_rows(y, nr, 1.0f, w, 1, v0, ld, T, D, 0);
     }
 }
 
@@ -274,38 +343,53 @@ static int attention_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 
 /* Backward of one (batch, head). With dP = dO V^T and dS = P * (dP - rowsum(P * dP)):
  *   dQ (+)= scale dS K,  dK (+)= scale dS^T Q,  dV (+)= P^T dO,  and dS itself for the bias.
- * First pass over queries: dS rows (into ds, (T, T)) and dQ; second pass over keys: dK, dV.
- * Every element of the head's dq, dk, dv is written once: added with acc, else stored. */
+ * First pass over blocks of queries: dS rows (into ds, (T, T)) and dQ; second pass over blocks
+ * of keys: dK, dV. Every element of the head's dq, dk, dv is written once: added with acc,
+ * else stored. */
 static void att_backward_item(const att_dims_t *d, int64_t bh, const float *qkv, const float *P,
                               const float *dout, float *dqkv, int acc, float *ds, float *work)
 {
     const int64_t T = d->T, C = d->C, D = d->D, ld = 3 * C, Tp = att_pad(T);
+    const int64_t Tv = att_vec_keys(T);
     const int64_t b = bh / d->H, h = bh % d->H;
     const float *q0 = qkv + b * T * ld + h * D, *k0 = q0 + C, *v0 = q0 + 2 * C;
     const float *do0 = dout + b * T * C + h * D, *p0 = P + bh * T * T;
-    float *vt = work, *dp = work + D * Tp; // (D, Tp), (Tp)
+    float *vt = work, *dp = work + D * Tp; // (D, Tp), (ATT_R, Tp)
     if (!ds)
-        ds = dp + Tp; // (T, T)
+        ds = dp + ATT_R * Tp; // (T, T)
+    const float *a[ATT_R], *w[ATT_R];
+    float *y[ATT_R];
     att_transpose(vt, v0, ld, T, D, Tp);
-    for (int64_t i = 0; i < T; i++) {
-        const float *p = p0 + i * T;
-        float *dsi = ds + i * T;
-        att_row_times_t(dp, 1.0f, do0 + i * C, vt, D, Tp);
-        float r = 0.0f;
-#pragma omp simd reduction(+ : r)
-        for (int64_t j = 0; j < T; j++)
-            r += p[j] * dp[j];
-        for (int64_t j = 0; j < T; j++)
-            dsi[j] = p[j] * (dp[j] - r);
-        if (dqkv)
-            att_sum_rows(dqkv + (b * T + i) * ld + h * D, d->scale, dsi, 1, k0, ld, T, D, acc);
+    for (int64_t i0 = 0; i0 < T; i0 += ATT_R) {
+        int nr = att_block_ptrs(a, do0, C, i0, T);
+        att_scores(dp, Tp, 1.0f, a, nr, vt, D, Tv, v0, ld, T);
+        for (int r = 0; r < nr; r++) {
+            const float *p = p0 + (i0 + r) * T, *dpr = dp + r * Tp;
+            float *dsi = ds + (i0 + r) * T;
+            float rs = 0.0f;
+#pragma omp simd reduction(+ : rs)
+            for (int64_t j = 0; j < T; j++)
+                rs += p[j] * dpr[j];
+            for (int64_t j = 0; j < T; j++)
+                dsi[j] = p[j] * (dpr[j] - rs);
+            y[r] = dqkv ? dqkv + (b * T + i0 + r) * ld + h * D : NULL;
+        }
+        if (dqkv) {
+            att_block_ptrs(w, ds, T, i0, T);
+            att_wsum_rows(y, nr, d->scale, w, 1, k0, ld, T, D, acc);
+        }
     }
     if (!dqkv)
         return;
-    for (int64_t j = 0; j < T; j++) {
-        float *dkj = dqkv + (b * T + j) * ld + C + h * D;
-        att_sum_rows(dkj, d->scale, ds + j, T, q0, ld, T, D, acc);  /* column j of dS */
-        att_sum_rows(dkj + C, 1.0f, p0 + j, T, do0, C, T, D, acc); /* column j of P */
+    for (int64_t j0 = 0; j0 < T; j0 += ATT_R) {
+        int nr = att_block_ptrs(w, ds, 1, j0, T); /* columns j0.. of dS */
+        for (int r = 0; r < nr; r++)
+            y[r] = dqkv + (b * T + j0 + r) * ld + C + h * D;
+        att_wsum_rows(y, nr, d->scale, w, T, q0, ld, T, D, acc);
+        att_block_ptrs(w, p0, 1, j0, T); /* columns j0.. of P */
+        for (int r = 0; r < nr; r++)
+            y[r] += C;
+        att_wsum_rows(y, nr, 1.0f, w, T, do0, C, T, D, acc);
     }
 }
 
