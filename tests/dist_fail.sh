@@ -23,6 +23,13 @@ rc=$?
 set -e
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || { echo "FAIL: config error on rank 1: exit $rc"; echo "$msg"; exit 1; }
 grep -q "rank 1 of 2: .*train.epochs" <<< "$msg" || { echo "FAIL: no message naming rank 1 and the key:"; echo "$msg"; exit 1; }
+# what happens is said: rank 1 ends the job; rank 0 (killed by mpirun's SIGTERM) does not
+# promise a checkpoint it cannot save
+grep -q "rank 1 of 2: ending every rank now (MPI_Abort, exit 2)" <<< "$msg" ||
+  { echo "FAIL: rank 1 does not say it ends the job:"; echo "$msg"; exit 1; }
+if grep -q "stopping after this step to save a checkpoint" <<< "$msg"; then
+  echo "FAIL: a rank promised a checkpoint while the job was aborted:"; echo "$msg"; exit 1
+fi
 echo "ok: rank 1's config error ended the job (exit $rc): $(grep -m1 'rank 1 of 2' <<< "$msg")"
 pass=$((pass + 1))
 

@@ -7,12 +7,15 @@
  *     perturbing one rank's input at a time (every rank evaluates its loss at each point);
  *   - SyncBN against plain batch norm of the whole batch (each rank gathers it): outputs,
  *     running statistics, and the x gradient of the sum of every rank's loss;
- *   - the gradient buckets: every rank's gradient becomes the mean over the ranks;
+ *   - the gradient buckets: every rank's gradient becomes the mean over the ranks, and their
+ *     counters (steps, floats summed, started during backward);
  *   - the losses of one rank's rows (losses/ranks.h: NT-Xent, MoCo v3, CLIP, SigLIP): the mean
  *     over the ranks is the whole batch's loss of one process, and the gradient of the sum of
  *     every rank's loss N times the whole batch's (through all_gather's backward);
  *   - the Sinkhorn-Knopp over every rank's rows (ranks holding 5, 0 and 4 rows) against
- *     ssl_sinkhorn of the whole matrix. */
+ *     ssl_sinkhorn of the whole matrix;
+ *   - ssl_trainer_step with unequal parts of the batch on the ranks: an error naming the sizes
+ *     on every rank (no hang), and a rank's refused batch stops every rank. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "core/comm.h"
 #include "losses/ranks.h"
 #include "ssl/losses.h"
+#include "ssl/train.h"
 #include "ssl/core.h"
 #include "train/dist.h"
 #include "train/dist_grads.h"
@@ -221,6 +225,14 @@ static void check_buckets(void)
     CHECK(ssl__dist_grads_finish(g, ctx) == SSL_OK, "grads_finish: %s", ssl_last_error());
     ssl__dist_grads_buckets(g, &early);
     CHECK(early == 2, "2 buckets started during backward, got %lld", (long long)early);
+    /* the counters: one step, 12 floats summed, a's and b's 10 started during backward */
+    ssl_dist_grads_stats_t s;
+    ssl__dist_grads_stats(g, &s);
+    CHECK(s.steps == 1 && s.floats == 12 && s.floats_early == 10 && s.floats_done >= 0 &&
+              s.floats_done <= 10 && s.backward_s >= 0 && s.wait_s >= 0,
+          "counters: %lld steps, %lld floats, %lld early, %lld done, %g s, %g s",
+          (long long)s.steps, (long long)s.floats, (long long)s.floats_early,
+          (long long)s.floats_done, s.backward_s, s.wait_s);
     double mean_b = (g_size + 1) / 2.0;
     for (int i = 0; i < 5; i++) {
         CHECK(close_to(a->grad[i], mean_b, 1e-6, 1e-6), "a.grad[%d] = %g, want %g", i,
@@ -331,6 +343,60 @@ static void check_sinkhorn_ranks(const ssl_comm_t *comm)
     ssl_ctx_free(ctx);
 }
 
+/* A caller's loop (ssl_trainer_step) on every rank: parts of 2, 2, 3 (the last rank's larger)
+ * are an error on every rank naming the sizes; a rank whose batch has a wrong view count makes
+ * every rank refuse the step; equal parts step. */
+static void check_step_parts(void)
+{
+    enum { HW = 8, MAXB = 3 };
+    static const char *cfg =
+        "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, "
+        "\"limit\": 24, \"workers\": 0}, \"views\": [{\"n\": 2, \"size\": 8}], "
+        "\"train\": {\"batch_size\": 6}, \"model\": {\"encoder\": {\"type\": \"resnet18\", "
+        "\"width\": 4, \"in_channels\": 1}, \"projector\": {\"hidden_dim\": 16, "
+        "\"out_dim\": 8}}, \"loss\": {\"type\": \"infonce\"}, \"eval\": {\"knn_every\": 0}}";
+    ssl_train_opts_t o = {0};
+    o.config_text = cfg;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    CHECK(t, "trainer: %s", ssl_last_error());
+    if (!t)
+        return;
+    static float buf[2 * MAXB * HW * HW];
+    for (int i = 0; i < 2 * MAXB * HW * HW; i++)
+        buf[i] = (float)((i * 7919 + g_rank) % 101) / 50.0f - 1.0f;
+    ssl_batch_t b;
+    double loss = 0;
+    for (int round = 0; round < 3; round++) {
+        /* round 0: unequal parts; 1: a wrong view count on the last rank; 2: equal parts */
+        int64_t n = round == 0 && g_rank == g_size - 1 ? 3 : 2;
+        memset(&b, 0, sizeof b);
+        b.size = n;
+        b.n_views = round == 1 && g_rank == g_size - 1 ? 1 : 2;
+        for (int v = 0; v < b.n_views; v++)
+            b.views[v] = (ssl_tensor_t){4, {n, 1, HW, HW}, n * HW * HW, buf + v * MAXB * HW * HW,
+                                        NULL, 0, -1, NULL};
+        int st = ssl_trainer_step(t, &b, &loss);
+        char want[96];
+        snprintf(want, sizeof want, "rank %d passed a batch of 3 samples, rank 0 one of 2",
+                 g_size - 1);
+        if (round == 0)
+            CHECK(st != SSL_OK && strstr(ssl_last_error(), want), "unequal parts: %s",
+                  st == SSL_OK ? "stepped" : ssl_last_error());
+        else if (round == 1 && g_rank == g_size - 1)
+            CHECK(st != SSL_OK && strstr(ssl_last_error(), "the batch has 1 views"),
+                  "the bad rank's own error: %s", st == SSL_OK ? "stepped" : ssl_last_error());
+        else if (round == 1) {
+            snprintf(want, sizeof want, "rank %d refused its batch", g_size - 1);
+            CHECK(st != SSL_OK && strstr(ssl_last_error(), want), "another rank's bad batch: %s",
+                  st == SSL_OK ? "stepped" : ssl_last_error());
+        } else
+            CHECK(st == SSL_OK && ssl_trainer_global_step(t) == 1, "equal parts: %s",
+                  ssl_last_error());
+    }
+    ssl_trainer_free(t);
+}
+
 int main(void)
 {
     if (ssl__dist_init() != SSL_OK) {
@@ -350,6 +416,7 @@ int main(void)
     check_buckets();
     check_rows_losses(comm);
     check_sinkhorn_ranks(comm);
+    check_step_parts();
     double fails = g_fail;
     ssl__dist_allreduce_f64(&fails, 1);
     if (g_rank == 0)

@@ -83,7 +83,9 @@ SSL_API void ssl_trainer_free(ssl_trainer_t *t);
  * train.batch_size, or train.max_steps), so the schedules run over train.epochs x steps per epoch;
  * stepping past their end is an error. Do not mix with ssl_trainer_run inside an epoch. The
  * config's data section is still read (channels, captions' vocabulary): "dataset": "synthetic"
- * needs no files. *loss (may be NULL) gets the step's loss. */
+ * needs no files. *loss (may be NULL) gets the step's loss. Under MPI (mpirun) every rank
+ * calls it with its own, equal part of the batch: unequal sizes are an error on every rank
+ * naming them (docs/distributed.md). */
 SSL_API int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss);
 /* Methods with a memory of the data (DeepCluster-v2's memory bank) make a forward-only pass over
  * one epoch before their first step: ssl_trainer_observes returns 1 for them (0 for the others,

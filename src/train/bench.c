@@ -249,6 +249,18 @@ int ssl_bench_run_ex(const ssl_bench_opts_t *o, ssl_bench_result_t *r, ssl_bench
     r->step_s_median = median(times, steps);
     r->step_s_min = times[0];
     r->step_s_max = times[steps - 1];
+    if (t->world > 1) { /* the gradient sums of the timed steps (and the warm-up's) */
+        ssl_dist_grads_stats_t g;
+        ssl__dist_grads_stats(t->grads, &g);
+        double n = g.steps > 0 ? (double)g.steps : 1, f = g.floats > 0 ? (double)g.floats : 1;
+        ssl_logf(SSL_LOG_INFO,
+                 "%d ranks: %.2f MB of gradients summed per step; backward %.4f s a step, "
+                 "waiting for the sums after it %.4f s (%.1f%% of the median step); %.0f%% of "
+                 "the floats started during backward, %.0f%% summed by its end",
+                 t->world, 4e-6 * f / n, g.backward_s / n, g.wait_s / n,
+                 100 * g.wait_s / n / r->step_s_median, 100 * g.floats_early / f,
+                 100 * g.floats_done / f);
+    }
     r->images_per_s = (double)b->size / r->step_s_median;
     r->gemm_gflops = r->gemm_gflop_per_step / r->step_s_median;
     r->model_gflops = r->model_gflop_per_step / r->step_s_median;

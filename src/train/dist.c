@@ -45,8 +45,9 @@ static struct {
     int inited, ours, rank, size, local_size;
     MPI_Comm world, grads; /* grads: the gradient buckets' own communicator */
     MPI_Request *req;
+    int64_t *req_n; /* floats of each request */
     int n_req, cap_req;
-} g = {0, 0, 0, 1, 1, MPI_COMM_NULL, MPI_COMM_NULL, NULL, 0, 0};
+} g = {0, 0, 0, 1, 1, MPI_COMM_NULL, MPI_COMM_NULL, NULL, NULL, 0, 0};
 
 static int mpi_error(int rc, const char *what)
 {
@@ -67,7 +68,9 @@ static void finalize(void)
     if (g.world != MPI_COMM_NULL)
         MPI_Comm_free(&g.world);
     free(g.req);
+    free(g.req_n);
     g.req = NULL;
+    g.req_n = NULL;
     if (g.ours)
         MPI_Finalize();
 }
@@ -210,11 +213,15 @@ int ssl__dist_isum_f32(float *buf, int64_t n)
     if (g.n_req == g.cap_req) {
         int cap = g.cap_req ? 2 * g.cap_req : 64;
         MPI_Request *r = realloc(g.req, sizeof *r * (size_t)cap);
-        if (!r)
+        if (r)
+            g.req = r;
+        int64_t *rn = r ? realloc(g.req_n, sizeof *rn * (size_t)cap) : NULL;
+        if (!rn)
             return ssl_set_error(SSL_ERR_NOMEM, "out of memory for MPI requests");
-        g.req = r;
+        g.req_n = rn;
         g.cap_req = cap;
     }
+    g.req_n[g.n_req] = n;
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, g.grads,
                             &g.req[g.n_req]);
     if (rc != MPI_SUCCESS)
@@ -229,6 +236,17 @@ void ssl__dist_progress(void)
         int done = 0;
         MPI_Testall(g.n_req, g.req, &done, MPI_STATUSES_IGNORE);
     }
+}
+
+int64_t ssl__dist_done_floats(void)
+{
+    int64_t done = 0;
+    for (int i = 0; i < g.n_req; i++) {
+        int flag = 0; /* a completed request is MPI_REQUEST_NULL: tested again, flag 1 */
+        MPI_Test(&g.req[i], &flag, MPI_STATUS_IGNORE);
+        done += flag ? g.req_n[i] : 0;
+    }
+    return done;
 }
 
 int ssl__dist_wait_all(void)
@@ -280,6 +298,7 @@ int ssl__dist_isum_f32(float *buf, int64_t n)
     return SSL_OK;
 }
 void ssl__dist_progress(void) {}
+int64_t ssl__dist_done_floats(void) { return 0; }
 int ssl__dist_wait_all(void) { return SSL_OK; }
 
 #endif

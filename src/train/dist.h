@@ -40,6 +40,8 @@ int ssl__dist_barrier(void);
  * for all. */
 int ssl__dist_isum_f32(float *buf, int64_t n);
 void ssl__dist_progress(void);
+/* The floats of the sums started since the last wait that are complete (drives them too). */
+int64_t ssl__dist_done_floats(void);
 int ssl__dist_wait_all(void);
 
 #endif

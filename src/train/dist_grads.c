@@ -8,10 +8,12 @@
  * backward goes on. The buckets are started in the order they become ready, the same on every
  * rank (the same tape); after backward, ssl__dist_grads_finish starts those the step did not
  * reach (in bucket order), waits for all and divides by the number of ranks. */
+#define _POSIX_C_SOURCE 200809L
 #include "dist_grads.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dist.h"
 
@@ -35,7 +37,16 @@ struct ssl_dist_grads {
     int n_map;
     int status;  /* first error of a start during backward */
     int64_t n_started_early;
+    double t_attach; /* when this step's backward began */
+    ssl_dist_grads_stats_t stats;
 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_map(const void *a, const void *b)
 {
@@ -106,6 +117,7 @@ static void on_ready(void *user, ssl_tensor_t *leaf)
         if (st != SSL_OK && g->status == SSL_OK)
             g->status = st;
         g->n_started_early++;
+        g->stats.floats_early += (int64_t)(b->hi - b->lo);
     }
     ssl__dist_progress();
 }
@@ -118,6 +130,7 @@ void ssl__dist_grads_attach(ssl_dist_grads_t *g, ssl_ctx_t *ctx)
         g->b[i].n_ready = g->b[i].started = 0;
     g->status = SSL_OK;
     g->n_started_early = 0;
+    g->t_attach = now_s();
     ssl__ctx_set_grad_ready(ctx, on_ready, g);
 }
 
@@ -126,10 +139,16 @@ int ssl__dist_grads_finish(ssl_dist_grads_t *g, ssl_ctx_t *ctx)
     if (!g)
         return SSL_OK;
     ssl__ctx_set_grad_ready(ctx, NULL, NULL);
+    double t0 = now_s();
+    g->stats.steps++;
+    g->stats.backward_s += t0 - g->t_attach;
+    g->stats.floats_done += ssl__dist_done_floats();
     int st = g->status;
-    for (int i = 0; i < g->n_b && st == SSL_OK; i++)
+    for (int i = 0; i < g->n_b && st == SSL_OK; i++) {
+        g->stats.floats += (int64_t)(g->b[i].hi - g->b[i].lo);
         if (!g->b[i].started)
             st = start(g, &g->b[i]);
+    }
     int wst = ssl__dist_wait_all();
     if (st != SSL_OK || wst != SSL_OK)
         return st != SSL_OK ? st : wst;
@@ -139,7 +158,16 @@ int ssl__dist_grads_finish(ssl_dist_grads_t *g, ssl_ctx_t *ctx)
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         grad[i] *= inv;
+    g->stats.wait_s += now_s() - t0;
     return SSL_OK;
+}
+
+void ssl__dist_grads_stats(const ssl_dist_grads_t *g, ssl_dist_grads_stats_t *s)
+{
+    if (g)
+        *s = g->stats;
+    else
+        memset(s, 0, sizeof *s);
 }
 
 int ssl__dist_grads_buckets(const ssl_dist_grads_t *g, int64_t *early)

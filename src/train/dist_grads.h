@@ -22,4 +22,15 @@ int ssl__dist_grads_finish(ssl_dist_grads_t *g, ssl_ctx_t *ctx);
 /* Number of buckets; *early: those started during the last backward. */
 int ssl__dist_grads_buckets(const ssl_dist_grads_t *g, int64_t *early);
 
+/* What the sums cost, added up over the steps since the buckets were made: the time from
+ * attach to finish (backward, with the sums started inside it), the time finish took (the
+ * rest started, all waited for: the part of the sums backward did not hide), and the floats
+ * summed, started during backward, and complete when backward ended. */
+typedef struct ssl_dist_grads_stats {
+    int64_t steps;
+    double backward_s, wait_s;
+    int64_t floats, floats_early, floats_done;
+} ssl_dist_grads_stats_t;
+void ssl__dist_grads_stats(const ssl_dist_grads_t *g, ssl_dist_grads_stats_t *s);
+
 #endif

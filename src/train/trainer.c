@@ -725,6 +725,19 @@ static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s
         size_t o = strlen(line);
         snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
     }
+    if (t->world > 1) { /* the gradient sums of the epoch (dist_grads.h), before the brace */
+        ssl_dist_grads_stats_t s, s0 = t->grads_at_epoch;
+        ssl__dist_grads_stats(t->grads, &s);
+        int64_t n = s.steps - s0.steps, f = s.floats - s0.floats;
+        size_t o = strlen(line) - 1;
+        snprintf(line + o, sizeof line - o,
+                 ", \"grad_sum_mb\": %.3f, \"backward_s\": %.3f, \"grad_wait_s\": %.3f, "
+                 "\"grad_started_in_backward\": %.4f, \"grad_done_in_backward\": %.4f}",
+                 n > 0 ? 4e-6 * (double)f / (double)n : 0.0, s.backward_s - s0.backward_s,
+                 s.wait_s - s0.wait_s,
+                 f > 0 ? (double)(s.floats_early - s0.floats_early) / (double)f : 0.0,
+                 f > 0 ? (double)(s.floats_done - s0.floats_done) / (double)f : 0.0);
+    }
     return metrics_line(t, line);
 }
 
@@ -790,6 +803,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
         }
         if (ssl_loader_start_epoch(t->loader, epoch, first) != SSL_OK)
             return ssl_last_status();
+        ssl__dist_grads_stats(t->grads, &t->grads_at_epoch);
         double t0 = now_s();
         int64_t images = 0;
         ssl_train_progress_t p = {0};

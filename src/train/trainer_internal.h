@@ -47,6 +47,7 @@ struct ssl_trainer {
      * directory, logs and reports */
     int rank, world;
     ssl_dist_grads_t *grads;   /* gradient buckets, NULL for one process */
+    ssl_dist_grads_stats_t grads_at_epoch; /* their counters when the epoch began */
     int stop_agreed;           /* a stop request some rank had at the last step's sum */
     int sync_checked;          /* the ranks' parameters were compared once (check_sync) */
 };

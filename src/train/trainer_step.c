@@ -2,8 +2,10 @@
  * of both networks loaded from a file, and the parameter stores to read. For users who bring
  * their own augmentation or loop, and for the step-parity tests against PyTorch. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "trainer_internal.h"
 
 /* The batch must carry what the config's views section makes: n_views views of (B, C, H, W). */
@@ -44,12 +46,51 @@ static int check_batch(const ssl_trainer_t *t, const ssl_batch_t *b)
     return SSL_OK;
 }
 
+/* Several ranks: each passes its part of the batch, and the parts must be equal (the gathers and
+ * SyncBN's sums move the same count from every rank; the mean of the ranks' losses is the
+ * batch's only then). Every rank learns every size, so all return the same error. */
+static int check_parts(const ssl_trainer_t *t, const ssl_batch_t *b)
+{
+    if (t->world < 2)
+        return SSL_OK;
+    uint64_t *all = malloc(sizeof *all * (size_t)t->world);
+    if (!all)
+        return ssl_set_error(SSL_ERR_NOMEM, "train step: out of memory");
+    int st = ssl__dist_allgather_u64((uint64_t)b->size, all);
+    for (int r = 0; r < t->world && st == SSL_OK; r++)
+        if (all[r] == 0) /* see check_batch in ssl_trainer_step */
+            st = ssl_set_error(SSL_ERR_INVALID,
+                               "train step: rank %d refused its batch (its own error says why)",
+                               r);
+        else if (all[r] != all[0])
+            st = ssl_set_error(SSL_ERR_INVALID,
+                               "train step: rank %d passed a batch of %llu samples, rank 0 one "
+                               "of %llu: with several ranks each passes an equal part of the "
+                               "batch",
+                               r, (unsigned long long)all[r], (unsigned long long)all[0]);
+    free(all);
+    return st;
+}
+
 int ssl_trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double *loss)
 {
     if (!t)
         return ssl_set_error(SSL_ERR_INVALID, "train step: no trainer");
-    if (check_batch(t, b) != SSL_OK)
-        return ssl_last_status();
+    /* a bad batch on one rank only would leave the others in the size check: both are checked
+     * before any collective, the sizes by all ranks together */
+    int bst = check_batch(t, b);
+    if (t->world > 1) { /* a rank whose batch is bad joins with size 0, keeping its error */
+        char why[512];
+        snprintf(why, sizeof why, "%s", bst == SSL_OK ? "" : ssl_last_error());
+        ssl_batch_t none = {0};
+        int pst = check_parts(t, bst == SSL_OK ? b : &none);
+        if (bst != SSL_OK)
+            return ssl_set_error(bst, "%s", why);
+        if (pst != SSL_OK)
+            return pst;
+    }
+    if (bst != SSL_OK)
+        return bst;
     if (t->global_step >= t->total_steps)
         return ssl_set_error(SSL_ERR_STATE,
                              "train step: all %lld steps of the schedule are "

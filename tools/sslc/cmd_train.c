@@ -32,8 +32,9 @@ static const char *k_help =
     "process at the same train.batch_size (the global batch; a multiple of N); rank 0 writes\n"
     "the run, an error on any rank ends all. train.sync_bn (true) normalises batch norm over\n"
     "the whole batch, train.check_sync (false) compares the ranks' parameters every step,\n"
-    "not only after the first and at each epoch's end\n"
-    "(docs/train.md, \"Multi-process (MPI)\"; the build needs MPI: SSL_MPI).\n"
+    "not only after the first and at each epoch's end; with several ranks the epoch lines of\n"
+    "metrics.jsonl time the gradient sums (docs/distributed.md: launching on a cluster, what\n"
+    "is synchronised, tolerances, failures; the build needs MPI: SSL_MPI).\n"
     "\n"
     "  --set k=v            override one config key (repeatable), e.g. --set train.epochs=50\n"
     "  --resume RUN_DIR     continue from RUN_DIR/checkpoints/last.safetensors exactly as the\n"
@@ -51,6 +52,9 @@ static const char *k_help =
     "Ctrl-C (SIGINT) or SIGTERM finishes the step in progress, saves\n"
     "RUN_DIR/checkpoints/last.safetensors there (checkpoints can be mid-epoch), prints how to\n"
     "resume and exits 130 (143 for SIGTERM); a second Ctrl-C quits at once without saving.\n"
+    "Under mpirun the ranks stop at the same step if mpirun leaves them the time: Open MPI's\n"
+    "kills them 1 s after passing on Ctrl-C (mpirun --mca odls_base_sigkill_timeout 30 gives\n"
+    "30 s) and at once after an error on any rank (docs/distributed.md).\n"
     "checkpoint.every_steps=N also saves last.safetensors every N steps inside an epoch. A run\n"
     "holds RUN_DIR/lock while it trains: a second --resume of a live run is refused. Resuming\n"
     "removes what an interruption left: temporary files, epoch-N files beyond\n"
@@ -60,9 +64,23 @@ static const char *k_help =
     "SIGINT / SIGTERM with a checkpoint to resume from.\n";
 
 /* Ctrl-C / SIGTERM: the first asks the trainer to stop after the step in progress and save a
- * checkpoint there; a second one stops at once (the default action). */
+ * checkpoint there; a second one stops at once (the default action). What it prints is set
+ * before the handler can run (write() of a ready string is all a handler may do): with
+ * several ranks rank 0 says what happens to the job, the others nothing. */
 static ssl_trainer_t *volatile g_trainer;
 static volatile sig_atomic_t g_signal, g_signals;
+static const char k_stop_one[] = "\nsslc train: stopping after this step to save a checkpoint "
+                                 "(press Ctrl-C again to quit at once, losing it)\n";
+/* mpirun passes a signal on as SIGTERM to every rank when it ends the job (its own Ctrl-C or
+ * SIGTERM, or MPI_Abort after a rank's error) and sends SIGKILL odls_base_sigkill_timeout
+ * seconds later (Open MPI: 1): the stop completes only if that leaves time */
+static const char k_stop_ranks[] =
+    "\nsslc train: signal on rank 0: if another rank failed (its message says why), the job "
+    "is ending now and nothing more is saved; else every rank stops after this step and rank 0 "
+    "saves a checkpoint, if mpirun leaves the time (Open MPI kills the ranks 1 s after passing "
+    "on a signal; mpirun --mca odls_base_sigkill_timeout 30 gives 30 s; docs/distributed.md)\n";
+static const char *volatile g_stop_msg = k_stop_one;
+static volatile size_t g_stop_len = sizeof k_stop_one - 1;
 
 static void on_signal(int sig)
 {
@@ -75,9 +93,7 @@ static void on_signal(int sig)
     ssl_trainer_t *t = g_trainer;
     if (t)
         ssl_trainer_request_stop(t);
-    static const char msg[] = "\nsslc train: stopping after this step to save a checkpoint "
-                              "(press Ctrl-C again to quit at once, losing it)\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    ssize_t w = g_stop_len ? write(STDERR_FILENO, g_stop_msg, g_stop_len) : 0;
     (void)w;
 }
 
@@ -99,8 +115,11 @@ static void catch_signals(void)
 static int fail(int code)
 {
     if (ssl__dist_size() > 1) {
-        fprintf(stderr, "sslc train: rank %d of %d: %s\n", ssl__dist_rank(), ssl__dist_size(),
-                ssl_last_error());
+        fprintf(stderr,
+                "sslc train: rank %d of %d: %s\nsslc train: rank %d of %d: ending every rank "
+                "now (MPI_Abort, exit %d); checkpoints saved before stay\n",
+                ssl__dist_rank(), ssl__dist_size(), ssl_last_error(), ssl__dist_rank(),
+                ssl__dist_size(), code);
         ssl__dist_abort(code);
     }
     fprintf(stderr, "sslc train: %s\n", ssl_last_error());
@@ -210,6 +229,16 @@ int sslc_cmd_train(int argc, char **argv)
     o.overrides = sets;
     o.progress = on_progress;
     o.user = &g;
+    /* join the MPI job first (the trainer would): a signal may come while the ranks wait for
+     * each other in ssl_trainer_create, and rank 0 then speaks for the job */
+    if (ssl__dist_init() != SSL_OK) {
+        free(sets);
+        return fail(1);
+    }
+    if (ssl__dist_size() > 1) {
+        g_stop_msg = k_stop_ranks;
+        g_stop_len = ssl__dist_rank() == 0 ? sizeof k_stop_ranks - 1 : 0;
+    }
     catch_signals();
     ssl_trainer_t *t = ssl_trainer_create(&o);
     g_trainer = t;
