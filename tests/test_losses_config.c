@@ -165,6 +165,12 @@ static void test_defaults(void **state)
     assert_int_equal(c.data2vec.layer_norm, 0);
     assert_int_equal(c.data2vec.final_norm, 0);
     assert_int_equal(c.data2vec.kind, SSL_REGRESS_MSE);
+    assert_int_equal(read_cfg("{\"type\": \"maskfeat\"}", &c), SSL_OK);
+    assert_int_equal(c.maskfeat.nbins, 9);
+    assert_int_equal(c.maskfeat.cell, 2);
+    assert_int_equal(read_cfg("{\"type\": \"maskfeat\", \"nbins\": 12, \"cell\": 4}", &c), SSL_OK);
+    assert_int_equal(c.maskfeat.nbins, 12);
+    assert_int_equal(c.maskfeat.cell, 4);
     for (int t = 0; t < SSL_LOSS_TYPE_COUNT; t++) { /* every type reads with defaults only */
         char js[64];
         snprintf(js, sizeof js, "{\"type\": \"%s\"}", ssl_loss_type_name(t));
@@ -193,6 +199,8 @@ static void test_errors(void **state)
     expect_cfg_error("{\"type\": \"data2vec\", \"criterion\": \"mse\", \"beta\": 1}", "beta",
                      "smooth_l1");
     expect_cfg_error("{\"type\": \"data2vec\", \"top_k\": 0}", "top_k", NULL);
+    expect_cfg_error("{\"type\": \"maskfeat\", \"nbins\": 0}", "nbins", NULL);
+    expect_cfg_error("{\"type\": \"maskfeat\", \"beta\": 1}", "beta", NULL);
     expect_cfg_error("{\"type\": \"data2vec\", \"instance_nrom\": true}", "instance_nrom",
                      "did you mean 'instance_norm'");
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias", NULL);

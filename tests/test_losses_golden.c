@@ -565,6 +565,23 @@ static void test_data2vec(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- MaskFeat */
+
+/* MaskFeat's loss, MAE's per-patch mean over HOG rows of one length (ssl_loss_mae_idx without
+ * norm_pix), against F.mse_loss on the masked patches' HOG (test_data_hog checks the HOG). */
+static void test_maskfeat(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *hog = load(ctx, "hog.patches", 0), *pred = load(ctx, "maskfeat.pred", 1);
+    int64_t m;
+    const int32_t *idx = load_idx(ctx, "maskfeat.idx", NULL, &m);
+    ssl_tensor_t *loss = ssl_loss_mae_idx(ctx, pred, hog, idx, m, 0);
+    check_loss(ctx, loss, "maskfeat", 1, &pred, (const char *[]){"pred"});
+    assert_null(hog->grad);
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- CLIP, SigLIP */
 
 static void test_clip(void **state)
@@ -620,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_simmim),
         cmocka_unit_test(test_ijepa),
         cmocka_unit_test(test_data2vec),
+        cmocka_unit_test(test_maskfeat),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_siglip),
     };

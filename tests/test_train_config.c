@@ -194,6 +194,36 @@ static void test_data2vec_settings(void **state)
     ssl_trainer_free(t);
 }
 
+/* What MaskFeat cannot honour names its key; one step trains. */
+static void test_maskfeat_settings(void **state)
+{
+    (void)state;
+    /* data2vec's tiny ViT (patch 2) and masks, without the target, with the maskfeat loss */
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "%s", k_data2vec);
+    char *t = strstr(cfg, "\"target\""), *e = strstr(cfg, "\"masks\"");
+    assert_non_null(t);
+    assert_non_null(e);
+    memmove(t, e, strlen(e) + 1); /* drop the target section */
+    const char *d2v = "{\"type\": \"data2vec\", \"top_k\": 2}", *mf = "{\"type\": \"maskfeat\"}";
+    char *l = strstr(cfg, d2v);
+    assert_non_null(l);
+    memmove(l + strlen(mf), l + strlen(d2v), strlen(l + strlen(d2v)) + 1);
+    memcpy(l, mf, strlen(mf));
+    expect_error_in(cfg, "loss.cell=4", "'loss.cell'", "must divide model.encoder.patch_size 2");
+    expect_error_in(cfg, "loss.nbins=400", "'loss.nbins'", NULL);
+    expect_error_in(cfg, "target={\"type\": \"ema\"}", "'target.type'",
+                    "uses no target network");
+    expect_error_in(cfg, "masks={\"type\": \"multiblock\"}", "masks.type", "token-dropping");
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.config_text = cfg;
+    o.no_run_dir = 1;
+    ssl_trainer_t *tr = ssl_trainer_create(&o);
+    assert_non_null(tr);
+    ssl_trainer_free(tr);
+}
+
 /* iBOT on a tiny ViT (a 2 x 2 token grid of 8-pixel images): dino + ibot terms. */
 static const char *k_ibot =
     "{\"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": 1, \"limit\": 32, "
@@ -301,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_swav_settings),          cmocka_unit_test(test_bn_groups),
         cmocka_unit_test(test_deepclusterv2_settings), cmocka_unit_test(test_ibot_settings),
         cmocka_unit_test(test_data2vec_settings),
+        cmocka_unit_test(test_maskfeat_settings),
         cmocka_unit_test(test_mask_keys_per_kind),
     };
     return tu_status(cmocka_run_group_tests(tests, NULL, NULL));

@@ -304,6 +304,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_IBOT,          /* masked-patch self-distillation (dino's keys, own defaults) */
     SSL_LOSS_KOLEO,         /* KoLeo on the student's class tokens (default weight 0.1) */
     SSL_LOSS_DATA2VEC,      /* masked tokens regress an EMA teacher's averaged block outputs */
+    SSL_LOSS_MASKFEAT,      /* masked tokens regress their patches' HOG (ssl_loss_mae_idx) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -377,6 +378,10 @@ typedef struct ssl_loss_cfg {
         int shared_head; /* 0: the student's patch tokens get a last layer of their own */
     } ibot;
     ssl_data2vec_opts_t data2vec;
+    struct {
+        int nbins; /* 9 orientation bins */
+        int cell;  /* HOG cell side in pixels: 2 (2 x 2 cells per 4-pixel patch) */
+    } maskfeat;
     int centering; /* dino, ibot: ssl_centering_t (the center; center_momentum is its) */
 } ssl_loss_cfg_t;
 

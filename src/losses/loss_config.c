@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   "data2vec", NULL};
+    "koleo",   "data2vec", "maskfeat", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -52,6 +52,8 @@ int ssl_loss_type_from_name(const char *name)
 #define D_KOLEO_WEIGHT 0.1 /* dinov2's koleo_loss_weight */
 #define D_D2V_TOP_K 6  /* data2vec_vision's ViT-B recipe: target_layers [6..11] of 12 blocks */
 #define D_D2V_BETA 2.0 /* its l1_beta */
+#define D_MF_BINS 9     /* MaskFeat's HOG: 9 orientation bins */
+#define D_MF_CELL 2     /* cells of 2 pixels: 2 x 2 per 4-pixel patch, as 8 in MaskFeat's 16 */
 
 static double clip_init(int type)
 {
@@ -104,6 +106,8 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->deepclusterv2.n_assign = 2;
     c->data2vec = (ssl_data2vec_opts_t){D_D2V_TOP_K, 0, 1, 1, SSL_REGRESS_SMOOTH_L1,
                                         (float)D_D2V_BETA};
+    c->maskfeat.nbins = D_MF_BINS;
+    c->maskfeat.cell = D_MF_CELL;
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -326,6 +330,13 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
     case SSL_LOSS_DATA2VEC:
         read_data2vec(c, &o);
         break;
+    case SSL_LOSS_MASKFEAT: { /* cell is checked against the ViT's patch size (src/methods) */
+        static const char *const keys[] = {"type", "weight", "nbins", "cell", NULL};
+        ssl_cfg_keys(c, keys);
+        o.maskfeat.nbins = ssl_cfg_int(c, "nbins", D_MF_BINS, 1, 360);
+        o.maskfeat.cell = ssl_cfg_int(c, "cell", D_MF_CELL, 1, 256);
+        break;
+    }
     case SSL_LOSS_MOCO_V1: {
         static const char *const keys[] = {"type", "weight", "temperature", "queue_size", NULL};
         ssl_cfg_keys(c, keys);

@@ -13,7 +13,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_dino,        &ssl__method_swav,       &ssl__method_mae,
     &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
-    &ssl__method_ibot,        &ssl__method_data2vec,
+    &ssl__method_ibot,        &ssl__method_data2vec,   &ssl__method_maskfeat,
 };
 
 /* The family record of a loss type, or NULL. */

@@ -105,7 +105,7 @@ struct ssl_method_def {
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
-    ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec;
+    ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
