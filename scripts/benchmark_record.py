@@ -4,6 +4,16 @@ metrics.jsonl plus the probe results -> docs/benchmarks/NAME.json."""
 import argparse, datetime, json, os
 
 
+def encoder_name(enc):
+    """resnet18 w16; a custom ViT with its width, depth and patch (vit d128 L6 p4)."""
+    name = enc.get("type", "")
+    if "width" in enc:
+        name += f" w{enc['width']}"
+    if name == "vit":
+        name += f" d{enc.get('dim')} L{enc.get('depth')} p{enc.get('patch_size')}"
+    return name
+
+
 def num(s):
     return None if s in (None, "", "null") else float(s)
 
@@ -41,7 +51,7 @@ def main():
     rec = {
         "name": os.path.basename(a.out)[:-5],
         "method": loss.get("type"), "form": loss.get("form"),
-        "encoder": enc.get("type") + (f" w{enc['width']}" if "width" in enc else ""),
+        "encoder": encoder_name(enc),
         "epochs": cfg["train"].get("epochs"), "batch_size": cfg["train"].get("batch_size"),
         "overrides": a.overrides, "wall_s": a.wall, "train_s": elapsed,
         "images_per_s": sorted(x for x in ips if x)[len(ips) // 2] if ips else None,
