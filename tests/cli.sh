@@ -44,6 +44,16 @@ expect 0 "64 x 32 float32" -- "$sslc" embed "$ckpt" --out "$tmp/f.npy" --limit 6
 head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
 [ -s "$tmp/f.labels.npy" ] || fail "no labels file"
 expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
+# --blocks: the readout of several ViT blocks (D per block); a ResNet has none to read
+expect 1 "'eval.blocks'" -- "$sslc" embed "$ckpt" --blocks 2 --out "$tmp/b.npy" --limit 8
+expect 1 "--blocks reads a training checkpoint" -- "$sslc" knn --identity "$ckpt" --blocks 2
+expect 0 "done" -- "$sslc" train "$src/configs/mae.json" --out "$tmp/runs" --quiet \
+  --set data.limit=64 --set train.batch_size=32 --set train.max_steps=1 --set eval.knn_every=0 \
+  --set model.encoder.dim=16 --set model.encoder.depth=3 --set model.encoder.heads=2
+vit="$tmp/runs/mae/checkpoints/last.safetensors"
+expect 0 "16 x 16 float32" -- "$sslc" embed "$vit" --out "$tmp/v1.npy" --limit 16
+expect 0 "16 x 48 float32" -- "$sslc" embed "$vit" --blocks 3 --out "$tmp/v3.npy" --limit 16
+expect 1 "more blocks than the ViT has" -- "$sslc" embed "$vit" --blocks 4 --out "$tmp/v.npy"
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
 # sslc knn agrees with an independent kNN (numpy, float64) over sslc embed's features

@@ -111,6 +111,11 @@ static void test_resnet_counts(void **state)
     assert_non_null(ssl_params_get(p, "encoder.conv1.weight"));
     macs = ssl_encoder_macs(e, 32, 32);
     assert_int_equal(macs, 555417600LL);
+    ssl_ctx_t *ctx = tu_ctx(); /* a ResNet has no blocks to read out */
+    ssl_tensor_t *x = ssl_tensor_zeros(ctx, 4, (int64_t[]){1, 3, 32, 32});
+    assert_null(ssl_encoder_readout(ctx, e, x, 2, 0));
+    tu_assert_error(NULL, SSL_ERR_INVALID, "readout of 2 blocks", "ResNet", NULL);
+    ssl_ctx_free(ctx);
     ssl_encoder_free(e);
     ssl_params_free(p);
     /* resnet50: 25,557,032 with fc (2048*1000+1000) */
@@ -323,6 +328,22 @@ static void test_encoder_block_outputs(void **state)
         ssl_tensor_t *in = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 7, -1, 1, 1);
         tu_gradcheck_opts_t go = {1e-3, 1e-2, 5e-2, 64};
         assert_int_equal(tu_gradcheck(ctx, build_blocks, &c, &in, 1, &go), 0);
+        /* the probe readout of the last 2 blocks: the shallower ViT's pooled output (its final
+         * norm drawn like e3's), then e3's own; of 1 block: the pooled output itself */
+        ssl_tensor_t *r2 = ssl_encoder_readout(ctx, e3, x, 2, 0), *r1;
+        assert_non_null(r2);
+        assert_int_equal(r2->ndim, 2);
+        assert_int_equal(r2->shape[0], 2);
+        assert_int_equal(r2->shape[1], 16);
+        assert_int_equal(ssl_encoder_forward(ctx, e2, x, NULL, 0, 0, &o2), SSL_OK);
+        for (int b = 0; b < 2; b++) {
+            tu_assert_close(r2->data + b * 16, o2.pooled->data + b * 8, 8, 1e-5, 1e-5);
+            tu_assert_close(r2->data + b * 16 + 8, o3.pooled->data + b * 8, 8, 1e-5, 1e-5);
+        }
+        assert_non_null(r1 = ssl_encoder_readout(ctx, e3, x, 1, 0));
+        tu_assert_close(r1->data, o3.pooled->data, o3.pooled->numel, 0, 0);
+        assert_null(ssl_encoder_readout(ctx, e3, x, 4, 0));
+        tu_assert_error(NULL, SSL_ERR_INVALID, "readout of 4 blocks", "depth 3", NULL);
         assert_int_equal(ssl_encoder_forward_blocks(ctx, e3, x, 4, 0, b3, &o3), SSL_ERR_INVALID);
         tu_assert_error(NULL, SSL_ERR_INVALID, "1..depth (3), got 4", NULL);
         assert_int_equal(ssl_encoder_forward_blocks(ctx, e3, x, 0, 0, b3, &o3), SSL_ERR_INVALID);

@@ -39,6 +39,20 @@ static void expect_error_in(const char *text, const char *override, const char *
     tu_assert_error(ssl_trainer_create(&o), SSL_ERR_CONFIG, key, why, NULL);
 }
 
+/* The config text with one override makes a trainer. */
+static void expect_ok_in(const char *text, const char *override)
+{
+    ssl_train_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.config_text = text;
+    o.overrides = &override;
+    o.n_overrides = 1;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    assert_non_null(t);
+    ssl_trainer_free(t);
+}
+
 static void expect_config_error(const char *override, const char *key, const char *why)
 {
     expect_error_in(NULL, override, key, why);
@@ -74,16 +88,7 @@ static void test_swav_settings(void **state)
                     "not a multiple of train.batch_size 16");
     expect_error_in(k_swav, "loss.crops_for_assign=[0, 2]", "'loss.crops_for_assign'",
                     "crop 2, but the views section makes 2 crops");
-    ssl_train_opts_t o;
-    memset(&o, 0, sizeof o);
-    const char *ok = "loss.queue_length=32";
-    o.config_text = k_swav;
-    o.overrides = &ok;
-    o.n_overrides = 1;
-    o.no_run_dir = 1;
-    ssl_trainer_t *t = ssl_trainer_create(&o);
-    assert_non_null(t);
-    ssl_trainer_free(t);
+    expect_ok_in(k_swav, "loss.queue_length=32");
 }
 
 /* A call's status and message: the status, and each needle in the message. */
@@ -192,6 +197,16 @@ static void test_data2vec_settings(void **state)
     ssl_trainer_t *t = ssl_trainer_create(&o);
     assert_non_null(t);
     ssl_trainer_free(t);
+}
+
+/* eval.blocks reads several ViT blocks: a ResNet has none, a ViT no more than its depth. */
+static void test_eval_blocks(void **state)
+{
+    (void)state;
+    expect_config_error("eval.blocks=2", "'eval.blocks'", "needs a ViT (model.encoder is a ResNet)");
+    expect_error_in(k_data2vec, "eval.blocks=3", "'eval.blocks'", "model.encoder depth 2");
+    expect_error_in(k_data2vec, "eval.blocks=0", "'eval.blocks'", "0");
+    expect_ok_in(k_data2vec, "eval.blocks=2");
 }
 
 /* What MaskFeat cannot honour names its key; one step trains. */
@@ -331,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_swav_settings),          cmocka_unit_test(test_bn_groups),
         cmocka_unit_test(test_deepclusterv2_settings), cmocka_unit_test(test_ibot_settings),
         cmocka_unit_test(test_data2vec_settings),
+        cmocka_unit_test(test_eval_blocks),
         cmocka_unit_test(test_maskfeat_settings),
         cmocka_unit_test(test_mask_keys_per_kind),
     };

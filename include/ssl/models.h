@@ -117,6 +117,14 @@ SSL_API int ssl_encoder_forward_blocks(ssl_ctx_t *ctx, const ssl_encoder_t *e, s
                                        int n, int training, ssl_tensor_t **blocks,
                                        ssl_encoder_out_t *out);
 
+/* The features a probe reads: n = 1, the pooled output of ssl_encoder_forward (B, D); n > 1
+ * (ViT only, n <= depth), the readout of DINO's ViT evaluation: the tokens output by each of
+ * the last n blocks, each through the encoder's final LayerNorm and pooled as the encoder pools
+ * (cls token, or mean of the patch tokens), concatenated (B, n * D), the deepest last. NULL +
+ * error otherwise (a ResNet with n > 1 names its depth). */
+SSL_API ssl_tensor_t *ssl_encoder_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
+                                          int n, int training);
+
 /* ---------------------------------------------------------------- weights in and out */
 
 /* Set the encoder's parameters and buffers from a safetensors file of torchvision's ResNet or

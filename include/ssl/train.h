@@ -112,12 +112,15 @@ SSL_API int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
 /* Embed a dataset split with the encoder of a training checkpoint: pooled features (N, D) as
  * float32 .npy at out_path and int32 labels at labels_path (may be NULL), the data and the
  * evaluation transform taken from the checkpoint's config. split NULL: the config's eval split;
- * limit 0: all images. *n and *dim (may be NULL) get the matrix size. */
+ * limit 0: all images. blocks 0: the readout the config's eval.blocks names (1 unless set);
+ * n > 0: the readout of the last n blocks of a ViT (ssl_encoder_readout: n * D features).
+ * *n and *dim (may be NULL) get the matrix size. */
 typedef struct ssl_embed_opts {
     const char *checkpoint;
     const char *split;
     int64_t limit;
     const char *out_path, *labels_path;
+    int blocks;
 } ssl_embed_opts_t;
 
 SSL_API int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);
@@ -134,6 +137,9 @@ typedef struct ssl_ckpt_features {
 
 SSL_API int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t limit,
                                     ssl_ckpt_features_t *out);
+/* As ssl_checkpoint_features with the options of ssl_embed_checkpoint (out_path and
+ * labels_path are not read): e.g. another readout (blocks). */
+SSL_API int ssl_embed_features(const ssl_embed_opts_t *o, ssl_ckpt_features_t *out);
 SSL_API void ssl_ckpt_features_free(ssl_ckpt_features_t *f);
 
 /* The identity encoder: raw pixels of a split, flattened (C*H*W per row, as the data section

@@ -118,7 +118,7 @@ static int after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos
 
 static ssl_tensor_t *image_embed(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
 {
-    ssl_tensor_t *f = ssl__method_features(m, ctx, x);
+    ssl_tensor_t *f = ssl__method_eval_pooled(m, ctx, x);
     int prev = ssl_ctx_set_grad(ctx, 0);
     ssl_tensor_t *z = f ? ssl_clip_proj_forward(ctx, &((clip_method_t *)m)->img_proj, f) : NULL;
     ssl_ctx_set_grad(ctx, prev);

@@ -35,13 +35,23 @@ int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key
     return ssl_cfg_fail(&sec, key, "%s", msg);
 }
 
+/* without a tape: the eval encoder's readout of n blocks (1: its pooled output) */
+static ssl_tensor_t *readout(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int n)
+{
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *f = ssl_encoder_readout(ctx, m->eval_target ? m->tenc : m->enc, x, n, 0);
+    ssl_ctx_set_grad(ctx, prev);
+    return f;
+}
+
 ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
 {
-    ssl_encoder_out_t o;
-    int prev = ssl_ctx_set_grad(ctx, 0);
-    int st = ssl_encoder_forward(ctx, m->eval_target ? m->tenc : m->enc, x, NULL, 0, 0, &o);
-    ssl_ctx_set_grad(ctx, prev);
-    return st == SSL_OK ? o.pooled : NULL;
+    return readout(m, ctx, x, m->eval_blocks > 1 ? m->eval_blocks : 1);
+}
+
+ssl_tensor_t *ssl__method_eval_pooled(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    return readout(m, ctx, x, 1);
 }
 
 ssl_tensor_t *ssl__method_gather_views(ssl_ctx_t *ctx, ssl_tensor_t *x, int n_views)

@@ -106,6 +106,12 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
     if (m->eval_target && !b->ema)
         return ssl__method_fail(b, "eval", "encoder",
                                 "'target' needs an EMA target network (target.type 'ema')");
+    int depth = ecfg->kind == SSL_ENC_VIT ? ecfg->vit.depth : 0;
+    if (m->eval_blocks > 1 && m->eval_blocks > depth)
+        return depth ? ssl__method_fail(b, "eval", "blocks", "%d is more blocks than the ViT "
+                                        "has (model.encoder depth %d)", m->eval_blocks, depth)
+                     : ssl__method_fail(b, "eval", "blocks", "%d: a readout of several blocks "
+                                        "needs a ViT (model.encoder is a ResNet)", m->eval_blocks);
     m->enc = ssl_encoder_create(ecfg, b->online, "encoder", b->seed);
     if (!m->enc ||
         (b->ema && !(m->tenc = ssl_encoder_create(ecfg, b->target, "target.encoder", b->seed))))
@@ -156,6 +162,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     m->n_loss = n_loss;
     m->target = env->target;
     m->eval_target = env->eval_target;
+    m->eval_blocks = env->eval_blocks > 0 ? env->eval_blocks : 1;
     m->n_views = env->n_views;
     m->n_global = env->n_global;
     m->enc_weights = weights;
@@ -184,7 +191,7 @@ fail:
 
 static const ssl_method_def_t k_encoder_only = {.name = "encoder"};
 
-ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc)
+ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc, int eval_blocks)
 {
     ssl_method_t *m = calloc(1, sizeof *m);
     if (!m) {
@@ -193,6 +200,7 @@ ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc)
     }
     m->def = &k_encoder_only;
     m->enc = enc;
+    m->eval_blocks = eval_blocks;
     return m;
 }
 

@@ -21,6 +21,7 @@ typedef enum ssl_target_kind {
 typedef struct ssl_method_env {
     int target;           /* ssl_target_kind_t: target.type */
     int eval_target;      /* eval.encoder "target": features from the EMA target encoder */
+    int eval_blocks;      /* eval.blocks: the probe readout of the last n ViT blocks */
     int n_views;          /* all views of a step */
     int n_global;         /* views of the first group */
     int view_size;        /* output size of views[0] */
@@ -51,7 +52,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
 void ssl__method_free(ssl_method_t *m);
 /* A method that is an encoder alone (taken over: freed with the method), for the features of
  * torchvision/timm weights without a training checkpoint (ssl__method_features only). */
-ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc);
+ssl_method_t *ssl__method_from_encoder(ssl_encoder_t *enc, int eval_blocks);
 /* A fresh run's encoder initialisation: the online encoder from model.encoder.weights when the
  * config names a file (ssl_encoder_load_weights; the trainer then copies it into the target).
  * A resumed run skips this: its checkpoint holds the weights. */
@@ -72,8 +73,11 @@ ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
 int ssl__method_after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos);
 /* The online modules ("encoder.", "head.", ...) the EMA target copies, NULL-ended. */
 const char *const *ssl__method_ema_modules(const ssl_method_t *m);
-/* Pooled encoder features of images x (B, C, H, W), eval mode, no tape. */
+/* Probe features of images x (B, C, H, W), eval mode, no tape: the eval encoder's readout of
+ * its last eval.blocks blocks (ssl_encoder_readout; 1: the pooled output). */
 ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+/* The eval encoder's pooled output alone, whatever eval.blocks says (CLIP's image tower). */
+ssl_tensor_t *ssl__method_eval_pooled(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
 /* Masks the loader must draw (SSL_MASK_NONE if none) with the encoder's patch grid filled. */
 int ssl__method_mask_opts(const ssl_method_t *m, ssl_mask_opts_t *o, int *patch_size);
 /* Projector output of the last step (for collapse metrics), or NULL. */

@@ -34,6 +34,7 @@ struct ssl_method {
     int n_loss;
     int target;      /* ssl_target_kind_t */
     int eval_target; /* features (kNN, embed, probes) from the target encoder */
+    int eval_blocks; /* features: ssl_encoder_readout of the last eval_blocks blocks */
     int n_views, n_global;
     ssl_encoder_t *enc, *tenc; /* tenc: the EMA target's encoder (target "ema" only) */
     const char *enc_weights;   /* model.encoder.weights (in the config document) or NULL */

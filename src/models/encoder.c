@@ -198,5 +198,30 @@ int ssl_encoder_forward_blocks(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tenso
                              "(%d), got %d", __func__,
                              e->cfg.kind == SSL_ENC_VIT ? e->cfg.vit.depth : 0, n);
     }
-    return forward(ctx, e, x, NULL, 0, NULL, 0, NULL, NULL, n, blocks, training, out);
+    int st = forward(ctx, e, x, NULL, 0, NULL, 0, NULL, NULL, n, blocks, training, out);
+    for (int i = 0; st == SSL_OK && e->cfg.vit.cls_token && i < n; i++) /* patch tokens only */
+        if (!(blocks[i] = ssl_slice(ctx, blocks[i], 1, 1, blocks[i]->shape[1] - 1)))
+            st = ssl_last_status();
+    return st;
+}
+
+ssl_tensor_t *ssl_encoder_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int n,
+                                  int training)
+{
+    ssl_encoder_out_t o;
+    if (SSL__IS_NULL(e, __func__))
+        return NULL;
+    if (n == 1)
+        return ssl_encoder_forward(ctx, e, x, NULL, 0, training, &o) == SSL_OK ? o.pooled : NULL;
+    int depth = e->cfg.kind == SSL_ENC_VIT ? e->cfg.vit.depth : 0;
+    if (n < 1 || n > depth) {
+        ssl_set_error(SSL_ERR_INVALID, "%s: a readout of %d blocks needs %s (the encoder is %s "
+                      "of depth %d)", __func__, n, n < 1 ? "n >= 1" : "a ViT at least that deep",
+                      e->cfg.kind == SSL_ENC_VIT ? "a ViT" : "a ResNet", depth);
+        return NULL;
+    }
+    ssl_tensor_t *blocks[64];
+    if (forward(ctx, e, x, NULL, 0, NULL, 0, NULL, NULL, n, blocks, training, &o) != SSL_OK)
+        return NULL;
+    return ssl__vit_readout(ctx, e, blocks, n);
 }

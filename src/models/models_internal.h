@@ -44,12 +44,17 @@ int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
 int64_t ssl__resnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
 /* masked_idx (B, n_masked) or token_mask (B, T) (1: masked): those patch embeddings become
- * mask_token before positions are added. blocks_out[0..n_blocks_out) get the patch tokens
- * (B, K, D) output by the last n_blocks_out blocks (0..depth), before the final norm. */
+ * mask_token before positions are added. blocks_out[0..n_blocks_out) get the tokens
+ * (B, cls + K, D) output by the last n_blocks_out blocks (0..depth), before the final norm,
+ * the cls token first when the ViT has one. */
 int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
                      const int32_t *keep_idx, int64_t keep, const int32_t *masked_idx,
                      int64_t n_masked, const float *token_mask, ssl_tensor_t *mask_token,
                      int n_blocks_out, ssl_tensor_t **blocks_out, ssl_encoder_out_t *out);
+/* The probe readout of blocks[0..n) (tokens as ssl__vit_forward's blocks_out, n <= 64): each
+ * through the final LayerNorm and pooled as the encoder pools, concatenated: (B, n * D). */
+ssl_tensor_t *ssl__vit_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *const *blocks,
+                               int n);
 int64_t ssl__vit_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 
 #endif

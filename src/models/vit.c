@@ -110,12 +110,10 @@ int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
     int first_out = c->depth - n_blocks_out; /* the blocks whose outputs the caller reads */
     for (int i = 0; i < c->depth; i++) {
         h = ssl_nn_block_forward(ctx, &v->blocks[i], h, NULL);
-        if (i >= first_out) { /* the block's patch tokens, before the final norm */
+        if (i >= first_out) { /* the block's tokens (cls first), before the final norm */
             if (!h)
                 return ssl_last_status();
-            blocks_out[i - first_out] = off ? ssl_slice(ctx, h, 1, 1, h->shape[1] - 1) : h;
-            if (!blocks_out[i - first_out])
-                return ssl_last_status();
+            blocks_out[i - first_out] = h;
         }
     }
     h = ssl_nn_layernorm_forward(ctx, &v->norm, h); // (B, off + K, D)
@@ -132,6 +130,26 @@ int ssl__vit_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
     else
         out->pooled = ssl_mean(ctx, out->tokens, 1, 0);
     return out->pooled && out->tokens ? SSL_OK : ssl_last_status();
+}
+
+ssl_tensor_t *ssl__vit_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *const *blocks,
+                               int n)
+{
+    const ssl_vit_cfg_t *c = &e->cfg.vit;
+    int off = c->cls_token ? 1 : 0;
+    ssl_tensor_t *parts[64];
+    for (int i = 0; i < n; i++) {
+        ssl_tensor_t *y = ssl_nn_layernorm_forward(ctx, &e->vit.norm, blocks[i]); // (B, off+K, D)
+        if (!y)
+            return NULL;
+        int64_t B = y->shape[0], K = y->shape[1] - off;
+        parts[i] = c->pool == SSL_POOL_CLS
+                       ? ssl_reshape(ctx, ssl_slice(ctx, y, 1, 0, 1), 2, (int64_t[]){B, c->dim})
+                       : ssl_mean(ctx, off ? ssl_slice(ctx, y, 1, 1, K) : y, 1, 0);
+        if (!parts[i])
+            return NULL;
+    }
+    return n == 1 ? parts[0] : ssl_concat(ctx, parts, n, 1);
 }
 
 int64_t ssl__vit_macs(const ssl_encoder_t *e, int64_t h, int64_t w)

@@ -22,10 +22,11 @@ typedef struct ssl_ckpt_model {
     ssl_ctx_t *ctx;
 } ssl_ckpt_model_t;
 
-/* split NULL: the config's eval split; limit 0: all images. On error the partly opened model
- * must still be closed. */
+/* split NULL: the config's eval split; limit 0: all images; blocks 0: the config's eval.blocks
+ * (else the probe readout of that many ViT blocks). On error the partly opened model must still
+ * be closed. */
 int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
-                         int64_t limit);
+                         int64_t limit, int blocks);
 void ssl__ckpt_model_close(ssl_ckpt_model_t *cm);
 
 #endif

@@ -10,7 +10,7 @@
 #include "ssl/io.h"
 
 int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
-                         int64_t limit)
+                         int64_t limit, int blocks)
 {
     memset(cm, 0, sizeof *cm);
     cm->path = checkpoint;
@@ -36,6 +36,8 @@ int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const cha
      * captions of this split (which may lack words) */
     ssl_method_env_t env;
     ssl__run_cfg_method_env(&cm->rc, &env);
+    if (blocks > 0)
+        env.eval_blocks = blocks;
     cm->m = ssl__method_create(&root, &env, cm->ds, cm->online, cm->target, cm->rc.seed,
                                ssl_st_meta(cm->f, "vocab"));
     if (!cm->m)
@@ -116,7 +118,7 @@ done:
 static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 {
     ssl_ckpt_model_t cm;
-    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit);
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit, o->blocks);
     if (st == SSL_OK)
         st = embed_model(&cm, o, keep);
     ssl__ckpt_model_close(&cm);
@@ -129,7 +131,18 @@ int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t l
     if (SSL__IS_NULL(checkpoint, __func__) || SSL__IS_NULL(out, __func__))
         return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL};
+    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL, 0};
+    return embed(&eo, out);
+}
+
+int ssl_embed_features(const ssl_embed_opts_t *o, ssl_ckpt_features_t *out)
+{
+    if (SSL__IS_NULL(o, __func__) || SSL__IS_NULL(o->checkpoint, __func__) ||
+        SSL__IS_NULL(out, __func__))
+        return SSL_ERR_INVALID;
+    memset(out, 0, sizeof *out);
+    ssl_embed_opts_t eo = *o;
+    eo.out_path = eo.labels_path = NULL;
     return embed(&eo, out);
 }
 
@@ -269,7 +282,7 @@ static int weights_model_open(ssl_ckpt_model_t *cm, const char *encoder_json, co
     ssl_encoder_t *e = ssl_encoder_create(&ecfg, cm->online, "encoder", 0);
     if (!e)
         return ssl_last_status();
-    if (!(cm->m = ssl__method_from_encoder(e))) {
+    if (!(cm->m = ssl__method_from_encoder(e, cm->rc.eval_blocks))) { /* the source's readout */
         ssl_encoder_free(e);
         return ssl_last_status();
     }

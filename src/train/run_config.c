@@ -239,11 +239,12 @@ static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 static void read_eval(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"knn_every",      "knn_k",   "knn_t", "knn_train_limit",
-                                       "knn_test_limit", "encoder", NULL};
+                                       "knn_test_limit", "encoder", "blocks", NULL};
     static const char *const encoders[] = {"online", "target", NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "eval");
     ssl_cfg_keys(&c, keys);
     rc->eval_target = ssl_cfg_enum(&c, "encoder", encoders, 0);
+    rc->eval_blocks = ssl_cfg_int(&c, "blocks", 1, 1, 64);
     rc->knn_every = ssl_cfg_int(&c, "knn_every", 1, 0, 100000);
     rc->knn_k = ssl_cfg_int(&c, "knn_k", 200, 1, 100000);
     rc->knn_t = ssl_cfg_float(&c, "knn_t", 0.07, 1e-4, 100);
@@ -331,6 +332,7 @@ void ssl__run_cfg_method_env(const ssl_run_cfg_t *rc, ssl_method_env_t *env)
     memset(env, 0, sizeof *env);
     env->target = rc->target;
     env->eval_target = rc->eval_target;
+    env->eval_blocks = rc->eval_blocks;
     env->n_views = rc->views.n_views;
     env->n_global = rc->n_global;
     env->view_size = rc->views.view[0].out_h;

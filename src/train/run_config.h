@@ -38,6 +38,7 @@ typedef struct ssl_run_cfg {
     float knn_t;
     int64_t knn_train_limit, knn_test_limit;
     int eval_target; /* eval.encoder "target": probe the EMA target encoder (DINO's teacher) */
+    int eval_blocks; /* eval.blocks: probe features of the last n ViT blocks (1: pooled) */
     /* checkpoint */
     int ckpt_every, keep_last;
     int64_t ckpt_every_steps; /* checkpoint.every_steps: last.safetensors every N steps too */

@@ -12,6 +12,7 @@
 
 static const char *k_embed_help =
     "usage: sslc embed CKPT --out FEATS.npy [--split test|train] [--limit N] [--threads N]\n"
+    "                  [--blocks N]\n"
     "       sslc embed --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT --out FEATS.npy\n"
     "                  [same options]\n"
     "\n"
@@ -52,6 +53,7 @@ int sslc_cmd_embed(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(k_embed_help, stdout);
             fputs(sslc_weights_help, stdout);
+            fputs(sslc_blocks_help, stdout);
             return 0;
         } else if (!strcmp(a, "--out") && i + 1 < argc) {
             o.out_path = argv[++i];
@@ -62,6 +64,9 @@ int sslc_cmd_embed(int argc, char **argv)
                 return 2;
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (!sslc_arg_int("embed", a, argv[++i], 0, 4096, &threads))
+                return 2;
+        } else if (!strcmp(a, "--blocks") && i + 1 < argc) {
+            if (!sslc_arg_int("embed", a, argv[++i], 1, 64, &o.blocks))
                 return 2;
         } else if (!strcmp(a, "--encoder") && i + 1 < argc) {
             encoder = argv[++i];
@@ -74,9 +79,10 @@ int sslc_cmd_embed(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.checkpoint || !o.out_path || (encoder && !weights)) {
+    if (!o.checkpoint || !o.out_path || (encoder && !weights) || (weights && o.blocks)) {
         fprintf(stderr, "sslc embed: CKPT (or CONFIG with --weights) and --out are required; "
-                        "--encoder needs --weights (see sslc embed --help)\n");
+                        "--encoder needs --weights; --blocks is not for --weights (see sslc "
+                        "embed --help)\n");
         return 2;
     }
     char labels[1100];

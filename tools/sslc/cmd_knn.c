@@ -10,7 +10,7 @@
 
 static const char *k_help =
     "usage: sslc knn CKPT [--k 10,20,100,200] [--t 0.07] [--majority] [--euclidean]\n"
-    "                [--train-limit N] [--test-limit N] [--threads N]\n"
+    "                [--train-limit N] [--test-limit N] [--threads N] [--blocks N]\n"
     "       sslc knn --identity CKPT|CONFIG.json [same options]\n"
     "       sslc knn --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
     "\n"
@@ -33,6 +33,7 @@ int sslc_cmd_knn(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(k_help, stdout);
             fputs(sslc_weights_help, stdout);
+            fputs(sslc_blocks_help, stdout);
             return 0;
         } else if (!strcmp(a, "--k") && i + 1 < argc) {
             if (!(nk = sslc_arg_list("knn", a, argv[++i], 1, 1e6, 1, ks, 16)))

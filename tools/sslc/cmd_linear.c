@@ -11,6 +11,7 @@
 static const char *k_help =
     "usage: sslc linear CKPT [--epochs 10] [--lr 1e-3] [--wd 1e-4] [--sgd] [--batch 256]\n"
     "                   [--no-standardize] [--train-limit N] [--test-limit N] [--threads N]\n"
+    "                   [--blocks N]\n"
     "       sslc linear --identity CKPT|CONFIG.json [same options]\n"
     "       sslc linear --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
     "\n"
@@ -39,6 +40,7 @@ int sslc_cmd_linear(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(k_help, stdout);
             fputs(sslc_weights_help, stdout);
+            fputs(sslc_blocks_help, stdout);
             return 0;
         } else if (!strcmp(a, "--epochs") && i + 1 < argc) {
             if (!sslc_arg_int("linear", a, argv[++i], 1, 100000, &o.epochs))

@@ -19,6 +19,13 @@ const char sslc_weights_help[] =
     "\"width\": 16}'; files of sslc export carry their description, so it may be left out. The\n"
     "positional CONFIG.json (a run config) or CKPT gives the data and the evaluation transform.\n";
 
+const char sslc_blocks_help[] =
+    "--blocks N: the features of a ViT checkpoint read from its last N blocks, as DINO's linear\n"
+    "evaluation of ViTs: each block's tokens through the final LayerNorm, pooled as the encoder\n"
+    "pools (cls token or mean of the patch tokens), concatenated (N x dim features). Default:\n"
+    "the checkpoint config's eval.blocks (1 unless set: the pooled output). Not with\n"
+    "--identity or --weights (those read eval.blocks of the config file given).\n";
+
 char *sslc_read_json_arg(const char *arg, const char **source)
 {
     if (arg[0] == '{') {
@@ -62,6 +69,8 @@ int sslc_feature_opt(const char *cmd, int argc, char **argv, int *i, sslc_featur
         return sslc_arg_i64(cmd, a, argv[++*i], 0, INT64_MAX, &s->test_limit) ? 1 : -1;
     } else if (!strcmp(a, "--threads") && has_value) {
         return sslc_arg_int(cmd, a, argv[++*i], 0, 4096, &s->threads) ? 1 : -1;
+    } else if (!strcmp(a, "--blocks") && has_value) {
+        return sslc_arg_int(cmd, a, argv[++*i], 1, 64, &s->blocks) ? 1 : -1;
     } else if (a[0] != '-' && !s->source) {
         s->source = a;
     } else {
@@ -80,6 +89,11 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
         fprintf(stderr, "sslc %s: --identity takes no --encoder or --weights\n", cmd);
         return 1;
     }
+    if (s->blocks && (identity || s->weights)) {
+        fprintf(stderr, "sslc %s: --blocks reads a training checkpoint; with --identity or "
+                        "--weights the config file's eval.blocks applies\n", cmd);
+        return 1;
+    }
     if (s->encoder && !s->weights) {
         fprintf(stderr, "sslc %s: --encoder needs --weights FILE\n", cmd);
         return 1;
@@ -96,9 +110,10 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
         const char *split = i ? NULL : "train";
         int64_t limit = i ? test_limit : train_limit;
         ssl_ckpt_features_t *f = i ? te : tr;
+        ssl_embed_opts_t eo = {source, split, limit, NULL, NULL, s->blocks};
         st = identity     ? ssl_pixel_features(source, split, limit, f)
              : s->weights ? ssl_weights_features(json, s->weights, source, split, limit, f)
-                          : ssl_checkpoint_features(source, split, limit, f);
+                          : ssl_embed_features(&eo, f);
     }
     free(json);
     if (st != SSL_OK) {

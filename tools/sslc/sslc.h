@@ -27,16 +27,19 @@ int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_
 
 /* Where sslc knn / linear take their features: CKPT (or CONFIG with --identity or --weights),
  * --identity, --encoder JSON|FILE, --weights FILE, --train-limit N, --test-limit N,
- * --threads N. */
+ * --threads N, --blocks N. */
 typedef struct sslc_feature_src {
     const char *source;
     const char *encoder, *weights; /* torchvision/timm weights instead of a checkpoint */
     int identity, threads;
+    int blocks; /* 0: the checkpoint config's eval.blocks */
     int64_t train_limit, test_limit;
 } sslc_feature_src_t;
 
 /* What --weights and --encoder do, for the --help of embed, knn and linear. */
 extern const char sslc_weights_help[];
+/* What --blocks does, for the same. */
+extern const char sslc_blocks_help[];
 
 /* If argv[*i] is one of those options (or the positional source), take it (advancing *i past
  * its value) and return 1; else 0; -1 after printing why its value is invalid (exit 2). */
