@@ -93,7 +93,7 @@ expect 0 "top-1 79.20%" -- "$sslc" knn --identity "$ckpt" --euclidean --majority
 expect 0 "raw pixels" -- "$sslc" linear --identity "$ckpt" --epochs 2 --train-limit 1000 --test-limit 200
 expect 1 "nowhere.json" -- "$sslc" knn --identity "$tmp/nowhere.json"
 # zero-shot: a CLIP run of 2 steps; accuracy printed as a percentage in [0, 100]
-expect 2 "clip or siglip" -- "$sslc" zeroshot "$ckpt" --limit 16
+expect 2 "clip, siglip or coca" -- "$sslc" zeroshot "$ckpt" --limit 16
 expect 0 "done" -- "$sslc" train "$src/configs/clip.json" --out "$tmp/runs" --quiet \
   --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
   --set eval.knn_every=0 --set model.encoder.width=4 --set model.text.width=16 \
@@ -106,6 +106,21 @@ top1=$(echo "$out" | sed -n 's/^top-1 \([0-9.]*\)%.*/\1/p')
 awk -v a="$top1" 'BEGIN { exit !(a != "" && a >= 0 && a <= 100) }' || fail "zeroshot top-1 '$top1'"
 expect 0 "not in the checkpoint's vocabulary" -- "$sslc" zeroshot "$clip" --limit 8 --template "an image of {}"
 expect 2 "exactly once" -- "$sslc" zeroshot "$clip" --template "no placeholder"
+# captions: a CoCa run of 2 steps; one line per image, the reference caption and a generated one
+# made of the vocabulary's words; a CLIP checkpoint has no decoder
+expect 2 "no caption decoder" -- "$sslc" caption "$clip" --n 2
+expect 0 "done" -- "$sslc" train "$src/configs/coca.json" --out "$tmp/runs" --quiet \
+  --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
+  --set eval.knn_every=0 --set model.encoder.width=4 --set model.text.width=16 \
+  --set model.text.layers=1 --set model.text.heads=2 --set model.decoder.heads=2 \
+  --set model.decoder.pooler_heads=2 --set data.workers=1 --no-report
+coca="$tmp/runs/coca/checkpoints/last.safetensors"
+expect 0 '"a photo of a ' -- "$sslc" caption "$coca" --n 3
+[ "$(grep -c '  ->  "' <<< "$out")" = 3 ] || fail "caption: not 3 captions: $out"
+words='a\|photo\|of\|t\|shirt\|top\|trouser\|pullover\|dress\|coat\|sandal\|sneaker\|bag\|ankle\|boot'
+grep -v "  ->  \"\(\($words\) \?\)*\"\$" <<< "$out" && fail "caption: words outside the vocabulary: $out"
+expect 0 "top-1" -- "$sslc" zeroshot "$coca" --limit 32
+expect 2 "decoder" -- "$sslc" train "$src/configs/coca.json" --set model.text.causal=false
 echo "garbage" > "$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"
 echo "$pass passed, 0 failed"

@@ -250,12 +250,65 @@ static void test_text_tower(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- CoCa */
+
+typedef struct coca_case {
+    ssl_attn_pooler_t pool;
+    ssl_coca_decoder_t dec;
+} coca_case_t;
+
+/* image tokens (2, 5, 6) through the pooler (3 queries of width 8); its last 2 tokens and
+ * text tokens (2, 4, 8) through the decoder */
+static ssl_tensor_t *build_coca(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    coca_case_t *c = user;
+    ssl_tensor_t *t = ssl_attn_pooler_forward(ctx, &c->pool, in[0]);
+    ssl_tensor_t *img = ssl_slice(ctx, t, 1, 1, 2);
+    ssl_tensor_t *lg = ssl_coca_decoder_forward(ctx, &c->dec, img, in[1]);
+    return ssl_concat(ctx, (ssl_tensor_t *[]){ssl_reshape(ctx, t, 2, (int64_t[]){2, 24}),
+                                              ssl_reshape(ctx, lg, 2, (int64_t[]){2, 44})},
+                      2, 1);
+}
+
+static void test_coca_heads(void **state)
+{
+    (void)state;
+    ssl_params_t *p = ssl_params_create();
+    coca_case_t *c = malloc(sizeof *c);
+    ssl_coca_decoder_cfg_t cfg = {8, 11, 2, 2, 2.0, 3, 2};
+    assert_int_equal(ssl_attn_pooler_init(&c->pool, p, "pool", 8, 6, 2, 3, 3), SSL_OK);
+    assert_int_equal(ssl_coca_decoder_init(&c->dec, p, "dec", &cfg, 4), SSL_OK);
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *in[6] = {tu_rand(ctx, 3, (int64_t[]){2, 5, 6}, 1, -1, 1, 1),
+                           tu_rand(ctx, 3, (int64_t[]){2, 4, 8}, 2, -1, 1, 1),
+                           c->pool.query, param(p, "pool.attn.k.weight"),
+                           param(p, "dec.cross_attn.0.attn.v.weight"), c->dec.text_projection};
+    ssl_params_zero_grad(p);
+    /* step 3e-3: at 1e-3 float32 rounding of the 2-layer decoder reaches the tolerance */
+    tu_gradcheck_opts_t o = {3e-3, 1e-3, 1e-2, 256};
+    assert_int_equal(tu_gradcheck(ctx, build_coca, c, in, 6, &o), 0);
+    /* causal: the logits at text position 1 do not depend on the text at position 2 */
+    ssl_ctx_set_grad(ctx, 0);
+    ssl_tensor_t *img = ssl_slice(ctx, ssl_attn_pooler_forward(ctx, &c->pool, in[0]), 1, 1, 2);
+    ssl_tensor_t *a = ssl_coca_decoder_forward(ctx, &c->dec, img, in[1]);
+    in[1]->data[2 * 8 + 3] += 1.0f;
+    ssl_tensor_t *b = ssl_coca_decoder_forward(ctx, &c->dec, img, in[1]);
+    tu_assert_close(a->data, b->data, 2 * 11, 0, 0);
+    assert_true(tu_count_mismatch(a->data + 2 * 11, b->data + 2 * 11, 11, 1e-4, 1e-4, "pos 2") > 0);
+    assert_null(ssl_coca_decoder_forward(ctx, &c->dec, img, in[0]));
+    tu_assert_error(NULL, SSL_ERR_SHAPE, "caption decoder", "(2, 5, 6)", NULL);
+    ssl_ctx_free(ctx);
+    free(c);
+    ssl_params_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_projectors),     cmocka_unit_test(test_dino),
         cmocka_unit_test(test_swav),           cmocka_unit_test(test_mae_decoder),
         cmocka_unit_test(test_jepa_predictor), cmocka_unit_test(test_text_tower),
+        cmocka_unit_test(test_coca_heads),
     };
     return cmocka_run_group_tests_name("heads_grad", tests, NULL, NULL);
 }

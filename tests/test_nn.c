@@ -357,6 +357,90 @@ static void test_encoder_block_outputs(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* y = x W^T + b over rows (plain loops) */
+static void ref_linear(const float *x, int64_t rows, int64_t in, const ssl_nn_linear_t *l,
+                       int64_t out, float *y)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < out; o++) {
+            double s = l->bias->data[o];
+            for (int64_t i = 0; i < in; i++)
+                s += (double)x[r * in + i] * l->weight->data[o * in + i];
+            y[r * out + o] = (float)s;
+        }
+}
+
+typedef struct cross_case {
+    ssl_nn_cross_attention_t a;
+    ssl_tensor_t *bias;
+} cross_case_t;
+
+static ssl_tensor_t *build_cross(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    cross_case_t *c = user;
+    return ssl_nn_cross_attention_forward(ctx, &c->a, in[0], in[1], c->bias);
+}
+
+/* Cross-attention against plain loops (2 heads, 3 queries over 5 keys of another width, a
+ * (Tq, Tk) bias), and its gradient by central differences. */
+static void test_cross_attention(void **state)
+{
+    (void)state;
+    enum { B = 2, TQ = 3, TK = 5, C = 8, CK = 6, H = 2, D = C / H };
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_params_t *p = ssl_params_create();
+    cross_case_t c;
+    assert_int_equal(ssl_nn_cross_attention_init(&c.a, p, "x", C, CK, H, SSL_INIT_TORCH_DEFAULT,
+                                                 3), SSL_OK);
+    for (int i = 0; i < 4; i++) { /* non-zero biases */
+        ssl_nn_linear_t *l = i == 0 ? &c.a.q : i == 1 ? &c.a.k : i == 2 ? &c.a.v : &c.a.proj;
+        for (int64_t j = 0; j < l->bias->numel; j++)
+            l->bias->data[j] = 0.1f * (float)((j * 7 + i) % 5 - 2);
+    }
+    c.bias = tu_rand(ctx, 2, (int64_t[]){TQ, TK}, 9, -1, 1, 0);
+    c.bias->data[1] = -INFINITY;
+    ssl_tensor_t *x = tu_rand(ctx, 3, (int64_t[]){B, TQ, C}, 1, -1, 1, 1);
+    ssl_tensor_t *kv = tu_rand(ctx, 3, (int64_t[]){B, TK, CK}, 2, -1, 1, 1);
+    ssl_tensor_t *y = ssl_nn_cross_attention_forward(ctx, &c.a, x, kv, c.bias);
+    assert_non_null(y);
+    assert_int_equal(y->shape[1], TQ);
+    assert_int_equal(y->shape[2], C);
+    float q[B * TQ * C], k[B * TK * C], v[B * TK * C], o[B * TQ * C], want[B * TQ * C];
+    ref_linear(x->data, B * TQ, C, &c.a.q, C, q);
+    ref_linear(kv->data, B * TK, CK, &c.a.k, C, k);
+    ref_linear(kv->data, B * TK, CK, &c.a.v, C, v);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < TQ; i++) {
+                double s[TK], mx = -INFINITY, z = 0;
+                for (int j = 0; j < TK; j++) {
+                    double d = 0;
+                    for (int e = 0; e < D; e++)
+                        d += (double)q[(b * TQ + i) * C + h * D + e] *
+                             k[(b * TK + j) * C + h * D + e];
+                    s[j] = d / sqrt((double)D) + c.bias->data[i * TK + j];
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int j = 0; j < TK; j++)
+                    z += (s[j] = exp(s[j] - mx));
+                for (int e = 0; e < D; e++) {
+                    double acc = 0;
+                    for (int j = 0; j < TK; j++)
+                        acc += s[j] / z * v[(b * TK + j) * C + h * D + e];
+                    o[(b * TQ + i) * C + h * D + e] = (float)acc;
+                }
+            }
+    ref_linear(o, B * TQ, C, &c.a.proj, C, want);
+    tu_assert_close(y->data, want, B * TQ * C, 1e-5, 1e-4);
+    ssl_tensor_t *in[2] = {x, kv};
+    tu_gradcheck_opts_t go = {1e-3, 1e-3, 1e-2, 64};
+    assert_int_equal(tu_gradcheck(ctx, build_cross, &c, in, 2, &go), 0);
+    assert_null(ssl_nn_cross_attention_forward(ctx, &c.a, kv, x, NULL));
+    tu_assert_error(NULL, SSL_ERR_SHAPE, "cross-attention", "(2, 5, 6)", NULL);
+    ssl_params_free(p);
+    ssl_ctx_free(ctx);
+}
+
 static void test_encoder_from_json(void **state)
 {
     (void)state;
@@ -574,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_encoder_from_json),
         cmocka_unit_test(test_encoder_masked_tokens),
         cmocka_unit_test(test_encoder_block_outputs),
+        cmocka_unit_test(test_cross_attention),
         cmocka_unit_test(test_split_batchnorm_forward),
         cmocka_unit_test(test_split_batchnorm_backward),
     };

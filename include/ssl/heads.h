@@ -224,6 +224,11 @@ SSL_API int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char
  * EOS pooling takes the first SSL_VOCAB_EOS of each row (an error if a row has none). */
 SSL_API ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t,
                                              const int32_t *ids, int64_t batch, int64_t len);
+/* The same, and *tokens (may be NULL) = the last block's output (batch, len, width), before
+ * ln_final: CoCa's token embeddings for the multimodal decoder (open_clip's token_embs). */
+SSL_API ssl_tensor_t *ssl_text_tower_forward_tokens(ssl_ctx_t *ctx, const ssl_text_tower_t *t,
+                                                    const int32_t *ids, int64_t batch,
+                                                    int64_t len, ssl_tensor_t **tokens);
 
 /* Image-side projection: weight (in, out), y = x @ weight, no bias (open_clip "visual.proj").
  * name is the full parameter name, e.g. "visual.proj". Init normal(0, in^-0.5). */
@@ -235,6 +240,58 @@ SSL_API int ssl_clip_proj_init(ssl_clip_proj_t *m, ssl_params_t *p, const char *
                                int64_t out, uint64_t seed);
 SSL_API ssl_tensor_t *ssl_clip_proj_forward(ssl_ctx_t *ctx, const ssl_clip_proj_t *m,
                                             ssl_tensor_t *x);
+
+/* ---------------------------------------------------------------- CoCa */
+
+/* open_clip's AttentionalPooler: n_queries learned queries (n_queries, dim), LayerNorm'ed (ln_q),
+ * cross-attend to the LayerNorm'ed (ln_k) context tokens (B, N, context_dim): (B, n_queries,
+ * dim). Parameters "<prefix>.query", "ln_q", "ln_k" (eps 1e-5), "attn.{q,k,v,proj}". */
+typedef struct ssl_attn_pooler {
+    ssl_tensor_t *query; /* (n_queries, dim) */
+    ssl_nn_layernorm_t ln_q, ln_k;
+    ssl_nn_cross_attention_t attn;
+    int n_queries;
+} ssl_attn_pooler_t;
+
+SSL_API int ssl_attn_pooler_init(ssl_attn_pooler_t *m, ssl_params_t *p, const char *prefix,
+                                 int64_t dim, int64_t context_dim, int heads, int n_queries,
+                                 uint64_t seed);
+SSL_API ssl_tensor_t *ssl_attn_pooler_forward(ssl_ctx_t *ctx, const ssl_attn_pooler_t *m,
+                                              ssl_tensor_t *x);
+
+/* CoCa's multimodal text decoder (open_clip MultimodalTransformer): per layer a causal
+ * self-attention block ("resblocks.N", as the text tower's) then a cross-attention block
+ * ("cross_attn.N": x + proj(attn(ln_1(x), ln_1_kv(image)))), x + mlp(ln_2(x))), then ln_final
+ * and text_projection (width, vocab_size) to next-token logits. */
+typedef struct ssl_coca_cross_block {
+    ssl_nn_layernorm_t ln_1, ln_1_kv, ln_2;
+    ssl_nn_cross_attention_t attn;
+    ssl_nn_linear_t fc1, fc2; /* mlp.c_fc, mlp.c_proj (GELU) */
+} ssl_coca_cross_block_t;
+
+typedef struct ssl_coca_decoder_cfg {
+    int64_t width;      /* the text tower's width (the decoder reads its tokens) */
+    int64_t vocab_size; /* from the vocabulary */
+    int layers, heads;  /* 12, 8 */
+    double mlp_ratio;   /* 4 */
+    int n_queries;      /* image tokens of the attentional pooler: 1 contrastive + the rest */
+    int pooler_heads;   /* 8 */
+} ssl_coca_decoder_cfg_t;
+
+typedef struct ssl_coca_decoder {
+    ssl_coca_decoder_cfg_t cfg;
+    ssl_nn_block_t self_blocks[SSL_HEAD_MAX_DEPTH];
+    ssl_coca_cross_block_t cross[SSL_HEAD_MAX_DEPTH];
+    ssl_nn_layernorm_t ln_final;
+    ssl_tensor_t *text_projection; /* (width, vocab_size) */
+} ssl_coca_decoder_t;
+
+SSL_API int ssl_coca_decoder_init(ssl_coca_decoder_t *d, ssl_params_t *p, const char *prefix,
+                                  const ssl_coca_decoder_cfg_t *cfg, uint64_t seed);
+/* image (B, N, width) image tokens, text (B, L, width) token embeddings: logits (B, L, vocab),
+ * position i seeing text positions <= i and every image token. */
+SSL_API ssl_tensor_t *ssl_coca_decoder_forward(ssl_ctx_t *ctx, const ssl_coca_decoder_t *d,
+                                               ssl_tensor_t *image, ssl_tensor_t *text);
 
 /* ---------------------------------------------------------------- tokenizer */
 
@@ -283,7 +340,8 @@ typedef enum ssl_head_kind {
     SSL_HEAD_MAE_DECODER,    /* cfg.mae */
     SSL_HEAD_JEPA_PREDICTOR, /* cfg.jepa */
     SSL_HEAD_CLIP_TEXT,      /* cfg.text */
-    SSL_HEAD_CLIP_PROJ       /* cfg.clip_proj */
+    SSL_HEAD_CLIP_PROJ,      /* cfg.clip_proj */
+    SSL_HEAD_COCA_DECODER    /* cfg.coca */
 } ssl_head_kind_t;
 
 typedef struct ssl_head_cfg {
@@ -300,13 +358,14 @@ typedef struct ssl_head_cfg {
         int64_t in_dim;    /* encoder width (from the encoder) */
         int64_t embed_dim; /* joint space width 512 */
     } clip_proj;
+    ssl_coca_decoder_cfg_t coca;
 } ssl_head_cfg_t;
 
 /* Reference defaults of a head. Kinds: "mlp", "simclr_projector", "mocov2_projector",
  * "mocov3_projector", "mocov3_predictor", "byol_projector", "byol_predictor",
  * "simsiam_projector", "simsiam_predictor", "vicreg_projector", "barlow_projector", "dino",
- * "swav_prototypes", "mae_decoder", "ijepa_predictor", "clip_text", "clip_image_proj".
- * Unknown kind: SSL_ERR_CONFIG naming the nearest. Encoder-derived fields are left 0. */
+ * "swav_prototypes", "mae_decoder", "ijepa_predictor", "clip_text", "clip_image_proj",
+ * "coca_decoder". Unknown kind: SSL_ERR_CONFIG naming the nearest. Encoder-derived fields are left 0. */
 SSL_API int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg);
 /* Preset, then the keys of a strict JSON object over it (an unknown key is an error that
  * suggests the nearest valid key; values are range-checked; messages name `source` and the

@@ -305,6 +305,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_KOLEO,         /* KoLeo on the student's class tokens (default weight 0.1) */
     SSL_LOSS_DATA2VEC,      /* masked tokens regress an EMA teacher's averaged block outputs */
     SSL_LOSS_MASKFEAT,      /* masked tokens regress their patches' HOG (ssl_loss_mae_idx) */
+    SSL_LOSS_COCA,          /* CLIP's loss + captioning cross-entropy (clip's keys + weights) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -361,6 +362,8 @@ typedef struct ssl_loss_cfg {
         float init_logit_scale; /* clip: log(1 / 0.07); siglip: log(10) */
         float max_logit_scale;  /* clip: log(100) */
         float init_logit_bias;  /* siglip: -10 */
+        float clip_weight;      /* coca: 1 (open_clip's coca_contrastive_loss_weight) */
+        float caption_weight;   /* coca: 2 (coca_caption_loss_weight) */
     } clip;
     struct {
         float rho; /* 0.3: weight of the old correlation in its moving average */

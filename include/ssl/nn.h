@@ -160,6 +160,26 @@ SSL_API int ssl_nn_attention_init(ssl_nn_attention_t *m, ssl_params_t *p, const 
 SSL_API ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t *m,
                                                ssl_tensor_t *x, ssl_tensor_t *attn_bias);
 
+/* Multi-head cross-attention (torch.nn.MultiheadAttention with kdim = vdim = kv_dim): queries
+ * from x (B, Tq, C), keys and values from kv (B, Tk, kv_dim); per head (D = C / heads)
+ * softmax(Q K^T / sqrt(D) + attn_bias) V, heads side by side, then the output projection.
+ * Parameters "<name>.q" (C, C), "<name>.k" and "<name>.v" (C, kv_dim), "<name>.proj" (C, C),
+ * all with biases. attn_bias: NULL, or added to the (B, heads, Tq, Tk) scores with
+ * broadcasting. */
+typedef struct ssl_nn_cross_attention {
+    ssl_nn_linear_t q, k, v, proj;
+    int heads;
+    int64_t dim, kv_dim;
+} ssl_nn_cross_attention_t;
+
+SSL_API int ssl_nn_cross_attention_init(ssl_nn_cross_attention_t *m, ssl_params_t *p,
+                                        const char *name, int64_t dim, int64_t kv_dim, int heads,
+                                        ssl_init_t init, uint64_t seed);
+SSL_API ssl_tensor_t *ssl_nn_cross_attention_forward(ssl_ctx_t *ctx,
+                                                     const ssl_nn_cross_attention_t *m,
+                                                     ssl_tensor_t *x, ssl_tensor_t *kv,
+                                                     ssl_tensor_t *attn_bias);
+
 /* Pre-norm transformer block (timm Block): x + attn(norm1(x)); x + mlp(norm2(x)), GELU MLP
  * "mlp.fc1", "mlp.fc2". */
 typedef struct ssl_nn_block {

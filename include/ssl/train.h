@@ -225,6 +225,28 @@ typedef struct ssl_zeroshot_opts {
 SSL_API int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t *res,
                                     int64_t *unknown_words);
 
+/* Captions of the first n images of a split by a CoCa checkpoint: greedy decoding (at every
+ * step the most probable next word, never padding or <unk>, up to <eos> or the text tower's
+ * context length) with the vocabulary stored in the checkpoint; evaluation transform.
+ * out->text[i] is the generated caption of image i (words joined by spaces, without <sos> and
+ * <eos>), out->reference[i] the dataset's own caption of it (NULL when it has none) and
+ * out->labels (NULL when unlabelled) its class. SSL_ERR_UNSUPPORTED for a checkpoint without a
+ * caption decoder. Free with ssl_captions_free. */
+typedef struct ssl_caption_opts {
+    const char *checkpoint;
+    const char *split; /* NULL: the config's eval split */
+    int64_t n;         /* images, from the first; 0: 8 */
+} ssl_caption_opts_t;
+
+typedef struct ssl_captions {
+    int64_t n;
+    char **text, **reference;
+    int32_t *labels;
+} ssl_captions_t;
+
+SSL_API int ssl_caption_checkpoint(const ssl_caption_opts_t *o, ssl_captions_t *out);
+SSL_API void ssl_captions_free(ssl_captions_t *c);
+
 /* ---------------------------------------------------------------- benchmarks */
 
 /* Time training steps of a workload: the run config's method, optimizer and batch on one fixed

@@ -47,6 +47,7 @@ static const struct {
     {"ijepa_predictor", SSL_HEAD_JEPA_PREDICTOR},
     {"clip_text", SSL_HEAD_CLIP_TEXT},
     {"clip_image_proj", SSL_HEAD_CLIP_PROJ},
+    {"coca_decoder", SSL_HEAD_COCA_DECODER},
 };
 #define N_OTHER ((int)(sizeof k_other / sizeof k_other[0]))
 
@@ -88,6 +89,7 @@ int ssl_head_preset(const char *kind, ssl_head_cfg_t *cfg)
         cfg->text = (ssl_text_cfg_t){
             0, 77, 512, 12, 8, 4.0, 512, 1, SSL_TEXT_POOL_EOS, SSL_TOK_WORDS, 1, 0};
         cfg->clip_proj.embed_dim = 512;
+        cfg->coca = (ssl_coca_decoder_cfg_t){0, 0, 12, 8, 4.0, 256, 8};
         return SSL_OK;
     }
     const char *near = kind ? ssl_nearest(kind, names, N_MLP + N_OTHER) : NULL;
@@ -209,6 +211,18 @@ int ssl__head_cfg_read(ssl_cfg_t *c, const char *kind, ssl_head_cfg_t *cfg)
     case SSL_HEAD_CLIP_TEXT:
         read_text(c, &cfg->text);
         break;
+    case SSL_HEAD_COCA_DECODER: {
+        static const char *const keys[] = {"type",      "layers",       "heads", "mlp_ratio",
+                                           "n_queries", "pooler_heads", NULL};
+        ssl_coca_decoder_cfg_t *d = &cfg->coca;
+        ssl_cfg_keys(c, keys);
+        d->layers = ssl_cfg_int(c, "layers", d->layers, 1, SSL_HEAD_MAX_DEPTH);
+        d->heads = ssl_cfg_int(c, "heads", d->heads, 1, 256);
+        d->mlp_ratio = ssl_cfg_double(c, "mlp_ratio", d->mlp_ratio, 0.125, 16.0);
+        d->n_queries = ssl_cfg_int(c, "n_queries", d->n_queries, 2, 4096);
+        d->pooler_heads = ssl_cfg_int(c, "pooler_heads", d->pooler_heads, 1, 256);
+        break;
+    }
     case SSL_HEAD_CLIP_PROJ: {
         static const char *const keys[] = {"type", "embed_dim", NULL};
         ssl_cfg_keys(c, keys);

@@ -22,4 +22,14 @@ int ssl__head_check_indices(ssl_ctx_t *ctx, const char *head, const char *what, 
 ssl_tensor_t *ssl__head_gather_const(ssl_ctx_t *ctx, const float *table, int64_t dim,
                                      const int32_t *idx, int64_t rows);
 
+/* Additive attention bias: causal (L, L) with -inf above the diagonal, or (B, 1, 1, L) with
+ * -inf at the keys where ids holds padding. */
+ssl_tensor_t *ssl__text_attention_bias(ssl_ctx_t *ctx, const int32_t *ids, int64_t B, int64_t L,
+                                       int causal);
+/* open_clip's ResidualAttentionBlock as an nn transformer block under its names (ln_1,
+ * attn.in_proj_weight/bias, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj; LayerNorm eps 1e-5) with
+ * open_clip's init for a stack of `layers` blocks of width W. */
+int ssl__clip_resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, int64_t W,
+                            int heads, int64_t hidden, int layers, uint64_t seed);
+
 #endif

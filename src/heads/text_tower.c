@@ -22,8 +22,8 @@ static void default_bias(ssl_tensor_t *b, int64_t fan_in, uint64_t seed)
     ssl_nn_fill_uniform(b, -bd, bd, seed);
 }
 
-static int resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, int64_t W, int heads,
-                         int64_t hidden, int layers, uint64_t seed)
+int ssl__clip_resblock_init(ssl_nn_block_t *m, ssl_params_t *p, const char *pre, int64_t W,
+                            int heads, int64_t hidden, int layers, uint64_t seed)
 {
     char nm[256];
     memset(m, 0, sizeof *m);
@@ -96,8 +96,8 @@ int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix
     ssl_nn_fill_normal(t->positional_embedding, 0.0f, 0.01f, seed);
     for (int i = 0; i < cfg->layers; i++) {
         snprintf(sub, sizeof sub, "transformer.resblocks.%d", i);
-        if ((st = resblock_init(&t->blocks[i], p, HEAD_NAME(nm, pre, sub), W, cfg->heads, hidden,
-                                cfg->layers, seed)))
+        if ((st = ssl__clip_resblock_init(&t->blocks[i], p, HEAD_NAME(nm, pre, sub), W,
+                                          cfg->heads, hidden, cfg->layers, seed)))
             return st;
     }
     if ((st = ssl_nn_layernorm_init(&t->ln_final, p, HEAD_NAME(nm, pre, "ln_final"), W, 1e-5f)))
@@ -109,9 +109,7 @@ int ssl_text_tower_init(ssl_text_tower_t *t, ssl_params_t *p, const char *prefix
     return SSL_OK;
 }
 
-/* Additive attention bias: causal (L, L) with -inf above the diagonal, or (B, 1, 1, L) with
- * -inf at padded keys. */
-static ssl_tensor_t *attention_bias(ssl_ctx_t *ctx, const int32_t *ids, int64_t B, int64_t L,
+ssl_tensor_t *ssl__text_attention_bias(ssl_ctx_t *ctx, const int32_t *ids, int64_t B, int64_t L,
                                     int causal)
 {
     ssl_tensor_t *m = causal ? ssl_tensor_zeros(ctx, 2, (int64_t[]){L, L})
@@ -133,6 +131,15 @@ static ssl_tensor_t *attention_bias(ssl_ctx_t *ctx, const int32_t *ids, int64_t 
 ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, const int32_t *ids,
                                      int64_t B, int64_t L)
 {
+    return ssl_text_tower_forward_tokens(ctx, t, ids, B, L, NULL);
+}
+
+ssl_tensor_t *ssl_text_tower_forward_tokens(ssl_ctx_t *ctx, const ssl_text_tower_t *t,
+                                            const int32_t *ids, int64_t B, int64_t L,
+                                            ssl_tensor_t **tokens)
+{
+    if (tokens)
+        *tokens = NULL;
     if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(t, __func__))
         return NULL;
     const ssl_text_cfg_t *c = &t->cfg;
@@ -169,11 +176,13 @@ ssl_tensor_t *ssl_text_tower_forward(ssl_ctx_t *ctx, const ssl_text_tower_t *t, 
     }
     ssl_tensor_t *x = ssl_embedding(ctx, t->token_embedding, ids, 2, (int64_t[]){B, L});
     x = ssl_add(ctx, x, ssl_slice(ctx, t->positional_embedding, 0, 0, L)); // (B, L, W)
-    ssl_tensor_t *bias = c->layers > 0 ? attention_bias(ctx, ids, B, L, c->causal) : NULL;
+    ssl_tensor_t *bias = c->layers > 0 ? ssl__text_attention_bias(ctx, ids, B, L, c->causal) : NULL;
     for (int i = 0; i < c->layers; i++)
         x = ssl_nn_block_forward(ctx, &t->blocks[i], x, bias);
     if (!x)
         return NULL;
+    if (tokens)
+        *tokens = x;
     int64_t W = c->width;
     if (c->pool == SSL_TEXT_POOL_EOS) { /* ln_final is per token: pool first */
         x = ssl_gather_rows(ctx, x, eos, 1);

@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   "data2vec", "maskfeat", NULL};
+    "koleo",   "data2vec", "maskfeat", "coca", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -94,6 +94,8 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->clip.init_logit_scale = (float)clip_init(type);
     c->clip.max_logit_scale = (float)D_CLIP_MAX;
     c->clip.init_logit_bias = -10.0f;
+    c->clip.clip_weight = 1.0f;
+    c->clip.caption_weight = 2.0f;
     c->directpred.rho = (float)D_DP_RHO;
     c->directpred.eps = (float)D_DP_EPS;
     c->deepclusterv2.temperature = (float)D_DC_TEMP;
@@ -259,8 +261,15 @@ static void read_clip(ssl_cfg_t *c, ssl_loss_cfg_t *o)
                                             NULL};
     static const char *const siglip_keys[] = {"type", "weight", "init_logit_scale",
                                               "init_logit_bias", NULL};
+    static const char *const coca_keys[] = {"type",           "weight",      "init_logit_scale",
+                                            "max_logit_scale", "clip_weight", "caption_weight",
+                                            NULL};
     int sig = o->type == SSL_LOSS_SIGLIP;
-    ssl_cfg_keys(c, sig ? siglip_keys : clip_keys);
+    ssl_cfg_keys(c, sig ? siglip_keys : o->type == SSL_LOSS_COCA ? coca_keys : clip_keys);
+    if (o->type == SSL_LOSS_COCA) {
+        o->clip.clip_weight = ssl_cfg_float(c, "clip_weight", 1.0, 0.0, 1e6);
+        o->clip.caption_weight = ssl_cfg_float(c, "caption_weight", 2.0, 0.0, 1e6);
+    }
     o->clip.init_logit_scale =
         ssl_cfg_float(c, "init_logit_scale", clip_init(o->type), -20.0, 20.0);
     if (sig) {
@@ -315,6 +324,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         break;
     case SSL_LOSS_CLIP:
     case SSL_LOSS_SIGLIP:
+    case SSL_LOSS_COCA:
         read_clip(c, &o);
         break;
     case SSL_LOSS_DIRECTPRED: {

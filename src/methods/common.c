@@ -8,8 +8,8 @@
 #include <string.h>
 
 /* The model sections a family may read, in the order of method.c's k_sections. */
-static const char *const k_read_bits[] = {"projector", "predictor",  "head",
-                                          "text",      "image_proj", NULL};
+static const char *const k_read_bits[] = {"projector",  "predictor", "head", "text",
+                                          "image_proj", "decoder",   NULL};
 
 int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
                           const char *def_kind, ssl_head_cfg_t *h)

@@ -47,7 +47,8 @@ static const ssl_method_def_t *family_of(const ssl_loss_cfg_t *loss, int n)
 }
 
 /* The model sections families read (bit i of read_sections: common.c's k_read_bits). */
-static const char *const k_sections[] = {"projector", "predictor", "head", "text", "image_proj"};
+static const char *const k_sections[] = {"projector", "predictor",  "head",
+                                         "text",      "image_proj", "decoder"};
 static const char *const k_target_names[] = {"none", "stop_grad", "ema"};
 
 /* What every method checks and builds before its family's create. */
@@ -124,7 +125,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
                                  ssl_params_t *target, uint64_t seed, const char *vocab)
 {
     static const char *const model_keys[] = {"encoder", "projector",  "predictor", "head",
-                                             "text",    "image_proj", NULL};
+                                             "text",    "image_proj", "decoder",   NULL};
     ssl_cfg_t model = ssl_cfg_obj(root, "model");
     ssl_cfg_keys(&model, model_keys);
     ssl_cfg_require(&model, "encoder");
@@ -344,6 +345,16 @@ ssl_tensor_t *ssl__method_image_embed(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tenso
         return NULL;
     }
     return m->def->image_embed(m, ctx, x);
+}
+
+ssl_tensor_t *ssl__method_caption_ids(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
+{
+    if (!m->def->caption_ids) {
+        ssl_set_error(SSL_ERR_UNSUPPORTED, "method: %s has no caption decoder (a coca loss "
+                      "trains one)", m->def->name);
+        return NULL;
+    }
+    return m->def->caption_ids(m, ctx, x);
 }
 
 ssl_tensor_t *ssl__method_text_embed(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,

@@ -98,5 +98,8 @@ ssl_tensor_t *ssl__method_image_embed(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tenso
  * number of words the vocabulary does not know (encoded as <unk>). */
 ssl_tensor_t *ssl__method_text_embed(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,
                                      int64_t n, int64_t *n_unknown);
+/* Greedy captions of images x (CoCa): (B, context_length) token ids as floats (<sos> ... <eos>,
+ * then padding), eval mode, no tape; SSL_ERR_UNSUPPORTED for a method without a decoder. */
+ssl_tensor_t *ssl__method_caption_ids(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
 
 #endif

@@ -100,6 +100,10 @@ struct ssl_method_def {
     ssl_tensor_t *(*text_embed)(ssl_method_t *m, ssl_ctx_t *ctx, const char *const *texts,
                                 int64_t n, int64_t *n_unknown);
     const char *(*vocab)(const ssl_method_t *m);
+    /* captioning methods (CoCa): greedy next-token decoding of images x, eval mode, no tape:
+     * (B, context_length) token ids as floats, from <sos> to <eos> then padding; NULL for the
+     * others, and for a family member that has no decoder (SSL_ERR_UNSUPPORTED) */
+    ssl_tensor_t *(*caption_ids)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
 };
 
 /* The families (one file each). */

@@ -52,6 +52,69 @@ ssl_tensor_t *ssl_nn_attention_forward(ssl_ctx_t *ctx, const ssl_nn_attention_t 
     return ssl_nn_linear_forward(ctx, &m->proj, attention_heads(ctx, m, x, attn_bias));
 }
 
+int ssl_nn_cross_attention_init(ssl_nn_cross_attention_t *m, ssl_params_t *p, const char *name,
+                                int64_t dim, int64_t kv_dim, int heads, ssl_init_t init,
+                                uint64_t seed)
+{
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
+    char buf[256];
+    memset(m, 0, sizeof *m);
+    if (heads <= 0 || dim % heads != 0 || kv_dim <= 0)
+        return ssl_set_error(SSL_ERR_CONFIG, "%s: dim %lld is not divisible by heads %d (or "
+                             "kv_dim %lld is not positive)", name, (long long)dim, heads,
+                             (long long)kv_dim);
+    m->heads = heads;
+    m->dim = dim;
+    m->kv_dim = kv_dim;
+    int st;
+    if ((st = ssl_nn_linear_init(&m->q, p, NAME(buf, name, "q"), dim, dim, 1, init, seed)) ||
+        (st = ssl_nn_linear_init(&m->k, p, NAME(buf, name, "k"), kv_dim, dim, 1, init, seed)) ||
+        (st = ssl_nn_linear_init(&m->v, p, NAME(buf, name, "v"), kv_dim, dim, 1, init, seed)))
+        return st;
+    return ssl_nn_linear_init(&m->proj, p, NAME(buf, name, "proj"), dim, dim, 1, init, seed);
+}
+
+/* (B, T, C) -> (B, heads, T, D) */
+static ssl_tensor_t *split_heads(ssl_ctx_t *ctx, ssl_tensor_t *x, int heads)
+{
+    if (!x)
+        return NULL;
+    int64_t B = x->shape[0], T = x->shape[1], C = x->shape[2];
+    x = ssl_reshape(ctx, x, 4, (int64_t[]){B, T, heads, C / heads});
+    return ssl_permute(ctx, x, (int[]){0, 2, 1, 3});
+}
+
+ssl_tensor_t *ssl_nn_cross_attention_forward(ssl_ctx_t *ctx, const ssl_nn_cross_attention_t *m,
+                                             ssl_tensor_t *x, ssl_tensor_t *kv,
+                                             ssl_tensor_t *attn_bias)
+{
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
+    if (SSL__NULL_INPUT(x, __func__) || SSL__NULL_INPUT(kv, __func__))
+        return NULL;
+    if (x->ndim != 3 || x->shape[2] != m->dim || kv->ndim != 3 || kv->shape[2] != m->kv_dim ||
+        kv->shape[0] != x->shape[0]) {
+        char s[96], t[96];
+        ssl_set_error(SSL_ERR_SHAPE, "cross-attention: queries %s and keys %s, expected "
+                      "(B, Tq, %lld) and (B, Tk, %lld)", ssl_shape_str(x, s, sizeof s),
+                      ssl_shape_str(kv, t, sizeof t), (long long)m->dim, (long long)m->kv_dim);
+        return NULL;
+    }
+    int64_t B = x->shape[0], Tq = x->shape[1];
+    ssl_tensor_t *q = split_heads(ctx, ssl_nn_linear_forward(ctx, &m->q, x), m->heads);
+    ssl_tensor_t *k = split_heads(ctx, ssl_nn_linear_forward(ctx, &m->k, kv), m->heads);
+    ssl_tensor_t *v = split_heads(ctx, ssl_nn_linear_forward(ctx, &m->v, kv), m->heads);
+    float scale = (float)(1.0 / sqrt((double)(m->dim / m->heads)));
+    ssl_tensor_t *s = ssl_scale(ctx, ssl_matmul(ctx, q, k, 0, 1), scale, 0.0f); // (B,H,Tq,Tk)
+    if (attn_bias)
+        s = ssl_add(ctx, s, attn_bias);
+    ssl_tensor_t *o = ssl_matmul(ctx, ssl_softmax(ctx, s, -1), v, 0, 0); // (B, H, Tq, D)
+    o = ssl_permute(ctx, o, (int[]){0, 2, 1, 3});                          // (B, Tq, H, D)
+    o = ssl_reshape(ctx, o, 3, (int64_t[]){B, Tq, m->dim});
+    return ssl_nn_linear_forward(ctx, &m->proj, o);
+}
+
 int ssl_nn_block_init(ssl_nn_block_t *m, ssl_params_t *p, const char *name, int64_t dim,
                       int heads, double mlp_ratio, int qkv_bias, ssl_init_t init, uint64_t seed)
 {

@@ -71,9 +71,9 @@ int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t 
     if (st != SSL_OK)
         goto done;
     if (!ssl__method_is_clip(cm.m)) {
-        st = ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: zero-shot classification needs a clip or "
-                           "siglip checkpoint (a text tower); this one was trained with loss "
-                           "'%s'", o->checkpoint, loss_type(cm.doc));
+        st = ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: zero-shot classification needs a clip, "
+                           "siglip or coca checkpoint (a text tower); this one was trained with "
+                           "loss '%s'", o->checkpoint, loss_type(cm.doc));
         goto done;
     }
     const ssl_dataset_t *ds = cm.ds;

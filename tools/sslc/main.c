@@ -31,7 +31,9 @@ static const char *k_usage =
     "  linear CKPT [--epochs N] [--lr X] [--sgd] [--identity]\n"
     "                            linear-probe accuracy of a checkpoint's encoder features\n"
     "  zeroshot CKPT [--split S] [--limit N] [--template \"a photo of a {}\"]\n"
-    "                            zero-shot accuracy of a clip/siglip checkpoint from class names\n"
+    "                            zero-shot accuracy of a clip/siglip/coca checkpoint from class names\n"
+    "  caption CKPT [--n 8] [--split S]\n"
+    "                            greedy captions of the first images by a coca checkpoint\n"
     "  report RUN_DIR [--out FILE] [--points N]\n"
     "                            self-contained report.html: metric charts, PCA of embeddings\n"
     "  info CKPT [--tensors] [--no-metrics]\n"
@@ -198,6 +200,8 @@ int main(int argc, char **argv)
         return sslc_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "zeroshot"))
         return sslc_cmd_zeroshot(argc - 2, argv + 2);
+    if (!strcmp(cmd, "caption"))
+        return sslc_cmd_caption(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))
         return sslc_cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "export"))
