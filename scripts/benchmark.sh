@@ -3,7 +3,8 @@
 # trained encoder, the same encoder at random initialisation and raw pixels with one protocol:
 #   cosine kNN on all 60,000 training / 10,000 test images, k 200 and 20, T 0.1 and 0.07
 #   (the best of the four and k=200 T=0.1), and the linear probe (sslc linear: epoch chosen on
-#   10% of the training split); CLIP/SigLIP also zero-shot top-1.
+#   10% of the training split); CLIP/SigLIP/CoCa also zero-shot top-1. The probes read the
+#   features the config's eval.blocks names (a ViT's last N blocks; the record says so).
 # Each config's record goes to docs/benchmarks/NAME.json (with its per-epoch kNN curve), then
 # scripts/benchmark_report.py renders docs/benchmarks.md and the chart from all records.
 #
@@ -62,7 +63,7 @@ for cfg in "${configs[@]}"; do
   lin=$(linear "$ckpt")
   init_lin=$(linear "$init")
   zs=null
-  if grep -q '"type":[[:space:]]*"\(clip\|siglip\)"' "$run/config.json"; then
+  if grep -q '"type":[[:space:]]*"\(clip\|siglip\|coca\)"' "$run/config.json"; then
     zs=$("$SSLC" zeroshot "$ckpt" --threads "$THREADS" | awk '/top-1/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) { v = $i; sub("%", "", v); print v; exit } }')
     zs=${zs:-null}
   fi

@@ -4,13 +4,16 @@ metrics.jsonl plus the probe results -> docs/benchmarks/NAME.json."""
 import argparse, datetime, json, os
 
 
-def encoder_name(enc):
-    """resnet18 w16; a custom ViT with its width, depth and patch (vit d128 L6 p4)."""
+def encoder_name(enc, blocks=1):
+    """resnet18 w16; a custom ViT with its width, depth and patch (vit d128 L6 p4); with the
+    probes' readout when it is not the pooled output (eval.blocks: ", last 4 blocks")."""
     name = enc.get("type", "")
     if "width" in enc:
         name += f" w{enc['width']}"
     if name == "vit":
         name += f" d{enc.get('dim')} L{enc.get('depth')} p{enc.get('patch_size')}"
+    if blocks > 1:
+        name += f", last {blocks} blocks"
     return name
 
 
@@ -51,7 +54,8 @@ def main():
     rec = {
         "name": os.path.basename(a.out)[:-5],
         "method": loss.get("type"), "form": loss.get("form"),
-        "encoder": encoder_name(enc),
+        "encoder": encoder_name(enc, cfg.get("eval", {}).get("blocks", 1)),
+        "readout_blocks": cfg.get("eval", {}).get("blocks", 1),
         "epochs": cfg["train"].get("epochs"), "batch_size": cfg["train"].get("batch_size"),
         "overrides": a.overrides, "wall_s": a.wall, "train_s": elapsed,
         "images_per_s": sorted(x for x in ips if x)[len(ips) // 2] if ips else None,

@@ -85,6 +85,12 @@ else
   echo "skip: /usr/bin/python3 with numpy not available (numpy kNN cross-check)"
 fi
 expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --train-limit 256 --test-limit 64
+# a sweep of lr x wd: one result per pair, the reported one the best on validation (first on ties)
+expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --lr 1e-3,3e-2 --wd 0,1e-2 \
+  --train-limit 256 --test-limit 64
+[ "$(grep -c '^lr .* best epoch' <<< "$out")" = 4 ] || fail "linear sweep: not 4 results: $out"
+want=$(grep '^lr .* best epoch' <<< "$out" | awk '{ v = $10; sub("%,", "", v); if (NR == 1 || v + 0 > b) { b = v + 0; s = "lr " $2 ", wd " $4 } } END { print s }')
+grep -q "^best epoch .*, $want)" <<< "$out" || fail "linear sweep: best is not '$want': $out"
 # identity encoder: raw pixels of the config's (or the checkpoint's) dataset; full-data figures
 # (79.1% / 85.5% / ~84%) are checked by test_eval_knn and test_eval_probe
 expect 0 "top-1 70.20%" -- "$sslc" knn --identity "$src/configs/simclr.json" --train-limit 2000 --test-limit 500
