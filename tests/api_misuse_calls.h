@@ -140,6 +140,8 @@ CALL(PTR, ssl_batch_norm_add_relu, null, "core.h", ssl_batch_norm_add_relu(NULL,
 CALL(PTR, ssl_batch_norm_add_relu, ctx, "core.h", ssl_batch_norm_add_relu(g_ctx, NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_conv2d, null, "core.h", ssl_conv2d(NULL, NULL, NULL, NULL, -1, -1))
 CALL(PTR, ssl_conv2d, ctx, "core.h", ssl_conv2d(g_ctx, NULL, NULL, NULL, -1, -1))
+CALL(PTR, ssl_conv_transpose2d, null, "core.h", ssl_conv_transpose2d(NULL, NULL, NULL, NULL, -1, -1, -1))
+CALL(PTR, ssl_conv_transpose2d, ctx, "core.h", ssl_conv_transpose2d(g_ctx, NULL, NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_max_pool2d, null, "core.h", ssl_max_pool2d(NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_max_pool2d, ctx, "core.h", ssl_max_pool2d(g_ctx, NULL, -1, -1, -1))
 CALL(PTR, ssl_avg_pool2d, null, "core.h", ssl_avg_pool2d(NULL, NULL, -1, -1, -1))

@@ -357,6 +357,14 @@ SSL_API ssl_tensor_t *ssl_batch_norm_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, s
 /* Convolution and pooling on NCHW. conv2d: w (OC, C, KH, KW), bias (OC) or NULL. */
 SSL_API ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
                                  ssl_tensor_t *bias, int stride, int padding);
+/* The transpose (adjoint) of conv2d, PyTorch's conv_transpose2d with groups 1 and dilation 1:
+ * x (N, C_in, H, W), w (C_in, C_out, KH, KW) as PyTorch stores it, bias (C_out) or NULL; output
+ * (N, C_out, (H - 1) * stride - 2 * padding + KH + output_padding, the same for W).
+ * output_padding in [0, stride) picks among the sizes a stride-s conv2d maps onto H (a decoder's
+ * 2x upsampling of a 7x7 map to 14x14: kernel 3, stride 2, padding 1, output_padding 1). */
+SSL_API ssl_tensor_t *ssl_conv_transpose2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                           ssl_tensor_t *bias, int stride, int padding,
+                                           int output_padding);
 SSL_API ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
                                      int padding);
 /* count_include_pad = true, as PyTorch's default. */

@@ -357,6 +357,19 @@ static int64_t chunk_for_threads(const conv_dims_t *d)
     return ssl__balanced_chunk(d->n, conv_chunk(d));
 }
 
+/* dw (kw) += the sum of `used` per-thread partial weight gradients, in thread order
+ * (deterministic for a thread count) */
+static void add_weight_parts(const float *parts, int64_t used, int64_t kw, float *dw)
+{
+#pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
+    for (int64_t i = 0; i < kw; i++) {
+        float s = parts[i];
+        for (int64_t t = 1; t < used; t++)
+            s += parts[t * kw + i];
+        dw[i] += s;
+    }
+}
+
 static int conv_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
 {
     conv_dims_t d;
@@ -522,16 +535,8 @@ static void conv_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
             }
         }
     }
-    if (dw) {
-        int64_t used = n_chunks > 1 ? nt : 1;
-#pragma omp parallel for schedule(static) if (kw > SSL_OMP_MIN)
-        for (int64_t i = 0; i < kw; i++) {
-            float s = parts[i];
-            for (int64_t t = 1; t < used; t++) /* in thread order: deterministic */
-                s += parts[t * kw + i];
-            dw[i] += s;
-        }
-    }
+    if (dw)
+        add_weight_parts(parts, n_chunks > 1 ? nt : 1, kw, dw);
 }
 
 const ssl_op_def_t ssl_opdef_conv2d = {"conv2d", 1, conv_shape, conv_forward, conv_backward, 0};
@@ -543,5 +548,212 @@ ssl_tensor_t *ssl_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w, ssl_t
     ssl__node_init(&n, SSL_OP_CONV2D, 3, x, w, bias);
     n.ia[0] = stride;
     n.ia[1] = padding;
+    return ssl__apply(ctx, &n);
+}
+
+/* ---------------------------------------------------------------- conv_transpose2d
+ * y = conv_transpose2d(x, w) is the input gradient of a convolution whose input has y's shape
+ * and whose output has x's: the same dims in the convolution's view (conv_dims_t: "input" =
+ * y (N, C_out, OH, OW), "output" = x (N, C_in, H, W), weight (C_in, C_out*KH*KW) = (OC, K), as
+ * PyTorch stores a transposed convolution's weight). Forward is conv2d's input-gradient path
+ * (columns W^T x, then col2im), backward is conv2d's forward for dx (im2col of dy, then W cols)
+ * and its weight gradient with x in dy's place: the same sgemm calls and scratch chunks. */
+
+static void convt_dims(const ssl_node_t *nd, conv_dims_t *d)
+{
+    const ssl_tensor_t *x = nd->in[0], *w = nd->in[1];
+    d->n = x->shape[0];
+    d->oc = x->shape[1];
+    d->oh = x->shape[2];
+    d->ow = x->shape[3];
+    d->c = w->shape[1];
+    d->kh = w->shape[2];
+    d->kw = w->shape[3];
+    d->stride = nd->ia[0];
+    d->pad = nd->ia[1];
+    d->h = (d->oh - 1) * d->stride - 2 * d->pad + d->kh + nd->ia[2];
+    d->w = (d->ow - 1) * d->stride - 2 * d->pad + d->kw + nd->ia[2];
+    d->k = d->c * d->kh * d->kw;
+    d->p = d->oh * d->ow;
+}
+
+static int convt_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
+{
+    const ssl_tensor_t *x = nd->in[0], *w = nd->in[1], *b = nd->in[2];
+    int64_t s = nd->ia[0], p = nd->ia[1], op = nd->ia[2];
+    if (x->ndim != 4 || w->ndim != 4)
+        return ssl__op_error(nd, "need x (N, C_in, H, W) and weight (C_in, C_out, KH, KW)");
+    if (s < 1)
+        return ssl__op_error_status(nd, SSL_ERR_INVALID, "stride must be >= 1, got %lld",
+                                    (long long)s);
+    if (p < 0)
+        return ssl__op_error_status(nd, SSL_ERR_INVALID, "padding must be >= 0, got %lld",
+                                    (long long)p);
+    if (op < 0 || op >= s)
+        return ssl__op_error_status(nd, SSL_ERR_INVALID,
+                                    "output_padding must be in [0, stride %lld), got %lld",
+                                    (long long)s, (long long)op);
+    if (w->shape[0] != x->shape[1])
+        return ssl__op_error(nd, "x has %lld channels, weight expects %lld", (long long)x->shape[1],
+                             (long long)w->shape[0]);
+    if (x->shape[1] < 1 || w->shape[1] < 1 || w->shape[2] < 1 || w->shape[3] < 1)
+        return ssl__op_error(nd, "empty kernel or no channels");
+    if (x->shape[2] < 1 || x->shape[3] < 1)
+        return ssl__op_error(nd, "empty input map");
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
+        return ssl__op_error(nd, "bias must have shape (%lld)", (long long)w->shape[1]);
+    conv_dims_t d;
+    convt_dims(nd, &d);
+    if (d.h < 1 || d.w < 1)
+        return ssl__op_error(nd, "padding %lld leaves an empty %lldx%lld output", (long long)p,
+                             (long long)d.h, (long long)d.w);
+    *ndim = 4;
+    shape[0] = d.n;
+    shape[1] = d.c;
+    shape[2] = d.h;
+    shape[3] = d.w;
+    return SSL_OK;
+}
+
+/* per thread: columns (K, m*P) and a block (OC, m*P) of x (or of dx), as conv2d's */
+static float *convt_workspace(ssl_ctx_t *ctx, const conv_dims_t *d, int64_t extra, gtab_t *tab,
+                              gtab_t **tp)
+{
+    int64_t nb = chunk_for_threads(d), gtf = gtab_floats(d), nt = ssl__max_threads();
+    float *ws = ssl__scratch(ctx, (size_t)(nt * ws_floats(d, nb) + extra + gtf) * sizeof(float));
+    *tp = NULL;
+    if (ws && gtf) {
+        gtab_build(d, ws + nt * ws_floats(d, nb) + extra, tab);
+        *tp = tab;
+    }
+    return ws;
+}
+
+static int convt_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    conv_dims_t d;
+    convt_dims(nd, &d);
+    const float *x = nd->in[0]->data, *w = nd->in[1]->data; // (N, OC, P), (OC, K)
+    const float *bias = nd->in[2] ? nd->in[2]->data : NULL; // (C)
+    float *y = nd->out->data;                                // (N, C, H, W)
+    if (d.n == 0)
+        return SSL_OK;
+    ssl__model_flops_add((uint64_t)(2 * d.n * d.oc * d.k * d.p));
+    int64_t nb = chunk_for_threads(&d), chw = d.c * d.h * d.w, wsf = ws_floats(&d, nb);
+    int64_t n_chunks = (d.n + nb - 1) / nb;
+    gtab_t tab, *tp;
+    float *ws = convt_workspace(ctx, &d, 0, &tab, &tp);
+    if (!ws)
+        return SSL_ERR_NOMEM;
+#pragma omp parallel if (n_chunks > 1)
+    {
+        float *col = ws + ssl__thread_id() * wsf, *blk = col + d.k * nb * d.p; // (K, mP), (OC, mP)
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb, mp = m * d.p;
+            const float *g = x + i0 * d.oc * d.p;
+            if (m > 1) {
+                block_copy(&d, m, blk, (float *)g, NULL, 0);
+                g = blk;
+            }
+            /* col (K, m*P) = W^T (K, OC) @ x (OC, m*P), scattered onto the output images */
+            ssl__gemm_inner(ctx, 1, 0, d.k, mp, d.oc, 1.0f, w, d.k, g, mp, 0.0f, col, mp);
+            col2im(&d, tp, col, m, 0, y + i0 * chw);
+        }
+    }
+    if (bias) {
+        int64_t hw = d.h * d.w;
+#pragma omp parallel for schedule(static) if (d.n * chw > SSL_OMP_MIN)
+        for (int64_t t = 0; t < d.n * d.c; t++) {
+            float v = bias[t % d.c], *yt = y + t * hw;
+            for (int64_t q = 0; q < hw; q++)
+                yt[q] += v;
+        }
+    }
+    return SSL_OK;
+}
+
+static void convt_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    conv_dims_t d;
+    convt_dims(nd, &d);
+    const float *x = nd->in[0]->data, *w = nd->in[1]->data;
+    const float *dy = nd->out->grad; // (N, C, H, W)
+    int fresh = 0;
+    float *dx = ssl__grad_write(ctx, nd->in[0], &fresh), *dw = ssl__grad(ctx, nd->in[1]);
+    float *db = ssl__grad(ctx, nd->in[2]);
+    int64_t hw = d.h * d.w, chw = d.c * hw;
+    if (db) {
+#pragma omp parallel for schedule(static) if (d.n * chw > SSL_OMP_MIN)
+        for (int64_t c = 0; c < d.c; c++) {
+            double s = 0;
+            for (int64_t i = 0; i < d.n; i++) {
+                const float *g = dy + (i * d.c + c) * hw;
+                for (int64_t j = 0; j < hw; j++)
+                    s += g[j];
+            }
+            db[c] += (float)s;
+        }
+    }
+    if ((!dx && !dw) || d.n == 0)
+        return;
+    ssl__model_flops_add((uint64_t)(((dx ? 1 : 0) + (dw ? 1 : 0)) * 2 * d.n * d.oc * d.k * d.p));
+    int64_t nb = chunk_for_threads(&d), wsf = ws_floats(&d, nb);
+    int64_t n_chunks = (d.n + nb - 1) / nb, nt = ssl__max_threads(), kw = d.oc * d.k;
+    gtab_t tab, *tp;
+    float *ws = convt_workspace(ctx, &d, dw ? nt * kw : 0, &tab, &tp);
+    if (!ws)
+        return;
+    float *parts = ws + nt * wsf; /* nt partial weight gradients, summed in thread order */
+    if (dw)
+        memset(parts, 0, (size_t)(nt * kw) * sizeof(float));
+#pragma omp parallel if (n_chunks > 1)
+    {
+        float *col = ws + ssl__thread_id() * wsf, *blk = col + d.k * nb * d.p; // (K, mP), (OC, mP)
+        float *pdw = dw ? parts + ssl__thread_id() * kw : NULL;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < n_chunks; ch++) {
+            int64_t i0 = ch * nb, m = d.n - i0 < nb ? d.n - i0 : nb, mp = m * d.p;
+            im2col(&d, tp, dy + i0 * chw, m, col);
+            if (pdw) {
+                const float *g = x + i0 * d.oc * d.p;
+                if (m > 1) {
+                    block_copy(&d, m, blk, (float *)g, NULL, 0);
+                    g = blk;
+                }
+                /* dW (OC, K) += x (OC, m*P) @ col^T (m*P, K) */
+                ssl__gemm_inner(ctx, 0, 1, d.oc, d.k, mp, 1.0f, g, mp, col, mp, 1.0f, pdw, d.k);
+            }
+            if (dx) {
+                /* dx block (OC, m*P) = W (OC, K) @ col (K, m*P), onto the images */
+                ssl__gemm_inner(ctx, 0, 0, d.oc, mp, d.k, 1.0f, w, d.k, col, mp, 0.0f, blk, mp);
+                for (int64_t t = 0; t < m * d.oc; t++) {
+                    int64_t j = t / d.oc, o = t % d.oc;
+                    const float *b = blk + o * mp + j * d.p;
+                    float *di = dx + (i0 * d.oc + t) * d.p;
+                    if (fresh)
+                        memcpy(di, b, (size_t)d.p * sizeof(float));
+                    else
+                        for (int64_t q = 0; q < d.p; q++)
+                            di[q] += b[q];
+                }
+            }
+        }
+    }
+    if (dw)
+        add_weight_parts(parts, n_chunks > 1 ? nt : 1, kw, dw);
+}
+
+const ssl_op_def_t ssl_opdef_conv_transpose2d = {"conv_transpose2d", 1, convt_shape, convt_forward,
+                                                 convt_backward, 0};
+
+ssl_tensor_t *ssl_conv_transpose2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                   ssl_tensor_t *bias, int stride, int padding, int output_padding)
+{
+    ssl_node_t n;
+    ssl__node_init(&n, SSL_OP_CONV_TRANSPOSE2D, 3, x, w, bias);
+    n.ia[0] = stride;
+    n.ia[1] = padding;
+    n.ia[2] = output_padding;
     return ssl__apply(ctx, &n);
 }
