@@ -132,6 +132,8 @@ CALL(PTR, ssl_layer_norm, null, "core.h", ssl_layer_norm(NULL, NULL, NULL, NULL,
 CALL(PTR, ssl_layer_norm, ctx, "core.h", ssl_layer_norm(g_ctx, NULL, NULL, NULL, -1))
 CALL(PTR, ssl_instance_norm_tokens, null, "core.h", ssl_instance_norm_tokens(NULL, NULL, -1))
 CALL(PTR, ssl_instance_norm_tokens, ctx, "core.h", ssl_instance_norm_tokens(g_ctx, NULL, -1))
+CALL(PTR, ssl_group_norm, null, "core.h", ssl_group_norm(NULL, NULL, -1, NULL, NULL, -1))
+CALL(PTR, ssl_group_norm, ctx, "core.h", ssl_group_norm(g_ctx, NULL, -1, NULL, NULL, -1))
 CALL(PTR, ssl_batch_norm, null, "core.h", ssl_batch_norm(NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_batch_norm, ctx, "core.h", ssl_batch_norm(g_ctx, NULL, NULL, NULL, NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_batch_norm_relu, null, "core.h", ssl_batch_norm_relu(NULL, NULL, NULL, NULL, NULL, NULL, -1, -1, -1))

@@ -332,6 +332,77 @@ static void test_instance_norm_tokens(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- group_norm */
+
+/* x (N, C, S): each (n, group of C/G channels) over its channels and positions, in double, then
+ * the per-channel affine (w, b may be NULL), as F.group_norm. */
+static void ref_group_norm(const float *x, int64_t N, int64_t C, int64_t S, int G,
+                           const float *w, const float *b, double eps, float *y)
+{
+    int64_t cg = C / G, m = cg * S;
+    for (int64_t n = 0; n < N; n++)
+        for (int g = 0; g < G; g++) {
+            const float *xg = x + (n * C + g * cg) * S;
+            double mean = 0, var = 0;
+            for (int64_t i = 0; i < m; i++)
+                mean += xg[i];
+            mean /= (double)m;
+            for (int64_t i = 0; i < m; i++)
+                var += (xg[i] - mean) * (xg[i] - mean);
+            var /= (double)m;
+            for (int64_t i = 0; i < m; i++) {
+                int64_t c = g * cg + i / S;
+                double v = (xg[i] - mean) / sqrt(var + eps);
+                y[(n * C + g * cg) * S + i] = (float)(v * (w ? w[c] : 1) + (b ? b[c] : 0));
+            }
+        }
+}
+
+static ssl_tensor_t *build_gn(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    return ssl_group_norm(ctx, in[0], *(const int *)user, in[1], in[2], 1e-5f);
+}
+
+static void test_group_norm(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    static const struct {
+        int64_t shape[4];
+        int ndim, groups, affine;
+    } cases[] = {{{2, 6, 5, 3}, 4, 3, 1}, {{1, 4, 7, 7}, 4, 1, 1}, {{3, 8, 2, 2}, 4, 8, 0},
+                 {{2, 6, 0, 0}, 2, 2, 1}, {{2, 32, 4, 4}, 4, 32, 1}};
+    for (int k = 0; k < 5; k++) {
+        const int64_t *sh = cases[k].shape;
+        int64_t N = sh[0], C = sh[1], S = cases[k].ndim == 4 ? sh[2] * sh[3] : 1;
+        ssl_tensor_t *x = tu_rand(ctx, cases[k].ndim, sh, 70 + k, -2, 3, 0);
+        ssl_tensor_t *w = cases[k].affine ? tu_rand(ctx, 1, &C, 80 + k, 0.5f, 1.5f, 0) : NULL;
+        ssl_tensor_t *b = cases[k].affine ? tu_rand(ctx, 1, &C, 90 + k, -1, 1, 0) : NULL;
+        ssl_tensor_t *y = ssl_group_norm(ctx, x, cases[k].groups, w, b, 1e-5f);
+        assert_non_null(y);
+        assert_true(ssl_same_shape(x, y));
+        float *ref = malloc((size_t)x->numel * sizeof(float));
+        ref_group_norm(x->data, N, C, S, cases[k].groups, w ? w->data : NULL,
+                       b ? b->data : NULL, 1e-5, ref);
+        tu_assert_close(y->data, ref, x->numel, 1e-5, 1e-5);
+        free(ref);
+        ssl_ctx_reset(ctx);
+    }
+    int g = 2;
+    ssl_tensor_t *in[3] = {tu_rand(ctx, 4, (int64_t[]){2, 4, 3, 2}, 61, -2, 2, 1),
+                           tu_rand(ctx, 1, (int64_t[]){4}, 62, 0.5f, 1.5f, 1),
+                           tu_rand(ctx, 1, (int64_t[]){4}, 63, -1, 1, 1)};
+    assert_int_equal(tu_gradcheck(ctx, build_gn, &g, in, 3, NULL), 0);
+    tu_assert_error(ssl_group_norm(ctx, in[0], 3, NULL, NULL, 1e-5f), SSL_ERR_SHAPE,
+                    "group_norm", "(2, 4, 3, 2)", "groups 3", NULL);
+    tu_assert_error(ssl_group_norm(ctx, in[0], 2, in[0], NULL, 1e-5f), SSL_ERR_SHAPE,
+                    "group_norm", "(4)", NULL);
+    ssl_set_error(SSL_ERR_IO, "earlier failure");
+    assert_null(ssl_group_norm(ctx, NULL, 1, NULL, NULL, 1e-5f));
+    tu_assert_error(NULL, SSL_ERR_IO, "earlier failure", NULL);
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- batch_norm */
 
 typedef struct bn_case {
@@ -948,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_dropout_backward),
         cmocka_unit_test(test_dropout_identity),
         cmocka_unit_test(test_dropout_errors),
+        cmocka_unit_test(test_group_norm),
     };
     return cmocka_run_group_tests_name("ops_norm", tests, NULL, NULL);
 }

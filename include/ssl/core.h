@@ -336,6 +336,12 @@ SSL_API ssl_tensor_t *ssl_layer_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor
  * variance, no affine), as F.instance_norm on x.transpose(1, 2) (data2vec's per-layer target
  * normalisation). Composed of permute and layer_norm, so it has their gradient. */
 SSL_API ssl_tensor_t *ssl_instance_norm_tokens(ssl_ctx_t *ctx, ssl_tensor_t *x, float eps);
+/* Group norm (F.group_norm): x (N, C, *spatial), the channels in `groups` consecutive groups,
+ * each (n, group) normalised over its C / groups channels and every position (biased
+ * variance), then y = x_hat * weight[c] + bias[c]; weight/bias (C) may be NULL. groups must
+ * divide C. Composed of reshape, layer_norm, mul and add, so it has their gradient. */
+SSL_API ssl_tensor_t *ssl_group_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, int groups,
+                                     ssl_tensor_t *weight, ssl_tensor_t *bias, float eps);
 SSL_API ssl_tensor_t *ssl_batch_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *weight,
                                      ssl_tensor_t *bias, ssl_tensor_t *running_mean,
                                      ssl_tensor_t *running_var, int training, float momentum,

@@ -345,6 +345,33 @@ ssl_tensor_t *ssl_instance_norm_tokens(ssl_ctx_t *ctx, ssl_tensor_t *x, float ep
     return ssl_permute(ctx, t, swap);                                                 // (B, T, C)
 }
 
+ssl_tensor_t *ssl_group_norm(ssl_ctx_t *ctx, ssl_tensor_t *x, int groups, ssl_tensor_t *weight,
+                             ssl_tensor_t *bias, float eps)
+{
+    if (SSL__NULL_INPUT(x, __func__))
+        return NULL;
+    char s[96];
+    if (x->ndim < 2 || groups < 1 || x->shape[1] % groups) {
+        ssl_set_error(SSL_ERR_SHAPE, "group_norm: x %s must be (N, C, ...) with C a multiple of "
+                      "groups %d", ssl_shape_str(x, s, sizeof s), groups);
+        return NULL;
+    }
+    int64_t N = x->shape[0], C = x->shape[1];
+    if (!affine_vec_ok(weight, C) || !affine_vec_ok(bias, C)) {
+        ssl_set_error(SSL_ERR_SHAPE, "group_norm: weight and bias must be (%lld) or NULL",
+                      (long long)C);
+        return NULL;
+    }
+    int64_t shape[SSL_MAX_DIMS] = {1, C, 1, 1, 1};
+    ssl_tensor_t *y = ssl_reshape(ctx, x, 2, (int64_t[]){N * groups, x->numel / (N * groups)});
+    y = ssl_reshape(ctx, ssl_layer_norm(ctx, y, NULL, NULL, eps), x->ndim, x->shape);
+    if (weight)
+        y = ssl_mul(ctx, y, ssl_reshape(ctx, weight, x->ndim, shape));
+    if (bias)
+        y = ssl_add(ctx, y, ssl_reshape(ctx, bias, x->ndim, shape));
+    return y;
+}
+
 /* ---------------------------------------------------------------- batch_norm */
 
 /* in: x (N, C, *spatial), weight (C), bias (C), running_mean (C), running_var (C), each of the
