@@ -910,6 +910,47 @@ static void test_embedding_errors(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- upsample_nearest2d */
+
+static ssl_tensor_t *build_up(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
+{
+    return ssl_upsample_nearest2d(ctx, in[0], *(const int *)user);
+}
+
+/* Nearest upsampling against the definition y[i][j] = x[i / s][j / s], its gradient (the sum of
+ * each block), and its errors. */
+static void test_upsample_nearest(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    static const int64_t shapes[][4] = {{2, 3, 4, 5}, {1, 1, 1, 1}, {1, 2, 7, 7}};
+    for (int k = 0; k < 3; k++)
+        for (int s = 1; s <= 3; s++) {
+            const int64_t *sh = shapes[k];
+            ssl_tensor_t *x = tu_rand(ctx, 4, sh, 40 + k, -1, 1, 0);
+            ssl_tensor_t *y = ssl_upsample_nearest2d(ctx, x, s);
+            assert_non_null(y);
+            int64_t H = sh[2], W = sh[3];
+            assert_int_equal(y->shape[2], H * s);
+            assert_int_equal(y->shape[3], W * s);
+            for (int64_t p = 0; p < sh[0] * sh[1]; p++)
+                for (int64_t i = 0; i < H * s; i++)
+                    for (int64_t j = 0; j < W * s; j++)
+                        if (y->data[(p * H * s + i) * W * s + j] !=
+                            x->data[(p * H + i / s) * W + j / s])
+                            fail_msg("upsample %d of shape %d: y[%lld][%lld][%lld]", s, k,
+                                     (long long)p, (long long)i, (long long)j);
+            ssl_ctx_reset(ctx);
+        }
+    int s = 2;
+    ssl_tensor_t *in = tu_rand(ctx, 4, (int64_t[]){1, 2, 3, 2}, 49, -1, 1, 1);
+    assert_int_equal(tu_gradcheck(ctx, build_up, &s, &in, 1, NULL), 0);
+    tu_assert_error(ssl_upsample_nearest2d(ctx, ssl_tensor_2d(ctx, 2, 3), 2), SSL_ERR_SHAPE,
+                    "upsample_nearest2d", "(2, 3)", NULL);
+    tu_assert_error(ssl_upsample_nearest2d(ctx, in, 0), SSL_ERR_SHAPE, "scale 0", NULL);
+    ssl_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -931,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_rows_errors),
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_embedding_errors),
+        cmocka_unit_test(test_upsample_nearest),
     };
     return cmocka_run_group_tests_name("ops_shape", tests, NULL, NULL);
 }

@@ -373,6 +373,10 @@ SSL_API ssl_tensor_t *ssl_conv_transpose2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_
                                            int output_padding);
 SSL_API ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
                                      int padding);
+/* Nearest-neighbour upsampling by an integer factor (F.interpolate(x, scale_factor=s,
+ * mode="nearest")): x (N, C, H, W) -> (N, C, s H, s W), y[.., i, j] = x[.., i / s, j / s]; the
+ * gradient sums each s x s block. Composed of reshape and a broadcasting add. */
+SSL_API ssl_tensor_t *ssl_upsample_nearest2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int scale);
 /* count_include_pad = true, as PyTorch's default. */
 SSL_API ssl_tensor_t *ssl_avg_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
                                      int padding);

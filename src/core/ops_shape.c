@@ -409,6 +409,22 @@ ssl_tensor_t *ssl_permute(ssl_ctx_t *ctx, ssl_tensor_t *x, const int *perm)
     return ssl__apply(ctx, &n);
 }
 
+ssl_tensor_t *ssl_upsample_nearest2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int scale)
+{
+    if (SSL__NULL_INPUT(x, __func__))
+        return NULL;
+    if (x->ndim != 4 || scale < 1) {
+        char s[96];
+        ssl_set_error(SSL_ERR_SHAPE, "upsample_nearest2d: x %s must be (N, C, H, W) and scale %d "
+                      ">= 1", ssl_shape_str(x, s, sizeof s), scale);
+        return NULL;
+    }
+    int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
+    ssl_tensor_t *y = ssl_reshape(ctx, x, 5, (int64_t[]){NC, H, 1, W, 1});
+    y = ssl_add(ctx, y, ssl_tensor_zeros(ctx, 5, (int64_t[]){NC, H, scale, W, scale}));
+    return ssl_reshape(ctx, y, 4, (int64_t[]){x->shape[0], x->shape[1], H * scale, W * scale});
+}
+
 ssl_tensor_t *ssl_transpose(ssl_ctx_t *ctx, ssl_tensor_t *x, int d0, int d1)
 {
     int perm[SSL_MAX_DIMS] = {0};
