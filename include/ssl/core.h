@@ -373,6 +373,14 @@ SSL_API ssl_tensor_t *ssl_conv_transpose2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_
                                            int output_padding);
 SSL_API ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
                                      int padding);
+/* PixelCNN's masked convolution (van den Oord et al. 2016): w (OC, C, K, K), K odd, multiplied
+ * by a raster-order mask, then conv2d with stride 1 and padding K / 2 (same size): output pixel
+ * (i, j) reads the input rows above i, and row i left of j, plus (i, j) itself for type B (type
+ * A, the first layer's, excludes it). All channels of a pixel are one unit (no per-channel
+ * ordering: grayscale or channel-independent models). bias (OC) or NULL. */
+typedef enum ssl_conv_mask { SSL_CONV_MASK_A = 0, SSL_CONV_MASK_B = 1 } ssl_conv_mask_t;
+SSL_API ssl_tensor_t *ssl_masked_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
+                                        ssl_tensor_t *bias, int type);
 /* Nearest-neighbour upsampling by an integer factor (F.interpolate(x, scale_factor=s,
  * mode="nearest")): x (N, C, H, W) -> (N, C, s H, s W), y[.., i, j] = x[.., i / s, j / s]; the
  * gradient sums each s x s block. Composed of reshape and a broadcasting add. */
