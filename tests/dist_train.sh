@@ -4,7 +4,8 @@
 # BatchNorm, its queue takes every rank's keys), DeepCluster-v2 (memory bank and k-means of
 # every rank's rows), CLIP and SigLIP (each rank's rows of the logits against every rank's
 # gathered pairs; ResNets with batch norm, so SyncBN in each) and DINOv2-style (a ViT:
-# Sinkhorn-Knopp summed over the ranks), 2 and 4 ranks for 3 steps against 1 process at a
+# Sinkhorn-Knopp summed over the ranks), CoCa (CLIP's rows + the caption loss over every rank's
+# targets), data2vec and MaskFeat (ViTs, per-sample masks), 2 and 4 ranks for 3 steps against 1 process at a
 # global batch of 16: the logged losses within 1e-4 (relative)
 # and every tensor of the checkpoint (parameters, EMA target, BN statistics, optimizer state,
 # center / queues) changed by training like the single process's within 2e-2 of the change
@@ -34,7 +35,7 @@ PY
 }
 
 pass=0
-methods="simclr byol dino swav vicreg mocov1 deepclusterv2 dinov2 clip siglip"
+methods="simclr byol dino swav vicreg mocov1 deepclusterv2 dinov2 clip siglip coca data2vec maskfeat"
 for name in ${DIST_TRAIN_METHODS:-$methods}; do
   common=(--quiet --no-report --threads 1 --set data.limit=64 --set train.batch_size=16
           --set train.epochs=1 --set train.max_steps=3 --set train.log_every=1
@@ -56,6 +57,20 @@ for name in ${DIST_TRAIN_METHODS:-$methods}; do
     clip|siglip) common+=(--set model.encoder.width=4 --set model.text.width=32
                           --set model.text.heads=2 --set model.image_proj.embed_dim=32
                           --set optim.eps=1e-6) ;;
+    # CoCa: CLIP's rows plus the caption loss, a mean over every rank's targets (captions of
+    # different lengths: the ranks' own means would not average to one process's); eps 1e-4:
+    # the pooler's key bias too has a rounding-only gradient (0.048 of its change at 1e-6)
+    coca) common+=(--set model.encoder.width=4 --set model.text.width=32
+                   --set model.text.heads=2 --set model.image_proj.embed_dim=32
+                   --set model.decoder.layers=1 --set model.decoder.heads=2
+                   --set model.decoder.pooler_heads=2 --set model.decoder.n_queries=5
+                   --set optim.eps=1e-4) ;;
+    # data2vec (EMA teacher's block targets at masked tokens) and MaskFeat (HOG of masked
+    # patches): small ViTs, per-sample masks as one process draws them
+    data2vec) common+=(--set model.encoder.dim=32 --set model.encoder.depth=2
+                       --set model.encoder.heads=2 --set loss.top_k=2 --set optim.eps=1e-6) ;;
+    maskfeat) common+=(--set model.encoder.dim=32 --set model.encoder.depth=2
+                       --set model.encoder.heads=2 --set optim.eps=1e-6) ;;
     # MoCo v1: split BatchNorm in 2 groups (4 ranks keep 4 images, 2 per group), a small queue
     mocov1) common+=(--set model.encoder.width=4 --set model.encoder.bn_groups=2
                      --set loss.queue_size=64) ;;

@@ -150,7 +150,9 @@ static ssl_tensor_t *coca_image(clip_method_t *cm, ssl_ctx_t *ctx, ssl_tensor_t 
 }
 
 /* open_clip's caption loss: cross-entropy of the logits (B, L - 1, V) at positions 0..L-2
- * against the next tokens ids[:, 1:], padding ignored, mean over the rest. */
+ * against the next tokens ids[:, 1:], padding ignored, mean over the rest. Several ranks: the
+ * mean over every rank's targets (this rank's sum times ranks / all targets, so the ranks'
+ * averaged gradients are one process's; open_clip averages per-rank means instead). */
 static ssl_tensor_t *caption_loss(ssl_ctx_t *ctx, ssl_tensor_t *logits, const int32_t *ids,
                                   int64_t B, int64_t L)
 {
@@ -169,7 +171,14 @@ static ssl_tensor_t *caption_loss(ssl_ctx_t *ctx, ssl_tensor_t *logits, const in
             }
     ssl_tensor_t *flat = ssl_reshape(ctx, logits, 3, (int64_t[]){1, B * (L - 1), V});
     ssl_tensor_t *sel = ssl_gather_rows(ctx, flat, idx, n); // (1, n, V)
-    return ssl_cross_entropy(ctx, ssl_reshape(ctx, sel, 2, (int64_t[]){n, V}), lab);
+    ssl_tensor_t *ce = ssl_cross_entropy(ctx, ssl_reshape(ctx, sel, 2, (int64_t[]){n, V}), lab);
+    const ssl_comm_t *c = ssl__ctx_comm(ctx);
+    double total = (double)n;
+    if (!c || !ce)
+        return ce;
+    if (ssl__all_reduce_f64(ctx, &total, 1) != SSL_OK)
+        return NULL;
+    return ssl_scale(ctx, ce, (float)((double)n * c->size / total), 0.0f);
 }
 
 static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
