@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--linear", required=True)
     ap.add_argument("--init-linear", required=True)
     ap.add_argument("--zeroshot", default="null")
+    ap.add_argument("--linear-lrs", default="1e-3")
     ap.add_argument("--pixels", nargs=4, required=True)
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.run, "config.json")))
@@ -61,7 +62,7 @@ def main():
         "images_per_s": sorted(x for x in ips if x)[len(ips) // 2] if ips else None,
         "threads": a.threads,
         "knn_best": num(a.knn[0]), "knn_best_at": a.knn[1], "knn_k200_t01": num(a.knn[2]),
-        "linear": num(a.linear),
+        "linear": num(a.linear), "linear_lrs": a.linear_lrs,
         "init_knn_best": num(a.init_knn[0]), "init_knn_k200_t01": num(a.init_knn[2]),
         "init_linear": num(a.init_linear),
         "zeroshot": num(a.zeroshot),
