@@ -15,7 +15,8 @@
  * of strings, CLIP/SigLIP); tensors init.NAME (every parameter), stepS.viewV (B, C, H, W),
  * stepS.keep / stepS.masked (B, n) and stepS.targets (B, n_targets, n_target) as float
  * indices, stepS.ibot_mask (views, B, T) iBOT's 0/1 token masks, stepS.indices (B) the samples'
- * dataset indices, prepI.viewV and prepI.indices the
+ * dataset indices, stepS.noise (B, K) the draws of a method's own noise (the VAE's eps, passed
+ * as ssl_batch_t.noise), prepI.viewV and prepI.indices the
  * batches of a forward-only pass before the first step (ssl_trainer_observe: DeepCluster-v2's
  * memory bank), loss (steps), final.NAME. Exit 0 on agreement, 1 otherwise (with the worst
  * tensors), 77 when the fixture file is absent. */
@@ -292,6 +293,14 @@ int main(int argc, char **argv)
                 caps[i] = cJSON_GetArrayItem(cj, i)->valuestring;
             b.captions = (const char *const *)caps;
         }
+        /* the reparameterisation noise (VAE): stepS.noise (B, K) */
+        ssl_tensor_t nt;
+        snprintf(name, sizeof name, "step%d.noise", s);
+        float *noise = read_tensor(f, name, &nt);
+        if (noise) {
+            b.noise = noise;
+            b.noise_dim = nt.ndim == 2 ? nt.shape[1] : -1;
+        }
         double L = 0;
         if (ssl_trainer_step(t, &b, &L) != SSL_OK) {
             fprintf(stderr, "step %d: ", s);
@@ -302,6 +311,7 @@ int main(int argc, char **argv)
                rel > lrtol ? "  MISMATCH" : "");
         bad += rel > lrtol;
         free(caps);
+        free(noise);
         free(indices);
         cJSON_Delete(cj);
         ssl_masks_free(&masks);

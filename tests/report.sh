@@ -2,7 +2,8 @@
 # sslc report on a tiny run: the page is self-contained (no scripts, nothing fetched), has one
 # chart per metric and one point per embedded image with a legend of class names, names missing
 # metrics and malformed lines; then headless Chromium renders it (the DOM keeps every chart, the
-# screenshot is far from blank). Exit 77 (skipped) when Fashion-MNIST or chromium is absent.
+# screenshot is far from blank); a VAE run's report embeds its pictures. Exit 77 (skipped) when
+# Fashion-MNIST or chromium is absent.
 # Usage: report.sh SSLC SOURCE_DIR
 set -uo pipefail
 sslc=$1
@@ -47,6 +48,31 @@ out=$("$sslc" report 2>&1); rc=$?
 [ "$rc" = 2 ] || fail "no arguments: rc $rc"
 echo "ok: report.html $(wc -c < "$html") bytes, 6 svg, 300 points"
 
+# a generative run (vae): every epoch's pictures embedded as PNG data (the bytes of the files
+# in RUN_DIR/pictures), and the eval split's -ELBO in the table
+"$sslc" train "$src/configs/vae.json" --out "$tmp/runs" --quiet --set data.limit=128 \
+  --set train.batch_size=32 --set train.max_steps=2 --set train.epochs=2 --set data.eval_limit=64 \
+  --set eval.knn_train_limit=128 --set eval.knn_test_limit=64 --set model.encoder.width=4 \
+  --set data.workers=1 > "$tmp/vae.log" 2>&1 || { cat "$tmp/vae.log"; fail "train vae"; }
+vhtml="$tmp/runs/vae/report.html"
+[ "$(grep -o '<img class="recon"' "$vhtml" | wc -l)" = 2 ] || fail "vae: expected 2 recon images"
+[ "$(grep -o '<img class="samples"' "$vhtml" | wc -l)" = 2 ] || fail "vae: expected 2 samples"
+for needle in 'id="pictures-1"' 'id="pictures-2"' '<td>test_nll</td>' \
+  '<td>test_bits_per_dim</td>'; do
+  grep -qF "$needle" "$vhtml" || fail "vae report.html lacks '$needle'"
+done
+python3 - "$vhtml" "$tmp/runs/vae/pictures" <<'PY' || fail "vae: embedded pictures differ"
+import base64, re, sys
+html = open(sys.argv[1]).read()
+for e in (1, 2):
+    for k in ("recon", "samples"):
+        m = re.search(r'<img class="%s" alt="epoch %d %s" src="data:image/png;base64,([^"]*)"'
+                      % (k, e, k), html)
+        png = open("%s/epoch-%03d-%s.png" % (sys.argv[2], e, k), "rb").read()
+        assert m and base64.b64decode(m.group(1)) == png, (e, k)
+PY
+echo "ok: vae report embeds its 4 pictures byte for byte"
+
 chrome=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$chrome" ] || { echo "SKIP: chromium not installed (apt-get install chromium)"; exit 77; }
 flags=(--headless --disable-gpu --no-sandbox --window-size=1000,2400)
@@ -62,6 +88,8 @@ chrome_run() {
 chrome_run --dump-dom "file://$html" > "$tmp/dom.html" 2>/dev/null || fail "chromium --dump-dom"
 [ "$(grep -o '<svg' "$tmp/dom.html" | wc -l)" = 6 ] || fail "rendered DOM lacks the 6 charts"
 [ "$(grep -o 'class="pt"' "$tmp/dom.html" | wc -l)" = 300 ] || fail "rendered DOM lacks points"
+chrome_run --dump-dom "file://$vhtml" > "$tmp/vdom.html" 2>/dev/null || fail "chromium vae"
+[ "$(grep -o '<img class=' "$tmp/vdom.html" | wc -l)" = 4 ] || fail "vae DOM lacks pictures"
 # screenshot of the report against one of an empty page of the same size: charts and points
 # make the PNG many times larger than a blank page
 echo '<!DOCTYPE html><html><body></body></html>' > "$tmp/blank.html"

@@ -171,6 +171,10 @@ static void test_defaults(void **state)
     assert_int_equal(read_cfg("{\"type\": \"maskfeat\", \"nbins\": 12, \"cell\": 4}", &c), SSL_OK);
     assert_int_equal(c.maskfeat.nbins, 12);
     assert_int_equal(c.maskfeat.cell, 4);
+    assert_int_equal(read_cfg("{\"type\": \"vae\"}", &c), SSL_OK);
+    assert_float_equal(c.vae.beta, 1.0f, 0.0f);
+    assert_int_equal(read_cfg("{\"type\": \"vae\", \"beta\": 4}", &c), SSL_OK);
+    assert_float_equal(c.vae.beta, 4.0f, 0.0f);
     for (int t = 0; t < SSL_LOSS_TYPE_COUNT; t++) { /* every type reads with defaults only */
         char js[64];
         snprintf(js, sizeof js, "{\"type\": \"%s\"}", ssl_loss_type_name(t));
@@ -201,6 +205,8 @@ static void test_errors(void **state)
     expect_cfg_error("{\"type\": \"data2vec\", \"top_k\": 0}", "top_k", NULL);
     expect_cfg_error("{\"type\": \"maskfeat\", \"nbins\": 0}", "nbins", NULL);
     expect_cfg_error("{\"type\": \"maskfeat\", \"beta\": 1}", "beta", NULL);
+    expect_cfg_error("{\"type\": \"vae\", \"beta\": -1}", "beta", NULL);
+    expect_cfg_error("{\"type\": \"vae\", \"latent_dim\": 8}", "latent_dim", NULL);
     expect_cfg_error("{\"type\": \"data2vec\", \"instance_nrom\": true}", "instance_nrom",
                      "did you mean 'instance_norm'");
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias", NULL);

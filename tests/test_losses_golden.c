@@ -582,6 +582,39 @@ static void test_maskfeat(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* ---------------------------------------------------------------- VAE */
+
+/* The negative ELBO (beta 1 and 4) against the PyTorch VAE example's loss with logits: value,
+ * parts (rec, kl per image) and the gradients of logits, mu and logvar; saturated logits (+-30
+ * on targets 0 and 1) included. */
+static void test_vae(void **state)
+{
+    (void)state;
+    const char *const names[] = {"vae", "betavae"};
+    for (int c = 0; c < 2; c++) {
+        ssl_ctx_t *ctx = tu_ctx();
+        char k[64];
+#define LOADK(field, g) (snprintf(k, sizeof k, "%s." field, names[c]), load(ctx, k, g))
+        ssl_tensor_t *lg = LOADK("logits", 1), *x = LOADK("images", 0);
+        ssl_tensor_t *mu = LOADK("mu", 1), *lv = LOADK("logvar", 1);
+        float beta = LOADK("beta", 0)->data[0], rec = LOADK("rec", 0)->data[0];
+        float kl = LOADK("kl", 0)->data[0];
+#undef LOADK
+        ssl_loss_parts_t parts = {0};
+        ssl_tensor_t *loss = ssl_loss_vae(ctx, lg, x, mu, lv, beta, &parts);
+        assert_non_null(loss);
+        assert_int_equal(parts.n, 2);
+        assert_string_equal(parts.name[0], "rec");
+        assert_string_equal(parts.name[1], "kl");
+        assert_int_equal(tu_count_mismatch(&parts.value[0], &rec, 1, V_ATOL, V_RTOL, "rec"), 0);
+        assert_int_equal(tu_count_mismatch(&parts.value[1], &kl, 1, V_ATOL, V_RTOL, "kl"), 0);
+        check_loss(ctx, loss, names[c], 3, (ssl_tensor_t *[]){lg, mu, lv},
+                   (const char *[]){"logits", "mu", "logvar"});
+        assert_null(x->grad);
+        ssl_ctx_free(ctx);
+    }
+}
+
 /* ---------------------------------------------------------------- CLIP, SigLIP */
 
 static void test_clip(void **state)
@@ -638,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_ijepa),
         cmocka_unit_test(test_data2vec),
         cmocka_unit_test(test_maskfeat),
+        cmocka_unit_test(test_vae),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_siglip),
     };

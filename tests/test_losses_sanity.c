@@ -325,7 +325,8 @@ enum {
     G_PATCHIFY,
     G_IBOT,
     G_KOLEO,
-    G_DATA2VEC
+    G_DATA2VEC,
+    G_VAE
 };
 
 typedef struct gcase {
@@ -378,6 +379,8 @@ static ssl_tensor_t *gbuild(ssl_ctx_t *ctx, ssl_tensor_t **in, void *user)
         ssl_data2vec_opts_t o = {1, 0, 1, 1, g->flag, 0.5f};
         return ssl_loss_data2vec(ctx, in[0], g->c[0], g->idx[0], g->k[0], &o);
     }
+    case G_VAE: /* logits, mu, logvar; the images in c[0] */
+        return ssl_loss_vae(ctx, in[0], g->c[0], in[1], in[2], 2.5f, NULL);
     case G_IBOT: /* counts in idx[0], groups in k[0] */
         return ssl_loss_ibot_patch(ctx, in[0], g->c[0], g->idx[0], g->k[0], g->c[1], 0.1f, 0.05f);
     default:
@@ -529,6 +532,21 @@ static void test_gradcheck_masked(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The VAE's negative ELBO (beta 2.5): logits, mu and logvar against central differences. */
+static void test_gradcheck_vae(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){3, 1, 4, 5}, 60, 0, 1, 0);
+    x->data[0] = 0.0f;
+    x->data[1] = 1.0f;
+    gcase_t g = {G_VAE, {x}, {0}, {0}, 0};
+    ssl_tensor_t *in[3] = {tu_rand(ctx, 4, (int64_t[]){3, 1, 4, 5}, 61, -4, 4, 1),
+                           R2(3, 6, 62, 1), tu_rand(ctx, 2, (int64_t[]){3, 6}, 63, -2, 1, 1)};
+    gcheck(ctx, &g, in, 3, 1e-2);
+    ssl_ctx_free(ctx);
+}
+
 static void test_gradcheck_image_text(void **state)
 {
     (void)state;
@@ -584,6 +602,23 @@ static void test_errors(void **state)
     tu_assert_error(ssl_patchify(ctx, im, 4), SSL_ERR_SHAPE, "patchify", "(1, 3, 6, 6)", NULL);
     /* CLIP scale must be a scalar */
     tu_assert_error(ssl_loss_clip(ctx, a, a, a, 4.6f), SSL_ERR_SHAPE, "logit_scale", NULL);
+    /* VAE: images outside [0, 1] (a normalised view), shapes, beta */
+    ssl_tensor_t *lg = tu_rand(ctx, 4, (int64_t[]){2, 1, 3, 3}, 13, -1, 1, 1);
+    ssl_tensor_t *px = tu_rand(ctx, 4, (int64_t[]){2, 1, 3, 3}, 14, 0, 1, 0);
+    ssl_tensor_t *mu = R2(2, 4, 15, 1), *lv = R2(2, 4, 16, 1);
+    assert_non_null(ssl_loss_vae(ctx, lg, px, mu, lv, 1.0f, NULL));
+    px->data[5] = -0.2f;
+    tu_assert_error(ssl_loss_vae(ctx, lg, px, mu, lv, 1.0f, NULL), SSL_ERR_INVALID, "vae",
+                    "[0, 1]", "element 5", NULL);
+    px->data[5] = 0.5f;
+    tu_assert_error(ssl_loss_vae(ctx, lg, R2(2, 9, 17, 0), mu, lv, 1.0f, NULL), SSL_ERR_SHAPE,
+                    "vae", "(2, 1, 3, 3)", "(2, 9)", NULL);
+    tu_assert_error(ssl_loss_vae(ctx, lg, px, mu, R2(2, 3, 18, 1), 1.0f, NULL), SSL_ERR_SHAPE,
+                    "(2, 4)", "(2, 3)", NULL);
+    tu_assert_error(ssl_loss_vae(ctx, lg, px, R2(3, 4, 19, 1), R2(3, 4, 20, 1), 1.0f, NULL),
+                    SSL_ERR_SHAPE, "batch", NULL);
+    tu_assert_error(ssl_loss_vae(ctx, lg, px, mu, lv, -1.0f, NULL), SSL_ERR_INVALID, "beta",
+                    NULL);
     /* a NULL input keeps the earlier error */
     ssl_set_error(SSL_ERR_SHAPE, "earlier failure");
     assert_null(ssl_loss_vicreg(ctx, NULL, a, NULL, NULL));
@@ -610,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_redundancy),
         cmocka_unit_test(test_gradcheck_masked),
         cmocka_unit_test(test_gradcheck_image_text),
+        cmocka_unit_test(test_gradcheck_vae),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("losses_sanity", tests, NULL, NULL);

@@ -68,6 +68,38 @@ static void test_init_statistics(void **state)
     ssl_params_free(p);
 }
 
+/* ConvTranspose2d: PyTorch's names and weight layout (in, out, k, k), its default init's bound
+ * 1 / sqrt(fan_in) with fan_in = out k k (dim 1), and a forward that is the op's. */
+static void test_conv_transpose_layer(void **state)
+{
+    (void)state;
+    ssl_params_t *p = ssl_params_create();
+    ssl_nn_conv_transpose2d_t m;
+    assert_int_equal(ssl_nn_conv_transpose2d_init(&m, p, "decoder.up1", 6, 4, 3, 2, 1, 1, 1,
+                                                  SSL_INIT_TORCH_DEFAULT, 3),
+                     SSL_OK);
+    assert_ptr_equal(ssl_params_get(p, "decoder.up1.weight"), m.weight);
+    assert_ptr_equal(ssl_params_get(p, "decoder.up1.bias"), m.bias);
+    assert_int_equal(m.weight->shape[0], 6);
+    assert_int_equal(m.weight->shape[1], 4);
+    float bound = 1.0f / sqrtf(4 * 9), wmax = 0, bmax = 0;
+    for (int64_t i = 0; i < m.weight->numel; i++)
+        wmax = fmaxf(wmax, fabsf(m.weight->data[i]));
+    for (int64_t i = 0; i < m.bias->numel; i++)
+        bmax = fmaxf(bmax, fabsf(m.bias->data[i]));
+    assert_true(wmax <= bound && wmax > 0.5f * bound);
+    assert_true(bmax <= bound && bmax > 0.0f);
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){2, 6, 3, 3}, 5, -1, 1, 0);
+    ssl_tensor_t *y = ssl_nn_conv_transpose2d_forward(ctx, &m, x);
+    ssl_tensor_t *r = ssl_conv_transpose2d(ctx, x, m.weight, m.bias, 2, 1, 1);
+    assert_non_null(y);
+    assert_int_equal(y->shape[2], 6);
+    assert_memory_equal(y->data, r->data, (size_t)r->numel * sizeof(float));
+    ssl_ctx_free(ctx);
+    ssl_params_free(p);
+}
+
 static void test_sincos(void **state)
 {
     (void)state;
@@ -652,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_names_and_mlp_layout),
         cmocka_unit_test(test_init_statistics),
         cmocka_unit_test(test_sincos),
+        cmocka_unit_test(test_conv_transpose_layer),
         cmocka_unit_test(test_resnet_counts),
         cmocka_unit_test(test_vit_counts),
         cmocka_unit_test(test_encoder_gradients),

@@ -5,7 +5,9 @@
 # masks (mae), and a memory bank clustered at every epoch's start (deepclusterv2: the resumed
 # run's k-means at epoch 2 runs on the bank and RNG stream the checkpoint restored), and iBOT
 # (two centers, per-view masks of varying counts, a mask embedding outside the EMA), and
-# data2vec (the EMA momentum linear over the run, a mask token and head outside the EMA).
+# data2vec (the EMA momentum linear over the run, a mask token and head outside the EMA), and the
+# VAE (its reparameterisation noise from the step's counter; the epoch-2 pictures and test
+# -ELBO line of the resumed run equal the straight run's).
 # Usage: train_resume.sh SSLC SOURCE_DIR
 set -euo pipefail
 sslc=$1
@@ -14,7 +16,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
 pass=0
-for name in byol mocov2 dino mae deepclusterv2 ibot data2vec; do
+for name in byol mocov2 dino mae deepclusterv2 ibot data2vec vae; do
   if [ "$name" = mae ] || [ "$name" = ibot ] || [ "$name" = data2vec ]; then
     narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
   else
@@ -22,6 +24,7 @@ for name in byol mocov2 dino mae deepclusterv2 ibot data2vec; do
   fi
   [ "$name" = deepclusterv2 ] && narrow+=(--set 'loss.n_prototypes=[10, 10, 10]')
   [ "$name" = data2vec ] && narrow+=(--set loss.top_k=1)
+  [ "$name" = vae ] && narrow+=(--set data.eval_limit=64)
   common=(--quiet --no-report --set data.limit=192 --set train.batch_size=32 --set train.epochs=2
           --set train.max_steps=3 --set eval.knn_every=0 "${narrow[@]}")
   "$sslc" train "$src/configs/$name.json" --out "$out/straight" "${common[@]}" > /dev/null
@@ -30,6 +33,17 @@ for name in byol mocov2 dino mae deepclusterv2 ibot data2vec; do
   "$sslc" train --resume "$out/resumed/$name" --quiet --no-report > /dev/null
   if cmp -s "$out/straight/$name/checkpoints/last.safetensors" "$out/resumed/$name/checkpoints/last.safetensors"; then
     echo "ok: $name resumed byte-identically"
+    if [ "$name" = vae ]; then
+      for k in recon samples; do
+        cmp "$out/straight/vae/pictures/epoch-002-$k.png" \
+          "$out/resumed/vae/pictures/epoch-002-$k.png" \
+          || { echo "FAIL: vae: resumed epoch-2 $k picture differs"; exit 1; }
+      done
+      nll() { grep -o '"test_nll": [0-9.e+-]*' "$1/vae/metrics.jsonl" | tail -1; }
+      [ -n "$(nll "$out/straight")" ] && [ "$(nll "$out/straight")" = "$(nll "$out/resumed")" ] \
+        || { echo "FAIL: vae: test_nll $(nll "$out/straight") vs $(nll "$out/resumed")"; exit 1; }
+      echo "ok: vae pictures and test_nll of epoch 2 equal after resume"
+    fi
     pass=$((pass + 1))
   else
     echo "FAIL: $name: resumed checkpoint differs"

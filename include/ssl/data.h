@@ -153,6 +153,11 @@ SSL_API int ssl_image_decode(const void *buf, size_t len, const char *name, int 
                              int64_t max_pixels, uint8_t *dst);
 /* Width and height from the header without decoding (SSL_ERR_FORMAT if not an image). */
 SSL_API int ssl_image_info(const void *buf, size_t len, int *w, int *h);
+/* Write n images (n, C, H, W) with values in [0, 1] (clamped; 8 bits, rounded), C 1 or 3, as
+ * one PNG (stb_image_write): a grid of `cols` columns, `pad` white pixels between and around the
+ * images. SSL_ERR_IO naming the path when it cannot be written. */
+SSL_API int ssl_image_grid_png(const char *path, const float *images, int64_t n, int64_t c,
+                               int64_t h, int64_t w, int cols, int pad);
 
 /* ---------------------------------------------------------------- augmentations */
 
@@ -389,6 +394,12 @@ typedef struct ssl_batch {
     const int64_t *indices;            /* (B) dataset indices */
     const char *const *captions;       /* (B) or NULL */
     const ssl_masks_t *masks;          /* NULL unless a mask kind is configured */
+    /* (B, noise_dim) standard normal draws a method uses in place of its own (the VAE's
+     * reparameterisation noise eps), or NULL: the method draws them from the counter RNG.
+     * For callers of ssl_trainer_step that must match another implementation step for step
+     * (the step-parity tests); the loader leaves it NULL. */
+    const float *noise;
+    int64_t noise_dim;
 } ssl_batch_t;
 
 typedef struct ssl_loader ssl_loader_t;

@@ -283,6 +283,19 @@ SSL_API ssl_tensor_t *ssl_loss_clip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_ten
 SSL_API ssl_tensor_t *ssl_loss_siglip(ssl_ctx_t *ctx, ssl_tensor_t *image, ssl_tensor_t *text,
                                       ssl_tensor_t *logit_scale, ssl_tensor_t *logit_bias);
 
+/* ================================================================ generative */
+
+/* The VAE's negative ELBO for one sample z ~ q(z|x), Bernoulli pixels (Kingma & Welling 2014;
+ * beta-VAE, Higgins et al. 2017, with beta != 1): logits (B, ...) of the decoder, x the same
+ * shape with values in [0, 1] (the un-normalised image; an element outside is an error),
+ * mu and logvar (B, K) of the encoder's diagonal Gaussian q(z|x).
+ *   rec = sum over elements of BCE-with-logits(logits, x), kl = KL(q(z|x) || N(0, I)) summed
+ *   over the K dims; both averaged over the batch; returns rec + beta * kl.
+ * x takes no gradient. Parts (per image, nats): rec, kl. */
+SSL_API ssl_tensor_t *ssl_loss_vae(ssl_ctx_t *ctx, ssl_tensor_t *logits, ssl_tensor_t *x,
+                                   ssl_tensor_t *mu, ssl_tensor_t *logvar, float beta,
+                                   ssl_loss_parts_t *parts);
+
 /* ================================================================ configured loss objects */
 
 typedef enum ssl_loss_type {
@@ -306,6 +319,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_DATA2VEC,      /* masked tokens regress an EMA teacher's averaged block outputs */
     SSL_LOSS_MASKFEAT,      /* masked tokens regress their patches' HOG (ssl_loss_mae_idx) */
     SSL_LOSS_COCA,          /* CLIP's loss + captioning cross-entropy (clip's keys + weights) */
+    SSL_LOSS_VAE,           /* negative ELBO, Bernoulli pixels, beta-weighted KL (ssl_loss_vae) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -386,6 +400,9 @@ typedef struct ssl_loss_cfg {
         int cell;  /* HOG cell side in pixels: 2 (2 x 2 cells per 4-pixel patch) */
     } maskfeat;
     int centering; /* dino, ibot: ssl_centering_t (the center; center_momentum is its) */
+    struct {
+        float beta; /* 1: the VAE; > 1: beta-VAE */
+    } vae;
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

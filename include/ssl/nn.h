@@ -63,6 +63,22 @@ SSL_API int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *
 SSL_API ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m,
                                             ssl_tensor_t *x);
 
+/* ConvTranspose2d (groups 1): weight (in, out, k, k) as PyTorch stores it; PyTorch's default
+ * init draws from its fan-in, dim 1 x k x k = out k k. */
+typedef struct ssl_nn_conv_transpose2d {
+    ssl_tensor_t *weight; /* (in, out, k, k) */
+    ssl_tensor_t *bias;   /* (out) or NULL */
+    int stride, padding, output_padding;
+} ssl_nn_conv_transpose2d_t;
+
+SSL_API int ssl_nn_conv_transpose2d_init(ssl_nn_conv_transpose2d_t *m, ssl_params_t *p,
+                                         const char *name, int64_t in, int64_t out, int kernel,
+                                         int stride, int padding, int output_padding, int bias,
+                                         ssl_init_t init, uint64_t seed);
+SSL_API ssl_tensor_t *ssl_nn_conv_transpose2d_forward(ssl_ctx_t *ctx,
+                                                      const ssl_nn_conv_transpose2d_t *m,
+                                                      ssl_tensor_t *x);
+
 /* BatchNorm1d/2d: weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked as in
  * torchvision (a buffer, counted in training). affine = 0 gives BatchNorm without weight/bias.
  *

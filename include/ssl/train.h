@@ -24,6 +24,9 @@ typedef struct ssl_train_progress {
     int epoch_done;               /* 1 once per epoch, after its evaluation and checkpoint */
     double knn_top1;              /* online kNN top-1 of this epoch (-1 if not run) */
     double knn_top1_init;         /* kNN top-1 at initialisation (-1 if not run) */
+    /* the eval split's bound on -log p(x) at the epoch's end, generative methods only (the
+     * VAE's negative ELBO): nats per image and bits per dimension; NAN when not measured */
+    double test_nll, test_bits_per_dim;
 } ssl_train_progress_t;
 
 typedef void (*ssl_train_progress_fn)(const ssl_train_progress_t *p, void *user);

@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   "data2vec", "maskfeat", "coca", NULL};
+    "koleo",   "data2vec", "maskfeat", "coca", "vae", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -110,6 +110,7 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
                                         (float)D_D2V_BETA};
     c->maskfeat.nbins = D_MF_BINS;
     c->maskfeat.cell = D_MF_CELL;
+    c->vae.beta = 1.0f;
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -345,6 +346,12 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         ssl_cfg_keys(c, keys);
         o.maskfeat.nbins = ssl_cfg_int(c, "nbins", D_MF_BINS, 1, 360);
         o.maskfeat.cell = ssl_cfg_int(c, "cell", D_MF_CELL, 1, 256);
+        break;
+    }
+    case SSL_LOSS_VAE: {
+        static const char *const keys[] = {"type", "weight", "beta", NULL};
+        ssl_cfg_keys(c, keys);
+        o.vae.beta = ssl_cfg_float(c, "beta", 1.0, 0.0, 1e6);
         break;
     }
     case SSL_LOSS_MOCO_V1: {

@@ -11,13 +11,18 @@
 static const char *const k_read_bits[] = {"projector",  "predictor", "head", "text",
                                           "image_proj", "decoder",   NULL};
 
-int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
-                          const char *def_kind, ssl_head_cfg_t *h)
+ssl_cfg_t ssl__method_section(ssl_method_t *m, ssl_method_build_t *b, const char *key)
 {
     for (int i = 0; k_read_bits[i]; i++)
         if (!strcmp(k_read_bits[i], key))
             m->read_sections |= 1u << i;
-    ssl_cfg_t sec = ssl_cfg_obj(b->model, key);
+    return ssl_cfg_obj(b->model, key);
+}
+
+int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
+                          const char *def_kind, ssl_head_cfg_t *h)
+{
+    ssl_cfg_t sec = ssl__method_section(m, b, key);
     return ssl__head_cfg_read(&sec, def_kind, h);
 }
 
@@ -46,6 +51,12 @@ static ssl_tensor_t *readout(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, i
 
 ssl_tensor_t *ssl__method_features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
 {
+    if (m->def->features) { /* a method's own readout (the VAE's mu) */
+        int prev = ssl_ctx_set_grad(ctx, 0);
+        ssl_tensor_t *f = m->def->features(m, ctx, x);
+        ssl_ctx_set_grad(ctx, prev);
+        return f;
+    }
     return readout(m, ctx, x, m->eval_blocks > 1 ? m->eval_blocks : 1);
 }
 

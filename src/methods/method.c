@@ -14,6 +14,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
     &ssl__method_ibot,        &ssl__method_data2vec,   &ssl__method_maskfeat,
+    &ssl__method_vae,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -315,6 +316,7 @@ ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
                                const ssl_step_pos_t *pos)
 {
     m->last_z = m->last_z2 = NULL;
+    m->parts.n = 0;
     if (!m->def->loss) {
         ssl_set_error(SSL_ERR_STATE, "method: an encoder alone has no training loss");
         return NULL;
@@ -329,6 +331,45 @@ ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_
 int ssl__method_after_step(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_step_pos_t *pos)
 {
     return m->def->after_step ? m->def->after_step(m, ctx, pos) : SSL_OK;
+}
+
+const ssl_loss_parts_t *ssl__method_loss_parts(const ssl_method_t *m)
+{
+    return &m->parts;
+}
+
+/* ---------------------------------------------------------------- generative methods */
+
+int ssl__method_has_nll(const ssl_method_t *m)
+{
+    return m->def->nll != NULL;
+}
+
+int ssl__method_has_pictures(const ssl_method_t *m)
+{
+    return m->def->pictures != NULL;
+}
+
+int ssl__method_nll(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t index0,
+                    uint64_t seed, double *sum, ssl_loss_parts_t *part_sums)
+{
+    if (!m->def->nll)
+        return ssl_set_error(SSL_ERR_UNSUPPORTED, "method: %s has no likelihood", m->def->name);
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    int st = m->def->nll(m, ctx, x, index0, seed, sum, part_sums);
+    ssl_ctx_set_grad(ctx, prev);
+    return st;
+}
+
+int ssl__method_pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
+                         uint64_t seed, ssl_tensor_t **recon, ssl_tensor_t **samples)
+{
+    if (!m->def->pictures)
+        return ssl_set_error(SSL_ERR_UNSUPPORTED, "method: %s makes no pictures", m->def->name);
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    int st = m->def->pictures(m, ctx, x, n, seed, recon, samples);
+    ssl_ctx_set_grad(ctx, prev);
+    return st;
 }
 
 /* ---------------------------------------------------------------- CLIP zero-shot */

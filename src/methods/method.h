@@ -6,6 +6,7 @@
 
 #include "io/json_strict.h"
 #include "ssl/data.h"
+#include "ssl/losses.h"
 #include "ssl/models.h"
 
 typedef struct ssl_method ssl_method_t;
@@ -25,6 +26,7 @@ typedef struct ssl_method_env {
     int n_views;          /* all views of a step */
     int n_global;         /* views of the first group */
     int view_size;        /* output size of views[0] */
+    int view_normalize;   /* views[0].normalize: mean/std-normalised (0: pixels in [0, 1]) */
     int mask_kind;        /* masks.type as given (SSL_MASK_NONE: the method's usual masks) */
     ssl_mask_opts_t mask; /* the masks section */
     const char *dataset;  /* data.dataset, for messages */
@@ -87,6 +89,23 @@ const char *ssl__method_vocab(const ssl_method_t *m);
 /* The two views' projector outputs of the last step (positive pairs row by row; for CLIP the
  * image and text embeddings), for alignment and uniformity; 0 when the method has no pair. */
 int ssl__method_last_pair(const ssl_method_t *m, ssl_tensor_t **z1, ssl_tensor_t **z2);
+
+/* The named terms of the last step's loss (n = 0 when the method has none). */
+const ssl_loss_parts_t *ssl__method_loss_parts(const ssl_method_t *m);
+
+/* ---- generative methods */
+/* 1 when the method has a likelihood bound (ssl__method_nll) / pictures (ssl__method_pictures) */
+int ssl__method_has_nll(const ssl_method_t *m);
+int ssl__method_has_pictures(const ssl_method_t *m);
+/* The sum over images x (B, C, H, W) of a bound on -log p(x) in nats (the VAE: its negative
+ * ELBO with beta 1, one z per image drawn from (seed, index0 + row)) and of its named parts,
+ * eval mode, no tape. */
+int ssl__method_nll(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t index0,
+                    uint64_t seed, double *sum, ssl_loss_parts_t *part_sums);
+/* Reconstructions of x (NULL when the method has none) and n samples (seed fixed), each
+ * (n, C, H, W) in [0, 1], arena tensors of ctx; eval mode, no tape. */
+int ssl__method_pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
+                         uint64_t seed, ssl_tensor_t **recon, ssl_tensor_t **samples);
 
 /* ---- CLIP / SigLIP (zero-shot classification) */
 /* 1 when the method has a text tower and an image projection. */

@@ -43,6 +43,9 @@ struct ssl_method {
      * (row i of each a positive pair; CLIP: image and text), arena tensors of that step */
     ssl_tensor_t *last_z, *last_z2;
     int64_t epoch_begun; /* the last epoch whose start ran before_epoch (-1: none yet) */
+    /* named terms of the last step's loss for the metrics log (the VAE's rec and kl), set by
+     * the family's loss; n = 0: none */
+    ssl_loss_parts_t parts;
 };
 
 /* What create gets besides the method: the config and where its parameters go. */
@@ -104,13 +107,24 @@ struct ssl_method_def {
      * (B, context_length) token ids as floats, from <sos> to <eos> then padding; NULL for the
      * others, and for a family member that has no decoder (SSL_ERR_UNSUPPORTED) */
     ssl_tensor_t *(*caption_ids)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+    /* Generative families (NULL for the others). features: what kNN, probes and embed read
+     * (eval mode, no tape; NULL: the encoder's pooled features). nll: the sum over images x
+     * of a bound on -log p(x) in nats and of its parts (eval mode, no tape; random draws
+     * from (seed, index0 + row)). pictures: reconstructions of x (or NULL) and n samples of
+     * the model with seed, (n, C, H, W) in [0, 1]. */
+    ssl_tensor_t *(*features)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+    int (*nll)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t index0, uint64_t seed,
+               double *sum, ssl_loss_parts_t *part_sums);
+    int (*pictures)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n, uint64_t seed,
+                    ssl_tensor_t **recon, ssl_tensor_t **samples);
 };
 
 /* The families (one file each). */
 extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
-    ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat;
+    ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat,
+    ssl__method_vae;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
@@ -118,6 +132,8 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
  * (default def_kind), the other keys override it. Marks the section as read. */
 int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
                           const char *def_kind, ssl_head_cfg_t *h);
+/* A model section the family reads itself (not a head preset): marks it as read. */
+ssl_cfg_t ssl__method_section(ssl_method_t *m, ssl_method_build_t *b, const char *key);
 /* Fail at the config's key (root section `section`, NULL: the root itself). */
 int ssl__method_fail(ssl_method_build_t *b, const char *section, const char *key, const char *fmt,
                      ...)

@@ -149,30 +149,37 @@ ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_t *m, ss
 
 /* ---------------------------------------------------------------- conv2d */
 
+/* weight of `shape` and (bias) a bias of `out`, the bias drawn as the weight's scheme goes */
+static int conv_weights(ssl_params_t *p, const char *name, const int64_t *shape, int64_t out,
+                        int bias, ssl_init_t init, uint64_t seed, ssl_tensor_t **w,
+                        ssl_tensor_t **b)
+{
+    char buf[256];
+    *w = ssl_params_add(p, NAME(buf, name, "weight"), 4, shape, SSL_PARAM_TRAINABLE, 0);
+    if (!*w)
+        return ssl_last_status();
+    ssl_nn_init_tensor(*w, init, seed);
+    if (bias) {
+        *b = ssl_params_add(p, NAME(buf, name, "bias"), 1, (int64_t[]){out}, SSL_PARAM_TRAINABLE,
+                            SSL_PARAM_NO_DECAY);
+        if (!*b)
+            return ssl_last_status();
+        init_bias(*b, *w, init == SSL_INIT_KAIMING_FAN_OUT ? SSL_INIT_ZEROS : init, seed);
+    }
+    return SSL_OK;
+}
+
 int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
                        int64_t out, int kernel, int stride, int padding, int bias,
                        ssl_init_t init, uint64_t seed)
 {
     if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
         return SSL_ERR_INVALID;
-    char buf[256];
     memset(m, 0, sizeof *m);
     m->stride = stride;
     m->padding = padding;
-    m->weight = ssl_params_add(p, NAME(buf, name, "weight"), 4,
-                               (int64_t[]){out, in, kernel, kernel}, SSL_PARAM_TRAINABLE, 0);
-    if (!m->weight)
-        return ssl_last_status();
-    ssl_nn_init_tensor(m->weight, init, seed);
-    if (bias) {
-        m->bias = ssl_params_add(p, NAME(buf, name, "bias"), 1, (int64_t[]){out},
-                                 SSL_PARAM_TRAINABLE, SSL_PARAM_NO_DECAY);
-        if (!m->bias)
-            return ssl_last_status();
-        init_bias(m->bias, m->weight, init == SSL_INIT_KAIMING_FAN_OUT ? SSL_INIT_ZEROS : init,
-                  seed);
-    }
-    return SSL_OK;
+    return conv_weights(p, name, (int64_t[]){out, in, kernel, kernel}, out, bias, init, seed,
+                        &m->weight, &m->bias);
 }
 
 ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ssl_tensor_t *x)
@@ -180,6 +187,29 @@ ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ss
     if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
         return NULL;
     return ssl_conv2d(ctx, x, m->weight, m->bias, m->stride, m->padding);
+}
+
+int ssl_nn_conv_transpose2d_init(ssl_nn_conv_transpose2d_t *m, ssl_params_t *p, const char *name,
+                                 int64_t in, int64_t out, int kernel, int stride, int padding,
+                                 int output_padding, int bias, ssl_init_t init, uint64_t seed)
+{
+    if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
+        return SSL_ERR_INVALID;
+    memset(m, 0, sizeof *m);
+    m->stride = stride;
+    m->padding = padding;
+    m->output_padding = output_padding;
+    return conv_weights(p, name, (int64_t[]){in, out, kernel, kernel}, out, bias, init, seed,
+                        &m->weight, &m->bias);
+}
+
+ssl_tensor_t *ssl_nn_conv_transpose2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv_transpose2d_t *m,
+                                              ssl_tensor_t *x)
+{
+    if (SSL__IS_NULL(ctx, __func__) || SSL__IS_NULL(m, __func__))
+        return NULL;
+    return ssl_conv_transpose2d(ctx, x, m->weight, m->bias, m->stride, m->padding,
+                                m->output_padding);
 }
 
 /* ---------------------------------------------------------------- batchnorm */

@@ -4,52 +4,69 @@
 #include <stdlib.h>
 #include <string.h>
 
-float *ssl__extract(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
-                    const ssl_dataset_t *ds, int64_t n, uint64_t seed, int view,
-                    ssl__forward_fn forward, int64_t *dim)
+int ssl__each_batch(ssl_ctx_t *ctx, const ssl_view_aug_t *a, const ssl_dataset_t *ds, int64_t n,
+                    uint64_t seed, int view, ssl__batch_fn fn, void *user)
 {
     int64_t C = ds->c, S = a->out_h, B = 256;
-    float *feats = NULL;
     ssl_aug_ws_t *ws = ssl_aug_ws_create();
     if (!ws)
-        return NULL;
-    int prev = ssl_ctx_set_grad(ctx, 0);
-    for (int64_t i0 = 0; i0 < n; i0 += B) {
+        return ssl_last_status();
+    int prev = ssl_ctx_set_grad(ctx, 0), st = SSL_OK;
+    for (int64_t i0 = 0; i0 < n && st == SSL_OK; i0 += B) {
         int64_t b = n - i0 < B ? n - i0 : B;
         ssl_ctx_reset(ctx);
         ssl_tensor_t *x = ssl_tensor_4d(ctx, b, C, S, S);
-        if (!x)
-            goto fail;
-        for (int64_t i = 0; i < b; i++) {
+        st = x ? SSL_OK : ssl_last_status();
+        for (int64_t i = 0; i < b && st == SSL_OK; i++) {
             const uint8_t *src = ds->images + (i0 + i) * ds->c * ds->h * ds->w;
-            if (ssl_augment_view(a, src, ds->c, ds->h, ds->w, seed, 0, i0 + i, view,
-                                 x->data + i * C * S * S, ws) != SSL_OK)
-                goto fail;
+            st = ssl_augment_view(a, src, ds->c, ds->h, ds->w, seed, 0, i0 + i, view,
+                                  x->data + i * C * S * S, ws);
         }
-        ssl_tensor_t *f = forward(m, ctx, x);
-        if (!f)
-            goto fail;
-        if (!feats) {
-            *dim = f->shape[1];
-            feats = malloc((size_t)(n * *dim) * sizeof(float));
-            if (!feats) {
-                ssl_set_error(SSL_ERR_NOMEM, "embedding: out of memory for %lld x %lld features",
-                              (long long)n, (long long)*dim);
-                goto fail;
-            }
-        }
-        memcpy(feats + i0 * *dim, f->data, (size_t)(b * *dim) * sizeof(float));
+        if (st == SSL_OK)
+            st = fn(ctx, x, i0, user);
     }
     ssl_ctx_reset(ctx);
     ssl_ctx_set_grad(ctx, prev);
     ssl_aug_ws_free(ws);
-    return feats;
-fail:
-    ssl_ctx_reset(ctx);
-    ssl_ctx_set_grad(ctx, prev);
-    ssl_aug_ws_free(ws);
-    free(feats);
-    return NULL;
+    return st;
+}
+
+typedef struct extract_state {
+    ssl_method_t *m;
+    ssl__forward_fn forward;
+    int64_t n, dim;
+    float *feats; /* (n, dim) */
+} extract_state_t;
+
+static int extract_batch(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user)
+{
+    extract_state_t *e = user;
+    ssl_tensor_t *f = e->forward(e->m, ctx, x);
+    if (!f)
+        return ssl_last_status();
+    if (!e->feats) {
+        e->dim = f->shape[1];
+        e->feats = malloc((size_t)(e->n * e->dim) * sizeof(float));
+        if (!e->feats)
+            return ssl_set_error(SSL_ERR_NOMEM,
+                                 "embedding: out of memory for %lld x %lld features",
+                                 (long long)e->n, (long long)e->dim);
+    }
+    memcpy(e->feats + i0 * e->dim, f->data, (size_t)(x->shape[0] * e->dim) * sizeof(float));
+    return SSL_OK;
+}
+
+float *ssl__extract(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
+                    const ssl_dataset_t *ds, int64_t n, uint64_t seed, int view,
+                    ssl__forward_fn forward, int64_t *dim)
+{
+    extract_state_t e = {m, forward, n, 0, NULL};
+    if (ssl__each_batch(ctx, a, ds, n, seed, view, extract_batch, &e) != SSL_OK) {
+        free(e.feats);
+        return NULL;
+    }
+    *dim = e.dim;
+    return e.feats;
 }
 
 float *ssl__extract_features(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,

@@ -336,6 +336,7 @@ void ssl__run_cfg_method_env(const ssl_run_cfg_t *rc, ssl_method_env_t *env)
     env->n_views = rc->views.n_views;
     env->n_global = rc->n_global;
     env->view_size = rc->views.view[0].out_h;
+    env->view_normalize = rc->views.view[0].normalize;
     env->mask_kind = rc->mask_kind;
     env->mask = rc->mask;
     env->dataset = rc->dataset;

@@ -119,6 +119,11 @@ static int read_config(ssl_trainer_t *t)
                                    NULL);
     if (!t->method)
         return ssl_last_status();
+    /* a generative method measures its likelihood on the eval split and shows its images */
+    if (!t->eval_ds &&
+        (ssl__method_has_nll(t->method) || ssl__method_has_pictures(t->method)) &&
+        !(t->eval_ds = ssl__load_split(&t->rc, t->rc.eval_split, t->rc.eval_limit)))
+        return ssl_last_status();
     /* model.encoder.weights, before the target copies the online network */
     if (!o->resume_dir && ssl__method_init_encoder(t->method) != SSL_OK)
         return ssl_last_status();
@@ -690,6 +695,18 @@ static void report(ssl_trainer_t *t, ssl_train_progress_t *p)
         t->opts.progress(p, t->opts.user);
 }
 
+/* ", "key": value, ..." of the named loss terms (prefix + name) inserted before the closing
+ * brace of a metrics line */
+static void append_parts(char *line, size_t len, const char *prefix, const ssl_loss_parts_t *p)
+{
+    char num[32];
+    for (int i = 0; i < p->n; i++) {
+        size_t o = strlen(line) - 1; /* the '}' */
+        snprintf(line + o, len - o, ", \"%s%s\": %s}", prefix, p->name[i],
+                 json_num(num, sizeof num, p->value[i]));
+    }
+}
+
 /* Label-free metrics of the epoch's last step, taken before the kNN reuses the step arena. */
 typedef struct epoch_metrics {
     double emb_std, rankme, align, unif;
@@ -703,9 +720,9 @@ static void last_step_metrics(const ssl_trainer_t *t, epoch_metrics_t *m)
 
 /* The epoch's last line of metrics.jsonl: means, collapse metrics, kNN. */
 static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s, int64_t images,
-                      double knn)
+                      double knn, const ssl__trainer_nll_t *nll)
 {
-    char line[1024], num[32];
+    char line[1536], num[32];
     double emb_std = m->emb_std, rankme = m->rankme, align = m->align, unif = m->unif;
     snprintf(line, sizeof line,
              "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %s, \"epoch_s\": %.2f, "
@@ -724,6 +741,12 @@ static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s
     if (knn >= 0) {
         size_t o = strlen(line);
         snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
+    }
+    if (nll->n > 0) { /* the eval split's likelihood bound (generative methods) */
+        ssl_loss_parts_t p = {2, {"nll", "bits_per_dim"}, {(float)nll->nats,
+                                                          (float)nll->bits_per_dim}};
+        append_parts(line, sizeof line, "test_", &p);
+        append_parts(line, sizeof line, "test_", &nll->parts);
     }
     if (t->world > 1) { /* the gradient sums of the epoch (dist_grads.h), before the brace */
         ssl_dist_grads_stats_t s, s0 = t->grads_at_epoch;
@@ -812,6 +835,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
         p.total_steps = t->total_steps;
         p.knn_top1 = -1;
         p.knn_top1_init = t->knn_init;
+        p.test_nll = p.test_bits_per_dim = NAN;
         for (int64_t s = first; s < t->steps_per_epoch; s++) {
             const ssl_batch_t *b = ssl_loader_next(t->loader);
             if (!b)
@@ -843,6 +867,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
                          "\"weight_decay\": %.6g, \"images_per_s\": %.1f}",
                          (long long)epoch + 1, (long long)t->global_step,
                          json_num(num, sizeof num, L), lr, wd, p.images_per_s);
+                append_parts(line, sizeof line, "loss_", ssl__method_loss_parts(t->method));
                 if (metrics_line(t, line) != SSL_OK)
                     return ssl_last_status();
             }
@@ -869,7 +894,12 @@ int ssl_trainer_run(ssl_trainer_t *t)
             if (ssl__trainer_knn(t, &knn) != SSL_OK)
                 return ssl_last_status();
         }
-        if (epoch_line(t, &em, epoch_s, images, knn) != SSL_OK || check_skipped(t) != SSL_OK)
+        ssl__trainer_nll_t nll = {0};
+        if (t->rank == 0 && (ssl__trainer_nll(t, &nll) != SSL_OK ||
+                             ssl__trainer_pictures(t, t->epoch_done) != SSL_OK))
+            return ssl_last_status();
+        if (epoch_line(t, &em, epoch_s, images, knn, &nll) != SSL_OK ||
+            check_skipped(t) != SSL_OK)
             return ssl_last_status();
         p.loss = t->epoch_loss_n ? t->epoch_loss_sum / (double)t->epoch_loss_n : NAN;
         t->epoch_loss_sum = 0;
@@ -878,6 +908,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
             return ssl_last_status();
         p.epoch_done = 1;
         p.knn_top1 = knn;
+        p.test_nll = nll.n > 0 ? nll.nats : NAN;
+        p.test_bits_per_dim = nll.n > 0 ? nll.bits_per_dim : NAN;
         report(t, &p);
         if (stop_now(t) && t->epoch_done < last_epoch)
             return stopped(t, steps_at_start);

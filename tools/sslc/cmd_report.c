@@ -23,7 +23,10 @@ static const char *k_help =
     "encoder features of the first N (default 1000) images of the eval split, computed with the\n"
     "checkpoint (default RUN_DIR/checkpoints/last.safetensors), coloured by class. A metric the\n"
     "log lacks is named on the page instead of its chart; a malformed metrics line is an error\n"
-    "naming the file and line.\n";
+    "naming the file and line. For a generative method (vae) the page also shows every epoch's\n"
+    "pictures (RUN_DIR/pictures, embedded as PNG): test images beside their reconstructions,\n"
+    "and samples of the model; the table has the eval split's -ELBO (test_nll, nats/image,\n"
+    "and test_bits_per_dim).\n";
 
 typedef struct chart_def {
     const char *id, *title, *ylabel, *keys[2], *labels[2], *missing;
@@ -91,8 +94,10 @@ static int metric_charts(rep_buf_t *b, const ssl_run_log_t *log, const char *met
 /* The last finite value of each collapse metric, as a table. */
 static void last_values(rep_buf_t *b, const ssl_run_log_t *log)
 {
-    static const char *const keys[] = {"epoch", "step", "loss_mean", "knn_top1", "rankme",
-                                       "embedding_std", "alignment", "uniformity"};
+    static const char *const keys[] = {"epoch",         "step",           "loss_mean",
+                                       "knn_top1",      "rankme",         "embedding_std",
+                                       "alignment",     "uniformity",     "test_nll",
+                                       "test_bits_per_dim", "test_rec",   "test_kl"};
     rep_printf(b, "<table>\n<tr><th>metric</th><th>latest value</th></tr>\n");
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         int col = ssl_run_log_key(log, keys[k]);
@@ -105,6 +110,63 @@ static void last_values(rep_buf_t *b, const ssl_run_log_t *log)
         }
     }
     rep_printf(b, "</table>\n");
+}
+
+static int file_exists(const char *path);
+
+/* The file at path as a base64 data URI of a PNG into b; 0 when it cannot be read. */
+static int png_data_uri(rep_buf_t *b, const char *path)
+{
+    static const char k64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char in[3];
+    size_t n;
+    rep_printf(b, "data:image/png;base64,");
+    while ((n = fread(in, 1, 3, f)) > 0) {
+        unsigned v = (unsigned)in[0] << 16 | (n > 1 ? (unsigned)in[1] << 8 : 0) |
+                     (n > 2 ? in[2] : 0);
+        rep_printf(b, "%c%c%c%c", k64[v >> 18 & 63], k64[v >> 12 & 63],
+                   n > 1 ? k64[v >> 6 & 63] : '=', n > 2 ? k64[v & 63] : '=');
+    }
+    fclose(f);
+    return 1;
+}
+
+/* A generative method's pictures (RUN_DIR/pictures/epoch-NNN-{recon,samples}.png, written by
+ * the trainer at every epoch's end), embedded epoch by epoch; nothing when there are none. */
+static void pictures(rep_buf_t *b, const char *run)
+{
+    static const char *const kinds[2] = {"recon", "samples"};
+    static const char *const titles[2] = {
+        "rows of 8 test images, each above the row of their reconstructions",
+        "samples of the model (the same seed every epoch)"};
+    char path[1200];
+    int shown = 0;
+    for (int e = 1; e < 100000; e++) {
+        int have[2];
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/pictures/epoch-%03d-%s.png", run, e, kinds[k]);
+            have[k] = file_exists(path);
+        }
+        if (!have[0] && !have[1])
+            break;
+        if (!shown++)
+            rep_printf(b, "<h2>Pictures</h2>\n");
+        rep_printf(b, "<div class=\"pictures\" id=\"pictures-%d\"><h3>epoch %d</h3>\n", e, e);
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/pictures/epoch-%03d-%s.png", run, e, kinds[k]);
+            if (!have[k])
+                continue;
+            rep_printf(b, "<figure><img class=\"%s\" alt=\"epoch %d %s\" src=\"", kinds[k], e,
+                       kinds[k]);
+            if (!png_data_uri(b, path))
+                fprintf(stderr, "sslc report: cannot read '%s'\n", path);
+            rep_printf(b, "\"><figcaption>%s</figcaption></figure>\n", titles[k]);
+        }
+        rep_printf(b, "</div>\n");
+    }
 }
 
 /* PCA scatter of the checkpoint's test features; 0 ok, 1 error (printed). */
@@ -237,6 +299,7 @@ int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_
                "svg .series{fill:none;stroke-width:1.8}\n"
                ".missing{width:440px;padding:12px;border:1px dashed #c66;color:#933}\n"
                "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}\n"
+               ".pictures img{width:400px;image-rendering:pixelated}\n"
                "</style>\n</head>\n<body>\n<h1>sslc report: ");
     rep_escape(&b, name);
     rep_printf(&b, "</h1>\n<p class=\"summary\">");
@@ -249,6 +312,7 @@ int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_
         rep_printf(&b, "</p>\n");
         charts = metric_charts(&b, &log, metrics);
         last_values(&b, &log);
+        pictures(&b, run);
     } else {
         rep_printf(&b, "<p class=\"missing\">no metrics.jsonl in ");
         rep_escape(&b, run);

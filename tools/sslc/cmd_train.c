@@ -1,6 +1,7 @@
 /* sslc train: run a config with a live progress line. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,11 @@ static const char *k_help =
     "once); eval.encoder=target probes the EMA teacher (DINO, I-JEPA); checkpoint.save_init\n"
     "=true also writes checkpoints/init.safetensors (the random-init baseline). The library's\n"
     "ssl_trainer_step runs the same step on views you made (docs/train.md).\n"
+    "Generative methods (configs/vae.json, betavae.json: loss.type vae, loss.beta,\n"
+    "model.head.latent_dim; views[0].normalize=false) also print and log the eval split's\n"
+    "negative ELBO at every epoch's end (test_nll in nats/image, test_bits_per_dim) and write\n"
+    "RUN_DIR/pictures/epoch-NNN-{recon,samples}.png, which the report shows; their features\n"
+    "for kNN, probes and embed are the posterior means mu.\n"
     "Speed: train.precision=bf16 runs matmuls and convolutions in bf16 with fp32 sums\n"
     "(oneDNN; refused where the build or the CPU cannot: docs/precision.md).\n"
     "Several processes: mpirun -np N sslc train CONFIG trains data-parallel and equals one\n"
@@ -152,6 +158,9 @@ static void on_progress(const ssl_train_progress_t *p, void *user)
             printf("  knn top-1 %.2f%%", 100 * p->knn_top1);
         if (p->knn_top1_init >= 0)
             printf(" (random init %.2f%%)", 100 * p->knn_top1_init);
+        if (isfinite(p->test_nll)) /* a generative method's bound on the eval split */
+            printf("  test nll %.2f nats/image (%.4f bits/dim)", p->test_nll,
+                   p->test_bits_per_dim);
         printf("  %.1f img/s\n", p->images_per_s);
         fflush(stdout);
         return;
