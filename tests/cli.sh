@@ -49,11 +49,12 @@ expect 1 "'eval.blocks'" -- "$sslc" embed "$ckpt" --blocks 2 --out "$tmp/b.npy" 
 expect 1 "--blocks reads a training checkpoint" -- "$sslc" knn --identity "$ckpt" --blocks 2
 expect 0 "done" -- "$sslc" train "$src/configs/mae.json" --out "$tmp/runs" --quiet \
   --set data.limit=64 --set train.batch_size=32 --set train.max_steps=1 --set eval.knn_every=0 \
-  --set model.encoder.dim=16 --set model.encoder.depth=3 --set model.encoder.heads=2
+  --set model.encoder.dim=16 --set model.encoder.depth=4 --set model.encoder.heads=2
 vit="$tmp/runs/mae/checkpoints/last.safetensors"
-expect 0 "16 x 16 float32" -- "$sslc" embed "$vit" --out "$tmp/v1.npy" --limit 16
+expect 0 "16 x 64 float32" -- "$sslc" embed "$vit" --out "$tmp/v4.npy" --limit 16  # eval.blocks 4
+expect 0 "16 x 16 float32" -- "$sslc" embed "$vit" --blocks 1 --out "$tmp/v1.npy" --limit 16
 expect 0 "16 x 48 float32" -- "$sslc" embed "$vit" --blocks 3 --out "$tmp/v3.npy" --limit 16
-expect 1 "more blocks than the ViT has" -- "$sslc" embed "$vit" --blocks 4 --out "$tmp/v.npy"
+expect 1 "more blocks than the ViT has" -- "$sslc" embed "$vit" --blocks 5 --out "$tmp/v.npy"
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
 # sslc knn agrees with an independent kNN (numpy, float64) over sslc embed's features

@@ -20,6 +20,8 @@ for cfg in "$src"/configs/*.json; do
   grep -q '"deepclusterv2"' "$cfg" && narrow+=(--set 'loss.n_prototypes=[10, 10, 10]')
   # data2vec averages the teacher's last top_k blocks: no more than the narrowed encoder's one
   grep -q '"data2vec"' "$cfg" && narrow+=(--set loss.top_k=1)
+  # nor can its probes read more blocks than it has (mae.json reads the last 4)
+  grep -q '"blocks"' "$cfg" && narrow+=(--set eval.blocks=1)
   # the VAE's -ELBO and pictures run over the eval split at every epoch's end: a few images
   grep -q '"vae"' "$cfg" && narrow+=(--set data.eval_limit=64)
   "$sslc" train "$cfg" --out "$out" --quiet --no-report --set data.limit=128 --set train.batch_size=16 \
