@@ -20,10 +20,10 @@
     "{\"name\": \"v\", \"data\": {\"dataset\": \"synthetic\", \"image_size\": 8, \"channels\": "   \
     "1, \"limit\": 80, \"val_size\": 32, \"eval_split\": \"val\", \"workers\": 0}, "         \
     "\"views\": [" views "], \"train\": {\"batch_size\": 16, "                                    \
-    "\"epochs\": 1}, \"model\": {\"encoder\": {\"type\": \"resnet18\", \"stem\": \"cifar\", "      \
+    "\"epochs\": 2}, \"model\": {\"encoder\": {\"type\": \"resnet18\", \"stem\": \"cifar\", "      \
     "\"width\": 4, \"in_channels\": 1}, \"head\": " head "}, \"loss\": {\"type\": \"vae\", "       \
     "\"beta\": 2}, \"optim\": {\"name\": \"adamw\", \"base_lr\": 0.01}, \"eval\": "                \
-    "{\"knn_every\": 0}}"
+    "{\"knn_every\": 0, \"knn_test_limit\": 16}}"
 #define VIEW "{\"n\": 1, \"size\": 8, \"normalize\": false}"
 #define HEAD "{\"latent_dim\": 5, \"channels\": 4}"
 
@@ -44,7 +44,7 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* one epoch (3 steps) of the test config into g_tmp/v */
+/* two epochs (3 steps each) of the test config into g_tmp/v */
 static void train_once(void)
 {
     static int done;
@@ -114,8 +114,9 @@ static void test_features_are_mu(void **state)
 }
 
 /* metrics.jsonl: loss_rec and loss_kl at the log points (loss = rec + beta kl), the eval
- * split's test_nll = test_rec + test_kl and its bits per dimension; the pictures are PNGs of the
- * grid's size */
+ * split's test_nll = test_rec + test_kl and its bits per dimension, over eval.knn_test_limit
+ * (16) of the 32 eval images at epoch 1 and all of them at the last epoch; the pictures are
+ * PNGs of the grid's size */
 static void test_run_outputs(void **state)
 {
     (void)state;
@@ -128,7 +129,9 @@ static void test_run_outputs(void **state)
     int ck = ssl_run_log_key(&rl, "loss_kl"), cn = ssl_run_log_key(&rl, "test_nll");
     int cb = ssl_run_log_key(&rl, "test_bits_per_dim");
     int ctr = ssl_run_log_key(&rl, "test_rec"), ctk = ssl_run_log_key(&rl, "test_kl");
+    int ci = ssl_run_log_key(&rl, "test_images");
     assert_true(cl >= 0 && cr >= 0 && ck >= 0 && cn >= 0 && cb >= 0 && ctr >= 0 && ctk >= 0);
+    assert_true(ci >= 0);
     int steps = 0, epochs = 0;
     for (int64_t i = 0; i < rl.n_rows; i++) {
         const double *r = rl.values + i * SSL_RUN_LOG_MAX_KEYS;
@@ -139,18 +142,20 @@ static void test_run_outputs(void **state)
         }
         if (isfinite(r[cn])) {
             epochs++;
+            assert_int_equal((int)r[ci], epochs == 1 ? 16 : 32);
             assert_true(fabs(r[cn] - (r[ctr] + r[ctk])) <= 1e-3 * r[cn]);
             assert_true(fabs(r[cb] - r[cn] / (64 * log(2.0))) <= 1e-4 * r[cb]);
         }
     }
     assert_true(steps >= 1);
-    assert_int_equal(epochs, 1);
+    assert_int_equal(epochs, 2);
     ssl_run_log_free(&rl);
     static const char *const kinds[2] = {"recon", "samples"};
     /* 32 test images and their reconstructions: 8 rows of 8; 64 samples: 8 x 8; 8-pixel images
      * with 2 pixels between: 8 * 10 + 2 = 82 a side */
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/v/pictures/epoch-001-%s.png", g_tmp, kinds[k]);
+    for (int k = 0; k < 4; k++) {
+        snprintf(path, sizeof path, "%s/v/pictures/epoch-00%d-%s.png", g_tmp, 1 + k / 2,
+                 kinds[k % 2]);
         FILE *fp = fopen(path, "rb");
         if (!fp)
             fail_msg("no %s", path);

@@ -31,22 +31,23 @@ static int nll_batch(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user)
     return SSL_OK;
 }
 
-int ssl__trainer_nll(ssl_trainer_t *t, ssl__trainer_nll_t *r)
+int ssl__trainer_nll(ssl_trainer_t *t, int64_t limit, ssl__trainer_nll_t *r)
 {
     memset(r, 0, sizeof *r);
     const ssl_dataset_t *ds = t->eval_ds;
     if (!ssl__method_has_nll(t->method) || !ds || ds->n < 1)
         return SSL_OK;
+    int64_t n = limit > 0 && limit < ds->n ? limit : ds->n;
     nll_state_t s = {t->method, t->rc.seed, 0, {0}};
-    if (ssl__each_batch(t->ctx, &t->rc.eval_view, ds, ds->n, 0, 0, nll_batch, &s) != SSL_OK)
+    if (ssl__each_batch(t->ctx, &t->rc.eval_view, ds, n, 0, 0, nll_batch, &s) != SSL_OK)
         return ssl_last_status();
     int64_t dims = ds->c * (int64_t)t->rc.eval_view.out_h * t->rc.eval_view.out_w;
-    r->n = ds->n;
-    r->nats = s.sum / (double)ds->n;
+    r->n = n;
+    r->nats = s.sum / (double)n;
     r->bits_per_dim = r->nats / ((double)dims * log(2.0));
     r->parts = s.parts;
     for (int i = 0; i < r->parts.n; i++)
-        r->parts.value[i] = (float)(r->parts.value[i] / (double)ds->n);
+        r->parts.value[i] = (float)(r->parts.value[i] / (double)n);
     return SSL_OK;
 }
 

@@ -743,8 +743,8 @@ static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s
         snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
     }
     if (nll->n > 0) { /* the eval split's likelihood bound (generative methods) */
-        ssl_loss_parts_t p = {2, {"nll", "bits_per_dim"}, {(float)nll->nats,
-                                                          (float)nll->bits_per_dim}};
+        ssl_loss_parts_t p = {3, {"images", "nll", "bits_per_dim"},
+                              {(float)nll->n, (float)nll->nats, (float)nll->bits_per_dim}};
         append_parts(line, sizeof line, "test_", &p);
         append_parts(line, sizeof line, "test_", &nll->parts);
     }
@@ -894,8 +894,10 @@ int ssl_trainer_run(ssl_trainer_t *t)
             if (ssl__trainer_knn(t, &knn) != SSL_OK)
                 return ssl_last_status();
         }
+        /* the last epoch measures every eval image, the others eval.knn_test_limit of them */
+        int64_t nll_limit = t->epoch_done == t->rc.epochs ? 0 : t->rc.knn_test_limit;
         ssl__trainer_nll_t nll = {0};
-        if (t->rank == 0 && (ssl__trainer_nll(t, &nll) != SSL_OK ||
+        if (t->rank == 0 && (ssl__trainer_nll(t, nll_limit, &nll) != SSL_OK ||
                              ssl__trainer_pictures(t, t->epoch_done) != SSL_OK))
             return ssl_last_status();
         if (epoch_line(t, &em, epoch_s, images, knn, &nll) != SSL_OK ||
