@@ -22,7 +22,7 @@ THREADS=${BENCH_THREADS:-$(nproc)}
 # the linear probe's learning rates, one probe each on the same features, chosen on validation
 # (lr 1e-3 alone, the protocol before 2026-12-06, left probes short of convergence: MAE 78.7%
 # at 1e-3, 81.6% at 1e-2)
-LIN_LRS=${BENCH_LINEAR_LRS:-1e-3,3e-3,1e-2,3e-2,1e-1}
+LIN_LRS=${BENCH_LINEAR_LRS:-1e-3,3e-3,1e-2,3e-2,1e-1,3e-1}
 mkdir -p "$OUT" docs/benchmarks
 configs=("$@")
 [ ${#configs[@]} -eq 0 ] && configs=(configs/*.json)
