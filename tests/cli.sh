@@ -19,7 +19,7 @@ expect 1 "" -- "$sslc" train --resume "$tmp/nowhere"
 [ -d /usr/share/datasets/fashion-mnist ] ||
   { echo "SKIP: Fashion-MNIST not installed ($pass checks passed; the training-run checks did not run)"; exit 77; }
 expect 0 "done" -- "$sslc" train "$src/configs/simclr.json" --out "$tmp/runs" --quiet \
-  --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 \
+  --set data.limit=128 --set train.batch_size=32 --set train.max_steps=2 --set train.epochs=1 \
   --set eval.knn_every=0 --set model.encoder.width=4
 ckpt="$tmp/runs/simclr/checkpoints/last.safetensors"
 metrics="$tmp/runs/simclr/metrics.jsonl"

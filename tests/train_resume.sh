@@ -18,7 +18,9 @@ trap 'rm -rf "$out"' EXIT
 pass=0
 for name in byol mocov2 dino mae deepclusterv2 ibot data2vec vae; do
   if [ "$name" = mae ] || [ "$name" = ibot ] || [ "$name" = data2vec ]; then
-    narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
+    # one block: the probes read one too (mae.json reads the last 4)
+    narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2
+            --set eval.blocks=1)
   else
     narrow=(--set model.encoder.width=4)
   fi
