@@ -402,6 +402,52 @@ static void test_lr_fixed(void **state)
     ssl_params_free(p);
 }
 
+/* ssl_optim_step_only on disjoint subsets in turn equals one optimizer per subset (a GAN's two):
+ * AdamW, whose bias correction counts each parameter's own steps, against two optimizers over
+ * stores holding one parameter each; the parameter outside the subset keeps weights and state. */
+static void test_step_only(void **state)
+{
+    (void)state;
+    int64_t s[1] = {3};
+    ssl_params_t *p = ssl_params_create(), *pd = ssl_params_create(), *pg = ssl_params_create();
+    ssl_tensor_t *d = ssl_params_add(p, "disc.w", 1, s, SSL_PARAM_TRAINABLE, 0);
+    ssl_tensor_t *g = ssl_params_add(p, "gen.w", 1, s, SSL_PARAM_TRAINABLE, 0);
+    ssl_tensor_t *d1 = ssl_params_add(pd, "disc.w", 1, s, SSL_PARAM_TRAINABLE, 0);
+    ssl_tensor_t *g1 = ssl_params_add(pg, "gen.w", 1, s, SSL_PARAM_TRAINABLE, 0);
+    ssl_optim_cfg_t cfg;
+    ssl_optim_cfg_default(SSL_OPTIM_ADAMW, &cfg);
+    cfg.beta1 = 0.5;
+    ssl_optim_t *o = ssl_optim_create(&cfg, p), *od = ssl_optim_create(&cfg, pd),
+                *og = ssl_optim_create(&cfg, pg);
+    static const char *const only_d[] = {"disc.", NULL}, *const only_g[] = {"gen.", NULL};
+    for (int step = 0; step < 4; step++) {
+        for (int j = 0; j < 3; j++) /* discriminator phase: both get gradients */
+            d->grad[j] = d1->grad[j] = g->grad[j] = 0.3f * (float)(j + 1) - 0.1f * (float)step;
+        float g_before[3];
+        memcpy(g_before, g->data, sizeof g_before);
+        assert_int_equal(ssl_optim_step_only(o, 2e-3, 0.01, only_d), SSL_OK);
+        assert_int_equal(ssl_optim_step(od, 2e-3, 0.01), SSL_OK);
+        assert_memory_equal(g->data, g_before, sizeof g_before); /* not in the subset */
+        for (int j = 0; j < 3; j++) /* generator phase */
+            g->grad[j] = g1->grad[j] = -0.2f * (float)(j + 1) + 0.05f * (float)step;
+        assert_int_equal(ssl_optim_step_only(o, 2e-3, 0.01, only_g), SSL_OK);
+        assert_int_equal(ssl_optim_step(og, 2e-3, 0.01), SSL_OK);
+        assert_memory_equal(d->data, d1->data, sizeof(float) * 3);
+        assert_memory_equal(g->data, g1->data, sizeof(float) * 3);
+    }
+    int n = 0;
+    int64_t *ps = ssl_optim_param_steps(o, &n);
+    assert_int_equal(n, 2);
+    assert_true(ps[0] == 4 && ps[1] == 4);
+    assert_int_equal(ssl_optim_step_count(o), 8);
+    ssl_optim_free(o);
+    ssl_optim_free(od);
+    ssl_optim_free(og);
+    ssl_params_free(p);
+    ssl_params_free(pd);
+    ssl_params_free(pg);
+}
+
 /* ---------------------------------------------------------------- gradients */
 
 /* grad.0 into a store holding the non-frozen fixture parameters (plus the frozen one, whose
@@ -873,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_optim_errors),
         cmocka_unit_test(test_lr_scale),
         cmocka_unit_test(test_lr_fixed),
+        cmocka_unit_test(test_step_only),
         cmocka_unit_test(test_clip_global_norm),
         cmocka_unit_test(test_clip_per_param),
         cmocka_unit_test(test_nonfinite),

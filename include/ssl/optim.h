@@ -132,6 +132,13 @@ SSL_API const ssl_optim_cfg_t *ssl_optim_cfg(const ssl_optim_t *o);
  *          own step count, from 1)
  * Returns SSL_OK, or SSL_ERR_INVALID for a non-finite or negative lr / wd. */
 SSL_API int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay);
+/* ssl_optim_step over the trainable parameters whose names start with one of `prefixes`
+ * (NULL-ended; NULL: all of them): the others, their state and their update counts are left as
+ * they are. One optimizer stepped on disjoint subsets in turn is several optimizers with the
+ * same settings (a GAN's discriminator and generator: each parameter has its own state and step
+ * count). Counts as one step (ssl_optim_step_count). */
+SSL_API int ssl_optim_step_only(ssl_optim_t *o, double lr, double weight_decay,
+                                const char *const *prefixes);
 
 /* Multiply the learning rate of every trainable parameter whose name starts with `prefix` by
  * `scale` (default 1; e.g. layer-wise decay, or a fixed predictor lr as SimSiam). Returns the

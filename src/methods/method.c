@@ -121,6 +121,8 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
     return SSL_OK;
 }
 
+static int check_phases(const ssl_method_t *m, const ssl_params_t *online);
+
 ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
                                  const ssl_dataset_t *ds, ssl_params_t *online,
                                  ssl_params_t *target, uint64_t seed, const char *vocab)
@@ -171,7 +173,8 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     m->epoch_begun = -1;
     ssl_method_build_t b = {root, &model, online, target,
                             ds,   seed,   vocab,  env->target == SSL_TARGET_EMA};
-    if (create_common(m, &b, &ecfg) != SSL_OK || d->create(m, &b) != SSL_OK)
+    if (create_common(m, &b, &ecfg) != SSL_OK || d->create(m, &b) != SSL_OK ||
+        (d->n_phases > 1 && check_phases(m, online) != SSL_OK))
         goto fail;
     /* sections the method does not use are mistakes worth naming */
     for (int i = 0; i < (int)(sizeof k_sections / sizeof k_sections[0]); i++)
@@ -312,11 +315,48 @@ int ssl__method_observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
     return st;
 }
 
+int ssl__method_phases(const ssl_method_t *m)
+{
+    return m->def->n_phases > 1 ? m->def->n_phases : 1;
+}
+
+const char *const *ssl__method_phase_params(const ssl_method_t *m, int phase)
+{
+    return ssl__method_phases(m) > 1 ? m->def->phase_params(m, phase) : NULL;
+}
+
+const char *ssl__method_name(const ssl_method_t *m)
+{
+    return m->def->name;
+}
+
+/* Every trainable parameter in exactly one optimizer phase (a family's bug otherwise). */
+static int check_phases(const ssl_method_t *m, const ssl_params_t *online)
+{
+    for (int i = 0; i < ssl_params_count(online); i++) {
+        const ssl_param_info_t *in = ssl_params_info(online, i);
+        if (in->kind != SSL_PARAM_TRAINABLE)
+            continue;
+        int n = 0;
+        for (int ph = 0; ph < ssl__method_phases(m); ph++) {
+            const char *const *pre = ssl__method_phase_params(m, ph);
+            for (int k = 0; pre[k]; k++)
+                n += !strncmp(in->name, pre[k], strlen(pre[k]));
+        }
+        if (n != 1)
+            return ssl_set_error(SSL_ERR_STATE, "method %s: parameter '%s' is in %d of its "
+                                 "optimizer phases, not one", m->def->name, in->name, n);
+    }
+    return SSL_OK;
+}
+
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                const ssl_step_pos_t *pos)
 {
-    m->last_z = m->last_z2 = NULL;
-    m->parts.n = 0;
+    if (pos->phase == 0) { /* a later phase adds its parts and embeddings to the first's */
+        m->last_z = m->last_z2 = NULL;
+        m->parts.n = 0;
+    }
     if (!m->def->loss) {
         ssl_set_error(SSL_ERR_STATE, "method: an encoder alone has no training loss");
         return NULL;

@@ -42,6 +42,7 @@ typedef struct ssl_step_pos {
     int64_t epoch; /* 0-based */
     int64_t step;  /* global step, 0-based */
     int64_t steps_per_epoch, total_steps;
+    int phase; /* the optimizer phase of the step (ssl__method_phases), 0-based */
 } ssl_step_pos_t;
 
 /* Build from the "model" and "loss" sections (strict readers). Parameters go into `online`
@@ -68,7 +69,14 @@ int ssl__method_before_step(ssl_method_t *m, ssl_params_t *online, const ssl_ste
  * (b->index: the batch's index in the pass), no tape. A no-op for the other methods. */
 int ssl__method_observes(const ssl_method_t *m);
 int ssl__method_observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b);
-/* The loss graph of one batch (grad mode on; the target branch runs without a tape). */
+/* The optimizers a step takes in turn (1, or 2 for a GAN: discriminator, then generator), the
+ * parameter name prefixes phase i's optimizer steps (NULL-ended; NULL for a one-phase method:
+ * all), and the family's name. */
+int ssl__method_phases(const ssl_method_t *m);
+const char *const *ssl__method_phase_params(const ssl_method_t *m, int phase);
+const char *ssl__method_name(const ssl_method_t *m);
+/* The loss graph of one batch (grad mode on; the target branch runs without a tape); of the
+ * step's phase pos->phase, on the tape of the phases before it. */
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                                const ssl_step_pos_t *pos);
 /* After the optimizer step: queues, centers (EMA of the target is the trainer's). */

@@ -89,6 +89,13 @@ struct ssl_method_def {
     int (*observe)(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b);
     /* before the forward of a step: prototype normalisation, freezing schedules (may be NULL) */
     int (*before_step)(ssl_method_t *m, ssl_params_t *online, const ssl_step_pos_t *pos);
+    /* Several optimizers stepping in turn in each step (a GAN's discriminator, then its
+     * generator): n_phases > 1 phases; `loss` is called once per phase (pos->phase) on one tape
+     * (what an earlier phase computed stays valid), and after the phase's backward the optimizer
+     * steps only the parameters whose names start with one of phase_params(m, phase) (NULL-ended;
+     * method.c checks that every trainable parameter is in exactly one phase). 0 or 1: one. */
+    int n_phases;
+    const char *const *(*phase_params)(const ssl_method_t *m, int phase);
     /* the step's loss graph (sets last_z / last_z2) */
     ssl_tensor_t *(*loss)(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
                           const ssl_step_pos_t *pos);

@@ -305,7 +305,24 @@ static void adamw_update(float *restrict w, const float *restrict g, float *rest
     }
 }
 
+/* Whether the parameter name starts with one of the NULL-ended prefixes (NULL: every name). */
+static int in_subset(const char *name, const char *const *prefixes)
+{
+    if (!prefixes)
+        return 1;
+    for (int k = 0; prefixes[k]; k++)
+        if (!strncmp(name, prefixes[k], strlen(prefixes[k])))
+            return 1;
+    return 0;
+}
+
 int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay)
+{
+    return ssl_optim_step_only(o, lr, weight_decay, NULL);
+}
+
+int ssl_optim_step_only(ssl_optim_t *o, double lr, double weight_decay,
+                        const char *const *prefixes)
 {
     if (!o)
         return ssl_set_error(SSL_ERR_INVALID, "ssl_optim_step: NULL optimizer");
@@ -324,7 +341,7 @@ int ssl_optim_step(ssl_optim_t *o, double lr, double weight_decay)
     const ssl_optim_cfg_t *c = &o->cfg;
     for (int i = 0; i < o->n_params; i++) {
         const ssl_param_info_t *in = ssl_params_info(o->p, i);
-        if (!ssl__param_active(in))
+        if (!ssl__param_active(in) || !in_subset(in->name, prefixes))
             continue;
         int decay = !(c->exclude_bias_and_norm && (in->flags & SSL_PARAM_NO_DECAY));
         double lr_i = (o->lr_fixed[i] >= 0 ? o->lr_fixed[i] : lr) * (double)o->lr_scale[i];

@@ -286,6 +286,12 @@ ssl_trainer_t *ssl_trainer_create(const ssl_train_opts_t *opts)
         goto fail;
     if (setup_run_dir(t) != SSL_OK)
         goto fail;
+    if (t->rc.skip_nonfinite && ssl__method_phases(t->method) > 1) {
+        ssl_set_error(SSL_ERR_CONFIG, "train.on_nonfinite: \"skip\" cannot undo the %s "
+                      "method's earlier optimizer phases of a step: use \"error\"",
+                      ssl__method_name(t->method));
+        goto fail;
+    }
     if (t->rc.skip_nonfinite) {
         for (int i = 0; i < 2; i++) {
             size_t n = 0;
@@ -582,16 +588,15 @@ static int check_sync(ssl_trainer_t *t, int64_t step, int64_t epoch)
     return st;
 }
 
-int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
-                      double *loss_out)
+/* One phase of a step (the whole step for a one-optimizer method): the method's loss on the
+ * step's tape, backward, the gradient checks and clipping, the optimizer over the phase's
+ * parameters (NULL: all). *skipped: a non-finite loss or gradient was skipped (on_nonfinite). */
+static int step_phase(ssl_trainer_t *t, const ssl_batch_t *b, const ssl_step_pos_t *pos,
+                      double lr, double wd, const char *const *params, double *loss_out,
+                      int *skipped)
 {
-    ssl_step_pos_t pos = {t->epoch_done, t->global_step, t->steps_per_epoch, t->total_steps};
-    ssl_ctx_reset(t->ctx);
-    if (ssl__method_before_step(t->method, t->online, &pos) != SSL_OK)
-        return ssl_last_status();
-    if (t->rc.skip_nonfinite)
-        buffers_keep(t, 0);
-    ssl_tensor_t *loss = ssl__method_loss(t->method, t->ctx, b, &pos);
+    *skipped = 0;
+    ssl_tensor_t *loss = ssl__method_loss(t->method, t->ctx, b, pos);
     if (!loss)
         return ssl_last_status();
     double L = loss->data[0];
@@ -611,6 +616,7 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
             skip_step(t);
             ssl_logf(SSL_LOG_WARN, "step %lld: loss is %g, step skipped",
                      (long long)t->global_step + 1, L);
+            *skipped = 1;
             return SSL_OK;
         }
         return ssl_set_error(SSL_ERR_NONFINITE, "step %lld (epoch %lld): the loss is %g",
@@ -629,6 +635,7 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
             skip_step(t);
             ssl_logf(SSL_LOG_WARN, "step %lld: non-finite gradient in %s, step skipped",
                      (long long)t->global_step + 1, bad);
+            *skipped = 1;
             return SSL_OK;
         }
         return ssl_set_error(SSL_ERR_NONFINITE,
@@ -640,9 +647,36 @@ int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double 
     if (t->ocfg.clip_grad_per_param > 0 &&
         ssl_grad_clip_per_param(t->online, t->ocfg.clip_grad_per_param, NULL) != SSL_OK)
         return ssl_last_status();
-    if (ssl_optim_step(t->optim, lr, wd) != SSL_OK)
+    if (ssl_optim_step_only(t->optim, lr, wd, params) != SSL_OK)
         return ssl_last_status();
     ssl_params_zero_grad(t->online);
+    return SSL_OK;
+}
+
+int ssl__trainer_step(ssl_trainer_t *t, const ssl_batch_t *b, double lr, double wd,
+                      double *loss_out)
+{
+    ssl_step_pos_t pos = {t->epoch_done, t->global_step, t->steps_per_epoch, t->total_steps, 0};
+    ssl_ctx_reset(t->ctx);
+    if (ssl__method_before_step(t->method, t->online, &pos) != SSL_OK)
+        return ssl_last_status();
+    if (t->rc.skip_nonfinite)
+        buffers_keep(t, 0);
+    /* a method with several optimizers (a GAN) steps them in turn on one tape: each phase's
+     * loss sees the parameters the phases before it updated; the step's loss is their sum */
+    int n_phases = ssl__method_phases(t->method);
+    *loss_out = 0;
+    for (int ph = 0; ph < n_phases; ph++) {
+        double L = 0;
+        int skipped = 0;
+        pos.phase = ph;
+        if (step_phase(t, b, &pos, lr, wd, ssl__method_phase_params(t->method, ph), &L,
+                       &skipped) != SSL_OK)
+            return ssl_last_status();
+        *loss_out += L;
+        if (skipped)
+            return SSL_OK;
+    }
     double m = ssl_sched_value(&t->ema_sched, t->global_step, t->total_steps);
     for (int i = 0; i < t->n_ema; i++)
         if (ssl_ema_update(t->ema[i], m, SSL_EMA_BUFFERS_KEEP) != SSL_OK)
