@@ -301,6 +301,9 @@ SSL_API ssl_tensor_t *ssl_sqrt(ssl_ctx_t *ctx, ssl_tensor_t *x);
 SSL_API ssl_tensor_t *ssl_pow(ssl_ctx_t *ctx, ssl_tensor_t *x, float p);
 SSL_API ssl_tensor_t *ssl_clamp(ssl_ctx_t *ctx, ssl_tensor_t *x, float lo, float hi);
 SSL_API ssl_tensor_t *ssl_relu(ssl_ctx_t *ctx, ssl_tensor_t *x);
+/* x for x > 0, slope x otherwise (torch.nn.LeakyReLU; DCGAN's discriminator: 0.2); 0 <= slope
+ * < 1, else SSL_ERR_INVALID. */
+SSL_API ssl_tensor_t *ssl_leaky_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, float slope);
 /* relu(a + b) for a and b of one shape, as one op (the end of a residual block). */
 SSL_API ssl_tensor_t *ssl_add_relu(ssl_ctx_t *ctx, ssl_tensor_t *a, ssl_tensor_t *b);
 SSL_API ssl_tensor_t *ssl_gelu(ssl_ctx_t *ctx, ssl_tensor_t *x, int kind);

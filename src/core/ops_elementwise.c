@@ -1,5 +1,5 @@
 /* Elementwise ops: add, sub, mul, div with numpy broadcasting, scale, and the unary maps
- * (exp, log, sqrt, pow, clamp, relu, gelu, sigmoid, tanh).
+ * (exp, log, sqrt, pow, clamp, relu, leaky_relu, gelu, sigmoid, tanh).
  *
  * Broadcasting works on a "collapsed geometry": size-1 output dims are dropped and adjacent
  * dims are merged whenever both operands stay contiguous (or stay broadcast) across them. The
@@ -801,5 +801,51 @@ ssl_tensor_t *ssl_gelu(ssl_ctx_t *ctx, ssl_tensor_t *x, int kind)
     ssl_node_t n;
     ssl__node_init(&n, SSL_OP_GELU, 1, x);
     n.ia[0] = kind;
+    return ssl__apply(ctx, &n);
+}
+
+/* ---------------------------------------------------------------- leaky relu */
+
+static int leaky_relu_shape(const ssl_node_t *nd, int *ndim, int64_t *shape)
+{
+    if (!(nd->fa[0] >= 0.0f && nd->fa[0] < 1.0f))
+        return ssl__op_error_status(nd, SSL_ERR_INVALID, "need 0 <= slope < 1, got %g",
+                                    (double)nd->fa[0]);
+    return unary_shape(nd, ndim, shape);
+}
+
+/* x for x > 0, slope x otherwise; the gradient at 0 is slope's, as PyTorch. */
+static int leaky_relu_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    (void)ctx;
+    const float a = nd->fa[0], *x = nd->in[0]->data;
+    float *y = nd->out->data;
+    const int64_t n = nd->out->numel;
+#pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : a * x[i];
+    return SSL_OK;
+}
+
+static void leaky_relu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
+{
+    float *dx = ssl__grad(ctx, nd->in[0]);
+    if (!dx)
+        return;
+    const float a = nd->fa[0], *x = nd->in[0]->data, *g = nd->out->grad;
+    const int64_t n = nd->out->numel;
+#pragma omp parallel for schedule(static) if (n > SSL_OMP_MIN)
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += x[i] > 0.0f ? g[i] : a * g[i];
+}
+
+const ssl_op_def_t ssl_opdef_leaky_relu = {"leaky_relu", 0, leaky_relu_shape, leaky_relu_forward,
+                                           leaky_relu_backward, 0};
+
+ssl_tensor_t *ssl_leaky_relu(ssl_ctx_t *ctx, ssl_tensor_t *x, float slope)
+{
+    ssl_node_t n;
+    ssl__node_init(&n, SSL_OP_LEAKY_RELU, 1, x);
+    n.fa[0] = slope;
     return ssl__apply(ctx, &n);
 }
