@@ -245,6 +245,102 @@ static void test_encoder_gradients(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* out (C_out, H/2, W/2) of one image: 4x4 stride-2 padding-1 convolution, plain loops */
+static void ref_conv4s2(const float *x, int64_t ci, int64_t h, int64_t w, const float *wt,
+                        int64_t co, float *out)
+{
+    int64_t oh = h / 2, ow = w / 2;
+    for (int64_t o = 0; o < co; o++)
+        for (int64_t i = 0; i < oh; i++)
+            for (int64_t j = 0; j < ow; j++) {
+                double acc = 0;
+                for (int64_t c = 0; c < ci; c++)
+                    for (int u = 0; u < 4; u++)
+                        for (int v = 0; v < 4; v++) {
+                            int64_t y = 2 * i - 1 + u, xx = 2 * j - 1 + v;
+                            if (y >= 0 && y < h && xx >= 0 && xx < w)
+                                acc += (double)x[(c * h + y) * w + xx] *
+                                       wt[((o * ci + c) * 4 + u) * 4 + v];
+                        }
+                out[(o * oh + i) * ow + j] = (float)acc;
+            }
+}
+
+/* The dcgan encoder (DCGAN's discriminator body) against plain loops in training mode: conv,
+ * LeakyReLU(0.2), conv, BatchNorm with batch statistics, LeakyReLU, spatial mean; its names,
+ * MACs, central differences in eval mode, and an input too small for its depth. */
+static void test_dcgan_encoder(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_encoder_cfg_t cfg;
+    assert_int_equal(ssl_encoder_preset("dcgan", &cfg), SSL_OK);
+    cfg.convnet.in_channels = 1;
+    cfg.convnet.width = 3;
+    ssl_params_t *p = ssl_params_create();
+    ssl_encoder_t *e = ssl_encoder_create(&cfg, p, "encoder", 5);
+    assert_non_null(e);
+    assert_int_equal(ssl_encoder_dim(e), 6);
+    assert_int_equal(ssl_encoder_macs(e, 8, 8), 3 * 16 * 16 + 6 * 3 * 16 * 4);
+    ssl_tensor_t *w1 = ssl_params_get(p, "encoder.conv1.weight"),
+                 *w2 = ssl_params_get(p, "encoder.conv2.weight"),
+                 *g2 = ssl_params_get(p, "encoder.bn2.weight"),
+                 *b2 = ssl_params_get(p, "encoder.bn2.bias");
+    assert_true(w1 && w2 && g2 && b2 && !ssl_params_get(p, "encoder.bn1.weight"));
+    assert_null(ssl_params_get(p, "encoder.conv1.bias"));
+    for (int i = 0; i < 6; i++)
+        b2->data[i] = 0.1f * (float)i - 0.2f; /* a non-zero shift to check */
+    const int64_t B = 3;
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){B, 1, 8, 8}, 7, -1, 1, 1);
+    ssl_encoder_out_t o;
+    assert_int_equal(ssl_encoder_forward(ctx, e, x, NULL, 0, 1, &o), SSL_OK);
+    float h1[3 * 16], h2[3][6 * 4];
+    for (int64_t b = 0; b < B; b++) {
+        ref_conv4s2(x->data + b * 64, 1, 8, 8, w1->data, 3, h1);
+        for (int i = 0; i < 48; i++)
+            h1[i] = h1[i] > 0 ? h1[i] : 0.2f * h1[i];
+        ref_conv4s2(h1, 3, 4, 4, w2->data, 6, h2[b]);
+    }
+    float ref[3 * 6];
+    for (int c = 0; c < 6; c++) {
+        double mean = 0, var = 0;
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < 4; k++)
+                mean += h2[b][c * 4 + k];
+        mean /= B * 4;
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < 4; k++)
+                var += (h2[b][c * 4 + k] - mean) * (h2[b][c * 4 + k] - mean);
+        var /= B * 4;
+        for (int b = 0; b < B; b++) {
+            double acc = 0;
+            for (int k = 0; k < 4; k++) {
+                double v = (h2[b][c * 4 + k] - mean) / sqrt(var + 1e-5) * g2->data[c] +
+                           b2->data[c];
+                acc += v > 0 ? v : 0.2 * v;
+            }
+            ref[b * 6 + c] = (float)(acc / 4);
+        }
+    }
+    tu_assert_close(o.pooled->data, ref, B * 6, 1e-5, 1e-4);
+    assert_true(o.fmap && o.fmap->shape[1] == 6 && o.fmap->shape[2] == 2);
+    ssl_ctx_reset(ctx);
+    enc_case_t c = {e, 0, NULL, 0};
+    x = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 8, -1, 1, 1);
+    tu_gradcheck_opts_t go = {2e-4, 1e-2, 5e-2, 64};
+    assert_int_equal(tu_gradcheck(ctx, build_encoder, &c, &x, 1, &go), 0);
+    ssl_tensor_t *tiny = tu_rand(ctx, 4, (int64_t[]){1, 1, 3, 3}, 9, -1, 1, 0);
+    assert_int_equal(ssl_encoder_forward(ctx, e, tiny, NULL, 0, 0, &o), SSL_ERR_SHAPE);
+    assert_non_null(strstr(ssl_last_error(), "too small"));
+    ssl_encoder_free(e);
+    ssl_params_free(p);
+    ssl_encoder_cfg_t bad;
+    const char *json = "{\"type\": \"dcgan\", \"depth\": 7}";
+    assert_int_equal(ssl_encoder_cfg_from_json(json, strlen(json), "j", &bad), SSL_ERR_CONFIG);
+    assert_non_null(strstr(ssl_last_error(), "depth"));
+    ssl_ctx_free(ctx);
+}
+
 typedef struct masked_case {
     ssl_encoder_t *e;
     const int32_t *idx;
@@ -688,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_resnet_counts),
         cmocka_unit_test(test_vit_counts),
         cmocka_unit_test(test_encoder_gradients),
+        cmocka_unit_test(test_dcgan_encoder),
         cmocka_unit_test(test_encoder_from_json),
         cmocka_unit_test(test_encoder_masked_tokens),
         cmocka_unit_test(test_encoder_block_outputs),

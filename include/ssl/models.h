@@ -15,7 +15,11 @@
 extern "C" {
 #endif
 
-typedef enum ssl_encoder_kind { SSL_ENC_RESNET = 0, SSL_ENC_VIT = 1 } ssl_encoder_kind_t;
+typedef enum ssl_encoder_kind {
+    SSL_ENC_RESNET = 0,
+    SSL_ENC_VIT = 1,
+    SSL_ENC_CONVNET = 2 /* DCGAN's discriminator body */
+} ssl_encoder_kind_t;
 
 typedef struct ssl_resnet_cfg {
     int depth;            /* 18, 34 or 50 */
@@ -43,22 +47,41 @@ typedef struct ssl_vit_cfg {
     int init;         /* ssl_init_t for linears: SSL_INIT_TRUNC_NORMAL_02 (timm) or XAVIER (MAE) */
 } ssl_vit_cfg_t;
 
+/* The DCGAN discriminator's body (Radford et al. 2016, the PyTorch DCGAN example): `depth`
+ * convolutions 4x4, stride 2, padding 1, no bias, of width, 2 width, 4 width, ... channels, each
+ * followed by BatchNorm (all but the first) and LeakyReLU(slope); no pooling inside (strided
+ * convolutions), pooled = the mean of the last map over its positions. Weights N(0, 0.02),
+ * BatchNorm weights N(1, 0.02) and biases 0 (the example's weights_init). Names: conv1.weight,
+ * conv2.weight, bn2.weight, bn2.running_mean, ... (layer i from 1). */
+typedef struct ssl_convnet_cfg {
+    int in_channels;
+    int width; /* channels of the first convolution (64) */
+    int depth; /* convolutions: 2 takes 28 x 28 to 7 x 7 (1..6) */
+    double slope; /* LeakyReLU's negative slope (0.2) */
+} ssl_convnet_cfg_t;
+
 typedef struct ssl_encoder_cfg {
     int kind; /* ssl_encoder_kind_t */
     ssl_resnet_cfg_t resnet;
     ssl_vit_cfg_t vit;
+    ssl_convnet_cfg_t convnet;
 } ssl_encoder_cfg_t;
 
+/* The input channels the encoder of cfg takes. */
+SSL_API int ssl_encoder_cfg_in_channels(const ssl_encoder_cfg_t *cfg);
+
 /* Defaults of the named architectures: "resnet18", "resnet34", "resnet50", "vit_tiny",
- * "vit_small", "vit_base". Returns SSL_ERR_CONFIG for an unknown name. */
+ * "vit_small", "vit_base", "dcgan". Returns SSL_ERR_CONFIG for an unknown name. */
 SSL_API int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg);
 
 /* Read an encoder section from JSON text (strict: an unknown key or a bad value is an
  * SSL_ERR_CONFIG error naming the key path, e.g. "model.encoder.widht: unknown key (did you mean
- * 'width'?)"); `source` names the text (a file name) in messages. Keys: type (resnet18|resnet34|resnet50|vit_tiny|vit_small|vit_base|vit); ResNet:
- * stem (imagenet|cifar), in_channels, width, zero_init_residual; ViT: image_size, patch_size,
+ * 'width'?)"); `source` names the text (a file name) in messages. Keys: type
+ * (resnet18|resnet34|resnet50|vit_tiny|vit_small|vit_base|vit|dcgan); ResNet: stem
+ * (imagenet|cifar), in_channels, width, zero_init_residual; ViT: image_size, patch_size,
  * in_channels, dim, depth, heads, mlp_ratio, cls_token, pool (cls|mean), pos_embed
- * (learned|sincos), qkv_bias, init (timm|mae). See docs/models.md for defaults. */
+ * (learned|sincos), qkv_bias, init (timm|mae); dcgan: in_channels, width, depth, slope. See
+ * docs/models.md for defaults. */
 SSL_API int ssl_encoder_cfg_from_json(const char *json, size_t len, const char *source,
                                       ssl_encoder_cfg_t *cfg);
 

@@ -113,7 +113,8 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
         return depth ? ssl__method_fail(b, "eval", "blocks", "%d is more blocks than the ViT "
                                         "has (model.encoder depth %d)", m->eval_blocks, depth)
                      : ssl__method_fail(b, "eval", "blocks", "%d: a readout of several blocks "
-                                        "needs a ViT (model.encoder is a ResNet)", m->eval_blocks);
+                                        "needs a ViT (model.encoder is a %s)", m->eval_blocks,
+                                        ecfg->kind == SSL_ENC_CONVNET ? "dcgan" : "ResNet");
     m->enc = ssl_encoder_create(ecfg, b->online, "encoder", b->seed);
     if (!m->enc ||
         (b->ema && !(m->tenc = ssl_encoder_create(ecfg, b->target, "target.encoder", b->seed))))
@@ -137,7 +138,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     const char *weights = NULL;
     if (ssl_cfg_status(root) || ssl__encoder_cfg_read(&ec, &ecfg, &weights) != SSL_OK)
         return NULL;
-    int in_ch = ecfg.kind == SSL_ENC_VIT ? ecfg.vit.in_channels : ecfg.resnet.in_channels;
+    int in_ch = ssl_encoder_cfg_in_channels(&ecfg);
     if (in_ch != ds->c) {
         ssl_cfg_fail(&ec, "in_channels", "%d, but the %s images have %lld channel%s", in_ch,
                      env->dataset, (long long)ds->c, ds->c == 1 ? "" : "s");

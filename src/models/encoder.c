@@ -29,8 +29,22 @@ int ssl_encoder_preset(const char *type, ssl_encoder_cfg_t *cfg)
                                        SSL_INIT_TRUNC_NORMAL_02};
             return SSL_OK;
         }
+    if (!strcmp(type, "dcgan")) {
+        cfg->kind = SSL_ENC_CONVNET;
+        cfg->convnet = (ssl_convnet_cfg_t){3, 64, 2, 0.2};
+        return SSL_OK;
+    }
     return ssl_set_error(SSL_ERR_CONFIG, "unknown encoder type '%s' (resnet18, resnet34, "
-                         "resnet50, vit_tiny, vit_small, vit_base)", type);
+                         "resnet50, vit_tiny, vit_small, vit_base, dcgan)", type);
+}
+
+int ssl_encoder_cfg_in_channels(const ssl_encoder_cfg_t *cfg)
+{
+    if (SSL__IS_NULL(cfg, __func__))
+        return SSL_ERR_INVALID;
+    return cfg->kind == SSL_ENC_VIT       ? cfg->vit.in_channels
+           : cfg->kind == SSL_ENC_CONVNET ? cfg->convnet.in_channels
+                                          : cfg->resnet.in_channels;
 }
 
 ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
@@ -53,9 +67,10 @@ ssl_encoder_t *ssl_encoder_create(const ssl_encoder_cfg_t *cfg, ssl_params_t *p,
         free(e);
         return NULL;
     }
-    int st = cfg->kind == SSL_ENC_RESNET ? ssl__resnet_init(e, p, pre, seed)
-           : cfg->kind == SSL_ENC_VIT    ? ssl__vit_init(e, p, pre, seed)
-               : ssl_set_error(SSL_ERR_CONFIG, "encoder: unknown kind %d", cfg->kind);
+    int st = cfg->kind == SSL_ENC_RESNET    ? ssl__resnet_init(e, p, pre, seed)
+             : cfg->kind == SSL_ENC_VIT     ? ssl__vit_init(e, p, pre, seed)
+             : cfg->kind == SSL_ENC_CONVNET ? ssl__convnet_init(e, p, pre, seed)
+                 : ssl_set_error(SSL_ERR_CONFIG, "encoder: unknown kind %d", cfg->kind);
     if (st != SSL_OK) {
         ssl_encoder_free(e);
         return NULL;
@@ -73,6 +88,11 @@ void ssl_encoder_free(ssl_encoder_t *e)
     free(e);
 }
 
+const char *ssl__encoder_kind_name(const ssl_encoder_t *e)
+{
+    return e->cfg.kind == SSL_ENC_VIT ? "ViT" : e->cfg.kind == SSL_ENC_CONVNET ? "dcgan" : "ResNet";
+}
+
 const ssl_encoder_cfg_t *ssl_encoder_config(const ssl_encoder_t *e)
 {
     return SSL__IS_NULL(e, __func__) ? NULL : &e->cfg;
@@ -82,7 +102,9 @@ int64_t ssl_encoder_dim(const ssl_encoder_t *e)
 {
     if (SSL__IS_NULL(e, __func__))
         return SSL_ERR_INVALID;
-    return e->cfg.kind == SSL_ENC_RESNET ? e->resnet.out_dim : e->cfg.vit.dim;
+    return e->cfg.kind == SSL_ENC_RESNET    ? e->resnet.out_dim
+           : e->cfg.kind == SSL_ENC_CONVNET ? e->convnet.out_dim
+                                            : e->cfg.vit.dim;
 }
 
 int64_t ssl_encoder_num_tokens(const ssl_encoder_t *e)
@@ -111,7 +133,9 @@ int64_t ssl_encoder_macs(const ssl_encoder_t *e, int64_t h, int64_t w)
         return SSL_ERR_INVALID;
     if (SSL__BAD_RANGE(h, 1, INT32_MAX, __func__) || SSL__BAD_RANGE(w, 1, INT32_MAX, __func__))
         return SSL_ERR_INVALID;
-    return e->cfg.kind == SSL_ENC_RESNET ? ssl__resnet_macs(e, h, w) : ssl__vit_macs(e, h, w);
+    return e->cfg.kind == SSL_ENC_RESNET    ? ssl__resnet_macs(e, h, w)
+           : e->cfg.kind == SSL_ENC_CONVNET ? ssl__convnet_macs(e, h, w)
+                                            : ssl__vit_macs(e, h, w);
 }
 
 
@@ -129,17 +153,26 @@ static int forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x,
         return SSL_ERR_INVALID;
     if (SSL__NULL_INPUT(x, __func__))
         return ssl_last_status();
-    int64_t want_c = e->cfg.kind == SSL_ENC_RESNET ? e->cfg.resnet.in_channels
-                                                    : e->cfg.vit.in_channels;
+    int64_t want_c = ssl_encoder_cfg_in_channels(&e->cfg);
     if (x->ndim != 4 || x->shape[1] != want_c) {
         char s[96];
         return ssl_set_error(SSL_ERR_SHAPE, "encoder: input %s, expected (B, %lld, H, W)",
                              ssl_shape_str(x, s, sizeof s), (long long)want_c);
     }
-    if (e->cfg.kind == SSL_ENC_RESNET) {
+    if (e->cfg.kind != SSL_ENC_VIT) {
         if (keep_idx || masked_idx || token_mask)
-            return ssl_set_error(SSL_ERR_INVALID, "encoder: a ResNet cannot take a token subset "
-                                                  "or masked tokens");
+            return ssl_set_error(SSL_ERR_INVALID, "encoder: a %s cannot take a token subset "
+                                 "or masked tokens", ssl__encoder_kind_name(e));
+        if (e->cfg.kind == SSL_ENC_CONVNET) {
+            /* each convolution halves the side (rounding down): it must not reach 0 */
+            if ((x->shape[2] >> e->cfg.convnet.depth) < 1 ||
+                (x->shape[3] >> e->cfg.convnet.depth) < 1)
+                return ssl_set_error(SSL_ERR_SHAPE, "encoder: a %lldx%lld input is too small "
+                                     "for %d stride-2 convolutions (dcgan depth)",
+                                     (long long)x->shape[2], (long long)x->shape[3],
+                                     e->cfg.convnet.depth);
+            return ssl__convnet_forward(ctx, e, x, training, out);
+        }
         return ssl__resnet_forward(ctx, e, x, training, out);
     }
     int64_t S = e->cfg.vit.image_size;
@@ -215,9 +248,9 @@ ssl_tensor_t *ssl_encoder_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_te
         return ssl_encoder_forward(ctx, e, x, NULL, 0, training, &o) == SSL_OK ? o.pooled : NULL;
     int depth = e->cfg.kind == SSL_ENC_VIT ? e->cfg.vit.depth : 0;
     if (n < 1 || n > depth) {
-        ssl_set_error(SSL_ERR_INVALID, "%s: a readout of %d blocks needs %s (the encoder is %s "
+        ssl_set_error(SSL_ERR_INVALID, "%s: a readout of %d blocks needs %s (the encoder is a %s "
                       "of depth %d)", __func__, n, n < 1 ? "n >= 1" : "a ViT at least that deep",
-                      e->cfg.kind == SSL_ENC_VIT ? "a ViT" : "a ResNet", depth);
+                      ssl__encoder_kind_name(e), depth);
         return NULL;
     }
     ssl_tensor_t *blocks[64];

@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char *const k_types[] = {"resnet18", "resnet34", "resnet50", "vit_tiny",
-                                      "vit_small", "vit_base", "vit", NULL};
+                                      "vit_small", "vit_base", "vit", "dcgan", NULL};
 
 int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg, const char **weights)
 {
@@ -30,7 +30,23 @@ int ssl__encoder_cfg_read(ssl_cfg_t *c, ssl_encoder_cfg_t *cfg, const char **wei
     if (ssl_cfg_status(c))
         return ssl_cfg_status(c);
     ssl_encoder_preset(t == 6 ? "vit_tiny" : k_types[t], cfg);
-    if (cfg->kind == SSL_ENC_RESNET) {
+    if (cfg->kind == SSL_ENC_CONVNET) {
+        static const char *const conv_keys[] = {"type",  "in_channels", "width",
+                                                "depth", "slope",       "weights", NULL};
+        const char *ck[sizeof conv_keys / sizeof *conv_keys];
+        memcpy(ck, conv_keys, sizeof ck);
+        if (!weights)
+            ck[sizeof ck / sizeof *ck - 2] = NULL;
+        ssl_cfg_keys(c, ck);
+        ssl_convnet_cfg_t *n = &cfg->convnet;
+        n->in_channels = ssl_cfg_int(c, "in_channels", 3, 1, 64);
+        n->width = ssl_cfg_int(c, "width", 64, 1, 8192);
+        n->depth = ssl_cfg_int(c, "depth", 2, 1, 6);
+        n->slope = ssl_cfg_double(c, "slope", 0.2, 0.0, 0.999);
+        if (!ssl_cfg_status(c) && ((int64_t)n->width << (n->depth - 1)) > 8192)
+            ssl_cfg_fail(c, "width", "%d doubled by each of %d more convolutions exceeds 8192",
+                         n->width, n->depth - 1);
+    } else if (cfg->kind == SSL_ENC_RESNET) {
         static const char *const stems[] = {"imagenet", "cifar", NULL};
         ssl_cfg_keys(c, rk);
         ssl_resnet_cfg_t *r = &cfg->resnet;

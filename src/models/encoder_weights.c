@@ -150,7 +150,7 @@ int ssl_encoder_load_weights(ssl_encoder_t *e, const char *path)
         st = ssl_set_error(SSL_ERR_FORMAT,
                            "%s: the tensors do not fit the %s encoder (names as torchvision's "
                            "ResNet / timm's ViT state_dict): %s%s",
-                           path, e->cfg.kind == SSL_ENC_VIT ? "ViT" : "ResNet", msg,
+                           path, ssl__encoder_kind_name(e), msg,
                            ckpt ? " (this is a training checkpoint: `sslc export CKPT --out "
                                   "FILE` writes its encoder alone)"
                                 : "");

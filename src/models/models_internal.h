@@ -29,6 +29,14 @@ typedef struct ssl_vit {
     ssl_nn_layernorm_t norm;
 } ssl_vit_t;
 
+#define SSL_CONVNET_MAX_DEPTH 6
+
+typedef struct ssl_convnet {
+    ssl_nn_conv2d_t conv[SSL_CONVNET_MAX_DEPTH];
+    ssl_nn_batchnorm_t bn[SSL_CONVNET_MAX_DEPTH]; /* bn[0] unused: no norm after the first */
+    int64_t out_dim;
+} ssl_convnet_t;
+
 struct ssl_encoder {
     ssl_encoder_cfg_t cfg;
     ssl_params_t *params;
@@ -36,12 +44,19 @@ struct ssl_encoder {
     char prefix[128];          /* "" or "encoder.": what its parameter names start with */
     ssl_resnet_t resnet;
     ssl_vit_t vit;
+    ssl_convnet_t convnet;
 };
 
 int ssl__resnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
 int ssl__resnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int training,
                         ssl_encoder_out_t *out);
 int64_t ssl__resnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
+/* "ResNet", "ViT" or "dcgan", for messages. */
+const char *ssl__encoder_kind_name(const ssl_encoder_t *e);
+int ssl__convnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
+int ssl__convnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int training,
+                         ssl_encoder_out_t *out);
+int64_t ssl__convnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
 /* masked_idx (B, n_masked) or token_mask (B, T) (1: masked): those patch embeddings become
  * mask_token before positions are added. blocks_out[0..n_blocks_out) get the tokens

@@ -274,7 +274,7 @@ static int weights_model_open(ssl_ckpt_model_t *cm, const char *encoder_json, co
     cm->ds = ssl__load_split(&cm->rc, split ? split : cm->rc.eval_split, limit);
     if (!cm->ds)
         return ssl_last_status();
-    int in_ch = ecfg.kind == SSL_ENC_VIT ? ecfg.vit.in_channels : ecfg.resnet.in_channels;
+    int in_ch = ssl_encoder_cfg_in_channels(&ecfg);
     if (in_ch != cm->ds->c)
         return ssl_set_error(SSL_ERR_CONFIG,
                              "encoder in_channels %d, but the %s images of %s have %lld", in_ch,

@@ -158,9 +158,14 @@ static int cmd_info(int argc, char **argv)
         return 1;
     }
     if (size <= 0)
-        size = cfg.kind == SSL_ENC_VIT ? cfg.vit.image_size : cfg.resnet.cifar_stem ? 32 : 224;
+        size = cfg.kind == SSL_ENC_VIT       ? cfg.vit.image_size
+               : cfg.kind == SSL_ENC_CONVNET ? 28
+               : cfg.resnet.cifar_stem       ? 32
+                                             : 224;
     int64_t macs = ssl_encoder_macs(e, size, size);
-    printf("encoder      %s\n", cfg.kind == SSL_ENC_VIT ? "vit" : "resnet");
+    printf("encoder      %s\n", cfg.kind == SSL_ENC_VIT       ? "vit"
+                                : cfg.kind == SSL_ENC_CONVNET ? "dcgan"
+                                                              : "resnet");
     printf("parameters   %lld (%.2f M)\n", (long long)ssl_encoder_num_params(e),
            ssl_encoder_num_params(e) / 1e6);
     printf("feature dim  %lld\n", (long long)ssl_encoder_dim(e));
