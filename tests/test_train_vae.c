@@ -206,33 +206,20 @@ static void test_step_noise(void **state)
     assert_true(fabsf(loss[0] - loss[2]) > 1e-5f * fabsf(loss[2]));
 }
 
-static void expect_config_error(const char *config, const char *const *needles)
-{
-    ssl_train_opts_t o = {0};
-    o.config_text = config;
-    o.no_run_dir = 1;
-    ssl_trainer_t *t = ssl_trainer_create(&o);
-    if (t)
-        fail_msg("config accepted: %s", config);
-    for (int i = 0; needles[i]; i++)
-        if (!strstr(ssl_last_error(), needles[i]))
-            fail_msg("'%s' lacks '%s'", ssl_last_error(), needles[i]);
-}
-
 static void test_config_errors(void **state)
 {
     (void)state;
-    expect_config_error(CONFIG("{\"n\": 1, \"size\": 8}", HEAD),
+    tu_expect_trainer_config_error(CONFIG("{\"n\": 1, \"size\": 8}", HEAD),
                         (const char *[]){"views", "normalize", "[0, 1]", NULL});
-    expect_config_error(CONFIG("{\"n\": 1, \"size\": 6, \"normalize\": false}", HEAD),
+    tu_expect_trainer_config_error(CONFIG("{\"n\": 1, \"size\": 6, \"normalize\": false}", HEAD),
                         (const char *[]){"views", "multiple of 4", NULL});
-    expect_config_error(CONFIG("{\"n\": 2, \"size\": 8, \"normalize\": false}", HEAD),
+    tu_expect_trainer_config_error(CONFIG("{\"n\": 2, \"size\": 8, \"normalize\": false}", HEAD),
                         (const char *[]){"views", "one view", NULL});
-    expect_config_error(CONFIG(VIEW, "{\"latent_dm\": 5}"),
+    tu_expect_trainer_config_error(CONFIG(VIEW, "{\"latent_dm\": 5}"),
                         (const char *[]){"latent_dm", "latent_dim", NULL});
-    expect_config_error(CONFIG(VIEW, "{\"channels\": 5}"),
+    tu_expect_trainer_config_error(CONFIG(VIEW, "{\"channels\": 5}"),
                         (const char *[]){"channels", "odd", NULL});
-    expect_config_error(CONFIG(VIEW, "{\"latent_dim\": 0}"), (const char *[]){"latent_dim", NULL});
+    tu_expect_trainer_config_error(CONFIG(VIEW, "{\"latent_dim\": 0}"), (const char *[]){"latent_dim", NULL});
 }
 
 int main(void)

@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include "ssl/io.h"
+#include "ssl/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -212,4 +213,19 @@ int tu_fixture_param_grads(const ssl_st_t *f, ssl_params_t *p, double atol, doub
         checked++;
     }
     return checked;
+}
+
+void tu_expect_trainer_config_error(const char *config, const char *const *needles)
+{
+    ssl_train_opts_t o = {0};
+    o.config_text = config;
+    o.no_run_dir = 1;
+    ssl_trainer_t *t = ssl_trainer_create(&o);
+    if (t) {
+        ssl_trainer_free(t);
+        fail_msg("config accepted: %s", config);
+    }
+    for (int i = 0; needles[i]; i++)
+        if (!strstr(ssl_last_error(), needles[i]))
+            fail_msg("'%s' lacks '%s'", ssl_last_error(), needles[i]);
 }

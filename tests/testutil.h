@@ -77,6 +77,9 @@ ssl_ctx_t *tu_ctx(void);
 /* Assert that `t` is NULL and the last error is `status` and mentions every string in the
  * NULL-terminated list (used for shape errors that must name both shapes). */
 void tu_assert_error(const void *t, int status, ...);
+/* ssl_trainer_create refuses the run config text (no run directory) with an error holding every
+ * one of the NULL-ended needles. */
+void tu_expect_trainer_config_error(const char *config, const char *const *needles);
 
 /* ---------------------------------------------------------------- golden fixtures */
 

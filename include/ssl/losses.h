@@ -320,6 +320,8 @@ typedef enum ssl_loss_type {
     SSL_LOSS_MASKFEAT,      /* masked tokens regress their patches' HOG (ssl_loss_mae_idx) */
     SSL_LOSS_COCA,          /* CLIP's loss + captioning cross-entropy (clip's keys + weights) */
     SSL_LOSS_VAE,           /* negative ELBO, Bernoulli pixels, beta-weighted KL (ssl_loss_vae) */
+    SSL_LOSS_DCGAN,         /* GAN: discriminator and generator phases, non-saturating BCE */
+    SSL_LOSS_BIGAN,         /* DCGAN's with an encoder, the discriminator on (x, z) pairs */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 

@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   "data2vec", "maskfeat", "coca", "vae", NULL};
+    "koleo",   "data2vec", "maskfeat", "coca", "vae", "dcgan", "bigan", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 

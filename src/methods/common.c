@@ -7,14 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The model sections a family may read, in the order of method.c's k_sections. */
-static const char *const k_read_bits[] = {"projector",  "predictor", "head", "text",
-                                          "image_proj", "decoder",   NULL};
+const char *const ssl__method_sections[] = {"projector",  "predictor", "head",
+                                            "text",       "image_proj", "decoder",
+                                            "generator", "discriminator", NULL};
 
 ssl_cfg_t ssl__method_section(ssl_method_t *m, ssl_method_build_t *b, const char *key)
 {
-    for (int i = 0; k_read_bits[i]; i++)
-        if (!strcmp(k_read_bits[i], key))
+    for (int i = 0; ssl__method_sections[i]; i++)
+        if (!strcmp(ssl__method_sections[i], key))
             m->read_sections |= 1u << i;
     return ssl_cfg_obj(b->model, key);
 }

@@ -14,7 +14,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
     &ssl__method_ibot,        &ssl__method_data2vec,   &ssl__method_maskfeat,
-    &ssl__method_vae,
+    &ssl__method_vae,         &ssl__method_gan,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -48,8 +48,6 @@ static const ssl_method_def_t *family_of(const ssl_loss_cfg_t *loss, int n)
 }
 
 /* The model sections families read (bit i of read_sections: common.c's k_read_bits). */
-static const char *const k_sections[] = {"projector", "predictor",  "head",
-                                         "text",      "image_proj", "decoder"};
 static const char *const k_target_names[] = {"none", "stop_grad", "ema"};
 
 /* What every method checks and builds before its family's create. */
@@ -128,8 +126,10 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
                                  const ssl_dataset_t *ds, ssl_params_t *online,
                                  ssl_params_t *target, uint64_t seed, const char *vocab)
 {
-    static const char *const model_keys[] = {"encoder", "projector",  "predictor", "head",
-                                             "text",    "image_proj", "decoder",   NULL};
+    static const char *const model_keys[] = {"encoder",   "projector",     "predictor",
+                                             "head",      "text",          "image_proj",
+                                             "decoder",   "generator",     "discriminator",
+                                             NULL};
     ssl_cfg_t model = ssl_cfg_obj(root, "model");
     ssl_cfg_keys(&model, model_keys);
     ssl_cfg_require(&model, "encoder");
@@ -178,9 +178,10 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
         (d->n_phases > 1 && check_phases(m, online) != SSL_OK))
         goto fail;
     /* sections the method does not use are mistakes worth naming */
-    for (int i = 0; i < (int)(sizeof k_sections / sizeof k_sections[0]); i++)
-        if (!(m->read_sections & (1u << i)) && ssl_cfg_has(&model, k_sections[i])) {
-            ssl_cfg_fail(&model, k_sections[i], "this method has no %s", k_sections[i]);
+    for (int i = 0; ssl__method_sections[i]; i++)
+        if (!(m->read_sections & (1u << i)) && ssl_cfg_has(&model, ssl__method_sections[i])) {
+            ssl_cfg_fail(&model, ssl__method_sections[i], "this method has no %s",
+                         ssl__method_sections[i]);
             goto fail;
         }
     if (m->n_global < d->min_global) {

@@ -131,7 +131,7 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
     ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat,
-    ssl__method_vae;
+    ssl__method_vae, ssl__method_gan;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
@@ -139,6 +139,8 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
  * (default def_kind), the other keys override it. Marks the section as read. */
 int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
                           const char *def_kind, ssl_head_cfg_t *h);
+/* The model sections beside "encoder" (NULL-ended): one a family did not read is an error. */
+extern const char *const ssl__method_sections[];
 /* A model section the family reads itself (not a head preset): marks it as read. */
 ssl_cfg_t ssl__method_section(ssl_method_t *m, ssl_method_build_t *b, const char *key);
 /* Fail at the config's key (root section `section`, NULL: the root itself). */

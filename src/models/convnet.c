@@ -69,8 +69,8 @@ int64_t ssl__convnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w)
     int64_t macs = 0;
     for (int i = 0; i < e->cfg.convnet.depth; i++) {
         const ssl_tensor_t *wt = e->convnet.conv[i].weight;
-        h = (h + 2 - 4) / 2 + 1;
-        w = (w + 2 - 4) / 2 + 1;
+        h /= 2; /* floor((h + 2 - 4) / 2) + 1 */
+        w /= 2;
         macs += wt->numel * h * w;
     }
     return macs;
