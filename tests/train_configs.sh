@@ -13,6 +13,8 @@ for cfg in "$src"/configs/*.json; do
   name=$(basename "$cfg" .json)
   if grep -q '"vit' "$cfg"; then
     narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
+  elif grep -q '"unet"' "$cfg"; then # the diffusion model: its own network, 2-level samples
+    narrow=(--set model.unet.channels=8 --set model.unet.groups=4 --set model.unet.sample_steps=2)
   else
     narrow=(--set model.encoder.width=4)
   fi

@@ -322,8 +322,12 @@ typedef enum ssl_loss_type {
     SSL_LOSS_VAE,           /* negative ELBO, Bernoulli pixels, beta-weighted KL (ssl_loss_vae) */
     SSL_LOSS_DCGAN,         /* GAN: discriminator and generator phases, non-saturating BCE */
     SSL_LOSS_BIGAN,         /* DCGAN's with an encoder, the discriminator on (x, z) pairs */
+    SSL_LOSS_DDPM,          /* diffusion: a U-Net predicts the noise eps of x_t (MSE) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
+
+/* DDPM's noise schedules: Ho et al.'s linear betas, Nichol & Dhariwal's cosine alpha-bar. */
+typedef enum ssl_ddpm_schedule { SSL_DDPM_LINEAR = 0, SSL_DDPM_COSINE = 1 } ssl_ddpm_schedule_t;
 
 typedef enum ssl_infonce_form {
     SSL_INFONCE_NTXENT = 0, /* SimCLR */
@@ -405,6 +409,11 @@ typedef struct ssl_loss_cfg {
     struct {
         float beta; /* 1: the VAE; > 1: beta-VAE */
     } vae;
+    struct {
+        int timesteps;     /* T noise levels (1000) */
+        int schedule;      /* ssl_ddpm_schedule_t */
+        float beta_start, beta_end; /* the linear schedule's betas (1e-4, 0.02) */
+    } ddpm;
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

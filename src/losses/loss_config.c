@@ -9,7 +9,7 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   "data2vec", "maskfeat", "coca", "vae", "dcgan", "bigan", NULL};
+    "koleo",   "data2vec", "maskfeat", "coca", "vae", "dcgan", "bigan", "ddpm", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -111,6 +111,10 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->maskfeat.nbins = D_MF_BINS;
     c->maskfeat.cell = D_MF_CELL;
     c->vae.beta = 1.0f;
+    c->ddpm.timesteps = 1000;
+    c->ddpm.schedule = SSL_DDPM_LINEAR;
+    c->ddpm.beta_start = 1e-4f;
+    c->ddpm.beta_end = 0.02f;
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -346,6 +350,27 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         ssl_cfg_keys(c, keys);
         o.maskfeat.nbins = ssl_cfg_int(c, "nbins", D_MF_BINS, 1, 360);
         o.maskfeat.cell = ssl_cfg_int(c, "cell", D_MF_CELL, 1, 256);
+        break;
+    }
+    case SSL_LOSS_DDPM: {
+        static const char *const keys[] = {"type",       "weight",   "timesteps",
+                                           "schedule",   "beta_start", "beta_end", NULL};
+        static const char *const scheds[] = {"linear", "cosine", NULL};
+        ssl_cfg_keys(c, keys);
+        o.ddpm.timesteps = ssl_cfg_int(c, "timesteps", 1000, 2, 100000);
+        o.ddpm.schedule = ssl_cfg_enum(c, "schedule", scheds, SSL_DDPM_LINEAR);
+        if (o.ddpm.schedule == SSL_DDPM_COSINE) { /* its betas follow from its alpha-bar */
+            if (ssl_cfg_has(c, "beta_start") || ssl_cfg_has(c, "beta_end"))
+                ssl_cfg_fail(c, ssl_cfg_has(c, "beta_start") ? "beta_start" : "beta_end",
+                             "the cosine schedule has no betas to set (they follow from its "
+                             "alpha-bar)");
+            break;
+        }
+        o.ddpm.beta_start = ssl_cfg_float_ex(c, "beta_start", 1e-4, 0.0, 1.0, SSL_CFG_LO_OPEN);
+        o.ddpm.beta_end = ssl_cfg_float_ex(c, "beta_end", 0.02, 0.0, 1.0, SSL_CFG_HI_OPEN);
+        if (!ssl_cfg_status(c) && o.ddpm.beta_end < o.ddpm.beta_start)
+            ssl_cfg_fail(c, "beta_end", "%g is below beta_start %g", (double)o.ddpm.beta_end,
+                         (double)o.ddpm.beta_start);
         break;
     }
     case SSL_LOSS_VAE: {

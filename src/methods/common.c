@@ -9,7 +9,7 @@
 
 const char *const ssl__method_sections[] = {"projector",  "predictor", "head",
                                             "text",       "image_proj", "decoder",
-                                            "generator", "discriminator", NULL};
+                                            "generator", "discriminator", "unet", NULL};
 
 ssl_cfg_t ssl__method_section(ssl_method_t *m, ssl_method_build_t *b, const char *key)
 {

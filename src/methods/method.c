@@ -14,7 +14,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_simmim,      &ssl__method_ijepa,      &ssl__method_clip,
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
     &ssl__method_ibot,        &ssl__method_data2vec,   &ssl__method_maskfeat,
-    &ssl__method_vae,         &ssl__method_gan,
+    &ssl__method_vae,         &ssl__method_gan,        &ssl__method_ddpm,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -83,6 +83,14 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
                                 k_target_names[want], k_target_names[m->target]);
     if (m->target == SSL_TARGET_EMA && want == SSL_TARGET_NONE && !d->ema_optional)
         return ssl__method_fail(b, "target", "type", "this loss uses no target network");
+    if (m->eval_target && !b->ema)
+        return ssl__method_fail(b, "eval", "encoder",
+                                "'target' needs an EMA target network (target.type 'ema')");
+    if (!ecfg) /* the family's own network (its create checks what applies to it) */
+        return m->eval_blocks > 1 ? ssl__method_fail(b, "eval", "blocks", "%d: the %s has no "
+                                                     "encoder blocks to read", m->eval_blocks,
+                                                     d->name)
+                                  : SSL_OK;
     if (d->needs_vit && ecfg->kind != SSL_ENC_VIT) {
         ssl_cfg_t ec = ssl_cfg_obj(b->model, "encoder");
         return ssl_cfg_fail(&ec, "type", "the %s loss needs a ViT encoder",
@@ -103,9 +111,6 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
                             "(train.batch_size %lld)",
                             groups, (long long)part, m->env.ranks, (long long)m->env.batch_size);
     }
-    if (m->eval_target && !b->ema)
-        return ssl__method_fail(b, "eval", "encoder",
-                                "'target' needs an EMA target network (target.type 'ema')");
     int depth = ecfg->kind == SSL_ENC_VIT ? ecfg->vit.depth : 0;
     if (m->eval_blocks > 1 && m->eval_blocks > depth)
         return depth ? ssl__method_fail(b, "eval", "blocks", "%d is more blocks than the ViT "
@@ -129,21 +134,11 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     static const char *const model_keys[] = {"encoder",   "projector",     "predictor",
                                              "head",      "text",          "image_proj",
                                              "decoder",   "generator",     "discriminator",
-                                             NULL};
+                                             "unet",      NULL};
     ssl_cfg_t model = ssl_cfg_obj(root, "model");
     ssl_cfg_keys(&model, model_keys);
-    ssl_cfg_require(&model, "encoder");
-    ssl_cfg_t ec = ssl_cfg_obj(&model, "encoder");
-    ssl_encoder_cfg_t ecfg;
-    const char *weights = NULL;
-    if (ssl_cfg_status(root) || ssl__encoder_cfg_read(&ec, &ecfg, &weights) != SSL_OK)
+    if (ssl_cfg_status(root))
         return NULL;
-    int in_ch = ssl_encoder_cfg_in_channels(&ecfg);
-    if (in_ch != ds->c) {
-        ssl_cfg_fail(&ec, "in_channels", "%d, but the %s images have %lld channel%s", in_ch,
-                     env->dataset, (long long)ds->c, ds->c == 1 ? "" : "s");
-        return NULL;
-    }
     ssl_loss_cfg_t loss[SSL_METHOD_MAX_LOSSES];
     int n_loss = 0;
     if (ssl__loss_cfgs_read(root, "loss", loss, SSL_METHOD_MAX_LOSSES, &n_loss) != SSL_OK)
@@ -154,6 +149,26 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
         ssl_cfg_fail(&lc, "type", "no method trains the loss '%s'",
                      ssl_loss_type_name(loss[0].type));
         return NULL;
+    }
+    ssl_encoder_cfg_t ecfg;
+    const char *weights = NULL;
+    if (d->network) { /* the family's own network, no encoder */
+        if (ssl_cfg_has(&model, "encoder"))
+            ssl_cfg_fail(&model, "encoder", "the %s has no encoder: its network is "
+                         "model.%s", d->name, d->network);
+        if (ssl_cfg_status(root))
+            return NULL;
+    } else {
+        ssl_cfg_require(&model, "encoder");
+        ssl_cfg_t ec = ssl_cfg_obj(&model, "encoder");
+        if (ssl_cfg_status(root) || ssl__encoder_cfg_read(&ec, &ecfg, &weights) != SSL_OK)
+            return NULL;
+        int in_ch = ssl_encoder_cfg_in_channels(&ecfg);
+        if (in_ch != ds->c) {
+            ssl_cfg_fail(&ec, "in_channels", "%d, but the %s images have %lld channel%s", in_ch,
+                         env->dataset, (long long)ds->c, ds->c == 1 ? "" : "s");
+            return NULL;
+        }
     }
     ssl_method_t *m = calloc(1, d->size);
     if (!m) {
@@ -174,7 +189,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     m->epoch_begun = -1;
     ssl_method_build_t b = {root, &model, online, target,
                             ds,   seed,   vocab,  env->target == SSL_TARGET_EMA};
-    if (create_common(m, &b, &ecfg) != SSL_OK || d->create(m, &b) != SSL_OK ||
+    if (create_common(m, &b, d->network ? NULL : &ecfg) != SSL_OK || d->create(m, &b) != SSL_OK ||
         (d->n_phases > 1 && check_phases(m, online) != SSL_OK))
         goto fail;
     /* sections the method does not use are mistakes worth naming */

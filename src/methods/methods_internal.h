@@ -72,6 +72,10 @@ struct ssl_method_def {
     int target;
     int (*target_for)(const ssl_loss_cfg_t *l);
     int ema_optional;
+    /* a family with a network of its own and no encoder (the diffusion model's U-Net): the
+     * model section holding it ("unet"); model.encoder is then an error, m->enc NULL, and the
+     * family must have `features`. NULL: the family builds on model.encoder. */
+    const char *network;
     int needs_vit;  /* a ViT encoder (token masks, patch targets) */
     int mask_kind;  /* the masks the loader must draw (ssl_mask_kind_t), SSL_MASK_NONE */
     int min_global; /* views of the first group a step compares (0: one view is enough) */
@@ -131,7 +135,7 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
     ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat,
-    ssl__method_vae, ssl__method_gan;
+    ssl__method_vae, ssl__method_gan, ssl__method_ddpm;
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 
