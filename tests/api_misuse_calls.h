@@ -549,6 +549,7 @@ CALL(NUM, ssl_run_describe, null, "train.h", ssl_run_describe(NULL, NULL, SIZE_M
 CALL(NUM, ssl_zeroshot_checkpoint, null, "train.h", ssl_zeroshot_checkpoint(NULL, NULL, NULL))
 CALL(NUM, ssl_caption_checkpoint, null, "train.h", ssl_caption_checkpoint(NULL, NULL))
 CALL(VOID, ssl_captions_free, null, "train.h", ssl_captions_free(NULL))
+CALL(NUM, ssl_sample_checkpoint, null, "train.h", ssl_sample_checkpoint(NULL))
 CALL(PTR, ssl_bench_workload_config, null, "train.h", ssl_bench_workload_config(NULL))
 CALL(NUM, ssl_bench_run, null, "train.h", ssl_bench_run(NULL, NULL))
 CALL(NUM, ssl_bench_sgemm_peak, null, "train.h", ssl_bench_sgemm_peak(-1, -1))

@@ -128,6 +128,23 @@ words='a\|photo\|of\|t\|shirt\|top\|trouser\|pullover\|dress\|coat\|sandal\|snea
 grep -v "  ->  \"\(\($words\) \?\)*\"\$" <<< "$out" && fail "caption: words outside the vocabulary: $out"
 expect 0 "top-1" -- "$sslc" zeroshot "$coca" --limit 32
 expect 2 "decoder" -- "$sslc" train "$src/configs/coca.json" --set model.text.causal=false
+# samples: a DDPM run of 2 steps; the grid is a PNG of 16 pictures in 4 rows (4 x 28 + 3 x 2 +
+# 2 x 2 pixels a side), the same seed gives the same file; --steps only for the diffusion model
+expect 2 "draws no samples" -- "$sslc" sample "$clip" --out "$tmp/s.png"
+expect 0 "done" -- "$sslc" train "$src/configs/ddpm.json" --out "$tmp/runs" --quiet \
+  --set data.limit=64 --set train.batch_size=16 --set train.max_steps=2 --set eval.knn_every=0 \
+  --set model.unet.channels=8 --set model.unet.groups=4 --set model.unet.sample_steps=2 \
+  --set data.workers=1 --set data.eval_limit=16 --no-report
+ddpm="$tmp/runs/ddpm/checkpoints/last.safetensors"
+expect 0 "16 samples" -- "$sslc" sample "$ddpm" --out "$tmp/s1.png" --n 16 --cols 4 --steps 3
+expect 0 "16 samples" -- "$sslc" sample "$ddpm" --out "$tmp/s2.png" --n 16 --cols 4 --steps 3
+cmp -s "$tmp/s1.png" "$tmp/s2.png" || fail "sample: the same seed gave other samples"
+size=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print(*struct.unpack(">II", d[16:24]))' "$tmp/s1.png")
+[ "$size" = "122 122" ] || fail "sample: grid of $size pixels, not 122 122"
+expect 0 "16 samples" -- "$sslc" sample "$ddpm" --out "$tmp/s3.png" --n 16 --cols 4 --steps 3 --seed 1
+cmp -s "$tmp/s1.png" "$tmp/s3.png" && fail "sample: another seed gave the same samples"
+expect 1 "sampling levels" -- "$sslc" sample "$ddpm" --out "$tmp/s.png" --steps 1001
+expect 2 "sslc sample: --n '0'" -- "$sslc" sample "$ddpm" --out "$tmp/s.png" --n 0
 echo "garbage" > "$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"
 echo "$pass passed, 0 failed"

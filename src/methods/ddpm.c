@@ -347,7 +347,11 @@ static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
     (void)x;
     ddpm_method_t *dm = (ddpm_method_t *)m;
     *recon = *samples = NULL;
-    int64_t d = dm->c * dm->size * dm->size, K = dm->sample_steps;
+    int64_t d = dm->c * dm->size * dm->size;
+    int64_t K = m->env.sample_steps > 0 ? m->env.sample_steps : dm->sample_steps;
+    if (K > dm->T)
+        return ssl_set_error(SSL_ERR_INVALID, "ddpm: %lld sampling levels, the model has %d",
+                             (long long)K, dm->T);
     float *cur = malloc((size_t)(n * d) * sizeof(float)), *tv = malloc((size_t)n * sizeof(float));
     /* a context of its own, reset at every level (the caller's holds its tensors) */
     ssl_ctx_t *sc = ssl_ctx_create((size_t)64 << 20);
@@ -413,4 +417,5 @@ const ssl_method_def_t ssl__method_ddpm = {
     .loss = loss,
     .features = features,
     .pictures = pictures,
+    .stepped_sampler = 1,
 };

@@ -407,6 +407,15 @@ int ssl__method_has_pictures(const ssl_method_t *m)
     return m->def->pictures != NULL;
 }
 
+int ssl__method_set_sample_steps(ssl_method_t *m, int steps)
+{
+    if (steps > 0 && !m->def->stepped_sampler)
+        return ssl_set_error(SSL_ERR_UNSUPPORTED, "method: the %s draws its samples in one pass "
+                             "(no sampler steps to set)", m->def->name);
+    m->env.sample_steps = steps > 0 ? steps : 0;
+    return SSL_OK;
+}
+
 int ssl__method_nll(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t index0,
                     uint64_t seed, double *sum, ssl_loss_parts_t *part_sums)
 {

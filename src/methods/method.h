@@ -35,6 +35,7 @@ typedef struct ssl_method_env {
      * opened for features; state only training needs, such as a memory bank, is not built) */
     int64_t steps_per_epoch;
     int ranks; /* data-parallel ranks sharing each batch (0 or 1: one process) */
+    int sample_steps; /* a diffusion sampler's levels for pictures (0: the config's) */
 } ssl_method_env_t;
 
 /* Per-step position, for schedules inside the method (teacher temperature, freezing). */
@@ -105,6 +106,9 @@ const ssl_loss_parts_t *ssl__method_loss_parts(const ssl_method_t *m);
 /* 1 when the method has a likelihood bound (ssl__method_nll) / pictures (ssl__method_pictures) */
 int ssl__method_has_nll(const ssl_method_t *m);
 int ssl__method_has_pictures(const ssl_method_t *m);
+/* Set the sampler's levels for the pictures that follow (0: the config's); SSL_ERR_UNSUPPORTED
+ * for a method that samples in one pass. */
+int ssl__method_set_sample_steps(ssl_method_t *m, int steps);
 /* The sum over images x (B, C, H, W) of a bound on -log p(x) in nats (the VAE: its negative
  * ELBO with beta 1, one z per image drawn from (seed, index0 + row)) and of its named parts,
  * eval mode, no tape. */

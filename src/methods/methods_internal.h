@@ -128,6 +128,7 @@ struct ssl_method_def {
                double *sum, ssl_loss_parts_t *part_sums);
     int (*pictures)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n, uint64_t seed,
                     ssl_tensor_t **recon, ssl_tensor_t **samples);
+    int stepped_sampler; /* pictures' samples take m->env.sample_steps levels (0: its own) */
 };
 
 /* The families (one file each). */

@@ -34,6 +34,8 @@ static const char *k_usage =
     "                            zero-shot accuracy of a clip/siglip/coca checkpoint from class names\n"
     "  caption CKPT [--n 8] [--split S]\n"
     "                            greedy captions of the first images by a coca checkpoint\n"
+    "  sample CKPT --out FILE.png [--n 64] [--steps N]\n"
+    "                            samples of a generative checkpoint as an image grid\n"
     "  report RUN_DIR [--out FILE] [--points N]\n"
     "                            self-contained report.html: metric charts, PCA of embeddings\n"
     "  info CKPT [--tensors] [--no-metrics]\n"
@@ -207,6 +209,8 @@ int main(int argc, char **argv)
         return sslc_cmd_zeroshot(argc - 2, argv + 2);
     if (!strcmp(cmd, "caption"))
         return sslc_cmd_caption(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sample"))
+        return sslc_cmd_sample(argc - 2, argv + 2);
     if (!strcmp(cmd, "embed"))
         return sslc_cmd_embed(argc - 2, argv + 2);
     if (!strcmp(cmd, "export"))

@@ -15,6 +15,7 @@ int sslc_cmd_info_ckpt(int argc, char **argv);
 int sslc_cmd_bench(int argc, char **argv);
 int sslc_cmd_zeroshot(int argc, char **argv);
 int sslc_cmd_caption(int argc, char **argv);
+int sslc_cmd_sample(int argc, char **argv);
 int sslc_cmd_report(int argc, char **argv);
 int sslc_cmd_export(int argc, char **argv);
 /* JSON given inline ("{...}") or as a file name: a malloc'ed NUL-terminated text, *source
