@@ -5,7 +5,8 @@
 #   (the best of the four and k=200 T=0.1), and the linear probe (sslc linear: learning rate
 #   (BENCH_LINEAR_LRS) and epoch chosen on 10% of the training split); CLIP/SigLIP/CoCa also
 #   zero-shot top-1. The probes read the features the config's eval.blocks names (a ViT's last
-#   N blocks; the record says so).
+#   N blocks; the record says so); a diffusion model's readout (U-Net block and noise level,
+#   BENCH_READOUTS) is chosen by the linear probe's validation top-1 on 10,000 training images.
 # Each config's record goes to docs/benchmarks/NAME.json (with its per-epoch kNN curve), then
 # scripts/benchmark_report.py renders docs/benchmarks.md and the chart from all records.
 #
@@ -63,10 +64,29 @@ for cfg in "${configs[@]}"; do
   ckpt="$run/checkpoints/last.safetensors"
   init="$run/checkpoints/init.safetensors"
   echo "== $name: probing" >&2
-  read -r knn_best knn_best_at knn_ref < <(knn "$ckpt")
-  read -r init_best init_best_at init_ref < <(knn "$init")
-  lin=$(linear "$ckpt")
-  init_lin=$(linear "$init")
+  # a diffusion model's readout (U-Net block and noise level): the candidate whose linear probe
+  # on the first 10,000 training images scores best on their validation part (test unread)
+  readout=() readout_log=""
+  if grep -q '"unet"' "$run/config.json"; then
+    best_r="" best_v=-1
+    for r in ${BENCH_READOUTS:-d1@10 d1@50 d2@10 d2@50 mid@10 mid@50 mid@200 u2@50 u1@50}; do
+      v=$("$SSLC" linear "$ckpt" --readout "$r" --lr "$LIN_LRS" --train-limit 10000 \
+            --test-limit 1 --threads "$THREADS" |
+          awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "val" && $(i + 1) == "top-1") {
+                                 v = $(i + 2); sub("%.*", "", v); print v } }')
+      readout_log="$readout_log $r=$v"
+      if awk -v a="$v" -v b="$best_v" 'BEGIN { exit !(a + 0 > b + 0) }'; then
+        best_r=$r best_v=$v
+      fi
+    done
+    echo "== $name: readout $best_r (validation top-1:$readout_log)" >&2
+    readout=(--readout "$best_r")
+    readout_log="$best_r (val:$readout_log)"
+  fi
+  read -r knn_best knn_best_at knn_ref < <(knn "$ckpt" "${readout[@]}")
+  read -r init_best init_best_at init_ref < <(knn "$init" "${readout[@]}")
+  lin=$(linear "$ckpt" "${readout[@]}")
+  init_lin=$(linear "$init" "${readout[@]}")
   zs=null
   if grep -q '"type":[[:space:]]*"\(clip\|siglip\|coca\)"' "$run/config.json"; then
     zs=$("$SSLC" zeroshot "$ckpt" --threads "$THREADS" | awk '/top-1/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) { v = $i; sub("%", "", v); print v; exit } }')
@@ -83,6 +103,6 @@ for cfg in "${configs[@]}"; do
     --wall "$wall" --commit "$commit" --threads "$THREADS" --overrides "${BENCH_SET:-}" \
     --knn "$knn_best" "$knn_best_at" "$knn_ref" --init-knn "$init_best" "$init_best_at" "$init_ref" \
     --linear "$lin" --init-linear "$init_lin" --zeroshot "$zs" --linear-lrs "$LIN_LRS" \
-    --pixels "$px_best" "$px_best_at" "$px_ref" "$px_lin"
+    --pixels "$px_best" "$px_best_at" "$px_ref" "$px_lin" --readout "$readout_log"
   python3 scripts/benchmark_report.py
 done

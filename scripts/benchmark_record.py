@@ -4,9 +4,13 @@ metrics.jsonl plus the probe results -> docs/benchmarks/NAME.json."""
 import argparse, datetime, json, os
 
 
-def encoder_name(enc, blocks=1):
+def encoder_name(enc, blocks=1, unet=None, readout=None):
     """resnet18 w16; a custom ViT with its width, depth and patch (vit d128 L6 p4); with the
-    probes' readout when it is not the pooled output (eval.blocks: ", last 4 blocks")."""
+    probes' readout when it is not the pooled output (eval.blocks: ", last 4 blocks"); a
+    diffusion model's U-Net with its readout (unet c32, mid@50)."""
+    if unet is not None:
+        r = readout or f"{unet.get('readout_block', 'mid')}@{unet.get('readout_t', 50)}"
+        return f"unet c{unet.get('channels', 32)}, {r}"
     name = enc.get("type", "")
     if "width" in enc:
         name += f" w{enc['width']}"
@@ -36,9 +40,12 @@ def main():
     ap.add_argument("--zeroshot", default="null")
     ap.add_argument("--linear-lrs", default="1e-3")
     ap.add_argument("--pixels", nargs=4, required=True)
+    ap.add_argument("--readout", default="", help="a diffusion model's readout chosen on "
+                    "validation (BLOCK@T), and the validation top-1 of each candidate")
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.run, "config.json")))
-    enc = cfg["model"]["encoder"]
+    enc, unet = cfg["model"].get("encoder", {}), cfg["model"].get("unet")
+    readout = a.readout.split()[0] if a.readout else None
     loss = cfg["loss"] if isinstance(cfg["loss"], dict) else cfg["loss"][0]
     curve, elapsed, ips = [], 0.0, []
     with open(os.path.join(a.run, "metrics.jsonl")) as f:
@@ -55,7 +62,8 @@ def main():
     rec = {
         "name": os.path.basename(a.out)[:-5],
         "method": loss.get("type"), "form": loss.get("form"),
-        "encoder": encoder_name(enc, cfg.get("eval", {}).get("blocks", 1)),
+        "encoder": encoder_name(enc, cfg.get("eval", {}).get("blocks", 1), unet, readout),
+        "readout": a.readout or None,
         "readout_blocks": cfg.get("eval", {}).get("blocks", 1),
         "epochs": cfg["train"].get("epochs"), "batch_size": cfg["train"].get("batch_size"),
         "overrides": a.overrides, "wall_s": a.wall, "train_s": elapsed,

@@ -117,13 +117,16 @@ SSL_API int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
  * evaluation transform taken from the checkpoint's config. split NULL: the config's eval split;
  * limit 0: all images. blocks 0: the readout the config's eval.blocks names (1 unless set);
  * n > 0: the readout of the last n blocks of a ViT (ssl_encoder_readout: n * D features).
- * *n and *dim (may be NULL) get the matrix size. */
+ * readout: a diffusion checkpoint's readout "BLOCK@T" (e.g. "mid@50": the block and noise
+ * level, as model.unet.readout_block and readout_t; NULL: the config's); an error for the
+ * other methods. *n and *dim (may be NULL) get the matrix size. */
 typedef struct ssl_embed_opts {
     const char *checkpoint;
     const char *split;
     int64_t limit;
     const char *out_path, *labels_path;
     int blocks;
+    const char *readout;
 } ssl_embed_opts_t;
 
 SSL_API int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);

@@ -184,6 +184,24 @@ static int make_schedule(ddpm_method_t *dm, const ssl_loss_cfg_t *L)
     return SSL_OK;
 }
 
+/* "BLOCK@T": the readout's block and noise level in place of the config's */
+static int parse_readout(ddpm_method_t *dm, const char *s, int T)
+{
+    const char *at = strchr(s, '@');
+    char *end = NULL;
+    long t = at ? strtol(at + 1, &end, 10) : -1;
+    int blk = -1;
+    for (int i = 0; at && k_block_names[i]; i++)
+        if ((size_t)(at - s) == strlen(k_block_names[i]) && !strncmp(s, k_block_names[i], at - s))
+            blk = i;
+    if (blk < 0 || !end || *end || end == at + 1 || t < 0 || t >= T)
+        return ssl_set_error(SSL_ERR_CONFIG, "readout '%s': expected BLOCK@T with BLOCK one of "
+                             "d0, d1, d2, mid, u2, u1, u0 and T a level in 0..%d", s, T - 1);
+    dm->readout_block = blk;
+    dm->readout_t = (int)t;
+    return SSL_OK;
+}
+
 static int create(ssl_method_t *m, ssl_method_build_t *b)
 {
     ddpm_method_t *dm = (ddpm_method_t *)m;
@@ -199,6 +217,9 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     dm->sample_steps = (int)ssl_cfg_int(&u, "sample_steps", 100, 1, T);
     if (ssl_cfg_status(b->root))
         return ssl_cfg_status(b->root);
+    if (m->env.readout && parse_readout(dm, m->env.readout, T) != SSL_OK)
+        return ssl_last_status();
+    m->readout_read = 1;
     if (dm->ch % 2 || dm->ch < 4)
         return ssl_cfg_fail(&u, "channels", "%lld: the time embedding needs an even width >= 4",
                             (long long)dm->ch);

@@ -36,6 +36,7 @@ typedef struct ssl_method_env {
     int64_t steps_per_epoch;
     int ranks; /* data-parallel ranks sharing each batch (0 or 1: one process) */
     int sample_steps; /* a diffusion sampler's levels for pictures (0: the config's) */
+    const char *readout; /* a diffusion model's feature readout "BLOCK@T" (NULL: the config's) */
 } ssl_method_env_t;
 
 /* Per-step position, for schedules inside the method (teacher temperature, freezing). */

@@ -46,6 +46,7 @@ struct ssl_method {
     /* named terms of the last step's loss for the metrics log (the VAE's rec and kl), set by
      * the family's loss; n = 0: none */
     ssl_loss_parts_t parts;
+    int readout_read; /* the family took env.readout (method.c: an error if it did not) */
 };
 
 /* What create gets besides the method: the config and where its parameters go. */

@@ -53,7 +53,7 @@ int ssl_caption_checkpoint(const ssl_caption_opts_t *o, ssl_captions_t *out)
     ssl_ckpt_model_t cm;
     ssl_vocab_t *v = NULL;
     float *ids = NULL;
-    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, n, 0);
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, n, 0, NULL);
     if (st != SSL_OK)
         goto done;
     const char *vs = ssl__method_vocab(cm.m);

@@ -23,10 +23,10 @@ typedef struct ssl_ckpt_model {
 } ssl_ckpt_model_t;
 
 /* split NULL: the config's eval split; limit 0: all images; blocks 0: the config's eval.blocks
- * (else the probe readout of that many ViT blocks). On error the partly opened model must still
- * be closed. */
+ * (else the probe readout of that many ViT blocks); readout NULL: the config's (else a diffusion
+ * model's "BLOCK@T"). On error the partly opened model must still be closed. */
 int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
-                         int64_t limit, int blocks);
+                         int64_t limit, int blocks, const char *readout);
 void ssl__ckpt_model_close(ssl_ckpt_model_t *cm);
 
 #endif

@@ -17,7 +17,7 @@ int ssl_checkpoint_collapse(const char *checkpoint, const char *split, int64_t l
     ssl_ckpt_model_t cm;
     float *f = NULL, *v1 = NULL, *v2 = NULL;
     int64_t d = 0, d1 = 0, d2 = 0;
-    int st = ssl__ckpt_model_open(&cm, checkpoint, split, limit > 0 ? limit : 1000, 0);
+    int st = ssl__ckpt_model_open(&cm, checkpoint, split, limit > 0 ? limit : 1000, 0, NULL);
     if (st != SSL_OK)
         goto done;
     const ssl_dataset_t *ds = cm.ds;

@@ -10,7 +10,7 @@
 #include "ssl/io.h"
 
 int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const char *split,
-                         int64_t limit, int blocks)
+                         int64_t limit, int blocks, const char *readout)
 {
     memset(cm, 0, sizeof *cm);
     cm->path = checkpoint;
@@ -38,6 +38,7 @@ int ssl__ckpt_model_open(ssl_ckpt_model_t *cm, const char *checkpoint, const cha
     ssl__run_cfg_method_env(&cm->rc, &env);
     if (blocks > 0)
         env.eval_blocks = blocks;
+    env.readout = readout;
     cm->m = ssl__method_create(&root, &env, cm->ds, cm->online, cm->target, cm->rc.seed,
                                ssl_st_meta(cm->f, "vocab"));
     if (!cm->m)
@@ -118,7 +119,7 @@ done:
 static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 {
     ssl_ckpt_model_t cm;
-    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit, o->blocks);
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit, o->blocks, o->readout);
     if (st == SSL_OK)
         st = embed_model(&cm, o, keep);
     ssl__ckpt_model_close(&cm);
@@ -131,7 +132,7 @@ int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t l
     if (SSL__IS_NULL(checkpoint, __func__) || SSL__IS_NULL(out, __func__))
         return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL, 0};
+    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL, 0, NULL};
     return embed(&eo, out);
 }
 

@@ -14,7 +14,7 @@ int ssl_sample_checkpoint(const ssl_sample_opts_t *o)
                              "steps %d (>= 0) out of range", (long long)o->n, o->cols, o->steps);
     int64_t n = o->n ? o->n : 64;
     ssl_ckpt_model_t cm;
-    int st = ssl__ckpt_model_open(&cm, o->checkpoint, NULL, 1, 0);
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, NULL, 1, 0, NULL);
     if (st == SSL_OK && !ssl__method_has_pictures(cm.m))
         st = ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: the %s method draws no samples (sample "
                            "takes a checkpoint of vae, betavae, dcgan, bigan or ddpm)",

@@ -67,7 +67,7 @@ int ssl_zeroshot_checkpoint(const ssl_zeroshot_opts_t *o, ssl_zeroshot_result_t 
     ssl_ckpt_model_t cm;
     float *classes = NULL, *images = NULL;
     int64_t dim = 0, unknown = 0;
-    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit, 0);
+    int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit, 0, NULL);
     if (st != SSL_OK)
         goto done;
     if (!ssl__method_is_clip(cm.m)) {

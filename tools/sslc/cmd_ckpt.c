@@ -12,7 +12,7 @@
 
 static const char *k_embed_help =
     "usage: sslc embed CKPT --out FEATS.npy [--split test|train] [--limit N] [--threads N]\n"
-    "                  [--blocks N]\n"
+    "                  [--blocks N] [--readout BLOCK@T]\n"
     "       sslc embed --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT --out FEATS.npy\n"
     "                  [same options]\n"
     "\n"
@@ -65,6 +65,8 @@ int sslc_cmd_embed(int argc, char **argv)
         } else if (!strcmp(a, "--threads") && i + 1 < argc) {
             if (!sslc_arg_int("embed", a, argv[++i], 0, 4096, &threads))
                 return 2;
+        } else if (!strcmp(a, "--readout") && i + 1 < argc) {
+            o.readout = argv[++i];
         } else if (!strcmp(a, "--blocks") && i + 1 < argc) {
             if (!sslc_arg_int("embed", a, argv[++i], 1, 64, &o.blocks))
                 return 2;
@@ -79,10 +81,11 @@ int sslc_cmd_embed(int argc, char **argv)
             return 2;
         }
     }
-    if (!o.checkpoint || !o.out_path || (encoder && !weights) || (weights && o.blocks)) {
+    if (!o.checkpoint || !o.out_path || (encoder && !weights) ||
+        (weights && (o.blocks || o.readout))) {
         fprintf(stderr, "sslc embed: CKPT (or CONFIG with --weights) and --out are required; "
-                        "--encoder needs --weights; --blocks is not for --weights (see sslc "
-                        "embed --help)\n");
+                        "--encoder needs --weights; --blocks and --readout are not for --weights "
+                        "(see sslc embed --help)\n");
         return 2;
     }
     char labels[1100];

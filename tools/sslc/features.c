@@ -24,7 +24,10 @@ const char sslc_blocks_help[] =
     "evaluation of ViTs: each block's tokens through the final LayerNorm, pooled as the encoder\n"
     "pools (cls token or mean of the patch tokens), concatenated (N x dim features). Default:\n"
     "the checkpoint config's eval.blocks (1 unless set: the pooled output). Not with\n"
-    "--identity or --weights (those read eval.blocks of the config file given).\n";
+    "--identity or --weights (those read eval.blocks of the config file given).\n"
+    "--readout BLOCK@T: a diffusion (ddpm) checkpoint's features read from U-Net block BLOCK\n"
+    "(d0, d1, d2, mid, u2, u1, u0) of the image noised to level T, mean-pooled, instead of the\n"
+    "config's model.unet.readout_block and readout_t (e.g. mid@50); an error for the others.\n";
 
 char *sslc_read_json_arg(const char *arg, const char **source)
 {
@@ -71,6 +74,8 @@ int sslc_feature_opt(const char *cmd, int argc, char **argv, int *i, sslc_featur
         return sslc_arg_int(cmd, a, argv[++*i], 0, 4096, &s->threads) ? 1 : -1;
     } else if (!strcmp(a, "--blocks") && has_value) {
         return sslc_arg_int(cmd, a, argv[++*i], 1, 64, &s->blocks) ? 1 : -1;
+    } else if (!strcmp(a, "--readout") && has_value) {
+        s->readout = argv[++*i];
     } else if (a[0] != '-' && !s->source) {
         s->source = a;
     } else {
@@ -89,9 +94,9 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
         fprintf(stderr, "sslc %s: --identity takes no --encoder or --weights\n", cmd);
         return 1;
     }
-    if (s->blocks && (identity || s->weights)) {
-        fprintf(stderr, "sslc %s: --blocks reads a training checkpoint; with --identity or "
-                        "--weights the config file's eval.blocks applies\n", cmd);
+    if ((s->blocks || s->readout) && (identity || s->weights)) {
+        fprintf(stderr, "sslc %s: --blocks and --readout read a training checkpoint; with "
+                        "--identity or --weights the config file's eval.blocks applies\n", cmd);
         return 1;
     }
     if (s->encoder && !s->weights) {
@@ -110,7 +115,7 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
         const char *split = i ? NULL : "train";
         int64_t limit = i ? test_limit : train_limit;
         ssl_ckpt_features_t *f = i ? te : tr;
-        ssl_embed_opts_t eo = {source, split, limit, NULL, NULL, s->blocks};
+        ssl_embed_opts_t eo = {source, split, limit, NULL, NULL, s->blocks, s->readout};
         st = identity     ? ssl_pixel_features(source, split, limit, f)
              : s->weights ? ssl_weights_features(json, s->weights, source, split, limit, f)
                           : ssl_embed_features(&eo, f);

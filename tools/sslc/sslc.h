@@ -35,6 +35,7 @@ typedef struct sslc_feature_src {
     const char *encoder, *weights; /* torchvision/timm weights instead of a checkpoint */
     int identity, threads;
     int blocks; /* 0: the checkpoint config's eval.blocks */
+    const char *readout; /* NULL: the diffusion checkpoint config's readout */
     int64_t train_limit, test_limit;
 } sslc_feature_src_t;
 
