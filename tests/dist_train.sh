@@ -35,7 +35,8 @@ PY
 }
 
 pass=0
-methods="simclr byol dino swav vicreg mocov1 deepclusterv2 dinov2 clip siglip coca data2vec maskfeat"
+methods="simclr byol dino swav vicreg mocov1 deepclusterv2 dinov2 clip siglip coca data2vec maskfeat
+         dcgan ddpm"
 for name in ${DIST_TRAIN_METHODS:-$methods}; do
   common=(--quiet --no-report --threads 1 --set data.limit=64 --set train.batch_size=16
           --set train.epochs=1 --set train.max_steps=3 --set train.log_every=1
@@ -76,6 +77,12 @@ for name in ${DIST_TRAIN_METHODS:-$methods}; do
                      --set loss.queue_size=64) ;;
     # DeepCluster-v2: fewer clusters than the 48 samples its memory bank holds
     deepclusterv2) common+=(--set model.encoder.width=4 --set "loss.n_prototypes=[8,6]") ;;
+    # DCGAN: two optimizer phases per step, each rank's z rows as one process draws them
+    dcgan) common+=(--set model.encoder.width=4 --set model.generator.width=4
+                    --set model.generator.latent_dim=8 --set data.eval_limit=16) ;;
+    # DDPM: its own U-Net; each rank's levels and noise rows as one process draws them
+    ddpm) common+=(--set model.unet.channels=8 --set model.unet.groups=4
+                   --set model.unet.sample_steps=2 --set data.eval_limit=16) ;;
     *) common+=(--set model.encoder.width=4) ;;
   esac
   "$sslc" train "$src/configs/$name.json" --out "$out/n1" "${common[@]}" > /dev/null
