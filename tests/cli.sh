@@ -122,6 +122,14 @@ expect 0 "done" -- "$sslc" train "$src/configs/coca.json" --out "$tmp/runs" --qu
   --set model.text.layers=1 --set model.text.heads=2 --set model.decoder.heads=2 \
   --set model.decoder.pooler_heads=2 --set data.workers=1 --no-report
 coca="$tmp/runs/coca/checkpoints/last.safetensors"
+# its log has both terms: loss = 1 x loss_clip + 2 x loss_caption (open_clip's weights)
+python3 - "$tmp/runs/coca/metrics.jsonl" <<'PY' || fail "coca: loss parts"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"loss_caption"' in l]
+assert rows, "no loss_caption in the log"
+for r in rows:
+    assert abs(r["loss"] - (r["loss_clip"] + 2 * r["loss_caption"])) <= 1e-4 * r["loss"], r
+PY
 expect 0 '"a photo of a ' -- "$sslc" caption "$coca" --n 3
 [ "$(grep -c '  ->  "' <<< "$out")" = 3 ] || fail "caption: not 3 captions: $out"
 words='a\|photo\|of\|t\|shirt\|top\|trouser\|pullover\|dress\|coat\|sandal\|sneaker\|bag\|ankle\|boot'

@@ -218,6 +218,8 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
         ssl_tensor_t *con =
             ssl__loss_clip_rows(ctx, img, txt, ssl__all_gather(ctx, img), txt_all, row0,
                                 cm->logit_scale, L->clip.max_logit_scale);
+        ssl__method_add_part(m, "clip", con); /* unweighted; this rank's rows */
+        ssl__method_add_part(m, "caption", cap);
         return ssl_add(ctx, ssl_scale(ctx, con, L->clip.clip_weight, 0.0f),
                        ssl_scale(ctx, cap, L->clip.caption_weight, 0.0f));
     }

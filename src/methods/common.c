@@ -11,6 +11,14 @@ const char *const ssl__method_sections[] = {"projector",  "predictor", "head",
                                             "text",       "image_proj", "decoder",
                                             "generator", "discriminator", "unet", NULL};
 
+void ssl__method_add_part(ssl_method_t *m, const char *name, const ssl_tensor_t *v)
+{
+    if (v && m->parts.n < SSL_LOSS_MAX_PARTS) {
+        m->parts.name[m->parts.n] = name;
+        m->parts.value[m->parts.n++] = v->data[0];
+    }
+}
+
 ssl_cfg_t ssl__method_section(ssl_method_t *m, ssl_method_build_t *b, const char *key)
 {
     for (int i = 0; ssl__method_sections[i]; i++)

@@ -233,14 +233,6 @@ static ssl_tensor_t *encode(gan_method_t *gm, ssl_ctx_t *ctx, ssl_tensor_t *x, i
     return ssl_nn_linear_forward(ctx, &gm->ez, o.pooled);
 }
 
-static void add_part(ssl_method_t *m, const char *name, const ssl_tensor_t *v)
-{
-    if (v && m->parts.n < SSL_LOSS_MAX_PARTS) {
-        m->parts.name[m->parts.n] = name;
-        m->parts.value[m->parts.n++] = v->data[0];
-    }
-}
-
 static ssl_tensor_t *draw_z(gan_method_t *gm, ssl_ctx_t *ctx, const ssl_batch_t *b,
                             const ssl_step_pos_t *pos)
 {
@@ -283,7 +275,7 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
         }
         L = ssl_add(ctx, bce(ctx, real_logits, 1), bce(ctx, fake_logits, 0));
         m->last_z = h; /* the representation of the real images (collapse metrics) */
-        add_part(m, "d", L);
+        ssl__method_add_part(m, "d", L);
         return L;
     }
     if (gm->bigan) { /* in this order: each call updates the running statistics */
@@ -291,7 +283,7 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
         L = ssl_add(ctx, real, bce(ctx, discriminate(gm, ctx, gm->fake, gm->z, NULL), 1));
     } else
         L = bce(ctx, discriminate(gm, ctx, gm->fake, NULL, NULL), 1);
-    add_part(m, gm->bigan ? "ge" : "g", L);
+    ssl__method_add_part(m, gm->bigan ? "ge" : "g", L);
     return L;
 }
 

@@ -145,6 +145,8 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
  * (default def_kind), the other keys override it. Marks the section as read. */
 int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
                           const char *def_kind, ssl_head_cfg_t *h);
+/* A named term of the step's loss for the metrics log (loss_<name>): v's first value. */
+void ssl__method_add_part(ssl_method_t *m, const char *name, const ssl_tensor_t *v);
 /* The model sections beside "encoder" (NULL-ended): one a family did not read is an error. */
 extern const char *const ssl__method_sections[];
 /* A model section the family reads itself (not a head preset): marks it as read. */
