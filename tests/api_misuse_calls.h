@@ -148,6 +148,8 @@ CALL(PTR, ssl_conv_transpose2d, null, "core.h", ssl_conv_transpose2d(NULL, NULL,
 CALL(PTR, ssl_conv_transpose2d, ctx, "core.h", ssl_conv_transpose2d(g_ctx, NULL, NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_max_pool2d, null, "core.h", ssl_max_pool2d(NULL, NULL, -1, -1, -1))
 CALL(PTR, ssl_max_pool2d, ctx, "core.h", ssl_max_pool2d(g_ctx, NULL, -1, -1, -1))
+CALL(PTR, ssl_adaptive_max_pool2d, null, "core.h", ssl_adaptive_max_pool2d(NULL, NULL, -1, -1))
+CALL(PTR, ssl_adaptive_max_pool2d, ctx, "core.h", ssl_adaptive_max_pool2d(g_ctx, NULL, -1, -1))
 CALL(PTR, ssl_masked_conv2d, null, "core.h", ssl_masked_conv2d(NULL, NULL, NULL, NULL, -1))
 CALL(PTR, ssl_masked_conv2d, ctx, "core.h", ssl_masked_conv2d(g_ctx, NULL, NULL, NULL, -1))
 CALL(PTR, ssl_upsample_nearest2d, null, "core.h", ssl_upsample_nearest2d(NULL, NULL, -1))

@@ -154,6 +154,7 @@ size=$(python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(24); print(*
 expect 0 "16 samples" -- "$sslc" sample "$ddpm" --out "$tmp/s3.png" --n 16 --cols 4 --steps 3 --seed 1
 cmp -s "$tmp/s1.png" "$tmp/s3.png" && fail "sample: another seed gave the same samples"
 expect 1 "sampling levels" -- "$sslc" sample "$ddpm" --out "$tmp/s.png" --steps 1001
+expect 2 "no encoder to export" -- "$sslc" export "$ddpm" --out "$tmp/enc.safetensors"
 expect 2 "sslc sample: --n '0'" -- "$sslc" sample "$ddpm" --out "$tmp/s.png" --n 0
 echo "garbage" > "$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$sslc" info "$tmp/bad.safetensors"

@@ -329,6 +329,18 @@ static void test_dcgan_encoder(void **state)
     x = tu_rand(ctx, 4, (int64_t[]){2, 1, 8, 8}, 8, -1, 1, 1);
     tu_gradcheck_opts_t go = {2e-4, 1e-2, 5e-2, 64};
     assert_int_equal(tu_gradcheck(ctx, build_encoder, &c, &x, 1, &go), 0);
+    /* the readout of both layers (DCGAN's protocol): each layer's map max-pooled to 4 x 4
+     * (the second's 2 x 2 kept), flattened, concatenated; the first 3 x 16 values are the
+     * first layer's pooled grid (computed here from h1 in plain loops for image 0) */
+    ssl_tensor_t *r = ssl_encoder_readout(ctx, e, x, 2, 0);
+    assert_non_null(r);
+    assert_true(r->shape[0] == 2 && r->shape[1] == 3 * 16 + 6 * 4);
+    ref_conv4s2(x->data, 1, 8, 8, w1->data, 3, h1); /* 4 x 4 maps: the grid is the map */
+    for (int i = 0; i < 48; i++)
+        h1[i] = h1[i] > 0 ? h1[i] : 0.2f * h1[i];
+    tu_assert_close(r->data, h1, 48, 1e-6, 1e-5);
+    assert_null(ssl_encoder_readout(ctx, e, x, 3, 0));
+    tu_assert_error(NULL, SSL_ERR_INVALID, "readout of 3 blocks", "dcgan", "depth 2", NULL);
     ssl_tensor_t *tiny = tu_rand(ctx, 4, (int64_t[]){1, 1, 3, 3}, 9, -1, 1, 0);
     assert_int_equal(ssl_encoder_forward(ctx, e, tiny, NULL, 0, 0, &o), SSL_ERR_SHAPE);
     assert_non_null(strstr(ssl_last_error(), "too small"));

@@ -203,7 +203,8 @@ static void test_data2vec_settings(void **state)
 static void test_eval_blocks(void **state)
 {
     (void)state;
-    expect_config_error("eval.blocks=2", "'eval.blocks'", "needs a ViT (model.encoder is a ResNet)");
+    expect_config_error("eval.blocks=2", "'eval.blocks'",
+                        "needs a ViT or dcgan encoder (model.encoder is a ResNet)");
     expect_error_in(k_data2vec, "eval.blocks=3", "'eval.blocks'", "model.encoder depth 2");
     expect_error_in(k_data2vec, "eval.blocks=0", "'eval.blocks'", "0");
     expect_ok_in(k_data2vec, "eval.blocks=2");

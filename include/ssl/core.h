@@ -376,6 +376,13 @@ SSL_API ssl_tensor_t *ssl_conv_transpose2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_
                                            int output_padding);
 SSL_API ssl_tensor_t *ssl_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int kernel, int stride,
                                      int padding);
+/* torch.nn.functional.adaptive_max_pool2d: x (N, C, H, W) to (N, C, out_h, out_w), output (i, j)
+ * the max over rows [floor(i H / out_h), ceil((i + 1) H / out_h)) and the columns alike
+ * (neighbouring windows may overlap); the gradient goes to each window's first maximum. 1 <=
+ * out_h <= H and 1 <= out_w <= W, else SSL_ERR_INVALID. DCGAN's feature readout: every layer
+ * max-pooled to a 4 x 4 grid. */
+SSL_API ssl_tensor_t *ssl_adaptive_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int out_h,
+                                              int out_w);
 /* PixelCNN's masked convolution (van den Oord et al. 2016): w (OC, C, K, K), K odd, multiplied
  * by a raster-order mask, then conv2d with stride 1 and padding K / 2 (same size): output pixel
  * (i, j) reads the input rows above i, and row i left of j, plus (i, j) itself for type B (type

@@ -53,6 +53,7 @@ static ssl_tensor_t *f_gelu_tanh(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { 
 static ssl_tensor_t *f_sigmoid(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_sigmoid(c, IN0); }
 static ssl_tensor_t *f_tanh(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_tanh(c, IN0); }
 static ssl_tensor_t *f_leaky(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_leaky_relu(c, IN0, 0.2f); }
+static ssl_tensor_t *f_amax(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_adaptive_max_pool2d(c, IN0, 2, 3); }
 static ssl_tensor_t *f_softmax(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_softmax(c, IN0, 1); }
 static ssl_tensor_t *f_log_softmax(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_log_softmax(c, IN0, -1); }
 static ssl_tensor_t *f_l2n(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_l2_normalize(c, IN0, -1, 1e-12f); }
@@ -105,6 +106,7 @@ static const sc_case_t k_cases[] = {
     {"sigmoid", f_sigmoid, 1, {2}, {{3, 4}}, -2, 2},
     {"tanh", f_tanh, 1, {2}, {{3, 4}}, -2, 2},
     {"leaky_relu", f_leaky, 1, {2}, {{3, 4}}, -2, 2},
+    {"adaptive_max_pool2d", f_amax, 1, {4}, {{1, 2, 5, 7}}, -1, 1},
     {"softmax", f_softmax, 1, {3}, {{2, 4, 3}}, -2, 2},
     {"log_softmax", f_log_softmax, 1, {2}, {{3, 5}}, -2, 2},
     {"l2_normalize", f_l2n, 1, {2}, {{3, 5}}, -1, 1},

@@ -110,9 +110,6 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (m->n_views != 1)
         return ssl__method_fail(b, NULL, "views", "the %s takes one view, the config makes %d",
                                 name, m->n_views);
-    if (m->eval_blocks > 1)
-        return ssl__method_fail(b, "eval", "blocks", "%d: the %s's features are one readout",
-                                m->eval_blocks, name);
     const ssl_encoder_cfg_t *ec = ssl_encoder_config(m->enc);
     if (!gm->bigan && ec->kind != SSL_ENC_CONVNET) {
         ssl_cfg_t enc = ssl_cfg_obj(b->model, "encoder");

@@ -111,13 +111,17 @@ static int create_common(ssl_method_t *m, ssl_method_build_t *b, const ssl_encod
                             "(train.batch_size %lld)",
                             groups, (long long)part, m->env.ranks, (long long)m->env.batch_size);
     }
-    int depth = ecfg->kind == SSL_ENC_VIT ? ecfg->vit.depth : 0;
+    int depth = ecfg->kind == SSL_ENC_VIT       ? ecfg->vit.depth
+                : ecfg->kind == SSL_ENC_CONVNET ? ecfg->convnet.depth
+                                                : 0;
     if (m->eval_blocks > 1 && m->eval_blocks > depth)
-        return depth ? ssl__method_fail(b, "eval", "blocks", "%d is more blocks than the ViT "
-                                        "has (model.encoder depth %d)", m->eval_blocks, depth)
+        return depth ? ssl__method_fail(b, "eval", "blocks", "%d is more blocks than the %s "
+                                        "has (model.encoder depth %d)", m->eval_blocks,
+                                        ecfg->kind == SSL_ENC_VIT ? "ViT" : "dcgan encoder",
+                                        depth)
                      : ssl__method_fail(b, "eval", "blocks", "%d: a readout of several blocks "
-                                        "needs a ViT (model.encoder is a %s)", m->eval_blocks,
-                                        ecfg->kind == SSL_ENC_CONVNET ? "dcgan" : "ResNet");
+                                        "needs a ViT or dcgan encoder (model.encoder is a "
+                                        "ResNet)", m->eval_blocks);
     m->enc = ssl_encoder_create(ecfg, b->online, "encoder", b->seed);
     if (!m->enc ||
         (b->ema && !(m->tenc = ssl_encoder_create(ecfg, b->target, "target.encoder", b->seed))))

@@ -1,7 +1,8 @@
 /* The DCGAN discriminator's body (Radford et al. 2016) as an encoder: strided 4x4 convolutions,
  * BatchNorm after all but the first, LeakyReLU; pooled features = the last map's spatial mean.
  * Initialised as the PyTorch DCGAN example's weights_init: conv N(0, 0.02), BatchNorm weight
- * N(1, 0.02), bias 0. */
+ * N(1, 0.02), bias 0. The readout of several layers is DCGAN's CIFAR-10 protocol: each layer's
+ * output max-pooled to a 4 x 4 grid, flattened, concatenated. */
 #include "models_internal.h"
 
 #include <stdio.h>
@@ -62,6 +63,30 @@ int ssl__convnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x
     out->tokens = NULL;
     out->pooled = ssl_global_avg_pool(ctx, h);
     return out->pooled ? SSL_OK : ssl_last_status();
+}
+
+ssl_tensor_t *ssl__convnet_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int n,
+                                   int training)
+{
+    const ssl_convnet_cfg_t *c = &e->cfg.convnet;
+    const ssl_convnet_t *net = &e->convnet;
+    ssl_tensor_t *h = x, *parts[SSL_CONVNET_MAX_DEPTH];
+    int64_t B = x->shape[0];
+    for (int i = 0; i < c->depth && h; i++) {
+        h = ssl_nn_conv2d_forward(ctx, &net->conv[i], h);
+        if (i > 0)
+            h = ssl_nn_batchnorm_forward(ctx, &net->bn[i], h, training);
+        h = ssl_leaky_relu(ctx, h, (float)c->slope);
+        int k = i - (c->depth - n); /* the last n layers */
+        if (h && k >= 0) {
+            int gh = h->shape[2] < 4 ? (int)h->shape[2] : 4, gw = h->shape[3] < 4 ? (int)h->shape[3] : 4;
+            ssl_tensor_t *p = ssl_adaptive_max_pool2d(ctx, h, gh, gw);
+            parts[k] = p ? ssl_reshape(ctx, p, 2, (int64_t[]){B, p->numel / B}) : NULL;
+            if (!parts[k])
+                return NULL;
+        }
+    }
+    return h ? ssl_concat(ctx, parts, n, 1) : NULL;
 }
 
 int64_t ssl__convnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w)

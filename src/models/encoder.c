@@ -246,12 +246,20 @@ ssl_tensor_t *ssl_encoder_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_te
         return NULL;
     if (n == 1)
         return ssl_encoder_forward(ctx, e, x, NULL, 0, training, &o) == SSL_OK ? o.pooled : NULL;
-    int depth = e->cfg.kind == SSL_ENC_VIT ? e->cfg.vit.depth : 0;
+    int depth = e->cfg.kind == SSL_ENC_VIT       ? e->cfg.vit.depth
+                : e->cfg.kind == SSL_ENC_CONVNET ? e->cfg.convnet.depth
+                                                 : 0;
     if (n < 1 || n > depth) {
         ssl_set_error(SSL_ERR_INVALID, "%s: a readout of %d blocks needs %s (the encoder is a %s "
-                      "of depth %d)", __func__, n, n < 1 ? "n >= 1" : "a ViT at least that deep",
+                      "of depth %d)", __func__, n,
+                      n < 1 ? "n >= 1" : "a ViT or dcgan encoder at least that deep",
                       ssl__encoder_kind_name(e), depth);
         return NULL;
+    }
+    if (e->cfg.kind == SSL_ENC_CONVNET) { /* DCGAN's protocol: 4 x 4 max-pooled grids */
+        if (SSL__NULL_INPUT(x, __func__))
+            return NULL;
+        return ssl__convnet_readout(ctx, e, x, n, training);
     }
     ssl_tensor_t *blocks[64];
     if (forward(ctx, e, x, NULL, 0, NULL, 0, NULL, NULL, n, blocks, training, &o) != SSL_OK)

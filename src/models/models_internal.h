@@ -56,6 +56,10 @@ const char *ssl__encoder_kind_name(const ssl_encoder_t *e);
 int ssl__convnet_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
 int ssl__convnet_forward(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int training,
                          ssl_encoder_out_t *out);
+/* The last n layers' outputs (after LeakyReLU), each adaptive-max-pooled to 4 x 4 (smaller maps
+ * keep their size), flattened and concatenated: (B, sum C_i g_i). */
+ssl_tensor_t *ssl__convnet_readout(ssl_ctx_t *ctx, const ssl_encoder_t *e, ssl_tensor_t *x, int n,
+                                   int training);
 int64_t ssl__convnet_macs(const ssl_encoder_t *e, int64_t h, int64_t w);
 int ssl__vit_init(ssl_encoder_t *e, ssl_params_t *p, const char *prefix, uint64_t seed);
 /* masked_idx (B, n_masked) or token_mask (B, T) (1: masked): those patch embeddings become

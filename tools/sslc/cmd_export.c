@@ -50,9 +50,10 @@ int sslc_cmd_export(int argc, char **argv)
         fprintf(stderr, "sslc export: CKPT and --out are required (see sslc export --help)\n");
         return 2;
     }
-    if (ssl_checkpoint_export_encoder(ckpt, source, out) != SSL_OK) {
+    int st = ssl_checkpoint_export_encoder(ckpt, source, out);
+    if (st != SSL_OK) {
         fprintf(stderr, "sslc export: %s\n", ssl_last_error());
-        return 1;
+        return st == SSL_ERR_UNSUPPORTED ? 2 : 1;
     }
     printf("%s: encoder of %s\n", out, ckpt);
     return 0;
