@@ -18,8 +18,11 @@
  * dataset indices, stepS.noise (B, K) the draws of a method's own noise (the VAE's eps, passed
  * as ssl_batch_t.noise), prepI.viewV and prepI.indices the
  * batches of a forward-only pass before the first step (ssl_trainer_observe: DeepCluster-v2's
- * memory bank), loss (steps), final.NAME. Exit 0 on agreement, 1 otherwise (with the worst
- * tensors), 77 when the fixture file is absent. */
+ * memory bank), loss (steps), final.NAME; a frozen model the method loads from a checkpoint
+ * (BEiT's tokenizer): its tensors tokenizer.NAME and its run config tokenizer_config, written
+ * to a temporary checkpoint whose path replaces the config's model.tokenizer.checkpoint.
+ * Exit 0 on agreement, 1 otherwise (with the worst tensors), 77 when the fixture file is
+ * absent. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -179,6 +182,49 @@ static int read_masks(const ssl_st_t *f, int s, ssl_masks_t *m)
     return 1;
 }
 
+/* BEiT's tokenizer: the fixture's tokenizer.NAME tensors and tokenizer_config as a checkpoint
+ * at tmp, and the run config with model.tokenizer.checkpoint = tmp (malloc'd); the config
+ * itself (a copy) when the fixture has no tokenizer; NULL on failure. */
+static char *with_tokenizer(const ssl_st_t *f, const char *config, char *tmp, size_t n)
+{
+    const char *tcfg = ssl_st_meta(f, "tokenizer_config");
+    if (!tcfg) {
+        char *copy = malloc(strlen(config) + 1);
+        return copy ? memcpy(copy, config, strlen(config) + 1) : NULL;
+    }
+    snprintf(tmp, n, "/tmp/method_parity_tokenizer_%ld.safetensors", (long)getpid());
+    ssl_st_writer_t *w = ssl_st_writer_create();
+    float *data[256] = {0};
+    int nd = 0, st = w ? ssl_st_writer_meta(w, "config", tcfg) : SSL_ERR_NOMEM;
+    for (int i = 0; st == SSL_OK && i < ssl_st_count(f) && nd < 256; i++) {
+        const ssl_st_tensor_t *d = ssl_st_tensor(f, i);
+        if (strncmp(d->name, "tokenizer.", 10))
+            continue;
+        ssl_tensor_t t;
+        if (!(data[nd] = read_tensor(f, d->name, &t)))
+            st = SSL_ERR_IO;
+        else
+            st = ssl_st_writer_add(w, d->name + 10, t.ndim, t.shape, data[nd]);
+        nd++;
+    }
+    if (st == SSL_OK)
+        st = ssl_st_writer_save(w, tmp);
+    ssl_st_writer_free(w);
+    for (int i = 0; i < nd; i++)
+        free(data[i]);
+    cJSON *doc = st == SSL_OK ? cJSON_Parse(config) : NULL;
+    cJSON *model = doc ? cJSON_GetObjectItem(doc, "model") : NULL;
+    cJSON *tok = model ? cJSON_GetObjectItem(model, "tokenizer") : NULL;
+    char *out = NULL;
+    if (tok) {
+        cJSON_DeleteItemFromObject(tok, "checkpoint");
+        cJSON_AddStringToObject(tok, "checkpoint", tmp);
+        out = cJSON_PrintUnformatted(doc);
+    }
+    cJSON_Delete(doc);
+    return out;
+}
+
 typedef struct worst {
     char name[160];
     double err, scale, moved; /* scale: err as a fraction of the tensor's limit */
@@ -240,11 +286,18 @@ int main(int argc, char **argv)
                 fixture);
         return 1;
     }
+    char tok_path[128] = "";
+    char *run_config = with_tokenizer(f, config, tok_path, sizeof tok_path);
+    if (!run_config)
+        return fail("the tokenizer's checkpoint");
     ssl_train_opts_t o = {0};
-    o.config_text = config;
+    o.config_text = run_config;
     o.no_run_dir = 1;
     o.threads = 2;
     ssl_trainer_t *t = ssl_trainer_create(&o);
+    if (tok_path[0])
+        remove(tok_path);
+    free(run_config);
     if (!t)
         return fail("trainer");
     if (ssl_trainer_load_weights(t, fixture, "init.") != SSL_OK)

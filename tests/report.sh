@@ -73,6 +73,20 @@ for e in (1, 2):
 PY
 echo "ok: vae report embeds its 4 pictures byte for byte"
 
+# the VQ tokenizer: reconstructions (no samples: no prior over its codes) and its test metrics
+"$sslc" train "$src/configs/beit_tokenizer.json" --out "$tmp/runs" --quiet --set data.limit=64 \
+  --set train.batch_size=32 --set train.max_steps=1 --set train.epochs=1 --set data.eval_limit=16 \
+  --set eval.knn_every=0 --set model.encoder.dim=16 --set model.encoder.depth=1 \
+  --set model.encoder.heads=2 --set data.workers=1 > "$tmp/tok.log" 2>&1 ||
+  { cat "$tmp/tok.log"; fail "train beit_tokenizer"; }
+thtml="$tmp/runs/beit_tokenizer/report.html"
+[ "$(grep -o '<img class="recon"' "$thtml" | wc -l)" = 1 ] || fail "tokenizer: not 1 recon image"
+! grep -q '<img class="samples"' "$thtml" || fail "tokenizer: samples in the report"
+for needle in '<td>test_rec_mse</td>' '<td>test_perplexity</td>' '<td>test_codes_used</td>'; do
+  grep -qF "$needle" "$thtml" || fail "tokenizer report.html lacks '$needle'"
+done
+echo "ok: tokenizer report shows its reconstructions and test metrics"
+
 chrome=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$chrome" ] || { echo "SKIP: chromium not installed (apt-get install chromium)"; exit 77; }
 flags=(--headless --disable-gpu --no-sandbox --window-size=1000,2400)

@@ -175,6 +175,11 @@ static void test_defaults(void **state)
     assert_float_equal(c.vae.beta, 1.0f, 0.0f);
     assert_int_equal(read_cfg("{\"type\": \"vae\", \"beta\": 4}", &c), SSL_OK);
     assert_float_equal(c.vae.beta, 4.0f, 0.0f);
+    assert_int_equal(read_cfg("{\"type\": \"vqvae\"}", &c), SSL_OK);
+    assert_float_equal(c.vqvae.beta, 0.25f, 0.0f);
+    assert_int_equal(read_cfg("{\"type\": \"vqvae\", \"beta\": 1}", &c), SSL_OK);
+    assert_float_equal(c.vqvae.beta, 1.0f, 0.0f);
+    assert_int_equal(read_cfg("{\"type\": \"beit\"}", &c), SSL_OK);
     for (int t = 0; t < SSL_LOSS_TYPE_COUNT; t++) { /* every type reads with defaults only */
         char js[64];
         snprintf(js, sizeof js, "{\"type\": \"%s\"}", ssl_loss_type_name(t));
@@ -207,6 +212,8 @@ static void test_errors(void **state)
     expect_cfg_error("{\"type\": \"maskfeat\", \"beta\": 1}", "beta", NULL);
     expect_cfg_error("{\"type\": \"vae\", \"beta\": -1}", "beta", NULL);
     expect_cfg_error("{\"type\": \"vae\", \"latent_dim\": 8}", "latent_dim", NULL);
+    expect_cfg_error("{\"type\": \"vqvae\", \"beta\": -1}", "beta", NULL);
+    expect_cfg_error("{\"type\": \"beit\", \"beta\": 1}", "beta", NULL);
     expect_cfg_error("{\"type\": \"data2vec\", \"instance_nrom\": true}", "instance_nrom",
                      "did you mean 'instance_norm'");
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias", NULL);

@@ -615,6 +615,31 @@ static void test_vae(void **state)
     }
 }
 
+static void test_vqvae(void **state)
+{
+    (void)state;
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *r = load(ctx, "vqvae.recon", 1), *x = load(ctx, "vqvae.images", 0);
+    ssl_tensor_t *z = load(ctx, "vqvae.z", 1), *zq = load(ctx, "vqvae.zq", 1);
+    ssl_loss_parts_t parts = {0};
+    ssl_tensor_t *loss =
+        ssl_loss_vqvae(ctx, r, x, z, zq, load(ctx, "vqvae.beta", 0)->data[0], &parts);
+    assert_non_null(loss);
+    assert_int_equal(parts.n, 3);
+    const char *const names[] = {"rec", "codebook", "commit"};
+    for (int i = 0; i < 3; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "vqvae.%s", names[i]);
+        assert_string_equal(parts.name[i], names[i]);
+        assert_int_equal(
+            tu_count_mismatch(&parts.value[i], load(ctx, k, 0)->data, 1, V_ATOL, V_RTOL, k), 0);
+    }
+    check_loss(ctx, loss, "vqvae", 3, (ssl_tensor_t *[]){r, z, zq},
+               (const char *[]){"recon", "z", "zq"});
+    assert_null(x->grad);
+    ssl_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- CLIP, SigLIP */
 
 static void test_clip(void **state)
@@ -672,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_data2vec),
         cmocka_unit_test(test_maskfeat),
         cmocka_unit_test(test_vae),
+        cmocka_unit_test(test_vqvae),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_siglip),
     };

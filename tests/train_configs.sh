@@ -25,7 +25,17 @@ for cfg in "$src"/configs/*.json; do
   # nor can its probes read more blocks than it has (mae.json reads the last 4)
   grep -q '"blocks"' "$cfg" && narrow+=(--set eval.blocks=1)
   # the VAE's -ELBO and pictures run over the eval split at every epoch's end: a few images
-  grep -q '"vae"' "$cfg" && narrow+=(--set data.eval_limit=64)
+  grep -q '"vae"\|"vqvae"' "$cfg" && narrow+=(--set data.eval_limit=64)
+  # BEiT predicts the codes of a tokenizer trained first (configs/beit_tokenizer.json, as tiny)
+  if grep -q '"tokenizer"' "$cfg"; then
+    tok="$out/tokenizer-for-$name"
+    "$sslc" train "$src/configs/beit_tokenizer.json" --out "$tok" --quiet --no-report \
+      --set data.limit=128 --set train.batch_size=16 --set train.epochs=1 --set train.max_steps=2 \
+      --set eval.knn_every=0 --set data.eval_limit=16 --set data.workers=1 "${narrow[@]}" \
+      > "$out/$name-tokenizer.log" 2>&1 ||
+      { echo "FAIL: $name's tokenizer"; cat "$out/$name-tokenizer.log"; exit 1; }
+    narrow+=(--set "model.tokenizer.checkpoint=$tok/beit_tokenizer/checkpoints/last.safetensors")
+  fi
   "$sslc" train "$cfg" --out "$out" --quiet --no-report --set data.limit=128 --set train.batch_size=16 \
     --set train.epochs=1 --set train.max_steps=2 --set eval.knn_every=0 --set data.workers=1 "${narrow[@]}" \
     > "$out/$name.log" 2>&1 || { echo "FAIL: $name"; cat "$out/$name.log"; exit 1; }
@@ -37,6 +47,6 @@ done
 [ "$n" -ge 14 ] || { echo "FAIL: only $n configs"; exit 1; }
 # scripts/metrics_table.py summarises the runs: one row per config with its losses
 table=$(python3 "$src/scripts/metrics_table.py" "$out"/*/metrics.jsonl) || { echo "FAIL: metrics_table.py"; exit 1; }
-rows=$(echo "$table" | grep -c '^| [a-z0-9]* | 2 | ')
+rows=$(echo "$table" | grep -c '^| [a-z0-9_]* | 2 | ')
 [ "$rows" -eq "$n" ] || { echo "FAIL: metrics_table.py gave $rows rows of 2 steps for $n runs:"; echo "$table"; exit 1; }
 echo "$n passed, 0 failed"

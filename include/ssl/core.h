@@ -421,6 +421,16 @@ SSL_API ssl_tensor_t *ssl_scatter_rows(ssl_ctx_t *ctx, ssl_tensor_t *src, const 
 SSL_API ssl_tensor_t *ssl_embedding(ssl_ctx_t *ctx, ssl_tensor_t *weight, const int32_t *ids,
                                     int ndim, const int64_t *ids_shape);
 
+/* Vector quantisation (VQ-VAE). vq_nearest: codes[i] = argmin_k ||z_i - e_k||^2 for z (N, D)
+ *   and the codebook (K, D), from one fp32 GEMM per block of rows (||e_k||^2 - 2 z_i . e_k;
+ *   ties: the lowest k); no tape; SSL_OK or an error. vq_straight_through: codebook[codes]
+ *   (N, D), whose gradient goes to z unchanged (z + sg(e - z)) and to the codebook not at all
+ *   (train it with a codebook loss over ssl_embedding). Codes are copied. */
+SSL_API int ssl_vq_nearest(ssl_ctx_t *ctx, const ssl_tensor_t *z, const ssl_tensor_t *codebook,
+                           int32_t *codes);
+SSL_API ssl_tensor_t *ssl_vq_straight_through(ssl_ctx_t *ctx, ssl_tensor_t *z,
+                                              ssl_tensor_t *codebook, const int32_t *codes);
+
 /* Inverted dropout: the mask is drawn from (seed, stream) by element index, so backward
  * recomputes it and nothing depends on thread count. Identity when !training or p == 0. */
 SSL_API ssl_tensor_t *ssl_dropout(ssl_ctx_t *ctx, ssl_tensor_t *x, float p, int training,

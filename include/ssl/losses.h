@@ -296,6 +296,17 @@ SSL_API ssl_tensor_t *ssl_loss_vae(ssl_ctx_t *ctx, ssl_tensor_t *logits, ssl_ten
                                    ssl_tensor_t *mu, ssl_tensor_t *logvar, float beta,
                                    ssl_loss_parts_t *parts);
 
+/* VQ-VAE's loss (van den Oord et al. 2017) with a mean-squared-error likelihood: recon and x
+ * (B, ...) the decoder's output and the image (x takes no gradient); z (N, D) the encoder's
+ * outputs before quantisation and zq (N, D) their codebook rows (ssl_embedding of the codes,
+ * so the codebook gets a gradient).
+ *   rec = mean over elements of (recon - x)^2, codebook = mean of (zq - sg(z))^2,
+ *   commit = mean of (z - sg(zq))^2; returns rec + codebook + beta * commit.
+ * Parts: rec, codebook, commit. */
+SSL_API ssl_tensor_t *ssl_loss_vqvae(ssl_ctx_t *ctx, ssl_tensor_t *recon, ssl_tensor_t *x,
+                                     ssl_tensor_t *z, ssl_tensor_t *zq, float beta,
+                                     ssl_loss_parts_t *parts);
+
 /* ================================================================ configured loss objects */
 
 typedef enum ssl_loss_type {
@@ -323,6 +334,8 @@ typedef enum ssl_loss_type {
     SSL_LOSS_DCGAN,         /* GAN: discriminator and generator phases, non-saturating BCE */
     SSL_LOSS_BIGAN,         /* DCGAN's with an encoder, the discriminator on (x, z) pairs */
     SSL_LOSS_DDPM,          /* diffusion: a U-Net predicts the noise eps of x_t (MSE) */
+    SSL_LOSS_VQVAE,         /* VQ tokenizer: MSE reconstruction + codebook + beta commitment */
+    SSL_LOSS_BEIT,          /* masked tokens predict a frozen VQ tokenizer's codes (CE) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 
@@ -414,6 +427,9 @@ typedef struct ssl_loss_cfg {
         int schedule;      /* ssl_ddpm_schedule_t */
         float beta_start, beta_end; /* the linear schedule's betas (1e-4, 0.02) */
     } ddpm;
+    struct {
+        float beta; /* the commitment loss's weight: 0.25 (VQ-VAE) */
+    } vqvae;
 } ssl_loss_cfg_t;
 
 /* "infonce", "byol", ... (NULL for an unknown value) and back (SSL_ERR_INVALID = -1 if

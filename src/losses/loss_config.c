@@ -9,7 +9,8 @@
 static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
-    "koleo",   "data2vec", "maskfeat", "coca", "vae", "dcgan", "bigan", "ddpm", NULL};
+    "koleo",   "data2vec", "maskfeat", "coca", "vae", "dcgan", "bigan", "ddpm", "vqvae",
+    "beit",    NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -115,6 +116,7 @@ void ssl_loss_cfg_defaults(int type, ssl_loss_cfg_t *c)
     c->ddpm.schedule = SSL_DDPM_LINEAR;
     c->ddpm.beta_start = 1e-4f;
     c->ddpm.beta_end = 0.02f;
+    c->vqvae.beta = 0.25f;
 }
 
 /* A strictly positive float with an open lower bound at 0. */
@@ -379,6 +381,12 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         o.vae.beta = ssl_cfg_float(c, "beta", 1.0, 0.0, 1e6);
         break;
     }
+    case SSL_LOSS_VQVAE: {
+        static const char *const keys[] = {"type", "weight", "beta", NULL};
+        ssl_cfg_keys(c, keys);
+        o.vqvae.beta = ssl_cfg_float(c, "beta", 0.25, 0.0, 1e6);
+        break;
+    }
     case SSL_LOSS_MOCO_V1: {
         static const char *const keys[] = {"type", "weight", "temperature", "queue_size", NULL};
         ssl_cfg_keys(c, keys);
@@ -386,7 +394,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         o.infonce.queue_size = ssl_cfg_i64(c, "queue_size", D_QUEUE, 1, 1 << 24);
         break;
     }
-    default: /* byol, simsiam, simmim, koleo: no parameters */
+    default: /* byol, simsiam, simmim, koleo, beit: no parameters */
         ssl_cfg_keys(c, plain);
         break;
     }

@@ -7,9 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const ssl__method_sections[] = {"projector",  "predictor", "head",
-                                            "text",       "image_proj", "decoder",
-                                            "generator", "discriminator", "unet", NULL};
+const char *const ssl__method_sections[] = {"projector",  "predictor",     "head",
+                                            "text",       "image_proj",    "decoder",
+                                            "generator",  "discriminator", "unet",
+                                            "tokenizer",  NULL};
 
 void ssl__method_add_part(ssl_method_t *m, const char *name, const ssl_tensor_t *v)
 {

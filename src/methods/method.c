@@ -15,6 +15,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
     &ssl__method_ibot,        &ssl__method_data2vec,   &ssl__method_maskfeat,
     &ssl__method_vae,         &ssl__method_gan,        &ssl__method_ddpm,
+    &ssl__method_vqvae,       &ssl__method_beit,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -138,7 +139,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     static const char *const model_keys[] = {"encoder",   "projector",     "predictor",
                                              "head",      "text",          "image_proj",
                                              "decoder",   "generator",     "discriminator",
-                                             "unet",      NULL};
+                                             "unet",      "tokenizer", NULL};
     ssl_cfg_t model = ssl_cfg_obj(root, "model");
     ssl_cfg_keys(&model, model_keys);
     if (ssl_cfg_status(root))
@@ -434,6 +435,28 @@ int ssl__method_nll(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t in
     int st = m->def->nll(m, ctx, x, index0, seed, sum, part_sums);
     ssl_ctx_set_grad(ctx, prev);
     return st;
+}
+
+int ssl__method_has_test(const ssl_method_t *m)
+{
+    return m->def->test_batch != NULL;
+}
+
+int ssl__method_test_batch(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int first)
+{
+    if (!m->def->test_batch)
+        return ssl_set_error(SSL_ERR_UNSUPPORTED, "method: %s has no test metrics",
+                             m->def->name);
+    int prev = ssl_ctx_set_grad(ctx, 0);
+    int st = m->def->test_batch(m, ctx, x, first);
+    ssl_ctx_set_grad(ctx, prev);
+    return st;
+}
+
+int ssl__method_test_result(ssl_method_t *m, ssl_loss_parts_t *out)
+{
+    out->n = 0;
+    return m->def->test_result ? m->def->test_result(m, out) : SSL_OK;
 }
 
 int ssl__method_pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,

@@ -104,6 +104,11 @@ int ssl__method_last_pair(const ssl_method_t *m, ssl_tensor_t **z1, ssl_tensor_t
 const ssl_loss_parts_t *ssl__method_loss_parts(const ssl_method_t *m);
 
 /* ---- generative methods */
+/* Test metrics over the eval split (the VQ tokenizer's): 1 when the method has them; one
+ * batch x into the method's sums (first: reset them), no tape; the named results. */
+int ssl__method_has_test(const ssl_method_t *m);
+int ssl__method_test_batch(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int first);
+int ssl__method_test_result(ssl_method_t *m, ssl_loss_parts_t *out);
 /* 1 when the method has a likelihood bound (ssl__method_nll) / pictures (ssl__method_pictures) */
 int ssl__method_has_nll(const ssl_method_t *m);
 int ssl__method_has_pictures(const ssl_method_t *m);

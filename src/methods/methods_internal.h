@@ -130,6 +130,12 @@ struct ssl_method_def {
     int (*pictures)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n, uint64_t seed,
                     ssl_tensor_t **recon, ssl_tensor_t **samples);
     int stepped_sampler; /* pictures' samples take m->env.sample_steps levels (0: its own) */
+    /* Test metrics of the eval split at every epoch's end (NULL: none; the VQ tokenizer's
+     * reconstruction error and code perplexity). test_batch: one batch of images x (eval mode,
+     * no tape) into the family's running sums, reset first when first is 1; test_result: the
+     * named metrics over the images seen since. */
+    int (*test_batch)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int first);
+    int (*test_result)(ssl_method_t *m, ssl_loss_parts_t *out);
 };
 
 /* The families (one file each). */
@@ -137,7 +143,32 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
     ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat,
-    ssl__method_vae, ssl__method_gan, ssl__method_ddpm;
+    ssl__method_vae, ssl__method_gan, ssl__method_ddpm, ssl__method_vqvae, ssl__method_beit;
+
+/* ---------------------------------------------------------------- the VQ tokenizer (vqvae.c) */
+
+/* The part of the vqvae family that BEiT runs frozen: a ViT's patch tokens -> head.proj (a
+ * linear to the code width d), L2-normalised -> nearest rows of head.codebook (k, d),
+ * L2-normalised; grid x grid codes per image, row-major over the patches. */
+typedef struct ssl__vq_tok {
+    ssl_encoder_t *enc;
+    ssl_nn_linear_t proj;
+    ssl_tensor_t *codebook; /* (k, d) */
+    int64_t k, d, grid;
+} ssl__vq_tok_t;
+
+/* model.head's codebook_size (512) and code_dim (32) */
+int ssl__vq_tok_read(ssl_cfg_t *h, int64_t *codebook_size, int64_t *code_dim);
+/* head.proj and head.codebook in p, after the ViT enc */
+int ssl__vq_tok_init(ssl__vq_tok_t *t, ssl_encoder_t *enc, ssl_params_t *p, int64_t K,
+                     int64_t D, uint64_t seed);
+/* the pre-quantisation outputs (B grid^2, d) of images x, L2-normalised */
+ssl_tensor_t *ssl__vq_tok_encode(const ssl__vq_tok_t *t, ssl_ctx_t *ctx, ssl_tensor_t *x,
+                                 int training);
+/* the codebook with its rows L2-normalised (k, d), on the tape when recording */
+ssl_tensor_t *ssl__vq_tok_codebook(const ssl__vq_tok_t *t, ssl_ctx_t *ctx);
+/* the codes (B grid^2) of z among the rows of that codebook, in the arena; NULL + error */
+int32_t *ssl__vq_tok_codes(ssl_ctx_t *ctx, const ssl_tensor_t *z, const ssl_tensor_t *codebook);
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 

@@ -31,18 +31,32 @@ static int nll_batch(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user)
     return SSL_OK;
 }
 
+static int test_batch(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user)
+{
+    return ssl__method_test_batch(user, ctx, x, i0 == 0);
+}
+
 int ssl__trainer_nll(ssl_trainer_t *t, int64_t limit, ssl__trainer_nll_t *r)
 {
     memset(r, 0, sizeof *r);
     const ssl_dataset_t *ds = t->eval_ds;
-    if (!ssl__method_has_nll(t->method) || !ds || ds->n < 1)
+    int has_nll = ssl__method_has_nll(t->method), has_test = ssl__method_has_test(t->method);
+    if ((!has_nll && !has_test) || !ds || ds->n < 1)
         return SSL_OK;
     int64_t n = limit > 0 && limit < ds->n ? limit : ds->n;
+    if (has_test &&
+        (ssl__each_batch(t->ctx, &t->rc.eval_view, ds, n, 0, 0, test_batch, t->method) !=
+             SSL_OK ||
+         ssl__method_test_result(t->method, &r->metrics) != SSL_OK))
+        return ssl_last_status();
+    r->n = n;
+    if (!has_nll)
+        return SSL_OK;
     nll_state_t s = {t->method, t->rc.seed, 0, {0}};
     if (ssl__each_batch(t->ctx, &t->rc.eval_view, ds, n, 0, 0, nll_batch, &s) != SSL_OK)
         return ssl_last_status();
     int64_t dims = ds->c * (int64_t)t->rc.eval_view.out_h * t->rc.eval_view.out_w;
-    r->n = n;
+    r->has_nll = 1;
     r->nats = s.sum / (double)n;
     r->bits_per_dim = r->nats / ((double)dims * log(2.0));
     r->parts = s.parts;
@@ -108,7 +122,7 @@ int ssl__trainer_pictures(ssl_trainer_t *t, int64_t epoch)
                                     g->shape[3], 8, 2)
                : ssl_last_status();
     }
-    if (st == SSL_OK) {
+    if (st == SSL_OK && samples) { /* a method without a prior draws none (the tokenizer) */
         snprintf(path, sizeof path, "%s/epoch-%03lld-samples.png", dir, (long long)epoch);
         st = ssl_image_grid_png(path, samples->data, samples->shape[0], samples->shape[1],
                                 samples->shape[2], samples->shape[3], 8, 2);

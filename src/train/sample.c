@@ -24,6 +24,9 @@ int ssl_sample_checkpoint(const ssl_sample_opts_t *o)
     ssl_tensor_t *recon = NULL, *s = NULL;
     if (st == SSL_OK)
         st = ssl__method_pictures(cm.m, cm.ctx, NULL, n, o->seed, &recon, &s);
+    if (st == SSL_OK && !s) /* pictures without samples: the vqvae tokenizer */
+        st = ssl_set_error(SSL_ERR_UNSUPPORTED, "%s: the %s method draws no samples (no prior "
+                           "over its codes)", o->checkpoint, ssl__method_name(cm.m));
     if (st == SSL_OK)
         st = ssl_image_grid_png(o->out_path, s->data, s->shape[0], s->shape[1], s->shape[2],
                                 s->shape[3], o->cols ? o->cols : 8, 2);

@@ -121,7 +121,8 @@ static int read_config(ssl_trainer_t *t)
         return ssl_last_status();
     /* a generative method measures its likelihood on the eval split and shows its images */
     if (!t->eval_ds &&
-        (ssl__method_has_nll(t->method) || ssl__method_has_pictures(t->method)) &&
+        (ssl__method_has_nll(t->method) || ssl__method_has_pictures(t->method) ||
+         ssl__method_has_test(t->method)) &&
         !(t->eval_ds = ssl__load_split(&t->rc, t->rc.eval_split, t->rc.eval_limit)))
         return ssl_last_status();
     /* model.encoder.weights, before the target copies the online network */
@@ -776,11 +777,12 @@ static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s
         size_t o = strlen(line);
         snprintf(line + o, sizeof line - o, "\"knn_top1\": %.6f}", knn);
     }
-    if (nll->n > 0) { /* the eval split's likelihood bound (generative methods) */
-        ssl_loss_parts_t p = {3, {"images", "nll", "bits_per_dim"},
+    if (nll->n > 0) { /* the eval split's likelihood bound and metrics (generative methods) */
+        ssl_loss_parts_t p = {nll->has_nll ? 3 : 1, {"images", "nll", "bits_per_dim"},
                               {(float)nll->n, (float)nll->nats, (float)nll->bits_per_dim}};
         append_parts(line, sizeof line, "test_", &p);
         append_parts(line, sizeof line, "test_", &nll->parts);
+        append_parts(line, sizeof line, "test_", &nll->metrics);
     }
     if (t->world > 1) { /* the gradient sums of the epoch (dist_grads.h), before the brace */
         ssl_dist_grads_stats_t s, s0 = t->grads_at_epoch;
@@ -944,8 +946,8 @@ int ssl_trainer_run(ssl_trainer_t *t)
             return ssl_last_status();
         p.epoch_done = 1;
         p.knn_top1 = knn;
-        p.test_nll = nll.n > 0 ? nll.nats : NAN;
-        p.test_bits_per_dim = nll.n > 0 ? nll.bits_per_dim : NAN;
+        p.test_nll = nll.has_nll ? nll.nats : NAN;
+        p.test_bits_per_dim = nll.has_nll ? nll.bits_per_dim : NAN;
         report(t, &p);
         if (stop_now(t) && t->epoch_done < last_epoch)
             return stopped(t, steps_at_start);

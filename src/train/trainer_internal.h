@@ -55,14 +55,17 @@ struct ssl_trainer {
 /* kNN top-1 of the online encoder's pooled features: a bank from the train split, queries from
  * the eval split (eval.knn_* keys). Returns SSL_OK and *top1 in [0, 1]. */
 int ssl__trainer_knn(ssl_trainer_t *t, double *top1);
-/* The eval split's likelihood bound of a generative method (ssl__method_nll over its first
- * `limit` images, 0: all, eval transform, one noise draw per image from train.seed): n images
- * (0: not measured: the method has none, or no eval split), nats per image, bits per dimension
- * (nats / (C H W ln 2)), and the per-image means of its parts (the VAE: rec, kl). */
+/* The eval split's measures of a generative method over its first `limit` images (0: all; eval
+ * transform): n images (0: not measured: the method has none, or no eval split). has_nll: its
+ * likelihood bound (ssl__method_nll, one noise draw per image from train.seed) in nats per
+ * image, bits per dimension (nats / (C H W ln 2)) and the per-image means of its parts (the
+ * VAE: rec, kl). metrics: its test metrics (ssl__method_test_*: the VQ tokenizer's rec_mse,
+ * perplexity, codes_used). */
 typedef struct ssl__trainer_nll {
     int64_t n;
+    int has_nll;
     double nats, bits_per_dim;
-    ssl_loss_parts_t parts;
+    ssl_loss_parts_t parts, metrics;
 } ssl__trainer_nll_t;
 int ssl__trainer_nll(ssl_trainer_t *t, int64_t limit, ssl__trainer_nll_t *r);
 /* RUN_DIR/pictures/epoch-NNN-recon.png (rows of 8 eval images, each followed by the row of their

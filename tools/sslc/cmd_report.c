@@ -23,10 +23,12 @@ static const char *k_help =
     "encoder features of the first N (default 1000) images of the eval split, computed with the\n"
     "checkpoint (default RUN_DIR/checkpoints/last.safetensors), coloured by class. A metric the\n"
     "log lacks is named on the page instead of its chart; a malformed metrics line is an error\n"
-    "naming the file and line. For a generative method (vae) the page also shows every epoch's\n"
-    "pictures (RUN_DIR/pictures, embedded as PNG): test images beside their reconstructions,\n"
-    "and samples of the model; the table has the eval split's -ELBO (test_nll, nats/image,\n"
-    "and test_bits_per_dim).\n";
+    "naming the file and line. For a generative method (vae, the vqvae tokenizer) the page also\n"
+    "shows every epoch's pictures (RUN_DIR/pictures, embedded as PNG): test images beside their\n"
+    "reconstructions, and samples of the model (vae); the table has every test_* metric of the\n"
+    "eval split: the vae's -ELBO (test_nll, nats/image, test_bits_per_dim), the tokenizer's\n"
+    "reconstruction error (test_rec_mse, per pixel) and code use (test_perplexity,\n"
+    "test_codes_used).\n";
 
 typedef struct chart_def {
     const char *id, *title, *ylabel, *keys[2], *labels[2], *missing;
@@ -91,24 +93,32 @@ static int metric_charts(rep_buf_t *b, const ssl_run_log_t *log, const char *met
     return drawn;
 }
 
-/* The last finite value of each collapse metric, as a table. */
-static void last_values(rep_buf_t *b, const ssl_run_log_t *log)
+/* A row of the table: the last finite value of column col. */
+static void last_value_row(rep_buf_t *b, const ssl_run_log_t *log, int col)
 {
-    static const char *const keys[] = {"epoch",         "step",           "loss_mean",
-                                       "knn_top1",      "rankme",         "embedding_std",
-                                       "alignment",     "uniformity",     "test_nll",
-                                       "test_bits_per_dim", "test_rec",   "test_kl"};
-    rep_printf(b, "<table>\n<tr><th>metric</th><th>latest value</th></tr>\n");
-    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-        int col = ssl_run_log_key(log, keys[k]);
-        for (int64_t i = log->n_rows - 1; col >= 0 && i >= 0; i--) {
-            double v = log->values[i * SSL_RUN_LOG_MAX_KEYS + col];
-            if (isfinite(v)) {
-                rep_printf(b, "<tr><td>%s</td><td>%.6g</td></tr>\n", keys[k], v);
-                break;
-            }
+    for (int64_t i = log->n_rows - 1; col >= 0 && i >= 0; i--) {
+        double v = log->values[i * SSL_RUN_LOG_MAX_KEYS + col];
+        if (isfinite(v)) {
+            rep_printf(b, "<tr><td>%s</td><td>%.6g</td></tr>\n", log->keys[col], v);
+            break;
         }
     }
+}
+
+/* The last finite value of each collapse metric, then of every test_* metric of a generative
+ * method (the VAE's -ELBO, the VQ tokenizer's reconstruction error and code perplexity), as a
+ * table. */
+static void last_values(rep_buf_t *b, const ssl_run_log_t *log)
+{
+    static const char *const keys[] = {"epoch",     "step",          "loss_mean",
+                                       "knn_top1",  "rankme",        "embedding_std",
+                                       "alignment", "uniformity"};
+    rep_printf(b, "<table>\n<tr><th>metric</th><th>latest value</th></tr>\n");
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        last_value_row(b, log, ssl_run_log_key(log, keys[k]));
+    for (int col = 0; col < log->n_keys; col++)
+        if (!strncmp(log->keys[col], "test_", 5))
+            last_value_row(b, log, col);
     rep_printf(b, "</table>\n");
 }
 
