@@ -100,6 +100,37 @@ static void test_conv_transpose_layer(void **state)
     ssl_params_free(p);
 }
 
+/* a rectangular kernel: PyTorch's default init from fan_in = in kh kw, the forward conv2d's */
+static void test_conv2d_hw(void **state)
+{
+    (void)state;
+    ssl_params_t *p = ssl_params_create();
+    ssl_nn_conv2d_t m;
+    assert_int_equal(ssl_nn_conv2d_init_hw(&m, p, "v", 5, 6, 2, 3, 1, 0, 1,
+                                           SSL_INIT_TORCH_DEFAULT, 3),
+                     SSL_OK);
+    assert_ptr_equal(ssl_params_get(p, "v.weight"), m.weight);
+    assert_int_equal(m.weight->shape[2], 2);
+    assert_int_equal(m.weight->shape[3], 3);
+    float bound = 1.0f / sqrtf(5 * 2 * 3), wmax = 0, bmax = 0;
+    for (int64_t i = 0; i < m.weight->numel; i++)
+        wmax = fmaxf(wmax, fabsf(m.weight->data[i]));
+    for (int64_t i = 0; i < m.bias->numel; i++)
+        bmax = fmaxf(bmax, fabsf(m.bias->data[i]));
+    assert_true(wmax <= bound && wmax > 0.5f * bound);
+    assert_true(bmax <= bound && bmax > 0.0f);
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){2, 5, 4, 4}, 5, -1, 1, 0);
+    ssl_tensor_t *y = ssl_nn_conv2d_forward(ctx, &m, x);
+    ssl_tensor_t *r = ssl_conv2d(ctx, x, m.weight, m.bias, 1, 0);
+    assert_non_null(y);
+    assert_int_equal(y->shape[2], 3);
+    assert_int_equal(y->shape[3], 2);
+    assert_memory_equal(y->data, r->data, (size_t)r->numel * sizeof(float));
+    ssl_ctx_free(ctx);
+    ssl_params_free(p);
+}
+
 static void test_sincos(void **state)
 {
     (void)state;
@@ -791,6 +822,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names_and_mlp_layout),
         cmocka_unit_test(test_init_statistics),
+        cmocka_unit_test(test_conv2d_hw),
         cmocka_unit_test(test_sincos),
         cmocka_unit_test(test_conv_transpose_layer),
         cmocka_unit_test(test_resnet_counts),

@@ -391,6 +391,13 @@ SSL_API ssl_tensor_t *ssl_adaptive_max_pool2d(ssl_ctx_t *ctx, ssl_tensor_t *x, i
 typedef enum ssl_conv_mask { SSL_CONV_MASK_A = 0, SSL_CONV_MASK_B = 1 } ssl_conv_mask_t;
 SSL_API ssl_tensor_t *ssl_masked_conv2d(ssl_ctx_t *ctx, ssl_tensor_t *x, ssl_tensor_t *w,
                                         ssl_tensor_t *bias, int type);
+/* Zero padding of the last two dims of x (N, C, H, W), F.pad(x, (left, right, top, bottom)):
+ * (N, C, H + top + bottom, W + left + right), y[.., i, j] = x[.., i - top, j - left] (0 outside
+ * x). A negative amount crops that side instead, so pad2d(x, 1, -1, 0, 0) shifts the rows down
+ * by one (the gated PixelCNN's down shift) and a one-sided pad then an unpadded conv2d is a
+ * causal convolution. The output must keep a row and a column (it may hold only zeros). */
+SSL_API ssl_tensor_t *ssl_pad2d(ssl_ctx_t *ctx, ssl_tensor_t *x, int top, int bottom, int left,
+                                int right);
 /* Nearest-neighbour upsampling by an integer factor (F.interpolate(x, scale_factor=s,
  * mode="nearest")): x (N, C, H, W) -> (N, C, s H, s W), y[.., i, j] = x[.., i / s, j / s]; the
  * gradient sums each s x s block. Composed of reshape and a broadcasting add. */

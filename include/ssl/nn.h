@@ -52,7 +52,7 @@ SSL_API ssl_tensor_t *ssl_nn_linear_forward(ssl_ctx_t *ctx, const ssl_nn_linear_
                                             ssl_tensor_t *x);
 
 typedef struct ssl_nn_conv2d {
-    ssl_tensor_t *weight; /* (out, in, k, k) */
+    ssl_tensor_t *weight; /* (out, in, k, k); (out, in, kh, kw) from ssl_nn_conv2d_init_hw */
     ssl_tensor_t *bias;   /* (out) or NULL */
     int stride, padding;
 } ssl_nn_conv2d_t;
@@ -60,6 +60,11 @@ typedef struct ssl_nn_conv2d {
 SSL_API int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
                                int64_t out, int kernel, int stride, int padding, int bias,
                                ssl_init_t init, uint64_t seed);
+/* The same with a kernel of kh rows and kw columns (weight (out, in, kh, kw)): the gated
+ * PixelCNN's vertical (k / 2 + 1, k) and horizontal (1, k / 2 + 1) stacks. */
+SSL_API int ssl_nn_conv2d_init_hw(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name,
+                                  int64_t in, int64_t out, int kh, int kw, int stride,
+                                  int padding, int bias, ssl_init_t init, uint64_t seed);
 SSL_API ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m,
                                             ssl_tensor_t *x);
 

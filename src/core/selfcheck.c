@@ -66,6 +66,7 @@ static ssl_tensor_t *f_layer_norm(ssl_ctx_t *c, ssl_tensor_t **in, void *user) {
 static ssl_tensor_t *f_batch_norm(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_batch_norm(c, IN0, IN1, IN2, NULL, NULL, 1, 0.1f, 1e-5f); }
 static ssl_tensor_t *f_conv(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_conv2d(c, IN0, IN1, IN2, 2, 1); }
 static ssl_tensor_t *f_convt(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_conv_transpose2d(c, IN0, IN1, IN2, 2, 1, 1); }
+static ssl_tensor_t *f_pad2d(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_pad2d(c, IN0, 2, -1, 1, -2); }
 static ssl_tensor_t *f_maxpool(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_max_pool2d(c, IN0, 3, 2, 1); }
 static ssl_tensor_t *f_avgpool(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_avg_pool2d(c, IN0, 2, 2, 0); }
 static ssl_tensor_t *f_gap(ssl_ctx_t *c, ssl_tensor_t **in, void *user) { U; return ssl_global_avg_pool(c, IN0); }
@@ -127,6 +128,7 @@ static const sc_case_t k_cases[] = {
      2},
     {"conv2d", f_conv, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, -1, 1},
     {"conv_transpose2d", f_convt, 3, {4, 4, 1}, {{2, 2, 3, 4}, {2, 3, 3, 3}, {3}}, -1, 1},
+    {"pad2d", f_pad2d, 1, {4}, {{2, 2, 3, 4}}, -1, 1},
     {"max_pool2d", f_maxpool, 1, {4}, {{1, 2, 5, 5}}, -1, 1},
     {"avg_pool2d", f_avgpool, 1, {4}, {{1, 2, 4, 4}}, -1, 1},
     {"global_avg_pool", f_gap, 1, {4}, {{2, 3, 2, 2}}, -1, 1},

@@ -169,17 +169,25 @@ static int conv_weights(ssl_params_t *p, const char *name, const int64_t *shape,
     return SSL_OK;
 }
 
-int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
-                       int64_t out, int kernel, int stride, int padding, int bias,
-                       ssl_init_t init, uint64_t seed)
+int ssl_nn_conv2d_init_hw(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
+                          int64_t out, int kh, int kw, int stride, int padding, int bias,
+                          ssl_init_t init, uint64_t seed)
 {
     if (SSL__IS_NULL(m, __func__) || SSL__IS_NULL(p, __func__) || SSL__IS_NULL(name, __func__))
         return SSL_ERR_INVALID;
     memset(m, 0, sizeof *m);
     m->stride = stride;
     m->padding = padding;
-    return conv_weights(p, name, (int64_t[]){out, in, kernel, kernel}, out, bias, init, seed,
-                        &m->weight, &m->bias);
+    return conv_weights(p, name, (int64_t[]){out, in, kh, kw}, out, bias, init, seed, &m->weight,
+                        &m->bias);
+}
+
+int ssl_nn_conv2d_init(ssl_nn_conv2d_t *m, ssl_params_t *p, const char *name, int64_t in,
+                       int64_t out, int kernel, int stride, int padding, int bias,
+                       ssl_init_t init, uint64_t seed)
+{
+    return ssl_nn_conv2d_init_hw(m, p, name, in, out, kernel, kernel, stride, padding, bias, init,
+                                 seed);
 }
 
 ssl_tensor_t *ssl_nn_conv2d_forward(ssl_ctx_t *ctx, const ssl_nn_conv2d_t *m, ssl_tensor_t *x)
