@@ -415,6 +415,8 @@ CALL(PTR, ssl_loss_vae, null, "losses.h", ssl_loss_vae(NULL, NULL, NULL, NULL, N
 CALL(PTR, ssl_loss_vae, ctx, "losses.h", ssl_loss_vae(g_ctx, NULL, NULL, NULL, NULL, -1, NULL))
 CALL(PTR, ssl_loss_vqvae, null, "losses.h", ssl_loss_vqvae(NULL, NULL, NULL, NULL, NULL, -1, NULL))
 CALL(PTR, ssl_loss_vqvae, ctx, "losses.h", ssl_loss_vqvae(g_ctx, NULL, NULL, NULL, NULL, -1, NULL))
+CALL(PTR, ssl_loss_pixelcnn, null, "losses.h", ssl_loss_pixelcnn(NULL, NULL, NULL))
+CALL(PTR, ssl_loss_pixelcnn, ctx, "losses.h", ssl_loss_pixelcnn(g_ctx, NULL, NULL))
 CALL(PTR, ssl_loss_type_name, null, "losses.h", ssl_loss_type_name(-1))
 CALL(NUM, ssl_loss_type_from_name, null, "losses.h", ssl_loss_type_from_name(NULL))
 CALL(VOID, ssl_loss_cfg_defaults, null, "losses.h", ssl_loss_cfg_defaults(-1, NULL))

@@ -180,6 +180,8 @@ static void test_defaults(void **state)
     assert_int_equal(read_cfg("{\"type\": \"vqvae\", \"beta\": 1}", &c), SSL_OK);
     assert_float_equal(c.vqvae.beta, 1.0f, 0.0f);
     assert_int_equal(read_cfg("{\"type\": \"beit\"}", &c), SSL_OK);
+    assert_int_equal(read_cfg("{\"type\": \"pixelcnn\"}", &c), SSL_OK);
+    assert_int_equal(c.type, SSL_LOSS_PIXELCNN);
     for (int t = 0; t < SSL_LOSS_TYPE_COUNT; t++) { /* every type reads with defaults only */
         char js[64];
         snprintf(js, sizeof js, "{\"type\": \"%s\"}", ssl_loss_type_name(t));
@@ -214,6 +216,8 @@ static void test_errors(void **state)
     expect_cfg_error("{\"type\": \"vae\", \"latent_dim\": 8}", "latent_dim", NULL);
     expect_cfg_error("{\"type\": \"vqvae\", \"beta\": -1}", "beta", NULL);
     expect_cfg_error("{\"type\": \"beit\", \"beta\": 1}", "beta", NULL);
+    /* the network's keys are model.network's, not the loss's */
+    expect_cfg_error("{\"type\": \"pixelcnn\", \"channels\": 8}", "channels", NULL);
     expect_cfg_error("{\"type\": \"data2vec\", \"instance_nrom\": true}", "instance_nrom",
                      "did you mean 'instance_norm'");
     expect_cfg_error("{\"type\": \"clip\", \"init_logit_bias\": -10}", "init_logit_bias", NULL);

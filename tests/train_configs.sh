@@ -11,7 +11,11 @@ trap 'rm -rf "$out"' EXIT
 n=0
 for cfg in "$src"/configs/*.json; do
   name=$(basename "$cfg" .json)
-  if grep -q '"vit' "$cfg"; then
+  if grep -q '"pixelcnn"' "$cfg"; then
+    # its own network (no encoder), 784 forward passes per sample picture: 2 samples of a small net
+    narrow=(--set model.network.channels=4 --set model.network.layers=2 --set model.network.hidden=8
+            --set model.network.feature_layer=1 --set data.eval_limit=16 --set eval.samples=2)
+  elif grep -q '"vit' "$cfg"; then
     narrow=(--set model.encoder.dim=16 --set model.encoder.depth=1 --set model.encoder.heads=2)
   elif grep -q '"unet"' "$cfg"; then # the diffusion model: its own network, 2-level samples
     narrow=(--set model.unet.channels=8 --set model.unet.groups=4 --set model.unet.sample_steps=2)

@@ -307,6 +307,14 @@ SSL_API ssl_tensor_t *ssl_loss_vqvae(ssl_ctx_t *ctx, ssl_tensor_t *recon, ssl_te
                                      ssl_tensor_t *z, ssl_tensor_t *zq, float beta,
                                      ssl_loss_parts_t *parts);
 
+/* PixelCNN's negative log-likelihood per dimension (van den Oord et al. 2016): a 256-way softmax
+ * per pixel. logits (..., 256), one row per pixel of x in x's order (for one-channel images
+ * (B, 1, H, W): logits (B, H, W, 256)); x the un-normalised image, every value k / 255 for an
+ * integer k in [0, 255] (the pixel's class; a value off that grid by more than 1e-3 / 255 is an
+ * error: resized or jittered views). Returns the mean over pixels of -log softmax(logits)[k]
+ * in nats (divide by ln 2 for bits per dimension); x takes no gradient. */
+SSL_API ssl_tensor_t *ssl_loss_pixelcnn(ssl_ctx_t *ctx, ssl_tensor_t *logits, ssl_tensor_t *x);
+
 /* ================================================================ configured loss objects */
 
 typedef enum ssl_loss_type {
@@ -336,6 +344,7 @@ typedef enum ssl_loss_type {
     SSL_LOSS_DDPM,          /* diffusion: a U-Net predicts the noise eps of x_t (MSE) */
     SSL_LOSS_VQVAE,         /* VQ tokenizer: MSE reconstruction + codebook + beta commitment */
     SSL_LOSS_BEIT,          /* masked tokens predict a frozen VQ tokenizer's codes (CE) */
+    SSL_LOSS_PIXELCNN,      /* per-pixel 256-way softmax NLL (ssl_loss_pixelcnn) */
     SSL_LOSS_TYPE_COUNT
 } ssl_loss_type_t;
 

@@ -253,8 +253,8 @@ typedef struct ssl_captions {
 SSL_API int ssl_caption_checkpoint(const ssl_caption_opts_t *o, ssl_captions_t *out);
 SSL_API void ssl_captions_free(ssl_captions_t *c);
 
-/* Samples of a generative checkpoint (VAE, DCGAN, BiGAN, DDPM: methods that draw pictures) as a
- * PNG grid (sslc sample): n images of the model from seed, cols per row, 2 pixels between, each
+/* Samples of a generative checkpoint (VAE, DCGAN, BiGAN, DDPM, PixelCNN: methods that draw
+ * pictures) as a PNG grid (sslc sample): n images of the model from seed, cols per row, 2 pixels between, each
  * image's pixels in [0, 1] as grey levels (colour images as RGB). steps: the diffusion sampler's
  * levels (0: the checkpoint config's model.unet.sample_steps; > 0 for a method that samples in
  * one pass is an error). SSL_ERR_UNSUPPORTED for a checkpoint whose method draws no samples. */

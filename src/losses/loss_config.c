@@ -10,7 +10,7 @@ static const char *const k_types[] = {
     "infonce", "byol",  "simsiam", "dino",   "swav",       "barlow",  "vicreg",        "mae",
     "simmim",  "ijepa", "clip",    "siglip", "directpred", "moco_v1", "deepclusterv2", "ibot",
     "koleo",   "data2vec", "maskfeat", "coca", "vae", "dcgan", "bigan", "ddpm", "vqvae",
-    "beit",    NULL};
+    "beit",    "pixelcnn", NULL};
 _Static_assert(sizeof k_types / sizeof k_types[0] == SSL_LOSS_TYPE_COUNT + 1,
                "loss type names and ssl_loss_type_t disagree");
 
@@ -394,7 +394,7 @@ int ssl__loss_cfg_read(ssl_cfg_t *c, ssl_loss_cfg_t *out)
         o.infonce.queue_size = ssl_cfg_i64(c, "queue_size", D_QUEUE, 1, 1 << 24);
         break;
     }
-    default: /* byol, simsiam, simmim, koleo, beit: no parameters */
+    default: /* byol, simsiam, simmim, koleo, beit, pixelcnn: no parameters */
         ssl_cfg_keys(c, plain);
         break;
     }

@@ -10,7 +10,7 @@
 const char *const ssl__method_sections[] = {"projector",  "predictor",     "head",
                                             "text",       "image_proj",    "decoder",
                                             "generator",  "discriminator", "unet",
-                                            "tokenizer",  NULL};
+                                            "tokenizer",  "network",       NULL};
 
 void ssl__method_add_part(ssl_method_t *m, const char *name, const ssl_tensor_t *v)
 {

@@ -368,6 +368,8 @@ static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
     (void)x;
     ddpm_method_t *dm = (ddpm_method_t *)m;
     *recon = *samples = NULL;
+    if (n < 1) /* eval.samples 0: none */
+        return SSL_OK;
     int64_t d = dm->c * dm->size * dm->size;
     int64_t K = m->env.sample_steps > 0 ? m->env.sample_steps : dm->sample_steps;
     if (K > dm->T)

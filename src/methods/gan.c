@@ -295,13 +295,13 @@ static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
         ssl_tensor_t *ex = encode(gm, ctx, ssl_scale(ctx, x, 2.0f, -1.0f), 0, &h);
         *recon = ex ? ssl_scale(ctx, generate(gm, ctx, ex, 0), 0.5f, 0.5f) : NULL;
     }
-    ssl_tensor_t *z = ssl_tensor_2d(ctx, n, gm->k);
+    ssl_tensor_t *z = n > 0 ? ssl_tensor_2d(ctx, n, gm->k) : NULL; /* eval.samples 0: none */
     if (z) {
         ssl_rng_fill_normal(z->data, (size_t)(n * gm->k), 0.0f, 1.0f, seed, GAN_STREAM_SAMPLE,
                             0);
         *samples = ssl_scale(ctx, generate(gm, ctx, z, 0), 0.5f, 0.5f);
     }
-    return *samples && (*recon || !x || !gm->bigan) ? SSL_OK : ssl_last_status();
+    return (*samples || n < 1) && (*recon || !x || !gm->bigan) ? SSL_OK : ssl_last_status();
 }
 
 static const int k_types[] = {SSL_LOSS_DCGAN, SSL_LOSS_BIGAN, -1};

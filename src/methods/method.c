@@ -15,7 +15,7 @@ static const ssl_method_def_t *const k_methods[] = {
     &ssl__method_directpred,  &ssl__method_mocov1,     &ssl__method_deepclusterv2,
     &ssl__method_ibot,        &ssl__method_data2vec,   &ssl__method_maskfeat,
     &ssl__method_vae,         &ssl__method_gan,        &ssl__method_ddpm,
-    &ssl__method_vqvae,       &ssl__method_beit,
+    &ssl__method_vqvae,       &ssl__method_beit,       &ssl__method_pixelcnn,
 };
 
 /* The family record of a loss type, or NULL. */
@@ -139,7 +139,8 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
     static const char *const model_keys[] = {"encoder",   "projector",     "predictor",
                                              "head",      "text",          "image_proj",
                                              "decoder",   "generator",     "discriminator",
-                                             "unet",      "tokenizer", NULL};
+                                             "unet",      "tokenizer",     "network",
+                                             NULL};
     ssl_cfg_t model = ssl_cfg_obj(root, "model");
     ssl_cfg_keys(&model, model_keys);
     if (ssl_cfg_status(root))

@@ -120,8 +120,8 @@ int ssl__method_set_sample_steps(ssl_method_t *m, int steps);
  * eval mode, no tape. */
 int ssl__method_nll(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t index0,
                     uint64_t seed, double *sum, ssl_loss_parts_t *part_sums);
-/* Reconstructions of x (NULL when the method has none) and n samples (seed fixed), each
- * (n, C, H, W) in [0, 1], arena tensors of ctx; eval mode, no tape. */
+/* Reconstructions of x (NULL when the method has none) and n samples (seed fixed; NULL when n
+ * is 0), each (n, C, H, W) in [0, 1], arena tensors of ctx; eval mode, no tape. */
 int ssl__method_pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
                          uint64_t seed, ssl_tensor_t **recon, ssl_tensor_t **samples);
 

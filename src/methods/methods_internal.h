@@ -123,7 +123,7 @@ struct ssl_method_def {
      * (eval mode, no tape; NULL: the encoder's pooled features). nll: the sum over images x
      * of a bound on -log p(x) in nats and of its parts (eval mode, no tape; random draws
      * from (seed, index0 + row)). pictures: reconstructions of x (or NULL) and n samples of
-     * the model with seed, (n, C, H, W) in [0, 1]. */
+     * the model with seed, (n, C, H, W) in [0, 1] (NULL when n is 0: eval.samples). */
     ssl_tensor_t *(*features)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
     int (*nll)(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t index0, uint64_t seed,
                double *sum, ssl_loss_parts_t *part_sums);
@@ -143,7 +143,8 @@ extern const ssl_method_def_t ssl__method_contrastive, ssl__method_regression,
     ssl__method_redundancy, ssl__method_dino, ssl__method_swav, ssl__method_mae, ssl__method_simmim,
     ssl__method_ijepa, ssl__method_clip, ssl__method_directpred, ssl__method_mocov1,
     ssl__method_deepclusterv2, ssl__method_ibot, ssl__method_data2vec, ssl__method_maskfeat,
-    ssl__method_vae, ssl__method_gan, ssl__method_ddpm, ssl__method_vqvae, ssl__method_beit;
+    ssl__method_vae, ssl__method_gan, ssl__method_ddpm, ssl__method_vqvae, ssl__method_beit,
+    ssl__method_pixelcnn;
 
 /* ---------------------------------------------------------------- the VQ tokenizer (vqvae.c) */
 
@@ -169,6 +170,13 @@ ssl_tensor_t *ssl__vq_tok_encode(const ssl__vq_tok_t *t, ssl_ctx_t *ctx, ssl_ten
 ssl_tensor_t *ssl__vq_tok_codebook(const ssl__vq_tok_t *t, ssl_ctx_t *ctx);
 /* the codes (B grid^2) of z among the rows of that codebook, in the arena; NULL + error */
 int32_t *ssl__vq_tok_codes(ssl_ctx_t *ctx, const ssl_tensor_t *z, const ssl_tensor_t *codebook);
+
+/* The pixelcnn family's logits (B, H, W, 256) of images x (B, 1, H, W) in [0, 1], for tests
+ * (causality through the whole network); an error for another method. */
+ssl_tensor_t *ssl__pixelcnn_logits(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
+/* How many rows up to and including its own a pixel's logits read (the window sampling runs
+ * on); pixelcnn methods only. */
+int ssl__pixelcnn_rows(const ssl_method_t *m);
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 

@@ -170,8 +170,10 @@ static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
     *recon = *samples = NULL;
     if (x && encode(vm, ctx, x, 0, &mu, &lv) == SSL_OK)
         *recon = ssl_sigmoid(ctx, decode(vm, ctx, mu));
-    *samples = ssl_sigmoid(ctx, decode(vm, ctx, draw_eps(vm, ctx, n, seed, VAE_STREAM_SAMPLE, 0)));
-    return *samples && (*recon || !x) ? SSL_OK : ssl_last_status();
+    if (n > 0) /* eval.samples 0: none */
+        *samples =
+            ssl_sigmoid(ctx, decode(vm, ctx, draw_eps(vm, ctx, n, seed, VAE_STREAM_SAMPLE, 0)));
+    return (*samples || n < 1) && (*recon || !x) ? SSL_OK : ssl_last_status();
 }
 
 static const int k_types[] = {SSL_LOSS_VAE, -1};

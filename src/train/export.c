@@ -27,10 +27,12 @@ static int export_encoder(ssl_st_t *f, cJSON *doc, const char *checkpoint, const
     if ((st = ssl__run_cfg_read(&root, &rc)) != SSL_OK)
         return st;
     ssl_cfg_t model = ssl_cfg_obj(&root, "model");
-    if (!ssl_cfg_has(&model, "encoder")) /* a family with a network of its own (ddpm) */
+    if (!ssl_cfg_has(&model, "encoder")) /* a family with a network of its own (ddpm, pixelcnn) */
         return ssl_set_error(SSL_ERR_UNSUPPORTED, "export: %s has no encoder to export (its "
                              "method's network is not an encoder: model.%s)", checkpoint,
-                             ssl_cfg_has(&model, "unet") ? "unet" : "?");
+                             ssl_cfg_has(&model, "unet")      ? "unet"
+                             : ssl_cfg_has(&model, "network") ? "network"
+                                                              : "?");
     ssl_cfg_t ec = ssl_cfg_obj(&model, "encoder");
     ssl_encoder_cfg_t cfg;
     const char *weights;

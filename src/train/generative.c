@@ -100,7 +100,7 @@ static ssl_tensor_t *pair_rows(ssl_ctx_t *ctx, const ssl_tensor_t *x, const ssl_
 
 int ssl__trainer_pictures(ssl_trainer_t *t, int64_t epoch)
 {
-    enum { N_RECON = 32, N_SAMPLES = 64 };
+    enum { N_RECON = 32 };
     if (!ssl__method_has_pictures(t->method) || !t->run_dir[0] || t->rank != 0)
         return SSL_OK;
     char dir[1100], path[1200];
@@ -114,7 +114,8 @@ int ssl__trainer_pictures(ssl_trainer_t *t, int64_t epoch)
     ssl_tensor_t *x = nx > 0 ? eval_images(t, nx) : NULL, *recon = NULL, *samples = NULL;
     int st = nx > 0 && !x ? ssl_last_status() : SSL_OK;
     if (st == SSL_OK)
-        st = ssl__method_pictures(t->method, t->ctx, x, N_SAMPLES, t->rc.seed, &recon, &samples);
+        st = ssl__method_pictures(t->method, t->ctx, x, t->rc.samples, t->rc.seed, &recon,
+                                   &samples);
     if (st == SSL_OK && recon) {
         ssl_tensor_t *g = pair_rows(t->ctx, x, recon);
         snprintf(path, sizeof path, "%s/epoch-%03lld-recon.png", dir, (long long)epoch);
@@ -122,7 +123,7 @@ int ssl__trainer_pictures(ssl_trainer_t *t, int64_t epoch)
                                     g->shape[3], 8, 2)
                : ssl_last_status();
     }
-    if (st == SSL_OK && samples) { /* a method without a prior draws none (the tokenizer) */
+    if (st == SSL_OK && samples) { /* none: eval.samples 0, or no prior (the tokenizer) */
         snprintf(path, sizeof path, "%s/epoch-%03lld-samples.png", dir, (long long)epoch);
         st = ssl_image_grid_png(path, samples->data, samples->shape[0], samples->shape[1],
                                 samples->shape[2], samples->shape[3], 8, 2);

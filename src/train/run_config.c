@@ -239,7 +239,8 @@ static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 static void read_eval(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"knn_every",      "knn_k",   "knn_t", "knn_train_limit",
-                                       "knn_test_limit", "encoder", "blocks", NULL};
+                                       "knn_test_limit", "encoder", "blocks", "samples",
+                                       NULL};
     static const char *const encoders[] = {"online", "target", NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "eval");
     ssl_cfg_keys(&c, keys);
@@ -250,6 +251,7 @@ static void read_eval(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     rc->knn_t = ssl_cfg_float(&c, "knn_t", 0.07, 1e-4, 100);
     rc->knn_train_limit = ssl_cfg_i64(&c, "knn_train_limit", 10000, 0, (int64_t)1 << 40);
     rc->knn_test_limit = ssl_cfg_i64(&c, "knn_test_limit", 10000, 0, (int64_t)1 << 40);
+    rc->samples = ssl_cfg_int(&c, "samples", 64, 0, 1024);
 }
 
 static void read_checkpoint(ssl_cfg_t *root, ssl_run_cfg_t *rc)

@@ -37,6 +37,7 @@ typedef struct ssl_run_cfg {
     int knn_every, knn_k;
     float knn_t;
     int64_t knn_train_limit, knn_test_limit;
+    int samples; /* eval.samples: a generative method's samples per epoch's picture (0: none) */
     int eval_target; /* eval.encoder "target": probe the EMA target encoder (DINO's teacher) */
     int eval_blocks; /* eval.blocks: probe features of the last n ViT blocks (1: pooled) */
     /* checkpoint */

@@ -23,12 +23,12 @@ static const char *k_help =
     "encoder features of the first N (default 1000) images of the eval split, computed with the\n"
     "checkpoint (default RUN_DIR/checkpoints/last.safetensors), coloured by class. A metric the\n"
     "log lacks is named on the page instead of its chart; a malformed metrics line is an error\n"
-    "naming the file and line. For a generative method (vae, the vqvae tokenizer) the page also\n"
-    "shows every epoch's pictures (RUN_DIR/pictures, embedded as PNG): test images beside their\n"
-    "reconstructions, and samples of the model (vae); the table has every test_* metric of the\n"
-    "eval split: the vae's -ELBO (test_nll, nats/image, test_bits_per_dim), the tokenizer's\n"
-    "reconstruction error (test_rec_mse, per pixel) and code use (test_perplexity,\n"
-    "test_codes_used).\n";
+    "naming the file and line. For a generative method (vae, pixelcnn, the vqvae tokenizer)\n"
+    "the page also shows every epoch's pictures (RUN_DIR/pictures, embedded as PNG): test\n"
+    "images beside their reconstructions, and samples of the model (vae, pixelcnn); the table\n"
+    "has every test_* metric of the eval split: the vae's -ELBO or the pixelcnn's -log p(x)\n"
+    "(test_nll, nats/image, test_bits_per_dim), the tokenizer's reconstruction error\n"
+    "(test_rec_mse, per pixel) and code use (test_perplexity, test_codes_used).\n";
 
 typedef struct chart_def {
     const char *id, *title, *ylabel, *keys[2], *labels[2], *missing;

@@ -11,13 +11,13 @@ static const char *k_help =
     "usage: sslc sample CKPT --out FILE.png [--n 64] [--cols 8] [--seed 0] [--steps N]\n"
     "                   [--threads N]\n"
     "\n"
-    "CKPT: a checkpoint of a generative run (vae, betavae, dcgan, bigan, ddpm). Draws N samples\n"
-    "of the model from the seed and writes them as a PNG grid of COLS per row (2 pixels\n"
+    "CKPT: a checkpoint of a generative run (vae, betavae, dcgan, bigan, ddpm, pixelcnn). Draws N\n"
+    "samples of the model from the seed and writes them as a PNG grid of COLS per row (2 pixels\n"
     "between): the VAE decodes z ~ N(0, I) (Bernoulli means), the GANs generate G(z), the\n"
-    "diffusion model runs its reverse process from noise. --steps: the diffusion model's\n"
-    "sampling levels, evenly spaced over its T (1000 for the paper's full ancestral sampler;\n"
-    "default: the config's model.unet.sample_steps, 100); an error for the others. The same\n"
-    "seed gives the same samples. Exit status 2 for a checkpoint whose method draws no\n"
+    "diffusion model runs its reverse process from noise, the PixelCNN draws pixel by pixel.\n"
+    "--steps: the diffusion model's sampling levels, evenly spaced over its T (1000 for the\n"
+    "paper's full ancestral sampler; default: the config's model.unet.sample_steps, 100); an\n"
+    "error for the others. The same seed gives the same samples. Exit status 2 for a checkpoint whose method draws no\n"
     "samples.\n";
 
 int sslc_cmd_sample(int argc, char **argv)
