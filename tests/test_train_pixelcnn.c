@@ -102,8 +102,9 @@ static void test_causality(void **state)
 }
 
 /* The logits of a row from the ssl__pixelcnn_rows rows ending at it (6 for this net: 2 + 2 * 1
- * + 2) equal the whole image's bit for bit (the window the samples are drawn on); one row
- * fewer changes them (the window is no larger than it must be). */
+ * + 2) equal the whole image's bit for bit; one row fewer changes them (the window is no larger
+ * than it must be). The sampler's row logits (vertical stacks over the rows above in that
+ * window, horizontal ones over the row alone) equal the whole image's, row by row. */
 static void test_rows_seen(void **state)
 {
     (void)state;
@@ -124,6 +125,14 @@ static void test_rows_seen(void **state)
             same &= !memcmp(l->data + ((b * rows + rows - 1) * S) * 256,
                             full->data + ((b * S + i) * S) * 256, S * 256 * sizeof(float));
         assert_int_equal(same, rows == 6);
+    }
+    for (int64_t i = 0; i < S; i++) {
+        ssl_tensor_t *r = ssl__pixelcnn_row_logits(t->method, ctx, x, i); // (2, 1, S, 256)
+        assert_non_null(r);
+        assert_int_equal(r->numel, 2 * S * 256);
+        for (int64_t b = 0; b < 2; b++)
+            tu_assert_close(r->data + b * S * 256, full->data + ((b * S + i) * S) * 256, S * 256,
+                            1e-6, 1e-5);
     }
     ssl_ctx_free(ctx);
     ssl_trainer_free(t);

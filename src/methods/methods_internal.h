@@ -174,9 +174,12 @@ int32_t *ssl__vq_tok_codes(ssl_ctx_t *ctx, const ssl_tensor_t *z, const ssl_tens
 /* The pixelcnn family's logits (B, H, W, 256) of images x (B, 1, H, W) in [0, 1], for tests
  * (causality through the whole network); an error for another method. */
 ssl_tensor_t *ssl__pixelcnn_logits(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x);
-/* How many rows up to and including its own a pixel's logits read (the window sampling runs
- * on); pixelcnn methods only. */
+/* How many rows up to and including its own a pixel's logits read; pixelcnn methods only. */
 int ssl__pixelcnn_rows(const ssl_method_t *m);
+/* The logits (B, 1, W, 256) of row i of x as the sampler makes them: the vertical stacks over
+ * the rows above that reach row i, the horizontal ones over row i alone; pixelcnn only. */
+ssl_tensor_t *ssl__pixelcnn_row_logits(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x,
+                                       int64_t i);
 
 /* ---------------------------------------------------------------- shared pieces (common.c) */
 

@@ -112,25 +112,75 @@ static ssl_tensor_t *gate(ssl_ctx_t *ctx, ssl_tensor_t *x)
 
 /* The stacks over images x (B, 1, H, W) in [0, 1]: the last layer's horizontal output
  * (B, C, H, W); *feat (may be NULL) gets that of layer feature_layer. */
+static int half(const pixelcnn_method_t *pm, int l)
+{
+    return (l ? pm->kernel : pm->first_kernel) / 2;
+}
+
+/* layer l's vertical pre-activation v' (B, 2C, R, W) of v: rows i-c .. i */
+static ssl_tensor_t *vertical(pixelcnn_method_t *pm, ssl_ctx_t *ctx, int l, ssl_tensor_t *v)
+{
+    int c = half(pm, l);
+    return ssl_nn_conv2d_forward(ctx, &pm->layer[l].v, ssl_pad2d(ctx, v, c, 0, c, c));
+}
+
+/* layer l's horizontal stack on h (B, C or 1, R, W) plus vh, the v2h of the vertical
+ * pre-activation shifted down a row (B, 2C, R, W) */
+static ssl_tensor_t *horizontal(pixelcnn_method_t *pm, ssl_ctx_t *ctx, int l, ssl_tensor_t *h,
+                                ssl_tensor_t *vh)
+{
+    const gated_layer_t *g = &pm->layer[l];
+    int c = half(pm, l);
+    /* layer 0: the row shifted right by one, so the pixel itself is not read */
+    ssl_tensor_t *hin = l ? ssl_pad2d(ctx, h, 0, 0, c, 0) : ssl_pad2d(ctx, h, 0, 0, c + 1, -1);
+    ssl_tensor_t *hg = gate(ctx, ssl_add(ctx, ssl_nn_conv2d_forward(ctx, &g->h, hin), vh));
+    return l ? ssl_add(ctx, ssl_nn_conv2d_forward(ctx, &g->res, hg), h) : hg;
+}
+
 static ssl_tensor_t *trunk(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x,
                            ssl_tensor_t **feat)
 {
     ssl_tensor_t *in = ssl_scale(ctx, x, 2.0f, -1.0f), *v = in, *h = in;
     for (int l = 0; l < pm->n_layers && h; l++) {
-        const gated_layer_t *g = &pm->layer[l];
-        int c = (l ? pm->kernel : pm->first_kernel) / 2;
-        ssl_tensor_t *vp = ssl_nn_conv2d_forward(ctx, &g->v, ssl_pad2d(ctx, v, c, 0, c, c));
-        /* layer 0: the row shifted right by one, so the pixel itself is not read */
-        ssl_tensor_t *hin = l ? ssl_pad2d(ctx, h, 0, 0, c, 0) : ssl_pad2d(ctx, h, 0, 0, c + 1, -1);
-        ssl_tensor_t *hp = ssl_add(ctx, ssl_nn_conv2d_forward(ctx, &g->h, hin),
-                                   ssl_nn_conv2d_forward(ctx, &g->v2h,
-                                                         ssl_pad2d(ctx, vp, 1, -1, 0, 0)));
-        ssl_tensor_t *hg = gate(ctx, hp);
+        ssl_tensor_t *vp = vertical(pm, ctx, l, v);
+        h = horizontal(pm, ctx, l, h,
+                       ssl_nn_conv2d_forward(ctx, &pm->layer[l].v2h,
+                                             ssl_pad2d(ctx, vp, 1, -1, 0, 0)));
         v = gate(ctx, vp);
-        h = l ? ssl_add(ctx, ssl_nn_conv2d_forward(ctx, &g->res, hg), h) : hg;
         if (feat && l + 1 == pm->feature_layer)
             *feat = h;
     }
+    return h;
+}
+
+/* What row i of images x (B, 1, H, W) gets from the rows above it, vh[l] (B, 2C, 1, W) per
+ * layer: the v2h of the vertical pre-activation of row i - 1 (zeros above row 0), from the
+ * rows that reach it only (ssl__pixelcnn_rows - 1 of them). */
+static int row_context(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i,
+                       ssl_tensor_t **vh)
+{
+    int64_t n = x->shape[0], W = x->shape[3], up = ssl__pixelcnn_rows(&pm->base) - 1;
+    int64_t a = i > up ? i - up : 0;
+    ssl_tensor_t *v = i ? ssl_scale(ctx, ssl_slice(ctx, x, 2, a, i - a), 2.0f, -1.0f) : NULL;
+    for (int l = 0; l < pm->n_layers; l++) {
+        ssl_tensor_t *vp = i ? vertical(pm, ctx, l, v)
+                             : ssl_tensor_zeros(ctx, 4, (int64_t[]){n, 2 * pm->ch, 1, W});
+        vh[l] = ssl_nn_conv2d_forward(ctx, &pm->layer[l].v2h,
+                                      i ? ssl_slice(ctx, vp, 2, i - 1 - a, 1) : vp);
+        if (!vh[l])
+            return ssl_last_status();
+        v = i ? gate(ctx, vp) : NULL;
+    }
+    return SSL_OK;
+}
+
+/* The horizontal stacks over row i of x given its row_context: (B, C, 1, W) */
+static ssl_tensor_t *row_trunk(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i,
+                               ssl_tensor_t *const *vh)
+{
+    ssl_tensor_t *h = ssl_scale(ctx, ssl_slice(ctx, x, 2, i, 1), 2.0f, -1.0f);
+    for (int l = 0; l < pm->n_layers && h; l++)
+        h = horizontal(pm, ctx, l, h, vh[l]);
     return h;
 }
 
@@ -154,6 +204,21 @@ int ssl__pixelcnn_rows(const ssl_method_t *m)
 {
     const pixelcnn_method_t *pm = (const pixelcnn_method_t *)m;
     return pm->first_kernel / 2 + (pm->n_layers - 1) * (pm->kernel / 2) + 2;
+}
+
+ssl_tensor_t *ssl__pixelcnn_row_logits(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x,
+                                       int64_t i)
+{
+    if (m->def != &ssl__method_pixelcnn) {
+        ssl_set_error(SSL_ERR_INVALID, "pixelcnn: the method is %s", m->def->name);
+        return NULL;
+    }
+    pixelcnn_method_t *pm = (pixelcnn_method_t *)m;
+    ssl_tensor_t *vh[PCNN_MAX_LAYERS];
+    if (row_context(pm, ctx, x, i, vh) != SSL_OK)
+        return NULL;
+    ssl_tensor_t *h = row_trunk(pm, ctx, x, i, vh);
+    return head(pm, ctx, ssl_permute(ctx, h, (int[]){0, 2, 3, 1}));
 }
 
 ssl_tensor_t *ssl__pixelcnn_logits(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
@@ -209,10 +274,10 @@ static int draw(const float *z, float u)
     return LEVELS - 1;
 }
 
-/* n samples drawn pixel by pixel in raster order: pixel (i, j) from a forward pass over the
- * rows its logits read (ssl__pixelcnn_rows up to i: later rows cannot change them, earlier ones
- * do not reach them; the same logits bit for bit as the whole image's), H W passes in a scratch
- * context reset after each, at the caller's precision; no reconstructions */
+/* n samples drawn pixel by pixel in raster order. Per row i, once: the vertical stacks over the
+ * rows above that reach it (row_context; later rows cannot change them); per pixel (i, j): the
+ * horizontal stacks over row i alone (row_trunk), the head at column j. Two scratch contexts
+ * (one reset per row, one per pixel) at the caller's precision; no reconstructions. */
 static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n, uint64_t seed,
                     ssl_tensor_t **recon, ssl_tensor_t **samples)
 {
@@ -221,20 +286,27 @@ static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
     *recon = *samples = NULL;
     if (n < 1)
         return SSL_OK;
-    int64_t H = m->env.view_size, W = H, rows = ssl__pixelcnn_rows(m);
+    int64_t H = m->env.view_size, W = H;
     ssl_tensor_t *s = ssl_tensor_zeros(ctx, 4, (int64_t[]){n, 1, H, W}); // (n, 1, H, W)
-    ssl_ctx_t *w = s ? ssl_ctx_create((size_t)1 << 24) : NULL;
-    if (!w)
+    ssl_ctx_t *wr = s ? ssl_ctx_create((size_t)1 << 24) : NULL;
+    ssl_ctx_t *w = wr ? ssl_ctx_create((size_t)1 << 22) : NULL;
+    if (!w) {
+        ssl_ctx_free(wr);
         return s ? ssl_set_error(SSL_ERR_NOMEM, "pixelcnn: out of memory for sampling")
                  : ssl_last_status();
+    }
+    ssl_ctx_set_grad(wr, 0);
     ssl_ctx_set_grad(w, 0);
-    int st = ssl_ctx_set_precision(w, ssl_ctx_precision(ctx));
-    for (int64_t i = 0; i < H && st == SSL_OK; i++)
+    int st = ssl_ctx_set_precision(wr, ssl_ctx_precision(ctx));
+    if (st == SSL_OK)
+        st = ssl_ctx_set_precision(w, ssl_ctx_precision(ctx));
+    ssl_tensor_t *vh[PCNN_MAX_LAYERS];
+    for (int64_t i = 0; i < H && st == SSL_OK; i++) {
+        ssl_ctx_reset(wr);
+        st = row_context(pm, wr, s, i, vh);
         for (int64_t j = 0; j < W && st == SSL_OK; j++) {
             ssl_ctx_reset(w);
-            int64_t i0 = i + 1 > rows ? i + 1 - rows : 0;
-            ssl_tensor_t *h = trunk(pm, w, ssl_slice(w, s, 2, i0, i + 1 - i0), NULL);
-            h = ssl_slice(w, ssl_slice(w, h, 2, i - i0, 1), 3, j, 1); // (n, C, 1, 1)
+            ssl_tensor_t *h = ssl_slice(w, row_trunk(pm, w, s, i, vh), 3, j, 1); // (n, C, 1, 1)
             ssl_tensor_t *z = head(pm, w, ssl_reshape(w, h, 2, (int64_t[]){n, pm->ch}));
             if (!z) {
                 st = ssl_last_status();
@@ -246,7 +318,9 @@ static int pictures(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t n,
                 s->data[(r * H + i) * W + j] = (float)k / (float)(LEVELS - 1);
             }
         }
+    }
     ssl_ctx_free(w);
+    ssl_ctx_free(wr);
     if (st == SSL_OK)
         *samples = s;
     return st;
