@@ -2,7 +2,6 @@
  * losses the log keeps apart (loss = loss_d + loss_g), sample grids (BiGAN: and reconstructions
  * G(E(x))), the caller's z, and the config's mistakes named by key. Step parity against PyTorch
  * is method_parity_dcgan / method_parity_bigan. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include "testutil.h"
 
 #include <math.h>
@@ -21,7 +20,8 @@
     "\"views\": [" views "], \"train\": {\"batch_size\": 16, \"epochs\": 2" train "}, \"model\": " \
     "{\"encoder\": " encoder ", \"generator\": {\"latent_dim\": 6, \"width\": 4}" extra "}, "      \
     "\"loss\": {\"type\": \"" loss "\"}, \"optim\": {\"name\": \"adamw\", \"lr\": 0.0002, "        \
-    "\"schedule\": \"constant\", \"warmup_epochs\": 0, \"betas\": [0.5, 0.999]}, \"eval\": {\"knn_every\": 0}}"
+    "\"schedule\": \"constant\", \"warmup_epochs\": 0, \"betas\": [0.5, 0.999]}, "             \
+    "\"eval\": {\"knn_every\": 0}}"
 #define CONFIG(name, views, encoder, extra, loss) CONFIG_T(name, views, encoder, extra, loss, "")
 #define VIEW "{\"n\": 1, \"size\": 8, \"normalize\": false}"
 #define DCGAN_ENC "{\"type\": \"dcgan\", \"in_channels\": 1, \"width\": 4}"
@@ -30,29 +30,12 @@
 #define DCGAN_CONFIG CONFIG("dcgan", VIEW, DCGAN_ENC, "", "dcgan")
 #define BIGAN_CONFIG CONFIG("bigan", VIEW, RESNET_ENC, DISC, "bigan")
 
-static char g_tmp[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ssl_gan_XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-/* whether g_tmp/name/pictures/epoch-00E-kind.png is an 82 x 82 image (8 x 8 pictures of 8
+/* whether tu_tmp/name/pictures/epoch-00E-kind.png is an 82 x 82 image (8 x 8 pictures of 8
  * pixels, 2 between) */
 static int picture_ok(const char *name, int epoch, const char *kind)
 {
     char path[400];
-    snprintf(path, sizeof path, "%s/%s/pictures/epoch-%03d-%s.png", g_tmp, name, epoch, kind);
+    snprintf(path, sizeof path, "%s/%s/pictures/epoch-%03d-%s.png", tu_tmp, name, epoch, kind);
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return 0;
@@ -67,14 +50,14 @@ static void run_case(const char *config, const char *name, const char *g_part, i
 {
     ssl_train_opts_t o = {0};
     o.config_text = config;
-    o.out_dir = g_tmp;
+    o.out_dir = tu_tmp;
     ssl_trainer_t *t = ssl_trainer_create(&o);
     if (!t)
         fail_msg("%s: %s", name, ssl_last_error());
     assert_int_equal(ssl_trainer_run(t), SSL_OK);
     ssl_trainer_free(t);
     char path[400];
-    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", g_tmp, name);
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", tu_tmp, name);
     ssl_run_log_t rl;
     assert_int_equal(ssl_run_log_read(path, &rl), SSL_OK);
     int cl = ssl_run_log_key(&rl, "loss"), cd = ssl_run_log_key(&rl, "loss_d");
@@ -153,7 +136,8 @@ static void test_config_errors(void **state)
     /* DCGAN's discriminator is the encoder: it must be the dcgan convnet */
     tu_expect_trainer_config_error(CONFIG("dcgan", VIEW, RESNET_ENC, "", "dcgan"),
                         (const char *[]){"model.encoder.type", "dcgan", NULL});
-    tu_expect_trainer_config_error(CONFIG("dcgan", "{\"n\": 1, \"size\": 8}", DCGAN_ENC, "", "dcgan"),
+    tu_expect_trainer_config_error(
+        CONFIG("dcgan", "{\"n\": 1, \"size\": 8}", DCGAN_ENC, "", "dcgan"),
                         (const char *[]){"views", "normalize", NULL});
     tu_expect_trainer_config_error(CONFIG("dcgan", "{\"n\": 1, \"size\": 6, \"normalize\": false}",
                                DCGAN_ENC, "", "dcgan"),
@@ -179,5 +163,6 @@ int main(void)
         cmocka_unit_test(test_step_noise),
         cmocka_unit_test(test_config_errors),
     };
-    return tu_status(cmocka_run_group_tests_name("train_gan", tests, setup, teardown));
+    return tu_status(
+        cmocka_run_group_tests_name("train_gan", tests, tu_tmpdir_setup, tu_tmpdir_teardown));
 }

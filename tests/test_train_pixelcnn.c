@@ -32,23 +32,6 @@
     "\"eval\": {\"knn_every\": 0, \"knn_test_limit\": 16" eval "}}"
 #define CONFIG(views, net) CONFIG_X(views, "{\"network\": " net "}", ", \"samples\": 3")
 
-static char g_tmp[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ssl_pixelcnn_XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static ssl_trainer_t *make(const char *config)
 {
     ssl_train_opts_t o = {0};
@@ -138,7 +121,7 @@ static void test_rows_seen(void **state)
     ssl_trainer_free(t);
 }
 
-/* two epochs into g_tmp/p */
+/* two epochs into tu_tmp/p */
 static void train_once(void)
 {
     static int done;
@@ -146,7 +129,7 @@ static void train_once(void)
         return;
     ssl_train_opts_t o = {0};
     o.config_text = CONFIG(VIEW_RAW, NET);
-    o.out_dir = g_tmp;
+    o.out_dir = tu_tmp;
     ssl_trainer_t *t = ssl_trainer_create(&o);
     if (!t)
         fail_msg("%s", ssl_last_error());
@@ -162,7 +145,7 @@ static void test_run_outputs(void **state)
     (void)state;
     train_once();
     char path[400];
-    snprintf(path, sizeof path, "%s/p/metrics.jsonl", g_tmp);
+    snprintf(path, sizeof path, "%s/p/metrics.jsonl", tu_tmp);
     ssl_run_log_t rl;
     assert_int_equal(ssl_run_log_read(path, &rl), SSL_OK);
     int cn = ssl_run_log_key(&rl, "test_nll"), cb = ssl_run_log_key(&rl, "test_bits_per_dim");
@@ -182,7 +165,7 @@ static void test_run_outputs(void **state)
     assert_int_equal(epochs, 2);
     ssl_run_log_free(&rl);
     /* the last epoch's -log p over the 32 eval images, recomputed from the checkpoint's network */
-    snprintf(path, sizeof path, "%s/p/checkpoints/last.safetensors", g_tmp);
+    snprintf(path, sizeof path, "%s/p/checkpoints/last.safetensors", tu_tmp);
     ssl_trainer_t *t = make(CONFIG(VIEW_RAW, NET));
     /* the network's tensors (the checkpoint also holds the optimizer's) */
     assert_int_equal(ssl_st_load_params_file(path, t->online, "", SSL_ST_ALLOW_UNEXPECTED, NULL),
@@ -218,16 +201,16 @@ static void test_run_outputs(void **state)
     assert_int_equal(cf.dim, 6);
     ssl_ckpt_features_free(&cf);
     char out[400];
-    snprintf(out, sizeof out, "%s/enc.safetensors", g_tmp);
+    snprintf(out, sizeof out, "%s/enc.safetensors", tu_tmp);
     assert_int_equal(ssl_checkpoint_export_encoder(path, NULL, out), SSL_ERR_UNSUPPORTED);
     assert_non_null(strstr(ssl_last_error(), "no encoder"));
     assert_non_null(strstr(ssl_last_error(), "model.network"));
     ssl_ctx_free(ctx);
     ssl_trainer_free(t);
     for (int e = 1; e <= 2; e++) {
-        snprintf(path, sizeof path, "%s/p/pictures/epoch-00%d-recon.png", g_tmp, e);
+        snprintf(path, sizeof path, "%s/p/pictures/epoch-00%d-recon.png", tu_tmp, e);
         assert_int_equal(access(path, F_OK), -1);
-        snprintf(path, sizeof path, "%s/p/pictures/epoch-00%d-samples.png", g_tmp, e);
+        snprintf(path, sizeof path, "%s/p/pictures/epoch-00%d-samples.png", tu_tmp, e);
         FILE *fp = fopen(path, "rb");
         if (!fp)
             fail_msg("no %s", path);
@@ -360,5 +343,6 @@ int main(void)
         cmocka_unit_test(test_features),
         cmocka_unit_test(test_config_errors),
     };
-    return tu_status(cmocka_run_group_tests_name("train_pixelcnn", tests, setup, teardown));
+    return tu_status(
+        cmocka_run_group_tests_name("train_pixelcnn", tests, tu_tmpdir_setup, tu_tmpdir_teardown));
 }

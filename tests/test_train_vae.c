@@ -2,7 +2,6 @@
  * evaluation reads are mu (head.mu over the encoder's pooled features, eval mode), not the
  * encoder's pooled features; a run writes the loss parts, the eval split's -ELBO and the PNG
  * pictures; the caller's noise drives the step; the config's mistakes name their keys. */
-#define _DEFAULT_SOURCE /* mkdtemp */
 #include "testutil.h"
 
 #include <math.h>
@@ -27,24 +26,7 @@
 #define VIEW "{\"n\": 1, \"size\": 8, \"normalize\": false}"
 #define HEAD "{\"latent_dim\": 5, \"channels\": 4}"
 
-static char g_tmp[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ssl_vae_XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-/* two epochs (3 steps each) of the test config into g_tmp/v */
+/* two epochs (3 steps each) of the test config into tu_tmp/v */
 static void train_once(void)
 {
     static int done;
@@ -52,7 +34,7 @@ static void train_once(void)
         return;
     ssl_train_opts_t o = {0};
     o.config_text = CONFIG(VIEW, HEAD);
-    o.out_dir = g_tmp;
+    o.out_dir = tu_tmp;
     ssl_trainer_t *t = ssl_trainer_create(&o);
     if (!t)
         fail_msg("%s", ssl_last_error());
@@ -82,8 +64,8 @@ static void test_features_are_mu(void **state)
     (void)state;
     train_once();
     char ckpt[400], enc[400];
-    snprintf(ckpt, sizeof ckpt, "%s/v/checkpoints/last.safetensors", g_tmp);
-    snprintf(enc, sizeof enc, "%s/enc.safetensors", g_tmp);
+    snprintf(ckpt, sizeof ckpt, "%s/v/checkpoints/last.safetensors", tu_tmp);
+    snprintf(enc, sizeof enc, "%s/enc.safetensors", tu_tmp);
     ssl_ckpt_features_t f, h;
     assert_int_equal(ssl_checkpoint_features(ckpt, NULL, 20, &f), SSL_OK);
     assert_int_equal(ssl_checkpoint_export_encoder(ckpt, NULL, enc), SSL_OK);
@@ -122,7 +104,7 @@ static void test_run_outputs(void **state)
     (void)state;
     train_once();
     char path[400];
-    snprintf(path, sizeof path, "%s/v/metrics.jsonl", g_tmp);
+    snprintf(path, sizeof path, "%s/v/metrics.jsonl", tu_tmp);
     ssl_run_log_t rl;
     assert_int_equal(ssl_run_log_read(path, &rl), SSL_OK);
     int cl = ssl_run_log_key(&rl, "loss"), cr = ssl_run_log_key(&rl, "loss_rec");
@@ -154,7 +136,7 @@ static void test_run_outputs(void **state)
     /* 32 test images and their reconstructions: 8 rows of 8; 64 samples: 8 x 8; 8-pixel images
      * with 2 pixels between: 8 * 10 + 2 = 82 a side */
     for (int k = 0; k < 4; k++) {
-        snprintf(path, sizeof path, "%s/v/pictures/epoch-00%d-%s.png", g_tmp, 1 + k / 2,
+        snprintf(path, sizeof path, "%s/v/pictures/epoch-00%d-%s.png", tu_tmp, 1 + k / 2,
                  kinds[k % 2]);
         FILE *fp = fopen(path, "rb");
         if (!fp)
@@ -219,7 +201,8 @@ static void test_config_errors(void **state)
                         (const char *[]){"latent_dm", "latent_dim", NULL});
     tu_expect_trainer_config_error(CONFIG(VIEW, "{\"channels\": 5}"),
                         (const char *[]){"channels", "odd", NULL});
-    tu_expect_trainer_config_error(CONFIG(VIEW, "{\"latent_dim\": 0}"), (const char *[]){"latent_dim", NULL});
+    tu_expect_trainer_config_error(CONFIG(VIEW, "{\"latent_dim\": 0}"),
+                                   (const char *[]){"latent_dim", NULL});
 }
 
 int main(void)
@@ -230,5 +213,6 @@ int main(void)
         cmocka_unit_test(test_step_noise),
         cmocka_unit_test(test_config_errors),
     };
-    return tu_status(cmocka_run_group_tests_name("train_vae", tests, setup, teardown));
+    return tu_status(
+        cmocka_run_group_tests_name("train_vae", tests, tu_tmpdir_setup, tu_tmpdir_teardown));
 }

@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* mkdtemp */
 #include "testutil.h"
 
 #include "ssl/io.h"
@@ -228,4 +229,21 @@ void tu_expect_trainer_config_error(const char *config, const char *const *needl
     for (int i = 0; needles[i]; i++)
         if (!strstr(ssl_last_error(), needles[i]))
             fail_msg("'%s' lacks '%s'", ssl_last_error(), needles[i]);
+}
+
+char tu_tmp[256];
+
+int tu_tmpdir_setup(void **state)
+{
+    (void)state;
+    snprintf(tu_tmp, sizeof tu_tmp, "/tmp/ssl_test_XXXXXX");
+    return mkdtemp(tu_tmp) ? 0 : -1;
+}
+
+int tu_tmpdir_teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tu_tmp);
+    return system(cmd) == 0 ? 0 : -1;
 }

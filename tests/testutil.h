@@ -80,6 +80,10 @@ void tu_assert_error(const void *t, int status, ...);
 /* ssl_trainer_create refuses the run config text (no run directory) with an error holding every
  * one of the NULL-ended needles. */
 void tu_expect_trainer_config_error(const char *config, const char *const *needles);
+/* A fresh directory tu_tmp for a test group (cmocka group setup) and its removal (teardown). */
+extern char tu_tmp[256];
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_teardown(void **state);
 
 /* ---------------------------------------------------------------- golden fixtures */
 
