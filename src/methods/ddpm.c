@@ -226,17 +226,8 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (dm->ch % dm->groups)
         return ssl_cfg_fail(&u, "groups", "%d does not divide channels %lld", dm->groups,
                             (long long)dm->ch);
-    if (m->env.view_normalize)
-        return ssl__method_fail(b, NULL, "views",
-                                "the ddpm diffuses images in [-1, 1] made from pixels in [0, 1]: "
-                                "set \"normalize\": false in views[0]");
-    if (m->env.view_size % 4 || m->env.view_size < 4)
-        return ssl__method_fail(b, NULL, "views",
-                                "views[0].size %d: the U-Net halves the map twice, so the size "
-                                "must be a multiple of 4", m->env.view_size);
-    if (m->n_views != 1)
-        return ssl__method_fail(b, NULL, "views", "the ddpm takes one view, the config makes %d",
-                                m->n_views);
+    if (ssl__method_pixel_view(m, b, "ddpm", "diffuses images in [-1, 1] made from") != SSL_OK)
+        return ssl_last_status();
     dm->c = b->ds->c;
     dm->size = m->env.view_size;
     dm->seed = b->seed;

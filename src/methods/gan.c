@@ -99,17 +99,8 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (ssl_cfg_status(b->root))
         return ssl_cfg_status(b->root);
     const char *name = gm->bigan ? "bigan" : "dcgan";
-    if (m->env.view_normalize)
-        return ssl__method_fail(b, NULL, "views",
-                                "the %s compares images in [-1, 1] made from pixels in [0, 1]: "
-                                "set \"normalize\": false in views[0]", name);
-    if (m->env.view_size % 4 || m->env.view_size < 4)
-        return ssl__method_fail(b, NULL, "views",
-                                "views[0].size %d: the %s's generator doubles a map twice, so "
-                                "the size must be a multiple of 4", m->env.view_size, name);
-    if (m->n_views != 1)
-        return ssl__method_fail(b, NULL, "views", "the %s takes one view, the config makes %d",
-                                name, m->n_views);
+    if (ssl__method_pixel_view(m, b, name, "compares images in [-1, 1] made from") != SSL_OK)
+        return ssl_last_status();
     const ssl_encoder_cfg_t *ec = ssl_encoder_config(m->enc);
     if (!gm->bigan && ec->kind != SSL_ENC_CONVNET) {
         ssl_cfg_t enc = ssl_cfg_obj(b->model, "encoder");

@@ -36,21 +36,11 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (vm->c0 % 2)
         return ssl_cfg_fail(&h, "channels", "%lld is odd: the second upsampling halves it",
                             (long long)vm->c0);
-    if (m->env.view_normalize)
-        return ssl__method_fail(b, NULL, "views",
-                                "the vae's Bernoulli likelihood needs pixels in [0, 1]: set "
-                                "\"normalize\": false in views[0]");
-    if (m->env.view_size % 4 || m->env.view_size < 4)
-        return ssl__method_fail(b, NULL, "views",
-                                "views[0].size %d: the vae's decoder doubles a map twice, so the "
-                                "size must be a multiple of 4",
-                                m->env.view_size);
+    if (ssl__method_pixel_view(m, b, "vae", "models Bernoulli") != SSL_OK)
+        return ssl_last_status();
     if (m->eval_blocks > 1)
         return ssl__method_fail(b, "eval", "blocks",
                                 "%d: the vae's features are mu (one readout)", m->eval_blocks);
-    if (m->n_views != 1)
-        return ssl__method_fail(b, NULL, "views", "the vae takes one view, the config makes %d",
-                                m->n_views);
     vm->s = m->env.view_size / 4;
     vm->seed = b->seed;
     int64_t d = ssl_encoder_dim(m->enc), c = b->ds->c, k = vm->k, c0 = vm->c0;
