@@ -55,9 +55,27 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static ssl_trainer_t *create(const char *config, const char *const *sets, int n, int run_dir)
+/* the test metrics the trainer reports to its progress callback at each epoch's end */
+typedef struct epoch_metrics {
+    int epochs;
+    ssl_loss_parts_t m[4];
+} epoch_metrics_t;
+
+static void on_progress(const ssl_train_progress_t *p, void *user)
+{
+    epoch_metrics_t *e = user;
+    if (p->epoch_done && e->epochs < 4)
+        e->m[e->epochs++] = p->test_metrics;
+}
+
+static ssl_trainer_t *create_cb(const char *config, const char *const *sets, int n,
+                                int run_dir, epoch_metrics_t *em)
 {
     ssl_train_opts_t o = {0};
+    if (em) {
+        o.progress = on_progress;
+        o.user = em;
+    }
     o.config_text = config;
     o.overrides = sets;
     o.n_overrides = n;
@@ -68,13 +86,21 @@ static ssl_trainer_t *create(const char *config, const char *const *sets, int n,
     return ssl_trainer_create(&o);
 }
 
+static ssl_trainer_t *create(const char *config, const char *const *sets, int n, int run_dir)
+{
+    return create_cb(config, sets, n, run_dir, NULL);
+}
+
 /* two epochs (3 steps each) of the tokenizer into g_tmp/tok */
+static epoch_metrics_t g_tok_metrics;
+
 static void train_tokenizer(void)
 {
     static int done;
     if (done++)
         return;
-    ssl_trainer_t *t = create(TOK_CONFIG(VIEW, VIT("4"), HEAD, ""), NULL, 0, 1);
+    ssl_trainer_t *t =
+        create_cb(TOK_CONFIG(VIEW, VIT("4"), HEAD, ""), NULL, 0, 1, &g_tok_metrics);
     if (!t)
         fail_msg("%s", ssl_last_error());
     assert_int_equal(ssl_trainer_run(t), SSL_OK);
@@ -83,7 +109,8 @@ static void train_tokenizer(void)
 
 /* metrics.jsonl: loss = rec + codebook + 0.25 commit (codebook and commit equal in value) at
  * the log points; per epoch test_rec_mse > 0, 1 <= test_perplexity <= test_codes_used <= 6
- * codes over test_images 16 then 32; the recon picture, no samples; features of 3 dims */
+ * codes over test_images 16 then 32, the same values in the progress callback (what sslc train
+ * prints); the recon picture, no samples; features of 3 dims */
 static void test_tokenizer_run(void **state)
 {
     (void)state;
@@ -111,10 +138,20 @@ static void test_tokenizer_run(void **state)
             assert_int_equal((int)r[ti], epochs == 1 ? 16 : 32);
             assert_true(r[tr] > 0 && r[tr] < 1);
             assert_true(r[tp] >= 1 - 1e-6 && r[tp] <= r[tu] + 1e-4 && r[tu] <= 6);
+            assert_true(epochs <= g_tok_metrics.epochs);
+            const ssl_loss_parts_t *pm = &g_tok_metrics.m[epochs - 1];
+            assert_int_equal(pm->n, 3);
+            const int col[3] = {tr, tp, tu};
+            const char *name[3] = {"rec_mse", "perplexity", "codes_used"};
+            for (int k = 0; k < 3; k++) {
+                assert_string_equal(pm->name[k], name[k]);
+                assert_true(fabs(pm->value[k] - r[col[k]]) <= 1e-5 * fabs(r[col[k]]) + 1e-7);
+            }
         }
     }
     assert_true(steps >= 1);
     assert_int_equal(epochs, 2);
+    assert_int_equal(g_tok_metrics.epochs, 2);
     ssl_run_log_free(&rl);
     snprintf(path, sizeof path, "%s/tok/pictures/epoch-002-recon.png", g_tmp);
     FILE *fp = fopen(path, "rb");

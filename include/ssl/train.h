@@ -7,6 +7,7 @@
 #include "ssl/core.h"
 #include "ssl/data.h"
 #include "ssl/eval.h"
+#include "ssl/losses.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,6 +28,9 @@ typedef struct ssl_train_progress {
     /* the eval split's bound on -log p(x) at the epoch's end, generative methods only (the
      * VAE's negative ELBO): nats per image and bits per dimension; NAN when not measured */
     double test_nll, test_bits_per_dim;
+    /* the family's own metrics of the eval split at the epoch's end (n 0 when it has none;
+     * the BEiT tokenizer's rec_mse, perplexity, codes_used), as test_NAME in metrics.jsonl */
+    ssl_loss_parts_t test_metrics;
 } ssl_train_progress_t;
 
 typedef void (*ssl_train_progress_fn)(const ssl_train_progress_t *p, void *user);

@@ -13,13 +13,13 @@ const char *const ssl__method_sections[] = {"projector",  "predictor",     "head
                                             "tokenizer",  "network",       NULL};
 
 int ssl__method_pixel_view(ssl_method_t *m, ssl_method_build_t *b, const char *who,
-                           const char *why)
+                           const char *why, int size_multiple)
 {
     if (m->env.view_normalize)
         return ssl__method_fail(b, NULL, "views",
                                 "the %s %s pixels in [0, 1]: set \"normalize\": false in "
                                 "views[0]", who, why);
-    if (m->env.view_size % 4 || m->env.view_size < 4)
+    if (size_multiple == 4 && (m->env.view_size % 4 || m->env.view_size < 4))
         return ssl__method_fail(b, NULL, "views",
                                 "views[0].size %d: the %s doubles (halves) a map twice, so the "
                                 "size must be a multiple of 4", m->env.view_size, who);

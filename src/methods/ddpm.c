@@ -226,7 +226,7 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (dm->ch % dm->groups)
         return ssl_cfg_fail(&u, "groups", "%d does not divide channels %lld", dm->groups,
                             (long long)dm->ch);
-    if (ssl__method_pixel_view(m, b, "ddpm", "diffuses images in [-1, 1] made from") != SSL_OK)
+    if (ssl__method_pixel_view(m, b, "ddpm", "diffuses images in [-1, 1] made from", 4) != SSL_OK)
         return ssl_last_status();
     dm->c = b->ds->c;
     dm->size = m->env.view_size;

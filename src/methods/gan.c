@@ -99,7 +99,7 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (ssl_cfg_status(b->root))
         return ssl_cfg_status(b->root);
     const char *name = gm->bigan ? "bigan" : "dcgan";
-    if (ssl__method_pixel_view(m, b, name, "compares images in [-1, 1] made from") != SSL_OK)
+    if (ssl__method_pixel_view(m, b, name, "compares images in [-1, 1] made from", 4) != SSL_OK)
         return ssl_last_status();
     const ssl_encoder_cfg_t *ec = ssl_encoder_config(m->enc);
     if (!gm->bigan && ec->kind != SSL_ENC_CONVNET) {

@@ -188,9 +188,10 @@ ssl_tensor_t *ssl__pixelcnn_row_logits(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tens
 int ssl__method_read_head(ssl_method_t *m, ssl_method_build_t *b, const char *key,
                           const char *def_kind, ssl_head_cfg_t *h);
 /* The generative families' view: one view of un-normalised pixels in [0, 1] ("the WHO WHY
- * pixels in [0, 1]" otherwise), its size a multiple of 4 (two halvings or doublings). */
+ * pixels in [0, 1]" otherwise); size_multiple 4: its size a multiple of 4 (two halvings or
+ * doublings), 0: any size. */
 int ssl__method_pixel_view(ssl_method_t *m, ssl_method_build_t *b, const char *who,
-                           const char *why);
+                           const char *why, int size_multiple);
 /* A named term of the step's loss for the metrics log (loss_<name>): v's first value. */
 void ssl__method_add_part(ssl_method_t *m, const char *name, const ssl_tensor_t *v);
 /* The model sections beside "encoder" (NULL-ended): one a family did not read is an error. */

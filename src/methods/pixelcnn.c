@@ -65,13 +65,8 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
                                 "the pixelcnn models one-channel images, the %s images have "
                                 "%lld channels",
                                 m->env.dataset ? m->env.dataset : "data", (long long)b->ds->c);
-    if (m->env.view_normalize)
-        return ssl__method_fail(b, NULL, "views",
-                                "the pixelcnn's pixel classes need pixels in [0, 1]: set "
-                                "\"normalize\": false in views[0]");
-    if (m->n_views != 1)
-        return ssl__method_fail(b, NULL, "views",
-                                "the pixelcnn takes one view, the config makes %d", m->n_views);
+    if (ssl__method_pixel_view(m, b, "pixelcnn", "classifies 256 levels of", 0) != SSL_OK)
+        return ssl_last_status();
     const ssl_init_t ti = SSL_INIT_TORCH_DEFAULT;
     ssl_params_t *p = b->online;
     int64_t C = pm->ch;

@@ -36,7 +36,7 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     if (vm->c0 % 2)
         return ssl_cfg_fail(&h, "channels", "%lld is odd: the second upsampling halves it",
                             (long long)vm->c0);
-    if (ssl__method_pixel_view(m, b, "vae", "models Bernoulli") != SSL_OK)
+    if (ssl__method_pixel_view(m, b, "vae", "models Bernoulli", 4) != SSL_OK)
         return ssl_last_status();
     if (m->eval_blocks > 1)
         return ssl__method_fail(b, "eval", "blocks",

@@ -124,19 +124,13 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
                             "each code stands for a 4-pixel patch",
                             v->patch_size);
     }
-    if (m->env.view_normalize)
-        return ssl__method_fail(b, NULL, "views",
-                                "the vqvae tokenizer reconstructs pixels in [0, 1]: set "
-                                "\"normalize\": false in views[0]");
+    if (ssl__method_pixel_view(m, b, "vqvae tokenizer", "reconstructs", 0) != SSL_OK)
+        return ssl_last_status();
     if (m->eval_blocks > 1)
         return ssl__method_fail(b, "eval", "blocks",
                                 "%d: the vqvae tokenizer's features are its pooled "
                                 "pre-quantisation output (one readout)",
                                 m->eval_blocks);
-    if (m->n_views != 1)
-        return ssl__method_fail(b, NULL, "views",
-                                "the vqvae tokenizer takes one view, the config makes %d",
-                                m->n_views);
     if (m->env.ranks > 1 && vm->restart_below > 0)
         return ssl_cfg_fail(&h, "restart_below",
                             "%g: dead-code restarts read one rank's rows, which would set the "

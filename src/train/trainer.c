@@ -948,6 +948,7 @@ int ssl_trainer_run(ssl_trainer_t *t)
         p.knn_top1 = knn;
         p.test_nll = nll.has_nll ? nll.nats : NAN;
         p.test_bits_per_dim = nll.has_nll ? nll.bits_per_dim : NAN;
+        p.test_metrics = nll.metrics;
         report(t, &p);
         if (stop_now(t) && t->epoch_done < last_epoch)
             return stopped(t, steps_at_start);

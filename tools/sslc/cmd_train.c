@@ -173,6 +173,9 @@ static void on_progress(const ssl_train_progress_t *p, void *user)
         if (isfinite(p->test_nll)) /* a generative method's bound on the eval split */
             printf("  test nll %.2f nats/image (%.4f bits/dim)", p->test_nll,
                    p->test_bits_per_dim);
+        for (int i = 0; i < p->test_metrics.n; i++) /* e.g. the tokenizer's perplexity */
+            printf("%s %s %.4g", i ? "," : "  test", p->test_metrics.name[i],
+                   p->test_metrics.value[i]);
         printf("  %.1f img/s\n", p->images_per_s);
         fflush(stdout);
         return;
