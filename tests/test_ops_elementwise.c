@@ -582,6 +582,43 @@ static void test_fast_erf_exp(void **state)
                 ssl__expf(1000.0f) == INFINITY);
 }
 
+/* The vectorised tanh and sigmoid behind ssl_tanh, ssl_sigmoid and gelu's tanh form against
+ * double-precision libm, relative error, over dense sweeps across tanh's branch point
+ * (|x| = 0.625) and into saturation, plus the tiny, infinite and NaN inputs. */
+static void test_fast_tanh_sigmoid(void **state)
+{
+    (void)state;
+    double worst_tanh = 0, worst_sig = 0;
+    for (int64_t i = -1200000; i <= 1200000; i++) { /* x in [-12, 12] step 1e-5 */
+        float x = (float)i * 1e-5f;
+        double t = tanh((double)x);
+        if (t != 0)
+            worst_tanh = fmax(worst_tanh, fabs((double)ssl__tanhf(x) - t) / fabs(t));
+    }
+    for (int64_t i = -870000; i <= 870000; i++) { /* x in [-87, 87] step 1e-4 */
+        float x = (float)i * 1e-4f;
+        double s = 1 / (1 + exp(-(double)x));
+        worst_sig = fmax(worst_sig, fabs((double)ssl__sigmoidf(x) - s) / s);
+    }
+    for (int i = -45; i <= -1; i++) { /* 2^-45 .. 2^-1: tanh(x) = x(1 - x^2/3 ...) */
+        float x = ldexpf(1.0f, i) * 1.37f;
+        double t = tanh((double)x);
+        worst_tanh = fmax(worst_tanh, fabs((double)ssl__tanhf(x) - t) / t);
+        worst_tanh = fmax(worst_tanh, fabs((double)ssl__tanhf(-x) + t) / t);
+    }
+    if (worst_tanh > 2.5e-7 || worst_sig > 2.5e-7)
+        fail_msg("fast tanh max rel error %.3g, fast sigmoid max rel error %.3g "
+                 "(limit 2.5e-7)",
+                 worst_tanh, worst_sig);
+    assert_true(ssl__tanhf(0.0f) == 0.0f && !signbit(ssl__tanhf(0.0f)) &&
+                signbit(ssl__tanhf(-0.0f)));
+    assert_true(ssl__tanhf(INFINITY) == 1.0f && ssl__tanhf(-INFINITY) == -1.0f &&
+                ssl__tanhf(30.0f) == 1.0f && isnan(ssl__tanhf(NAN)));
+    assert_true(ssl__sigmoidf(0.0f) == 0.5f && ssl__sigmoidf(INFINITY) == 1.0f &&
+                ssl__sigmoidf(-INFINITY) == 0.0f && ssl__sigmoidf(-1000.0f) == 0.0f &&
+                ssl__sigmoidf(1000.0f) == 1.0f && isnan(ssl__sigmoidf(NAN)));
+}
+
 /* Points the random tests avoid: kinks, saturation, exact values. */
 static void test_unary_edge_values(void **state)
 {
@@ -664,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_unary_forward_backward),
         cmocka_unit_test(test_gelu_known_values),
         cmocka_unit_test(test_fast_erf_exp),
+        cmocka_unit_test(test_fast_tanh_sigmoid),
         cmocka_unit_test(test_unary_edge_values),
         cmocka_unit_test(test_unary_errors),
     };

@@ -554,20 +554,11 @@ UNARY_FORWARD(relu, 1, v > 0.0f ? v : 0.0f)
 UNARY_BACKWARD(relu, 1, v > 0.0f ? 1.0f : 0.0f)
 UNARY_OP(relu, SSL_OP_RELU)
 
-/* exp of a non-positive argument only, so large |x| neither overflows nor gives NaN. */
-static inline float sigmoidf_(float v)
-{
-    if (v >= 0.0f)
-        return 1.0f / (1.0f + expf(-v));
-    float e = expf(v);
-    return e / (1.0f + e);
-}
-
-UNARY_FORWARD(sigmoid, HEAVY, sigmoidf_(v))
+UNARY_FORWARD(sigmoid, HEAVY, ssl__sigmoidf(v))
 UNARY_BACKWARD(sigmoid, 1, (1.0f - o) * o)
 UNARY_OP(sigmoid, SSL_OP_SIGMOID)
 
-UNARY_FORWARD(tanh, HEAVY, tanhf(v))
+UNARY_FORWARD(tanh, HEAVY, ssl__tanhf(v))
 UNARY_BACKWARD(tanh, 1, 1.0f - o * o)
 UNARY_OP(tanh, SSL_OP_TANH)
 
@@ -757,7 +748,7 @@ static int gelu_forward(ssl_ctx_t *ctx, ssl_node_t *nd)
         for (int64_t i = 0; i < n; i++) {
             float v = x[i];
             float u = GELU_SQRT_2_PI * (v + GELU_KAPPA * v * v * v);
-            y[i] = 0.5f * v * (1.0f + tanhf(u));
+            y[i] = 0.5f * v * (1.0f + ssl__tanhf(u));
         }
     }
     return SSL_OK;
@@ -786,7 +777,7 @@ static void gelu_backward(ssl_ctx_t *ctx, ssl_node_t *nd)
 #pragma omp parallel for schedule(static) if (n * HEAVY > SSL_OMP_MIN)
         for (int64_t i = 0; i < n; i++) {
             float v = x[i], v2 = v * v;
-            float t = tanhf(GELU_SQRT_2_PI * (v + GELU_KAPPA * v2 * v));
+            float t = ssl__tanhf(GELU_SQRT_2_PI * (v + GELU_KAPPA * v2 * v));
             float du = GELU_SQRT_2_PI * (1.0f + 3.0f * GELU_KAPPA * v2);
             float d = g[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
             dx[i] = fresh ? d : dx[i] + d;
