@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """One benchmark record (scripts/benchmark.sh): a run directory's resolved config and
-metrics.jsonl plus the probe results -> docs/benchmarks/NAME.json."""
-import argparse, datetime, json, os
+metrics.jsonl plus the probe results -> docs/benchmarks/NAME.json.
+
+  benchmark_record.py --refresh RUN RECORD   recompute what a record takes from its run
+  directory alone (the encoder's name, the generative methods' test metrics), keeping the
+  probe results: for records written by an older version of this script."""
+import argparse, datetime, json, os, sys
 
 
-def encoder_name(enc, blocks=1, unet=None, readout=None):
+def encoder_name(enc, blocks=1, unet=None, readout=None, network=None):
     """resnet18 w16; a custom ViT with its width, depth and patch (vit d128 L6 p4); with the
     probes' readout when it is not the pooled output (eval.blocks: ", last 4 blocks"); a
-    diffusion model's U-Net with its readout (unet c32, mid@50)."""
+    diffusion model's U-Net with its readout (unet c32, mid@50); a PixelCNN's own network with
+    its feature layer (pixelcnn c32 L8, layer 4)."""
+    if network is not None:
+        return (f"pixelcnn c{network.get('channels', 32)} L{network.get('layers', 8)}, layer "
+                f"{network.get('feature_layer', 4)}")
     if unet is not None:
         r = readout or f"{unet.get('readout_block', 'mid')}@{unet.get('readout_t', 50)}"
         return f"unet c{unet.get('channels', 32)}, {r}"
@@ -25,7 +33,40 @@ def num(s):
     return None if s in (None, "", "null") else float(s)
 
 
+def run_encoder(cfg, readout):
+    return encoder_name(cfg["model"].get("encoder", {}), cfg.get("eval", {}).get("blocks", 1),
+                        cfg["model"].get("unet"), readout, cfg["model"].get("network"))
+
+
+def test_metrics(run):
+    """The last epoch line's eval-split metrics of a generative method (test_nll,
+    test_bits_per_dim, test_rec, test_kl; the tokenizer's test_rec_mse, test_perplexity,
+    test_codes_used; test_images), without the "test_" prefix; {} for other methods."""
+    last = {}
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                r = json.loads(line)
+                if "epoch_s" in r:
+                    last = r
+    return {k[5:]: v for k, v in last.items() if k.startswith("test_")}
+
+
+def refresh(run, path):
+    cfg = json.load(open(os.path.join(run, "config.json")))
+    rec = json.load(open(path))
+    rec["encoder"] = run_encoder(cfg, rec["readout"].split()[0] if rec.get("readout") else None)
+    rec["test"] = test_metrics(run)
+    with open(path, "w") as f:
+        json.dump(rec, f, indent=1)
+        f.write("\n")
+    print(f"{path}: encoder {rec['encoder']}, test {rec['test']}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--refresh":
+        return refresh(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
     ap.add_argument("out")
@@ -44,7 +85,6 @@ def main():
                     "validation (BLOCK@T), and the validation top-1 of each candidate")
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.run, "config.json")))
-    enc, unet = cfg["model"].get("encoder", {}), cfg["model"].get("unet")
     readout = a.readout.split()[0] if a.readout else None
     loss = cfg["loss"] if isinstance(cfg["loss"], dict) else cfg["loss"][0]
     curve, elapsed, ips = [], 0.0, []
@@ -62,7 +102,7 @@ def main():
     rec = {
         "name": os.path.basename(a.out)[:-5],
         "method": loss.get("type"), "form": loss.get("form"),
-        "encoder": encoder_name(enc, cfg.get("eval", {}).get("blocks", 1), unet, readout),
+        "encoder": run_encoder(cfg, readout),
         "readout": a.readout or None,
         "readout_blocks": cfg.get("eval", {}).get("blocks", 1),
         "epochs": cfg["train"].get("epochs"), "batch_size": cfg["train"].get("batch_size"),
@@ -76,6 +116,7 @@ def main():
         "zeroshot": num(a.zeroshot),
         "pixels_knn_best": num(a.pixels[0]), "pixels_knn_best_at": a.pixels[1],
         "pixels_knn_k200_t01": num(a.pixels[2]), "pixels_linear": num(a.pixels[3]),
+        "test": test_metrics(a.run),
         "knn_curve": curve, "commit": a.commit,
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
     }

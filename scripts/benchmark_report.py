@@ -128,6 +128,19 @@ def main():
         lines += ["", f"Raw pixels (same protocol): kNN k200 T0.1 {f(px['pixels_knn_k200_t01'], 2)}%, "
                   f"best {f(px['pixels_knn_best'], 2)}% ({px['pixels_knn_best_at']}), linear "
                   f"{f(px['pixels_linear'], 2)}%" + how]
+    gen = [r for r in recs if r.get("test")]
+    if gen:  # the generative methods' own measures of the test set
+        lines += ["", "Generative models on the test set (the eval split's metrics after the last "
+                  "epoch, from metrics.jsonl: all 10,000 test images; −log p(x) is the VAE's "
+                  "negative ELBO and PixelCNN's exact likelihood, in nats per image and bits per "
+                  "dimension):", "",
+                  "| config | images | −log p(x) nats | bits/dim | other |", "|---|---|---|---|---|"]
+        for r in gen:
+            t = r["test"]
+            other = ", ".join(f"{k} {v:.4g}" for k, v in t.items()
+                              if k not in ("images", "nll", "bits_per_dim"))
+            lines.append(f"| {r['name']} | {t.get('images', '–')} | {f(t.get('nll'), 2)} | "
+                         f"{f(t.get('bits_per_dim'), 4)} | {other or '–'} |")
     chart = svg(recs)
     if chart:
         with open(os.path.join(DIR, "knn_vs_minutes.svg"), "w") as fh:
