@@ -105,8 +105,6 @@ static ssl_tensor_t *gate(ssl_ctx_t *ctx, ssl_tensor_t *x)
     return ssl_mul(ctx, ssl_tanh(ctx, ab[0]), ssl_sigmoid(ctx, ab[1]));
 }
 
-/* The stacks over images x (B, 1, H, W) in [0, 1]: the last layer's horizontal output
- * (B, C, H, W); *feat (may be NULL) gets that of layer feature_layer. */
 static int half(const pixelcnn_method_t *pm, int l)
 {
     return (l ? pm->kernel : pm->first_kernel) / 2;
@@ -132,11 +130,13 @@ static ssl_tensor_t *horizontal(pixelcnn_method_t *pm, ssl_ctx_t *ctx, int l, ss
     return l ? ssl_add(ctx, ssl_nn_conv2d_forward(ctx, &g->res, hg), h) : hg;
 }
 
-static ssl_tensor_t *trunk(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x,
+/* The stacks' first n_layers layers over images x (B, 1, H, W) in [0, 1]: the last one's
+ * horizontal output (B, C, H, W); *feat (may be NULL) gets that of layer feature_layer. */
+static ssl_tensor_t *trunk(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x, int n_layers,
                            ssl_tensor_t **feat)
 {
     ssl_tensor_t *in = ssl_scale(ctx, x, 2.0f, -1.0f), *v = in, *h = in;
-    for (int l = 0; l < pm->n_layers && h; l++) {
+    for (int l = 0; l < n_layers && h; l++) {
         ssl_tensor_t *vp = vertical(pm, ctx, l, v);
         h = horizontal(pm, ctx, l, h,
                        ssl_nn_conv2d_forward(ctx, &pm->layer[l].v2h,
@@ -189,7 +189,7 @@ static ssl_tensor_t *head(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *h
 /* logits (B, H, W, 256) of images x (B, 1, H, W) */
 static ssl_tensor_t *logits_of(pixelcnn_method_t *pm, ssl_ctx_t *ctx, ssl_tensor_t *x)
 {
-    ssl_tensor_t *h = trunk(pm, ctx, x, NULL);
+    ssl_tensor_t *h = trunk(pm, ctx, x, pm->n_layers, NULL);
     return head(pm, ctx, ssl_permute(ctx, h, (int[]){0, 2, 3, 1}));
 }
 
@@ -235,8 +235,10 @@ static ssl_tensor_t *loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,
 
 static ssl_tensor_t *features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
 {
+    /* the layers after feature_layer do not change its output: not run */
+    pixelcnn_method_t *pm = (pixelcnn_method_t *)m;
     ssl_tensor_t *f = NULL;
-    return trunk((pixelcnn_method_t *)m, ctx, x, &f) ? ssl_global_avg_pool(ctx, f) : NULL;
+    return trunk(pm, ctx, x, pm->feature_layer, &f) ? ssl_global_avg_pool(ctx, f) : NULL;
 }
 
 /* the exact -log p(x): the per-pixel nats summed */
