@@ -8,8 +8,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 DIR = os.path.join(ROOT, "docs", "benchmarks")
 ORDER = ["simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino",
          "mae", "simmim", "ijepa", "clip", "siglip"]
-JOINT = {"simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino"}
-MASKED = {"mae", "simmim", "ijepa"}
+JOINT = {"simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino",
+         "mocov1", "directpred", "deepclusterv2", "ibot", "dinov2"}
+MASKED = {"mae", "simmim", "ijepa", "maskfeat", "beit", "data2vec"}
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"]
 
@@ -30,7 +31,7 @@ def verdict(r):
         out.append("kNN>pixels" if r["knn_k200_t01"] > r["pixels_knn_k200_t01"] else "kNN≤pixels")
     if n in MASKED and r["pixels_linear"] is not None:
         out.append("lin>pixels" if r["linear"] > r["pixels_linear"] else "lin≤pixels")
-    if n in ("clip", "siglip") and r["zeroshot"] is not None:
+    if n in ("clip", "siglip", "coca") and r["zeroshot"] is not None:
         out.append("zs≥70" if r["zeroshot"] >= 70 else "zs<70")
     return ", ".join(out)
 
