@@ -15,6 +15,9 @@
 #   BENCH_THREADS=2 (default: all cores)  BENCH_OUT=runs/bench (run directories)
 #   BENCH_PIXELS=recompute: measure raw pixels again (else docs/benchmarks/pixels.json keeps them
 #   per data section and linear learning rates)
+#   BENCH_PROBE_ONLY=1: no training; probe the run directories already in BENCH_OUT again (after
+#   a change of the probe protocol or of feature extraction): the record keeps its training
+#   commit, threads, wall time and overrides from the previous record, and gains probe_commit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -56,15 +59,42 @@ declare -A pixels_done
 for cfg in "${configs[@]}"; do
   name=$(basename "$cfg" .json)
   run="$OUT/$name"
-  rm -rf "$run"
-  echo "== $name: training ($cfg ${overrides[*]:-})" >&2
-  start=$(date +%s)
-  "$SSLC" train "$cfg" --out "$OUT" --set name="$name" --set checkpoint.save_init=true \
-    --threads "$THREADS" "${overrides[@]}" >"$OUT/$name.train.log" 2>&1 || {
-      echo "benchmark: training $name failed (see $OUT/$name.train.log)" >&2; continue; }
-  wall=$(( $(date +%s) - start ))
   ckpt="$run/checkpoints/last.safetensors"
   init="$run/checkpoints/init.safetensors"
+  train_commit=$commit train_threads=$THREADS train_set=${BENCH_SET:-}
+  if [ -n "${BENCH_PROBE_ONLY:-}" ]; then
+    if [ ! -f "$ckpt" ] || [ ! -f "$init" ]; then
+      echo "benchmark: BENCH_PROBE_ONLY: $run lacks checkpoints/last.safetensors or" \
+           "checkpoints/init.safetensors (train it first)" >&2
+      continue
+    fi
+    echo "== $name: probing $run again (BENCH_PROBE_ONLY)" >&2
+    # the training's facts from the previous record (else the run's epochs and this commit)
+    prev() {
+      python3 - "docs/benchmarks/$name.json" "$run/metrics.jsonl" "$1" "$2" <<'PY'
+import json, os, sys
+rec, log, key, default = sys.argv[1:]
+r = json.load(open(rec)) if os.path.exists(rec) else {}
+if key == "wall_s" and key not in r:  # the epochs' own seconds
+    rows = [json.loads(l) for l in open(log) if l.strip()]
+    r[key] = round(sum(x.get("epoch_s") or 0 for x in rows))
+v = r.get(key, default)
+print(int(v) if key in ("wall_s", "threads") else v)
+PY
+    }
+    wall=$(prev wall_s 0)
+    train_commit=$(prev commit "$commit")
+    train_threads=$(prev threads "$THREADS")
+    train_set=$(prev overrides "${BENCH_SET:-}")
+  else
+    rm -rf "$run"
+    echo "== $name: training ($cfg ${overrides[*]:-})" >&2
+    start=$(date +%s)
+    "$SSLC" train "$cfg" --out "$OUT" --set name="$name" --set checkpoint.save_init=true \
+      --threads "$THREADS" "${overrides[@]}" >"$OUT/$name.train.log" 2>&1 || {
+        echo "benchmark: training $name failed (see $OUT/$name.train.log)" >&2; continue; }
+    wall=$(( $(date +%s) - start ))
+  fi
   echo "== $name: probing" >&2
   # a diffusion model's readout (U-Net block and noise level): the candidate whose linear probe
   # on the first 10,000 training images scores best on their validation part (test unread)
@@ -126,7 +156,8 @@ PY
   fi
   read -r px_best px_best_at px_ref px_lin <<<"${pixels_done[$dataset]}"
   python3 scripts/benchmark_record.py "$run" "docs/benchmarks/$name.json" \
-    --wall "$wall" --commit "$commit" --threads "$THREADS" --overrides "${BENCH_SET:-}" \
+    --wall "$wall" --commit "$train_commit" --probe-commit "$commit" --threads "$train_threads" \
+    --overrides "$train_set" \
     --knn "$knn_best" "$knn_best_at" "$knn_ref" --init-knn "$init_best" "$init_best_at" "$init_ref" \
     --linear "$lin" --init-linear "$init_lin" --zeroshot "$zs" --linear-lrs "$LIN_LRS" \
     --pixels "$px_best" "$px_best_at" "$px_ref" "$px_lin" --readout "$readout_log"

@@ -71,7 +71,8 @@ def main():
     ap.add_argument("run")
     ap.add_argument("out")
     ap.add_argument("--wall", type=float, required=True)
-    ap.add_argument("--commit", required=True)
+    ap.add_argument("--commit", required=True, help="the commit that trained the run")
+    ap.add_argument("--probe-commit", default=None, help="the commit that probed it")
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--overrides", default="")
     ap.add_argument("--knn", nargs=3, required=True)
@@ -118,6 +119,7 @@ def main():
         "pixels_knn_k200_t01": num(a.pixels[2]), "pixels_linear": num(a.pixels[3]),
         "test": test_metrics(a.run),
         "knn_curve": curve, "commit": a.commit,
+        "probe_commit": a.probe_commit if a.probe_commit != a.commit else None,
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
     }
     with open(a.out, "w") as f:

@@ -119,7 +119,9 @@ def main():
             f"| {r['name']} | {r['encoder']} | {ep} | {f(r['train_s'] / 60)} | "
             f"{f(r['images_per_s'], 0)}{thr(r)} | {f(r['knn_k200_t01'], 2)} | {f(r['knn_best'], 2)} | "
             f"{f(r['linear'], 2)}{old(r)} | {f(r['init_knn_k200_t01'], 2)} | {f(r['init_linear'], 2)}{old(r)} | "
-            f"{f(r['zeroshot'], 2)} | {verdict(r)} | {r['commit']} | {r['date']} |")
+            f"{f(r['zeroshot'], 2)} | {verdict(r)} | {r['commit']}"
+            f"{' (probed at ' + r['probe_commit'] + ')' if r.get('probe_commit') else ''} | "
+            f"{r['date']} |")
     seen = set()
     for px in recs:  # one line per linear protocol
         if px.get("pixels_knn_k200_t01") is None or old(px) in seen:
