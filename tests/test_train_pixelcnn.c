@@ -211,16 +211,7 @@ static void test_run_outputs(void **state)
         snprintf(path, sizeof path, "%s/p/pictures/epoch-00%d-recon.png", tu_tmp, e);
         assert_int_equal(access(path, F_OK), -1);
         snprintf(path, sizeof path, "%s/p/pictures/epoch-00%d-samples.png", tu_tmp, e);
-        FILE *fp = fopen(path, "rb");
-        if (!fp)
-            fail_msg("no %s", path);
-        unsigned char buf[4096];
-        size_t len = fread(buf, 1, sizeof buf, fp);
-        fclose(fp);
-        int w = 0, h = 0;
-        assert_int_equal(ssl_image_info(buf, len, &w, &h), SSL_OK);
-        assert_int_equal(w, 32);
-        assert_int_equal(h, 12);
+        tu_expect_image_size(path, 32, 12);
     }
 }
 

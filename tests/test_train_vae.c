@@ -138,16 +138,7 @@ static void test_run_outputs(void **state)
     for (int k = 0; k < 4; k++) {
         snprintf(path, sizeof path, "%s/v/pictures/epoch-00%d-%s.png", tu_tmp, 1 + k / 2,
                  kinds[k % 2]);
-        FILE *fp = fopen(path, "rb");
-        if (!fp)
-            fail_msg("no %s", path);
-        unsigned char buf[4096];
-        size_t len = fread(buf, 1, sizeof buf, fp);
-        fclose(fp);
-        int w = 0, h = 0;
-        assert_int_equal(ssl_image_info(buf, len, &w, &h), SSL_OK);
-        assert_int_equal(w, 82);
-        assert_int_equal(h, 82);
+        tu_expect_image_size(path, 82, 82);
     }
 }
 

@@ -240,6 +240,19 @@ int tu_tmpdir_setup(void **state)
     return mkdtemp(tu_tmp) ? 0 : -1;
 }
 
+void tu_expect_image_size(const char *path, int w, int h)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("no %s", path);
+    unsigned char buf[8192];
+    size_t len = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    int iw = 0, ih = 0;
+    if (ssl_image_info(buf, len, &iw, &ih) != SSL_OK || iw != w || ih != h)
+        fail_msg("%s: %d x %d, expected %d x %d (%s)", path, iw, ih, w, h, ssl_last_error());
+}
+
 int tu_tmpdir_teardown(void **state)
 {
     (void)state;

@@ -84,6 +84,8 @@ void tu_expect_trainer_config_error(const char *config, const char *const *needl
 extern char tu_tmp[256];
 int tu_tmpdir_setup(void **state);
 int tu_tmpdir_teardown(void **state);
+/* The image file at path exists and is a w x h image (fails the test naming the path). */
+void tu_expect_image_size(const char *path, int w, int h);
 
 /* ---------------------------------------------------------------- golden fixtures */
 
