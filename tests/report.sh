@@ -35,8 +35,16 @@ grep -v '"epoch": 0,' "$run/metrics.jsonl" | sed -E 's/, "knn_top1": [0-9.e+-]+/
   > "$tmp/partial/metrics.jsonl"
 cp "$run/config.json" "$tmp/partial/"
 out=$("$sslc" report "$tmp/partial" --no-scatter 2>&1) || fail "partial report: $out"
-grep -q "no 'knn_top1'" <<< "$out" || fail "partial report does not name knn_top1: $out"
+# (in the page; stderr stays quiet about series a configuration or a method leaves out)
+grep -q '<p class="missing" id="knn">.*knn_top1.*partial/metrics.jsonl' "$tmp/partial/report.html" ||
+  fail "partial report.html does not name knn_top1 and the file"
+grep -q "knn_top1" <<< "$out" && fail "partial report warns about the kNN series: $out"
 [ "$(grep -o '<svg' "$tmp/partial/report.html" | wc -l)" = 4 ] || fail "partial: expected 4 charts"
+# a log without loss: that one is worth a word on stderr (every method logs it)
+sed -E 's/"loss": [0-9.e+-]+, //; s/, "loss_mean": [0-9.e+-]+//' "$tmp/partial/metrics.jsonl" \
+  > "$tmp/partial/m" && mv "$tmp/partial/m" "$tmp/partial/metrics.jsonl"
+out=$("$sslc" report "$tmp/partial" --no-scatter 2>&1) || fail "report without loss: $out"
+grep -q "metrics.jsonl: no 'loss' in the log" <<< "$out" || fail "no warning about loss: $out"
 # a malformed line: exit 1 naming the file and the line
 echo '{"step": 3, "loss": }' >> "$tmp/partial/metrics.jsonl"
 n=$(wc -l < "$tmp/partial/metrics.jsonl")

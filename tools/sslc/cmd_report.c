@@ -32,20 +32,22 @@ static const char *k_help =
 
 typedef struct chart_def {
     const char *id, *title, *ylabel, *keys[2], *labels[2], *missing;
+    int warn; /* a missing series is also reported on stderr (every method logs loss and lr;
+                 kNN, RankMe and alignment are absent by configuration or by method) */
     double scale; /* y multiplier (fractions -> percent) */
 } chart_def_t;
 
 static const chart_def_t k_charts[] = {
     {"loss", "Training loss", "loss", {"loss", "loss_mean"}, {"per log point", "epoch mean"},
-     "no 'loss' in the log", 1},
-    {"lr", "Learning rate", "lr", {"lr", NULL}, {"lr", NULL}, "no 'lr' in the log", 1},
+     "no 'loss' in the log", 1, 1},
+    {"lr", "Learning rate", "lr", {"lr", NULL}, {"lr", NULL}, "no 'lr' in the log", 1, 1},
     {"knn", "Online kNN top-1", "top-1 (%)", {"knn_top1", NULL}, {"kNN", NULL},
-     "no 'knn_top1' in the log (eval.knn_every was 0?)", 100},
+     "no 'knn_top1' in the log (eval.knn_every was 0?)", 0, 100},
     {"rankme", "RankMe of the last batch's embeddings", "RankMe", {"rankme", NULL},
-     {"RankMe", NULL}, "no 'rankme' in the log (the method has no embedding to measure?)", 1},
+     {"RankMe", NULL}, "no 'rankme' in the log (the method has no embedding to measure?)", 0, 1},
     {"align", "Alignment and uniformity (last batch)", "value", {"alignment", "uniformity"},
      {"alignment", "uniformity"}, "no 'alignment' in the log (the method has no positive pairs?)",
-     1},
+     0, 1},
 };
 
 /* Charts from the log; returns how many were drawn. */
@@ -84,7 +86,8 @@ static int metric_charts(rep_buf_t *b, const ssl_run_log_t *log, const char *met
             rep_printf(b, " &mdash; ");
             rep_escape(b, metrics_path);
             rep_printf(b, "</p>\n");
-            fprintf(stderr, "sslc report: %s: %s\n", metrics_path, d->missing);
+            if (d->warn)
+                fprintf(stderr, "sslc report: %s: %s\n", metrics_path, d->missing);
         }
         rep_printf(b, "</figure>\n");
     }
