@@ -115,10 +115,24 @@ PY
     readout=(--readout "$best_r")
     readout_log="$best_r (val:$readout_log)"
   fi
-  read -r knn_best knn_best_at knn_ref < <(knn "$ckpt" "${readout[@]}")
-  read -r init_best init_best_at init_ref < <(knn "$init" "${readout[@]}")
-  lin=$(linear "$ckpt" "${readout[@]}")
-  init_lin=$(linear "$init" "${readout[@]}")
+  # each encoder embeds the two splits once (sslc embed); kNN and the linear probe read the files
+  feats="$run/probe_features"
+  mkdir -p "$feats"
+  for which in trained init; do
+    src=$ckpt
+    [ "$which" = init ] && src=$init
+    "$SSLC" embed "$src" "${readout[@]}" --split train --out "$feats/$which.train.npy" \
+      --threads "$THREADS" >/dev/null
+    "$SSLC" embed "$src" "${readout[@]}" --out "$feats/$which.test.npy" --threads "$THREADS" \
+      >/dev/null
+  done
+  trained=(--train-features "$feats/trained.train.npy" --test-features "$feats/trained.test.npy")
+  untrained=(--train-features "$feats/init.train.npy" --test-features "$feats/init.test.npy")
+  read -r knn_best knn_best_at knn_ref < <(knn "${trained[@]}")
+  read -r init_best init_best_at init_ref < <(knn "${untrained[@]}")
+  lin=$(linear "${trained[@]}")
+  init_lin=$(linear "${untrained[@]}")
+  rm -rf "$feats"
   zs=null
   if grep -q '"type":[[:space:]]*"\(clip\|siglip\|coca\)"' "$run/config.json"; then
     zs=$("$SSLC" zeroshot "$ckpt" --threads "$THREADS" | awk '/top-1/ { for (i = 1; i <= NF; i++) if ($i ~ /%$/) { v = $i; sub("%", "", v); print v; exit } }')

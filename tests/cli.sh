@@ -59,10 +59,33 @@ expect 0 "16 x 48 float32" -- "$sslc" embed "$vit" --blocks 3 --out "$tmp/v3.npy
 expect 1 "more blocks than the ViT has" -- "$sslc" embed "$vit" --blocks 5 --out "$tmp/v.npy"
 expect 0 "majority" -- "$sslc" knn "$ckpt" --k 5 --majority --train-limit 256 --test-limit 64
 expect 2 "" -- "$sslc" knn "$ckpt" --k 0
+expect 0 "" -- "$sslc" embed "$ckpt" --split train --limit 256 --out "$tmp/tr.npy"
+expect 0 "" -- "$sslc" embed "$ckpt" --split test --limit 64 --out "$tmp/te.npy"
+# knn and linear on embed's files give what they give embedding the checkpoint themselves
+expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20,200 --t 0.07 --train-limit 256 --test-limit 64
+direct=$(grep '^k=' <<< "$out")
+expect 0 "bank 256 x 32, test 64" -- "$sslc" knn --train-features "$tmp/tr.npy" \
+  --test-features "$tmp/te.npy" --k 20,200 --t 0.07
+[ "$(grep '^k=' <<< "$out")" = "$direct" ] || fail "knn on .npy features: $out vs $direct"
+expect 0 "bank 200 x 32, test 50" -- "$sslc" knn --train-features "$tmp/tr.npy" \
+  --test-features "$tmp/te.npy" --train-limit 200 --test-limit 50
+expect 0 "best epoch" -- "$sslc" linear "$ckpt" --epochs 2 --lr 1e-3,3e-2 --train-limit 256 \
+  --test-limit 64
+direct=$(grep 'best epoch' <<< "$out")
+expect 0 "best epoch" -- "$sslc" linear --train-features "$tmp/tr.npy" \
+  --test-features "$tmp/te.npy" --epochs 2 --lr 1e-3,3e-2
+[ "$(grep 'best epoch' <<< "$out")" = "$direct" ] || fail "linear on .npy features: $out vs $direct"
+expect 1 "go together" -- "$sslc" knn --train-features "$tmp/tr.npy"
+expect 1 "go together" -- "$sslc" linear "$ckpt" --train-features "$tmp/tr.npy" \
+  --test-features "$tmp/te.npy"
+expect 1 "32-dimensional" -- "$sslc" knn --train-features "$tmp/tr.npy" --test-features "$tmp/v1.npy"
+cp "$tmp/tr.npy" "$tmp/lone.npy"
+expect 1 "lone.labels.npy" -- "$sslc" knn --train-features "$tmp/lone.npy" --test-features "$tmp/te.npy"
+cp "$tmp/te.labels.npy" "$tmp/lone.labels.npy"
+expect 1 "one label per row" -- "$sslc" knn --train-features "$tmp/lone.npy" \
+  --test-features "$tmp/te.npy"
 # sslc knn agrees with an independent kNN (numpy, float64) over sslc embed's features
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
-  expect 0 "" -- "$sslc" embed "$ckpt" --split train --limit 256 --out "$tmp/tr.npy"
-  expect 0 "" -- "$sslc" embed "$ckpt" --split test --limit 64 --out "$tmp/te.npy"
   expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
   ours=$(echo "$out" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
   ref=$(/usr/bin/python3 - "$tmp" <<'PY'

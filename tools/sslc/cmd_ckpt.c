@@ -88,12 +88,11 @@ int sslc_cmd_embed(int argc, char **argv)
                         "(see sslc embed --help)\n");
         return 2;
     }
-    char labels[1100];
-    size_t len = strlen(o.out_path);
-    if (len > 4 && !strcmp(o.out_path + len - 4, ".npy"))
-        snprintf(labels, sizeof labels, "%.*s.labels.npy", (int)(len - 4), o.out_path);
-    else
-        snprintf(labels, sizeof labels, "%s.labels.npy", o.out_path);
+    char labels[4096];
+    if (sslc_labels_path(o.out_path, labels, sizeof labels) != 0) {
+        fprintf(stderr, "sslc embed: --out path too long: %s\n", o.out_path);
+        return 2;
+    }
     o.labels_path = labels;
     ssl_set_num_threads(threads);
     int64_t n = 0, d = 0;

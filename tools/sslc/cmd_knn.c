@@ -14,6 +14,7 @@ static const char *k_help =
     "                [--readout BLOCK@T]\n"
     "       sslc knn --identity CKPT|CONFIG.json [same options]\n"
     "       sslc knn --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
+    "       sslc knn --train-features TRAIN.npy --test-features TEST.npy [same options]\n"
     "\n"
     "Embeds the train split (the bank) and the eval split of the checkpoint's dataset with its\n"
     "encoder (pooled features, evaluation transform), L2-normalises them and classifies every\n"
@@ -35,6 +36,7 @@ int sslc_cmd_knn(int argc, char **argv)
             fputs(k_help, stdout);
             fputs(sslc_weights_help, stdout);
             fputs(sslc_blocks_help, stdout);
+            fputs(sslc_npy_features_help, stdout);
             return 0;
         } else if (!strcmp(a, "--k") && i + 1 < argc) {
             if (!(nk = sslc_arg_list("knn", a, argv[++i], 1, 1e6, 1, ks, 16)))
@@ -53,7 +55,7 @@ int sslc_cmd_knn(int argc, char **argv)
             return 2;
         }
     }
-    if (!src.source || nk <= 0 || nt <= 0) {
+    if ((!src.source && !src.train_features && !src.test_features) || nk <= 0 || nt <= 0) {
         fprintf(stderr, "sslc knn: need CKPT (or CONFIG) and valid --k/--t lists (see sslc knn "
                         "--help)\n");
         return 2;

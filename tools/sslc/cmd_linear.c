@@ -15,6 +15,7 @@ static const char *k_help =
     "                   [--blocks N] [--readout BLOCK@T]\n"
     "       sslc linear --identity CKPT|CONFIG.json [same options]\n"
     "       sslc linear --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
+    "       sslc linear --train-features TRAIN.npy --test-features TEST.npy [same options]\n"
     "\n"
     "Embeds the train and eval splits of the checkpoint's dataset once with its encoder (pooled\n"
     "features, evaluation transform) and trains a multinomial logistic regression on them:\n"
@@ -48,6 +49,7 @@ int sslc_cmd_linear(int argc, char **argv)
             fputs(k_help, stdout);
             fputs(sslc_weights_help, stdout);
             fputs(sslc_blocks_help, stdout);
+            fputs(sslc_npy_features_help, stdout);
             return 0;
         } else if (!strcmp(a, "--epochs") && i + 1 < argc) {
             if (!sslc_arg_int("linear", a, argv[++i], 1, 100000, &o.epochs))
@@ -72,7 +74,7 @@ int sslc_cmd_linear(int argc, char **argv)
             return 2;
         }
     }
-    if (!src.source || o.epochs < 1 || o.batch_size < 1) {
+    if ((!src.source && !src.train_features && !src.test_features) || o.epochs < 1 || o.batch_size < 1) {
         fprintf(stderr, "sslc linear: need CKPT (or CONFIG) and positive --epochs/--batch/--lr "
                         "(see --help)\n");
         return 2;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "ssl/io.h"
 #include "ssl/train.h"
 #include "sslc.h"
 
@@ -28,6 +29,92 @@ const char sslc_blocks_help[] =
     "--readout BLOCK@T: a diffusion (ddpm) checkpoint's features read from U-Net block BLOCK\n"
     "(d0, d1, d2, mid, u2, u1, u0) of the image noised to level T, mean-pooled, instead of the\n"
     "config's model.unet.readout_block and readout_t (e.g. mid@50); an error for the others.\n";
+
+const char sslc_npy_features_help[] =
+    "--train-features TRAIN.npy --test-features TEST.npy: features written by sslc embed (float32\n"
+    "N x D, labels in TRAIN.labels.npy and TEST.labels.npy beside them) instead of a checkpoint:\n"
+    "embed each split once and run knn and linear on the files (the classes are 0 .. the\n"
+    "largest label). --train-limit / --test-limit take the first rows.\n";
+
+int sslc_labels_path(const char *feats, char *buf, size_t cap)
+{
+    size_t len = strlen(feats);
+    int n = len > 4 && !strcmp(feats + len - 4, ".npy")
+                ? snprintf(buf, cap, "%.*s.labels.npy", (int)(len - 4), feats)
+                : snprintf(buf, cap, "%s.labels.npy", feats);
+    return n >= 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* One split's features from a .npy of sslc embed and its labels file; the first `limit` rows
+ * (0: all). Prints why and returns 1, or 0. */
+static int load_npy_features(const char *cmd, const char *path, int64_t limit,
+                             ssl_ckpt_features_t *f)
+{
+    char lpath[4096];
+    ssl_npy_t x = {0}, y = {0};
+    if (sslc_labels_path(path, lpath, sizeof lpath) != 0) {
+        fprintf(stderr, "sslc %s: path too long: %s\n", cmd, path);
+        return 1;
+    }
+    if (ssl_npy_load_f32(path, &x) != SSL_OK || ssl_npy_load_i32(lpath, &y) != SSL_OK) {
+        fprintf(stderr, "sslc %s: %s\n", cmd, ssl_last_error());
+        ssl_npy_free(&x);
+        return 1;
+    }
+    const char *why = NULL;
+    if (x.ndim != 2 || x.shape[0] < 1 || x.shape[1] < 1)
+        why = "features must be a non-empty 2-D array (N x D)";
+    else if (y.ndim != 1 || y.shape[0] != x.shape[0])
+        why = "its labels file must hold one label per row of the features";
+    for (int64_t i = 0; !why && i < y.numel; i++)
+        if (((int32_t *)y.data)[i] < 0 || ((int32_t *)y.data)[i] > 65535)
+            why = "labels must be class indices in 0 .. 65535";
+    if (why) {
+        fprintf(stderr, "sslc %s: %s (%s: shape", cmd, why, path);
+        for (int d = 0; d < x.ndim; d++)
+            fprintf(stderr, "%s%lld", d ? " x " : " ", (long long)x.shape[d]);
+        fprintf(stderr, "; %s: %lld labels)\n", lpath, (long long)y.numel);
+        ssl_npy_free(&x);
+        ssl_npy_free(&y);
+        return 1;
+    }
+    f->x = x.data;
+    f->labels = y.data;
+    f->dim = x.shape[1];
+    f->n = limit > 0 && limit < x.shape[0] ? limit : x.shape[0];
+    for (int64_t i = 0; i < f->n; i++)
+        if (f->labels[i] >= f->n_classes)
+            f->n_classes = f->labels[i] + 1;
+    return 0;
+}
+
+/* Both splits from --train-features / --test-features; the class count covers both. */
+static int load_npy_splits(const char *cmd, const sslc_feature_src_t *s,
+                           ssl_ckpt_features_t *tr, ssl_ckpt_features_t *te)
+{
+    if (!s->train_features || !s->test_features || s->source || s->identity || s->weights ||
+        s->encoder || s->blocks || s->readout) {
+        fprintf(stderr, "sslc %s: --train-features and --test-features go together and take "
+                        "no CKPT, --identity, --weights, --blocks or --readout\n", cmd);
+        return 1;
+    }
+    if (load_npy_features(cmd, s->train_features, s->train_limit, tr) != 0)
+        return 1;
+    if (load_npy_features(cmd, s->test_features, s->test_limit, te) != 0) {
+        ssl_ckpt_features_free(tr);
+        return 1;
+    }
+    if (tr->dim != te->dim) {
+        fprintf(stderr, "sslc %s: train features are %lld-dimensional (%s), test features "
+                        "%lld-dimensional (%s)\n", cmd, (long long)tr->dim, s->train_features,
+                (long long)te->dim, s->test_features);
+        ssl_ckpt_features_free(tr);
+        ssl_ckpt_features_free(te);
+        return 1;
+    }
+    tr->n_classes = te->n_classes = tr->n_classes > te->n_classes ? tr->n_classes : te->n_classes;
+    return 0;
+}
 
 char *sslc_read_json_arg(const char *arg, const char **source)
 {
@@ -76,6 +163,10 @@ int sslc_feature_opt(const char *cmd, int argc, char **argv, int *i, sslc_featur
         return sslc_arg_int(cmd, a, argv[++*i], 1, 64, &s->blocks) ? 1 : -1;
     } else if (!strcmp(a, "--readout") && has_value) {
         s->readout = argv[++*i];
+    } else if (!strcmp(a, "--train-features") && has_value) {
+        s->train_features = argv[++*i];
+    } else if (!strcmp(a, "--test-features") && has_value) {
+        s->test_features = argv[++*i];
     } else if (a[0] != '-' && !s->source) {
         s->source = a;
     } else {
@@ -90,6 +181,21 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
     const char *source = s->source;
     int identity = s->identity;
     int64_t train_limit = s->train_limit, test_limit = s->test_limit;
+    memset(tr, 0, sizeof *tr);
+    memset(te, 0, sizeof *te);
+    if (s->train_features || s->test_features) {
+        if (load_npy_splits(cmd, s, tr, te) != 0)
+            return 1;
+        ssl_set_num_threads(s->threads);
+        if (tr->n_classes < 2) {
+            fprintf(stderr, "sslc %s: the labels of %s and %s hold fewer than 2 classes\n", cmd,
+                    s->train_features, s->test_features);
+            ssl_ckpt_features_free(tr);
+            ssl_ckpt_features_free(te);
+            return 1;
+        }
+        return 0;
+    }
     if (identity && (s->weights || s->encoder)) {
         fprintf(stderr, "sslc %s: --identity takes no --encoder or --weights\n", cmd);
         return 1;
@@ -108,8 +214,6 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
     if (s->encoder && !(json = sslc_read_json_arg(s->encoder, &json_src)))
         return 1;
     ssl_set_num_threads(s->threads);
-    memset(tr, 0, sizeof *tr);
-    memset(te, 0, sizeof *te);
     int st = SSL_OK;
     for (int i = 0; i < 2 && st == SSL_OK; i++) {
         const char *split = i ? NULL : "train";

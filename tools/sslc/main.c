@@ -30,6 +30,8 @@ static const char *k_usage =
     "                            of raw pixels; CKPT may then be a config file)\n"
     "  linear CKPT [--epochs N] [--lr X] [--sgd] [--identity]\n"
     "                            linear-probe accuracy of a checkpoint's encoder features\n"
+    "  knn|linear --train-features TRAIN.npy --test-features TEST.npy [options]\n"
+    "                            the same on features sslc embed wrote (embed once, probe twice)\n"
     "  zeroshot CKPT [--split S] [--limit N] [--template \"a photo of a {}\"]\n"
     "                            zero-shot accuracy of a clip/siglip/coca checkpoint from class names\n"
     "  caption CKPT [--n 8] [--split S]\n"

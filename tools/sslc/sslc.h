@@ -3,6 +3,7 @@
 #ifndef SSLC_H
 #define SSLC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ssl/train.h"
@@ -29,7 +30,7 @@ int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_
 
 /* Where sslc knn / linear take their features: CKPT (or CONFIG with --identity or --weights),
  * --identity, --encoder JSON|FILE, --weights FILE, --train-limit N, --test-limit N,
- * --threads N, --blocks N. */
+ * --threads N, --blocks N, --readout BLOCK@T, --train-features F --test-features F. */
 typedef struct sslc_feature_src {
     const char *source;
     const char *encoder, *weights; /* torchvision/timm weights instead of a checkpoint */
@@ -37,12 +38,21 @@ typedef struct sslc_feature_src {
     int blocks; /* 0: the checkpoint config's eval.blocks */
     const char *readout; /* NULL: the diffusion checkpoint config's readout */
     int64_t train_limit, test_limit;
+    /* --train-features / --test-features: .npy files of sslc embed (with their .labels.npy)
+     * instead of embedding here; source then not needed */
+    const char *train_features, *test_features;
 } sslc_feature_src_t;
 
 /* What --weights and --encoder do, for the --help of embed, knn and linear. */
 extern const char sslc_weights_help[];
 /* What --blocks does, for the same. */
 extern const char sslc_blocks_help[];
+/* What --train-features / --test-features do, for the --help of knn and linear. */
+extern const char sslc_npy_features_help[];
+
+/* The labels file sslc embed writes beside FEATS: FEATS.labels.npy, or FEATS's name with
+ * its .npy replaced. Returns 0, or -1 when buf (cap bytes) is too small. */
+int sslc_labels_path(const char *feats, char *buf, size_t cap);
 
 /* If argv[*i] is one of those options (or the positional source), take it (advancing *i past
  * its value) and return 1; else 0; -1 after printing why its value is invalid (exit 2). */
