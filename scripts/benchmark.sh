@@ -5,8 +5,9 @@
 #   (the best of the four and k=200 T=0.1), and the linear probe (sslc linear: learning rate
 #   (BENCH_LINEAR_LRS) and epoch chosen on 10% of the training split); CLIP/SigLIP/CoCa also
 #   zero-shot top-1. The probes read the features the config's eval.blocks names (a ViT's last
-#   N blocks; the record says so); a diffusion model's readout (U-Net block and noise level,
-#   BENCH_READOUTS) is chosen by the linear probe's validation top-1 on 10,000 training images.
+#   N blocks; the record says so); a diffusion model's readout (U-Net block and noise level) and
+#   a PixelCNN's (layer, mean or max-pooled grid), from BENCH_READOUTS or the defaults below, are
+#   chosen by the linear probe's validation top-1 on 10,000 training images.
 # Each config's record goes to docs/benchmarks/NAME.json (with its per-epoch kNN curve), then
 # scripts/benchmark_report.py renders docs/benchmarks.md and the chart from all records.
 #
@@ -96,12 +97,18 @@ PY
     wall=$(( $(date +%s) - start ))
   fi
   echo "== $name: probing" >&2
-  # a diffusion model's readout (U-Net block and noise level): the candidate whose linear probe
-  # on the first 10,000 training images scores best on their validation part (test unread)
-  readout=() readout_log=""
+  # a diffusion model's readout (U-Net block and noise level) or a PixelCNN's (layer; mean or
+  # max-pooled to a 4x4 grid): the candidate whose linear probe on the first 10,000 training
+  # images scores best on their validation part (test unread)
+  readout=() readout_log="" candidates=""
   if grep -q '"unet"' "$run/config.json"; then
+    candidates="d1@10 d1@50 d2@10 d2@50 mid@10 mid@50 mid@200 u2@50 u1@50"
+  elif grep -q '"type":[[:space:]]*"pixelcnn"' "$run/config.json"; then
+    candidates="2 4 6 8 2/max4 4/max4 6/max4 8/max4"
+  fi
+  if [ -n "$candidates" ]; then
     best_r="" best_v=-1
-    for r in ${BENCH_READOUTS:-d1@10 d1@50 d2@10 d2@50 mid@10 mid@50 mid@200 u2@50 u1@50}; do
+    for r in ${BENCH_READOUTS:-$candidates}; do
       v=$("$SSLC" linear "$ckpt" --readout "$r" --lr "$LIN_LRS" --train-limit 10000 \
             --test-limit 1 --threads "$THREADS" |
           awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "val" && $(i + 1) == "top-1") {

@@ -12,10 +12,14 @@ def encoder_name(enc, blocks=1, unet=None, readout=None, network=None):
     """resnet18 w16; a custom ViT with its width, depth and patch (vit d128 L6 p4); with the
     probes' readout when it is not the pooled output (eval.blocks: ", last 4 blocks"); a
     diffusion model's U-Net with its readout (unet c32, mid@50); a PixelCNN's own network with
-    its feature layer (pixelcnn c32 L8, layer 4)."""
+    its feature readout (pixelcnn c32 L8, layer 4; layer 6 max 4x4 for the readout 6/max4)."""
     if network is not None:
-        return (f"pixelcnn c{network.get('channels', 32)} L{network.get('layers', 8)}, layer "
-                f"{network.get('feature_layer', 4)}")
+        if readout is None:
+            g = network.get("feature_grid", 0)
+            readout = f"{network.get('feature_layer', 4)}" + (f"/max{g}" if g else "")
+        layer, _, grid = readout.partition("/max")
+        r = f"layer {layer}" + (f" max {grid}x{grid}" if grid else "")
+        return f"pixelcnn c{network.get('channels', 32)} L{network.get('layers', 8)}, {r}"
     if unet is not None:
         r = readout or f"{unet.get('readout_block', 'mid')}@{unet.get('readout_t', 50)}"
         return f"unet c{unet.get('channels', 32)}, {r}"
@@ -82,8 +86,9 @@ def main():
     ap.add_argument("--zeroshot", default="null")
     ap.add_argument("--linear-lrs", default="1e-3")
     ap.add_argument("--pixels", nargs=4, required=True)
-    ap.add_argument("--readout", default="", help="a diffusion model's readout chosen on "
-                    "validation (BLOCK@T), and the validation top-1 of each candidate")
+    ap.add_argument("--readout", default="", help="a diffusion model's or a PixelCNN's "
+                    "readout chosen on validation (BLOCK@T, LAYER[/maxG]), and the validation "
+                    "top-1 of each candidate")
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.run, "config.json")))
     readout = a.readout.split()[0] if a.readout else None

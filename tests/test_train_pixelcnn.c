@@ -268,6 +268,66 @@ static void test_features(void **state)
     ssl_ctx_free(ctx);
 }
 
+/* The readouts of a checkpoint (ssl_embed_features, as sslc embed / knn / linear --readout):
+ * "L" is layer L mean-pooled, as the config's feature_layer; "L/max8" on 8x8 images is the whole
+ * map (C x 8 x 8), whose per-channel mean is "L" and whose per-channel max is "L/max1"; the
+ * config's feature_grid 2 gives C x 2 x 2; malformed readouts are errors naming the form. */
+static void test_readouts(void **state)
+{
+    (void)state;
+    train_once();
+    char path[400];
+    snprintf(path, sizeof path, "%s/p/checkpoints/last.safetensors", tu_tmp);
+    const char *readouts[] = {NULL, "2", "3", "3/max8", "3/max1"};
+    ssl_ckpt_features_t f[5];
+    for (int k = 0; k < 5; k++) {
+        ssl_embed_opts_t o = {path, NULL, 5, NULL, NULL, 0, readouts[k]};
+        assert_int_equal(ssl_embed_features(&o, &f[k]), SSL_OK);
+        assert_int_equal(f[k].n, 5);
+    }
+    assert_int_equal(f[0].dim, 6);
+    assert_int_equal(f[3].dim, 6 * S * S);
+    assert_int_equal(f[4].dim, 6);
+    /* the default is the middle layer (2 of 3), the same as readout "2"; layer 3 differs */
+    assert_memory_equal(f[0].x, f[1].x, 5 * 6 * sizeof(float));
+    assert_true(memcmp(f[1].x, f[2].x, 5 * 6 * sizeof(float)) != 0);
+    for (int i = 0; i < 5; i++)
+        for (int c = 0; c < 6; c++) {
+            const float *map = f[3].x + ((int64_t)i * 6 + c) * S * S;
+            double sum = 0;
+            float mx = map[0];
+            for (int q = 0; q < S * S; q++) {
+                sum += map[q];
+                mx = map[q] > mx ? map[q] : mx;
+            }
+            assert_float_equal(sum / (S * S), f[2].x[i * 6 + c], 1e-5);
+            assert_float_equal(mx, f[4].x[i * 6 + c], 0);
+        }
+    for (int k = 0; k < 5; k++)
+        ssl_ckpt_features_free(&f[k]);
+    const char *bad[] = {"4", "0", "2/max9", "2/max", "2/mean", "x", "2/max2x", "mid@10"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ssl_embed_opts_t o = {path, NULL, 5, NULL, NULL, 0, bad[k]};
+        ssl_ckpt_features_t g;
+        assert_int_equal(ssl_embed_features(&o, &g), SSL_ERR_CONFIG);
+        if (!strstr(ssl_last_error(), "expected LAYER") || !strstr(ssl_last_error(), bad[k]))
+            fail_msg("readout '%s': %s", bad[k], ssl_last_error());
+    }
+    /* the config's feature_grid: C x g x g features */
+    ssl_trainer_t *t = make(CONFIG(VIEW_RAW, "{\"channels\": 6, \"layers\": 3, "
+                                             "\"first_kernel\": 5, \"hidden\": 8, "
+                                             "\"feature_grid\": 2}"));
+    ssl_ctx_t *ctx = tu_ctx();
+    ssl_tensor_t *x = tu_rand(ctx, 4, (int64_t[]){3, 1, S, S}, 5, 0, 1, 0);
+    ssl_tensor_t *g = ssl__method_features(t->method, ctx, x);
+    assert_non_null(g);
+    assert_int_equal(g->ndim, 2);
+    assert_int_equal(g->shape[0], 3);
+    assert_int_equal(g->shape[1], 6 * 2 * 2);
+    ssl_ctx_free(ctx);
+    ssl_trainer_free(t);
+}
+
 static void expect_config_error(const char *config, const char *const *needles)
 {
     ssl_train_opts_t o = {0};
@@ -294,6 +354,8 @@ static void test_config_errors(void **state)
                         (const char *[]){"network.first_kernel", "even", NULL});
     expect_config_error(CONFIG(VIEW_RAW, "{\"layers\": 2, \"feature_layer\": 3}"),
                         (const char *[]){"feature_layer", NULL});
+    expect_config_error(CONFIG(VIEW_RAW, "{\"feature_grid\": 9}"),
+                        (const char *[]){"network.feature_grid", "larger than the 8-pixel", NULL});
     expect_config_error(CONFIG(VIEW_RAW, "{\"chanels\": 4}"),
                         (const char *[]){"chanels", "channels", NULL});
     expect_config_error(CONFIG_X(VIEW_RAW,
@@ -332,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_run_outputs),
         cmocka_unit_test(test_samples),
         cmocka_unit_test(test_features),
+        cmocka_unit_test(test_readouts),
         cmocka_unit_test(test_config_errors),
     };
     return tu_status(

@@ -122,8 +122,9 @@ SSL_API int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
  * limit 0: all images. blocks 0: the readout the config's eval.blocks names (1 unless set);
  * n > 0: the readout of the last n blocks of a ViT (ssl_encoder_readout: n * D features).
  * readout: a diffusion checkpoint's readout "BLOCK@T" (e.g. "mid@50": the block and noise
- * level, as model.unet.readout_block and readout_t; NULL: the config's); an error for the
- * other methods. *n and *dim (may be NULL) get the matrix size. */
+ * level, as model.unet.readout_block and readout_t; NULL: the config's) or a PixelCNN
+ * checkpoint's "LAYER" / "LAYER/maxG" (the layer, mean-pooled or max-pooled to a G x G grid, as
+ * model.network.feature_layer and feature_grid); an error for the other methods. *n and *dim (may be NULL) get the matrix size. */
 typedef struct ssl_embed_opts {
     const char *checkpoint;
     const char *split;

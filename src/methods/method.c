@@ -207,7 +207,7 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
         }
     if (m->env.readout && !m->readout_read) {
         ssl_set_error(SSL_ERR_CONFIG, "readout '%s': the %s method has no readout choice (a "
-                      "ddpm checkpoint's BLOCK@T)", m->env.readout, d->name);
+                      "ddpm checkpoint's BLOCK@T, a pixelcnn checkpoint's LAYER[/maxG])", m->env.readout, d->name);
         goto fail;
     }
     if (m->n_global < d->min_global) {

@@ -15,11 +15,14 @@
  * conv an unpadded ssl_conv2d. Output: relu, a 1x1 C -> hidden, relu, a 1x1 hidden -> 256
  * (linears on the channels-last map), the logits of the pixel's 256 values; loss
  * ssl_loss_pixelcnn (nats per dimension). Features: the horizontal stack's output of layer
- * model.network.feature_layer, mean-pooled over positions. */
+ * model.network.feature_layer, mean-pooled over positions (feature_grid 0) or max-pooled to a
+ * feature_grid x feature_grid grid and flattened (C g^2); `--readout LAYER[/maxG]` of the
+ * evaluation commands picks another layer and pooling for one evaluation. */
 #include "methods_internal.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PCNN_STREAM_SAMPLE 0x50434e4e01ull /* the pictures' draws */
@@ -34,14 +37,35 @@ typedef struct pixelcnn_method {
     ssl_method_t base;
     gated_layer_t layer[PCNN_MAX_LAYERS];
     ssl_nn_linear_t out1, out2; /* network.out1: C -> hidden, network.out2: hidden -> 256 */
-    int n_layers, first_kernel, kernel, feature_layer;
+    int n_layers, first_kernel, kernel, feature_layer, feature_grid;
     int64_t ch, hidden;
 } pixelcnn_method_t;
 
+/* "LAYER" or "LAYER/maxG": the features' layer and pooling in place of the config's */
+static int parse_readout(pixelcnn_method_t *pm, const char *s, int64_t size)
+{
+    char *end = NULL;
+    long layer = strtol(s, &end, 10), grid = 0;
+    int ok = end != s && layer >= 1 && layer <= pm->n_layers;
+    if (ok && !strncmp(end, "/max", 4)) {
+        const char *g = end + 4;
+        grid = strtol(g, &end, 10);
+        ok = end != g && grid >= 1 && grid <= size;
+    }
+    if (!ok || *end)
+        return ssl_set_error(SSL_ERR_CONFIG, "readout '%s': expected LAYER (mean-pooled) or "
+                             "LAYER/maxG (max-pooled to a G x G grid) with LAYER in 1..%d and G "
+                             "in 1..%lld", s, pm->n_layers, (long long)size);
+    pm->feature_layer = (int)layer;
+    pm->feature_grid = (int)grid;
+    return SSL_OK;
+}
+
 static int create(ssl_method_t *m, ssl_method_build_t *b)
 {
-    static const char *const keys[] = {"channels",     "layers", "first_kernel", "kernel",
-                                       "hidden",       "feature_layer", NULL};
+    static const char *const keys[] = {"channels",      "layers",       "first_kernel",
+                                       "kernel",        "hidden",       "feature_layer",
+                                       "feature_grid",  NULL};
     pixelcnn_method_t *pm = (pixelcnn_method_t *)m;
     ssl_cfg_t c = ssl__method_section(m, b, "network");
     ssl_cfg_keys(&c, keys);
@@ -52,6 +76,7 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
     pm->hidden = ssl_cfg_int(&c, "hidden", (int)pm->ch, 1, 4096);
     pm->feature_layer = ssl_cfg_int(&c, "feature_layer", (pm->n_layers + 1) / 2, 1,
                                     pm->n_layers);
+    pm->feature_grid = ssl_cfg_int(&c, "feature_grid", 0, 0, 64);
     if (ssl_cfg_status(b->root))
         return ssl_cfg_status(b->root);
     if (pm->first_kernel % 2 == 0)
@@ -67,6 +92,12 @@ static int create(ssl_method_t *m, ssl_method_build_t *b)
                                 m->env.dataset ? m->env.dataset : "data", (long long)b->ds->c);
     if (ssl__method_pixel_view(m, b, "pixelcnn", "classifies 256 levels of", 0) != SSL_OK)
         return ssl_last_status();
+    if (pm->feature_grid > m->env.view_size)
+        return ssl_cfg_fail(&c, "feature_grid", "%d is larger than the %lld-pixel view",
+                            pm->feature_grid, (long long)m->env.view_size);
+    if (m->env.readout && parse_readout(pm, m->env.readout, m->env.view_size) != SSL_OK)
+        return ssl_last_status();
+    m->readout_read = 1;
     const ssl_init_t ti = SSL_INIT_TORCH_DEFAULT;
     ssl_params_t *p = b->online;
     int64_t C = pm->ch;
@@ -238,7 +269,12 @@ static ssl_tensor_t *features(ssl_method_t *m, ssl_ctx_t *ctx, ssl_tensor_t *x)
     /* the layers after feature_layer do not change its output: not run */
     pixelcnn_method_t *pm = (pixelcnn_method_t *)m;
     ssl_tensor_t *f = NULL;
-    return trunk(pm, ctx, x, pm->feature_layer, &f) ? ssl_global_avg_pool(ctx, f) : NULL;
+    if (!trunk(pm, ctx, x, pm->feature_layer, &f))
+        return NULL;
+    if (!pm->feature_grid)
+        return ssl_global_avg_pool(ctx, f);
+    ssl_tensor_t *g = ssl_adaptive_max_pool2d(ctx, f, pm->feature_grid, pm->feature_grid);
+    return g ? ssl_reshape(ctx, g, 2, (int64_t[]){g->shape[0], g->numel / g->shape[0]}) : NULL;
 }
 
 /* the exact -log p(x): the per-pixel nats summed */

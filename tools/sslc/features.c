@@ -28,7 +28,10 @@ const char sslc_blocks_help[] =
     "--identity or --weights (those read eval.blocks of the config file given).\n"
     "--readout BLOCK@T: a diffusion (ddpm) checkpoint's features read from U-Net block BLOCK\n"
     "(d0, d1, d2, mid, u2, u1, u0) of the image noised to level T, mean-pooled, instead of the\n"
-    "config's model.unet.readout_block and readout_t (e.g. mid@50); an error for the others.\n";
+    "config's model.unet.readout_block and readout_t (e.g. mid@50); --readout LAYER[/maxG]: a\n"
+    "pixelcnn checkpoint's features read from layer LAYER, mean-pooled, or max-pooled to a G x G\n"
+    "grid (e.g. 6/max4), instead of model.network.feature_layer and feature_grid; an error for\n"
+    "the other methods.\n";
 
 const char sslc_npy_features_help[] =
     "--train-features TRAIN.npy --test-features TEST.npy: features written by sslc embed (float32\n"
