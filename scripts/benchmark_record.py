@@ -28,7 +28,9 @@ def encoder_name(enc, blocks=1, unet=None, readout=None, network=None):
         name += f" w{enc['width']}"
     if name == "vit":
         name += f" d{enc.get('dim')} L{enc.get('depth')} p{enc.get('patch_size')}"
-    if blocks > 1:
+    if blocks > 1 and enc.get("type") == "dcgan":
+        name += f", last {blocks} layers max 4x4"
+    elif blocks > 1:
         name += f", last {blocks} blocks"
     return name
 
