@@ -207,7 +207,8 @@ ssl_method_t *ssl__method_create(ssl_cfg_t *root, const ssl_method_env_t *env,
         }
     if (m->env.readout && !m->readout_read) {
         ssl_set_error(SSL_ERR_CONFIG, "readout '%s': the %s method has no readout choice (a "
-                      "ddpm checkpoint's BLOCK@T, a pixelcnn checkpoint's LAYER[/maxG])", m->env.readout, d->name);
+                      "ddpm checkpoint's BLOCK@T, a pixelcnn checkpoint's LAYER[/maxG])",
+                      m->env.readout, d->name);
         goto fail;
     }
     if (m->n_global < d->min_global) {
@@ -341,6 +342,12 @@ int ssl__method_observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b)
     int st = m->def->observe(m, ctx, b);
     ssl_ctx_set_grad(ctx, prev);
     return st;
+}
+
+int64_t ssl__method_eval_batch(const ssl_method_t *m)
+{
+    int64_t step = m->env.batch_size * (m->env.n_views > 1 ? m->env.n_views : 1);
+    return step > 0 && step < 256 ? step : 256;
 }
 
 int ssl__method_phases(const ssl_method_t *m)

@@ -77,6 +77,11 @@ int ssl__method_observe(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b);
 int ssl__method_phases(const ssl_method_t *m);
 const char *const *ssl__method_phase_params(const ssl_method_t *m, int phase);
 const char *ssl__method_name(const ssl_method_t *m);
+/* Images per forward pass without a tape (features, likelihoods): at most 256 and at most the
+ * images of a training step (train.batch_size x views), so that evaluating never holds more
+ * activations than training does (a PixelCNN's 256-image pass held 7 GB); 256 for a method
+ * that is not trained (an encoder from weights). */
+int64_t ssl__method_eval_batch(const ssl_method_t *m);
 /* The loss graph of one batch (grad mode on; the target branch runs without a tape); of the
  * step's phase pos->phase, on the tape of the phases before it. */
 ssl_tensor_t *ssl__method_loss(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_batch_t *b,

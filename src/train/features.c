@@ -1,13 +1,14 @@
-/* Features of a method over a dataset, in batches of 256 without a tape. */
+/* Features of a method over a dataset, in batches without a tape. */
 #include "features.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int ssl__each_batch(ssl_ctx_t *ctx, const ssl_view_aug_t *a, const ssl_dataset_t *ds, int64_t n,
-                    uint64_t seed, int view, ssl__batch_fn fn, void *user)
+int ssl__each_batch(const ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
+                    const ssl_dataset_t *ds, int64_t n, uint64_t seed, int view, ssl__batch_fn fn,
+                    void *user)
 {
-    int64_t C = ds->c, S = a->out_h, B = 256;
+    int64_t C = ds->c, S = a->out_h, B = ssl__method_eval_batch(m);
     ssl_aug_ws_t *ws = ssl_aug_ws_create();
     if (!ws)
         return ssl_last_status();
@@ -48,8 +49,7 @@ static int extract_batch(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user
         e->dim = f->shape[1];
         e->feats = malloc((size_t)(e->n * e->dim) * sizeof(float));
         if (!e->feats)
-            return ssl_set_error(SSL_ERR_NOMEM,
-                                 "embedding: out of memory for %lld x %lld features",
+            return ssl_set_error(SSL_ERR_NOMEM, "embedding: out of memory for %lld x %lld features",
                                  (long long)e->n, (long long)e->dim);
     }
     memcpy(e->feats + i0 * e->dim, f->data, (size_t)(x->shape[0] * e->dim) * sizeof(float));
@@ -61,7 +61,7 @@ float *ssl__extract(ssl_method_t *m, ssl_ctx_t *ctx, const ssl_view_aug_t *a,
                     ssl__forward_fn forward, int64_t *dim)
 {
     extract_state_t e = {m, forward, n, 0, NULL};
-    if (ssl__each_batch(ctx, a, ds, n, seed, view, extract_batch, &e) != SSL_OK) {
+    if (ssl__each_batch(m, ctx, a, ds, n, seed, view, extract_batch, &e) != SSL_OK) {
         free(e.feats);
         return NULL;
     }

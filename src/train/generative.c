@@ -44,16 +44,15 @@ int ssl__trainer_nll(ssl_trainer_t *t, int64_t limit, ssl__trainer_nll_t *r)
     if ((!has_nll && !has_test) || !ds || ds->n < 1)
         return SSL_OK;
     int64_t n = limit > 0 && limit < ds->n ? limit : ds->n;
-    if (has_test &&
-        (ssl__each_batch(t->ctx, &t->rc.eval_view, ds, n, 0, 0, test_batch, t->method) !=
-             SSL_OK ||
-         ssl__method_test_result(t->method, &r->metrics) != SSL_OK))
+    if (has_test && (ssl__each_batch(t->method, t->ctx, &t->rc.eval_view, ds, n, 0, 0, test_batch,
+                                     t->method) != SSL_OK ||
+                     ssl__method_test_result(t->method, &r->metrics) != SSL_OK))
         return ssl_last_status();
     r->n = n;
     if (!has_nll)
         return SSL_OK;
     nll_state_t s = {t->method, t->rc.seed, 0, {0}};
-    if (ssl__each_batch(t->ctx, &t->rc.eval_view, ds, n, 0, 0, nll_batch, &s) != SSL_OK)
+    if (ssl__each_batch(t->method, t->ctx, &t->rc.eval_view, ds, n, 0, 0, nll_batch, &s) != SSL_OK)
         return ssl_last_status();
     int64_t dims = ds->c * (int64_t)t->rc.eval_view.out_h * t->rc.eval_view.out_w;
     r->has_nll = 1;
@@ -114,8 +113,8 @@ int ssl__trainer_pictures(ssl_trainer_t *t, int64_t epoch)
     ssl_tensor_t *x = nx > 0 ? eval_images(t, nx) : NULL, *recon = NULL, *samples = NULL;
     int st = nx > 0 && !x ? ssl_last_status() : SSL_OK;
     if (st == SSL_OK)
-        st = ssl__method_pictures(t->method, t->ctx, x, t->rc.samples, t->rc.seed, &recon,
-                                   &samples);
+        st =
+            ssl__method_pictures(t->method, t->ctx, x, t->rc.samples, t->rc.seed, &recon, &samples);
     if (st == SSL_OK && recon) {
         ssl_tensor_t *g = pair_rows(t->ctx, x, recon);
         snprintf(path, sizeof path, "%s/epoch-%03lld-recon.png", dir, (long long)epoch);
