@@ -104,7 +104,11 @@ PY
   if grep -q '"unet"' "$run/config.json"; then
     candidates="d1@10 d1@50 d2@10 d2@50 mid@10 mid@50 mid@200 u2@50 u1@50"
   elif grep -q '"type":[[:space:]]*"pixelcnn"' "$run/config.json"; then
-    candidates="2 4 6 8 2/max4 4/max4 6/max4 8/max4"
+    # every other layer up to the network's depth (8: 2 4 6 8), mean-pooled and max-pooled 4x4
+    candidates=$(python3 -c 'import json, sys
+n = json.load(open(sys.argv[1]))["model"].get("network", {}).get("layers", 8)
+ls = [str(l) for l in range(2, n + 1, 2)] or ["1"]
+print(" ".join(ls + [l + "/max4" for l in ls]))' "$run/config.json")
   fi
   if [ -n "$candidates" ]; then
     best_r="" best_v=-1
