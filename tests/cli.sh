@@ -46,8 +46,8 @@ head -c 6 "$tmp/f.npy" | grep -q "NUMPY" || fail "f.npy is not a .npy file"
 expect 0 "k=20 " -- "$sslc" knn "$ckpt" --k 20 --t 0.07 --train-limit 256 --test-limit 64
 # --blocks: the readout of several ViT blocks (D per block); a ResNet has none to read
 expect 1 "'eval.blocks'" -- "$sslc" embed "$ckpt" --blocks 2 --out "$tmp/b.npy" --limit 8
-expect 1 "--blocks and --readout read a training checkpoint" -- "$sslc" knn --identity "$ckpt" --blocks 2
-expect 1 "--blocks and --readout read a training checkpoint" -- "$sslc" knn --identity "$ckpt" --readout mid@5
+expect 1 "--readout and --bn-stats read a training checkpoint" -- "$sslc" knn --identity "$ckpt" --blocks 2
+expect 1 "--readout and --bn-stats read a training checkpoint" -- "$sslc" knn --identity "$ckpt" --readout mid@5
 expect 1 "no readout choice" -- "$sslc" knn "$ckpt" --readout mid@5 --train-limit 16 --test-limit 16
 expect 0 "done" -- "$sslc" train "$src/configs/mae.json" --out "$tmp/runs" --quiet \
   --set data.limit=64 --set train.batch_size=32 --set train.max_steps=1 --set eval.knn_every=0 \

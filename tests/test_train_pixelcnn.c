@@ -281,7 +281,7 @@ static void test_readouts(void **state)
     const char *readouts[] = {NULL, "2", "3", "3/max8", "3/max1"};
     ssl_ckpt_features_t f[5];
     for (int k = 0; k < 5; k++) {
-        ssl_embed_opts_t o = {path, NULL, 5, NULL, NULL, 0, readouts[k]};
+        ssl_embed_opts_t o = {path, NULL, 5, NULL, NULL, 0, readouts[k], 0};
         assert_int_equal(ssl_embed_features(&o, &f[k]), SSL_OK);
         assert_int_equal(f[k].n, 5);
     }
@@ -307,7 +307,7 @@ static void test_readouts(void **state)
         ssl_ckpt_features_free(&f[k]);
     const char *bad[] = {"4", "0", "2/max9", "2/max", "2/mean", "x", "2/max2x", "mid@10"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        ssl_embed_opts_t o = {path, NULL, 5, NULL, NULL, 0, bad[k]};
+        ssl_embed_opts_t o = {path, NULL, 5, NULL, NULL, 0, bad[k], 0};
         ssl_ckpt_features_t g;
         assert_int_equal(ssl_embed_features(&o, &g), SSL_ERR_CONFIG);
         if (!strstr(ssl_last_error(), "expected LAYER") || !strstr(ssl_last_error(), bad[k]))

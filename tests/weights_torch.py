@@ -7,6 +7,11 @@
                                             pooled features of the test images must match FEATS
   weights_torch.py vit FILE FEATS.npy       the same for a timm-named ViT (timm is not installed:
                                             a minimal module with timm's parameter names)
+  weights_torch.py resnet_bn FILE FEATS.npy W B
+                                            the same after recomputing every BatchNorm's
+                                            statistics from the train images in batches of B
+                                            (sslc --bn-stats): reset, then a train-mode pass per
+                                            batch, averaged weighted by batch size
   weights_torch.py same A.safetensors B.safetensors PREFIX_A PREFIX_B
                                             tensors PREFIX_A* of A equal PREFIX_B* of B (bitwise)
 Exit 0 when the check holds, 1 with the reason otherwise.
@@ -55,9 +60,9 @@ def write_data(root):
                 Image.fromarray(img, mode="L").save(os.path.join(d, f"{i:03d}.png"))
 
 
-def test_inputs(root):
+def test_inputs(root, split="test"):
     import torch
-    x = images(root, "test").astype(np.float32) / 255.0
+    x = images(root, split).astype(np.float32) / 255.0
     return torch.from_numpy((x - MEAN) / STD)[:, None]  # (N, 1, 16, 16)
 
 
@@ -107,10 +112,34 @@ def vit():
     return Pooled(img=16, p=4, c=1, d=32, depth=2, h=2)
 
 
-def compare(model, path, feats_path, root):
+def recompute_bn(model, x, batch):
+    """torch.optim.swa_utils.update_bn's procedure written out: every BatchNorm reset
+    (reset_running_stats), then one train-mode forward per batch with the momentum that makes
+    the running statistics the average of the batches' statistics weighted by their sizes
+    (update_bn itself weights every batch alike, momentum None: the same when batches are of
+    one size; sslc's last batch may be shorter)."""
+    import torch
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+    model.train()
+    seen = 0
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch):
+            b = min(batch, x.shape[0] - i)
+            for m in bns:
+                m.momentum = b / (seen + b)
+            model(x[i:i + b])
+            seen += b
+    return model.eval()
+
+
+def compare(model, path, feats_path, root, bn_batch=0):
     import torch
     torch.set_num_threads(1)
     load_strict(model, path)
+    if bn_batch:
+        recompute_bn(model, test_inputs(root, "train"), bn_batch)
     with torch.no_grad():
         ref = model(test_inputs(root)).numpy()
     got = np.load(feats_path)
@@ -156,6 +185,9 @@ if __name__ == "__main__":
     root = os.environ["WEIGHTS_DATA"]
     if cmd == "resnet":
         sys.exit(compare(resnet(int(sys.argv[4])), sys.argv[2], sys.argv[3], root))
+    if cmd == "resnet_bn":
+        sys.exit(compare(resnet(int(sys.argv[4])), sys.argv[2], sys.argv[3], root,
+                         int(sys.argv[5])))
     if cmd == "vit":
         sys.exit(compare(vit(), sys.argv[2], sys.argv[3], root))
     if cmd == "same":

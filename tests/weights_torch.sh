@@ -77,4 +77,26 @@ init="$tmp/runs/cont/checkpoints/init.safetensors"
 expect 0 "" -- "$sslc" embed "$init" --out "$tmp/ci.npy"
 cmp -s "$tmp/ci.npy" "$tmp/f16.npy" || fail "features of the run's init differ from the file's"
 expect 0 "top-1" -- "$sslc" knn --weights "$tmp/byol16_target.safetensors" "$tmp/data.json" --k 3
+# --bn-stats: a random-init checkpoint's BatchNorm statistics recomputed from the 8 train images
+# in sslc's evaluation batches (batch_size 3 x 2 views: 6, then 2) equal PyTorch's size-weighted
+# update_bn pass; the features differ from the checkpoint's own statistics (mean 0, var 1)
+train bn simclr --set model.encoder.width=16 --set train.batch_size=3 --set train.max_steps=1 \
+  --set model.projector.hidden_dim=32 --set model.projector.out_dim=16
+bi="$tmp/runs/bn/checkpoints/init.safetensors"
+expect 0 "encoder of" -- "$sslc" export "$bi" --out "$tmp/bn_init.safetensors"
+expect 0 "" -- "$sslc" embed "$bi" --bn-stats 8 --out "$tmp/bn8.npy"
+nice -n 19 "$py" "$tw" resnet_bn "$tmp/bn_init.safetensors" "$tmp/bn8.npy" 16 6 ||
+  fail "--bn-stats differs from torch's recomputed statistics"
+expect 0 "" -- "$sslc" embed "$bi" --out "$tmp/bn0.npy"
+cmp -s "$tmp/bn0.npy" "$tmp/bn8.npy" && fail "--bn-stats changed nothing"
+nice -n 19 "$py" "$tw" resnet "$tmp/bn_init.safetensors" "$tmp/bn0.npy" 16 || fail "init stats"
+# the file keeps its statistics: embedding again without the flag gives the same features
+expect 0 "" -- "$sslc" embed "$bi" --out "$tmp/bn0b.npy"
+cmp -s "$tmp/bn0.npy" "$tmp/bn0b.npy" || fail "the checkpoint changed"
+expect 1 "bn_stats 9 needs 9 images of the 'train' split, it has 8" -- \
+  "$sslc" embed "$bi" --bn-stats 9 --out "$tmp/bn9.npy"
+expect 1 "runs no BatchNorm layer" -- "$sslc" knn "$tmp/runs/vit/checkpoints/last.safetensors" \
+  --bn-stats 4 --k 3
+expect 1 "--bn-stats read a training checkpoint" -- "$sslc" knn --identity "$bi" --bn-stats 4
+expect 2 "" -- "$sslc" embed "$bi" --bn-stats 0 --out "$tmp/bnz.npy"
 echo "ok: weights in and out"

@@ -124,7 +124,13 @@ SSL_API int64_t ssl_trainer_total_steps(const ssl_trainer_t *t);
  * readout: a diffusion checkpoint's readout "BLOCK@T" (e.g. "mid@50": the block and noise
  * level, as model.unet.readout_block and readout_t; NULL: the config's) or a PixelCNN
  * checkpoint's "LAYER" / "LAYER/maxG" (the layer, mean-pooled or max-pooled to a G x G grid, as
- * model.network.feature_layer and feature_grid); an error for the other methods. *n and *dim (may be NULL) get the matrix size. */
+ * model.network.feature_layer and feature_grid); an error for the other methods.
+ * bn_stats n > 0: before embedding, the BatchNorm running statistics of the layers the readout
+ * runs are recomputed from the first n images of the train split under the evaluation
+ * transform (reset, then the average of the batches' statistics weighted by batch size, as
+ * torch.optim.swa_utils.update_bn averages them); an error when the readout runs no BatchNorm
+ * layer or the train split has fewer than n images; 0: the checkpoint's statistics. The
+ * checkpoint file is not changed. *n and *dim (may be NULL) get the matrix size. */
 typedef struct ssl_embed_opts {
     const char *checkpoint;
     const char *split;
@@ -132,6 +138,7 @@ typedef struct ssl_embed_opts {
     const char *out_path, *labels_path;
     int blocks;
     const char *readout;
+    int64_t bn_stats;
 } ssl_embed_opts_t;
 
 SSL_API int ssl_embed_checkpoint(const ssl_embed_opts_t *o, int64_t *n, int64_t *dim);

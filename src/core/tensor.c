@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core_internal.h"
 
+#include "bn_update.h"
 #include "comm.h"
 
 #include <stdint.h>
@@ -39,6 +40,7 @@ struct ssl_ctx {
     size_t scratch_cap;
     ssl_precision_t precision; /* of GEMM-shaped ops (ssl__gemm) */
     const ssl_comm_t *comm;    /* the ranks of a data-parallel step, or NULL (comm.h) */
+    int bn_update;             /* eval-mode batch norms recompute their statistics (bn_update.h) */
     ssl_grad_ready_fn grad_ready;
     void *grad_ready_user;
 };
@@ -130,6 +132,17 @@ const ssl_comm_t *ssl__ctx_comm(const ssl_ctx_t *ctx)
 {
     return ctx && ctx->comm && ctx->comm->size > 1 ? ctx->comm : NULL;
 }
+
+int ssl__ctx_set_bn_update(ssl_ctx_t *ctx, int on)
+{
+    if (!ctx)
+        return 0;
+    int prev = ctx->bn_update;
+    ctx->bn_update = on != 0;
+    return prev;
+}
+
+int ssl__ctx_bn_update(const ssl_ctx_t *ctx) { return ctx && ctx->bn_update; }
 
 void ssl__ctx_set_grad_ready(ssl_ctx_t *ctx, ssl_grad_ready_fn fn, void *user)
 {

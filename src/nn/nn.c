@@ -1,5 +1,6 @@
 /* Parameter initialisation and the basic layers: linear, conv2d, batchnorm, layernorm. */
 #include "ssl/nn.h"
+#include "core/bn_update.h"
 #include "core/check.h"
 
 #include <math.h>
@@ -343,14 +344,22 @@ static ssl_tensor_t *batchnorm_forward(ssl_ctx_t *ctx, const ssl_nn_batchnorm_t 
             m->num_batches_tracked->data[0] += 1.0f;
         return ys;
     }
+    float momentum = m->momentum, count = 1.0f;
+    if (!training && m->running_mean && x && ssl__ctx_bn_update(ctx)) {
+        /* recomputing the statistics (bn_update.h): this batch's, averaged with the ones before
+         * it, weighted by their sizes; num_batches_tracked counts the samples meanwhile */
+        training = 1;
+        count = (float)x->shape[0];
+        momentum = count / (m->num_batches_tracked->data[0] + count);
+    }
     ssl_tensor_t *y =
         relu == 2 ? ssl_batch_norm_add_relu(ctx, x, m->weight, m->bias, m->running_mean,
-                                            m->running_var, residual, training, m->momentum, m->eps)
+                                            m->running_var, residual, training, momentum, m->eps)
                   : (relu ? ssl_batch_norm_relu : ssl_batch_norm)(ctx, x, m->weight, m->bias,
                                                                   m->running_mean, m->running_var,
-                                                                  training, m->momentum, m->eps);
+                                                                  training, momentum, m->eps);
     if (y && training)
-        m->num_batches_tracked->data[0] += 1.0f;
+        m->num_batches_tracked->data[0] += count;
     return y;
 }
 

@@ -2,6 +2,7 @@
  * parameters loaded, and a dataset split to run it on (sslc embed, knn, linear, zeroshot). */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #include "ckpt_model.h"
+#include "core/bn_update.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +117,75 @@ done:
     return st;
 }
 
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* Every BatchNorm layer's running statistics of p reset (mean 0, var 1, no batches seen);
+ * count: only count the layers that have seen a batch since. */
+static int bn_stats_visit(ssl_params_t *p, int count)
+{
+    int seen = 0;
+    for (int i = 0; i < ssl_params_count(p); i++) {
+        const ssl_param_info_t *pi = ssl_params_info(p, i);
+        float v = ends_with(pi->name, ".running_var") ? 1.0f : 0.0f;
+        if (count) {
+            seen += ends_with(pi->name, ".num_batches_tracked") && pi->t->data[0] > 0.0f;
+        } else if (ends_with(pi->name, ".running_mean") || ends_with(pi->name, ".running_var") ||
+                   ends_with(pi->name, ".num_batches_tracked")) {
+            for (int64_t j = 0; j < pi->t->numel; j++)
+                pi->t->data[j] = v;
+        }
+    }
+    return seen;
+}
+
+static int run_readout(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user)
+{
+    (void)i0;
+    return ssl__method_features(user, ctx, x) ? SSL_OK : ssl_last_status();
+}
+
+/* o->bn_stats (ssl_embed_opts_t): the readout's BatchNorm statistics recomputed from the first
+ * n training images, with the layers in eval mode otherwise (nn.c, bn_update.h). */
+static int recompute_bn_stats(ssl_ckpt_model_t *cm, int64_t n)
+{
+    ssl_dataset_t *tr = ssl__load_split(&cm->rc, cm->rc.split, n);
+    if (!tr)
+        return ssl_last_status();
+    int st = SSL_OK;
+    if (tr->n < n)
+        st = ssl_set_error(SSL_ERR_INVALID,
+                           "%s: bn_stats %lld needs %lld images of the '%s' split, it has %lld",
+                           cm->path, (long long)n, (long long)n, cm->rc.split, (long long)tr->n);
+    if (st == SSL_OK) {
+        bn_stats_visit(cm->online, 0);
+        bn_stats_visit(cm->target, 0);
+        int prev = ssl__ctx_set_bn_update(cm->ctx, 1);
+        st = ssl__each_batch(cm->m, cm->ctx, &cm->rc.eval_view, tr, tr->n, 0, 0, run_readout,
+                             cm->m);
+        ssl__ctx_set_bn_update(cm->ctx, prev);
+    }
+    if (st == SSL_OK && !bn_stats_visit(cm->online, 1) && !bn_stats_visit(cm->target, 1))
+        st = ssl_set_error(SSL_ERR_INVALID,
+                           "%s: bn_stats: the encoder's readout runs no BatchNorm layer (a ViT "
+                           "normalises with LayerNorm); leave it 0",
+                           cm->path);
+    ssl_dataset_free(tr);
+    return st;
+}
+
 static int embed(const ssl_embed_opts_t *o, ssl_ckpt_features_t *keep)
 {
     ssl_ckpt_model_t cm;
+    if (o->bn_stats < 0)
+        return ssl_set_error(SSL_ERR_INVALID, "embed: bn_stats must be >= 0, got %lld",
+                             (long long)o->bn_stats);
     int st = ssl__ckpt_model_open(&cm, o->checkpoint, o->split, o->limit, o->blocks, o->readout);
+    if (st == SSL_OK && o->bn_stats > 0)
+        st = recompute_bn_stats(&cm, o->bn_stats);
     if (st == SSL_OK)
         st = embed_model(&cm, o, keep);
     ssl__ckpt_model_close(&cm);
@@ -132,7 +198,7 @@ int ssl_checkpoint_features(const char *checkpoint, const char *split, int64_t l
     if (SSL__IS_NULL(checkpoint, __func__) || SSL__IS_NULL(out, __func__))
         return SSL_ERR_INVALID;
     memset(out, 0, sizeof *out);
-    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL, 0, NULL};
+    ssl_embed_opts_t eo = {checkpoint, split, limit, NULL, NULL, 0, NULL, 0};
     return embed(&eo, out);
 }
 

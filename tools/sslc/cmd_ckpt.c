@@ -12,7 +12,7 @@
 
 static const char *k_embed_help =
     "usage: sslc embed CKPT --out FEATS.npy [--split test|train] [--limit N] [--threads N]\n"
-    "                  [--blocks N] [--readout BLOCK@T]\n"
+    "                  [--blocks N] [--readout BLOCK@T] [--bn-stats N]\n"
     "       sslc embed --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT --out FEATS.npy\n"
     "                  [same options]\n"
     "\n"
@@ -67,6 +67,9 @@ int sslc_cmd_embed(int argc, char **argv)
                 return 2;
         } else if (!strcmp(a, "--readout") && i + 1 < argc) {
             o.readout = argv[++i];
+        } else if (!strcmp(a, "--bn-stats") && i + 1 < argc) {
+            if (!sslc_arg_i64("embed", a, argv[++i], 1, INT64_MAX, &o.bn_stats))
+                return 2;
         } else if (!strcmp(a, "--blocks") && i + 1 < argc) {
             if (!sslc_arg_int("embed", a, argv[++i], 1, 64, &o.blocks))
                 return 2;
@@ -82,9 +85,10 @@ int sslc_cmd_embed(int argc, char **argv)
         }
     }
     if (!o.checkpoint || !o.out_path || (encoder && !weights) ||
-        (weights && (o.blocks || o.readout))) {
+        (weights && (o.blocks || o.readout || o.bn_stats))) {
         fprintf(stderr, "sslc embed: CKPT (or CONFIG with --weights) and --out are required; "
-                        "--encoder needs --weights; --blocks and --readout are not for --weights "
+                        "--encoder needs --weights; --blocks, --readout and --bn-stats are not "
+                        "for --weights "
                         "(see sslc embed --help)\n");
         return 2;
     }

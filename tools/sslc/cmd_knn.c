@@ -11,7 +11,7 @@
 static const char *k_help =
     "usage: sslc knn CKPT [--k 10,20,100,200] [--t 0.07] [--majority] [--euclidean]\n"
     "                [--train-limit N] [--test-limit N] [--threads N] [--blocks N]\n"
-    "                [--readout BLOCK@T]\n"
+    "                [--readout BLOCK@T] [--bn-stats N]\n"
     "       sslc knn --identity CKPT|CONFIG.json [same options]\n"
     "       sslc knn --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
     "       sslc knn --train-features TRAIN.npy --test-features TEST.npy [same options]\n"

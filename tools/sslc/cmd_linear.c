@@ -12,7 +12,7 @@ static const char *k_help =
     "usage: sslc linear CKPT [--epochs 10] [--lr 1e-3[,X...]] [--wd 1e-4[,Y...]] [--sgd]\n"
     "                   [--batch 256]\n"
     "                   [--no-standardize] [--train-limit N] [--test-limit N] [--threads N]\n"
-    "                   [--blocks N] [--readout BLOCK@T]\n"
+    "                   [--blocks N] [--readout BLOCK@T] [--bn-stats N]\n"
     "       sslc linear --identity CKPT|CONFIG.json [same options]\n"
     "       sslc linear --weights FILE [--encoder JSON|FILE] CONFIG.json|CKPT [same options]\n"
     "       sslc linear --train-features TRAIN.npy --test-features TEST.npy [same options]\n"

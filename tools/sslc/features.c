@@ -31,7 +31,13 @@ const char sslc_blocks_help[] =
     "config's model.unet.readout_block and readout_t (e.g. mid@50); --readout LAYER[/maxG]: a\n"
     "pixelcnn checkpoint's features read from layer LAYER, mean-pooled, or max-pooled to a G x G\n"
     "grid (e.g. 6/max4), instead of model.network.feature_layer and feature_grid; an error for\n"
-    "the other methods.\n";
+    "the other methods.\n"
+    "--bn-stats N: before embedding, the BatchNorm running statistics of the layers the readout\n"
+    "runs recomputed from the first N training images under the evaluation transform (reset,\n"
+    "then averaged over the batches, as torch.optim.swa_utils.update_bn): e.g. a random-init\n"
+    "checkpoint (init.safetensors, whose statistics are still mean 0 and variance 1) probed as\n"
+    "a random-feature baseline. An error for an encoder without BatchNorm (a ViT) and with\n"
+    "--identity or --weights. The checkpoint file is not changed.\n";
 
 const char sslc_npy_features_help[] =
     "--train-features TRAIN.npy --test-features TEST.npy: features written by sslc embed (float32\n"
@@ -96,9 +102,10 @@ static int load_npy_splits(const char *cmd, const sslc_feature_src_t *s,
                            ssl_ckpt_features_t *tr, ssl_ckpt_features_t *te)
 {
     if (!s->train_features || !s->test_features || s->source || s->identity || s->weights ||
-        s->encoder || s->blocks || s->readout) {
+        s->encoder || s->blocks || s->readout || s->bn_stats) {
         fprintf(stderr, "sslc %s: --train-features and --test-features go together and take "
-                        "no CKPT, --identity, --weights, --blocks or --readout\n", cmd);
+                        "no CKPT, --identity, --weights, --blocks, --readout or --bn-stats\n",
+                cmd);
         return 1;
     }
     if (load_npy_features(cmd, s->train_features, s->train_limit, tr) != 0)
@@ -166,6 +173,8 @@ int sslc_feature_opt(const char *cmd, int argc, char **argv, int *i, sslc_featur
         return sslc_arg_int(cmd, a, argv[++*i], 1, 64, &s->blocks) ? 1 : -1;
     } else if (!strcmp(a, "--readout") && has_value) {
         s->readout = argv[++*i];
+    } else if (!strcmp(a, "--bn-stats") && has_value) {
+        return sslc_arg_i64(cmd, a, argv[++*i], 1, INT64_MAX, &s->bn_stats) ? 1 : -1;
     } else if (!strcmp(a, "--train-features") && has_value) {
         s->train_features = argv[++*i];
     } else if (!strcmp(a, "--test-features") && has_value) {
@@ -203,9 +212,10 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
         fprintf(stderr, "sslc %s: --identity takes no --encoder or --weights\n", cmd);
         return 1;
     }
-    if ((s->blocks || s->readout) && (identity || s->weights)) {
-        fprintf(stderr, "sslc %s: --blocks and --readout read a training checkpoint; with "
-                        "--identity or --weights the config file's eval.blocks applies\n", cmd);
+    if ((s->blocks || s->readout || s->bn_stats) && (identity || s->weights)) {
+        fprintf(stderr, "sslc %s: --blocks, --readout and --bn-stats read a training "
+                        "checkpoint; with --identity or --weights the config file's eval.blocks "
+                        "applies\n", cmd);
         return 1;
     }
     if (s->encoder && !s->weights) {
@@ -222,7 +232,8 @@ int sslc_load_features(const char *cmd, const sslc_feature_src_t *s, ssl_ckpt_fe
         const char *split = i ? NULL : "train";
         int64_t limit = i ? test_limit : train_limit;
         ssl_ckpt_features_t *f = i ? te : tr;
-        ssl_embed_opts_t eo = {source, split, limit, NULL, NULL, s->blocks, s->readout};
+        ssl_embed_opts_t eo = {source, split, limit, NULL, NULL, s->blocks, s->readout,
+                               s->bn_stats};
         st = identity     ? ssl_pixel_features(source, split, limit, f)
              : s->weights ? ssl_weights_features(json, s->weights, source, split, limit, f)
                           : ssl_embed_features(&eo, f);

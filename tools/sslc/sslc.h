@@ -30,13 +30,15 @@ int sslc_report_write(const char *run, const char *out, const char *ckpt, int64_
 
 /* Where sslc knn / linear take their features: CKPT (or CONFIG with --identity or --weights),
  * --identity, --encoder JSON|FILE, --weights FILE, --train-limit N, --test-limit N,
- * --threads N, --blocks N, --readout BLOCK@T, --train-features F --test-features F. */
+ * --threads N, --blocks N, --readout BLOCK@T, --bn-stats N, --train-features F
+ * --test-features F. */
 typedef struct sslc_feature_src {
     const char *source;
     const char *encoder, *weights; /* torchvision/timm weights instead of a checkpoint */
     int identity, threads;
     int blocks; /* 0: the checkpoint config's eval.blocks */
     const char *readout; /* NULL: the diffusion checkpoint config's readout */
+    int64_t bn_stats;    /* --bn-stats N: BatchNorm statistics recomputed first (0: kept) */
     int64_t train_limit, test_limit;
     /* --train-features / --test-features: .npy files of sslc embed (with their .labels.npy)
      * instead of embedding here; source then not needed */
