@@ -6,8 +6,9 @@
 #   (BENCH_LINEAR_LRS) and epoch chosen on 10% of the training split); CLIP/SigLIP/CoCa also
 #   zero-shot top-1. The probes read the features the config's eval.blocks names (a ViT's last
 #   N blocks; the record says so); a diffusion model's readout (U-Net block and noise level) and
-#   a PixelCNN's (layer, mean or max-pooled grid), from BENCH_READOUTS or the defaults below, are
-#   chosen by the linear probe's validation top-1 on 10,000 training images.
+#   a PixelCNN's (layer, mean or max-pooled grid), from BENCH_READOUTS or the defaults below, and
+#   a ViT's (its last N blocks, N from BENCH_VIT_BLOCKS, default "1 4") are chosen by the linear
+#   probe's validation top-1 on 10,000 training images.
 # Each config's record goes to docs/benchmarks/NAME.json (with its per-epoch kNN curve), then
 # scripts/benchmark_report.py renders docs/benchmarks.md and the chart from all records.
 #
@@ -110,10 +111,18 @@ n = json.load(open(sys.argv[1]))["model"].get("network", {}).get("layers", 8)
 ls = [str(l) for l in range(2, n + 1, 2)] or ["1"]
 print(" ".join(ls + [l + "/max4" for l in ls]))' "$run/config.json")
   fi
+  # a ViT's: its last N blocks for N in BENCH_VIT_BLOCKS (1: the pooled output; 4: DINO's
+  # linear evaluation of ViTs), whatever the config's eval.blocks
+  flag=--readout blocks=0
+  if [ -n "$candidates" ]; then
+    candidates=${BENCH_READOUTS:-$candidates}
+  elif grep -q '"type":[[:space:]]*"vit' "$run/config.json"; then
+    candidates=${BENCH_VIT_BLOCKS:-1 4} flag=--blocks
+  fi
   if [ -n "$candidates" ]; then
     best_r="" best_v=-1
-    for r in ${BENCH_READOUTS:-$candidates}; do
-      v=$("$SSLC" linear "$ckpt" --readout "$r" --lr "$LIN_LRS" --train-limit 10000 \
+    for r in $candidates; do
+      v=$("$SSLC" linear "$ckpt" "$flag" "$r" --lr "$LIN_LRS" --train-limit 10000 \
             --test-limit 1 --threads "$THREADS" |
           awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "val" && $(i + 1) == "top-1") {
                                  v = $(i + 2); sub("%.*", "", v); print v } }')
@@ -122,9 +131,14 @@ print(" ".join(ls + [l + "/max4" for l in ls]))' "$run/config.json")
         best_r=$r best_v=$v
       fi
     done
-    echo "== $name: readout $best_r (validation top-1:$readout_log)" >&2
-    readout=(--readout "$best_r")
-    readout_log="$best_r (val:$readout_log)"
+    echo "== $name: $flag $best_r (validation top-1:$readout_log)" >&2
+    readout=("$flag" "$best_r")
+    if [ "$flag" = --blocks ]; then
+      blocks=$best_r
+      readout_log="blocks=$best_r (val:$readout_log)"
+    else
+      readout_log="$best_r (val:$readout_log)"
+    fi
   fi
   # each encoder embeds the two splits once (sslc embed); kNN and the linear probe read the files
   feats="$run/probe_features"
@@ -185,6 +199,7 @@ PY
     --overrides "$train_set" \
     --knn "$knn_best" "$knn_best_at" "$knn_ref" --init-knn "$init_best" "$init_best_at" "$init_ref" \
     --linear "$lin" --init-linear "$init_lin" --zeroshot "$zs" --linear-lrs "$LIN_LRS" \
-    --pixels "$px_best" "$px_best_at" "$px_ref" "$px_lin" --readout "$readout_log"
+    --pixels "$px_best" "$px_best_at" "$px_ref" "$px_lin" --readout "$readout_log" \
+    --blocks "$blocks"
   python3 scripts/benchmark_report.py
 done

@@ -39,8 +39,10 @@ def num(s):
     return None if s in (None, "", "null") else float(s)
 
 
-def run_encoder(cfg, readout):
-    return encoder_name(cfg["model"].get("encoder", {}), cfg.get("eval", {}).get("blocks", 1),
+def run_encoder(cfg, readout, blocks=0):
+    """blocks > 0: the ViT readout the benchmark chose (--blocks), else the config's."""
+    return encoder_name(cfg["model"].get("encoder", {}),
+                        blocks or cfg.get("eval", {}).get("blocks", 1),
                         cfg["model"].get("unet"), readout, cfg["model"].get("network"))
 
 
@@ -62,7 +64,9 @@ def test_metrics(run):
 def refresh(run, path):
     cfg = json.load(open(os.path.join(run, "config.json")))
     rec = json.load(open(path))
-    rec["encoder"] = run_encoder(cfg, rec["readout"].split()[0] if rec.get("readout") else None)
+    chosen = rec.get("readout") or ""
+    rec["encoder"] = run_encoder(cfg, chosen.split()[0] if chosen else None,
+                                 rec.get("readout_blocks", 0) if chosen.startswith("blocks=") else 0)
     rec["test"] = test_metrics(run)
     with open(path, "w") as f:
         json.dump(rec, f, indent=1)
@@ -91,6 +95,8 @@ def main():
     ap.add_argument("--readout", default="", help="a diffusion model's or a PixelCNN's "
                     "readout chosen on validation (BLOCK@T, LAYER[/maxG]), and the validation "
                     "top-1 of each candidate")
+    ap.add_argument("--blocks", type=int, default=0, help="the ViT readout chosen on "
+                    "validation (its last N blocks); 0: the config's eval.blocks")
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.run, "config.json")))
     readout = a.readout.split()[0] if a.readout else None
@@ -110,9 +116,9 @@ def main():
     rec = {
         "name": os.path.basename(a.out)[:-5],
         "method": loss.get("type"), "form": loss.get("form"),
-        "encoder": run_encoder(cfg, readout),
+        "encoder": run_encoder(cfg, readout, a.blocks),
         "readout": a.readout or None,
-        "readout_blocks": cfg.get("eval", {}).get("blocks", 1),
+        "readout_blocks": a.blocks or cfg.get("eval", {}).get("blocks", 1),
         "epochs": cfg["train"].get("epochs"), "batch_size": cfg["train"].get("batch_size"),
         "overrides": a.overrides, "wall_s": a.wall, "train_s": elapsed,
         "images_per_s": sorted(x for x in ips if x)[len(ips) // 2] if ips else None,
