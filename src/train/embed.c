@@ -123,23 +123,28 @@ static int ends_with(const char *s, const char *tail)
     return n >= k && !strcmp(s + n - k, tail);
 }
 
-/* Every BatchNorm layer's running statistics of p reset (mean 0, var 1, no batches seen);
- * count: only count the layers that have seen a batch since. */
-static int bn_stats_visit(ssl_params_t *p, int count)
+/* Every BatchNorm layer's running statistics of p reset: mean 0, var 1, no batches seen. */
+static void reset_bn_stats(ssl_params_t *p)
 {
-    int seen = 0;
     for (int i = 0; i < ssl_params_count(p); i++) {
         const ssl_param_info_t *pi = ssl_params_info(p, i);
-        float v = ends_with(pi->name, ".running_var") ? 1.0f : 0.0f;
-        if (count) {
-            seen += ends_with(pi->name, ".num_batches_tracked") && pi->t->data[0] > 0.0f;
-        } else if (ends_with(pi->name, ".running_mean") || ends_with(pi->name, ".running_var") ||
-                   ends_with(pi->name, ".num_batches_tracked")) {
+        int var = ends_with(pi->name, ".running_var");
+        if (var || ends_with(pi->name, ".running_mean") ||
+            ends_with(pi->name, ".num_batches_tracked"))
             for (int64_t j = 0; j < pi->t->numel; j++)
-                pi->t->data[j] = v;
-        }
+                pi->t->data[j] = var ? 1.0f : 0.0f;
     }
-    return seen;
+}
+
+/* Whether a BatchNorm layer of p has seen a batch since reset_bn_stats. */
+static int bn_stats_seen(const ssl_params_t *p)
+{
+    for (int i = 0; i < ssl_params_count(p); i++) {
+        const ssl_param_info_t *pi = ssl_params_info(p, i);
+        if (ends_with(pi->name, ".num_batches_tracked") && pi->t->data[0] > 0.0f)
+            return 1;
+    }
+    return 0;
 }
 
 static int run_readout(ssl_ctx_t *ctx, ssl_tensor_t *x, int64_t i0, void *user)
@@ -161,14 +166,14 @@ static int recompute_bn_stats(ssl_ckpt_model_t *cm, int64_t n)
                            "%s: bn_stats %lld needs %lld images of the '%s' split, it has %lld",
                            cm->path, (long long)n, (long long)n, cm->rc.split, (long long)tr->n);
     if (st == SSL_OK) {
-        bn_stats_visit(cm->online, 0);
-        bn_stats_visit(cm->target, 0);
+        reset_bn_stats(cm->online);
+        reset_bn_stats(cm->target);
         int prev = ssl__ctx_set_bn_update(cm->ctx, 1);
         st = ssl__each_batch(cm->m, cm->ctx, &cm->rc.eval_view, tr, tr->n, 0, 0, run_readout,
                              cm->m);
         ssl__ctx_set_bn_update(cm->ctx, prev);
     }
-    if (st == SSL_OK && !bn_stats_visit(cm->online, 1) && !bn_stats_visit(cm->target, 1))
+    if (st == SSL_OK && !bn_stats_seen(cm->online) && !bn_stats_seen(cm->target))
         st = ssl_set_error(SSL_ERR_INVALID,
                            "%s: bn_stats: the encoder's readout runs no BatchNorm layer (a ViT "
                            "normalises with LayerNorm); leave it 0",
