@@ -6,7 +6,8 @@
 # convolutions ran in bf16), the last 100 steps' mean within 3% (measured 0.3%), and both fell
 # by more than 1 from the first window. Also: where bf16
 # cannot run, train.precision=bf16 is refused naming the key (forced here through oneDNN's
-# ONEDNN_MAX_CPU_ISA), and a bf16 BYOL run resumes byte-identically. Skipped (77) without Fashion-MNIST or where bf16 cannot run. The
+# ONEDNN_MAX_CPU_ISA) while "auto" runs fp32 there and says so, a bf16 BYOL run resumes
+# byte-identically, and "auto" runs bf16 where it can (the same checkpoint as bf16). Skipped (77) without Fashion-MNIST or where bf16 cannot run. The
 # sanitizer build (20x slower) sets BF16_TRAIN_STEPS=20: the same runs, its one window checked.
 # Usage: bf16_train.sh SSLC SOURCE_DIR
 set -uo pipefail
@@ -21,8 +22,18 @@ steps=${BF16_TRAIN_STEPS:-200}
 expect 2 "train.precision" -- env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$sslc" bench simclr-r18 \
   --batch 2 --steps 1 --no-peak --precision bf16
 grep -q "use \"fp32\"" <<< "$out" || fail "the refusal does not say what to use: $out"
-expect 2 "fp32 or bf16" -- "$sslc" bench simclr-r18 --precision fp16
+expect 2 "fp32, bf16 or auto" -- "$sslc" bench simclr-r18 --precision fp16
 expect 2 "train.precision" -- "$sslc" bench simclr-r18 --set train.precision=fp16
+
+# "auto" runs bf16 where it can and fp32 where it cannot: said in the log, kept in config.json
+expect 0 "precision=fp32" -- env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$sslc" bench simclr-r18 \
+  --batch 2 --steps 1 --no-peak --precision auto
+expect 0 'train.precision "auto": fp32 (' -- env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$sslc" train \
+  "$src/configs/simclr.json" --out "$tmp/auto-fp32" --no-report --threads 1 \
+  --set train.precision=auto --set data.limit=64 --set train.batch_size=32 --set train.epochs=1 \
+  --set train.max_steps=1 --set eval.knn_every=0 --set data.workers=1 --set model.encoder.width=4
+grep -q '"precision":[[:space:]]*"fp32"' "$tmp/auto-fp32/simclr/config.json" ||
+  fail "auto without bf16: config.json does not say fp32"
 
 for p in fp32 bf16; do
   "$sslc" train "$src/configs/simclr.json" --out "$tmp" --quiet --no-report --threads 1 \
@@ -43,9 +54,10 @@ done
 common=(--quiet --no-report --threads 1 --set data.limit=192 --set train.batch_size=32
         --set train.epochs=2 --set train.max_steps=3 --set eval.knn_every=0 --set data.workers=1
         --set model.encoder.width=4)
-for run in straight resumed fp32; do
+for run in straight resumed fp32 auto; do
   p=bf16
   [ $run = fp32 ] && p=fp32
+  [ $run = auto ] && p=auto
   extra=()
   [ $run = resumed ] && extra=(--stop-after 1)
   "$sslc" train "$src/configs/byol.json" --out "$tmp/$run" "${common[@]}" \
@@ -58,6 +70,13 @@ cmp -s "$tmp/straight/byol/checkpoints/last.safetensors" "$tmp/resumed/byol/chec
   fail "bf16 byol: the resumed checkpoint differs from the straight run's"
 cmp -s "$tmp/straight/byol/checkpoints/last.safetensors" "$tmp/fp32/byol/checkpoints/last.safetensors" &&
   fail "bf16 byol: the checkpoint equals fp32's (bf16 did not run)"
+# here bf16 can run, so "auto" is bf16: the same checkpoint, and config.json says bf16
+grep -q '"precision":[[:space:]]*"bf16"' "$tmp/auto/byol/config.json" ||
+  fail "auto: config.json lacks bf16"
+grep -q 'train.precision "auto": bf16' "$tmp/auto.log" ||
+  fail "auto: the log does not say bf16: $(cat "$tmp/auto.log")"
+cmp -s "$tmp/straight/byol/checkpoints/last.safetensors" \
+  "$tmp/auto/byol/checkpoints/last.safetensors" || fail "byol with precision auto differs from bf16"
 pass=$((pass + 1))
 
 python3 - "$tmp/fp32/metrics.jsonl" "$tmp/bf16/metrics.jsonl" "$steps" <<'PY' || fail "bf16 loss curve"

@@ -3,7 +3,8 @@
 # non-zero exit, never a hang (each case under a timeout):
 #   1. one rank's config error (mpirun's MPMD form gives rank 1 other arguments) while rank 0
 #      waits for it in a collective: MPI_Abort after the message naming rank 1 and the key;
-#      split BatchNorm groups that do not divide each rank's part of the batch;
+#      split BatchNorm groups that do not divide each rank's part of the batch; train.precision
+#      "auto" resolving to bf16 on rank 0 and fp32 on rank 1 (where bf16 can run here);
 #   2. ranks that drift apart (rank 1 with another learning rate) under train.check_sync:
 #      stopped at the step they differ, naming it and the rank; without it, at the epoch's end;
 #   3. a rank killed with SIGKILL mid-run: mpirun ends the job, and the checkpoint written
@@ -45,6 +46,25 @@ grep -q "model.encoder.bn_groups': 8 does not divide the 4 images of each of the
   <<< "$msg" || { echo "FAIL: no message naming the key:"; echo "$msg"; exit 1; }
 echo "ok: bn_groups checked against each rank's part of the batch"
 pass=$((pass + 1))
+
+# 1c. train.precision "auto" resolving differently on two ranks (rank 1 told by oneDNN that the
+# CPU has no bf16): an error naming the rank and both precisions, not two precisions in one run
+if "$sslc" bench simclr-r18 --batch 2 --steps 1 --no-peak --precision bf16 > /dev/null 2>&1; then
+  set +e
+  msg=$(timeout 120 "$mpiexec" --oversubscribe -np 1 "$sslc" train "$cfg" --out "$out/a3" \
+    "${common[@]}" --set train.precision=auto \
+    : -np 1 env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$sslc" train "$cfg" --out "$out/a3" \
+    "${common[@]}" --set train.precision=auto 2>&1)
+  rc=$?
+  set -e
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] || { echo "FAIL: auto precision per rank: exit $rc"; echo "$msg"; exit 1; }
+  grep -q "rank 1 runs fp32 but rank 0 runs bf16" <<< "$msg" ||
+    { echo "FAIL: no message naming the ranks' precisions:"; echo "$msg"; exit 1; }
+  echo "ok: ranks whose \"auto\" precision differs are refused"
+  pass=$((pass + 1))
+else
+  echo "note: bf16 cannot run here, so \"auto\" is fp32 on every rank: case 1c not run"
+fi
 
 # 2. rank 1 trains with another learning rate: step 1 is a warm-up step at lr 0 (the same on
 # both), step 2 differs

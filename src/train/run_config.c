@@ -210,13 +210,34 @@ static void read_masks(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     }
 }
 
+/* train.precision "auto": bf16 where it can run (docs/precision.md), else fp32; the reason is
+ * kept for the log, and the resolved name replaces "auto" in a filled document, so the run's
+ * config.json and checkpoints (and so a resumed run) keep the precision the run trained in. */
+static void resolve_auto_precision(ssl_cfg_t *c, ssl_run_cfg_t *rc)
+{
+    int bf16 = ssl_precision_supported(SSL_PRECISION_BF16) == SSL_OK;
+    rc->precision = bf16 ? SSL_PRECISION_BF16 : SSL_PRECISION_FP32;
+    snprintf(rc->precision_auto, sizeof rc->precision_auto, "%s",
+             bf16 ? "this build and CPU run bf16" : ssl_last_error());
+    if (!bf16)
+        ssl_clear_error();
+    if ((c->flags & SSL_CFG_FILL) && c->obj) {
+        cJSON *v = cJSON_CreateString(ssl_precision_name(rc->precision));
+        if (!v || !cJSON_ReplaceItemInObject(c->obj, "precision", v)) {
+            cJSON_Delete(v);
+            ssl_cfg_fail(c, "precision", "out of memory resolving \"auto\"");
+        }
+    }
+}
+
 static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
 {
     static const char *const keys[] = {"epochs", "batch_size", "seed", "threads", "log_every",
                                        "max_steps", "on_nonfinite", "precision", "sync_bn",
                                        "check_sync", NULL};
     static const char *const nf[] = {"stop", "skip", NULL};
-    static const char *const precisions[] = {"fp32", "bf16", NULL}; /* ssl_precision_t order */
+    /* ssl_precision_t order, then "auto" */
+    static const char *const precisions[] = {"fp32", "bf16", "auto", NULL};
     ssl_cfg_t c = ssl_cfg_obj(root, "train");
     ssl_cfg_keys(&c, keys);
     rc->epochs = ssl_cfg_int(&c, "epochs", 1, 1, 100000);
@@ -226,7 +247,11 @@ static void read_train(ssl_cfg_t *root, ssl_run_cfg_t *rc)
     rc->log_every = ssl_cfg_int(&c, "log_every", 20, 1, 1 << 30);
     rc->max_steps = ssl_cfg_i64(&c, "max_steps", 0, 0, (int64_t)1 << 40);
     rc->skip_nonfinite = ssl_cfg_enum(&c, "on_nonfinite", nf, 0);
-    rc->precision = (ssl_precision_t)ssl_cfg_enum(&c, "precision", precisions, 0);
+    int precision = ssl_cfg_enum(&c, "precision", precisions, 0);
+    rc->precision = precision == 1 ? SSL_PRECISION_BF16 : SSL_PRECISION_FP32;
+    rc->precision_auto[0] = '\0';
+    if (precision == 2 && ssl_cfg_status(&c) == SSL_OK)
+        resolve_auto_precision(&c, rc);
     /* data-parallel runs (several ranks; no effect on one process) */
     rc->sync_bn = ssl_cfg_bool(&c, "sync_bn", 1);
     rc->check_sync = ssl_cfg_bool(&c, "check_sync", 0);

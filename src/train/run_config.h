@@ -30,6 +30,7 @@ typedef struct ssl_run_cfg {
     uint64_t seed;
     int threads, log_every, skip_nonfinite;
     ssl_precision_t precision; /* train.precision: of the step's GEMM-shaped ops */
+    char precision_auto[200];  /* train.precision "auto": why it resolved as it did ("" else) */
     int sync_bn;    /* train.sync_bn: batch norm over the batch of all ranks (several ranks) */
     int check_sync; /* train.check_sync: compare the ranks' parameters after every step (else
                      * after the first step and at every epoch's end) */

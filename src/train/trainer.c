@@ -80,6 +80,9 @@ static int read_config(ssl_trainer_t *t)
     ssl_cfg_keys(&root, keys);
     if (ssl__run_cfg_read(&root, &t->rc) != SSL_OK)
         return ssl_last_status();
+    if (t->rc.precision_auto[0])
+        ssl_logf(SSL_LOG_INFO, "train.precision \"auto\": %s (%s)",
+                 ssl_precision_name(t->rc.precision), t->rc.precision_auto);
     if (o->threads > 0)
         t->rc.threads = o->threads;
     /* several ranks on one machine: each takes its share of the cores, not all of them */
@@ -175,6 +178,16 @@ static int setup_ranks(ssl_trainer_t *t)
                              (long long)t->rc.batch_size, t->world);
     if (ssl_loader_set_shard(t->loader, t->rank, t->world) != SSL_OK)
         return ssl_last_status();
+    /* every rank steps in rank 0's precision ("auto" resolves on each machine) */
+    int precision = (int)t->rc.precision;
+    if (ssl__dist_bcast(&precision, sizeof precision, 0) != SSL_OK)
+        return ssl_last_status();
+    if (precision != (int)t->rc.precision)
+        return ssl_set_error(SSL_ERR_CONFIG,
+                             "train.precision: rank %d runs %s but rank 0 runs %s (\"auto\" "
+                             "resolves per machine: set fp32 or bf16 for mixed machines)",
+                             t->rank, ssl_precision_name(t->rc.precision),
+                             ssl_precision_name((ssl_precision_t)precision));
     ssl_params_t *stores[2] = {t->online, t->target};
     for (int i = 0; i < 2; i++) {
         size_t n = 0, nb = 0;

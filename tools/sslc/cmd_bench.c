@@ -12,7 +12,7 @@
 
 static const char *k_help =
     "usage: sslc bench WORKLOAD|CONFIG [--batch N] [--steps N] [--threads N] [--set k=v]...\n"
-    "                  [--precision fp32|bf16] [--peak-n N | --no-peak] [--profile]\n"
+    "                  [--precision fp32|bf16|auto] [--peak-n N | --no-peak] [--profile]\n"
     "\n"
     "Times training steps (forward, backward, optimizer, EMA) on one fixed batch, after one\n"
     "warm-up step, and prints one line: median step seconds, images/s (original images, not\n"
@@ -27,7 +27,8 @@ static const char *k_help =
     "(bf16_peak) and, for steps run in bf16, the model GFLOP/s's share of that peak (pct_peak\n"
     "is then of the bf16 peak).\n"
     "--precision P is --set train.precision=P: the step's matmuls and convolutions in bf16 with\n"
-    "fp32 sums (docs/precision.md); refused where bf16 cannot run.\n"
+    "fp32 sums (docs/precision.md); refused where bf16 cannot run; auto: bf16 where it can,\n"
+    "else fp32 (the line's precision= says which ran).\n"
     "WORKLOAD is a built-in one (the same as bench/torch_ref.py times in PyTorch):\n"
     "  simclr-r18  ResNet-18 CIFAR stem (width 64), 2 views of 3x32x32, projector\n"
     "              512-2048(BN, ReLU)-128, NT-Xent tau 0.2, SGD momentum 0.9, weight decay\n"
@@ -74,11 +75,18 @@ int sslc_cmd_bench(int argc, char **argv)
             sets[n_sets++] = argv[++i];
         } else if (!strcmp(a, "--precision") && i + 1 < argc) {
             const char *p = argv[++i];
-            if (strcmp(p, "fp32") && strcmp(p, "bf16")) {
-                fprintf(stderr, "sslc bench: --precision must be fp32 or bf16, got '%s'\n", p);
+            static const char *const ps[][2] = {{"fp32", "train.precision=fp32"},
+                                                {"bf16", "train.precision=bf16"},
+                                                {"auto", "train.precision=auto"}};
+            int k = 0;
+            while (k < 3 && strcmp(p, ps[k][0]))
+                k++;
+            if (k == 3) {
+                fprintf(stderr, "sslc bench: --precision must be fp32, bf16 or auto, got '%s'\n",
+                        p);
                 goto out;
             }
-            sets[n_sets++] = !strcmp(p, "bf16") ? "train.precision=bf16" : "train.precision=fp32";
+            sets[n_sets++] = ps[k][1];
         } else if (a[0] != '-' && !what) {
             what = a;
         } else {
