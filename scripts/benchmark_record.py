@@ -68,6 +68,7 @@ def refresh(run, path):
     rec["encoder"] = run_encoder(cfg, chosen.split()[0] if chosen else None,
                                  rec.get("readout_blocks", 0) if chosen.startswith("blocks=") else 0)
     rec["test"] = test_metrics(run)
+    rec["precision"] = cfg["train"].get("precision", "fp32")
     with open(path, "w") as f:
         json.dump(rec, f, indent=1)
         f.write("\n")
@@ -123,6 +124,8 @@ def main():
         "overrides": a.overrides, "wall_s": a.wall, "train_s": elapsed,
         "images_per_s": sorted(x for x in ips if x)[len(ips) // 2] if ips else None,
         "threads": a.threads,
+        # the precision the run's steps ran in (its resolved config: "auto" is written resolved)
+        "precision": cfg["train"].get("precision", "fp32"),
         "knn_best": num(a.knn[0]), "knn_best_at": a.knn[1], "knn_k200_t01": num(a.knn[2]),
         "linear": num(a.linear), "linear_lrs": a.linear_lrs,
         "init_knn_best": num(a.init_knn[0]), "init_knn_k200_t01": num(a.init_knn[2]),

@@ -78,9 +78,13 @@ def old(r):
 
 
 def thr(r):
-    """The thread count beside img/s when the run did not use the table's 2 threads."""
+    """The thread count beside img/s when the run did not use the table's 2 threads, and the
+    precision when its steps did not run in fp32."""
     n = r.get("threads", 2)
-    return "" if n == 2 else f" ({n} thread{'s' if n != 1 else ''})"
+    notes = [] if n == 2 else [f"{n} thread{'s' if n != 1 else ''}"]
+    if r.get("precision", "fp32") != "fp32":
+        notes.append(r["precision"])
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def main():
@@ -93,7 +97,8 @@ def main():
         "Written by `scripts/benchmark.sh` (records in `docs/benchmarks/*.json`, rendered by",
         "`scripts/benchmark_report.py`; do not edit the table by hand). Each config trains for its",
         "own budget (its defaults, plus the overrides shown) on Fashion-MNIST's 60,000 training",
-        "images with 2 threads (a run with another thread count says so beside its img/s); then",
+        "images with 2 threads in fp32 (a run with another thread count or in bf16, from",
+        "`train.precision` `auto` on a CPU with AVX512-BF16, says so beside its img/s); then",
         "one protocol probes the trained encoder, the same encoder at",
         "random initialisation (`checkpoint.save_init`) and raw pixels (`--identity`):",
         "",
