@@ -5,12 +5,16 @@ hand, follows the table)."""
 import glob, json, os
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-DIR = os.path.join(ROOT, "docs", "benchmarks")
+# BENCH_DOCS: another docs folder (the test renders fabricated records there)
+DOCS = os.environ.get("BENCH_DOCS") or os.path.join(ROOT, "docs")
+DIR = os.path.join(DOCS, "benchmarks")
 ORDER = ["simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino",
          "mae", "simmim", "ijepa", "clip", "siglip"]
 JOINT = {"simclr", "mocov2", "mocov3", "byol", "simsiam", "barlowtwins", "vicreg", "swav", "dino",
          "mocov1", "directpred", "deepclusterv2", "ibot", "dinov2"}
 MASKED = {"mae", "simmim", "ijepa", "maskfeat", "beit", "data2vec"}
+# the issue's bar for these four: kNN k200 T0.1 >= 85% and linear >= 87%
+BAR = {"simclr", "byol", "vicreg", "dino"}
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39"]
 
@@ -29,6 +33,10 @@ def verdict(r):
         out.append("lin>init" if r["linear"] > r["init_linear"] else "lin≤init")
     if n in JOINT and r["pixels_knn_k200_t01"] is not None:
         out.append("kNN>pixels" if r["knn_k200_t01"] > r["pixels_knn_k200_t01"] else "kNN≤pixels")
+    if n in BAR and r["knn_k200_t01"] is not None:
+        out.append("kNN≥85" if r["knn_k200_t01"] >= 85 else "kNN<85")
+    if n in BAR and r["linear"] is not None:
+        out.append("lin≥87" if r["linear"] >= 87 else "lin<87")
     if n in MASKED and r["pixels_linear"] is not None:
         out.append("lin>pixels" if r["linear"] > r["pixels_linear"] else "lin≤pixels")
     if n in ("clip", "siglip", "coca") and r["zeroshot"] is not None:
@@ -120,6 +128,12 @@ def main():
         "  keep their initial statistics (mean 0, variance 1): recomputing them from the data",
         "  (`--bn-stats`) makes the random ResNet a weaker baseline, not a stronger one (notes).",
         "",
+        "Goals (issue #16): every method above its random init on kNN (k200 T0.1) and linear;",
+        "joint-embedding methods above raw pixels' kNN, SimCLR, BYOL, VICReg and DINO at least",
+        "85% kNN and 87% linear; masked-image methods above raw pixels' linear; CLIP-style",
+        "zero-shot at least 70%; each within 30 minutes alone on 2 cores (not in the table: the",
+        "minutes here are measured under the conditions in the notes).",
+        "",
         "| config | encoder | epochs | train min | img/s | kNN k200 T0.1 | kNN best | linear | "
         "init kNN | init linear | zero-shot | goals | commit | date |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -165,9 +179,9 @@ def main():
     notes = os.path.join(DIR, "notes.md")
     if os.path.exists(notes):
         lines += ["", open(notes).read().rstrip()]
-    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as fh:
+    with open(os.path.join(DOCS, "benchmarks.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
-    print(f"docs/benchmarks.md: {len(recs)} configs")
+    print(f"{os.path.normpath(os.path.join(DOCS, 'benchmarks.md'))}: {len(recs)} configs")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The benchmark's bookkeeping (docs/benchmarks.md is written by it, never by hand): a fabricated
+# run directory (resolved config + metrics.jsonl) and probe results go through
+# scripts/benchmark_record.py into a record, and scripts/benchmark_report.py renders records
+# into a table in another docs folder (BENCH_DOCS). Checked: what the record takes from the run
+# (training minutes, median img/s, the per-epoch kNN curve, the precision of the resolved
+# config), the goals column (above init, above pixels, the 85% kNN / 87% linear bar of SimCLR,
+# BYOL, VICReg and DINO, masked-image linear above pixels), the thread/precision note beside
+# img/s, the old-probe mark, and the chart. Usage: benchmark_scripts.sh SSLC SOURCE_DIR
+set -uo pipefail
+src=$2
+. "$(dirname "$0")/cli_lib.sh"
+cli_tmpdir
+python3 -c 'import json' 2>/dev/null || { echo "SKIP: no python3"; exit 77; }
+mkdir -p "$tmp/docs/benchmarks" "$tmp/runs/simclr" "$tmp/runs/mae"
+printf '%s\n' '{"name": "simclr", "model": {"encoder": {"type": "resnet18", "width": 16}},' \
+  '"loss": {"type": "simclr"}, "train": {"epochs": 3, "batch_size": 256, "precision": "bf16"},' \
+  '"eval": {}}' > "$tmp/runs/simclr/config.json"
+printf '%s\n' '{"epoch": 0, "knn_top1": 0.68}' \
+  '{"epoch": 1, "epoch_s": 60, "images_per_s": 400, "knn_top1": 0.75}' \
+  '{"epoch": 2, "epoch_s": 90, "images_per_s": 300, "knn_top1": 0.79}' \
+  '{"epoch": 3, "epoch_s": 30, "images_per_s": 500, "knn_top1": 0.80}' > "$tmp/runs/simclr/metrics.jsonl"
+printf '%s\n' '{"name": "mae", "model": {"encoder": {"type": "vit", "dim": 128, "depth": 6,' \
+  '"patch_size": 4}}, "loss": {"type": "mae"}, "train": {"epochs": 1}, "eval": {"blocks": 4}}' \
+  > "$tmp/runs/mae/config.json"
+printf '%s\n' '{"epoch": 0, "knn_top1": 0.50}' \
+  '{"epoch": 1, "epoch_s": 120, "images_per_s": 200, "knn_top1": 0.55}' > "$tmp/runs/mae/metrics.jsonl"
+px=(--pixels 84.59 k20_t0.07 78.85 84.54)
+python3 "$src/scripts/benchmark_record.py" "$tmp/runs/simclr" "$tmp/docs/benchmarks/simclr.json" \
+  --wall 200 --commit abc1234 --threads 1 --knn 86.4 k20_t0.07 85.10 \
+  --init-knn 77.2 k20_t0.07 73.09 --linear 86.90 --init-linear 76.04 --linear-lrs 1e-3,1e-1 \
+  "${px[@]}" || fail "benchmark_record.py simclr"
+python3 "$src/scripts/benchmark_record.py" "$tmp/runs/mae" "$tmp/docs/benchmarks/mae.json" \
+  --wall 130 --commit abc1234 --threads 2 --knn 60.0 k20_t0.07 54.00 \
+  --init-knn 61 k20_t0.07 55.25 --linear 84.54 --init-linear 70.07 --linear-lrs 1e-3 \
+  "${px[@]}" || fail "benchmark_record.py mae"
+pass=$((pass + 1))
+
+python3 - "$tmp/docs/benchmarks/simclr.json" <<'PY' || fail "the simclr record"
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = {"name": "simclr", "encoder": "resnet18 w16", "epochs": 3, "threads": 1,
+        "precision": "bf16", "train_s": 180.0, "images_per_s": 400, "knn_k200_t01": 85.1,
+        "linear": 86.9, "knn_curve": [[0.0, 68.0], [1.0, 75.0], [2.5, 79.0], [3.0, 80.0]]}
+bad = {k: (r.get(k), v) for k, v in want.items()
+       if (r.get(k) != v if k != "knn_curve" else
+           any(abs(a - c) > 1e-9 or abs(b - d) > 1e-9 for (a, b), (c, d) in zip(r[k], v))
+           or len(r[k]) != len(v))}
+sys.exit(print("record differs (got, want):", bad) or 1 if bad else 0)
+PY
+pass=$((pass + 1))
+
+out=$(BENCH_DOCS="$tmp/docs" python3 "$src/scripts/benchmark_report.py") || fail "benchmark_report.py: $out"
+md="$tmp/docs/benchmarks.md"
+[ -s "$md" ] && [ -s "$tmp/docs/benchmarks/knn_vs_minutes.svg" ] || fail "no table or chart in $tmp/docs"
+row() { grep "^| $1 |" "$md" || fail "no row for $1 in: $(cat "$md")"; }
+simclr=$(row simclr)
+mae=$(row mae)
+for want in "400 (1 thread, bf16)" "kNN>init, lin>init, kNN>pixels, kNN≥85, lin<87" "| 85.10 |"; do
+  grep -qF -- "$want" <<< "$simclr" || fail "simclr row lacks '$want': $simclr"
+done
+for want in "| 200 |" "kNN≤init, lin>init, lin≤pixels" "84.54*" "vit d128 L6 p4, last 4 blocks"; do
+  grep -qF -- "$want" <<< "$mae" || fail "mae row lacks '$want': $mae"
+done
+grep -qF "thread" <<< "$(cut -d'|' -f6 <<< "$mae")" && fail "a 2-thread fp32 row says so: $mae"
+# the table lists SimCLR (the issue's order) before MAE, and the chart draws both curves
+[ "$(grep -n '^| simclr |' "$md" | cut -d: -f1)" -lt "$(grep -n '^| mae |' "$md" | cut -d: -f1)" ] ||
+  fail "rows out of order"
+[ "$(grep -c '<polyline' "$tmp/docs/benchmarks/knn_vs_minutes.svg")" -eq 2 ] || fail "chart curves"
+pass=$((pass + 1))
+echo "$pass passed, 0 failed"
