@@ -19,12 +19,14 @@ printf '%s\n' '{"name": "simclr", "model": {"encoder": {"type": "resnet18", "wid
 printf '%s\n' '{"epoch": 0, "knn_top1": 0.68}' \
   '{"epoch": 1, "epoch_s": 60, "images_per_s": 400, "knn_top1": 0.75}' \
   '{"epoch": 2, "epoch_s": 90, "images_per_s": 300, "knn_top1": 0.79}' \
-  '{"epoch": 3, "epoch_s": 30, "images_per_s": 500, "knn_top1": 0.80}' > "$tmp/runs/simclr/metrics.jsonl"
+  '{"epoch": 3, "epoch_s": 30, "images_per_s": 500, "knn_top1": 0.80}' \
+  > "$tmp/runs/simclr/metrics.jsonl"
 printf '%s\n' '{"name": "mae", "model": {"encoder": {"type": "vit", "dim": 128, "depth": 6,' \
   '"patch_size": 4}}, "loss": {"type": "mae"}, "train": {"epochs": 1}, "eval": {"blocks": 4}}' \
   > "$tmp/runs/mae/config.json"
 printf '%s\n' '{"epoch": 0, "knn_top1": 0.50}' \
-  '{"epoch": 1, "epoch_s": 120, "images_per_s": 200, "knn_top1": 0.55}' > "$tmp/runs/mae/metrics.jsonl"
+  '{"epoch": 1, "epoch_s": 120, "images_per_s": 200, "knn_top1": 0.55}' \
+  > "$tmp/runs/mae/metrics.jsonl"
 px=(--pixels 84.59 k20_t0.07 78.85 84.54)
 python3 "$src/scripts/benchmark_record.py" "$tmp/runs/simclr" "$tmp/docs/benchmarks/simclr.json" \
   --wall 200 --commit abc1234 --threads 1 --knn 86.4 k20_t0.07 85.10 \
@@ -50,22 +52,26 @@ sys.exit(print("record differs (got, want):", bad) or 1 if bad else 0)
 PY
 pass=$((pass + 1))
 
-out=$(BENCH_DOCS="$tmp/docs" python3 "$src/scripts/benchmark_report.py") || fail "benchmark_report.py: $out"
+out=$(BENCH_DOCS="$tmp/docs" python3 "$src/scripts/benchmark_report.py") ||
+  fail "benchmark_report.py: $out"
 md="$tmp/docs/benchmarks.md"
-[ -s "$md" ] && [ -s "$tmp/docs/benchmarks/knn_vs_minutes.svg" ] || fail "no table or chart in $tmp/docs"
+svg=$tmp/docs/benchmarks/knn_vs_minutes.svg
+[ -s "$md" ] && [ -s "$svg" ] || fail "no table or chart in $tmp/docs"
 row() { grep "^| $1 |" "$md" || fail "no row for $1 in: $(cat "$md")"; }
 simclr=$(row simclr)
 mae=$(row mae)
-for want in "400 (1 thread, bf16)" "kNN>init, lin>init, kNN>pixels, kNN≥85, lin<87" "| 85.10 |"; do
+for want in "400 (1 thread, bf16)" "kNN>init, lin>init, kNN>pixels, kNN≥85, lin<87" \
+  "| 85.10 |"; do
   grep -qF -- "$want" <<< "$simclr" || fail "simclr row lacks '$want': $simclr"
 done
-for want in "| 200 |" "kNN≤init, lin>init, lin≤pixels" "84.54*" "vit d128 L6 p4, last 4 blocks"; do
+for want in "| 200 |" "kNN≤init, lin>init, lin≤pixels" "84.54*" \
+  "vit d128 L6 p4, last 4 blocks"; do
   grep -qF -- "$want" <<< "$mae" || fail "mae row lacks '$want': $mae"
 done
 grep -qF "thread" <<< "$(cut -d'|' -f6 <<< "$mae")" && fail "a 2-thread fp32 row says so: $mae"
 # the table lists SimCLR (the issue's order) before MAE, and the chart draws both curves
-[ "$(grep -n '^| simclr |' "$md" | cut -d: -f1)" -lt "$(grep -n '^| mae |' "$md" | cut -d: -f1)" ] ||
-  fail "rows out of order"
-[ "$(grep -c '<polyline' "$tmp/docs/benchmarks/knn_vs_minutes.svg")" -eq 2 ] || fail "chart curves"
+line() { grep -n "^| $1 |" "$md" | cut -d: -f1; }
+[ "$(line simclr)" -lt "$(line mae)" ] || fail "rows out of order"
+[ "$(grep -c '<polyline' "$svg")" -eq 2 ] || fail "chart curves"
 pass=$((pass + 1))
 echo "$pass passed, 0 failed"
