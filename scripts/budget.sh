@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
-# The benchmark's wall-time budget check: how long each config's full training run would take
-# on this machine with BUDGET_THREADS threads (default: all cores), measured on a short real run
-# of it (`sslc train` for BUDGET_STEPS steps of one epoch: the loader, augmentations, step and
-# the epoch-end evaluation all included) and extrapolated to the config's epochs:
-#   minutes = (wall of the short run) + (remaining steps) x batch / (its images/s)
-#             + (epochs - 1) x (per-epoch evaluation, taken as half of the short run's time
-#               outside its steps: that time holds the start, the init and final kNN and the
-#               report, so this errs long)
-# Run it on an otherwise idle machine: the number is only as good as the machine's quiet.
+# The benchmark's wall-time budget check: how long each config's full training run takes on
+# this machine with BUDGET_THREADS threads (default: all cores), measured on a short real run of
+# it (`sslc train` for BUDGET_STEPS steps of one epoch: the loader, augmentations, steps and the
+# epoch-end evaluation all included) and extrapolated to its epochs:
+#   minutes = start + epochs x (steps per epoch x batch / images/s + per-epoch evaluation)
+# where the per-epoch evaluation is taken as half of the short run's time outside its steps
+# (that time holds the start, the init and the final kNN and the report, so this errs long)
+# and start is the other half. Run it on an otherwise idle machine: the numbers are only as
+# good as the machine's quiet (the load average at the start is recorded).
+# Each config's estimate goes into docs/benchmarks/budget.json (name -> record, merged with the
+# configs measured before), which scripts/benchmark_report.py shows beside the table's rows
+# (for the row's epochs, when its precision matches); the table is printed.
 #
 #   scripts/budget.sh [CONFIG...]    default: every config with a record in docs/benchmarks/
-#   BUDGET_STEPS=60  BUDGET_LIMIT=30 (minutes: the issue's budget)  BUDGET_SET="k=v ..."
-#   BUDGET_OUT=FILE also writes the table there (markdown)
+#   BUDGET_STEPS=80  BUDGET_LIMIT=30 (minutes: the issue's budget)  BUDGET_SET="k=v ..."
+#   BUDGET_JSON=FILE instead of docs/benchmarks/budget.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SSLC=${BUILD_DIR:-build}/sslc
 [ -x "$SSLC" ] || BUILD_DIR=${BUILD_DIR:-build} bash scripts/build.sh >/dev/null
 THREADS=${BUDGET_THREADS:-$(nproc)}
-STEPS=${BUDGET_STEPS:-60}
+STEPS=${BUDGET_STEPS:-80}
 LIMIT=${BUDGET_LIMIT:-30}
 configs=("$@")
 if [ ${#configs[@]} -eq 0 ]; then
   for r in docs/benchmarks/*.json; do
     n=$(basename "$r" .json)
-    [ -f "configs/$n.json" ] && configs+=("configs/$n.json")
+    if [ -f "configs/$n.json" ]; then configs+=("configs/$n.json"); fi
   done
 fi
 overrides=()
@@ -31,12 +34,11 @@ for kv in ${BUDGET_SET:-}; do overrides+=(--set "$kv"); done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-rows="$tmp/rows.tsv"
+rows="$tmp/rows.jsonl"
 : > "$rows"
 for cfg in "${configs[@]}"; do
   name=$(basename "$cfg" .json)
   out="$tmp/$name"
-  t0=$(date +%s.%N)
   # the BEiT config needs its tokenizer's checkpoint: a fresh one serves for timing
   extra=()
   if grep -q '"tokenizer"' "$cfg"; then
@@ -48,15 +50,16 @@ for cfg in "${configs[@]}"; do
   if ! "$SSLC" train "$cfg" --set train.epochs=1 --set train.max_steps="$STEPS" \
        "${overrides[@]}" "${extra[@]}" --threads "$THREADS" --out "$out" > "$tmp/$name.log" 2>&1
   then
-    printf '%s\tfailed: %s\n' "$name" "$(tail -1 "$tmp/$name.log")" >> "$rows"
+    echo "budget: $name failed: $(tail -1 "$tmp/$name.log")" >&2
     continue
   fi
   t1=$(date +%s.%N)
   run=$(dirname "$(find "$out" -name metrics.jsonl | head -1)")
-  /usr/bin/env python3 - "$cfg" "$run" "$t0" "$t1" "$STEPS" "${BUDGET_SET:-}" >> "$rows" <<'EOF'
+  python3 - "$cfg" "$run" "$t0" "$t1" "$THREADS" "${BUDGET_SET:-}" >> "$rows" <<'EOF'
 import json, sys
-cfg_path, run, t0, t1, steps, sets = sys.argv[1:7]
+cfg_path, run, t0, t1, threads, sets = sys.argv[1:7]
 wall = float(t1) - float(t0)
+name = cfg_path.rsplit("/", 1)[-1][:-5]
 cfg = json.load(open(cfg_path))
 resolved = json.load(open(run + "/config.json"))
 epochs = int(cfg.get("train", {}).get("epochs", 1))
@@ -68,37 +71,59 @@ for line in open(run + "/metrics.jsonl"):
     r = json.loads(line)
     if "epoch_s" in r:
         last = r
-if last is None:
-    print(f"{cfg_path}\tfailed: no epoch record in metrics.jsonl")
+
+
+def fail(why):
+    print(f"budget: {name}: {why}", file=sys.stderr)
     sys.exit(0)
+
+
+if last is None:
+    fail("no epoch record in metrics.jsonl")
 batch = int(resolved["train"]["batch_size"])
 data = resolved["data"]
-# the loader's batches per epoch: all training images but the held-out validation ones
-n = 60000 if data.get("dataset") == "fashion_mnist" else None
+# the loader's batches per epoch: the training images but the held-out validation ones
+n = {"fashion_mnist": 60000}.get(data.get("dataset"))
 if data.get("limit"):
     n = int(data["limit"]) if n is None else min(n, int(data["limit"]))
 if n is None:
-    print(f"{cfg_path}\tfailed: training set size unknown for {data.get('dataset')}")
-    sys.exit(0)
+    fail(f"training set size unknown for dataset {data.get('dataset')}")
 n -= int(data.get("val_size") or 0)
 spe = n // batch
 done = int(last["step"])
 ips = float(last["images_per_s"])
-outside = max(wall - float(last["epoch_s"]), 0.0)
-est = wall + (epochs * spe - done) * batch / ips + (epochs - 1) * outside / 2
-name = cfg_path.rsplit("/", 1)[-1][:-5]
-prec = resolved["train"].get("precision", "fp32")
-print(f"{name}\t{epochs}\t{epochs * spe}\t{batch}\t{prec}\t{ips:.1f}\t{outside / 2:.1f}\t{est / 60:.1f}")
+outside = max(wall - done * batch / ips, 0.0)
+ev = outside / 2
+epoch_min = (spe * batch / ips + ev) / 60
+start_min = (outside - ev) / 60
+print(json.dumps({"name": name, "epochs": epochs, "steps": epochs * spe, "batch": batch,
+                  "precision": resolved["train"].get("precision", "fp32"),
+                  "threads": int(threads), "steps_run": done, "images_per_s": round(ips, 1),
+                  "eval_s": round(ev, 1), "start_min": round(start_min, 3),
+                  "epoch_min": round(epoch_min, 3),
+                  "est_min": round(start_min + epochs * epoch_min, 1)}))
 EOF
 done
-{
-  echo "| config | epochs | steps | batch | precision | img/s | eval s/epoch | est. minutes | within ${LIMIT} |"
-  echo "|---|---|---|---|---|---|---|---|---|"
-  awk -F'\t' -v lim="$LIMIT" '
-    NF == 2 { printf "| %s | %s |||||||\n", $1, $2; next }
-    { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8,
-             ($8 + 0 <= lim ? "yes" : "**no**") }' "$rows"
-  echo
-  echo "$THREADS threads, $STEPS-step runs on $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
-       "$(git rev-parse --short HEAD); load average at the start: $load"
-} | tee "${BUDGET_OUT:-/dev/null}"
+python3 - "$rows" "${BUDGET_JSON:-docs/benchmarks/budget.json}" "$LIMIT" "$STEPS" \
+  "$(git rev-parse --short HEAD)" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$load" "$THREADS" <<'EOF'
+import json, os, sys
+rows_path, out, limit, steps, commit, date, load, threads = sys.argv[1:9]
+rows = [json.loads(l) for l in open(rows_path)]
+book = json.load(open(out)) if os.path.exists(out) else {}
+print(f"| config | epochs | steps | batch | precision | img/s | eval s/epoch | est. minutes | "
+      f"within {limit} |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    r.update(commit=commit, date=date, load=load)
+    book[r["name"]] = {k: v for k, v in r.items() if k != "name"}
+    ok = "yes" if r["est_min"] <= float(limit) else "**no**"
+    print(f"| {r['name']} | {r['epochs']} | {r['steps']} | {r['batch']} | {r['precision']} | "
+          f"{r['images_per_s']} | {r['eval_s']} | {r['est_min']} | {ok} |")
+if rows:
+    with open(out, "w") as fh:
+        json.dump(dict(sorted(book.items())), fh, indent=1)
+        fh.write("\n")
+print(f"\n{threads} threads, runs of {steps} steps, {date}, commit {commit}; load average at the "
+      f"start: {load}" + (f"; written to {out}" if rows else "; nothing measured"))
+sys.exit(0 if rows else 1)
+EOF
