@@ -87,7 +87,7 @@ def svg(records):
             s.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="2.5" fill="{c}"/>')
         ly = T + 14 * i + 10
         s.append(f'<line x1="{W - R + 10}" x2="{W - R + 30}" y1="{ly}" y2="{ly}" stroke="{c}" '
-                 f'stroke-width="2"/><text x="{W - R + 35}" y="{ly + 4}">{r["name"]}</text>')
+                 f'stroke-width="2"/><text x="{W - R + 35}" y="{ly + 4}">{r["label"]}</text>')
     s.append("</svg>")
     return "\n".join(s) + "\n"
 
@@ -108,12 +108,16 @@ def thr(r):
 
 
 def main():
-    recs = [json.load(open(p)) for p in glob.glob(os.path.join(DIR, "*.json"))
+    # a record's label is its file's name: NAME.json is the config's default recipe; another
+    # file of the same config (e.g. simclr-30ep.json, a longer run kept as evidence) is its own row
+    recs = [dict(json.load(open(p)), label=os.path.basename(p)[:-5])
+            for p in glob.glob(os.path.join(DIR, "*.json"))
             if os.path.basename(p) not in ("pixels.json", "budget.json")]
     # pixels.json: benchmark.sh's raw-pixel cache; budget.json: scripts/budget.sh's estimates
     bpath = os.path.join(DIR, "budget.json")
     budget = json.load(open(bpath)) if os.path.exists(bpath) else {}
-    recs.sort(key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER else 99, r["name"]))
+    recs.sort(key=lambda r: (ORDER.index(r["name"]) if r["name"] in ORDER else 99, r["name"],
+                             r["label"]))
     lines = [
         "# Learning benchmark",
         "",
@@ -160,7 +164,7 @@ def main():
         ep = str(r["epochs"]) + (f" ({r['overrides']})" if r.get("overrides") else "")
         est = estimate(r, budget)
         lines.append(
-            f"| {r['name']} | {r['encoder']} | {ep} | {f(r['train_s'] / 60)} | {f(est)} | "
+            f"| {r['label']} | {r['encoder']} | {ep} | {f(r['train_s'] / 60)} | {f(est)} | "
             f"{f(r['images_per_s'], 0)}{thr(r)} | {f(r['knn_k200_t01'], 2)} | {f(r['knn_best'], 2)} | "
             f"{f(r['linear'], 2)}{old(r)} | {f(r['init_knn_k200_t01'], 2)} | {f(r['init_linear'], 2)}{old(r)} | "
             f"{f(r['zeroshot'], 2)} | {verdict(r, est)} | {r['commit']}"
@@ -186,7 +190,7 @@ def main():
             t = r["test"]
             other = ", ".join(f"{k} {v:.4g}" for k, v in t.items()
                               if k not in ("images", "nll", "bits_per_dim"))
-            lines.append(f"| {r['name']} | {t.get('images', '–')} | {f(t.get('nll'), 2)} | "
+            lines.append(f"| {r['label']} | {t.get('images', '–')} | {f(t.get('nll'), 2)} | "
                          f"{f(t.get('bits_per_dim'), 4)} | {other or '–'} |")
     chart = svg(recs)
     if chart:
