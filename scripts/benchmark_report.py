@@ -52,7 +52,7 @@ def verdict(r, est=None):
     if n in ("clip", "siglip", "coca") and r["zeroshot"] is not None:
         out.append("zs≥70" if r["zeroshot"] >= 70 else "zs<70")
     if est is not None:
-        out.append("≤30 min" if est <= 30 else ">30 min")
+        out.append("≤30 min est." if est <= 30 else ">30 min est.")
     return ", ".join(out)
 
 
@@ -154,7 +154,7 @@ def main():
         "were measured under the conditions in the notes (most beside another run, on 1",
         "thread); `est. min alone` is `scripts/budget.sh`'s estimate of the same run alone on",
         "2 threads (a short real run of the config on an idle machine, extrapolated to the",
-        "row's epochs; `docs/benchmarks/budget.json`), which the `≤30 min` goal reads.",
+        "row's epochs; `docs/benchmarks/budget.json`), which the `≤30 min est.` goal reads.",
         "",
         "| config | encoder | epochs | train min | est. min alone | img/s | kNN k200 T0.1 | "
         "kNN best | linear | init kNN | init linear | zero-shot | goals | commit | date |",
