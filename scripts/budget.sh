@@ -47,8 +47,9 @@ for cfg in "${configs[@]}"; do
     extra=(--set "model.tokenizer.checkpoint=$tmp/tok/beit_tokenizer/checkpoints/last.safetensors")
   fi
   t0=$(date +%s.%N)
-  if ! "$SSLC" train "$cfg" --set train.epochs=1 --set train.max_steps="$STEPS" \
-       "${overrides[@]}" "${extra[@]}" --threads "$THREADS" --out "$out" > "$tmp/$name.log" 2>&1
+  # the overrides first: the short run is one epoch of STEPS steps whatever train.epochs says
+  if ! "$SSLC" train "$cfg" "${overrides[@]}" "${extra[@]}" --set train.epochs=1 \
+       --set train.max_steps="$STEPS" --threads "$THREADS" --out "$out" > "$tmp/$name.log" 2>&1
   then
     echo "budget: $name failed: $(tail -1 "$tmp/$name.log")" >&2
     continue
@@ -81,15 +82,10 @@ def fail(why):
 if last is None:
     fail("no epoch record in metrics.jsonl")
 batch = int(resolved["train"]["batch_size"])
-data = resolved["data"]
-# the loader's batches per epoch: the training images but the held-out validation ones
-n = {"fashion_mnist": 60000}.get(data.get("dataset"))
-if data.get("limit"):
-    n = int(data["limit"]) if n is None else min(n, int(data["limit"]))
-if n is None:
-    fail(f"training set size unknown for dataset {data.get('dataset')}")
-n -= int(data.get("val_size") or 0)
-spe = n // batch
+# the loader's batches in a whole epoch (the trainer logs them: train.max_steps cut this one)
+if "batches_per_epoch" not in last:
+    fail("metrics.jsonl has no batches_per_epoch (an sslc older than this script)")
+spe = int(last["batches_per_epoch"])
 done = int(last["step"])
 ips = float(last["images_per_s"])
 outside = max(wall - done * batch / ips, 0.0)

@@ -90,4 +90,22 @@ line() { grep -n "^| $1 |" "$md" | cut -d: -f1; }
 [ "$(grep -c '<polyline' "$svg")" -eq 3 ] && grep -q '>simclr-30ep</text>' "$svg" ||
   fail "chart curves"
 pass=$((pass + 1))
+
+# budget.sh itself: a short real run (2 steps of 1 epoch, synthetic images) extrapolated with the
+# trainer's batches_per_epoch: 320 training images (data.limit, after the 64 held out) / 32 = 10
+# batches, x 5 epochs (train.epochs from BUDGET_SET, which must not lengthen the short run)
+bj=$tmp/budget.json
+out=$(BUILD_DIR=$(dirname "$1") BUDGET_STEPS=2 BUDGET_THREADS=1 BUDGET_JSON=$bj \
+  BUDGET_SET="data.dataset=synthetic data.channels=1 data.limit=320 data.val_size=64
+  train.batch_size=32 train.epochs=5 eval.knn_every=0 model.encoder.width=4" \
+  bash "$src/scripts/budget.sh" "$src/configs/simclr.json" 2>&1) || fail "budget.sh: $out"
+python3 - "$bj" <<'PY' || fail "budget.sh's record: $(cat "$bj")"
+import json, sys
+r = json.load(open(sys.argv[1]))["simclr"]
+want = {"epochs": 5, "steps": 50, "batch": 32, "steps_run": 2, "threads": 1, "precision": "fp32"}
+bad = {k: (r.get(k), v) for k, v in want.items() if r.get(k) != v}
+bad.update({k: r.get(k) for k in ("images_per_s", "epoch_min") if not r.get(k, 0) > 0})
+sys.exit(print("got, want:", bad) or 1 if bad else 0)
+PY
+pass=$((pass + 1))
 echo "$pass passed, 0 failed"

@@ -775,12 +775,13 @@ static int epoch_line(ssl_trainer_t *t, const epoch_metrics_t *m, double epoch_s
     snprintf(line, sizeof line,
              "{\"epoch\": %lld, \"step\": %lld, \"loss_mean\": %s, \"epoch_s\": %.2f, "
              "\"images_per_s\": %.1f, \"embedding_std\": %.6g, \"rankme\": %.6g, "
-             "\"skipped_steps\": %lld%s",
+             "\"skipped_steps\": %lld, \"train_images\": %lld, \"batches_per_epoch\": %lld%s",
              (long long)t->epoch_done, (long long)t->global_step,
              json_num(num, sizeof num,
                       t->epoch_loss_n ? t->epoch_loss_sum / (double)t->epoch_loss_n : NAN),
              epoch_s, (double)images / (epoch_s > 0 ? epoch_s : 1), emb_std, rankme,
-             (long long)t->skipped_steps, knn >= 0 ? ", " : "}");
+             (long long)t->skipped_steps, (long long)t->train_ds->n,
+             (long long)ssl_loader_num_batches(t->loader), knn >= 0 ? ", " : "}");
     if (align >= 0 && unif <= 0) { /* before the closing brace or the kNN key */
         size_t o = strlen(line) - (knn >= 0 ? 2 : 1);
         snprintf(line + o, sizeof line - o, ", \"alignment\": %.6g, \"uniformity\": %.6g%s", align,
