@@ -5,7 +5,7 @@
 # online kNN top-1 of the trained encoder, of the same encoder at random initialisation and of
 # raw pixels, all on the same protocol (the config's eval section: a 10,000-image bank, 2,000
 # test images, k 200, T 0.1).
-# The full recipe: ./build/sslc train configs/simclr.json (30 epochs, docs/benchmarks.md)
+# The full recipe: ./build/sslc train configs/simclr.json (17 epochs, docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
