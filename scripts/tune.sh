@@ -9,10 +9,15 @@
 #     VARIANT: space-separated key=value overrides, as for --set; "" is the config as it is
 #   e.g. scripts/tune.sh configs/simclr.json 4 "" "loss.temperature=0.1" "loss.temperature=0.5"
 #   VAL_SIZE=10000  TUNE_THREADS=(all cores)  TUNE_OUT=runs/tune (run directories)
+#   TUNE_RECORDS=docs/benchmarks/tuning (where NAME.jsonl is appended)
+#   TUNE_LINEAR=1: also a linear probe (sslc linear, learning rates 1e-3 .. 3e-1, the lr and
+#     epoch chosen on 10% of the 50,000 held out) trained on the training part and tested on
+#     the validation images; the table is then sorted by it (the goal of masked-image methods)
+#   TUNE_LINEAR_ARGS: extra sslc linear options, e.g. "--blocks 4" (a ViT's last 4 blocks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 3 ]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 cfg=$1
@@ -28,8 +33,15 @@ SSLC=${BUILD_DIR:-build}/sslc
 OUT=${TUNE_OUT:-runs/tune}
 THREADS=${TUNE_THREADS:-$(nproc)}
 VAL=${VAL_SIZE:-10000}
+LINEAR=${TUNE_LINEAR:-}
+case $LINEAR in '' | 0 | 1) ;; *) echo "tune.sh: TUNE_LINEAR must be 0 or 1, got '$LINEAR'" >&2
+  exit 2 ;; esac
+[ "$LINEAR" = 0 ] && LINEAR=
+read -r -a LIN_ARGS <<<"${TUNE_LINEAR_ARGS:-}"
+[ -z "$LINEAR" ] && [ ${#LIN_ARGS[@]} -gt 0 ] &&
+  { echo "tune.sh: TUNE_LINEAR_ARGS needs TUNE_LINEAR=1" >&2; exit 2; }
 name=$(basename "$cfg" .json)
-record=docs/benchmarks/tuning/$name.jsonl
+record=${TUNE_RECORDS:-docs/benchmarks/tuning}/$name.jsonl
 mkdir -p "$OUT" "$(dirname "$record")"
 commit=$(git rev-parse --short HEAD)
 [ -n "$(git status --porcelain --untracked-files=no -- src include configs)" ] && commit="$commit+dirty"
@@ -51,10 +63,23 @@ for variant in "$@"; do
     continue
   fi
   wall=$(($(date +%s) - start))
+  # the checkpoint's config holds data.val_size and eval_split=val: sslc linear trains on the
+  # 50,000 (10% of them held out to choose lr and epoch) and its "test" is the validation split
+  lin=""
+  if [ -n "$LINEAR" ]; then
+    lin=$("$SSLC" linear "$OUT/$run/checkpoints/last.safetensors" "${LIN_ARGS[@]}" \
+            --lr 1e-3,3e-3,1e-2,3e-2,1e-1,3e-1 --threads "$THREADS" 2>"$OUT/$run.linear.err" |
+          awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "test" && $(i + 1) == "top-1") {
+                                 v = $(i + 2); sub("%.*", "", v); print v } }') || lin=""
+    if [ -z "$lin" ]; then
+      echo "tune.sh: variant [$variant]: the linear probe failed (see $OUT/$run.linear.err)" >&2
+      continue
+    fi
+  fi
   python3 - "$OUT/$run/metrics.jsonl" "$record" "$cfg" "$variant" "$epochs" "$VAL" "$wall" \
-      "$commit" <<'EOF'
+      "$commit" "$lin" "${TUNE_LINEAR_ARGS:-}" <<'EOF'
 import json, sys, time
-metrics, record, cfg, variant, epochs, val, wall, commit = sys.argv[1:]
+metrics, record, cfg, variant, epochs, val, wall, commit, lin, lin_args = sys.argv[1:]
 last = {}
 for line in open(metrics):
     d = json.loads(line)
@@ -66,18 +91,29 @@ row = {"config": cfg, "variant": variant, "epochs": int(epochs), "val_size": int
        "val_knn_k200_t0.1": round(100 * last["knn_top1"], 2), "rankme": last.get("rankme"),
        "loss_mean": last.get("loss_mean"), "minutes": round(int(wall) / 60, 1), "commit": commit,
        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+if lin:
+    row["val_linear"] = float(lin)
+    if lin_args:
+        row["linear_args"] = lin_args
 with open(record, "a") as f:
     f.write(json.dumps(row) + "\n")
 EOF
 done
 
-python3 - "$record" "$epochs" <<'EOF'
+python3 - "$record" "$epochs" "$LINEAR" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 rows = [r for r in rows if r["epochs"] == int(sys.argv[2])]
-rows.sort(key=lambda r: -r["val_knn_k200_t0.1"])
-print(f"{'val kNN':>8} {'RankMe':>7} {'min':>5}  variant ({sys.argv[2]} epochs, {sys.argv[1]})")
+if sys.argv[3]:  # sorted by the linear probe; rows without one last
+    rows.sort(key=lambda r: (-r.get("val_linear", -1), -r["val_knn_k200_t0.1"]))
+else:
+    rows.sort(key=lambda r: -r["val_knn_k200_t0.1"])
+print(f"{'val kNN':>8} {'linear':>7} {'RankMe':>7} {'min':>5}  variant ({sys.argv[2]} epochs, "
+      f"{sys.argv[1]})")
 for r in rows:
     rk = f"{r['rankme']:.1f}" if isinstance(r.get("rankme"), (int, float)) else "-"
-    print(f"{r['val_knn_k200_t0.1']:8.2f} {rk:>7} {r['minutes']:5.1f}  {r['variant'] or '(config as is)'}  [{r['commit']}]")
+    li = f"{r['val_linear']:.2f}" if "val_linear" in r else "-"
+    la = f" ({r['linear_args']})" if r.get("linear_args") else ""
+    print(f"{r['val_knn_k200_t0.1']:8.2f} {li:>7} {rk:>7} {r['minutes']:5.1f}  "
+          f"{r['variant'] or '(config as is)'}{la}  [{r['commit']}]")
 EOF

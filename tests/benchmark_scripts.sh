@@ -108,4 +108,33 @@ bad.update({k: r.get(k) for k in ("images_per_s", "epoch_min") if not r.get(k, 0
 sys.exit(print("got, want:", bad) or 1 if bad else 0)
 PY
 pass=$((pass + 1))
+
+# tune.sh: one variant of 1 epoch on synthetic images, 64 held out, with the linear probe
+# (TUNE_LINEAR=1): the record's row has the validation kNN and linear top-1 of those 64 images
+tune() {
+  BUILD_DIR=$(dirname "$1") TUNE_THREADS=1 VAL_SIZE=64 TUNE_OUT=$tmp/tune TUNE_RECORDS=$tmp/rec \
+    bash "$src/scripts/tune.sh" "$src/configs/simclr.json" 1 "data.dataset=synthetic
+    data.channels=1 data.limit=320 train.batch_size=32 model.encoder.width=4" 2>&1
+}
+out=$(TUNE_LINEAR=1 tune "$1") || fail "tune.sh with TUNE_LINEAR=1: $out"
+python3 - "$tmp/rec/simclr.jsonl" <<'PY' || fail "tune.sh's record: $(cat "$tmp/rec/simclr.jsonl")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+r = rows[-1]
+# each top-1 is a count of the 64 held-out images
+ok = (len(rows) == 1 and r["epochs"] == 1 and r["val_size"] == 64
+      and all(0 <= r[k] <= 100 and abs(round(r[k] * 0.64) / 0.64 - r[k]) < 0.006
+              for k in ("val_knn_k200_t0.1", "val_linear")))
+sys.exit(0 if ok else 1)
+PY
+grep -q "linear" <<< "$out" || fail "tune.sh's table has no linear column: $out"
+# a probe that fails (a ResNet has no ViT blocks) says so and appends no row; bad settings stop
+out=$(TUNE_LINEAR=1 TUNE_LINEAR_ARGS="--blocks 4" tune "$1")
+grep -q "the linear probe failed" <<< "$out" && [ "$(wc -l < "$tmp/rec/simclr.jsonl")" -eq 1 ] ||
+  fail "tune.sh with a failing probe: $out"
+out=$(TUNE_LINEAR=yes tune "$1") && fail "TUNE_LINEAR=yes accepted: $out"
+grep -q "TUNE_LINEAR must be 0 or 1" <<< "$out" || fail "TUNE_LINEAR=yes: $out"
+out=$(TUNE_LINEAR_ARGS="--blocks 4" tune "$1") && fail "TUNE_LINEAR_ARGS alone accepted: $out"
+grep -q "needs TUNE_LINEAR=1" <<< "$out" || fail "TUNE_LINEAR_ARGS alone: $out"
+pass=$((pass + 1))
 echo "$pass passed, 0 failed"
