@@ -27,10 +27,8 @@ BUILD_DIR=${BUILD_DIR:-build} bash scripts/build.sh >/dev/null
 SSLC=${BUILD_DIR:-build}/sslc
 OUT=${BENCH_OUT:-runs/bench}
 THREADS=${BENCH_THREADS:-$(nproc)}
-# the linear probe's learning rates, one probe each on the same features, chosen on validation
-# (lr 1e-3 alone, the protocol before 2026-12-06, left probes short of convergence: MAE 78.7%
-# at 1e-3, 81.6% at 1e-2)
-LIN_LRS=${BENCH_LINEAR_LRS:-1e-3,3e-3,1e-2,3e-2,1e-1,3e-1}
+# LIN_LRS (the linear probe's learning rates) and linear_top1
+. scripts/probe_lib.sh
 mkdir -p "$OUT" docs/benchmarks
 configs=("$@")
 [ ${#configs[@]} -eq 0 ] && configs=(configs/*.json)
@@ -52,9 +50,7 @@ knn() {
 }
 # linear probe test top-1 at the epoch chosen on the validation part
 linear() {
-  "$SSLC" linear "$@" --lr "$LIN_LRS" --threads "$THREADS" |
-    awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "test" && $(i + 1) == "top-1") {
-                           v = $(i + 2); sub("%.*", "", v); print v } }'
+  "$SSLC" linear "$@" --lr "$LIN_LRS" --threads "$THREADS" | linear_top1 test
 }
 
 declare -A pixels_done
@@ -123,9 +119,7 @@ print(" ".join(ls + [l + "/max4" for l in ls]))' "$run/config.json")
     best_r="" best_v=-1
     for r in $candidates; do
       v=$("$SSLC" linear "$ckpt" "$flag" "$r" --lr "$LIN_LRS" --train-limit 10000 \
-            --test-limit 1 --threads "$THREADS" |
-          awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "val" && $(i + 1) == "top-1") {
-                                 v = $(i + 2); sub("%.*", "", v); print v } }')
+            --test-limit 1 --threads "$THREADS" | linear_top1 val)
       readout_log="$readout_log $r=$v"
       if awk -v a="$v" -v b="$best_v" 'BEGIN { exit !(a + 0 > b + 0) }'; then
         best_r=$r best_v=$v

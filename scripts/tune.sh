@@ -33,6 +33,7 @@ SSLC=${BUILD_DIR:-build}/sslc
 OUT=${TUNE_OUT:-runs/tune}
 THREADS=${TUNE_THREADS:-$(nproc)}
 VAL=${VAL_SIZE:-10000}
+. scripts/probe_lib.sh  # LIN_LRS (the linear probe's learning rates), linear_top1
 LINEAR=${TUNE_LINEAR:-}
 case $LINEAR in '' | 0 | 1) ;; *) echo "tune.sh: TUNE_LINEAR must be 0 or 1, got '$LINEAR'" >&2
   exit 2 ;; esac
@@ -68,9 +69,8 @@ for variant in "$@"; do
   lin=""
   if [ -n "$LINEAR" ]; then
     lin=$("$SSLC" linear "$OUT/$run/checkpoints/last.safetensors" "${LIN_ARGS[@]}" \
-            --lr 1e-3,3e-3,1e-2,3e-2,1e-1,3e-1 --threads "$THREADS" 2>"$OUT/$run.linear.err" |
-          awk '/^best epoch/ { for (i = 1; i < NF; i++) if ($i == "test" && $(i + 1) == "top-1") {
-                                 v = $(i + 2); sub("%.*", "", v); print v } }') || lin=""
+            --lr "$LIN_LRS" --threads "$THREADS" 2>"$OUT/$run.linear.err" | linear_top1 test) ||
+      lin=""
     if [ -z "$lin" ]; then
       echo "tune.sh: variant [$variant]: the linear probe failed (see $OUT/$run.linear.err)" >&2
       continue
